@@ -1,0 +1,66 @@
+import type { Config, ProviderName } from '../../lib/config';
+import { createAnthropicProvider } from './anthropic';
+import { createOfflineProvider } from './offline';
+import { createOpenAiProvider } from './openai';
+import type { LlmProvider } from './types';
+
+export const PROVIDER_NAMES: readonly ProviderName[] = ['offline', 'openai', 'anthropic', 'ollama', 'openai-compatible'];
+
+export class ProviderConfigError extends Error {}
+
+/**
+ * Builds providers lazily from the configuration, one client per provider for the process.
+ * An agent names its provider; null means the deployment default (AI_PROVIDER, else the first key
+ * present, else offline).
+ */
+export function createProviderRegistry(config: Config): { get(name: string | null): LlmProvider } {
+  const cache = new Map<string, LlmProvider>();
+  const timeoutMs = config.LLM_TIMEOUT_SECONDS * 1000;
+
+  const build = (name: string): LlmProvider => {
+    switch (name) {
+      case 'offline':
+        return createOfflineProvider();
+      case 'openai':
+        if (!config.OPENAI_API_KEY) throw new ProviderConfigError('provider "openai" needs OPENAI_API_KEY');
+        return createOpenAiProvider({
+          apiKey: config.OPENAI_API_KEY,
+          baseURL: config.OPENAI_BASE_URL,
+          defaultModel: config.OPENAI_MODEL,
+          timeoutMs,
+        });
+      case 'anthropic':
+        if (!config.ANTHROPIC_API_KEY) throw new ProviderConfigError('provider "anthropic" needs ANTHROPIC_API_KEY');
+        return createAnthropicProvider({
+          apiKey: config.ANTHROPIC_API_KEY,
+          baseURL: config.ANTHROPIC_BASE_URL,
+          defaultModel: config.ANTHROPIC_MODEL,
+          timeoutMs,
+        });
+      case 'ollama':
+      case 'openai-compatible':
+        // Ollama and vLLM speak the OpenAI Chat Completions API under /v1; they ignore the key.
+        return createOpenAiProvider({
+          apiKey: config.OPENAI_API_KEY ?? 'not-needed',
+          baseURL: `${config.OLLAMA_BASE_URL.replace(/\/+$/, '')}/v1`,
+          defaultModel: config.OLLAMA_MODEL,
+          timeoutMs,
+          name: 'openai-compatible',
+        });
+      default:
+        throw new ProviderConfigError(`unknown provider "${name}"; expected one of ${PROVIDER_NAMES.join(', ')}`);
+    }
+  };
+
+  return {
+    get(name) {
+      const key = name ?? config.aiProvider;
+      let provider = cache.get(key);
+      if (!provider) {
+        provider = build(key);
+        cache.set(key, provider);
+      }
+      return provider;
+    },
+  };
+}

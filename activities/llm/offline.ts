@@ -1,0 +1,129 @@
+import type { LlmMessage, LlmProvider, LlmRequest, LlmResponse, ToolCall } from './types';
+
+/**
+ * The offline provider: a deterministic stand-in for a model, so the demo and the tests run with no
+ * key and no network. It is honest about what it is: every answer starts with "[offline]".
+ *
+ * It reads the same prompt a model would. Rules, in order:
+ * 1. A `script` array in the task input (the JSON block of the first user message) is played turn by
+ *    turn: turn N is the Nth assistant reply. Each entry is `{ "call": tool, "args": {...} }`,
+ *    `{ "calls": [{ "call", "args" }, ...] }` or `{ "answer": text }`; any entry may add
+ *    `"delayMs"` to simulate model latency. When the script runs out, the answer summarises the tool results.
+ * 2. With no script: if a tool result is already in the conversation, answer with a summary of it.
+ * 3. Otherwise, if the task mentions an http(s) URL and `http_get` is offered, fetch it.
+ * 4. Otherwise, if the task starts with "remember" and `memory_write` is offered, store the rest of
+ *    the title under the key "notes".
+ * 5. Otherwise answer directly with a short plan for the task.
+ * Token usage is estimated as one token per four characters.
+ */
+export function createOfflineProvider(): LlmProvider {
+  return {
+    name: 'offline',
+    defaultModel: 'offline-v1',
+    async complete(request, options) {
+      const turn = request.messages.filter((m) => m.role === 'assistant').length;
+      const task = readTask(request.messages);
+      const offered = new Set(request.tools.map((t) => t.name));
+      const reply = decide(task, turn, request.messages, offered);
+      if (reply.delayMs) await delay(reply.delayMs, options?.signal);
+      if (options?.onToken && reply.content) {
+        for (const word of reply.content.split(/(?<= )/)) options.onToken(word);
+      }
+      return respond(request, reply.content, reply.toolCalls, turn);
+    },
+  };
+}
+
+interface TaskPrompt {
+  title: string;
+  input: Record<string, unknown>;
+}
+
+interface Reply {
+  content: string;
+  toolCalls: Omit<ToolCall, 'id'>[];
+  delayMs?: number;
+}
+
+interface ScriptEntry {
+  call?: string;
+  args?: unknown;
+  calls?: { call: string; args?: unknown }[];
+  answer?: string;
+  delayMs?: number;
+}
+
+function decide(task: TaskPrompt, turn: number, messages: LlmMessage[], offered: Set<string>): Reply {
+  const script = Array.isArray(task.input.script) ? (task.input.script as ScriptEntry[]) : undefined;
+  const toolResults = messages.filter((m): m is Extract<LlmMessage, { role: 'tool' }> => m.role === 'tool');
+  if (script) {
+    const entry = script[turn];
+    if (!entry) return { content: summarise(task, toolResults), toolCalls: [] };
+    const calls = entry.calls ?? (entry.call ? [{ call: entry.call, args: entry.args }] : []);
+    const toolCalls = calls.map((c) => ({ name: c.call, arguments: JSON.stringify(c.args ?? {}) }));
+    const content = entry.answer !== undefined ? `[offline] ${entry.answer}` : `[offline] Step ${turn + 1} of the script.`;
+    return { content, toolCalls, delayMs: entry.delayMs };
+  }
+  if (toolResults.length > 0) return { content: summarise(task, toolResults), toolCalls: [] };
+  const text = `${task.title} ${JSON.stringify(task.input)}`;
+  const url = /https?:\/\/[^\s"'<>]+/.exec(text)?.[0];
+  if (url && offered.has('http_get')) {
+    return { content: `[offline] I will fetch ${url} to answer.`, toolCalls: [{ name: 'http_get', arguments: JSON.stringify({ url }) }] };
+  }
+  const remember = /^remember\s+(.+)$/i.exec(task.title.trim());
+  if (remember && offered.has('memory_write')) {
+    const args = { key: 'notes', op: 'append', value: remember[1] };
+    return { content: '[offline] I will store this note.', toolCalls: [{ name: 'memory_write', arguments: JSON.stringify(args) }] };
+  }
+  return {
+    content: `[offline] Plan for "${task.title}": understand the request, act within my tools, report back. Done.`,
+    toolCalls: [],
+  };
+}
+
+function summarise(task: TaskPrompt, results: Extract<LlmMessage, { role: 'tool' }>[]): string {
+  if (results.length === 0) return `[offline] Completed "${task.title}".`;
+  const parts = results.map((r) => `${r.name} → ${r.content.length > 200 ? `${r.content.slice(0, 200)}…` : r.content}`);
+  return `[offline] Completed "${task.title}" using ${results.length} tool result(s): ${parts.join('; ')}`;
+}
+
+/** The task prompt's first line is the title; its JSON code block is the input. */
+function readTask(messages: LlmMessage[]): TaskPrompt {
+  const first = messages.find((m) => m.role === 'user');
+  const text = first?.content ?? '';
+  const title = /^Task:\s*(.*)$/m.exec(text)?.[1] ?? text.split('\n')[0] ?? '';
+  const block = /```json\n([\s\S]*?)\n```/.exec(text)?.[1];
+  let input: Record<string, unknown> = {};
+  if (block) {
+    try {
+      const parsed: unknown = JSON.parse(block);
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed)) input = parsed as Record<string, unknown>;
+    } catch {
+      // A prompt without valid JSON simply has no input.
+    }
+  }
+  return { title, input };
+}
+
+function respond(request: LlmRequest, content: string, calls: Omit<ToolCall, 'id'>[], turn: number): LlmResponse {
+  const promptChars = request.messages.reduce((n, m) => n + m.content.length, 0);
+  const outputChars = content.length + calls.reduce((n, c) => n + c.name.length + c.arguments.length, 0);
+  return {
+    content,
+    toolCalls: calls.map((c, i) => ({ ...c, id: `offline_${turn}_${i}` })),
+    usage: { inputTokens: Math.ceil(promptChars / 4), outputTokens: Math.max(1, Math.ceil(outputChars / 4)) },
+    finishReason: calls.length > 0 ? 'tool_calls' : 'stop',
+    provider: 'offline',
+    model: request.model,
+  };
+}
+
+function delay(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer);
+      reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    });
+  });
+}

@@ -1,0 +1,131 @@
+import { withTransaction, type Db } from '../lib/db';
+import type {
+  AgentConfig,
+  AgentSettings,
+  AgentStatus,
+  Goal,
+  TaskOutcome,
+  TaskStatus,
+} from '../workflows/definitions';
+
+export interface RecordDeps {
+  db: Db;
+}
+
+/**
+ * Activities that keep Postgres (the queryable projection) in step with the workflows. Every write is
+ * idempotent: inserts use ON CONFLICT, agent rows only move forward in `state_version`, and terminal task
+ * states are never overwritten, so Temporal may retry any of them freely.
+ */
+export function createRecordActivities({ db }: RecordDeps) {
+  return {
+    /** Upserts the agent's configuration and status. */
+    async recordAgent(input: {
+      agent: AgentConfig;
+      settings: AgentSettings;
+      status: AgentStatus;
+      stateVersion: number;
+    }): Promise<void> {
+      const { agent: a, settings, status, stateVersion } = input;
+      await db.query(
+        `INSERT INTO agents (id, org_id, name, objective, type, capabilities, autonomy, priority, status, allowed_tools,
+           system_prompt, provider, model, settings, state_version, created_at)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)
+         ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, objective = EXCLUDED.objective, type = EXCLUDED.type,
+           capabilities = EXCLUDED.capabilities, autonomy = EXCLUDED.autonomy, priority = EXCLUDED.priority,
+           status = EXCLUDED.status, allowed_tools = EXCLUDED.allowed_tools, system_prompt = EXCLUDED.system_prompt,
+           provider = EXCLUDED.provider, model = EXCLUDED.model, settings = EXCLUDED.settings,
+           state_version = EXCLUDED.state_version, updated_at = now()
+         WHERE agents.state_version < EXCLUDED.state_version`,
+        [a.id, a.orgId, a.name, a.objective, a.type, a.capabilities, a.autonomy, a.priority, status, a.allowedTools,
+          a.systemPrompt, a.provider, a.model, JSON.stringify(settings), stateVersion, a.createdAt],
+      );
+    },
+
+    /** Records the agent's live status; ignored if a newer state was already written. */
+    async syncAgentState(input: {
+      agentId: string;
+      status: AgentStatus;
+      currentTaskId: string | null;
+      queueLength: number;
+      stateVersion: number;
+      lastActive: string | null;
+    }): Promise<void> {
+      await db.query(
+        `UPDATE agents SET status = $2, current_task_id = $3, queue_length = $4, state_version = $5,
+           last_active = COALESCE($6::timestamptz, last_active), updated_at = now()
+         WHERE id = $1 AND state_version < $5`,
+        [input.agentId, input.status, input.currentTaskId, input.queueLength, input.stateVersion, input.lastActive],
+      );
+    },
+
+    /** Inserts a queued task. `created: false` means the id was already known (a retried delegation). */
+    async recordTaskQueued(input: { agentId: string; orgId: string; goal: Goal }): Promise<{ created: boolean; status: TaskStatus }> {
+      const { goal } = input;
+      const inserted = await db.query(
+        `INSERT INTO tasks (id, org_id, agent_id, title, task_type, priority, status, input, parent_task_id, delegation_depth, created_at)
+         VALUES ($1,$2,$3,$4,$5,$6,'queued',$7,$8,$9,$10) ON CONFLICT (id) DO NOTHING RETURNING id`,
+        [goal.taskId, input.orgId, input.agentId, goal.title, goal.taskType, goal.priority, JSON.stringify(goal.input),
+          goal.parentTaskId, goal.delegationDepth, goal.submittedAt],
+      );
+      if (inserted.rowCount) return { created: true, status: 'queued' };
+      const existing = await db.query<{ status: TaskStatus }>('SELECT status FROM tasks WHERE id = $1', [goal.taskId]);
+      return { created: false, status: existing.rows[0]?.status ?? 'queued' };
+    },
+
+    /** Moves a task to a non-terminal status (planning, running, awaiting_approval). */
+    async setTaskStatus(input: { taskId: string; status: TaskStatus }): Promise<void> {
+      await db.query(
+        `UPDATE tasks SET status = $2, updated_at = now(), started_at = COALESCE(started_at, now())
+         WHERE id = $1 AND status NOT IN ('completed','failed','cancelled')`,
+        [input.taskId, input.status],
+      );
+    },
+
+    /**
+     * Writes a task's final state, with an optional closing decision for its reasoning trace
+     * (why it failed or was cancelled). A terminal status is never overwritten.
+     */
+    async finishTask(input: {
+      outcome: TaskOutcome;
+      decision?: { type: string; reasoning: string };
+    }): Promise<void> {
+      const { outcome, decision } = input;
+      await withTransaction(db, async (client) => {
+        await client.query(
+          `UPDATE tasks SET status = $2, output = $3, error = $4, steps = GREATEST(steps, $5), completed_at = now(), updated_at = now()
+           WHERE id = $1 AND status NOT IN ('completed','failed','cancelled')`,
+          [outcome.taskId, outcome.status, JSON.stringify(outcome.output ?? null), outcome.error, outcome.steps],
+        );
+        if (decision) {
+          await client.query(
+            `INSERT INTO decisions (task_id, step, seq, decision_type, reasoning, action, result)
+             VALUES ($1, $2, 999, $3, $4, $5, $6) ON CONFLICT (task_id, step, seq) DO NOTHING`,
+            [outcome.taskId, outcome.steps, decision.type, decision.reasoning,
+              JSON.stringify({ status: outcome.status }), JSON.stringify(outcome.error ?? outcome.output ?? null)],
+          );
+        }
+      });
+    },
+
+    /**
+     * Archives an agent: its queued tasks are cancelled, its private memory is deleted and its row is
+     * marked ARCHIVED, so nothing it owned comes back after a restart.
+     */
+    async archiveAgentData(input: { agentId: string; stateVersion: number }): Promise<void> {
+      await withTransaction(db, async (client) => {
+        await client.query(
+          `UPDATE tasks SET status = 'cancelled', error = 'agent archived', completed_at = now(), updated_at = now()
+           WHERE agent_id = $1 AND status NOT IN ('completed','failed','cancelled')`,
+          [input.agentId],
+        );
+        await client.query('DELETE FROM memory WHERE scope = $1', [input.agentId]);
+        await client.query(
+          `UPDATE agents SET status = 'ARCHIVED', current_task_id = NULL, queue_length = 0, archived_at = COALESCE(archived_at, now()),
+             state_version = GREATEST(state_version, $2), updated_at = now() WHERE id = $1`,
+          [input.agentId, input.stateVersion],
+        );
+      });
+    },
+  };
+}

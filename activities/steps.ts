@@ -1,0 +1,238 @@
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Logger } from 'pino';
+import type { Config } from '../lib/config';
+import type { Db } from '../lib/db';
+import { ErrorType } from '../lib/errors';
+import type { GoalReceipt, SubmitGoalInput } from '../workflows/definitions';
+import { ProviderConfigError } from './llm';
+import { ProviderError, type FinishReason, type LlmMessage, type LlmProvider, type ToolCall, type TokenUsage } from './llm/types';
+import { ToolError, type ToolRegistry } from './tools/registry';
+
+export interface StepDeps {
+  db: Db;
+  config: Config;
+  logger: Logger;
+  providers: { get(name: string | null): LlmProvider };
+  tools: ToolRegistry;
+  submitGoal(agentId: string, goal: SubmitGoalInput): Promise<GoalReceipt>;
+}
+
+export interface CallModelInput {
+  taskId: string;
+  step: number;
+  provider: string | null;
+  model: string | null;
+  messages: LlmMessage[];
+  toolNames: string[];
+}
+
+export interface ModelReply {
+  content: string;
+  toolCalls: ToolCall[];
+  finishReason: FinishReason;
+  usage: TokenUsage;
+  provider: string;
+  model: string;
+}
+
+export interface RunToolInput {
+  taskId: string;
+  agentId: string;
+  orgId: string;
+  step: number;
+  index: number;
+  call: ToolCall;
+  allowedTools: string[];
+  idempotencyKey: string;
+  delegationDepth: number;
+  maxDelegationDepth: number;
+}
+
+export interface ToolReply {
+  toolCallId: string;
+  name: string;
+  content: string;
+  isError: boolean;
+}
+
+const PROVIDER_FAILURE: Record<ProviderError['kind'], string> = {
+  rate_limited: ErrorType.ProviderRateLimited,
+  unavailable: ErrorType.ProviderUnavailable,
+  timeout: ErrorType.ProviderUnavailable,
+  network: ErrorType.ProviderUnavailable,
+  auth: ErrorType.ProviderAuth,
+  invalid_request: ErrorType.ProviderInvalidRequest,
+  context_length: ErrorType.ProviderContextLength,
+  refusal: ErrorType.ProviderRefusal,
+};
+
+/** Heartbeats while `work` runs, so a step lost with its worker is retried after the heartbeat timeout. */
+async function withHeartbeat<T>(work: () => Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  const every = Math.max(200, (ctx.info.heartbeatTimeoutMs ?? 30_000) / 3);
+  const timer = setInterval(() => ctx.heartbeat(), every);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+export function createStepActivities(deps: StepDeps) {
+  const { db, tools } = deps;
+
+  async function recordDecision(d: {
+    taskId: string;
+    step: number;
+    seq: number;
+    type: string;
+    reasoning: string;
+    action: unknown;
+    result: unknown;
+    confidence: number | null;
+  }): Promise<void> {
+    await db.query(
+      `INSERT INTO decisions (task_id, step, seq, decision_type, reasoning, action, result, confidence)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (task_id, step, seq) DO NOTHING`,
+      [d.taskId, d.step, d.seq, d.type, d.reasoning, JSON.stringify(d.action ?? {}), JSON.stringify(d.result ?? null), d.confidence],
+    );
+  }
+
+  return {
+    /**
+     * One LLM call. Records the decision it produced and its token usage, keyed by (task, step) so a
+     * retry never double counts. Provider failures are classified here: 429/5xx/network are retried by
+     * Temporal (honouring retry-after), 400/401/context-length/refusals fail at once.
+     */
+    async callModel(input: CallModelInput): Promise<ModelReply> {
+      let provider: LlmProvider;
+      try {
+        provider = deps.providers.get(input.provider);
+      } catch (err) {
+        if (err instanceof ProviderConfigError) throw ApplicationFailure.nonRetryable(err.message, ErrorType.Configuration);
+        throw err;
+      }
+      const model = input.model ?? provider.defaultModel;
+      const specs = tools.specs(input.toolNames);
+      let reply;
+      try {
+        reply = await withHeartbeat(() =>
+          provider.complete({ model, messages: input.messages, tools: specs }, { signal: Context.current().cancellationSignal }),
+        );
+      } catch (err) {
+        if (!(err instanceof ProviderError)) throw err;
+        const type = PROVIDER_FAILURE[err.kind];
+        if (!err.retryable) throw ApplicationFailure.nonRetryable(`${provider.name}: ${err.message}`, type);
+        throw ApplicationFailure.create({
+          message: `${provider.name}: ${err.message}`,
+          type,
+          nextRetryDelay: err.details.retryAfterMs,
+        });
+      }
+      const final = reply.toolCalls.length === 0;
+      await db.query(
+        `INSERT INTO llm_calls (task_id, step, provider, model, input_tokens, output_tokens) VALUES ($1,$2,$3,$4,$5,$6)
+         ON CONFLICT (task_id, step) DO NOTHING`,
+        [input.taskId, input.step, reply.provider, reply.model, reply.usage.inputTokens, reply.usage.outputTokens],
+      );
+      await db.query(
+        `UPDATE tasks SET steps = GREATEST(steps, $2), updated_at = now(),
+           input_tokens = (SELECT COALESCE(SUM(input_tokens), 0) FROM llm_calls WHERE task_id = $1),
+           output_tokens = (SELECT COALESCE(SUM(output_tokens), 0) FROM llm_calls WHERE task_id = $1)
+         WHERE id = $1`,
+        [input.taskId, input.step],
+      );
+      await recordDecision({
+        taskId: input.taskId,
+        step: input.step,
+        seq: 0,
+        type: final ? 'complete' : 'plan',
+        reasoning: reply.content || (final ? '' : `Calling ${reply.toolCalls.map((c) => c.name).join(', ')}`),
+        action: final
+          ? { answer: reply.content }
+          : { toolCalls: reply.toolCalls.map((c) => ({ name: c.name, arguments: c.arguments })) },
+        result: final ? reply.content : null,
+        confidence: null,
+      });
+      return {
+        content: reply.content,
+        toolCalls: reply.toolCalls,
+        finishReason: reply.finishReason,
+        usage: reply.usage,
+        provider: reply.provider,
+        model: reply.model,
+      };
+    },
+
+    /**
+     * One tool call. Disallowed tools, malformed or invalid arguments and tool errors are returned to the
+     * model as the tool's result, never thrown: the model can repair its call. Infrastructure errors
+     * (database down) are thrown so Temporal retries; side-effecting tools are idempotent per key.
+     */
+    async runTool(input: RunToolInput): Promise<ToolReply> {
+      const { call } = input;
+      const outcome = await withHeartbeat(() => executeTool(input));
+      await db.query(
+        `UPDATE tasks SET status = 'running', updated_at = now() WHERE id = $1 AND status = 'planning'`,
+        [input.taskId],
+      );
+      await recordDecision({
+        taskId: input.taskId,
+        step: input.step,
+        seq: input.index + 1,
+        type: outcome.decisionType,
+        reasoning: outcome.isError ? `Tool ${call.name} failed: ${outcome.content}` : `Called ${call.name}`,
+        action: { tool: call.name, arguments: safeJson(call.arguments), idempotencyKey: input.idempotencyKey },
+        result: outcome.isError ? { error: outcome.content } : safeJson(outcome.content),
+        confidence: null,
+      });
+      return { toolCallId: call.id, name: call.name, content: outcome.content, isError: outcome.isError };
+    },
+  };
+
+  async function executeTool(input: RunToolInput): Promise<{ content: string; isError: boolean; decisionType: string }> {
+    const { call } = input;
+    const fail = (message: string) => ({ content: message, isError: true, decisionType: 'tool_call' });
+    if (!input.allowedTools.includes(call.name)) return fail(`tool "${call.name}" is not allowed for this agent`);
+    const def = tools.get(call.name);
+    if (!def) return fail(`unknown tool "${call.name}"`);
+    let raw: unknown;
+    try {
+      raw = call.arguments.trim() === '' ? {} : JSON.parse(call.arguments);
+    } catch (err) {
+      return fail(`arguments are not valid JSON (${(err as Error).message}); send a JSON object matching the schema`);
+    }
+    const parsed = def.input.safeParse(raw);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+      return fail(`invalid arguments: ${issues}`);
+    }
+    try {
+      const result = await def.run(parsed.data, {
+        db,
+        config: deps.config,
+        orgId: input.orgId,
+        agentId: input.agentId,
+        taskId: input.taskId,
+        idempotencyKey: input.idempotencyKey,
+        delegationDepth: input.delegationDepth,
+        maxDelegationDepth: input.maxDelegationDepth,
+        submitGoal: deps.submitGoal,
+        signal: Context.current().cancellationSignal,
+      });
+      return { content: JSON.stringify(result.content), isError: false, decisionType: result.decisionType ?? 'tool_call' };
+    } catch (err) {
+      if (err instanceof ToolError) return fail(err.message);
+      if (err instanceof TypeError && call.name === 'http_get') return fail(`request failed: ${err.message}`);
+      throw err;
+    }
+  }
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}

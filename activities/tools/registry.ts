@@ -1,0 +1,71 @@
+import { z } from 'zod';
+import type { Config } from '../../lib/config';
+import type { Db } from '../../lib/db';
+import type { ToolSpec } from '../llm/types';
+import type { GoalReceipt, SubmitGoalInput } from '../../workflows/definitions';
+
+/** What a tool may touch. Tools never hold their own connections. */
+export interface ToolContext {
+  db: Db;
+  config: Config;
+  orgId: string;
+  agentId: string;
+  taskId: string;
+  /** Unique per tool call and stable across retries: `task-<id>:<step>:<index>`. */
+  idempotencyKey: string;
+  delegationDepth: number;
+  maxDelegationDepth: number;
+  /** Submits a goal to another agent's workflow (the only way to reach a running agent). */
+  submitGoal(agentId: string, goal: SubmitGoalInput): Promise<GoalReceipt>;
+  signal?: AbortSignal;
+}
+
+export interface ToolResult {
+  /** What the model sees as the tool's output. */
+  content: unknown;
+  /** The decision type this call represents in the reasoning trace. */
+  decisionType?: 'tool_call' | 'delegate';
+}
+
+export interface ToolDefinition<Args = unknown> {
+  name: string;
+  description: string;
+  input: z.ZodType<Args>;
+  /** Side-effecting tools apply at most once per idempotency key. */
+  sideEffect: boolean;
+  run(args: Args, ctx: ToolContext): Promise<ToolResult>;
+}
+
+/** A tool failure the model should read and may recover from (never crashes the task). */
+export class ToolError extends Error {}
+
+export function defineTool<Args>(def: ToolDefinition<Args>): ToolDefinition<Args> {
+  return def;
+}
+
+export class ToolRegistry {
+  private readonly tools = new Map<string, ToolDefinition<unknown>>();
+
+  register(...defs: ToolDefinition<never>[]): this {
+    for (const def of defs) this.tools.set(def.name, def as unknown as ToolDefinition<unknown>);
+    return this;
+  }
+
+  get(name: string): ToolDefinition<unknown> | undefined {
+    return this.tools.get(name);
+  }
+
+  names(): string[] {
+    return [...this.tools.keys()];
+  }
+
+  /** JSON schemas of the allowed tools, in the shape providers expect. */
+  specs(allowed: readonly string[]): ToolSpec[] {
+    return allowed.flatMap((name) => {
+      const def = this.tools.get(name);
+      if (!def) return [];
+      const { $schema: _ignored, ...parameters } = z.toJSONSchema(def.input, { io: 'input' }) as Record<string, unknown>;
+      return [{ name: def.name, description: def.description, parameters }];
+    });
+  }
+}

@@ -1,0 +1,64 @@
+import { randomUUID } from 'node:crypto';
+import express from 'express';
+import type { Logger } from 'pino';
+import { pinoHttp } from 'pino-http';
+import type { AgentGateway } from '../lib/agent-gateway';
+import type { Config } from '../lib/config';
+import { errorHandler, unknownRoute } from './errors';
+import { agentRoutes } from './routes/agents';
+import { taskRoutes } from './routes/tasks';
+import type { Store } from './store';
+
+export interface AppDeps {
+  store: Store;
+  gateway: AgentGateway;
+  config: Config;
+  logger: Logger;
+}
+
+/** Builds the HTTP API. Listening and shutdown live in server.ts so tests can mount the app directly. */
+export function createApp(deps: AppDeps): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+  app.use(
+    pinoHttp({
+      logger: deps.logger,
+      genReqId: (req, res) => {
+        const incoming = req.headers['x-request-id'];
+        const id = typeof incoming === 'string' && /^[\w.-]{1,100}$/.test(incoming) ? incoming : randomUUID();
+        res.setHeader('X-Request-Id', id);
+        return id;
+      },
+      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+    }),
+  );
+  app.use(express.json({ limit: '256kb', strict: false }));
+
+  app.get('/health', async (_req, res) => {
+    const [postgres, temporal] = await Promise.allSettled([
+      deps.store.ping(),
+      deps.gateway.client.connection.workflowService.getSystemInfo({}),
+    ]);
+    const checks = {
+      postgres: postgres.status === 'fulfilled' ? 'ok' : 'down',
+      temporal: temporal.status === 'fulfilled' ? 'ok' : 'down',
+    };
+    const healthy = checks.postgres === 'ok' && checks.temporal === 'ok';
+    res.status(healthy ? 200 : 503).json({ status: healthy ? 'ok' : 'degraded', checks });
+  });
+
+  const v1 = express.Router();
+  v1.use((_req, res, next) => {
+    // Every request acts inside one organisation; API keys scope it per org.
+    res.locals.orgId = deps.config.DEFAULT_ORG_ID;
+    next();
+  });
+  v1.use('/agents', agentRoutes(deps));
+  v1.use('/tasks', taskRoutes(deps));
+  app.use('/api/v1', v1);
+
+  app.use(unknownRoute);
+  app.use(errorHandler);
+  return app;
+}

@@ -1,0 +1,122 @@
+import type { Db } from '../lib/db';
+
+/** Read-only queries of the API. Writes happen in activities, driven by the workflows. */
+
+export interface AgentRecord {
+  id: string;
+  orgId: string;
+  name: string;
+  objective: string;
+  type: string;
+  capabilities: string[];
+  autonomy: string;
+  priority: number;
+  status: string;
+  allowedTools: string[];
+  systemPrompt: string | null;
+  provider: string | null;
+  model: string | null;
+  currentTaskId: string | null;
+  queueLength: number;
+  createdAt: string;
+  updatedAt: string;
+  lastActive: string | null;
+  archivedAt: string | null;
+}
+
+const AGENT_COLUMNS = `id, org_id AS "orgId", name, objective, type, capabilities, autonomy, priority, status,
+  allowed_tools AS "allowedTools", system_prompt AS "systemPrompt", provider, model, current_task_id AS "currentTaskId",
+  queue_length AS "queueLength", created_at AS "createdAt", updated_at AS "updatedAt", last_active AS "lastActive",
+  archived_at AS "archivedAt"`;
+
+export interface TaskRecord {
+  id: string;
+  orgId: string;
+  agentId: string;
+  title: string;
+  taskType: string;
+  priority: number;
+  status: string;
+  input: unknown;
+  output: unknown;
+  error: string | null;
+  parentTaskId: string | null;
+  delegationDepth: number;
+  steps: number;
+  usage: { inputTokens: number; outputTokens: number };
+  createdAt: string;
+  startedAt: string | null;
+  completedAt: string | null;
+}
+
+const TASK_COLUMNS = `id, org_id AS "orgId", agent_id AS "agentId", title, task_type AS "taskType", priority, status, input, output,
+  error, parent_task_id AS "parentTaskId", delegation_depth AS "delegationDepth", steps,
+  json_build_object('inputTokens', input_tokens, 'outputTokens', output_tokens) AS usage,
+  created_at AS "createdAt", started_at AS "startedAt", completed_at AS "completedAt"`;
+
+export interface DecisionRecord {
+  step: number;
+  decisionType: string;
+  reasoning: string;
+  action: unknown;
+  result: unknown;
+  confidence: number | null;
+  createdAt: string;
+}
+
+export function createStore(db: Db) {
+  return {
+    async agent(orgId: string, id: string): Promise<AgentRecord | undefined> {
+      const { rows } = await db.query<AgentRecord>(`SELECT ${AGENT_COLUMNS} FROM agents WHERE org_id = $1 AND id = $2`, [orgId, id]);
+      return rows[0];
+    },
+
+    async agents(orgId: string, f: { status?: string; type?: string; limit: number; offset: number }): Promise<AgentRecord[]> {
+      const { rows } = await db.query<AgentRecord>(
+        `SELECT ${AGENT_COLUMNS} FROM agents
+         WHERE org_id = $1 AND ($2::text IS NULL AND status <> 'ARCHIVED' OR status = $2) AND ($3::text IS NULL OR type = $3)
+         ORDER BY created_at, id LIMIT $4 OFFSET $5`,
+        [orgId, f.status ?? null, f.type ?? null, f.limit, f.offset],
+      );
+      return rows;
+    },
+
+    async activeAgentCount(orgId: string): Promise<number> {
+      const { rows } = await db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM agents WHERE org_id = $1 AND status <> 'ARCHIVED'`,
+        [orgId],
+      );
+      return rows[0]!.n;
+    },
+
+    async task(orgId: string, id: string): Promise<TaskRecord | undefined> {
+      const { rows } = await db.query<TaskRecord>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE org_id = $1 AND id = $2`, [orgId, id]);
+      return rows[0];
+    },
+
+    async tasks(orgId: string, f: { agentId?: string; status?: string; limit: number; offset: number }): Promise<TaskRecord[]> {
+      const { rows } = await db.query<TaskRecord>(
+        `SELECT ${TASK_COLUMNS} FROM tasks
+         WHERE org_id = $1 AND ($2::uuid IS NULL OR agent_id = $2) AND ($3::text IS NULL OR status = $3)
+         ORDER BY created_at DESC, id LIMIT $4 OFFSET $5`,
+        [orgId, f.agentId ?? null, f.status ?? null, f.limit, f.offset],
+      );
+      return rows;
+    },
+
+    async reasoningTrace(taskId: string): Promise<DecisionRecord[]> {
+      const { rows } = await db.query<DecisionRecord>(
+        `SELECT step, decision_type AS "decisionType", reasoning, action, result, confidence, created_at AS "createdAt"
+         FROM decisions WHERE task_id = $1 ORDER BY step, seq`,
+        [taskId],
+      );
+      return rows;
+    },
+
+    async ping(): Promise<void> {
+      await db.query('SELECT 1');
+    },
+  };
+}
+
+export type Store = ReturnType<typeof createStore>;

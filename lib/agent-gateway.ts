@@ -1,0 +1,134 @@
+import {
+  WithStartWorkflowOperation,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  type Client,
+} from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import type { AgentWorkflow } from '../workflows/agent';
+import {
+  AgentIdAttr,
+  AgentNameAttr,
+  AgentStatusAttr,
+  AgentTypeAttr,
+  agentReadyUpdate,
+  agentWorkflowId,
+  archiveAgentUpdate,
+  cancelGoalUpdate,
+  getAgentStateQuery,
+  OrgIdAttr,
+  pauseAgentUpdate,
+  resumeAgentUpdate,
+  submitGoalUpdate,
+  updateAgentConfigUpdate,
+  type AgentConfig,
+  type AgentConfigPatch,
+  type AgentLiveState,
+  type AgentSettings,
+  type GoalReceipt,
+  type SubmitGoalInput,
+} from '../workflows/definitions';
+
+/** The agent's workflow refused the request (impossible transition) or is not running. */
+export class AgentRejectedError extends Error {
+  constructor(
+    message: string,
+    readonly reason: 'not_running' | 'invalid_transition',
+  ) {
+    super(message);
+    this.name = 'AgentRejectedError';
+  }
+}
+
+/**
+ * The one way to reach a running agent: every change goes through a signal or an update to its
+ * workflow, never through the database. Used by the API and by tools (create_task).
+ */
+export class AgentGateway {
+  constructor(
+    readonly client: Client,
+    readonly taskQueue: string,
+  ) {}
+
+  /**
+   * Starts the agent's workflow and returns once its row is recorded (update-with-start), so a read
+   * right after creation finds the agent.
+   */
+  async start(agent: AgentConfig, settings: AgentSettings): Promise<AgentLiveState> {
+    const startOperation = new WithStartWorkflowOperation<typeof AgentWorkflow>('AgentWorkflow', {
+      workflowId: agentWorkflowId(agent.id),
+      taskQueue: this.taskQueue,
+      args: [{ agent, settings }],
+      workflowIdConflictPolicy: 'FAIL',
+      typedSearchAttributes: [
+        { key: AgentIdAttr, value: agent.id },
+        { key: AgentNameAttr, value: agent.name },
+        { key: AgentTypeAttr, value: agent.type },
+        { key: OrgIdAttr, value: agent.orgId },
+        { key: AgentStatusAttr, value: 'IDLE' },
+      ],
+      staticSummary: `Agent ${agent.name} (${agent.type}, ${agent.autonomy})`,
+      staticDetails: `**Objective:** ${agent.objective}\n\nOrg \`${agent.orgId}\` · priority ${agent.priority} · tools: ${agent.allowedTools.join(', ') || 'none'}`,
+    });
+    return this.client.workflow.executeUpdateWithStart(agentReadyUpdate, { startWorkflowOperation: startOperation });
+  }
+
+  submitGoal(agentId: string, goal: SubmitGoalInput): Promise<GoalReceipt> {
+    return this.update(agentId, () => this.handle(agentId).executeUpdate(submitGoalUpdate, { args: [goal] }));
+  }
+
+  pause(agentId: string): Promise<AgentLiveState> {
+    return this.update(agentId, () => this.handle(agentId).executeUpdate(pauseAgentUpdate));
+  }
+
+  resume(agentId: string): Promise<AgentLiveState> {
+    return this.update(agentId, () => this.handle(agentId).executeUpdate(resumeAgentUpdate));
+  }
+
+  archive(agentId: string): Promise<AgentLiveState> {
+    return this.update(agentId, () => this.handle(agentId).executeUpdate(archiveAgentUpdate));
+  }
+
+  cancelGoal(agentId: string, taskId: string, reason?: string): Promise<GoalReceipt> {
+    return this.update(agentId, () => this.handle(agentId).executeUpdate(cancelGoalUpdate, { args: [{ taskId, reason }] }));
+  }
+
+  updateConfig(agentId: string, patch: AgentConfigPatch): Promise<AgentConfig> {
+    return this.update(agentId, () => this.handle(agentId).executeUpdate(updateAgentConfigUpdate, { args: [patch] }));
+  }
+
+  /** The live state from the workflow query, or null when the workflow is not reachable. */
+  async state(agentId: string): Promise<AgentLiveState | null> {
+    try {
+      return await this.handle(agentId).query(getAgentStateQuery);
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return null;
+      throw err;
+    }
+  }
+
+  private handle(agentId: string) {
+    return this.client.workflow.getHandle<typeof AgentWorkflow>(agentWorkflowId(agentId));
+  }
+
+  /** Translates Temporal's answers into the two outcomes callers care about. */
+  private async update<T>(agentId: string, send: () => Promise<T>): Promise<T> {
+    try {
+      return await send();
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError || isClosedWorkflowError(err)) {
+        throw new AgentRejectedError(`agent ${agentId} is not running`, 'not_running');
+      }
+      if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
+        throw new AgentRejectedError(err.cause.message, 'invalid_transition');
+      }
+      throw err;
+    }
+  }
+}
+
+/** Updates sent to a workflow that has completed fail with a NOT_FOUND-like service error. */
+function isClosedWorkflowError(err: unknown): boolean {
+  const message = err instanceof Error ? err.message : '';
+  return /workflow execution already completed|workflow not found/i.test(message);
+}

@@ -1,0 +1,97 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/** Repository root, for default data paths. */
+export const ROOT_DIR = path.resolve(__dirname, '..');
+
+const intFromEnv = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+const list = z
+  .string()
+  .default('')
+  .transform((v) =>
+    v
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+
+const EnvSchema = z.object({
+  NODE_ENV: z.string().default('development'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  PORT: intFromEnv(3300),
+  DATA_DIR: z.string().default(path.join(ROOT_DIR, '.data')),
+
+  TEMPORAL_ADDRESS: z.string().default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().default('agents'),
+  TEMPORAL_UI_URL: z.string().default('http://127.0.0.1:8233'),
+
+  DATABASE_URL: z.string().optional(),
+  EMBEDDED_PG_PORT: intFromEnv(5433, 1),
+
+  AI_PROVIDER: z.enum(['offline', 'openai', 'anthropic', 'ollama', 'openai-compatible']).optional(),
+  OPENAI_API_KEY: z.string().optional(),
+  OPENAI_BASE_URL: z.string().optional(),
+  OPENAI_MODEL: z.string().default('gpt-4o-mini'),
+  ANTHROPIC_API_KEY: z.string().optional(),
+  ANTHROPIC_BASE_URL: z.string().optional(),
+  ANTHROPIC_MODEL: z.string().default('claude-sonnet-4-5'),
+  OLLAMA_BASE_URL: z.string().default('http://127.0.0.1:11434'),
+  OLLAMA_MODEL: z.string().default('llama3.1'),
+  LLM_TIMEOUT_SECONDS: intFromEnv(60, 1),
+
+  MAX_AGENTS: intFromEnv(100, 1),
+  MAX_STEPS: intFromEnv(10, 1),
+  MAX_RETRIES: intFromEnv(3, 0),
+  AGENT_TIMEOUT_SECONDS: intFromEnv(300, 1),
+  MAX_DELEGATION_DEPTH: intFromEnv(5, 0),
+  APPROVAL_TIMEOUT_HOURS: z.coerce.number().positive().default(24),
+  HTTP_ALLOWED_HOSTS: list,
+  DEFAULT_ORG_ID: z.string().default('default'),
+  /** Heartbeat timeout of LLM and tool activities: how fast a crashed worker's step is retried elsewhere. */
+  ACTIVITY_HEARTBEAT_SECONDS: intFromEnv(10, 1),
+  /** Agent workflows continue-as-new once their history reaches this many events. */
+  AGENT_HISTORY_LIMIT: intFromEnv(2000, 100),
+});
+
+export type Config = Readonly<z.infer<typeof EnvSchema>> & { readonly aiProvider: ProviderName };
+export type ProviderName = 'offline' | 'openai' | 'anthropic' | 'ollama' | 'openai-compatible';
+
+/** Parses the environment once. Throws one readable error listing every invalid variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n');
+    throw new Error(`Invalid configuration:\n${problems}`);
+  }
+  const c = parsed.data;
+  // With no key and no explicit choice the offline provider is the default, so nothing needs network.
+  const aiProvider: ProviderName =
+    c.AI_PROVIDER ?? (c.OPENAI_API_KEY ? 'openai' : c.ANTHROPIC_API_KEY ? 'anthropic' : 'offline');
+  return Object.freeze({ ...c, aiProvider });
+}
+
+let cached: Config | undefined;
+/** The process-wide configuration, parsed on first use. */
+export function config(): Config {
+  cached ??= loadConfig();
+  return cached;
+}
+
+/** The limits every new agent workflow is started with (workflows receive them as arguments). */
+export function agentSettings(c: Config): import('../workflows/definitions').AgentSettings {
+  return {
+    maxSteps: c.MAX_STEPS,
+    taskTimeoutSeconds: c.AGENT_TIMEOUT_SECONDS,
+    maxRetries: c.MAX_RETRIES,
+    heartbeatTimeoutSeconds: c.ACTIVITY_HEARTBEAT_SECONDS,
+    llmTimeoutSeconds: c.LLM_TIMEOUT_SECONDS,
+    maxDelegationDepth: c.MAX_DELEGATION_DEPTH,
+    historyLimit: c.AGENT_HISTORY_LIMIT,
+  };
+}
+
+/** DATABASE_URL, or the embedded server that `npm start` / `npm run postgres` runs on EMBEDDED_PG_PORT. */
+export function databaseUrl(c: Config): string {
+  return c.DATABASE_URL ?? `postgres://postgres:postgres@127.0.0.1:${c.EMBEDDED_PG_PORT}/agents`;
+}

@@ -1,0 +1,31 @@
+/**
+ * Failure type names used across activity and workflow boundaries. These strings travel inside
+ * Temporal failures and are matched by retry policies (`nonRetryableErrorTypes`), so they never change
+ * once shipped and never depend on class names.
+ */
+export const ErrorType = {
+  /** The provider rejected our credentials (401/403). Retrying cannot help. */
+  ProviderAuth: 'ProviderAuthError',
+  /** The provider rejected the request as malformed (400). */
+  ProviderInvalidRequest: 'ProviderInvalidRequestError',
+  /** The prompt does not fit the model's context window. */
+  ProviderContextLength: 'ProviderContextLengthError',
+  /** The model refused to answer. */
+  ProviderRefusal: 'ProviderRefusalError',
+  /** 429: retryable, honouring retry-after through `nextRetryDelay`. */
+  ProviderRateLimited: 'ProviderRateLimitedError',
+  /** 5xx, reset connections and timeouts: retryable. */
+  ProviderUnavailable: 'ProviderUnavailableError',
+  /** The agent or its provider is misconfigured (unknown provider, missing key). */
+  Configuration: 'ConfigurationError',
+  /** A task ran past its step limit or its time limit. */
+  TaskLimit: 'TaskLimitError',
+  /** A delegated task would exceed the delegation depth fuse. */
+  DelegationDepth: 'DelegationDepthError',
+  /** A transition that the current state does not allow (e.g. resume an archived agent). */
+  InvalidTransition: 'InvalidTransitionError',
+  /** Referenced entity does not exist. */
+  NotFound: 'NotFoundError',
+} as const;
+
+export type ErrorTypeName = (typeof ErrorType)[keyof typeof ErrorType];

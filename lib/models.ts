@@ -1,0 +1,65 @@
+/**
+ * Request schemas of the HTTP API (zod, validated at the boundary). Workflows use the plain types in
+ * workflows/definitions.ts; these schemas produce exactly those shapes.
+ */
+import { z } from 'zod';
+
+export const AGENT_STATUSES = ['IDLE', 'RUNNING', 'PAUSED', 'ERROR', 'ARCHIVED'] as const;
+export const TASK_STATUSES = ['queued', 'planning', 'awaiting_approval', 'running', 'completed', 'failed', 'cancelled'] as const;
+export const AUTONOMY_LEVELS = ['manual', 'copilot', 'autopilot'] as const;
+export const DEFAULT_TOOLS = ['memory_read', 'memory_write', 'send_message', 'create_task'];
+
+const name = z.string().trim().min(1).max(200);
+const toolName = z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, 'tool names are letters, digits, _ . -');
+const label = z.string().trim().min(1).max(100);
+
+export const CreateAgentBody = z
+  .object({
+    name,
+    objective: z.string().trim().min(1).max(10_000),
+    type: label.default('general'),
+    capabilities: z.array(label).max(50).default([]),
+    autonomy: z.enum(AUTONOMY_LEVELS).default('autopilot'),
+    priority: z.number().int().min(1).max(10).default(6),
+    allowedTools: z.array(toolName).max(100).default(DEFAULT_TOOLS),
+    systemPrompt: z.string().max(20_000).nullable().default(null),
+    provider: z.enum(['offline', 'openai', 'anthropic', 'ollama', 'openai-compatible']).nullable().default(null),
+    model: z.string().trim().min(1).max(200).nullable().default(null),
+  })
+  .strict();
+
+export const UpdateAgentBody = CreateAgentBody.partial()
+  .strict()
+  .refine((v) => Object.keys(v).length > 0, { message: 'send at least one field to change' });
+
+export const ListAgentsQuery = z
+  .object({
+    status: z.enum(AGENT_STATUSES).optional(),
+    type: label.optional(),
+    limit: z.coerce.number().int().min(1).max(500).default(100),
+    offset: z.coerce.number().int().min(0).default(0),
+  })
+  .strict();
+
+export const CreateTaskBody = z
+  .object({
+    agentId: z.string().uuid(),
+    title: z.string().trim().min(1).max(1000),
+    taskType: label.default('general'),
+    input: z.record(z.string(), z.unknown()).default({}),
+    priority: z.number().int().min(1).max(10).optional(),
+  })
+  .strict();
+
+export const ListTasksQuery = z
+  .object({
+    agentId: z.string().uuid().optional(),
+    status: z.enum(TASK_STATUSES).optional(),
+    limit: z.coerce.number().int().min(1).max(500).default(100),
+    offset: z.coerce.number().int().min(0).default(0),
+  })
+  .strict();
+
+export const CancelTaskBody = z.object({ reason: z.string().max(1000).optional() }).strict();
+
+export const Uuid = z.string().uuid();

@@ -1,0 +1,78 @@
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
+import type { Logger } from 'pino';
+import { createActivities } from '../activities';
+import { createProviderRegistry } from '../activities/llm';
+import { BUILTIN_TOOLS } from '../activities/tools/builtins';
+import { ToolRegistry } from '../activities/tools/registry';
+import { AgentGateway } from '../lib/agent-gateway';
+import type { Config } from '../lib/config';
+import { createPool } from '../lib/db';
+
+export interface AgentWorkerOptions {
+  config: Config;
+  databaseUrl: string;
+  logger: Logger;
+  /** A prebuilt workflow bundle (production, tests); otherwise workflows are bundled at start. */
+  workflowBundlePath?: string;
+  identity?: string;
+}
+
+export interface AgentWorker {
+  worker: Worker;
+  /** Runs until shutdown is requested, then releases every connection. */
+  run(): Promise<void>;
+  shutdown(): void;
+}
+
+let runtimeInstalled = false;
+/** Route the SDK's core logs through warn level once per process; the default is noisy. */
+function installRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({ telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} } } });
+}
+
+/** Wires the worker: connections, activities with their dependencies, workflows. Nothing else. */
+export async function createAgentWorker(opts: AgentWorkerOptions): Promise<AgentWorker> {
+  const { config, logger } = opts;
+  installRuntime();
+  const db = createPool(opts.databaseUrl);
+  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
+  const gateway = new AgentGateway(client, config.TEMPORAL_TASK_QUEUE);
+
+  const activities = createActivities({
+    db,
+    config,
+    logger,
+    providers: createProviderRegistry(config),
+    tools: new ToolRegistry().register(...BUILTIN_TOOLS),
+    submitGoal: (agentId, goal) => gateway.submitGoal(agentId, goal),
+  });
+
+  const worker = await Worker.create({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    ...(opts.identity ? { identity: opts.identity } : {}),
+    activities,
+    ...(opts.workflowBundlePath
+      ? { workflowBundle: { codePath: opts.workflowBundlePath } }
+      : { workflowsPath: path.resolve(__dirname, '../workflows') }),
+  });
+
+  return {
+    worker,
+    async run() {
+      try {
+        await worker.run();
+      } finally {
+        await Promise.allSettled([connection.close(), clientConnection.close(), db.end()]);
+      }
+    },
+    shutdown: () => worker.shutdown(),
+  };
+}

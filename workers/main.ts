@@ -1,0 +1,28 @@
+import { config, databaseUrl } from '../lib/config';
+import { migrate } from '../lib/db';
+import { createLogger } from '../lib/logger';
+import { createAgentWorker } from './agent-worker';
+
+/** Worker process: applies migrations, then polls the agents task queue until SIGINT/SIGTERM. */
+async function main(): Promise<void> {
+  const cfg = config();
+  const logger = createLogger('worker', cfg.LOG_LEVEL);
+  const url = databaseUrl(cfg);
+  await migrate(url);
+  const agentWorker = await createAgentWorker({
+    config: cfg,
+    databaseUrl: url,
+    logger,
+    workflowBundlePath: process.env.WORKFLOW_BUNDLE_PATH,
+    identity: process.env.WORKER_IDENTITY,
+  });
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => agentWorker.shutdown());
+  logger.info({ taskQueue: cfg.TEMPORAL_TASK_QUEUE, temporal: cfg.TEMPORAL_ADDRESS }, 'worker started');
+  await agentWorker.run();
+  logger.info('worker stopped');
+}
+
+main().catch((err) => {
+  createLogger('worker').fatal({ err }, 'worker failed');
+  process.exit(1);
+});

@@ -1,0 +1,51 @@
+import { proxyActivities } from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { ErrorType } from '../lib/errors';
+import type { AgentSettings } from './definitions';
+
+/** Failures that retrying cannot fix; they end the step at once. */
+const NON_RETRYABLE = [
+  ErrorType.ProviderAuth,
+  ErrorType.ProviderInvalidRequest,
+  ErrorType.ProviderContextLength,
+  ErrorType.ProviderRefusal,
+  ErrorType.Configuration,
+];
+
+/**
+ * Activity proxies, one per timeout class. Records are quick database writes retried until they
+ * succeed (the database may be restarting); LLM and tool steps get the agent's retry budget and a
+ * heartbeat timeout so a step lost with a crashed worker is retried elsewhere promptly.
+ */
+export function activitiesFor(settings: AgentSettings) {
+  const records = proxyActivities<Activities>({
+    startToCloseTimeout: '30s',
+    retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },
+  });
+  const model = proxyActivities<Activities>({
+    startToCloseTimeout: `${settings.llmTimeoutSeconds + 30}s`,
+    heartbeatTimeout: `${settings.heartbeatTimeoutSeconds}s`,
+    retry: {
+      maximumAttempts: settings.maxRetries + 1,
+      initialInterval: '1s',
+      backoffCoefficient: 2,
+      maximumInterval: '60s',
+      nonRetryableErrorTypes: NON_RETRYABLE,
+    },
+  });
+  const tools = proxyActivities<Activities>({
+    startToCloseTimeout: '2m',
+    heartbeatTimeout: `${settings.heartbeatTimeoutSeconds}s`,
+    retry: { maximumAttempts: settings.maxRetries + 1, initialInterval: '1s', backoffCoefficient: 2 },
+  });
+  return {
+    recordAgent: records.recordAgent,
+    syncAgentState: records.syncAgentState,
+    recordTaskQueued: records.recordTaskQueued,
+    setTaskStatus: records.setTaskStatus,
+    finishTask: records.finishTask,
+    archiveAgentData: records.archiveAgentData,
+    callModel: model.callModel,
+    runTool: tools.runTool,
+  };
+}

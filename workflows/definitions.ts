@@ -1,0 +1,180 @@
+/**
+ * The contract between the API, the workers and the workflows: workflow ids, message definitions
+ * (signals, queries, updates), search attributes and the types they carry. It imports only the
+ * Temporal workflow/common packages, so every side can use it. Wire names never change once shipped.
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+export const DEFAULT_TASK_QUEUE = 'agents';
+
+export const agentWorkflowId = (agentId: string): string => `agent-${agentId}`;
+export const taskWorkflowId = (taskId: string): string => `task-${taskId}`;
+
+// ---- Search attributes (registered on the server by temporal/dev-server.ts) ----
+export const AgentIdAttr = defineSearchAttributeKey('AgentId', SearchAttributeType.KEYWORD);
+export const AgentNameAttr = defineSearchAttributeKey('AgentName', SearchAttributeType.KEYWORD);
+export const AgentStatusAttr = defineSearchAttributeKey('AgentStatus', SearchAttributeType.KEYWORD);
+export const AgentTypeAttr = defineSearchAttributeKey('AgentType', SearchAttributeType.KEYWORD);
+export const OrgIdAttr = defineSearchAttributeKey('OrgId', SearchAttributeType.KEYWORD);
+export const CrewIdAttr = defineSearchAttributeKey('CrewId', SearchAttributeType.KEYWORD);
+export const TaskIdAttr = defineSearchAttributeKey('TaskId', SearchAttributeType.KEYWORD);
+
+// ---- Domain types carried through workflows ----
+export type AgentStatus = 'IDLE' | 'RUNNING' | 'PAUSED' | 'ERROR' | 'ARCHIVED';
+export type Autonomy = 'manual' | 'copilot' | 'autopilot';
+export type TaskStatus =
+  | 'queued'
+  | 'planning'
+  | 'awaiting_approval'
+  | 'running'
+  | 'completed'
+  | 'failed'
+  | 'cancelled';
+export const TERMINAL_TASK_STATUSES: readonly TaskStatus[] = ['completed', 'failed', 'cancelled'];
+
+export interface AgentConfig {
+  id: string;
+  orgId: string;
+  name: string;
+  objective: string;
+  type: string;
+  capabilities: string[];
+  autonomy: Autonomy;
+  priority: number;
+  allowedTools: string[];
+  systemPrompt: string | null;
+  /** Provider name, or null for the deployment default. */
+  provider: string | null;
+  model: string | null;
+  createdAt: string;
+}
+
+/** Runtime limits handed to workflows as arguments: workflows never read the environment. */
+export interface AgentSettings {
+  maxSteps: number;
+  /** AGENT_TIMEOUT_SECONDS: the most time a task may spend running (paused time excluded). */
+  taskTimeoutSeconds: number;
+  /** MAX_RETRIES: retries after the first attempt for LLM and tool activities. */
+  maxRetries: number;
+  /** How quickly a step lost with a crashed worker is retried elsewhere. */
+  heartbeatTimeoutSeconds: number;
+  llmTimeoutSeconds: number;
+  maxDelegationDepth: number;
+  /** Continue-as-new once the agent's history has this many events. */
+  historyLimit: number;
+}
+
+export interface Goal {
+  taskId: string;
+  title: string;
+  taskType: string;
+  input: Record<string, unknown>;
+  priority: number;
+  delegationDepth: number;
+  parentTaskId: string | null;
+  submittedAt: string;
+}
+
+/** Queue entry: `seq` makes ordering FIFO within one priority. */
+export interface QueuedGoal extends Goal {
+  seq: number;
+}
+
+export interface AgentRuntimeState {
+  status: AgentStatus;
+  paused: boolean;
+  /** Set when a task failed in a way that needs an operator (bad credentials, bad config). */
+  errorReason: string | null;
+  queue: QueuedGoal[];
+  current: Goal | null;
+  nextSeq: number;
+  stateVersion: number;
+  goalsCompleted: number;
+  goalsFailed: number;
+  goalsCancelled: number;
+  runs: number;
+  lastActive: string | null;
+}
+
+export interface AgentWorkflowInput {
+  agent: AgentConfig;
+  settings: AgentSettings;
+  /** Present when continuing as new: everything the previous run knew. */
+  carried?: AgentRuntimeState;
+}
+
+export interface AgentLiveState extends AgentRuntimeState {
+  agent: AgentConfig;
+  historyLength: number;
+}
+
+export interface SubmitGoalInput {
+  taskId: string;
+  title: string;
+  taskType?: string;
+  input?: Record<string, unknown>;
+  priority?: number;
+  delegationDepth?: number;
+  parentTaskId?: string | null;
+}
+
+export interface GoalReceipt {
+  taskId: string;
+  status: TaskStatus;
+  /** 1-based position in the queue, 0 when it is already running or finished. */
+  position: number;
+}
+
+export type AgentConfigPatch = Partial<
+  Pick<
+    AgentConfig,
+    'name' | 'objective' | 'type' | 'capabilities' | 'autonomy' | 'priority' | 'allowedTools' | 'systemPrompt' | 'provider' | 'model'
+  >
+>;
+
+export interface TaskWorkflowInput {
+  goal: Goal;
+  agent: AgentConfig;
+  settings: AgentSettings;
+  /** Whether the owning agent was paused when the task started. */
+  startPaused: boolean;
+}
+
+export interface TaskOutcome {
+  taskId: string;
+  status: Extract<TaskStatus, 'completed' | 'failed' | 'cancelled'>;
+  output: unknown;
+  error: string | null;
+  /** Failure type name from lib/errors when failed. */
+  errorType: string | null;
+  steps: number;
+}
+
+// ---- Agent workflow messages ----
+// Updates, not signals, wherever the API must answer with the real outcome (queued, 409 on an
+// impossible transition); the validators reject before anything is written to history.
+export const submitGoalUpdate = defineUpdate<GoalReceipt, [SubmitGoalInput]>('submitGoal');
+export const pauseAgentUpdate = defineUpdate<AgentLiveState>('pauseAgent');
+export const resumeAgentUpdate = defineUpdate<AgentLiveState>('resumeAgent');
+export const archiveAgentUpdate = defineUpdate<AgentLiveState>('archiveAgent');
+export const cancelGoalUpdate = defineUpdate<GoalReceipt, [{ taskId: string; reason?: string }]>('cancelGoal');
+export const updateAgentConfigUpdate = defineUpdate<AgentConfig, [AgentConfigPatch]>('updateAgentConfig');
+/** Resolves once the agent's row is recorded; used with update-with-start so creation is read-your-writes. */
+export const agentReadyUpdate = defineUpdate<AgentLiveState>('agentReady');
+export const getAgentStateQuery = defineQuery<AgentLiveState>('getAgentState');
+
+// ---- Task workflow messages ----
+// Signals: the agent does not need a reply to pause or resume its running task.
+export const pauseTaskSignal = defineSignal('pauseTask');
+export const resumeTaskSignal = defineSignal('resumeTask');
+export const getTaskProgressQuery = defineQuery<TaskProgress>('getTaskProgress');
+
+export interface TaskProgress {
+  taskId: string;
+  status: TaskStatus;
+  step: number;
+  maxSteps: number;
+  paused: boolean;
+  activity: string;
+}

@@ -1,0 +1,3 @@
+// Every workflow type the worker registers; the exported name is the workflow type.
+export { AgentWorkflow } from './agent';
+export { TaskWorkflow } from './task';
