@@ -177,8 +177,9 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
       const { created, status } = await acts.recordTaskQueued({ agentId: agent.config.id, orgId: agent.config.orgId, goal });
       // A retried submission (same task id) is answered, not queued twice.
       if (!created || agent.knows(goal.taskId) || agent.archiveRequested) return { taskId: goal.taskId, status, position: 0 };
+      // No publish here: the status does not change, and the queue length reaches Postgres with the
+      // next transition. This keeps a burst of submissions from doubling the history.
       const position = agent.enqueue(goal);
-      await publish();
       return { taskId: goal.taskId, status: 'queued', position };
     },
     {
@@ -350,7 +351,8 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     }
     agent.state.current = null;
     agent.state.lastActive = new Date().toISOString();
-    if (!agent.archiveRequested) await publish();
+    // When the next goal starts right away, its own publish (RUNNING) covers this transition.
+    if (!agent.archiveRequested && !agent.canStartGoal) await publish();
   }
 }
 
