@@ -171,7 +171,12 @@ export function createStepActivities(deps: StepDeps) {
      */
     async runTool(input: RunToolInput): Promise<ToolReply> {
       const { call } = input;
-      const outcome = await withHeartbeat(() => executeTool(input));
+      const outcome = await withHeartbeat(async () => {
+        const result = await executeTool(input);
+        const faultDelay = deps.config.FAULT_DELAY_AFTER_SIDE_EFFECT_MS;
+        if (faultDelay > 0 && tools.get(call.name)?.sideEffect) await new Promise((r) => setTimeout(r, faultDelay));
+        return result;
+      });
       await db.query(
         `UPDATE tasks SET status = 'running', updated_at = now() WHERE id = $1 AND status = 'planning'`,
         [input.taskId],

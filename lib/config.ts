@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import type { AgentSettings } from '../workflows/definitions';
 
 /** Repository root, for default data paths. */
 export const ROOT_DIR = path.resolve(__dirname, '..');
@@ -52,6 +53,11 @@ const EnvSchema = z.object({
   ACTIVITY_HEARTBEAT_SECONDS: intFromEnv(10, 1),
   /** Agent workflows continue-as-new once their history reaches this many events. */
   AGENT_HISTORY_LIMIT: intFromEnv(2000, 100),
+  /**
+   * Fault injection for crash tests: a worker sleeps this long after a side effect committed and before
+   * its activity reports completion, the window in which a crash forces a retry of an applied effect.
+   */
+  FAULT_DELAY_AFTER_SIDE_EFFECT_MS: intFromEnv(0),
 });
 
 export type Config = Readonly<z.infer<typeof EnvSchema>> & { readonly aiProvider: ProviderName };
@@ -79,7 +85,7 @@ export function config(): Config {
 }
 
 /** The limits every new agent workflow is started with (workflows receive them as arguments). */
-export function agentSettings(c: Config): import('../workflows/definitions').AgentSettings {
+export function agentSettings(c: Config): AgentSettings {
   return {
     maxSteps: c.MAX_STEPS,
     taskTimeoutSeconds: c.AGENT_TIMEOUT_SECONDS,

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
+import { DefaultLogger, NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities';
 import { createProviderRegistry } from '../activities/llm';
@@ -27,17 +27,28 @@ export interface AgentWorker {
 }
 
 let runtimeInstalled = false;
-/** Route the SDK's core logs through warn level once per process; the default is noisy. */
-function installRuntime(): void {
+/**
+ * Routes the SDK's own logs (worker lifecycle, workflow and activity loggers) into pino, once per
+ * process. The SDK logs at WARN and above unless LOG_LEVEL asks for debug.
+ */
+function installRuntime(logger: Logger): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
-  Runtime.install({ telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'WARN' }), forward: {} } } });
+  const level = logger.isLevelEnabled('debug') ? 'DEBUG' : 'WARN';
+  const sdkLogger = new DefaultLogger(level, ({ level: entryLevel, message, meta }) => {
+    const method = entryLevel === 'TRACE' || entryLevel === 'DEBUG' ? 'debug' : entryLevel === 'INFO' ? 'info' : entryLevel === 'WARN' ? 'warn' : 'error';
+    logger[method]({ sdk: meta }, message);
+  });
+  Runtime.install({
+    logger: sdkLogger,
+    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: level }), forward: {} } },
+  });
 }
 
 /** Wires the worker: connections, activities with their dependencies, workflows. Nothing else. */
 export async function createAgentWorker(opts: AgentWorkerOptions): Promise<AgentWorker> {
   const { config, logger } = opts;
-  installRuntime();
+  installRuntime(logger);
   const db = createPool(opts.databaseUrl);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });

@@ -4,21 +4,23 @@
  * Temporal workflow/common packages, so every side can use it. Wire names never change once shipped.
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import { SEARCH_ATTRIBUTE_KEYS } from '../temporal/search-attributes';
 
 export const DEFAULT_TASK_QUEUE = 'agents';
 
 export const agentWorkflowId = (agentId: string): string => `agent-${agentId}`;
 export const taskWorkflowId = (taskId: string): string => `task-${taskId}`;
 
-// ---- Search attributes (registered on the server by temporal/dev-server.ts) ----
-export const AgentIdAttr = defineSearchAttributeKey('AgentId', SearchAttributeType.KEYWORD);
-export const AgentNameAttr = defineSearchAttributeKey('AgentName', SearchAttributeType.KEYWORD);
-export const AgentStatusAttr = defineSearchAttributeKey('AgentStatus', SearchAttributeType.KEYWORD);
-export const AgentTypeAttr = defineSearchAttributeKey('AgentType', SearchAttributeType.KEYWORD);
-export const OrgIdAttr = defineSearchAttributeKey('OrgId', SearchAttributeType.KEYWORD);
-export const CrewIdAttr = defineSearchAttributeKey('CrewId', SearchAttributeType.KEYWORD);
-export const TaskIdAttr = defineSearchAttributeKey('TaskId', SearchAttributeType.KEYWORD);
+// ---- Search attributes (registered on the server from temporal/search-attributes.ts) ----
+export const {
+  AgentId: AgentIdAttr,
+  AgentName: AgentNameAttr,
+  AgentStatus: AgentStatusAttr,
+  AgentType: AgentTypeAttr,
+  OrgId: OrgIdAttr,
+  CrewId: CrewIdAttr,
+  TaskId: TaskIdAttr,
+} = SEARCH_ATTRIBUTE_KEYS;
 
 // ---- Domain types carried through workflows ----
 export type AgentStatus = 'IDLE' | 'RUNNING' | 'PAUSED' | 'ERROR' | 'ARCHIVED';
