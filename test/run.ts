@@ -51,7 +51,7 @@ async function main(): Promise<number> {
     };
     console.error(`Running ${files.length} test file(s) against Temporal ${stack.temporal.address}`);
     return await new Promise<number>((resolve) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...files], {
+      const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
         cwd: ROOT,
         env,
         stdio: 'inherit',
