@@ -1,3 +1,4 @@
+import { createApprovalActivities } from './approvals';
 import { createRecordActivities, type RecordDeps } from './records';
 import { createStepActivities, type StepDeps } from './steps';
 
@@ -8,6 +9,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createRecordActivities(deps),
     ...createStepActivities(deps),
+    ...createApprovalActivities(deps),
   };
 }
 

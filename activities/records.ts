@@ -12,6 +12,26 @@ export interface RecordDeps {
   db: Db;
 }
 
+export interface DecisionInput {
+  taskId: string;
+  step: number;
+  seq: number;
+  type: string;
+  reasoning: string;
+  action: unknown;
+  result: unknown;
+  confidence: number | null;
+}
+
+/** Appends one decision to a task's reasoning trace; unique per (task, step, seq), so retries write it once. */
+export async function insertDecision(db: Db, d: DecisionInput): Promise<void> {
+  await db.query(
+    `INSERT INTO decisions (task_id, step, seq, decision_type, reasoning, action, result, confidence)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (task_id, step, seq) DO NOTHING`,
+    [d.taskId, d.step, d.seq, d.type, d.reasoning, JSON.stringify(d.action ?? {}), JSON.stringify(d.result ?? null), d.confidence],
+  );
+}
+
 /**
  * Activities that keep Postgres (the queryable projection) in step with the workflows. Every write is
  * idempotent: inserts use ON CONFLICT, agent rows only move forward in `state_version`, and terminal task
@@ -19,6 +39,11 @@ export interface RecordDeps {
  */
 export function createRecordActivities({ db }: RecordDeps) {
   return {
+    /** Records a decision the workflow itself made (a proposal, a rejection, an expiry). */
+    async recordDecision(input: DecisionInput): Promise<void> {
+      await insertDecision(db, input);
+    },
+
     /** Upserts the agent's configuration and status. */
     async recordAgent(input: {
       agent: AgentConfig;
@@ -29,16 +54,21 @@ export function createRecordActivities({ db }: RecordDeps) {
       const { agent: a, settings, status, stateVersion } = input;
       await db.query(
         `INSERT INTO agents (id, org_id, name, objective, type, capabilities, autonomy, priority, status, allowed_tools,
-           system_prompt, provider, model, settings, state_version, created_at)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)
+           system_prompt, provider, model, settings, state_version, created_at, approval_required_tools,
+           approval_timeout_hours, on_approval_timeout, notify)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)
          ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, objective = EXCLUDED.objective, type = EXCLUDED.type,
            capabilities = EXCLUDED.capabilities, autonomy = EXCLUDED.autonomy, priority = EXCLUDED.priority,
            status = EXCLUDED.status, allowed_tools = EXCLUDED.allowed_tools, system_prompt = EXCLUDED.system_prompt,
            provider = EXCLUDED.provider, model = EXCLUDED.model, settings = EXCLUDED.settings,
-           state_version = EXCLUDED.state_version, updated_at = now()
+           state_version = EXCLUDED.state_version, approval_required_tools = EXCLUDED.approval_required_tools,
+           approval_timeout_hours = EXCLUDED.approval_timeout_hours, on_approval_timeout = EXCLUDED.on_approval_timeout,
+           notify = EXCLUDED.notify, updated_at = now()
          WHERE agents.state_version < EXCLUDED.state_version`,
         [a.id, a.orgId, a.name, a.objective, a.type, a.capabilities, a.autonomy, a.priority, status, a.allowedTools,
-          a.systemPrompt, a.provider, a.model, JSON.stringify(settings), stateVersion, a.createdAt],
+          a.systemPrompt, a.provider, a.model, JSON.stringify(settings), stateVersion, a.createdAt,
+          a.approvalRequiredTools ?? [], a.approvalTimeoutHours ?? null, a.onApprovalTimeout ?? 'fail',
+          JSON.stringify(a.notify ?? { type: 'log' })],
       );
     },
 
@@ -96,6 +126,12 @@ export function createRecordActivities({ db }: RecordDeps) {
           `UPDATE tasks SET status = $2, output = $3, error = $4, steps = GREATEST(steps, $5), completed_at = now(), updated_at = now()
            WHERE id = $1 AND status NOT IN ('completed','failed','cancelled')`,
           [outcome.taskId, outcome.status, JSON.stringify(outcome.output ?? null), outcome.error, outcome.steps],
+        );
+        // A task that ends while an approval waits (cancelled, archived) leaves no pending request behind.
+        await client.query(
+          `UPDATE approvals SET status = 'expired', decision_reason = $2, decided_at = now()
+           WHERE task_id = $1 AND status = 'pending'`,
+          [outcome.taskId, `task ${outcome.status}`],
         );
         if (decision) {
           await client.query(

@@ -6,7 +6,8 @@ import { ErrorType } from '../lib/errors';
 import type { GoalReceipt, SubmitGoalInput } from '../workflows/definitions';
 import { ProviderConfigError } from './llm';
 import { ProviderError, type FinishReason, type LlmMessage, type LlmProvider, type ToolCall, type TokenUsage } from './llm/types';
-import { ToolError, type ToolRegistry } from './tools/registry';
+import { insertDecision } from './records';
+import { ToolError, type ToolPolicy, type ToolRegistry } from './tools/registry';
 
 export interface StepDeps {
   db: Db;
@@ -29,6 +30,8 @@ export interface CallModelInput {
 export interface ModelReply {
   content: string;
   toolCalls: ToolCall[];
+  /** How the workflow must gate each called tool (approval, proposal); the registry knows, workflows cannot. */
+  toolPolicies: Record<string, ToolPolicy>;
   finishReason: FinishReason;
   usage: TokenUsage;
   provider: string;
@@ -81,23 +84,6 @@ async function withHeartbeat<T>(work: () => Promise<T>): Promise<T> {
 export function createStepActivities(deps: StepDeps) {
   const { db, tools } = deps;
 
-  async function recordDecision(d: {
-    taskId: string;
-    step: number;
-    seq: number;
-    type: string;
-    reasoning: string;
-    action: unknown;
-    result: unknown;
-    confidence: number | null;
-  }): Promise<void> {
-    await db.query(
-      `INSERT INTO decisions (task_id, step, seq, decision_type, reasoning, action, result, confidence)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (task_id, step, seq) DO NOTHING`,
-      [d.taskId, d.step, d.seq, d.type, d.reasoning, JSON.stringify(d.action ?? {}), JSON.stringify(d.result ?? null), d.confidence],
-    );
-  }
-
   return {
     /**
      * One LLM call. Records the decision it produced and its token usage, keyed by (task, step) so a
@@ -142,7 +128,7 @@ export function createStepActivities(deps: StepDeps) {
          WHERE id = $1`,
         [input.taskId, input.step],
       );
-      await recordDecision({
+      await insertDecision(db, {
         taskId: input.taskId,
         step: input.step,
         seq: 0,
@@ -157,6 +143,7 @@ export function createStepActivities(deps: StepDeps) {
       return {
         content: reply.content,
         toolCalls: reply.toolCalls,
+        toolPolicies: tools.policies(reply.toolCalls.map((c) => c.name)),
         finishReason: reply.finishReason,
         usage: reply.usage,
         provider: reply.provider,
@@ -181,7 +168,7 @@ export function createStepActivities(deps: StepDeps) {
         `UPDATE tasks SET status = 'running', updated_at = now() WHERE id = $1 AND status = 'planning'`,
         [input.taskId],
       );
-      await recordDecision({
+      await insertDecision(db, {
         taskId: input.taskId,
         step: input.step,
         seq: input.index + 1,

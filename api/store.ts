@@ -22,12 +22,17 @@ export interface AgentRecord {
   updatedAt: string;
   lastActive: string | null;
   archivedAt: string | null;
+  approvalRequiredTools: string[];
+  approvalTimeoutHours: number | null;
+  onApprovalTimeout: string;
+  notify: unknown;
 }
 
 const AGENT_COLUMNS = `id, org_id AS "orgId", name, objective, type, capabilities, autonomy, priority, status,
   allowed_tools AS "allowedTools", system_prompt AS "systemPrompt", provider, model, current_task_id AS "currentTaskId",
   queue_length AS "queueLength", created_at AS "createdAt", updated_at AS "updatedAt", last_active AS "lastActive",
-  archived_at AS "archivedAt"`;
+  archived_at AS "archivedAt", approval_required_tools AS "approvalRequiredTools",
+  approval_timeout_hours AS "approvalTimeoutHours", on_approval_timeout AS "onApprovalTimeout", notify`;
 
 export interface TaskRecord {
   id: string;

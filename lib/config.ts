@@ -94,6 +94,7 @@ export function agentSettings(c: Config): AgentSettings {
     llmTimeoutSeconds: c.LLM_TIMEOUT_SECONDS,
     maxDelegationDepth: c.MAX_DELEGATION_DEPTH,
     historyLimit: c.AGENT_HISTORY_LIMIT,
+    approvalTimeoutHours: c.APPROVAL_TIMEOUT_HOURS,
   };
 }
 

@@ -20,6 +20,8 @@ export const ErrorType = {
   Configuration: 'ConfigurationError',
   /** A task ran past its step limit or its time limit. */
   TaskLimit: 'TaskLimitError',
+  /** An approval request lapsed without a decision and the agent is configured to fail. */
+  ApprovalExpired: 'ApprovalExpiredError',
   /** A delegated task would exceed the delegation depth fuse. */
   DelegationDepth: 'DelegationDepthError',
   /** A transition that the current state does not allow (e.g. resume an archived agent). */

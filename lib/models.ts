@@ -13,6 +13,11 @@ const name = z.string().trim().min(1).max(200);
 const toolName = z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, 'tool names are letters, digits, _ . -');
 const label = z.string().trim().min(1).max(100);
 
+export const NotifyTarget = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('log') }).strict(),
+  z.object({ type: z.literal('webhook'), url: z.string().url().regex(/^https?:\/\//, 'webhook URLs are http(s)') }).strict(),
+]);
+
 export const CreateAgentBody = z
   .object({
     name,
@@ -25,6 +30,10 @@ export const CreateAgentBody = z
     systemPrompt: z.string().max(20_000).nullable().default(null),
     provider: z.enum(['offline', 'openai', 'anthropic', 'ollama', 'openai-compatible']).nullable().default(null),
     model: z.string().trim().min(1).max(200).nullable().default(null),
+    approvalRequiredTools: z.array(toolName).max(100).default([]),
+    approvalTimeoutHours: z.number().positive().max(24 * 365).nullable().default(null),
+    onApprovalTimeout: z.enum(['fail', 'escalate']).default('fail'),
+    notify: NotifyTarget.default({ type: 'log' }),
   })
   .strict();
 
@@ -59,6 +68,24 @@ export const ListTasksQuery = z
     offset: z.coerce.number().int().min(0).default(0),
   })
   .strict();
+
+export const ListApprovalsQuery = z
+  .object({
+    status: z.enum(['pending', 'approved', 'rejected', 'expired']).optional(),
+    agentId: z.string().uuid().optional(),
+    taskId: z.string().uuid().optional(),
+    limit: z.coerce.number().int().min(1).max(500).default(100),
+    offset: z.coerce.number().int().min(0).default(0),
+  })
+  .strict();
+
+const decidedBy = z.string().trim().min(1).max(200).optional();
+
+export const ApproveBody = z
+  .object({ editedAction: z.record(z.string(), z.unknown()).optional(), reason: z.string().max(2000).optional(), decidedBy })
+  .strict();
+
+export const RejectBody = z.object({ reason: z.string().max(2000).optional(), decidedBy }).strict();
 
 export const CancelTaskBody = z.object({ reason: z.string().max(1000).optional() }).strict();
 

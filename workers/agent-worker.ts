@@ -4,8 +4,7 @@ import { DefaultLogger, NativeConnection, Runtime, Worker, makeTelemetryFilterSt
 import type { Logger } from 'pino';
 import { createActivities } from '../activities';
 import { createProviderRegistry } from '../activities/llm';
-import { BUILTIN_TOOLS } from '../activities/tools/builtins';
-import { ToolRegistry } from '../activities/tools/registry';
+import { createToolRegistry } from '../activities/tools';
 import { AgentGateway } from '../lib/agent-gateway';
 import type { Config } from '../lib/config';
 import { createPool } from '../lib/db';
@@ -60,7 +59,7 @@ export async function createAgentWorker(opts: AgentWorkerOptions): Promise<Agent
     config,
     logger,
     providers: createProviderRegistry(config),
-    tools: new ToolRegistry().register(...BUILTIN_TOOLS),
+    tools: createToolRegistry(),
     submitGoal: (agentId, goal) => gateway.submitGoal(agentId, goal),
   });
 

@@ -38,8 +38,17 @@ export function activitiesFor(settings: AgentSettings) {
     heartbeatTimeout: `${settings.heartbeatTimeoutSeconds}s`,
     retry: { maximumAttempts: settings.maxRetries + 1, initialInterval: '1s', backoffCoefficient: 2 },
   });
+  // Notifications must not hold a task back for long: a few quick attempts, then give up (recorded).
+  const notifications = proxyActivities<Activities>({
+    startToCloseTimeout: '15s',
+    retry: { maximumAttempts: 5, initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s' },
+  });
   return {
     recordAgent: records.recordAgent,
+    recordDecision: records.recordDecision,
+    createApproval: records.createApproval,
+    recordApprovalDecision: records.recordApprovalDecision,
+    notify: notifications.notify,
     syncAgentState: records.syncAgentState,
     recordTaskQueued: records.recordTaskQueued,
     setTaskStatus: records.setTaskStatus,

@@ -49,8 +49,18 @@ export interface AgentConfig {
   /** Provider name, or null for the deployment default. */
   provider: string | null;
   model: string | null;
+  /** Tools that need a human's approval even in autopilot (on top of tools that always do). */
+  approvalRequiredTools: string[];
+  /** Overrides APPROVAL_TIMEOUT_HOURS for this agent. */
+  approvalTimeoutHours: number | null;
+  /** When an approval lapses: fail the task, or tell the model and escalate (the task goes on). */
+  onApprovalTimeout: 'fail' | 'escalate';
+  /** Where this agent's notifications go. */
+  notify: NotifyTarget;
   createdAt: string;
 }
+
+export type NotifyTarget = { type: 'log' } | { type: 'webhook'; url: string };
 
 /** Runtime limits handed to workflows as arguments: workflows never read the environment. */
 export interface AgentSettings {
@@ -65,6 +75,8 @@ export interface AgentSettings {
   maxDelegationDepth: number;
   /** Continue-as-new once the agent's history has this many events. */
   historyLimit: number;
+  /** APPROVAL_TIMEOUT_HOURS: how long an approval request waits before it expires. */
+  approvalTimeoutHours: number;
 }
 
 export interface Goal {
@@ -131,7 +143,20 @@ export interface GoalReceipt {
 export type AgentConfigPatch = Partial<
   Pick<
     AgentConfig,
-    'name' | 'objective' | 'type' | 'capabilities' | 'autonomy' | 'priority' | 'allowedTools' | 'systemPrompt' | 'provider' | 'model'
+    | 'name'
+    | 'objective'
+    | 'type'
+    | 'capabilities'
+    | 'autonomy'
+    | 'priority'
+    | 'allowedTools'
+    | 'systemPrompt'
+    | 'provider'
+    | 'model'
+    | 'approvalRequiredTools'
+    | 'approvalTimeoutHours'
+    | 'onApprovalTimeout'
+    | 'notify'
   >
 >;
 
@@ -180,3 +205,33 @@ export interface TaskProgress {
   paused: boolean;
   activity: string;
 }
+
+// ---- Approvals ----
+export type ApprovalStatus = 'pending' | 'approved' | 'rejected' | 'expired';
+
+export interface ApprovalDecisionInput {
+  approvalId: string;
+  decision: 'approve' | 'reject';
+  /** Replaces the proposed tool arguments (approve only). */
+  editedAction?: Record<string, unknown>;
+  reason?: string;
+  decidedBy?: string;
+}
+
+export interface ApprovalOutcome {
+  approvalId: string;
+  status: Exclude<ApprovalStatus, 'pending'>;
+  decidedBy: string | null;
+  reason: string | null;
+  editedAction: Record<string, unknown> | null;
+  decidedAt: string;
+}
+
+/**
+ * An update, so the caller learns the real outcome: the validator refuses a request that is unknown,
+ * expired or already decided the other way (the API answers 409); the same decision sent twice is
+ * answered with the recorded outcome.
+ */
+export const decideApprovalUpdate = defineUpdate<ApprovalOutcome, [ApprovalDecisionInput]>('decideApproval');
+/** The same decision as a signal, for senders that can only signal; a decision that does not apply is ignored. */
+export const decideApprovalSignal = defineSignal<[ApprovalDecisionInput]>('decideApprovalSignal');

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type pg from 'pg';
+import { AgentRejectedError } from '../../lib/agent-gateway';
 import { withTransaction } from '../../lib/db';
 import { defineTool, ToolError, type ToolContext, type ToolDefinition, type ToolResult } from './registry';
 
@@ -45,28 +46,62 @@ export function stableUuid(seed: string): string {
 
 const memoryScope = (ctx: ToolContext, shared: boolean | undefined) => (shared ? 'org' : ctx.agentId);
 
+/** Checks a URL against HTTP_ALLOWED_HOSTS: the only hosts tools may reach. */
+function allowedUrl(url: string, ctx: ToolContext): URL {
+  const target = new URL(url);
+  if (target.protocol !== 'http:' && target.protocol !== 'https:') throw new ToolError(`unsupported protocol ${target.protocol}`);
+  const allowed = ctx.config.HTTP_ALLOWED_HOSTS;
+  if (!allowed.includes(target.host) && !allowed.includes(target.hostname)) {
+    throw new ToolError(`host "${target.host}" is not in the allowlist (${allowed.join(', ') || 'empty'})`);
+  }
+  return target;
+}
+
+const requestSignal = (ctx: ToolContext) => AbortSignal.any([AbortSignal.timeout(10_000), ...(ctx.signal ? [ctx.signal] : [])]);
+
+const truncate = (body: string) => (body.length > MAX_HTTP_BODY_CHARS ? `${body.slice(0, MAX_HTTP_BODY_CHARS)}…[truncated]` : body);
+
 export const httpGet = defineTool({
   name: 'http_get',
   description: 'Fetch a URL with HTTP GET. Only hosts on the allowlist (HTTP_ALLOWED_HOSTS) can be reached.',
   input: z.object({ url: z.string().url().describe('Absolute http(s) URL') }),
   sideEffect: false,
   async run({ url }, ctx): Promise<ToolResult> {
-    const target = new URL(url);
-    if (target.protocol !== 'http:' && target.protocol !== 'https:') throw new ToolError(`unsupported protocol ${target.protocol}`);
-    const allowed = ctx.config.HTTP_ALLOWED_HOSTS;
-    if (!allowed.includes(target.host) && !allowed.includes(target.hostname)) {
-      throw new ToolError(`host "${target.host}" is not in the allowlist (${allowed.join(', ') || 'empty'})`);
+    const res = await fetch(allowedUrl(url, ctx), { redirect: 'manual', signal: requestSignal(ctx) });
+    return { content: { status: res.status, contentType: res.headers.get('content-type'), body: truncate(await res.text()) } };
+  },
+});
+
+export const httpPost = defineTool({
+  name: 'http_post',
+  description: 'POST a JSON body to a URL on the allowlist (HTTP_ALLOWED_HOSTS). Always needs a human approval.',
+  input: z.object({ url: z.string().url(), body: z.record(z.string(), z.unknown()) }),
+  sideEffect: true,
+  requiresApproval: true,
+  async run({ url, body }, ctx) {
+    const target = allowedUrl(url, ctx);
+    // The claim commits before the request goes out: a retry after a crash finds it and does not send
+    // again (at most once), reporting the unknown outcome instead.
+    const claim = await ctx.db.query(
+      `INSERT INTO side_effects (idempotency_key, tool, task_id, result) VALUES ($1, 'http_post', $2, 'null')
+       ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key`,
+      [ctx.idempotencyKey, ctx.taskId],
+    );
+    if (!claim.rowCount) {
+      const prior = await ctx.db.query<{ result: unknown }>('SELECT result FROM side_effects WHERE idempotency_key = $1', [ctx.idempotencyKey]);
+      if (prior.rows[0]?.result !== null) return { content: { ...(prior.rows[0]!.result as object), replayed: true } };
+      throw new ToolError('a previous attempt may already have sent this request; not sending it again');
     }
-    const signals = [AbortSignal.timeout(10_000), ...(ctx.signal ? [ctx.signal] : [])];
-    const res = await fetch(target, { redirect: 'manual', signal: AbortSignal.any(signals) });
-    const body = await res.text();
-    return {
-      content: {
-        status: res.status,
-        contentType: res.headers.get('content-type'),
-        body: body.length > MAX_HTTP_BODY_CHARS ? `${body.slice(0, MAX_HTTP_BODY_CHARS)}…[truncated]` : body,
-      },
-    };
+    const res = await fetch(target, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'idempotency-key': ctx.idempotencyKey },
+      body: JSON.stringify(body),
+      redirect: 'manual',
+      signal: requestSignal(ctx),
+    });
+    const result = { status: res.status, body: truncate(await res.text()) };
+    await ctx.db.query('UPDATE side_effects SET result = $2 WHERE idempotency_key = $1', [ctx.idempotencyKey, JSON.stringify(result)]);
+    return { content: result };
   },
 });
 
@@ -170,16 +205,22 @@ export const createTask = defineTool({
     if (!target.rowCount) throw new ToolError(`no active agent ${args.agentId} in this organisation`);
     // The task id derives from the idempotency key: a retried call submits the same task, which the
     // target agent recognises and does not queue twice.
-    const receipt = await ctx.submitGoal(args.agentId, {
-      taskId: stableUuid(ctx.idempotencyKey),
-      title: args.title,
-      input: args.input ?? {},
-      priority: args.priority,
-      delegationDepth: depth,
-      parentTaskId: ctx.taskId,
-    });
-    return { content: receipt, decisionType: 'delegate' };
+    try {
+      const receipt = await ctx.submitGoal(args.agentId, {
+        taskId: stableUuid(ctx.idempotencyKey),
+        title: args.title,
+        input: args.input ?? {},
+        priority: args.priority,
+        delegationDepth: depth,
+        parentTaskId: ctx.taskId,
+      });
+      return { content: receipt, decisionType: 'delegate' };
+    } catch (err) {
+      // The target refused (archived meanwhile): the model should hear it; anything else is retried.
+      if (err instanceof AgentRejectedError) throw new ToolError(`agent ${args.agentId} refused the task: ${err.message}`);
+      throw err;
+    }
   },
 });
 
-export const BUILTIN_TOOLS: ToolDefinition<never>[] = [httpGet, memoryRead, memoryWrite, sendMessage, createTask] as never[];
+export const BUILTIN_TOOLS: ToolDefinition<never>[] = [httpGet, httpPost, memoryRead, memoryWrite, sendMessage, createTask] as never[];

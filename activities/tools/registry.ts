@@ -20,6 +20,11 @@ export interface ToolContext {
   signal?: AbortSignal;
 }
 
+export interface ToolPolicy {
+  sideEffect: boolean;
+  requiresApproval: boolean;
+}
+
 export interface ToolResult {
   /** What the model sees as the tool's output. */
   content: unknown;
@@ -31,8 +36,10 @@ export interface ToolDefinition<Args = unknown> {
   name: string;
   description: string;
   input: z.ZodType<Args>;
-  /** Side-effecting tools apply at most once per idempotency key. */
+  /** Side-effecting tools apply at most once per idempotency key; copilot agents ask before using them. */
   sideEffect: boolean;
+  /** Always needs a human's approval, whatever the agent's autonomy (e.g. http_post). */
+  requiresApproval?: boolean;
   run(args: Args, ctx: ToolContext): Promise<ToolResult>;
 }
 
@@ -53,6 +60,16 @@ export class ToolRegistry {
 
   get(name: string): ToolDefinition<unknown> | undefined {
     return this.tools.get(name);
+  }
+
+  /** How the workflow must gate a call to each named tool (unknown tools are harmless: they fail as results). */
+  policies(names: readonly string[]): Record<string, ToolPolicy> {
+    return Object.fromEntries(
+      names.map((name) => {
+        const def = this.tools.get(name);
+        return [name, { sideEffect: def?.sideEffect ?? false, requiresApproval: def?.requiresApproval ?? false }];
+      }),
+    );
   }
 
   names(): string[] {
