@@ -14,9 +14,9 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 
 # Install scripts must run: @swc/core (Temporal's workflow bundler), esbuild (tsx) and protobufjs
-# have them. npm 11 runs only the packages listed under "allowScripts" in package.json (these are);
-# the npm 10 of the node:20 image ignores that field and runs every install script.
-# --ignore-scripts=false guards against an npmrc that turns them off.
+# have them. The npm 10 of the node:20 image ignores package.json's "allowScripts" and runs every
+# install script; npm 11 honours that list, which names these packages.
+# --ignore-scripts=false guards against an npmrc that turns scripts off.
 RUN npm ci --omit=dev --ignore-scripts=false --no-audit --no-fund
 
 # Fail the build here, not at runtime, if a native binary is missing or cannot load on this libc/arch.

@@ -5,7 +5,9 @@ import { pinoHttp } from 'pino-http';
 import type { AgentGateway } from '../lib/agent-gateway';
 import type { Config } from '../lib/config';
 import { errorHandler, unknownRoute } from './errors';
+import { createToolRegistry } from '../activities/tools';
 import { agentRoutes } from './routes/agents';
+import { approvalRoutes } from './routes/approvals';
 import { taskRoutes } from './routes/tasks';
 import type { Store } from './store';
 
@@ -60,6 +62,7 @@ export function createApp(deps: AppDeps): express.Express {
   });
   v1.use('/agents', agentRoutes(deps));
   v1.use('/tasks', taskRoutes(deps));
+  v1.use('/approvals', approvalRoutes({ ...deps, tools: createToolRegistry() }));
   app.use('/api/v1', v1);
 
   app.use(unknownRoute);

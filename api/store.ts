@@ -69,6 +69,26 @@ export interface DecisionRecord {
   createdAt: string;
 }
 
+export interface ApprovalRecord {
+  id: string;
+  taskId: string;
+  agentId: string;
+  orgId: string;
+  title: string;
+  proposedAction: { tool: string; arguments: unknown };
+  status: string;
+  decidedBy: string | null;
+  reason: string | null;
+  editedAction: unknown;
+  createdAt: string;
+  decidedAt: string | null;
+  expiresAt: string;
+}
+
+const APPROVAL_COLUMNS = `id, task_id AS "taskId", agent_id AS "agentId", org_id AS "orgId", title, proposed_action AS "proposedAction",
+  status, decided_by AS "decidedBy", decision_reason AS "reason", edited_action AS "editedAction", created_at AS "createdAt",
+  decided_at AS "decidedAt", expires_at AS "expiresAt"`;
+
 export function createStore(db: Db) {
   return {
     async agent(orgId: string, id: string): Promise<AgentRecord | undefined> {
@@ -114,6 +134,24 @@ export function createStore(db: Db) {
         `SELECT step, decision_type AS "decisionType", reasoning, action, result, confidence, created_at AS "createdAt"
          FROM decisions WHERE task_id = $1 ORDER BY step, seq`,
         [taskId],
+      );
+      return rows;
+    },
+
+    async approval(orgId: string, id: string): Promise<ApprovalRecord | undefined> {
+      const { rows } = await db.query<ApprovalRecord>(`SELECT ${APPROVAL_COLUMNS} FROM approvals WHERE org_id = $1 AND id = $2`, [orgId, id]);
+      return rows[0];
+    },
+
+    async approvals(
+      orgId: string,
+      f: { status?: string; agentId?: string; taskId?: string; limit: number; offset: number },
+    ): Promise<ApprovalRecord[]> {
+      const { rows } = await db.query<ApprovalRecord>(
+        `SELECT ${APPROVAL_COLUMNS} FROM approvals
+         WHERE org_id = $1 AND ($2::text IS NULL OR status = $2) AND ($3::uuid IS NULL OR agent_id = $3) AND ($4::uuid IS NULL OR task_id = $4)
+         ORDER BY created_at DESC, id LIMIT $5 OFFSET $6`,
+        [orgId, f.status ?? null, f.agentId ?? null, f.taskId ?? null, f.limit, f.offset],
       );
       return rows;
     },

@@ -15,16 +15,20 @@ import {
   agentWorkflowId,
   archiveAgentUpdate,
   cancelGoalUpdate,
+  decideApprovalUpdate,
   getAgentStateQuery,
   OrgIdAttr,
   pauseAgentUpdate,
   resumeAgentUpdate,
   submitGoalUpdate,
+  taskWorkflowId,
   updateAgentConfigUpdate,
   type AgentConfig,
   type AgentConfigPatch,
   type AgentLiveState,
   type AgentSettings,
+  type ApprovalDecisionInput,
+  type ApprovalOutcome,
   type GoalReceipt,
   type SubmitGoalInput,
 } from '../workflows/definitions';
@@ -74,27 +78,38 @@ export class AgentGateway {
   }
 
   submitGoal(agentId: string, goal: SubmitGoalInput): Promise<GoalReceipt> {
-    return this.update(agentId, () => this.handle(agentId).executeUpdate(submitGoalUpdate, { args: [goal] }));
+    return this.update(`agent ${agentId}`, () => this.handle(agentId).executeUpdate(submitGoalUpdate, { args: [goal] }));
   }
 
   pause(agentId: string): Promise<AgentLiveState> {
-    return this.update(agentId, () => this.handle(agentId).executeUpdate(pauseAgentUpdate));
+    return this.update(`agent ${agentId}`, () => this.handle(agentId).executeUpdate(pauseAgentUpdate));
   }
 
   resume(agentId: string): Promise<AgentLiveState> {
-    return this.update(agentId, () => this.handle(agentId).executeUpdate(resumeAgentUpdate));
+    return this.update(`agent ${agentId}`, () => this.handle(agentId).executeUpdate(resumeAgentUpdate));
   }
 
   archive(agentId: string): Promise<AgentLiveState> {
-    return this.update(agentId, () => this.handle(agentId).executeUpdate(archiveAgentUpdate));
+    return this.update(`agent ${agentId}`, () => this.handle(agentId).executeUpdate(archiveAgentUpdate));
   }
 
   cancelGoal(agentId: string, taskId: string, reason?: string): Promise<GoalReceipt> {
-    return this.update(agentId, () => this.handle(agentId).executeUpdate(cancelGoalUpdate, { args: [{ taskId, reason }] }));
+    return this.update(`agent ${agentId}`, () => this.handle(agentId).executeUpdate(cancelGoalUpdate, { args: [{ taskId, reason }] }));
   }
 
   updateConfig(agentId: string, patch: AgentConfigPatch): Promise<AgentConfig> {
-    return this.update(agentId, () => this.handle(agentId).executeUpdate(updateAgentConfigUpdate, { args: [patch] }));
+    return this.update(`agent ${agentId}`, () => this.handle(agentId).executeUpdate(updateAgentConfigUpdate, { args: [patch] }));
+  }
+
+  /**
+   * Delivers an approval decision to the waiting task workflow. The update id makes a repeated identical
+   * request return the first answer instead of deciding twice.
+   */
+  decideApproval(taskId: string, decision: ApprovalDecisionInput): Promise<ApprovalOutcome> {
+    const handle = this.client.workflow.getHandle(taskWorkflowId(taskId));
+    return this.update(`task ${taskId}`, () =>
+      handle.executeUpdate(decideApprovalUpdate, { args: [decision], updateId: `${decision.approvalId}:${decision.decision}` }),
+    );
   }
 
   /** The live state from the workflow query, or null when the workflow is not reachable. */
@@ -112,12 +127,12 @@ export class AgentGateway {
   }
 
   /** Translates Temporal's answers into the two outcomes callers care about. */
-  private async update<T>(agentId: string, send: () => Promise<T>): Promise<T> {
+  private async update<T>(target: string, send: () => Promise<T>): Promise<T> {
     try {
       return await send();
     } catch (err) {
       if (err instanceof WorkflowNotFoundError || isClosedWorkflowError(err)) {
-        throw new AgentRejectedError(`agent ${agentId} is not running`, 'not_running');
+        throw new AgentRejectedError(`${target} is not running`, 'not_running');
       }
       if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
         throw new AgentRejectedError(err.cause.message, 'invalid_transition');

@@ -4,6 +4,8 @@ import { startEmbeddedPostgres, type PostgresHandle } from '../lib/postgres';
 import { findTemporalCli, getFreePort, startDevServer, type DevServerHandle } from '../temporal/dev-server';
 
 export interface LocalStack {
+  /** The Temporal CLI binary that runs the server (also usable for `temporal workflow …` commands). */
+  cliPath: string;
   temporal: DevServerHandle;
   postgres: PostgresHandle;
   databaseUrl: string;
@@ -41,6 +43,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   ]);
   await migrate(postgres.url);
   return {
+    cliPath,
     temporal,
     postgres,
     databaseUrl: postgres.url,

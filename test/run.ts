@@ -42,7 +42,7 @@ async function main(): Promise<number> {
       ...process.env,
       TEMPORAL_ADDRESS: stack.temporal.address,
       TEMPORAL_UI_URL: stack.temporal.uiUrl ?? '',
-      TEMPORAL_CLI_PATH: process.env.TEMPORAL_CLI_PATH ?? '',
+      TEMPORAL_CLI_PATH: stack.cliPath,
       DATABASE_URL: stack.databaseUrl,
       WORKFLOW_BUNDLE_PATH: bundlePath,
       TEST_DATA_DIR: dataDir,
