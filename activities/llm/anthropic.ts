@@ -13,7 +13,7 @@ import {
   startWatchdog,
   timeoutError,
   type Watchdog,
-} from './openai';
+} from './adapter-support';
 import {
   ProviderError,
   type CompleteOptions,
