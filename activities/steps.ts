@@ -1,11 +1,21 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { BrokenCircuitError } from 'cockatiel';
 import type { Logger } from 'pino';
 import type { Config } from '../lib/config';
 import type { Db } from '../lib/db';
 import { ErrorType } from '../lib/errors';
 import type { GoalReceipt, SubmitGoalInput } from '../workflows/definitions';
 import { ProviderConfigError } from './llm';
-import { ProviderError, type FinishReason, type LlmMessage, type LlmProvider, type ToolCall, type TokenUsage } from './llm/types';
+import type { ProviderCircuits } from './llm/circuits';
+import {
+  ProviderError,
+  type FinishReason,
+  type LlmMessage,
+  type LlmProvider,
+  type LlmResponse,
+  type ToolCall,
+  type TokenUsage,
+} from './llm/types';
 import { insertDecision } from './records';
 import { ToolError, type ToolPolicy, type ToolRegistry } from './tools/registry';
 
@@ -14,6 +24,7 @@ export interface StepDeps {
   config: Config;
   logger: Logger;
   providers: { get(name: string | null): LlmProvider };
+  circuits: ProviderCircuits;
   tools: ToolRegistry;
   submitGoal(agentId: string, goal: SubmitGoalInput): Promise<GoalReceipt>;
 }
@@ -22,6 +33,8 @@ export interface CallModelInput {
   taskId: string;
   step: number;
   provider: string | null;
+  /** Tried in order when the provider before fails for availability or credentials, or its circuit is open. */
+  fallbackProviders?: string[];
   model: string | null;
   messages: LlmMessage[];
   toolNames: string[];
@@ -91,30 +104,7 @@ export function createStepActivities(deps: StepDeps) {
      * Temporal (honouring retry-after), 400/401/context-length/refusals fail at once.
      */
     async callModel(input: CallModelInput): Promise<ModelReply> {
-      let provider: LlmProvider;
-      try {
-        provider = deps.providers.get(input.provider);
-      } catch (err) {
-        if (err instanceof ProviderConfigError) throw ApplicationFailure.nonRetryable(err.message, ErrorType.Configuration);
-        throw err;
-      }
-      const model = input.model ?? provider.defaultModel;
-      const specs = tools.specs(input.toolNames);
-      let reply;
-      try {
-        reply = await withHeartbeat(() =>
-          provider.complete({ model, messages: input.messages, tools: specs }, { signal: Context.current().cancellationSignal }),
-        );
-      } catch (err) {
-        if (!(err instanceof ProviderError)) throw err;
-        const type = PROVIDER_FAILURE[err.kind];
-        if (!err.retryable) throw ApplicationFailure.nonRetryable(`${provider.name}: ${err.message}`, type);
-        throw ApplicationFailure.create({
-          message: `${provider.name}: ${err.message}`,
-          type,
-          nextRetryDelay: err.details.retryAfterMs,
-        });
-      }
+      const reply = await withHeartbeat(() => completeWithFallback(input));
       const final = reply.toolCalls.length === 0;
       await db.query(
         `INSERT INTO llm_calls (task_id, step, provider, model, input_tokens, output_tokens) VALUES ($1,$2,$3,$4,$5,$6)
@@ -182,6 +172,46 @@ export function createStepActivities(deps: StepDeps) {
     },
   };
 
+  /**
+   * Tries the agent's provider, then its fallbacks in order. A provider is skipped while its circuit is
+   * open; availability and credential failures move on to the next one; request errors (400, context
+   * length) stop at once since another provider would refuse the same request. With every candidate
+   * failing, the last failure decides: retryable ones are retried by Temporal (honouring retry-after).
+   */
+  async function completeWithFallback(input: CallModelInput): Promise<LlmResponse> {
+    const names = [...new Set([input.provider ?? deps.config.aiProvider, ...(input.fallbackProviders ?? [])])];
+    let lastFailure: ApplicationFailure | undefined;
+    for (const name of names) {
+      let provider: LlmProvider;
+      try {
+        provider = deps.providers.get(name);
+      } catch (err) {
+        if (!(err instanceof ProviderConfigError)) throw err;
+        lastFailure = ApplicationFailure.nonRetryable(err.message, ErrorType.Configuration);
+        continue;
+      }
+      // The agent's model belongs to its first provider; fallbacks use their own default model.
+      const model = name === names[0] ? (input.model ?? provider.defaultModel) : provider.defaultModel;
+      try {
+        return await deps.circuits.for(name).execute(() =>
+          provider.complete({ model, messages: input.messages, tools: tools.specs(input.toolNames) }, { signal: Context.current().cancellationSignal }),
+        );
+      } catch (err) {
+        if (err instanceof BrokenCircuitError) {
+          deps.logger.warn({ provider: name, taskId: input.taskId }, 'provider circuit open; trying the next provider');
+          lastFailure = ApplicationFailure.create({ message: `${name}: circuit open`, type: ErrorType.ProviderUnavailable });
+          continue;
+        }
+        if (!(err instanceof ProviderError)) throw err;
+        const failure = toFailure(name, err);
+        if (!err.retryable && err.kind !== 'auth') throw failure;
+        deps.logger.warn({ provider: name, kind: err.kind, taskId: input.taskId }, `provider failed: ${err.message}`);
+        lastFailure = failure;
+      }
+    }
+    throw lastFailure ?? ApplicationFailure.nonRetryable('no provider configured', ErrorType.Configuration);
+  }
+
   async function executeTool(input: RunToolInput): Promise<{ content: string; isError: boolean; decisionType: string }> {
     const { call } = input;
     const fail = (message: string) => ({ content: message, isError: true, decisionType: 'tool_call' });
@@ -219,6 +249,13 @@ export function createStepActivities(deps: StepDeps) {
       throw err;
     }
   }
+}
+
+function toFailure(provider: string, err: ProviderError): ApplicationFailure {
+  const type = PROVIDER_FAILURE[err.kind];
+  const message = `${provider}: ${err.message}`;
+  if (!err.retryable) return ApplicationFailure.nonRetryable(message, type);
+  return ApplicationFailure.create({ message, type, nextRetryDelay: err.details.retryAfterMs });
 }
 
 function safeJson(text: string): unknown {

@@ -51,7 +51,9 @@ export function createApp(deps: AppDeps): express.Express {
       temporal: temporal.status === 'fulfilled' ? 'ok' : 'down',
     };
     const healthy = checks.postgres === 'ok' && checks.temporal === 'ok';
-    res.status(healthy ? 200 : 503).json({ status: healthy ? 'ok' : 'degraded', checks });
+    // Open provider circuits degrade no check here (agents fall back), but operators should see them.
+    const openCircuits = checks.postgres === 'ok' ? await deps.store.openCircuits().catch(() => []) : [];
+    res.status(healthy ? 200 : 503).json({ status: healthy ? 'ok' : 'degraded', checks, providers: { openCircuits } });
   });
 
   const v1 = express.Router();

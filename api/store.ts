@@ -156,6 +156,15 @@ export function createStore(db: Db) {
       return rows;
     },
 
+    /** Provider circuits that are not closed, as each worker last reported them. */
+    async openCircuits(): Promise<{ worker: string; provider: string; state: string; lastError: string | null; changedAt: string }[]> {
+      const { rows } = await db.query(
+        `SELECT worker, provider, state, last_error AS "lastError", changed_at AS "changedAt" FROM provider_circuits
+         WHERE state <> 'closed' ORDER BY changed_at DESC LIMIT 100`,
+      );
+      return rows;
+    },
+
     async ping(): Promise<void> {
       await db.query('SELECT 1');
     },

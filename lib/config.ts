@@ -40,6 +40,10 @@ const EnvSchema = z.object({
   OLLAMA_BASE_URL: z.string().default('http://127.0.0.1:11434'),
   OLLAMA_MODEL: z.string().default('llama3.1'),
   LLM_TIMEOUT_SECONDS: intFromEnv(60, 1),
+  /** Consecutive availability failures after which a provider's circuit opens (per worker process). */
+  CIRCUIT_FAILURE_THRESHOLD: intFromEnv(5, 1),
+  /** How long an open circuit skips its provider before one trial call. */
+  CIRCUIT_RECOVERY_SECONDS: intFromEnv(30, 1),
 
   MAX_AGENTS: intFromEnv(100, 1),
   MAX_STEPS: intFromEnv(10, 1),
@@ -65,7 +69,9 @@ export type ProviderName = 'offline' | 'openai' | 'anthropic' | 'ollama' | 'open
 
 /** Parses the environment once. Throws one readable error listing every invalid variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const parsed = EnvSchema.safeParse(env);
+  // An empty variable (`OPENAI_API_KEY=` in a .env file) means unset, not an empty value.
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== ''));
+  const parsed = EnvSchema.safeParse(present);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n');
     throw new Error(`Invalid configuration:\n${problems}`);

@@ -9,6 +9,7 @@ export const TASK_STATUSES = ['queued', 'planning', 'awaiting_approval', 'runnin
 export const AUTONOMY_LEVELS = ['manual', 'copilot', 'autopilot'] as const;
 export const DEFAULT_TOOLS = ['memory_read', 'memory_write', 'send_message', 'create_task'];
 
+const PROVIDERS = ['offline', 'openai', 'anthropic', 'ollama', 'openai-compatible'] as const;
 const name = z.string().trim().min(1).max(200);
 const toolName = z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, 'tool names are letters, digits, _ . -');
 const label = z.string().trim().min(1).max(100);
@@ -28,8 +29,9 @@ export const CreateAgentBody = z
     priority: z.number().int().min(1).max(10).default(6),
     allowedTools: z.array(toolName).max(100).default(DEFAULT_TOOLS),
     systemPrompt: z.string().max(20_000).nullable().default(null),
-    provider: z.enum(['offline', 'openai', 'anthropic', 'ollama', 'openai-compatible']).nullable().default(null),
+    provider: z.enum(PROVIDERS).nullable().default(null),
     model: z.string().trim().min(1).max(200).nullable().default(null),
+    fallbackProviders: z.array(z.enum(PROVIDERS)).max(5).default([]),
     approvalRequiredTools: z.array(toolName).max(100).default([]),
     approvalTimeoutHours: z.number().positive().max(24 * 365).nullable().default(null),
     onApprovalTimeout: z.enum(['fail', 'escalate']).default('fail'),

@@ -1,9 +1,11 @@
+import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities';
 import { createProviderRegistry } from '../activities/llm';
+import { ProviderCircuits } from '../activities/llm/circuits';
 import { createToolRegistry } from '../activities/tools';
 import { AgentGateway } from '../lib/agent-gateway';
 import type { Config } from '../lib/config';
@@ -54,11 +56,27 @@ export async function createAgentWorker(opts: AgentWorkerOptions): Promise<Agent
   const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
   const gateway = new AgentGateway(client, config.TEMPORAL_TASK_QUEUE);
 
+  const workerName = opts.identity ?? `${os.hostname()}:${process.pid}`;
+  const circuits = new ProviderCircuits({
+    threshold: config.CIRCUIT_FAILURE_THRESHOLD,
+    recoveryMs: config.CIRCUIT_RECOVERY_SECONDS * 1000,
+    onStateChange: (provider, state, lastError) => {
+      logger.warn({ provider, state, lastError }, `provider circuit ${state}`);
+      // Recorded for /health; losing one write only delays what operators see.
+      db.query(
+        `INSERT INTO provider_circuits (worker, provider, state, last_error, changed_at) VALUES ($1, $2, $3, $4, now())
+         ON CONFLICT (worker, provider) DO UPDATE SET state = EXCLUDED.state, last_error = EXCLUDED.last_error, changed_at = now()`,
+        [workerName, provider, state, lastError],
+      ).catch((err) => logger.error({ err }, 'could not record circuit state'));
+    },
+  });
+
   const activities = createActivities({
     db,
     config,
     logger,
     providers: createProviderRegistry(config),
+    circuits,
     tools: createToolRegistry(),
     submitGoal: (agentId, goal) => gateway.submitGoal(agentId, goal),
   });

@@ -49,6 +49,8 @@ export interface AgentConfig {
   /** Provider name, or null for the deployment default. */
   provider: string | null;
   model: string | null;
+  /** Providers to try, in order, when the first is failing or its circuit is open. */
+  fallbackProviders: string[];
   /** Tools that need a human's approval even in autopilot (on top of tools that always do). */
   approvalRequiredTools: string[];
   /** Overrides APPROVAL_TIMEOUT_HOURS for this agent. */
@@ -153,6 +155,7 @@ export type AgentConfigPatch = Partial<
     | 'systemPrompt'
     | 'provider'
     | 'model'
+    | 'fallbackProviders'
     | 'approvalRequiredTools'
     | 'approvalTimeoutHours'
     | 'onApprovalTimeout'

@@ -218,6 +218,7 @@ export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcom
         taskId: goal.taskId,
         step,
         provider: agent.provider,
+        fallbackProviders: agent.fallbackProviders ?? [],
         model: agent.model,
         messages,
         toolNames: agent.allowedTools,
