@@ -1,4 +1,5 @@
 import { createApprovalActivities } from './approvals';
+import { createChatActivities } from './chat';
 import { createRecordActivities, type RecordDeps } from './records';
 import { createStepActivities, type StepDeps } from './steps';
 
@@ -10,6 +11,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createRecordActivities(deps),
     ...createStepActivities(deps),
     ...createApprovalActivities(deps),
+    ...createChatActivities(deps),
   };
 }
 

@@ -83,7 +83,7 @@ const PROVIDER_FAILURE: Record<ProviderError['kind'], string> = {
 };
 
 /** Heartbeats while `work` runs, so a step lost with its worker is retried after the heartbeat timeout. */
-async function withHeartbeat<T>(work: () => Promise<T>): Promise<T> {
+export async function withHeartbeat<T>(work: () => Promise<T>): Promise<T> {
   const ctx = Context.current();
   const every = Math.max(200, (ctx.info.heartbeatTimeoutMs ?? 30_000) / 3);
   const timer = setInterval(() => ctx.heartbeat(), every);
@@ -94,8 +94,97 @@ async function withHeartbeat<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * The model and tool calls shared by task steps and chat turns: provider fallback behind circuit
+ * breakers, and tool execution that turns every mistake into a result the model can read.
+ */
+export function createStepRunner(deps: StepDeps) {
+  const { db, tools } = deps;
+
+  /**
+   * Tries the agent's provider, then its fallbacks in order. A provider is skipped while its circuit is
+   * open; availability and credential failures move on to the next one; request errors (400, context
+   * length) stop at once since another provider would refuse the same request. With every candidate
+   * failing, the last failure decides: retryable ones are retried by Temporal (honouring retry-after).
+   */
+  async function completeWithFallback(input: CallModelInput, onToken?: (delta: string) => void): Promise<LlmResponse> {
+    const names = [...new Set([input.provider ?? deps.config.aiProvider, ...(input.fallbackProviders ?? [])])];
+    let lastFailure: ApplicationFailure | undefined;
+    for (const name of names) {
+      let provider: LlmProvider;
+      try {
+        provider = deps.providers.get(name);
+      } catch (err) {
+        if (!(err instanceof ProviderConfigError)) throw err;
+        lastFailure = ApplicationFailure.nonRetryable(err.message, ErrorType.Configuration);
+        continue;
+      }
+      // The agent's model belongs to its first provider; fallbacks use their own default model.
+      const model = name === names[0] ? (input.model ?? provider.defaultModel) : provider.defaultModel;
+      try {
+        return await deps.circuits.for(name).execute(() =>
+          provider.complete({ model, messages: input.messages, tools: tools.specs(input.toolNames) }, { signal: Context.current().cancellationSignal, onToken }),
+        );
+      } catch (err) {
+        if (err instanceof BrokenCircuitError) {
+          deps.logger.warn({ provider: name, taskId: input.taskId }, 'provider circuit open; trying the next provider');
+          lastFailure = ApplicationFailure.create({ message: `${name}: circuit open`, type: ErrorType.ProviderUnavailable });
+          continue;
+        }
+        if (!(err instanceof ProviderError)) throw err;
+        const failure = toFailure(name, err);
+        if (!err.retryable && err.kind !== 'auth') throw failure;
+        deps.logger.warn({ provider: name, kind: err.kind, taskId: input.taskId }, `provider failed: ${err.message}`);
+        lastFailure = failure;
+      }
+    }
+    throw lastFailure ?? ApplicationFailure.nonRetryable('no provider configured', ErrorType.Configuration);
+  }
+
+  async function executeTool(input: RunToolInput): Promise<{ content: string; isError: boolean; decisionType: string }> {
+    const { call } = input;
+    const fail = (message: string) => ({ content: message, isError: true, decisionType: 'tool_call' });
+    if (!input.allowedTools.includes(call.name)) return fail(`tool "${call.name}" is not allowed for this agent`);
+    const def = tools.get(call.name);
+    if (!def) return fail(`unknown tool "${call.name}"`);
+    let raw: unknown;
+    try {
+      raw = call.arguments.trim() === '' ? {} : JSON.parse(call.arguments);
+    } catch (err) {
+      return fail(`arguments are not valid JSON (${(err as Error).message}); send a JSON object matching the schema`);
+    }
+    const parsed = def.input.safeParse(raw);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+      return fail(`invalid arguments: ${issues}`);
+    }
+    try {
+      const result = await def.run(parsed.data, {
+        db,
+        config: deps.config,
+        orgId: input.orgId,
+        agentId: input.agentId,
+        taskId: input.taskId,
+        idempotencyKey: input.idempotencyKey,
+        delegationDepth: input.delegationDepth,
+        maxDelegationDepth: input.maxDelegationDepth,
+        submitGoal: deps.submitGoal,
+        signal: Context.current().cancellationSignal,
+      });
+      return { content: JSON.stringify(result.content), isError: false, decisionType: result.decisionType ?? 'tool_call' };
+    } catch (err) {
+      if (err instanceof ToolError) return fail(err.message);
+      if (err instanceof TypeError && call.name === 'http_get') return fail(`request failed: ${err.message}`);
+      throw err;
+    }
+  }
+
+  return { completeWithFallback, executeTool };
+}
+
 export function createStepActivities(deps: StepDeps) {
   const { db, tools } = deps;
+  const { completeWithFallback, executeTool } = createStepRunner(deps);
 
   return {
     /**
@@ -171,84 +260,6 @@ export function createStepActivities(deps: StepDeps) {
       return { toolCallId: call.id, name: call.name, content: outcome.content, isError: outcome.isError };
     },
   };
-
-  /**
-   * Tries the agent's provider, then its fallbacks in order. A provider is skipped while its circuit is
-   * open; availability and credential failures move on to the next one; request errors (400, context
-   * length) stop at once since another provider would refuse the same request. With every candidate
-   * failing, the last failure decides: retryable ones are retried by Temporal (honouring retry-after).
-   */
-  async function completeWithFallback(input: CallModelInput): Promise<LlmResponse> {
-    const names = [...new Set([input.provider ?? deps.config.aiProvider, ...(input.fallbackProviders ?? [])])];
-    let lastFailure: ApplicationFailure | undefined;
-    for (const name of names) {
-      let provider: LlmProvider;
-      try {
-        provider = deps.providers.get(name);
-      } catch (err) {
-        if (!(err instanceof ProviderConfigError)) throw err;
-        lastFailure = ApplicationFailure.nonRetryable(err.message, ErrorType.Configuration);
-        continue;
-      }
-      // The agent's model belongs to its first provider; fallbacks use their own default model.
-      const model = name === names[0] ? (input.model ?? provider.defaultModel) : provider.defaultModel;
-      try {
-        return await deps.circuits.for(name).execute(() =>
-          provider.complete({ model, messages: input.messages, tools: tools.specs(input.toolNames) }, { signal: Context.current().cancellationSignal }),
-        );
-      } catch (err) {
-        if (err instanceof BrokenCircuitError) {
-          deps.logger.warn({ provider: name, taskId: input.taskId }, 'provider circuit open; trying the next provider');
-          lastFailure = ApplicationFailure.create({ message: `${name}: circuit open`, type: ErrorType.ProviderUnavailable });
-          continue;
-        }
-        if (!(err instanceof ProviderError)) throw err;
-        const failure = toFailure(name, err);
-        if (!err.retryable && err.kind !== 'auth') throw failure;
-        deps.logger.warn({ provider: name, kind: err.kind, taskId: input.taskId }, `provider failed: ${err.message}`);
-        lastFailure = failure;
-      }
-    }
-    throw lastFailure ?? ApplicationFailure.nonRetryable('no provider configured', ErrorType.Configuration);
-  }
-
-  async function executeTool(input: RunToolInput): Promise<{ content: string; isError: boolean; decisionType: string }> {
-    const { call } = input;
-    const fail = (message: string) => ({ content: message, isError: true, decisionType: 'tool_call' });
-    if (!input.allowedTools.includes(call.name)) return fail(`tool "${call.name}" is not allowed for this agent`);
-    const def = tools.get(call.name);
-    if (!def) return fail(`unknown tool "${call.name}"`);
-    let raw: unknown;
-    try {
-      raw = call.arguments.trim() === '' ? {} : JSON.parse(call.arguments);
-    } catch (err) {
-      return fail(`arguments are not valid JSON (${(err as Error).message}); send a JSON object matching the schema`);
-    }
-    const parsed = def.input.safeParse(raw);
-    if (!parsed.success) {
-      const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-      return fail(`invalid arguments: ${issues}`);
-    }
-    try {
-      const result = await def.run(parsed.data, {
-        db,
-        config: deps.config,
-        orgId: input.orgId,
-        agentId: input.agentId,
-        taskId: input.taskId,
-        idempotencyKey: input.idempotencyKey,
-        delegationDepth: input.delegationDepth,
-        maxDelegationDepth: input.maxDelegationDepth,
-        submitGoal: deps.submitGoal,
-        signal: Context.current().cancellationSignal,
-      });
-      return { content: JSON.stringify(result.content), isError: false, decisionType: result.decisionType ?? 'tool_call' };
-    } catch (err) {
-      if (err instanceof ToolError) return fail(err.message);
-      if (err instanceof TypeError && call.name === 'http_get') return fail(`request failed: ${err.message}`);
-      throw err;
-    }
-  }
 }
 
 function toFailure(provider: string, err: ProviderError): ApplicationFailure {

@@ -6,13 +6,16 @@ import type { AgentGateway } from '../lib/agent-gateway';
 import type { Config } from '../lib/config';
 import { errorHandler, unknownRoute } from './errors';
 import { createToolRegistry } from '../activities/tools';
+import type { ChatEventHub } from './chat-events';
 import { agentRoutes } from './routes/agents';
+import { chatRoutes } from './routes/chat';
 import { approvalRoutes } from './routes/approvals';
 import { taskRoutes } from './routes/tasks';
 import type { Store } from './store';
 
 export interface AppDeps {
   store: Store;
+  chatEvents: ChatEventHub;
   gateway: AgentGateway;
   config: Config;
   logger: Logger;
@@ -64,6 +67,7 @@ export function createApp(deps: AppDeps): express.Express {
   });
   v1.use('/agents', agentRoutes(deps));
   v1.use('/tasks', taskRoutes(deps));
+  v1.use('/chat', chatRoutes(deps));
   v1.use('/approvals', approvalRoutes({ ...deps, tools: createToolRegistry() }));
   app.use('/api/v1', v1);
 

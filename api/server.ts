@@ -4,6 +4,7 @@ import { config, databaseUrl } from '../lib/config';
 import { createPool, migrate } from '../lib/db';
 import { createLogger } from '../lib/logger';
 import { createApp } from './app';
+import { ChatEventHub } from './chat-events';
 import { createStore } from './store';
 
 /** API process: applies migrations, connects to Temporal and Postgres, listens on PORT. */
@@ -15,13 +16,20 @@ async function main(): Promise<void> {
   const db = createPool(url);
   const connection = await Connection.connect({ address: cfg.TEMPORAL_ADDRESS });
   const client = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE });
-  const app = createApp({ store: createStore(db), gateway: new AgentGateway(client, cfg.TEMPORAL_TASK_QUEUE), config: cfg, logger });
+  const chatEvents = new ChatEventHub(url, logger);
+  const app = createApp({
+    store: createStore(db),
+    chatEvents,
+    gateway: new AgentGateway(client, cfg.TEMPORAL_TASK_QUEUE),
+    config: cfg,
+    logger,
+  });
   const server = app.listen(cfg.PORT, () => logger.info({ port: cfg.PORT }, `API listening on http://127.0.0.1:${cfg.PORT}`));
   server.requestTimeout = 30_000;
 
   const shutdown = () => {
     logger.info('API shutting down');
-    server.close(() => void Promise.allSettled([db.end(), connection.close()]).then(() => process.exit(0)));
+    server.close(() => void Promise.allSettled([db.end(), connection.close(), chatEvents.close()]).then(() => process.exit(0)));
     // Keep-alive connections may hold the server open; do not wait on them forever.
     setTimeout(() => process.exit(0), 5000).unref();
   };

@@ -165,6 +165,21 @@ export function createStore(db: Db) {
       return rows;
     },
 
+    async chatHistory(orgId: string, sessionId: string) {
+      const { rows } = await db.query(
+        `SELECT id, turn_id AS "turnId", role, content, agent_id AS "agentId", agent_type AS "agentType", metadata, created_at AS "createdAt"
+         FROM chat_messages WHERE org_id = $1 AND session_id = $2 ORDER BY created_at, seq`,
+        [orgId, sessionId],
+      );
+      return rows;
+    },
+
+    /** A session id may be continued by its own organisation, or chosen fresh by a client. */
+    async chatSessionAllowed(orgId: string, sessionId: string): Promise<boolean> {
+      const { rows } = await db.query('SELECT org_id FROM chat_messages WHERE session_id = $1 LIMIT 1', [sessionId]);
+      return rows.length === 0 || rows[0].org_id === orgId;
+    },
+
     async ping(): Promise<void> {
       await db.query('SELECT 1');
     },

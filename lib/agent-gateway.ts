@@ -6,6 +6,7 @@ import {
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { AgentWorkflow } from '../workflows/agent';
+import type { ChatWorkflow } from '../workflows/chat';
 import {
   AgentIdAttr,
   AgentNameAttr,
@@ -14,7 +15,10 @@ import {
   agentReadyUpdate,
   agentWorkflowId,
   archiveAgentUpdate,
+  cancelChatTurnSignal,
   cancelGoalUpdate,
+  chatTurnUpdate,
+  chatWorkflowId,
   decideApprovalUpdate,
   getAgentStateQuery,
   OrgIdAttr,
@@ -29,6 +33,8 @@ import {
   type AgentSettings,
   type ApprovalDecisionInput,
   type ApprovalOutcome,
+  type ChatTurnInput,
+  type ChatTurnResult,
   type GoalReceipt,
   type SubmitGoalInput,
 } from '../workflows/definitions';
@@ -110,6 +116,32 @@ export class AgentGateway {
     return this.update(`task ${taskId}`, () =>
       handle.executeUpdate(decideApprovalUpdate, { args: [decision], updateId: `${decision.approvalId}:${decision.decision}` }),
     );
+  }
+
+  /**
+   * Runs one chat turn in the session's ChatWorkflow, starting the workflow if it is not running (a new
+   * session, or one that ended after being idle). The turn id is the update id: a retried request gets
+   * the same turn, not a second one.
+   */
+  chatTurn(sessionId: string, agent: AgentConfig, settings: AgentSettings, turn: ChatTurnInput): Promise<ChatTurnResult> {
+    const startWorkflowOperation = new WithStartWorkflowOperation<typeof ChatWorkflow>('ChatWorkflow', {
+      workflowId: chatWorkflowId(sessionId),
+      taskQueue: this.taskQueue,
+      args: [{ sessionId, agent, settings }],
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      typedSearchAttributes: [
+        { key: AgentIdAttr, value: agent.id },
+        { key: AgentNameAttr, value: agent.name },
+        { key: OrgIdAttr, value: agent.orgId },
+      ],
+      staticSummary: `Chat session ${sessionId} with ${agent.name}`,
+    });
+    return this.client.workflow.executeUpdateWithStart(chatTurnUpdate, { args: [turn], updateId: turn.turnId, startWorkflowOperation });
+  }
+
+  /** Tells a session to stop the turn in progress (its client went away). */
+  async cancelChatTurn(sessionId: string, turnId: string): Promise<void> {
+    await this.client.workflow.getHandle(chatWorkflowId(sessionId)).signal(cancelChatTurnSignal, { turnId });
   }
 
   /** The live state from the workflow query, or null when the workflow is not reachable. */

@@ -89,6 +89,17 @@ export const ApproveBody = z
 
 export const RejectBody = z.object({ reason: z.string().max(2000).optional(), decidedBy }).strict();
 
+export const ChatBody = z
+  .object({
+    message: z.string().trim().min(1).max(20_000),
+    sessionId: z.string().uuid().optional(),
+    agentId: z.string().uuid().optional(),
+    agentType: label.optional(),
+    stream: z.boolean().default(true),
+  })
+  .strict()
+  .refine((v) => Boolean(v.agentId) !== Boolean(v.agentType), { message: 'send exactly one of agentId or agentType' });
+
 export const CancelTaskBody = z.object({ reason: z.string().max(1000).optional() }).strict();
 
 export const Uuid = z.string().uuid();

@@ -43,7 +43,17 @@ export function activitiesFor(settings: AgentSettings) {
     startToCloseTimeout: '15s',
     retry: { maximumAttempts: 5, initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s' },
   });
+  // Chat calls heartbeat often so a disconnected client's cancellation reaches them within seconds.
+  const chat = proxyActivities<Activities>({
+    startToCloseTimeout: `${settings.llmTimeoutSeconds + 30}s`,
+    heartbeatTimeout: '3s',
+    retry: { maximumAttempts: settings.maxRetries + 1, initialInterval: '1s', backoffCoefficient: 2, nonRetryableErrorTypes: NON_RETRYABLE },
+  });
   return {
+    chatModel: chat.chatModel,
+    chatTool: chat.chatTool,
+    saveChatTurn: records.saveChatTurn,
+    loadChatHistory: records.loadChatHistory,
     recordAgent: records.recordAgent,
     recordDecision: records.recordDecision,
     createApproval: records.createApproval,

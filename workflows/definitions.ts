@@ -10,6 +10,7 @@ export const DEFAULT_TASK_QUEUE = 'agents';
 
 export const agentWorkflowId = (agentId: string): string => `agent-${agentId}`;
 export const taskWorkflowId = (taskId: string): string => `task-${taskId}`;
+export const chatWorkflowId = (sessionId: string): string => `chat-${sessionId}`;
 
 // ---- Search attributes (registered on the server from temporal/search-attributes.ts) ----
 export const {
@@ -238,3 +239,31 @@ export interface ApprovalOutcome {
 export const decideApprovalUpdate = defineUpdate<ApprovalOutcome, [ApprovalDecisionInput]>('decideApproval');
 /** The same decision as a signal, for senders that can only signal; a decision that does not apply is ignored. */
 export const decideApprovalSignal = defineSignal<[ApprovalDecisionInput]>('decideApprovalSignal');
+
+// ---- Chat ----
+export interface ChatWorkflowInput {
+  sessionId: string;
+  agent: AgentConfig;
+  settings: AgentSettings;
+  /** Set when continuing as new: the conversation so far. */
+  conversation?: { role: 'user' | 'assistant'; content: string }[];
+}
+
+export interface ChatTurnInput {
+  turnId: string;
+  message: string;
+}
+
+export interface ChatTurnResult {
+  turnId: string;
+  status: 'completed' | 'cancelled' | 'failed';
+  content: string;
+  error: string | null;
+  toolCalls: { name: string; arguments: string; result: string; isError: boolean }[];
+  usage: { inputTokens: number; outputTokens: number };
+}
+
+/** An update: the API streams tokens meanwhile and answers with the final message when it returns. */
+export const chatTurnUpdate = defineUpdate<ChatTurnResult, [ChatTurnInput]>('chatTurn');
+/** A signal: the client went away; stop generating. No reply is needed. */
+export const cancelChatTurnSignal = defineSignal<[{ turnId: string }]>('cancelChatTurn');

@@ -1,3 +1,4 @@
 // Every workflow type the worker registers; the exported name is the workflow type.
 export { AgentWorkflow } from './agent';
 export { TaskWorkflow } from './task';
+export { ChatWorkflow } from './chat';

@@ -14,9 +14,14 @@ import type { LlmMessage, LlmProvider, LlmRequest, LlmResponse, ToolCall } from 
  * 4. Otherwise, if the task starts with "remember" and `memory_write` is offered, store the rest of
  *    the title under the key "notes".
  * 5. Otherwise answer directly with a short plan for the task.
- * Token usage is estimated as one token per four characters.
+ * Token usage is estimated as one token per four characters. When streaming, words are emitted
+ * `tokenDelayMs` apart (default 15 ms).
+ *
+ * In a chat (a conversation without a "Task:" prompt) it answers the last user message with an echo and,
+ * for "remember …", stores the note like rule 4.
  */
-export function createOfflineProvider(): LlmProvider {
+export function createOfflineProvider(opts: { tokenDelayMs?: number } = {}): LlmProvider {
+  const tokenDelayMs = opts.tokenDelayMs ?? 15;
   return {
     name: 'offline',
     defaultModel: 'offline-v1',
@@ -27,7 +32,11 @@ export function createOfflineProvider(): LlmProvider {
       const reply = decide(task, turn, request.messages, offered);
       if (reply.delayMs) await delay(reply.delayMs, options?.signal);
       if (options?.onToken && reply.content) {
-        for (const word of reply.content.split(/(?<= )/)) options.onToken(word);
+        // Streams word by word at a readable pace, like a model would.
+        for (const word of reply.content.split(/(?<= )/)) {
+          options.onToken(word);
+          await delay(tokenDelayMs, options.signal);
+        }
       }
       return respond(request, reply.content, reply.toolCalls, turn);
     },
@@ -37,6 +46,8 @@ export function createOfflineProvider(): LlmProvider {
 interface TaskPrompt {
   title: string;
   input: Record<string, unknown>;
+  /** A chat turn rather than a task. */
+  chat: boolean;
 }
 
 interface Reply {
@@ -55,7 +66,9 @@ interface ScriptEntry {
 
 function decide(task: TaskPrompt, turn: number, messages: LlmMessage[], offered: Set<string>): Reply {
   const script = Array.isArray(task.input.script) ? (task.input.script as ScriptEntry[]) : undefined;
-  const toolResults = messages.filter((m): m is Extract<LlmMessage, { role: 'tool' }> => m.role === 'tool');
+  // Only results since the latest user message belong to this turn (a chat has earlier turns).
+  const lastUser = messages.map((m) => m.role).lastIndexOf('user');
+  const toolResults = messages.slice(lastUser + 1).filter((m): m is Extract<LlmMessage, { role: 'tool' }> => m.role === 'tool');
   if (script) {
     const entry = script[turn];
     if (!entry) return { content: summarise(task, toolResults), toolCalls: [] };
@@ -75,6 +88,12 @@ function decide(task: TaskPrompt, turn: number, messages: LlmMessage[], offered:
     const args = { key: 'notes', op: 'append', value: remember[1] };
     return { content: '[offline] I will store this note.', toolCalls: [{ name: 'memory_write', arguments: JSON.stringify(args) }] };
   }
+  if (task.chat) {
+    return {
+      content: `[offline] You said: "${task.title}". I am the offline provider, so I answer from fixed rules rather than a model; set OPENAI_API_KEY or ANTHROPIC_API_KEY for real answers.`,
+      toolCalls: [],
+    };
+  }
   return {
     content: `[offline] Plan for "${task.title}": understand the request, act within my tools, report back. Done.`,
     toolCalls: [],
@@ -89,9 +108,12 @@ function summarise(task: TaskPrompt, results: Extract<LlmMessage, { role: 'tool'
 
 /** The task prompt's first line is the title; its JSON code block is the input. */
 function readTask(messages: LlmMessage[]): TaskPrompt {
-  const first = messages.find((m) => m.role === 'user');
-  const text = first?.content ?? '';
-  const title = /^Task:\s*(.*)$/m.exec(text)?.[1] ?? text.split('\n')[0] ?? '';
+  const users = messages.filter((m) => m.role === 'user');
+  const text = users[0]?.content ?? '';
+  const taskTitle = /^Task:\s*(.*)$/m.exec(text)?.[1];
+  // A conversation has no task prompt: answer its latest user message.
+  if (taskTitle === undefined) return { title: users.at(-1)?.content.trim() ?? '', input: {}, chat: true };
+  const title = taskTitle;
   const block = /```json\n([\s\S]*?)\n```/.exec(text)?.[1];
   let input: Record<string, unknown> = {};
   if (block) {
@@ -102,7 +124,7 @@ function readTask(messages: LlmMessage[]): TaskPrompt {
       // A prompt without valid JSON simply has no input.
     }
   }
-  return { title, input };
+  return { title, input, chat: false };
 }
 
 function respond(request: LlmRequest, content: string, calls: Omit<ToolCall, 'id'>[], turn: number): LlmResponse {

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import pino from 'pino';
 import { createApp } from '../../api/app';
+import { ChatEventHub } from '../../api/chat-events';
 import { createStore } from '../../api/store';
 import { AgentGateway } from '../../lib/agent-gateway';
 import { loadConfig, type Config } from '../../lib/config';
@@ -47,7 +48,8 @@ export async function startApi(config: Config): Promise<TestStack> {
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
   const gateway = new AgentGateway(client, config.TEMPORAL_TASK_QUEUE);
-  const app = createApp({ store: createStore(db), gateway, config, logger: silentLogger });
+  const chatEvents = new ChatEventHub(config.DATABASE_URL!, silentLogger);
+  const app = createApp({ store: createStore(db), chatEvents, gateway, config, logger: silentLogger });
   const server = app.listen(0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', resolve));
   const { port } = server.address() as AddressInfo;
@@ -60,7 +62,7 @@ export async function startApi(config: Config): Promise<TestStack> {
     async stop() {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
-      await Promise.allSettled([connection.close(), db.end()]);
+      await Promise.allSettled([connection.close(), db.end(), chatEvents.close()]);
     },
   };
 }
