@@ -32,6 +32,8 @@ export interface StepDeps {
 export interface CallModelInput {
   taskId: string;
   step: number;
+  /** Moves the task to `planning` before the call (its first step). */
+  markStarted?: boolean;
   provider: string | null;
   /** Tried in order when the provider before fails for availability or credentials, or its circuit is open. */
   fallbackProviders?: string[];
@@ -193,6 +195,13 @@ export function createStepActivities(deps: StepDeps) {
      * Temporal (honouring retry-after), 400/401/context-length/refusals fail at once.
      */
     async callModel(input: CallModelInput): Promise<ModelReply> {
+      if (input.markStarted) {
+        await db.query(
+          `UPDATE tasks SET status = 'planning', started_at = COALESCE(started_at, now()), updated_at = now()
+           WHERE id = $1 AND status = 'queued'`,
+          [input.taskId],
+        );
+      }
       const reply = await withHeartbeat(() => completeWithFallback(input));
       const final = reply.toolCalls.length === 0;
       await db.query(

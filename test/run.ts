@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { getFreePort, startLocalStack } from '../scripts/local-stack';
+import { ensureChromium } from './helpers/browser';
 
 const ROOT = path.resolve(__dirname, '..');
 
@@ -21,6 +22,8 @@ async function main(): Promise<number> {
   const outputDir = path.join(ROOT, 'test-output');
   fs.mkdirSync(outputDir, { recursive: true });
   const log = (msg: string) => process.env.TEST_VERBOSE && console.error(`[stack] ${msg}`);
+  // Browser tests use Debian's Chromium; installs it when missing (or records why it cannot).
+  await ensureChromium();
 
   const [temporalPort, uiPort, postgresPort] = await Promise.all([getFreePort(), getFreePort(), getFreePort()]);
   console.error(`Starting Temporal dev server and PostgreSQL for the tests (data in ${dataDir})…`);
