@@ -1,4 +1,4 @@
-import { proxyActivities } from '@temporalio/workflow';
+import { proxyActivities, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { ErrorType } from '../lib/errors';
 import type { AgentSettings } from './definitions';
@@ -22,7 +22,7 @@ export function activitiesFor(settings: AgentSettings) {
     startToCloseTimeout: '30s',
     retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },
   });
-  const model = proxyActivities<Activities>({
+  const modelOptions: ActivityOptions = {
     startToCloseTimeout: `${settings.llmTimeoutSeconds + 30}s`,
     heartbeatTimeout: `${settings.heartbeatTimeoutSeconds}s`,
     retry: {
@@ -32,12 +32,14 @@ export function activitiesFor(settings: AgentSettings) {
       maximumInterval: '60s',
       nonRetryableErrorTypes: NON_RETRYABLE,
     },
-  });
-  const tools = proxyActivities<Activities>({
+  };
+  const model = proxyActivities<Activities>(modelOptions);
+  const toolOptions: ActivityOptions = {
     startToCloseTimeout: '2m',
     heartbeatTimeout: `${settings.heartbeatTimeoutSeconds}s`,
     retry: { maximumAttempts: settings.maxRetries + 1, initialInterval: '1s', backoffCoefficient: 2 },
-  });
+  };
+  const tools = proxyActivities<Activities>(toolOptions);
   // Notifications must not hold a task back for long: a few quick attempts, then give up (recorded).
   const notifications = proxyActivities<Activities>({
     startToCloseTimeout: '15s',
@@ -64,7 +66,11 @@ export function activitiesFor(settings: AgentSettings) {
     setTaskStatus: records.setTaskStatus,
     finishTask: records.finishTask,
     archiveAgentData: records.archiveAgentData,
-    callModel: model.callModel,
-    runTool: tools.runTool,
+    /** A model call with a one-line summary for the Web UI ("thinking, step 2/10"). */
+    callModel: (summary: string, input: Parameters<Activities['callModel']>[0]) =>
+      model.callModel.executeWithOptions({ ...modelOptions, summary }, [input]),
+    /** A tool call with a one-line summary for the Web UI ("memory_write, step 2/10"). */
+    runTool: (summary: string, input: Parameters<Activities['runTool']>[0]) =>
+      tools.runTool.executeWithOptions({ ...toolOptions, summary }, [input]),
   };
 }

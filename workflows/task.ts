@@ -171,7 +171,9 @@ export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcom
     notifyLater('approval_needed', approvalId, { approvalId, title, proposedAction, expiresAt });
 
     // A durable timer: no worker slot is held while a human decides, and it fires after any restart.
-    const decided = await condition(() => decisions.has(approvalId), timeoutMs);
+    const decided = await condition(() => decisions.has(approvalId), timeoutMs, {
+      summary: `approval ${approvalId} of ${call.name} expires`,
+    });
     pendingApprovalId = null;
     if (!decided) {
       const expired: ApprovalOutcome = {
@@ -219,7 +221,7 @@ export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcom
       const stepStarted = Date.now();
       let waitedMs = 0;
       show(`thinking (step ${step}/${settings.maxSteps})`);
-      const reply = await acts.callModel({
+      const reply = await acts.callModel(`model call, step ${step}/${settings.maxSteps}`, {
         taskId: goal.taskId,
         step,
         markStarted: startsInModelCall && step === 1,
@@ -289,7 +291,7 @@ export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcom
           if (outcome.editedAction) toRun = { ...call, arguments: JSON.stringify(outcome.editedAction) };
         }
         show(`calling tool ${call.name} (step ${step}/${settings.maxSteps})`);
-        const result = await acts.runTool({
+        const result = await acts.runTool(`${toRun.name}, step ${step}/${settings.maxSteps}`, {
           taskId: goal.taskId,
           agentId: agent.id,
           orgId: agent.orgId,
