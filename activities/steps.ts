@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../lib/config';
 import type { Db } from '../lib/db';
 import { ErrorType } from '../lib/errors';
-import type { GoalReceipt, SubmitGoalInput } from '../workflows/definitions';
+import { toolAllowed, type GoalReceipt, type McpServer, type SubmitGoalInput } from '../workflows/definitions';
 import { ProviderConfigError } from './llm';
 import type { ProviderCircuits } from './llm/circuits';
 import {
@@ -14,9 +14,11 @@ import {
   type LlmProvider,
   type LlmResponse,
   type ToolCall,
+  type ToolSpec,
   type TokenUsage,
 } from './llm/types';
 import { insertDecision } from './records';
+import { parseMcpToolName, type McpToolSource } from './tools/mcp';
 import { ToolError, type ToolPolicy, type ToolRegistry } from './tools/registry';
 
 export interface StepDeps {
@@ -25,6 +27,7 @@ export interface StepDeps {
   logger: Logger;
   providers: { get(name: string | null): LlmProvider };
   circuits: ProviderCircuits;
+  mcp: McpToolSource;
   tools: ToolRegistry;
   submitGoal(agentId: string, goal: SubmitGoalInput): Promise<GoalReceipt>;
 }
@@ -34,6 +37,8 @@ export interface CallModelInput {
   step: number;
   /** Moves the task to `planning` before the call (its first step). */
   markStarted?: boolean;
+  /** The agent's MCP servers: their allowed tools are offered alongside the built-ins. */
+  mcpServers?: McpServer[];
   provider: string | null;
   /** Tried in order when the provider before fails for availability or credentials, or its circuit is open. */
   fallbackProviders?: string[];
@@ -61,6 +66,7 @@ export interface RunToolInput {
   index: number;
   call: ToolCall;
   allowedTools: string[];
+  mcpServers?: McpServer[];
   idempotencyKey: string;
   delegationDepth: number;
   maxDelegationDepth: number;
@@ -124,8 +130,9 @@ export function createStepRunner(deps: StepDeps) {
       // The agent's model belongs to its first provider; fallbacks use their own default model.
       const model = name === names[0] ? (input.model ?? provider.defaultModel) : provider.defaultModel;
       try {
+        const specs = [...tools.specs(input.toolNames), ...(await mcpSpecs(input))];
         return await deps.circuits.for(name).execute(() =>
-          provider.complete({ model, messages: input.messages, tools: tools.specs(input.toolNames) }, { signal: Context.current().cancellationSignal, onToken }),
+          provider.complete({ model, messages: input.messages, tools: specs }, { signal: Context.current().cancellationSignal, onToken }),
         );
       } catch (err) {
         if (err instanceof BrokenCircuitError) {
@@ -146,7 +153,9 @@ export function createStepRunner(deps: StepDeps) {
   async function executeTool(input: RunToolInput): Promise<{ content: string; isError: boolean; decisionType: string }> {
     const { call } = input;
     const fail = (message: string) => ({ content: message, isError: true, decisionType: 'tool_call' });
-    if (!input.allowedTools.includes(call.name)) return fail(`tool "${call.name}" is not allowed for this agent`);
+    if (!toolAllowed(input.allowedTools, call.name)) return fail(`tool "${call.name}" is not allowed for this agent`);
+    const mcpTool = parseMcpToolName(call.name);
+    if (mcpTool) return callMcpTool(input, mcpTool, fail);
     const def = tools.get(call.name);
     if (!def) return fail(`unknown tool "${call.name}"`);
     let raw: unknown;
@@ -179,6 +188,40 @@ export function createStepRunner(deps: StepDeps) {
       if (err instanceof TypeError && call.name === 'http_get') return fail(`request failed: ${err.message}`);
       throw err;
     }
+  }
+
+  /** Tool specs of the agent's MCP servers that its allowlist permits. A server that is down offers none. */
+  async function mcpSpecs(input: CallModelInput): Promise<ToolSpec[]> {
+    const lists = await Promise.all(
+      (input.mcpServers ?? []).map((server) =>
+        deps.mcp.listTools(checkedMcpServer(server, deps.config)).catch((err: unknown) => {
+          deps.logger.warn({ server: server.name, err: String(err) }, 'MCP server unavailable; its tools are not offered');
+          return [];
+        }),
+      ),
+    );
+    return lists.flat().filter((spec) => toolAllowed(input.toolNames, spec.name));
+  }
+
+  async function callMcpTool(
+    input: RunToolInput,
+    target: { server: string; tool: string },
+    fail: (message: string) => { content: string; isError: boolean; decisionType: string },
+  ) {
+    const server = (input.mcpServers ?? []).find((s) => s.name === target.server);
+    if (!server) return fail(`no MCP server "${target.server}" is configured for this agent`);
+    let args: unknown;
+    try {
+      args = input.call.arguments.trim() === '' ? {} : JSON.parse(input.call.arguments);
+    } catch (err) {
+      return fail(`arguments are not valid JSON (${(err as Error).message}); send a JSON object matching the schema`);
+    }
+    if (!args || typeof args !== 'object' || Array.isArray(args)) return fail('arguments must be a JSON object');
+    // Connection failures are thrown (Temporal retries the activity); tool errors go back to the model.
+    const result = await deps.mcp.callTool(checkedMcpServer(server, deps.config), target.tool, args as Record<string, unknown>, {
+      signal: Context.current().cancellationSignal,
+    });
+    return { content: result.content, isError: result.isError, decisionType: 'tool_call' };
   }
 
   return { completeWithFallback, executeTool };
@@ -269,6 +312,14 @@ export function createStepActivities(deps: StepDeps) {
       return { toolCallId: call.id, name: call.name, content: outcome.content, isError: outcome.isError };
     },
   };
+}
+
+/** Refuses a stdio MCP server whose command is not in MCP_ALLOWED_COMMANDS (defence in depth: the API checks too). */
+function checkedMcpServer(server: McpServer, config: Config): McpServer {
+  if (server.transport === 'stdio' && !config.MCP_ALLOWED_COMMANDS.includes(server.command)) {
+    throw ApplicationFailure.nonRetryable(`MCP command "${server.command}" is not in MCP_ALLOWED_COMMANDS`, ErrorType.Configuration);
+  }
+  return server;
 }
 
 function toFailure(provider: string, err: ProviderError): ApplicationFailure {

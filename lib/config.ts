@@ -52,6 +52,8 @@ const EnvSchema = z.object({
   MAX_DELEGATION_DEPTH: intFromEnv(5, 0),
   APPROVAL_TIMEOUT_HOURS: z.coerce.number().positive().default(24),
   HTTP_ALLOWED_HOSTS: list,
+  /** Commands an agent's stdio MCP server may run; empty refuses stdio MCP servers. */
+  MCP_ALLOWED_COMMANDS: list,
   DEFAULT_ORG_ID: z.string().default('default'),
   /** Heartbeat timeout of LLM and tool activities: how fast a crashed worker's step is retried elsewhere. */
   ACTIVITY_HEARTBEAT_SECONDS: intFromEnv(10, 1),

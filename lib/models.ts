@@ -3,6 +3,7 @@
  * workflows/definitions.ts; these schemas produce exactly those shapes.
  */
 import { z } from 'zod';
+import { McpServerConfigSchema } from '../activities/tools/mcp';
 
 export const AGENT_STATUSES = ['IDLE', 'RUNNING', 'PAUSED', 'ERROR', 'ARCHIVED'] as const;
 export const TASK_STATUSES = ['queued', 'planning', 'awaiting_approval', 'running', 'completed', 'failed', 'cancelled'] as const;
@@ -11,7 +12,9 @@ export const DEFAULT_TOOLS = ['memory_read', 'memory_write', 'send_message', 'cr
 
 const PROVIDERS = ['offline', 'openai', 'anthropic', 'ollama', 'openai-compatible'] as const;
 const name = z.string().trim().min(1).max(200);
-const toolName = z.string().regex(/^[a-zA-Z0-9_.-]{1,64}$/, 'tool names are letters, digits, _ . -');
+const toolName = z
+  .string()
+  .regex(/^[a-zA-Z0-9_.-]{1,64}$|^mcp__[a-zA-Z0-9-]+(?:_[a-zA-Z0-9-]+)*__\*$/, 'tool names are letters, digits, _ . - (or mcp__<server>__*)');
 const label = z.string().trim().min(1).max(100);
 
 export const NotifyTarget = z.discriminatedUnion('type', [
@@ -32,6 +35,11 @@ export const CreateAgentBody = z
     provider: z.enum(PROVIDERS).nullable().default(null),
     model: z.string().trim().min(1).max(200).nullable().default(null),
     fallbackProviders: z.array(z.enum(PROVIDERS)).max(5).default([]),
+    mcpServers: z
+      .array(McpServerConfigSchema)
+      .max(10)
+      .default([])
+      .refine((servers) => new Set(servers.map((s) => s.name)).size === servers.length, { message: 'MCP server names must be unique' }),
     approvalRequiredTools: z.array(toolName).max(100).default([]),
     approvalTimeoutHours: z.number().positive().max(24 * 365).nullable().default(null),
     onApprovalTimeout: z.enum(['fail', 'escalate']).default('fail'),

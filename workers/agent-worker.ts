@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { createActivities } from '../activities';
 import { createProviderRegistry } from '../activities/llm';
 import { ProviderCircuits } from '../activities/llm/circuits';
+import { McpToolSource } from '../activities/tools/mcp';
 import { createToolRegistry } from '../activities/tools';
 import { AgentGateway } from '../lib/agent-gateway';
 import type { Config } from '../lib/config';
@@ -71,12 +72,14 @@ export async function createAgentWorker(opts: AgentWorkerOptions): Promise<Agent
     },
   });
 
+  const mcp = new McpToolSource();
   const activities = createActivities({
     db,
     config,
     logger,
     providers: createProviderRegistry(config),
     circuits,
+    mcp,
     tools: createToolRegistry(),
     submitGoal: (agentId, goal) => gateway.submitGoal(agentId, goal),
   });
@@ -98,7 +101,7 @@ export async function createAgentWorker(opts: AgentWorkerOptions): Promise<Agent
       try {
         await worker.run();
       } finally {
-        await Promise.allSettled([connection.close(), clientConnection.close(), db.end()]);
+        await Promise.allSettled([connection.close(), clientConnection.close(), db.end(), mcp.close()]);
       }
     },
     shutdown: () => worker.shutdown(),

@@ -102,6 +102,7 @@ export async function ChatWorkflow(input: ChatWorkflowInput): Promise<void> {
         model: agent.model,
         messages,
         toolNames: agent.allowedTools,
+        mcpServers: agent.mcpServers ?? [],
       });
       usage.inputTokens += reply.usage.inputTokens;
       usage.outputTokens += reply.usage.outputTokens;
@@ -125,6 +126,7 @@ export async function ChatWorkflow(input: ChatWorkflowInput): Promise<void> {
               index,
               call,
               allowedTools: agent.allowedTools,
+              mcpServers: agent.mcpServers ?? [],
               idempotencyKey: `${workflowInfo().workflowId}:${turn.turnId}:${step}:${index}`,
               delegationDepth: 0,
               maxDelegationDepth: settings.maxDelegationDepth,

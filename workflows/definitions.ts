@@ -52,6 +52,8 @@ export interface AgentConfig {
   model: string | null;
   /** Providers to try, in order, when the first is failing or its circuit is open. */
   fallbackProviders: string[];
+  /** MCP servers whose tools join this agent's registry (subject to allowedTools). */
+  mcpServers: McpServer[];
   /** Tools that need a human's approval even in autopilot (on top of tools that always do). */
   approvalRequiredTools: string[];
   /** Overrides APPROVAL_TIMEOUT_HOURS for this agent. */
@@ -64,6 +66,16 @@ export interface AgentConfig {
 }
 
 export type NotifyTarget = { type: 'log' } | { type: 'webhook'; url: string };
+
+/** An MCP server an agent may use; its tools are named `mcp__<name>__<tool>`. */
+export type McpServer =
+  | { name: string; transport: 'stdio'; command: string; args?: string[]; env?: Record<string, string>; cwd?: string }
+  | { name: string; transport: 'http'; url: string; headers?: Record<string, string> };
+
+/** Whether an allowlist permits a tool: exact names, or `mcp__<server>__*` for all of a server's tools. */
+export function toolAllowed(allowedTools: readonly string[], name: string): boolean {
+  return allowedTools.some((entry) => entry === name || (entry.endsWith('__*') && name.startsWith(entry.slice(0, -1))));
+}
 
 /** Runtime limits handed to workflows as arguments: workflows never read the environment. */
 export interface AgentSettings {
@@ -157,6 +169,7 @@ export type AgentConfigPatch = Partial<
     | 'provider'
     | 'model'
     | 'fallbackProviders'
+    | 'mcpServers'
     | 'approvalRequiredTools'
     | 'approvalTimeoutHours'
     | 'onApprovalTimeout'

@@ -29,6 +29,7 @@ import {
   type TaskOutcome,
   type TaskStatus,
   type TaskWorkflowInput,
+  toolAllowed,
 } from './definitions';
 
 /** What happens to a tool call, by the agent's autonomy and the tool's policy. */
@@ -36,7 +37,7 @@ type Gate = 'run' | 'approve' | 'propose';
 
 function gateFor(agent: AgentConfig, call: ToolCall, policy: ToolPolicy | undefined): Gate {
   // A disallowed or harmless call runs: it either fails as a tool result or changes nothing.
-  if (!policy || !agent.allowedTools.includes(call.name) || (!policy.sideEffect && !policy.requiresApproval)) return 'run';
+  if (!policy || !toolAllowed(agent.allowedTools, call.name) || (!policy.sideEffect && !policy.requiresApproval)) return 'run';
   if (agent.autonomy === 'manual') return 'propose';
   if (policy.requiresApproval || (agent.approvalRequiredTools ?? []).includes(call.name)) return 'approve';
   return agent.autonomy === 'copilot' ? 'approve' : 'run';
@@ -230,6 +231,7 @@ export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcom
         model: agent.model,
         messages,
         toolNames: agent.allowedTools,
+        mcpServers: agent.mcpServers ?? [],
       });
       if (reply.finishReason === 'refusal') {
         return await finish('failed', null, { message: `model refused: ${reply.content}`, type: ErrorType.ProviderRefusal });
@@ -299,6 +301,7 @@ export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcom
           index,
           call: toRun,
           allowedTools: agent.allowedTools,
+          mcpServers: agent.mcpServers ?? [],
           // Stable across activity retries and worker crashes: the side effect's identity.
           idempotencyKey: `${workflowInfo().workflowId}:${step}:${index}`,
           delegationDepth: goal.delegationDepth,

@@ -67,7 +67,9 @@ export class ToolRegistry {
     return Object.fromEntries(
       names.map((name) => {
         const def = this.tools.get(name);
-        return [name, { sideEffect: def?.sideEffect ?? false, requiresApproval: def?.requiresApproval ?? false }];
+        // MCP tools are unknown to us: treat them as actions, gated by the agent's autonomy.
+        const external = !def && name.startsWith('mcp__');
+        return [name, { sideEffect: def?.sideEffect ?? external, requiresApproval: def?.requiresApproval ?? false }];
       }),
     );
   }

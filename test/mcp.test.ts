@@ -1,0 +1,309 @@
+/**
+ * MCP tools against real MCP servers built with the SDK: a stdio child spawned by McpToolSource and a
+ * Streamable HTTP server on loopback.
+ *
+ * Run: node --import tsx --test test/mcp.test.ts
+ */
+import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import {
+  McpConnectionError,
+  McpServerConfigSchema,
+  McpToolSource,
+  mcpToolName,
+  parseMcpToolName,
+  type McpServerConfig,
+} from '../activities/tools/mcp';
+import { startHttpMcpServer, type HttpMcpServerHandle } from './fixtures/mcp-server';
+
+const ROOT = path.resolve(__dirname, '..');
+const FIXTURE = path.join(__dirname, 'fixtures', 'mcp-server.ts');
+
+const stdioServer: McpServerConfig = {
+  name: 'fixture',
+  transport: 'stdio',
+  command: process.execPath,
+  args: ['--import', 'tsx', FIXTURE, '--stdio'],
+  cwd: ROOT,
+};
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+async function waitFor(cond: () => boolean, ms = 5_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return cond();
+}
+
+/** Live node child processes of this test process (Linux /proc; empty elsewhere). tsx's esbuild service is not one. */
+function nodeChildProcesses(): { pid: number; cmd: string }[] {
+  if (process.platform !== 'linux') return [];
+  const children: { pid: number; cmd: string }[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // state, ppid, ...
+      if (Number(fields[1]) !== process.pid || fields[0] === 'Z') continue;
+      const cmd = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
+      if (cmd.startsWith(process.execPath)) children.push({ pid: Number(entry), cmd });
+    } catch {
+      // raced with an exiting process
+    }
+  }
+  return children;
+}
+
+// Every MCP server child must be gone once its source is closed. Leftovers fail the run and are
+// killed, so a broken close() cannot hang the test process.
+after(async () => {
+  await waitFor(() => nodeChildProcesses().length === 0, 6_000);
+  const leaked = nodeChildProcesses();
+  for (const { pid } of leaked) process.kill(pid, 'SIGKILL');
+  assert.deepEqual(leaked, [], 'leaked MCP server processes');
+});
+
+async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (err) {
+    return err;
+  }
+  assert.fail('expected the promise to reject');
+}
+
+/** A loopback port nobody listens on. */
+async function closedPort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as net.AddressInfo;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
+describe('MCP tool names and config', { timeout: 60_000 }, () => {
+  it('qualifies and parses tool names', () => {
+    assert.equal(mcpToolName('files', 'read_file'), 'mcp__files__read_file');
+    assert.deepEqual(parseMcpToolName('mcp__files__read_file'), { server: 'files', tool: 'read_file' });
+    assert.deepEqual(parseMcpToolName('mcp__my-srv__a__b'), { server: 'my-srv', tool: 'a__b' });
+    assert.deepEqual(parseMcpToolName(mcpToolName('_x', 'y')), { server: '_x', tool: 'y' });
+    assert.equal(parseMcpToolName('web_search'), null);
+    assert.equal(parseMcpToolName('mcp__files'), null);
+    assert.equal(parseMcpToolName('mcp__files__'), null);
+    assert.equal(parseMcpToolName('mcp____tool'), null);
+    assert.throws(() => mcpToolName('a b', 't'));
+    assert.throws(() => mcpToolName('a__b', 't'));
+  });
+
+  it('validates server configs strictly', () => {
+    assert.ok(McpServerConfigSchema.safeParse(stdioServer).success);
+    assert.ok(McpServerConfigSchema.safeParse({ name: 'h', transport: 'http', url: 'http://127.0.0.1:1/mcp', headers: { a: 'b' } }).success);
+    assert.equal(McpServerConfigSchema.safeParse({ ...stdioServer, name: 'bad name' }).success, false);
+    assert.equal(McpServerConfigSchema.safeParse({ ...stdioServer, name: 'x'.repeat(33) }).success, false);
+    assert.equal(McpServerConfigSchema.safeParse({ ...stdioServer, extra: 1 }).success, false);
+    assert.equal(McpServerConfigSchema.safeParse({ name: 'h', transport: 'http', command: 'x' }).success, false);
+    assert.equal(McpServerConfigSchema.safeParse({ name: 'h', transport: 'http', url: 'not a url' }).success, false);
+    assert.equal(McpServerConfigSchema.safeParse({ name: 'h', transport: 'ws', url: 'ws://x' }).success, false);
+  });
+});
+
+describe('McpToolSource over stdio', { timeout: 60_000 }, () => {
+  let source: McpToolSource;
+  beforeEach(() => {
+    source = new McpToolSource();
+  });
+  afterEach(async () => {
+    await source.close();
+  });
+
+  it('lists tools with qualified names and JSON schemas', async () => {
+    const tools = await source.listTools(stdioServer);
+    const byName = new Map(tools.map((t) => [t.name, t]));
+    assert.deepEqual([...byName.keys()].sort(), ['mcp__fixture__add', 'mcp__fixture__echo', 'mcp__fixture__fail', 'mcp__fixture__pid', 'mcp__fixture__sleep']);
+    const add = byName.get('mcp__fixture__add')!;
+    assert.equal(add.description, 'Adds two numbers.');
+    assert.equal(add.parameters.type, 'object');
+    assert.deepEqual(add.parameters.required, ['a', 'b']);
+    assert.deepEqual((add.parameters.properties as Record<string, { type: string }>).a.type, 'number');
+    assert.equal('$schema' in add.parameters, false);
+    // Cached per connection: the same list object comes back.
+    assert.equal(await source.listTools(stdioServer), tools);
+  });
+
+  it('calls tools, propagates isError, and reuses the connection and the child process', async () => {
+    assert.deepEqual(await source.callTool(stdioServer, 'add', { a: 2, b: 3 }), { content: '5', isError: false });
+    const pid = await source.stdioPid(stdioServer);
+    assert.ok(pid && isAlive(pid));
+    assert.deepEqual(await source.callTool(stdioServer, 'echo', { text: 'hi there' }), { content: 'hi there', isError: false });
+    assert.deepEqual(await source.callTool(stdioServer, 'fail', {}), { content: 'this tool always fails', isError: true });
+    // The server process answering is the one we spawned, every time.
+    assert.equal((await source.callTool(stdioServer, 'pid', {})).content, String(pid));
+    assert.equal((await source.callTool(stdioServer, 'pid', {})).content, String(pid));
+    assert.equal(await source.stdioPid(stdioServer), pid);
+    assert.equal(source.size, 1);
+    // Same config with keys in another order hashes to the same connection.
+    const reordered = { cwd: ROOT, args: stdioServer.transport === 'stdio' ? stdioServer.args : [], command: process.execPath, transport: 'stdio', name: 'fixture' } as const;
+    assert.equal((await source.callTool(reordered, 'pid', {})).content, String(pid));
+    assert.equal(source.size, 1);
+  });
+
+  it('reports unknown tools and invalid arguments as tool errors', async () => {
+    const unknown = await source.callTool(stdioServer, 'nope', {});
+    assert.equal(unknown.isError, true);
+    assert.match(unknown.content, /nope/);
+    const invalid = await source.callTool(stdioServer, 'add', { a: 'two' });
+    assert.equal(invalid.isError, true);
+    assert.match(invalid.content, /invalid/i);
+  });
+
+  it('renders non-text parts as JSON', async () => {
+    const res = await source.callTool(stdioServer, 'sleep', { ms: 0 });
+    const [text, link] = res.content.split('\n');
+    assert.equal(text, 'slept');
+    assert.deepEqual(JSON.parse(link!), { type: 'resource_link', uri: 'file:///tmp/x', name: 'x' });
+  });
+
+  it('honours timeoutMs and abort signals without losing the connection', async () => {
+    const timedOut = await rejectionOf(source.callTool(stdioServer, 'sleep', { ms: 5_000 }, { timeoutMs: 100 }));
+    assert.match(String((timedOut as Error).message), /timed out/i);
+    const controller = new AbortController();
+    const call = source.callTool(stdioServer, 'sleep', { ms: 5_000 }, { signal: controller.signal });
+    setTimeout(() => controller.abort(new Error('stop now')), 100);
+    assert.match(String((await rejectionOf(call) as Error).message), /stop now/);
+    assert.deepEqual(await source.callTool(stdioServer, 'add', { a: 1, b: 1 }), { content: '2', isError: false });
+  });
+
+  it('close() terminates the stdio child process', async () => {
+    await source.listTools(stdioServer);
+    const pid = await source.stdioPid(stdioServer);
+    assert.ok(pid && isAlive(pid));
+    await source.close();
+    assert.equal(source.size, 0);
+    assert.ok(await waitFor(() => !isAlive(pid)), `child ${pid} still alive after close()`);
+    // Usable again afterwards: a fresh child.
+    assert.deepEqual(await source.callTool(stdioServer, 'add', { a: 2, b: 3 }), { content: '5', isError: false });
+    const pid2 = await source.stdioPid(stdioServer);
+    assert.ok(pid2 && pid2 !== pid);
+  });
+
+  it('reconnects when the child process dies', async () => {
+    await source.callTool(stdioServer, 'add', { a: 2, b: 3 });
+    const pid = (await source.stdioPid(stdioServer))!;
+    process.kill(pid, 'SIGKILL');
+    assert.ok(await waitFor(() => !isAlive(pid)));
+    await new Promise((r) => setTimeout(r, 50)); // let the transport notice
+    assert.deepEqual(await source.callTool(stdioServer, 'add', { a: 2, b: 3 }), { content: '5', isError: false });
+    const pid2 = await source.stdioPid(stdioServer);
+    assert.ok(pid2 && pid2 !== pid && isAlive(pid2));
+  });
+
+  it('shares one connection between concurrent first uses', async () => {
+    const results = await Promise.all([1, 2, 3, 4, 5].map((n) => source.callTool(stdioServer, 'pid', {}).then((r) => r.content + n)));
+    const pids = new Set(results.map((r) => r.slice(0, -1)));
+    assert.equal(pids.size, 1);
+    assert.equal(source.size, 1);
+  });
+});
+
+describe('McpToolSource startup failures', { timeout: 60_000 }, () => {
+  const source = new McpToolSource({ connectTimeoutMs: 1_000 });
+  after(() => source.close());
+
+  it('a command that does not exist yields a clear error', async () => {
+    const err = await rejectionOf(source.listTools({ name: 'ghost', transport: 'stdio', command: '/nonexistent/mcp-server-binary' }));
+    assert.ok(err instanceof McpConnectionError, String(err));
+    assert.equal(err.server, 'ghost');
+    assert.match(err.message, /MCP server "ghost" .*failed to start/);
+    assert.match(err.message, /ENOENT/);
+    assert.equal(source.size, 0);
+  });
+
+  it('a server that exits at once reports its stderr', async () => {
+    const err = await rejectionOf(
+      source.callTool(
+        { name: 'crashy', transport: 'stdio', command: process.execPath, args: ['-e', 'console.error("missing API key"); process.exit(3)'] },
+        'add',
+        { a: 1, b: 2 },
+      ),
+    );
+    assert.ok(err instanceof McpConnectionError, String(err));
+    assert.match(err.message, /MCP server "crashy" .*failed to start/);
+    assert.match(err.message, /missing API key/);
+  });
+
+  it('a server that never answers times out', async () => {
+    const started = Date.now();
+    const err = await rejectionOf(
+      source.listTools({ name: 'mute', transport: 'stdio', command: process.execPath, args: ['-e', 'setInterval(() => {}, 1000)'] }),
+    );
+    assert.ok(err instanceof McpConnectionError, String(err));
+    assert.match(err.message, /timed out after 1000 ms/);
+    assert.ok(Date.now() - started < 5_000);
+  });
+
+  it('an HTTP server that is not listening yields a clear error', async () => {
+    const url = `http://127.0.0.1:${await closedPort()}/mcp`;
+    const err = await rejectionOf(source.listTools({ name: 'down', transport: 'http', url }));
+    assert.ok(err instanceof McpConnectionError, String(err));
+    assert.match(err.message, /MCP server "down" \(http: .*\) failed to start: fetch failed/);
+    assert.match(err.message, /ECONNREFUSED/);
+  });
+
+  it('rejects invalid configs before connecting', async () => {
+    await assert.rejects(source.listTools({ name: 'bad name', transport: 'stdio', command: 'x' }), /invalid MCP server config/);
+  });
+});
+
+describe('McpToolSource over Streamable HTTP', { timeout: 60_000 }, () => {
+  let http: HttpMcpServerHandle;
+  let server: McpServerConfig;
+  let source: McpToolSource;
+  before(async () => {
+    http = await startHttpMcpServer();
+    server = { name: 'remote', transport: 'http', url: http.url, headers: { 'x-test': '1' } };
+  });
+  after(async () => {
+    await http.close();
+  });
+  beforeEach(() => {
+    source = new McpToolSource();
+  });
+  afterEach(async () => {
+    await source.close();
+  });
+
+  it('lists tools and calls them', async () => {
+    const before = http.sessionsCreated();
+    const tools = await source.listTools(server);
+    assert.ok(tools.some((t) => t.name === 'mcp__remote__add' && t.parameters.type === 'object'));
+    assert.deepEqual(await source.callTool(server, 'add', { a: 2, b: 3 }), { content: '5', isError: false });
+    assert.deepEqual(await source.callTool(server, 'fail', {}), { content: 'this tool always fails', isError: true });
+    assert.deepEqual(await source.callTool(server, 'echo', { text: 'x' }), { content: 'x', isError: false });
+    // One session (one initialize handshake) served everything.
+    assert.equal(http.sessionsCreated() - before, 1);
+    assert.equal(http.openSessions(), 1);
+    await source.close();
+    assert.ok(await waitFor(() => http.openSessions() === 0), 'close() should terminate the HTTP session');
+  });
+
+  it('starts a new session when the server forgot the old one', async () => {
+    const before = http.sessionsCreated();
+    assert.deepEqual(await source.callTool(server, 'add', { a: 2, b: 3 }), { content: '5', isError: false });
+    await http.forgetSessions();
+    assert.deepEqual(await source.callTool(server, 'add', { a: 20, b: 3 }), { content: '23', isError: false });
+    assert.equal(http.sessionsCreated() - before, 2);
+  });
+});
