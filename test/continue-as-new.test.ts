@@ -55,8 +55,11 @@ describe('continue-as-new', () => {
     );
     assert.deepEqual(rows, [{ status: 'completed', n: GOALS }], 'every goal completed exactly once, none lost');
 
-    const state = await stack.gateway.state(agent.id);
-    assert.ok(state, 'agent still running');
+    // The agent counts a goal once its child has reported back, just after the task row is final.
+    const state = await waitFor(async () => {
+      const live = await stack.gateway.state(agent.id);
+      return live && live.current === null ? live : undefined;
+    }, 'the agent to settle');
     assert.equal(state.queue.length, 0);
     assert.equal(state.goalsCompleted, GOALS, 'the carried counters add up across runs');
     assert.ok(state.runs > 1, `the agent continued as new (runs: ${state?.runs})`);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startFakeAnthropic, type FakeAnthropicServer } from './helpers/fake-anthropic-server';
 import { openAiErrorBody, startFakeOpenAi, type FakeOpenAiServer } from './helpers/fake-openai-server';
-import { startApi, startWorker, testConfig, type TestStack } from './helpers/stack';
+import { startApi, startWorker, testConfig, waitFor, type TestStack } from './helpers/stack';
 
 /**
  * Real providers, end to end: tasks run through the worker against local servers that speak the
@@ -67,9 +67,9 @@ describe('providers through tasks', () => {
     assert.equal(done.status, 'failed');
     assert.match(done.error, /openai: .*(401|API key)/i);
     assert.equal(chatRequests().length - before, 1, 'not retried');
-    // Bad credentials need an operator: the agent stops taking goals until resumed.
-    const state = (await stack.api.get(`/api/v1/agents/${agent.id}`)).body;
-    assert.equal(state.status, 'ERROR');
+    // Bad credentials need an operator: the agent stops taking goals until resumed. The agent learns the
+    // outcome from its child a moment after the task row is final.
+    await waitFor(async () => (await stack.api.get(`/api/v1/agents/${agent.id}`)).body.status === 'ERROR', 'the agent to enter ERROR');
   });
 
   it('returns malformed tool arguments to the model, which repairs its call', async () => {

@@ -142,10 +142,15 @@ function respond(request: LlmRequest, content: string, calls: Omit<ToolCall, 'id
 
 function delay(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
+    const onAbort = () => {
       clearTimeout(timer);
-      reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
-    });
+      reject(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+    };
+    // Streaming waits once per word: remove the listener each time, or they pile up on the signal.
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 }
