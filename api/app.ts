@@ -3,6 +3,7 @@ import express from 'express';
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import type { AgentGateway } from '../lib/agent-gateway';
+import { payloadCodecFor } from '../lib/codec';
 import type { Config } from '../lib/config';
 import { errorHandler, unknownRoute } from './errors';
 import { createToolRegistry } from '../activities/tools';
@@ -10,6 +11,7 @@ import type { ChatEventHub } from './chat-events';
 import { agentRoutes } from './routes/agents';
 import { chatRoutes } from './routes/chat';
 import { approvalRoutes } from './routes/approvals';
+import { codecCorsOrigins, codecRoutes } from './routes/codec';
 import { taskRoutes } from './routes/tasks';
 import type { Store } from './store';
 
@@ -42,6 +44,9 @@ export function createApp(deps: AppDeps): express.Express {
       customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
     }),
   );
+  // Temporal codec server for the Web UI and CLI; before the API's JSON parser (its own allows larger bodies).
+  const codec = payloadCodecFor(deps.config);
+  if (codec) app.use('/codec', codecRoutes(codec, { allowedOrigins: codecCorsOrigins(deps.config) }));
   app.use(express.json({ limit: '256kb', strict: false }));
 
   app.get('/health', async (_req, res) => {

@@ -1,5 +1,6 @@
 import { Client, Connection } from '@temporalio/client';
 import { AgentGateway } from '../lib/agent-gateway';
+import { dataConverterFor } from '../lib/codec';
 import { config, databaseUrl } from '../lib/config';
 import { createPool, migrate } from '../lib/db';
 import { createLogger } from '../lib/logger';
@@ -15,7 +16,7 @@ async function main(): Promise<void> {
   await migrate(url);
   const db = createPool(url);
   const connection = await Connection.connect({ address: cfg.TEMPORAL_ADDRESS });
-  const client = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE });
+  const client = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE, dataConverter: dataConverterFor(cfg) });
   const chatEvents = new ChatEventHub(url, logger);
   const app = createApp({
     store: createStore(db),

@@ -64,6 +64,28 @@ const EnvSchema = z.object({
    * its activity reports completion, the window in which a crash forces a retry of an applied effect.
    */
   FAULT_DELAY_AFTER_SIDE_EFFECT_MS: intFromEnv(0),
+
+  /** Base64 of 32 bytes: encrypts every payload (AES-256-GCM) before it reaches Temporal. Unset: no encryption. */
+  PAYLOAD_ENCRYPTION_KEY: z
+    .string()
+    .refine((v) => /^[A-Za-z0-9+/_-]+={0,2}$/.test(v) && Buffer.from(v, 'base64').length === 32, {
+      message: `must be base64 of 32 bytes; generate one with: node -e "console.log(require('crypto').randomBytes(32).toString('base64'))"`,
+    })
+    .optional(),
+  /** Written into each encrypted payload, so the key can be rotated. */
+  PAYLOAD_ENCRYPTION_KEY_ID: z.string().regex(/^[\w.-]{1,100}$/, "use 1-100 letters, digits, '_', '.' or '-'").default('default'),
+  /** Retired keys, decrypt only: `keyId:base64key,…`. Sensitive, like PAYLOAD_ENCRYPTION_KEY. */
+  PAYLOAD_DECRYPTION_KEYS: list,
+  /** Browser origins allowed to call the codec server (/codec): the Temporal Web UI. `*` allows any. */
+  CODEC_CORS_ORIGINS: z
+    .string()
+    .default('http://127.0.0.1:8233,http://localhost:8233')
+    .transform((v) =>
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
 });
 
 export type Config = Readonly<z.infer<typeof EnvSchema>> & { readonly aiProvider: ProviderName };

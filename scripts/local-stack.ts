@@ -19,6 +19,8 @@ export interface LocalStackOptions {
   /** Used when DATABASE_URL is not set. */
   postgresPort: number;
   databaseUrl?: string;
+  /** The API's codec server, for the Web UI (`--ui-codec-endpoint`). */
+  codecEndpoint?: string;
   log: (msg: string) => void;
 }
 
@@ -35,6 +37,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       dbFilename: path.join(opts.dataDir, 'temporal.sqlite'),
       port: opts.temporalPort,
       uiPort: opts.uiPort,
+      codecEndpoint: opts.codecEndpoint,
       log: opts.log,
     }),
     opts.databaseUrl

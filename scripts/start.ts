@@ -42,6 +42,8 @@ async function main(): Promise<void> {
       uiPort,
       postgresPort: cfg.EMBEDDED_PG_PORT,
       databaseUrl: cfg.DATABASE_URL,
+      // The Web UI decrypts payloads through the API's codec server when encryption is on.
+      codecEndpoint: cfg.PAYLOAD_ENCRYPTION_KEY || cfg.PAYLOAD_DECRYPTION_KEYS.length ? `http://127.0.0.1:${cfg.PORT}/codec` : undefined,
       log: (msg) => process.env.LOG_LEVEL === 'debug' && console.log(`  ${msg}`),
     });
     console.log(`  Temporal ${stack.temporal.address} (host ${host}), PostgreSQL ready, migrations applied.`);

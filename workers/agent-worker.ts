@@ -9,6 +9,7 @@ import { ProviderCircuits } from '../activities/llm/circuits';
 import { McpToolSource } from '../activities/tools/mcp';
 import { createToolRegistry } from '../activities/tools';
 import { AgentGateway } from '../lib/agent-gateway';
+import { dataConverterFor } from '../lib/codec';
 import type { Config } from '../lib/config';
 import { createPool } from '../lib/db';
 
@@ -54,7 +55,8 @@ export async function createAgentWorker(opts: AgentWorkerOptions): Promise<Agent
   const db = createPool(opts.databaseUrl);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
-  const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE });
+  const dataConverter = dataConverterFor(config);
+  const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE, dataConverter });
   const gateway = new AgentGateway(client, config.TEMPORAL_TASK_QUEUE);
 
   const workerName = opts.identity ?? `${os.hostname()}:${process.pid}`;
@@ -88,6 +90,7 @@ export async function createAgentWorker(opts: AgentWorkerOptions): Promise<Agent
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.TEMPORAL_TASK_QUEUE,
+    dataConverter,
     ...(opts.identity ? { identity: opts.identity } : {}),
     activities,
     ...(opts.workflowBundlePath

@@ -12,6 +12,7 @@ import { createApp } from '../../api/app';
 import { ChatEventHub } from '../../api/chat-events';
 import { createStore } from '../../api/store';
 import { AgentGateway } from '../../lib/agent-gateway';
+import { dataConverterFor } from '../../lib/codec';
 import { loadConfig, type Config } from '../../lib/config';
 import { createPool, type Db } from '../../lib/db';
 import { createAgentWorker } from '../../workers/agent-worker';
@@ -43,14 +44,14 @@ export interface TestStack {
 }
 
 /** Starts the API in process (on a free port) with clients for assertions. Workers are started separately. */
-export async function startApi(config: Config): Promise<TestStack> {
+export async function startApi(config: Config, opts: { port?: number } = {}): Promise<TestStack> {
   const db = createPool(config.DATABASE_URL!);
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
-  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter: dataConverterFor(config) });
   const gateway = new AgentGateway(client, config.TEMPORAL_TASK_QUEUE);
   const chatEvents = new ChatEventHub(config.DATABASE_URL!, silentLogger);
   const app = createApp({ store: createStore(db), chatEvents, gateway, config, logger: silentLogger });
-  const server = app.listen(0, '127.0.0.1');
+  const server = app.listen(opts.port ?? 0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', resolve));
   const { port } = server.address() as AddressInfo;
   return {
