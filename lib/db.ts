@@ -15,8 +15,8 @@ export function createPool(databaseUrl: string, max = 10): Db {
 }
 
 /**
- * Applies pending migrations from `migrations/`. node-pg-migrate takes an advisory lock, so several
- * processes starting at once (API and workers) apply each migration exactly once.
+ * Applies pending migrations from `migrations/`. node-pg-migrate takes an advisory lock (waiting for it),
+ * so several processes starting at once (API and workers) apply each migration exactly once.
  */
 export async function migrate(databaseUrl: string, log?: (msg: string) => void): Promise<string[]> {
   const { runner } = await import('node-pg-migrate');
@@ -27,6 +27,8 @@ export async function migrate(databaseUrl: string, log?: (msg: string) => void):
     migrationsTable: 'pgmigrations',
     count: Infinity,
     singleTransaction: true,
+    // Processes starting together (API, workers) queue on the lock instead of failing.
+    advisoryLockMode: 'wait',
     log: (msg: string) => log?.(msg),
   });
   return applied.map((m) => m.name);
