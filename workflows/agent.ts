@@ -57,6 +57,8 @@ class Agent {
   config: AgentConfig;
   state: AgentRuntimeState;
   recorded = false;
+  /** Submissions whose task row is being written; archive waits for them so none is left queued. */
+  submitting = 0;
   archiveRequested = false;
   archived = false;
   runningChild: ChildWorkflowHandle<typeof TaskWorkflow> | null = null;
@@ -174,7 +176,10 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     async (request) => {
       if (agent.knows(request.taskId)) return agent.receipt(request.taskId);
       const goal = toGoal(request, agent.config.priority);
-      const { created, status } = await acts.recordTaskQueued({ agentId: agent.config.id, orgId: agent.config.orgId, goal });
+      agent.submitting += 1;
+      const { created, status } = await acts
+        .recordTaskQueued({ agentId: agent.config.id, orgId: agent.config.orgId, goal })
+        .finally(() => (agent.submitting -= 1));
       // A retried submission (same task id) is answered, not queued twice.
       if (!created || agent.knows(goal.taskId) || agent.archiveRequested) return { taskId: goal.taskId, status, position: 0 };
       // No publish here: the status does not change, and the queue length reaches Postgres with the
@@ -299,7 +304,9 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     if (agent.canStartGoal) await runGoal(agent.state.queue.shift()!);
   }
 
-  // Archive: cancel what is queued, remove what the agent owns, then finish the workflow.
+  // Archive: cancel what is queued, remove what the agent owns, then finish the workflow. A submission
+  // still writing its task row finishes first, so archiving cancels that row too.
+  await condition(() => agent.submitting === 0);
   await acts.archiveAgentData({ agentId: agent.config.id, stateVersion: agent.state.stateVersion + 1 });
   agent.state.queue = [];
   agent.archived = true;
