@@ -1,0 +1,250 @@
+/**
+ * `npm run bench` (`--quick` for a smoke check of a few minutes): starts its own Temporal dev server and
+ * PostgreSQL on free ports with data in a temporary directory, the agent worker and a reference worker
+ * as child processes, runs the scenarios in bench/scenarios one after the other against that one
+ * stack, writes bench/results.json and bench/RESULTS.md (bench/tmp/ for --quick) and stops everything.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import v8 from 'node:v8';
+import { Client, Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { AgentGateway } from '../lib/agent-gateway';
+import { agentSettings, loadConfig, type Config } from '../lib/config';
+import { createPool, type Db } from '../lib/db';
+import { getFreePort, startLocalStack, type LocalStack } from '../scripts/local-stack';
+import { snapshot, usageBetween, type Bench } from './context';
+import { childCrashed, log, ROOT, round, spawnNode, type Child } from './lib';
+import { renderMarkdown, type Results } from './report';
+import { apiLatency } from './scenarios/api';
+import { approvalResume } from './scenarios/approvals';
+import { historyEfficiency } from './scenarios/history';
+import { parkedAgents } from './scenarios/parked';
+import { agentTasks, ceiling } from './scenarios/throughput';
+
+const QUICK = process.argv.includes('--quick');
+const AGENT_QUEUE = 'bench-agents';
+const TRIVIAL_QUEUE = 'bench-trivial';
+
+/** Sizes of a full run and of a --quick smoke check. BENCH_PARKED_AGENTS scales scenario 4 either way. */
+const SIZES = QUICK
+  ? { warmupSeconds: 3, windowSeconds: 15, recheckSeconds: 10, approvals: 30, parked: 300, apiSeconds: 5 }
+  : { warmupSeconds: 10, windowSeconds: 60, recheckSeconds: 30, approvals: 500, parked: 10_000, apiSeconds: 30 };
+const PARKED = Number(process.env.BENCH_PARKED_AGENTS ?? SIZES.parked);
+const SETTINGS = {
+  ceilingConcurrency: 100,
+  agents: 50,
+  tasksInFlightPerAgent: 2,
+  parkedAgents: PARKED,
+  parkedStartConcurrency: 50,
+  wakes: Math.max(1, Math.min(1000, Math.round(PARKED / 10))),
+  approvals: SIZES.approvals,
+  apiConnections: 10,
+  apiSeconds: SIZES.apiSeconds,
+  historySample: 100,
+  workerLogLevel: 'warn',
+};
+
+async function main(): Promise<number> {
+  const outDir = QUICK ? path.join(__dirname, 'tmp') : __dirname;
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'agents-bench-'));
+  // As root, embedded PostgreSQL runs as its own user, which must be able to enter this directory.
+  fs.chmodSync(dataDir, 0o755);
+  const started = Date.now();
+  const results: Results = {
+    mode: QUICK ? 'quick' : 'full',
+    startedAt: new Date().toISOString(),
+    loadAverage: { start: os.loadavg().map((l) => round(l, 2)) },
+    machine: machine(),
+    versions: {},
+    server: {},
+    worker: {},
+    settings: { ...SETTINGS },
+    scenarios: {},
+    usage: {},
+  };
+  log(`${results.mode} run; data in ${dataDir}; load average ${results.loadAverage.start.join(' ')}`);
+
+  const stopAll: (() => Promise<unknown>)[] = [];
+  const cleanup = async () => {
+    for (const stop of stopAll.reverse()) await stop().catch((err) => log(`cleanup: ${String(err)}`));
+    stopAll.length = 0;
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  };
+  const interrupted = () => void cleanup().finally(() => process.exit(130));
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
+
+  try {
+    const [temporalPort, uiPort, postgresPort] = await Promise.all([getFreePort(), getFreePort(), getFreePort()]);
+    log('starting Temporal dev server and PostgreSQL…');
+    const stack = await startLocalStack({ dataDir, temporalPort, uiPort, postgresPort, log: (m) => process.env.BENCH_VERBOSE && log(m) });
+    stopAll.push(() => stack.stop());
+    const bundlePath = path.join(dataDir, 'workflow-bundle.js');
+    fs.writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath: path.join(ROOT, 'workflows'), logger: quietLogger })).code);
+
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      TEMPORAL_ADDRESS: stack.temporal.address,
+      TEMPORAL_UI_URL: stack.temporal.uiUrl ?? '',
+      DATABASE_URL: stack.databaseUrl,
+      WORKFLOW_BUNDLE_PATH: bundlePath,
+      TEMPORAL_TASK_QUEUE: AGENT_QUEUE,
+      BENCH_TRIVIAL_QUEUE: TRIVIAL_QUEUE,
+      // Offline model with no delay: the benchmark measures the orchestration, not a provider.
+      AI_PROVIDER: 'offline',
+      LOG_LEVEL: SETTINGS.workerLogLevel,
+    };
+    const children: Child[] = [spawnNode('agent worker', 'workers/main.ts', env), spawnNode('trivial worker', 'bench/trivial-worker.ts', env)];
+    for (const child of children) stopAll.push(() => child.stop());
+    const connection = await Connection.connect({ address: stack.temporal.address });
+    stopAll.push(() => connection.close());
+    const client = new Client({ connection });
+    const db = createPool(stack.databaseUrl);
+    stopAll.push(() => db.end());
+    const config = loadConfig(env);
+    const b: Bench = {
+      client,
+      gateway: new AgentGateway(client, AGENT_QUEUE),
+      db,
+      settings: agentSettings(config),
+      trivialQueue: TRIVIAL_QUEUE,
+      env,
+      named: new Map([
+        [stack.temporal.pid, 'temporal'],
+        [children[0].pid, 'agent worker'],
+        [children[1].pid, 'trivial worker'],
+      ]),
+      workerPid: children[0].pid,
+      serverPid: stack.temporal.pid,
+      metricsPort: stack.temporal.metricsPort,
+    };
+    await Promise.race([Promise.all([waitForPollers(client, AGENT_QUEUE), waitForPollers(client, TRIVIAL_QUEUE)]), childCrashed]);
+    Object.assign(results, await collectEnvironment(stack, db, config));
+    log('workers are polling; starting the scenarios');
+
+    /** Runs one scenario, records its result and the CPU each component used meanwhile. */
+    const scenario = async <T>(name: string, run: () => Promise<T>): Promise<T> => {
+      log(`── ${name}`);
+      const before = await snapshot(b);
+      const result = await Promise.race([run(), childCrashed]);
+      results.usage[name] = usageBetween(before, await snapshot(b));
+      return result;
+    };
+    const { warmupSeconds, windowSeconds } = SIZES;
+    const s = results.scenarios;
+
+    s.ceiling = await scenario('1 ceiling', () => ceiling(b, { concurrency: SETTINGS.ceilingConcurrency, warmupSeconds, windowSeconds }));
+    const { agentIds, taskIds, ...agentResult } = await scenario('2 agent tasks', () =>
+      agentTasks(b, { agents: SETTINGS.agents, depth: SETTINGS.tasksInFlightPerAgent, warmupSeconds, windowSeconds }),
+    );
+    s.agentTasks = agentResult;
+    // The ceiling again, right after: how much the machine drifted (other work, a growing database).
+    s.ceilingRecheck = await scenario('1b ceiling recheck', () => ceiling(b, { concurrency: SETTINGS.ceilingConcurrency, warmupSeconds, windowSeconds: SIZES.recheckSeconds }));
+    const ceilingMean = (s.ceiling.perSecond + s.ceilingRecheck.perSecond) / 2;
+    s.agentToCeilingRatio = round(agentResult.perSecond / ceilingMean, 2);
+    log(`agent tasks / ceiling = ${s.agentToCeilingRatio}`);
+
+    const { approvalTaskIds, ...approvals } = await scenario('3 approval resume', () => approvalResume(b, SETTINGS.approvals));
+    s.approvalResume = approvals;
+
+    // Wake at half the measured agent-task capacity (at most 20/s) so wake-ups do not queue behind each other.
+    const wakesPerSecond = round(Math.max(1, Math.min(20, agentResult.perSecond / 2)), 1);
+    results.settings.wakesPerSecond = wakesPerSecond;
+    const { idleAgentId, ...parked } = await scenario('4 parked agents', () =>
+      parkedAgents(b, { count: PARKED, wakes: SETTINGS.wakes, wakesPerSecond, concurrency: SETTINGS.parkedStartConcurrency }),
+    );
+    s.parkedAgents = parked;
+
+    s.history = await scenario('5 history', () => historyEfficiency(b, { taskIds, agentIds, approvalTaskIds, idleAgentId }, SETTINGS.historySample));
+    s.api = await scenario('6 api', () => apiLatency(b, { seconds: SETTINGS.apiSeconds, connections: SETTINGS.apiConnections, taskAgentIds: agentIds }));
+    // Its own reading covers the API process and the load generators, which have exited by now.
+    results.usage['6 api'] = s.api.usage;
+    return 0;
+  } catch (err) {
+    results.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    log(`failed: ${results.error}`);
+    return 1;
+  } finally {
+    log('stopping everything…');
+    await cleanup();
+    results.loadAverage.end = os.loadavg().map((l) => round(l, 2));
+    results.durationSeconds = Math.round((Date.now() - started) / 1000);
+    fs.mkdirSync(outDir, { recursive: true });
+    fs.writeFileSync(path.join(outDir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
+    fs.writeFileSync(path.join(outDir, 'RESULTS.md'), renderMarkdown(results));
+    log(`wrote ${path.relative(ROOT, path.join(outDir, 'results.json'))} and RESULTS.md (load average at end ${results.loadAverage.end.join(' ')})`);
+  }
+}
+
+function machine(): Results['machine'] {
+  const cpus = os.cpus();
+  return { cpuModel: cpus[0]?.model ?? 'unknown', cores: cpus.length, ramGiB: round(os.totalmem() / 2 ** 30), kernel: os.release() };
+}
+
+async function collectEnvironment(stack: LocalStack, db: Db, config: Config): Promise<Pick<Results, 'versions' | 'server' | 'worker'>> {
+  const version = (pkg: string) => (JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
+  const { rows } = await db.query<{ server_version: string }>('SHOW server_version');
+  // The server's tuning flags as it was really started (temporal/dev-server.ts adds them).
+  const args = fs.readFileSync(`/proc/${stack.temporal.pid}/cmdline`, 'utf8').split('\0');
+  const flags = args.flatMap((a, i) => (['--sqlite-pragma', '--dynamic-config-value', '--log-level'].includes(args[i - 1]) ? [`${args[i - 1]} ${a}`] : []));
+  const heapMiB = v8.getHeapStatistics().heap_size_limit / 2 ** 20;
+  return {
+    versions: {
+      node: process.version,
+      temporalCli: execFileSync(stack.cliPath, ['--version']).toString().trim(),
+      temporalSdk: version('@temporalio/worker'),
+      postgres: rows[0].server_version,
+    },
+    server: { persistence: args.includes('--db-filename') ? 'SQLite file' : 'in memory', webUi: !args.includes('--headless'), flags },
+    worker: {
+      // Both workers run with the SDK's default options; these are the values it picks on this machine
+      // (the cache size follows the heap limit, the same for the child processes as for this one).
+      maxConcurrentWorkflowTaskExecutions: 40,
+      maxConcurrentActivityTaskExecutions: 100,
+      workflowTaskPollers: 10,
+      activityTaskPollers: 10,
+      maxCachedWorkflows: Math.max(Math.floor((Math.max(heapMiB - 200, 0) * 600) / 1024), 10),
+      maxEagerActivityReservationsPerWorkflowTask: 3,
+      agentHistoryLimit: config.AGENT_HISTORY_LIMIT,
+      provider: config.aiProvider,
+      logLevel: SETTINGS.workerLogLevel,
+    },
+  };
+}
+
+/** A worker is ready once the server sees its workflow pollers on the queue. */
+async function waitForPollers(client: Client, taskQueue: string): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    const { pollers } = await client.workflowService.describeTaskQueue({
+      namespace: 'default',
+      taskQueue: { name: taskQueue },
+      taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    });
+    if ((pollers?.length ?? 0) > 0) return;
+    await sleep(250);
+  }
+  throw new Error(`no worker polled ${taskQueue} within 120 s`);
+}
+
+const quietLogger = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: (msg: string) => log(msg),
+  error: (msg: string) => log(msg),
+};
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

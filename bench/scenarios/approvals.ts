@@ -1,0 +1,123 @@
+/**
+ * Scenario 3: how fast a task waiting for approval resumes, next to a raw signal round trip.
+ *
+ * Method: every sample is timed from the client's clock just before the call (the approve update, or the
+ * signal) to the server's ActivityTaskStarted time of the next activity the workflow schedules (runTool
+ * for the approved memory_write; the no-op activity for the raw signal), read from the workflow's
+ * history afterwards. Client and server share this machine's clock, and the dev server records the
+ * real start time of an activity (checked: Started lies between Scheduled and Completed, not at
+ * completion). Samples alternate approval / raw signal, and each waits for its workflow to finish
+ * before the next one starts, so both see the same otherwise idle system.
+ */
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startAgents, type Bench } from '../context';
+import { activityTimes, every, history, log, pool, round, summarize, taskOutcome, type Summary } from '../lib';
+import { goSignal } from '../trivial-workflows';
+import { taskWorkflowId } from '../../workflows/definitions';
+
+/** A side-effecting tool call, which a copilot agent must have approved, then an answer. */
+const APPROVAL_SCRIPT = [{ call: 'memory_write', args: { key: 'approved', value: 1 } }, { answer: 'ok' }];
+
+export interface ApprovalResume {
+  samples: number;
+  /** Approve call → runTool started (the resumed task's next activity). */
+  approveToNextActivityMs: Summary;
+  /** Approve call → runTool scheduled (the workflow has reacted). */
+  approveToScheduledMs: Summary;
+  /** The decideApproval update's own round trip (it returns after the decision is recorded in Postgres). */
+  approveCallMs: Summary;
+  /** Signal → no-op activity started, on SignalWaiterWorkflow. */
+  rawSignalToNextActivityMs: Summary;
+  rawSignalToScheduledMs: Summary;
+  ratioP50: number;
+  ratioP99: number;
+  approvalTaskIds: string[];
+}
+
+interface Sample {
+  workflowId: string;
+  sentAt: number;
+  activity: string;
+}
+
+export async function approvalResume(b: Bench, samples: number): Promise<ApprovalResume> {
+  // One copilot agent per sample, each with one task parked on its approval request.
+  const agents = await startAgents(b, samples, 'copilot', { body: { autonomy: 'copilot' } });
+  const taskIds = agents.map(() => randomUUID());
+  await pool(agents, 20, async (agent, i) => {
+    await b.gateway.submitGoal(agent.id, { taskId: taskIds[i], title: 'write after approval', input: { script: APPROVAL_SCRIPT } });
+  });
+  const approvalOf = await waitForPendingApprovals(b, taskIds);
+
+  const run = randomUUID().slice(0, 8);
+  const rawIds = taskIds.map((_, i) => `signal-waiter-${run}-${i}`);
+  await pool(rawIds, 20, async (workflowId) => void (await b.client.workflow.start('SignalWaiterWorkflow', { taskQueue: b.trivialQueue, workflowId })));
+  await pool(rawIds, 20, async (workflowId) => {
+    // Parked means its first workflow task has completed (history: started, scheduled, started, completed).
+    while ((await b.client.workflow.getHandle(workflowId).describe()).historyLength < 4) await sleep(50);
+  });
+
+  log(`approvals: ${samples} pending approvals and ${samples} parked signal waiters; measuring one at a time`);
+  const approvals: Sample[] = [];
+  const raw: Sample[] = [];
+  const callMs: number[] = [];
+  const stopTicker = every(10_000, () => log(`approvals: ${approvals.length}/${samples}`));
+  try {
+    for (let i = 0; i < samples; i++) {
+      let sentAt = Date.now();
+      await b.gateway.decideApproval(taskIds[i], { approvalId: approvalOf.get(taskIds[i])!, decision: 'approve', decidedBy: 'bench' });
+      callMs.push(Date.now() - sentAt);
+      approvals.push({ workflowId: taskWorkflowId(taskIds[i]), sentAt, activity: 'runTool' });
+      const outcome = await taskOutcome(b.client, taskIds[i]);
+      if (outcome.status !== 'completed') throw new Error(`approved task ${taskIds[i]} ended ${outcome.status}: ${outcome.error}`);
+
+      const handle = b.client.workflow.getHandle(rawIds[i]);
+      sentAt = Date.now();
+      await handle.signal(goSignal);
+      raw.push({ workflowId: rawIds[i], sentAt, activity: 'noop' });
+      await handle.result();
+    }
+  } finally {
+    stopTicker();
+  }
+
+  const [approve, signal] = [await delays(b, approvals), await delays(b, raw)];
+  const approveToNextActivityMs = summarize(approve.started);
+  const rawSignalToNextActivityMs = summarize(signal.started);
+  return {
+    samples,
+    approveToNextActivityMs,
+    approveToScheduledMs: summarize(approve.scheduled),
+    approveCallMs: summarize(callMs),
+    rawSignalToNextActivityMs,
+    rawSignalToScheduledMs: summarize(signal.scheduled),
+    ratioP50: round(approveToNextActivityMs.p50 / rawSignalToNextActivityMs.p50, 2),
+    ratioP99: round(approveToNextActivityMs.p99 / rawSignalToNextActivityMs.p99, 2),
+    approvalTaskIds: taskIds,
+  };
+}
+
+/** Waits until every task has its approval request open; returns task id → approval id. */
+async function waitForPendingApprovals(b: Bench, taskIds: string[]): Promise<Map<string, string>> {
+  const deadline = Date.now() + 900_000;
+  for (;;) {
+    const { rows } = await b.db.query<{ task_id: string; id: string }>(`SELECT task_id, id FROM approvals WHERE status = 'pending' AND task_id = ANY($1::uuid[])`, [taskIds]);
+    if (rows.length === taskIds.length) return new Map(rows.map((r) => [r.task_id, r.id]));
+    if (Date.now() > deadline) throw new Error(`only ${rows.length} of ${taskIds.length} approval requests opened in 15 minutes`);
+    await sleep(250);
+  }
+}
+
+/** Call → next activity scheduled / started, per sample, from each workflow's history. */
+async function delays(b: Bench, samples: Sample[]): Promise<{ scheduled: number[]; started: number[] }> {
+  const scheduled: number[] = [];
+  const started: number[] = [];
+  await pool(samples, 10, async (s) => {
+    const times = activityTimes(await history(b.client, s.workflowId), s.activity, s.sentAt - 1000);
+    if (!times) throw new Error(`${s.workflowId}: no ${s.activity} activity after the call`);
+    scheduled.push(times.scheduled - s.sentAt);
+    started.push(times.started - s.sentAt);
+  });
+  return { scheduled, started };
+}
