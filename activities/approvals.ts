@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { withTransaction, type Db } from '../lib/db';
-import type { ApprovalStatus, NotifyTarget } from '../workflows/definitions';
+import type { ApprovalOutcome, NotifyTarget } from '../workflows/definitions';
 
 export interface ApprovalDeps {
   db: Db;
@@ -52,14 +52,7 @@ export function createApprovalActivities({ db, logger }: ApprovalDeps) {
     },
 
     /** Records a decision or an expiry, and puts the task back to running. */
-    async recordApprovalDecision(input: {
-      approvalId: string;
-      status: Exclude<ApprovalStatus, 'pending'>;
-      decidedBy: string | null;
-      reason: string | null;
-      editedAction: Record<string, unknown> | null;
-      decidedAt: string;
-    }): Promise<void> {
+    async recordApprovalDecision(input: ApprovalOutcome): Promise<void> {
       await withTransaction(db, async (client) => {
         const { rows } = await client.query<{ task_id: string }>(
           `UPDATE approvals SET status = $2, decided_by = $3, decision_reason = $4, edited_action = $5, decided_at = $6
