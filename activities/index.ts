@@ -1,17 +1,23 @@
 import { createApprovalActivities } from './approvals';
 import { createChatActivities } from './chat';
+import { createGovernance, createGovernanceActivities } from './governance';
+import { createPriorityActivities } from './priority';
 import { createRecordActivities, type RecordDeps } from './records';
 import { createStepActivities, type StepDeps } from './steps';
 
-export type ActivityDeps = RecordDeps & StepDeps;
+export type ActivityDeps = RecordDeps & Omit<StepDeps, 'governance'>;
 
 /** Every activity of the project, bound to its dependencies. Workflows proxy `Activities`. */
 export function createActivities(deps: ActivityDeps) {
+  const governance = createGovernance(deps.db, deps.config);
+  const governed = { ...deps, governance };
   return {
     ...createRecordActivities(deps),
-    ...createStepActivities(deps),
+    ...createStepActivities(governed),
     ...createApprovalActivities(deps),
-    ...createChatActivities(deps),
+    ...createChatActivities(governed),
+    ...createGovernanceActivities(governance, deps.db, deps.config),
+    ...createPriorityActivities(governed),
   };
 }
 

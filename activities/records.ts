@@ -55,20 +55,20 @@ export function createRecordActivities({ db }: RecordDeps) {
       await db.query(
         `INSERT INTO agents (id, org_id, name, objective, type, capabilities, autonomy, priority, status, allowed_tools,
            system_prompt, provider, model, settings, state_version, created_at, approval_required_tools,
-           approval_timeout_hours, on_approval_timeout, notify)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)
+           approval_timeout_hours, on_approval_timeout, notify, token_budget_per_minute)
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21)
          ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, objective = EXCLUDED.objective, type = EXCLUDED.type,
            capabilities = EXCLUDED.capabilities, autonomy = EXCLUDED.autonomy, priority = EXCLUDED.priority,
            status = EXCLUDED.status, allowed_tools = EXCLUDED.allowed_tools, system_prompt = EXCLUDED.system_prompt,
            provider = EXCLUDED.provider, model = EXCLUDED.model, settings = EXCLUDED.settings,
            state_version = EXCLUDED.state_version, approval_required_tools = EXCLUDED.approval_required_tools,
            approval_timeout_hours = EXCLUDED.approval_timeout_hours, on_approval_timeout = EXCLUDED.on_approval_timeout,
-           notify = EXCLUDED.notify, updated_at = now()
+           notify = EXCLUDED.notify, token_budget_per_minute = EXCLUDED.token_budget_per_minute, updated_at = now()
          WHERE agents.state_version < EXCLUDED.state_version`,
         [a.id, a.orgId, a.name, a.objective, a.type, a.capabilities, a.autonomy, a.priority, status, a.allowedTools,
           a.systemPrompt, a.provider, a.model, JSON.stringify(settings), stateVersion, a.createdAt,
           a.approvalRequiredTools ?? [], a.approvalTimeoutHours ?? null, a.onApprovalTimeout ?? 'fail',
-          JSON.stringify(a.notify ?? { type: 'log' })],
+          JSON.stringify(a.notify ?? { type: 'log' }), a.tokenBudgetPerMinute ?? null],
       );
     },
 

@@ -17,6 +17,7 @@ import {
   type ToolSpec,
   type TokenUsage,
 } from './llm/types';
+import { admissionFailure, estimateTokens, type Governance } from './governance';
 import { insertDecision } from './records';
 import { parseMcpToolName, type McpToolSource } from './tools/mcp';
 import { ToolError, type ToolPolicy, type ToolRegistry } from './tools/registry';
@@ -29,12 +30,25 @@ export interface StepDeps {
   circuits: ProviderCircuits;
   mcp: McpToolSource;
   tools: ToolRegistry;
+  governance: Governance;
   submitGoal(agentId: string, goal: SubmitGoalInput): Promise<GoalReceipt>;
+}
+
+/** Who a step belongs to, for budgets and slots. */
+export interface StepOwner {
+  agentId: string;
+  orgId: string;
+  /** The goal's priority (score 0-1000): steps waiting for a slot are admitted highest first. */
+  priority: number;
+  /** The agent's own token budget per window, if any. */
+  agentBudget?: number | null;
 }
 
 export interface CallModelInput {
   taskId: string;
   step: number;
+  /** Absent only in calls scheduled before budgets existed; such calls are not governed. */
+  owner?: StepOwner;
   /** Moves the task to `planning` before the call (its first step). */
   markStarted?: boolean;
   /** The agent's MCP servers: their allowed tools are offered alongside the built-ins. */
@@ -70,6 +84,8 @@ export interface RunToolInput {
   idempotencyKey: string;
   delegationDepth: number;
   maxDelegationDepth: number;
+  /** The goal's priority (score 0-1000) for the step slot; absent in calls scheduled before slots existed. */
+  priority?: number;
 }
 
 export interface ToolReply {
@@ -227,9 +243,70 @@ export function createStepRunner(deps: StepDeps) {
   return { completeWithFallback, executeTool };
 }
 
+/** How long a step waits for a slot inside its activity before waiting on a durable timer instead. */
+const STEP_SLOT_INLINE_WAIT_MS = 3000;
+
 export function createStepActivities(deps: StepDeps) {
   const { db, tools } = deps;
+  // A step slot outlives the longest step, so a slot held by a crashed worker frees itself.
+  const stepLeaseMs = (Math.max(deps.config.LLM_TIMEOUT_SECONDS, 120) + 30) * 1000;
   const { completeWithFallback, executeTool } = createStepRunner(deps);
+
+  /**
+   * Holds one of AGENTS_MAX_CONCURRENT_STEPS slots while `work` runs. Without a free slot within a few
+   * seconds the activity fails with an AdmissionWait and the workflow asks again after a durable timer,
+   * so a long wait holds no worker.
+   */
+  async function withStepSlot<T>(holder: string, priority: number | undefined, work: () => Promise<T>): Promise<T> {
+    if (priority === undefined) return withHeartbeat(work);
+    return withHeartbeat(async () => {
+      const limit = deps.config.AGENTS_MAX_CONCURRENT_STEPS;
+      // Steps are short: wait here a little (heartbeating) before handing the wait to a durable timer.
+      const deadline = Date.now() + STEP_SLOT_INLINE_WAIT_MS;
+      for (;;) {
+        const { granted, ahead } = await deps.governance.acquireSlot('step', holder, priority, limit, stepLeaseMs);
+        if (granted) break;
+        if (Date.now() >= deadline) {
+          throw admissionFailure({ reason: 'step_slot', retryAfterMs: Math.min(2000, 200 + ahead * 100), detail: `all ${limit} step slots busy, ${ahead} waiting ahead` });
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      try {
+        return await work();
+      } finally {
+        await deps.governance.releaseSlot('step', holder);
+      }
+    });
+  }
+
+  /** The model call inside its step slot and token reservation; the reservation settles to the real usage. */
+  async function governedModelCall(input: CallModelInput): Promise<LlmResponse> {
+    const { owner } = input;
+    if (!owner) return withHeartbeat(() => completeWithFallback(input));
+    return withStepSlot(`${input.taskId}:${input.step}:model`, owner.priority, async () => {
+      const reservationId = `${input.taskId}:${input.step}:${Context.current().info.attempt}`;
+      const promptChars = input.messages.reduce((n, m) => n + m.content.length, 0);
+      const admission = await deps.governance.reserveTokens({
+        id: reservationId,
+        orgId: owner.orgId,
+        agentId: owner.agentId,
+        taskId: input.taskId,
+        purpose: 'step',
+        estimate: estimateTokens(promptChars, deps.config),
+        agentBudget: owner.agentBudget,
+      });
+      if (!admission.granted) throw admissionFailure(admission.wait);
+      let used = 0;
+      try {
+        const reply = await completeWithFallback(input);
+        used = reply.usage.inputTokens + reply.usage.outputTokens;
+        return reply;
+      } finally {
+        // A failed call is assumed to have used nothing; a crashed worker leaves the estimate in place.
+        await deps.governance.settleTokens(reservationId, used);
+      }
+    });
+  }
 
   return {
     /**
@@ -245,7 +322,7 @@ export function createStepActivities(deps: StepDeps) {
           [input.taskId],
         );
       }
-      const reply = await withHeartbeat(() => completeWithFallback(input));
+      const reply = await governedModelCall(input);
       const final = reply.toolCalls.length === 0;
       await db.query(
         `INSERT INTO llm_calls (task_id, step, provider, model, input_tokens, output_tokens) VALUES ($1,$2,$3,$4,$5,$6)
@@ -254,6 +331,7 @@ export function createStepActivities(deps: StepDeps) {
       );
       await db.query(
         `UPDATE tasks SET steps = GREATEST(steps, $2), updated_at = now(),
+           status = CASE WHEN status = 'waiting_for_budget' THEN 'running' ELSE status END,
            input_tokens = (SELECT COALESCE(SUM(input_tokens), 0) FROM llm_calls WHERE task_id = $1),
            output_tokens = (SELECT COALESCE(SUM(output_tokens), 0) FROM llm_calls WHERE task_id = $1)
          WHERE id = $1`,
@@ -289,7 +367,9 @@ export function createStepActivities(deps: StepDeps) {
      */
     async runTool(input: RunToolInput): Promise<ToolReply> {
       const { call } = input;
-      const outcome = await withHeartbeat(async () => {
+      const outcome = await withStepSlot(`${input.taskId}:${input.step}:tool:${input.index}`, input.priority, async () => {
+        const wait = await deps.governance.takeResources(resourceNeeds(input));
+        if (!wait.granted) throw admissionFailure(wait.wait);
         const result = await executeTool(input);
         const faultDelay = deps.config.FAULT_DELAY_AFTER_SIDE_EFFECT_MS;
         if (faultDelay > 0 && tools.get(call.name)?.sideEffect) await new Promise((r) => setTimeout(r, faultDelay));
@@ -327,6 +407,17 @@ function toFailure(provider: string, err: ProviderError): ApplicationFailure {
   const message = `${provider}: ${err.message}`;
   if (!err.retryable) return ApplicationFailure.nonRetryable(message, type);
   return ApplicationFailure.create({ message, type, nextRetryDelay: err.details.retryAfterMs });
+}
+
+/** Resources a tool call draws on: `http:<host>` for the HTTP tools, `mcp:<server>` for MCP tools. */
+function resourceNeeds(input: RunToolInput): { name: string; tokens: number }[] {
+  const mcp = parseMcpToolName(input.call.name);
+  if (mcp) return [{ name: `mcp:${mcp.server}`, tokens: 1 }];
+  if (input.call.name === 'http_get' || input.call.name === 'http_post') {
+    const url = (safeJson(input.call.arguments) as { url?: unknown } | null)?.url;
+    if (typeof url === 'string' && URL.canParse(url)) return [{ name: `http:${new URL(url).host}`, tokens: 1 }];
+  }
+  return [];
 }
 
 function safeJson(text: string): unknown {

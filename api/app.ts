@@ -12,6 +12,7 @@ import { agentRoutes } from './routes/agents';
 import { chatRoutes } from './routes/chat';
 import { approvalRoutes } from './routes/approvals';
 import { codecCorsOrigins, codecRoutes } from './routes/codec';
+import { governanceRoutes } from './routes/governance';
 import { taskRoutes } from './routes/tasks';
 import type { Store } from './store';
 
@@ -73,6 +74,7 @@ export function createApp(deps: AppDeps): express.Express {
   v1.use('/agents', agentRoutes(deps));
   v1.use('/tasks', taskRoutes(deps));
   v1.use('/chat', chatRoutes(deps));
+  v1.use('/governance', governanceRoutes(deps));
   v1.use('/approvals', approvalRoutes({ ...deps, tools: createToolRegistry() }));
   app.use('/api/v1', v1);
 

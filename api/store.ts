@@ -1,4 +1,5 @@
 import type { Db } from '../lib/db';
+import { pendingTasksRefusal } from '../lib/fuses';
 
 /** Read-only queries of the API. Writes happen in activities, driven by the workflows. */
 
@@ -26,13 +27,15 @@ export interface AgentRecord {
   approvalTimeoutHours: number | null;
   onApprovalTimeout: string;
   notify: unknown;
+  tokenBudgetPerMinute: number | null;
 }
 
 const AGENT_COLUMNS = `id, org_id AS "orgId", name, objective, type, capabilities, autonomy, priority, status,
   allowed_tools AS "allowedTools", system_prompt AS "systemPrompt", provider, model, current_task_id AS "currentTaskId",
   queue_length AS "queueLength", created_at AS "createdAt", updated_at AS "updatedAt", last_active AS "lastActive",
   archived_at AS "archivedAt", approval_required_tools AS "approvalRequiredTools",
-  approval_timeout_hours AS "approvalTimeoutHours", on_approval_timeout AS "onApprovalTimeout", notify`;
+  approval_timeout_hours AS "approvalTimeoutHours", on_approval_timeout AS "onApprovalTimeout", notify,
+  token_budget_per_minute AS "tokenBudgetPerMinute"`;
 
 export interface TaskRecord {
   id: string;
@@ -41,6 +44,8 @@ export interface TaskRecord {
   title: string;
   taskType: string;
   priority: number;
+  /** The AI-scored priority 0-1000, once scored. */
+  priorityScore: number | null;
   status: string;
   input: unknown;
   output: unknown;
@@ -54,7 +59,8 @@ export interface TaskRecord {
   completedAt: string | null;
 }
 
-const TASK_COLUMNS = `id, org_id AS "orgId", agent_id AS "agentId", title, task_type AS "taskType", priority, status, input, output,
+const TASK_COLUMNS = `id, org_id AS "orgId", agent_id AS "agentId", title, task_type AS "taskType", priority,
+  priority_score AS "priorityScore", status, input, output,
   error, parent_task_id AS "parentTaskId", delegation_depth AS "delegationDepth", steps,
   json_build_object('inputTokens', input_tokens, 'outputTokens', output_tokens) AS usage,
   created_at AS "createdAt", started_at AS "startedAt", completed_at AS "completedAt"`;
@@ -178,6 +184,48 @@ export function createStore(db: Db) {
     async chatSessionAllowed(orgId: string, sessionId: string): Promise<boolean> {
       const { rows } = await db.query('SELECT org_id FROM chat_messages WHERE session_id = $1 LIMIT 1', [sessionId]);
       return rows.length === 0 || rows[0].org_id === orgId;
+    },
+
+    /** Refusal text when the org is at MAX_PENDING_TASKS_PER_ORG, else null. */
+    pendingTasksRefusal: (orgId: string, limit: number) => pendingTasksRefusal(db, orgId, limit),
+
+    /** What governance sees now: budget use in the current window, slots, resource buckets, scoring stats. */
+    async governance(orgId: string, windowSeconds: number, taskQueue: string) {
+      const [tokens, slots, buckets, scores] = await Promise.all([
+        db.query<{ global: number; org: number }>(
+          `SELECT COALESCE(sum(tokens), 0) AS global, COALESCE(sum(tokens) FILTER (WHERE org_id = $1), 0) AS org
+             FROM token_ledger WHERE reserved_at > clock_timestamp() - make_interval(secs => $2)`,
+          [orgId, windowSeconds],
+        ),
+        db.query<{ kind: string; held: number; waiting: number }>(
+          `SELECT k.kind,
+                  (SELECT count(*) FROM slot_leases l WHERE l.kind = k.kind AND l.released_at IS NULL AND l.expires_at > clock_timestamp()) AS held,
+                  (SELECT count(*) FROM slot_waiters w WHERE w.kind = k.kind AND w.seen_at > clock_timestamp() - interval '30 seconds') AS waiting
+             FROM (VALUES ('agent:' || $1), ('step:' || $1)) AS k(kind)`,
+          [taskQueue],
+        ),
+        db.query<{ name: string; capacity: number; refillPerSecond: number; tokens: number; grantedTotal: number; waitsTotal: number }>(
+          `SELECT name, capacity, refill_per_second AS "refillPerSecond",
+                  least(capacity, tokens + extract(epoch FROM clock_timestamp() - updated_at) * refill_per_second) AS tokens,
+                  granted_total AS "grantedTotal", waits_total AS "waitsTotal"
+             FROM resource_buckets ORDER BY name`,
+        ),
+        db.query<{ scored: number; cache: number; model: number; fallback: number; p50: number | null; p50Cached: number | null }>(
+          `SELECT count(*) AS scored, count(*) FILTER (WHERE s.source = 'cache') AS cache,
+                  count(*) FILTER (WHERE s.source = 'model') AS model, count(*) FILTER (WHERE s.source = 'fallback') AS fallback,
+                  percentile_cont(0.5) WITHIN GROUP (ORDER BY s.duration_ms) AS p50,
+                  percentile_cont(0.5) WITHIN GROUP (ORDER BY s.duration_ms) FILTER (WHERE s.source = 'cache') AS "p50Cached"
+             FROM priority_scores s JOIN tasks t ON t.id::text = s.task_id WHERE t.org_id = $1`,
+          [orgId],
+        ),
+      ]);
+      const s = scores.rows[0];
+      return {
+        tokens: { windowSeconds, usedGlobal: tokens.rows[0].global, usedByOrg: tokens.rows[0].org },
+        slots: Object.fromEntries(slots.rows.map((r) => [r.kind.split(':')[0], { held: r.held, waiting: r.waiting }])),
+        resources: buckets.rows,
+        priority: { ...s, hitRatio: s.scored ? s.cache / s.scored : null },
+      };
     },
 
     async ping(): Promise<void> {

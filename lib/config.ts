@@ -16,6 +16,11 @@ const list = z
       .filter(Boolean),
   );
 
+const ResourceBucketsSchema = z.record(
+  z.string().regex(/^[\w.:-]{1,100}$/),
+  z.object({ capacity: z.number().positive(), refillPerSecond: z.number().positive() }).strict(),
+);
+
 const EnvSchema = z.object({
   NODE_ENV: z.string().default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -64,6 +69,43 @@ const EnvSchema = z.object({
    * its activity reports completion, the window in which a crash forces a retry of an applied effect.
    */
   FAULT_DELAY_AFTER_SIDE_EFFECT_MS: intFromEnv(0),
+
+  /** Tokens all agents together may use per budget window (reserved before each LLM call, settled after). */
+  AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE: intFromEnv(100_000, 1),
+  /** Optional budget per organisation per window; 0 means none beyond the global one. */
+  ORG_TOKEN_BUDGET_PER_MINUTE: intFromEnv(0),
+  /** Length of the sliding budget window. 60 makes the budgets "per minute"; tests shorten it. */
+  TOKEN_BUDGET_WINDOW_SECONDS: intFromEnv(60, 1),
+  /** Output tokens reserved per LLM call on top of the prompt's estimate (settled to the real usage after). */
+  TOKEN_RESERVATION_OUTPUT_TOKENS: intFromEnv(512, 1),
+  /** Agents RUNNING a task at once, across every worker; the rest wait by priority. */
+  AGENTS_MAX_ACTIVE: intFromEnv(10, 1),
+  /** LLM and tool steps in flight at once across every worker, highest priority first. */
+  AGENTS_MAX_CONCURRENT_STEPS: intFromEnv(5, 1),
+  /** Host CPU % above which a worker starts no new activity until load drops (100 turns the gate off). */
+  AGENTS_CPU_THRESHOLD: z.coerce.number().min(1).max(100).default(85),
+  /** Named token buckets for shared resources: `{"name": {"capacity": 10, "refillPerSecond": 2}}`. */
+  RESOURCE_BUCKETS: z
+    .string()
+    .default('{}')
+    .transform((v, ctx) => {
+      try {
+        return ResourceBucketsSchema.parse(JSON.parse(v));
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `must be JSON like {"weather-api":{"capacity":10,"refillPerSecond":2}} (${(err as Error).message.split('\n')[0]})` });
+        return z.NEVER;
+      }
+    }),
+  /** Score queued tasks 0-1000 with the agent's model; off keeps the static 1-10 priority. */
+  PRIORITY_SCORING: z.enum(['on', 'off']).default('on'),
+  /** How long a score is reused for tasks with the same key concepts. */
+  PRIORITY_CACHE_MINUTES: intFromEnv(30, 0),
+  /** A scoring call slower than this falls back to the static priority. */
+  PRIORITY_SCORING_TIMEOUT_SECONDS: intFromEnv(10, 1),
+  /** Sub-tasks one task may create (create_task). */
+  MAX_SUBTASKS_PER_TASK: intFromEnv(10, 0),
+  /** Queued and running tasks one organisation may have; creation beyond it is refused. */
+  MAX_PENDING_TASKS_PER_ORG: intFromEnv(1000, 1),
 
   /** Base64 of 32 bytes: encrypts every payload (AES-256-GCM) before it reaches Temporal. Unset: no encryption. */
   PAYLOAD_ENCRYPTION_KEY: z
@@ -125,6 +167,8 @@ export function agentSettings(c: Config): AgentSettings {
     maxDelegationDepth: c.MAX_DELEGATION_DEPTH,
     historyLimit: c.AGENT_HISTORY_LIMIT,
     approvalTimeoutHours: c.APPROVAL_TIMEOUT_HOURS,
+    priorityScoring: c.PRIORITY_SCORING === 'on',
+    priorityScoringTimeoutSeconds: c.PRIORITY_SCORING_TIMEOUT_SECONDS,
   };
 }
 

@@ -26,6 +26,10 @@ export const ErrorType = {
   DelegationDepth: 'DelegationDepthError',
   /** A transition that the current state does not allow (e.g. resume an archived agent). */
   InvalidTransition: 'InvalidTransitionError',
+  /** A step must wait for a budget, a step slot or a resource bucket; the workflow sleeps and asks again. */
+  AdmissionWait: 'AdmissionWait',
+  /** A runaway fuse refused the work: sub-tasks per task, pending tasks per org. */
+  LimitReached: 'LimitReachedError',
   /** Referenced entity does not exist. */
   NotFound: 'NotFoundError',
 } as const;

@@ -6,7 +6,16 @@ import { z } from 'zod';
 import { McpServerConfigSchema } from '../activities/tools/mcp';
 
 export const AGENT_STATUSES = ['IDLE', 'RUNNING', 'PAUSED', 'ERROR', 'ARCHIVED'] as const;
-export const TASK_STATUSES = ['queued', 'planning', 'awaiting_approval', 'running', 'completed', 'failed', 'cancelled'] as const;
+export const TASK_STATUSES = [
+  'queued',
+  'planning',
+  'awaiting_approval',
+  'running',
+  'waiting_for_budget',
+  'completed',
+  'failed',
+  'cancelled',
+] as const;
 export const AUTONOMY_LEVELS = ['manual', 'copilot', 'autopilot'] as const;
 export const DEFAULT_TOOLS = ['memory_read', 'memory_write', 'send_message', 'create_task'];
 
@@ -44,6 +53,8 @@ export const CreateAgentBody = z
     approvalTimeoutHours: z.number().positive().max(24 * 365).nullable().default(null),
     onApprovalTimeout: z.enum(['fail', 'escalate']).default('fail'),
     notify: NotifyTarget.default({ type: 'log' }),
+    /** The agent's own token budget per budget window (on top of the org and global budgets). */
+    tokenBudgetPerMinute: z.number().int().positive().max(100_000_000).nullable().default(null),
   })
   .strict();
 

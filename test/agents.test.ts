@@ -44,6 +44,11 @@ describe('agents and tasks through the HTTP API', () => {
     const mid = await stack.api.createTask({ agentId: agent.id, title: 'normal work', priority: 5 });
     assert.deepEqual([low.status, high.status, mid.status], ['queued', 'queued', 'queued']);
     assert.equal(high.position, 1, 'the urgent task jumps to the front of the queue');
+    // The model scores each task in the background; the queue settles once every score is in.
+    await waitFor(async () => {
+      const details = await Promise.all([low, high, mid].map((t) => stack.api.get(`/api/v1/tasks/${t.id}`)));
+      return details.every((d) => d.body.priorityScore !== null);
+    }, 'the three tasks to be scored');
 
     const queued = await stack.api.get(`/api/v1/agents/${agent.id}`);
     assert.deepEqual(
@@ -144,7 +149,7 @@ describe('agents and tasks through the HTTP API', () => {
     await waitFor(async () => (await stack.api.get(`/api/v1/tasks/${running.id}`)).body.status === 'planning', 'long task to start');
 
     const cancelQueued = await stack.api.post(`/api/v1/tasks/${queued.id}/cancel`, { reason: 'not needed' });
-    assert.equal(cancelQueued.status, 200);
+    assert.equal(cancelQueued.status, 200, JSON.stringify(cancelQueued.body));
     assert.equal(cancelQueued.body.status, 'cancelled');
 
     const cancelRunning = await stack.api.post(`/api/v1/tasks/${running.id}/cancel`);

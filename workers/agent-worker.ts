@@ -4,6 +4,7 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities';
+import { createGovernance } from '../activities/governance';
 import { createProviderRegistry } from '../activities/llm';
 import { ProviderCircuits } from '../activities/llm/circuits';
 import { McpToolSource } from '../activities/tools/mcp';
@@ -12,6 +13,7 @@ import { AgentGateway } from '../lib/agent-gateway';
 import { dataConverterFor } from '../lib/codec';
 import type { Config } from '../lib/config';
 import { createPool } from '../lib/db';
+import { CpuGatedActivitySlots, CpuSampler } from './cpu-gate';
 
 export interface AgentWorkerOptions {
   config: Config;
@@ -86,6 +88,10 @@ export async function createAgentWorker(opts: AgentWorkerOptions): Promise<Agent
     submitGoal: (agentId, goal) => gateway.submitGoal(agentId, goal),
   });
 
+  // Resource buckets come from configuration; every worker applies it (idempotent upserts).
+  await createGovernance(db, config).syncBuckets(config.RESOURCE_BUCKETS);
+  const cpu = config.AGENTS_CPU_THRESHOLD < 100 ? new CpuSampler() : null;
+
   const worker = await Worker.create({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
@@ -93,6 +99,16 @@ export async function createAgentWorker(opts: AgentWorkerOptions): Promise<Agent
     dataConverter,
     ...(opts.identity ? { identity: opts.identity } : {}),
     activities,
+    ...(cpu
+      ? {
+          tuner: {
+            workflowTaskSlotSupplier: { type: 'fixed-size', numSlots: 40 },
+            activityTaskSlotSupplier: new CpuGatedActivitySlots(cpu, { thresholdPercent: config.AGENTS_CPU_THRESHOLD, maxSlots: 100, minimumSlots: 2 }),
+            localActivityTaskSlotSupplier: { type: 'fixed-size', numSlots: 100 },
+            nexusTaskSlotSupplier: { type: 'fixed-size', numSlots: 10 },
+          },
+        }
+      : {}),
     ...(opts.workflowBundlePath
       ? { workflowBundle: { codePath: opts.workflowBundlePath } }
       : { workflowsPath: path.resolve(__dirname, '../workflows') }),
@@ -104,6 +120,7 @@ export async function createAgentWorker(opts: AgentWorkerOptions): Promise<Agent
       try {
         await worker.run();
       } finally {
+        cpu?.stop();
         await Promise.allSettled([connection.close(), clientConnection.close(), db.end(), mcp.close()]);
       }
     },

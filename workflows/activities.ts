@@ -45,6 +45,11 @@ export function activitiesFor(settings: AgentSettings) {
     startToCloseTimeout: '15s',
     retry: { maximumAttempts: 5, initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s' },
   });
+  // Scoring never fails the agent: the activity answers the static priority itself when the model is slow.
+  const scoring = proxyActivities<Activities>({
+    startToCloseTimeout: `${(settings.priorityScoringTimeoutSeconds ?? 10) + 20}s`,
+    retry: { maximumAttempts: 3, initialInterval: '500ms', backoffCoefficient: 2 },
+  });
   // Chat calls heartbeat often so a disconnected client's cancellation reaches them within seconds.
   const chat = proxyActivities<Activities>({
     startToCloseTimeout: `${settings.llmTimeoutSeconds + 30}s`,
@@ -66,6 +71,9 @@ export function activitiesFor(settings: AgentSettings) {
     setTaskStatus: records.setTaskStatus,
     finishTask: records.finishTask,
     archiveAgentData: records.archiveAgentData,
+    acquireAgentSlot: records.acquireAgentSlot,
+    releaseAgentSlot: records.releaseAgentSlot,
+    scoreGoal: scoring.scoreGoal,
     /** A model call with a one-line summary for the Web UI ("thinking, step 2/10"). */
     callModel: (summary: string, input: Parameters<Activities['callModel']>[0]) =>
       model.callModel.executeWithOptions({ ...modelOptions, summary }, [input]),

@@ -4,8 +4,11 @@ import {
   ChildWorkflowCancellationType,
   condition,
   continueAsNew,
+  getExternalWorkflowHandle,
   isCancellation,
+  log,
   ParentClosePolicy,
+  patched,
   setCurrentDetails,
   setHandler,
   startChild,
@@ -16,7 +19,9 @@ import {
 import { ErrorType } from '../lib/errors';
 import { activitiesFor } from './activities';
 import {
+  activeSlotFreedSignal,
   agentReadyUpdate,
+  agentWorkflowId,
   AgentIdAttr,
   AgentNameAttr,
   AgentStatusAttr,
@@ -98,11 +103,20 @@ class Agent {
     return this.state.current?.taskId === taskId || this.state.queue.some((g) => g.taskId === taskId);
   }
 
-  /** Highest priority first; FIFO within a priority. */
+  /** Highest rank first (the AI score, or the static priority × 100 until scored), then static priority, then FIFO. */
   enqueue(goal: Goal): number {
-    const entry: QueuedGoal = { ...goal, seq: this.state.nextSeq++ };
+    return this.insert({ ...goal, seq: this.state.nextSeq++ });
+  }
+
+  /** Moves a queued goal to where its new score puts it. */
+  rescore(taskId: string, score: number): void {
+    const goal = this.remove(taskId);
+    if (goal) this.insert({ ...goal, score });
+  }
+
+  private insert(entry: QueuedGoal): number {
     const queue = this.state.queue;
-    let i = queue.findIndex((g) => g.priority < entry.priority);
+    let i = queue.findIndex((g) => compareGoals(entry, g) < 0);
     if (i === -1) i = queue.length;
     queue.splice(i, 0, entry);
     return i + 1;
@@ -142,6 +156,13 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
   const agent = new Agent(input);
   const acts = activitiesFor(input.settings);
   agent.state.runs += 1;
+  // Patch: active-agent slots and AI-scored priorities (histories recorded before them replay without).
+  const governed = patched('governance-slots-and-scores');
+  /** Scorings still running; the next goal is chosen only once they have landed. */
+  let scoring = 0;
+  /** Set when the agent that released an active slot says this agent is next. */
+  let slotFreed = false;
+  setHandler(activeSlotFreedSignal, () => void (slotFreed = true));
 
   /** Publishes a state change: search attribute, Web UI details and the Postgres projection. */
   const publish = async (): Promise<void> => {
@@ -185,6 +206,7 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
       // No publish here: the status does not change, and the queue length reaches Postgres with the
       // next transition. This keeps a burst of submissions from doubling the history.
       const position = agent.enqueue(goal);
+      if (governed && input.settings.priorityScoring) scoreInBackground(goal);
       return { taskId: goal.taskId, status: 'queued', position };
     },
     {
@@ -293,6 +315,8 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
   for (;;) {
     await condition(() => agent.archiveRequested || agent.canStartGoal || historyTooLong());
     if (agent.archiveRequested) break;
+    // Scores still arriving may reorder the queue; each scoring is bounded by its own timeout.
+    await condition(() => scoring === 0);
     if (historyTooLong()) {
       // Between goals nothing runs; let in-flight updates finish so nothing they did is lost.
       await condition(allHandlersFinished);
@@ -301,12 +325,16 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
         return await continueAsNew<typeof AgentWorkflow>({ agent: agent.config, settings: input.settings, carried: agent.state });
       }
     }
-    if (agent.canStartGoal) await runGoal(agent.state.queue.shift()!);
+    if (agent.canStartGoal && (await takeActiveSlot())) {
+      await runGoal(agent.state.queue.shift()!);
+      if (governed && !agent.canStartGoal) await releaseActiveSlot();
+    }
   }
 
   // Archive: cancel what is queued, remove what the agent owns, then finish the workflow. A submission
   // still writing its task row finishes first, so archiving cancels that row too.
-  await condition(() => agent.submitting === 0);
+  await condition(() => agent.submitting === 0 && scoring === 0);
+  if (governed) await releaseActiveSlot();
   await acts.archiveAgentData({ agentId: agent.config.id, stateVersion: agent.state.stateVersion + 1 });
   agent.state.queue = [];
   agent.archived = true;
@@ -315,6 +343,68 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
   setCurrentDetails(describe(agent));
   await condition(allHandlersFinished);
   return agent.snapshot();
+
+  /**
+   * Waits for one of AGENTS_MAX_ACTIVE slots (shared by every agent of every worker), asking again on a
+   * durable timer; gives up (false) when the agent is paused, archived or has nothing left to run.
+   */
+  async function takeActiveSlot(): Promise<boolean> {
+    if (!governed) return true;
+    for (let attempt = 0; ; attempt++) {
+      slotFreed = false;
+      const { granted, ahead } = await acts.acquireAgentSlot({ agentId: agent.config.id, priority: rank(agent.state.queue[0]) });
+      if ((agent.state.waitingForSlot ?? false) === granted) {
+        // Only the Web UI summary changes; the status stays IDLE until the goal starts.
+        agent.state.waitingForSlot = !granted;
+        setCurrentDetails(describe(agent) + (granted ? '' : ` Waiting for an active slot (AGENTS_MAX_ACTIVE), ${ahead} ahead.`));
+      }
+      if (granted) return true;
+      const retryMs = Math.min(5000, 500 * 2 ** Math.min(attempt, 4));
+      await condition(() => slotFreed || agent.archiveRequested || !agent.canStartGoal, retryMs);
+      if (agent.archiveRequested || !agent.canStartGoal) {
+        agent.state.waitingForSlot = false;
+        return false;
+      }
+    }
+  }
+
+  /** Gives the active slot back and wakes the agent waiting next for one (it polls anyway, so a lost signal only delays it). */
+  async function releaseActiveSlot(): Promise<void> {
+    const { nextAgentId } = await acts.releaseAgentSlot({ agentId: agent.config.id });
+    if (nextAgentId) {
+      await getExternalWorkflowHandle(agentWorkflowId(nextAgentId))
+        .signal(activeSlotFreedSignal)
+        .catch((err) => log.info('could not wake the next agent', { nextAgentId, error: String(err) }));
+    }
+  }
+
+  /** Scores a queued goal with the agent's model in the background; the static priority stands meanwhile. */
+  function scoreInBackground(goal: Goal): void {
+    scoring += 1;
+    const unblocks = agent.state.queue.filter((g) => Array.isArray(g.input.dependsOn) && g.input.dependsOn.includes(goal.taskId)).length;
+    acts
+      .scoreGoal({
+        taskId: goal.taskId,
+        agentId: agent.config.id,
+        orgId: agent.config.orgId,
+        objective: agent.config.objective,
+        title: goal.title,
+        input: goal.input,
+        staticPriority: goal.priority,
+        unblocks,
+        submittedAt: goal.submittedAt,
+        provider: agent.config.provider,
+        fallbackProviders: agent.config.fallbackProviders ?? [],
+        model: agent.config.model,
+        agentBudget: agent.config.tokenBudgetPerMinute ?? null,
+        timeoutMs: (input.settings.priorityScoringTimeoutSeconds ?? 10) * 1000,
+      })
+      .then(
+        ({ score }) => agent.rescore(goal.taskId, score),
+        (err) => log.warn('priority scoring failed; the static priority stands', { taskId: goal.taskId, error: String(err) }),
+      )
+      .finally(() => (scoring -= 1));
+  }
 
   async function runGoal(goal: Goal): Promise<void> {
     agent.state.current = goal;
@@ -361,6 +451,17 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     // When the next goal starts right away, its own publish (RUNNING) covers this transition.
     if (!agent.archiveRequested && !agent.canStartGoal) await publish();
   }
+}
+
+/** Queue rank of a goal: its AI score 0-1000, or its static 1-10 priority scaled to match until scored. */
+function rank(goal: Goal | undefined): number {
+  if (!goal) return 0;
+  return goal.score ?? goal.priority * 100;
+}
+
+/** Negative when `a` runs before `b`. */
+function compareGoals(a: QueuedGoal, b: QueuedGoal): number {
+  return rank(b) - rank(a) || b.priority - a.priority || a.seq - b.seq;
 }
 
 function toGoal(request: SubmitGoalInput, defaultPriority: number): Goal {

@@ -31,6 +31,8 @@ export type TaskStatus =
   | 'planning'
   | 'awaiting_approval'
   | 'running'
+  /** The token budget is spent: the task sleeps on a durable timer until the window refills. */
+  | 'waiting_for_budget'
   | 'completed'
   | 'failed'
   | 'cancelled';
@@ -62,6 +64,8 @@ export interface AgentConfig {
   onApprovalTimeout: 'fail' | 'escalate';
   /** Where this agent's notifications go. */
   notify: NotifyTarget;
+  /** This agent's own token budget per budget window, on top of the org and global ones; null: none. */
+  tokenBudgetPerMinute?: number | null;
   createdAt: string;
 }
 
@@ -92,6 +96,10 @@ export interface AgentSettings {
   historyLimit: number;
   /** APPROVAL_TIMEOUT_HOURS: how long an approval request waits before it expires. */
   approvalTimeoutHours: number;
+  /** PRIORITY_SCORING: whether queued goals are scored by the model (absent in runs started before it existed). */
+  priorityScoring?: boolean;
+  /** PRIORITY_SCORING_TIMEOUT_SECONDS. */
+  priorityScoringTimeoutSeconds?: number;
 }
 
 export interface Goal {
@@ -100,6 +108,8 @@ export interface Goal {
   taskType: string;
   input: Record<string, unknown>;
   priority: number;
+  /** The AI-scored priority 0-1000, once scored; the queue orders by it (static priority × 100 until then). */
+  score?: number;
   delegationDepth: number;
   parentTaskId: string | null;
   submittedAt: string;
@@ -124,6 +134,8 @@ export interface AgentRuntimeState {
   goalsCancelled: number;
   runs: number;
   lastActive: string | null;
+  /** Set while the next goal waits for one of the AGENTS_MAX_ACTIVE slots. */
+  waitingForSlot?: boolean;
 }
 
 export interface AgentWorkflowInput {
@@ -174,6 +186,7 @@ export type AgentConfigPatch = Partial<
     | 'approvalTimeoutHours'
     | 'onApprovalTimeout'
     | 'notify'
+    | 'tokenBudgetPerMinute'
   >
 >;
 
@@ -207,6 +220,8 @@ export const updateAgentConfigUpdate = defineUpdate<AgentConfig, [AgentConfigPat
 /** Resolves once the agent's row is recorded; used with update-with-start so creation is read-your-writes. */
 export const agentReadyUpdate = defineUpdate<AgentLiveState>('agentReady');
 export const getAgentStateQuery = defineQuery<AgentLiveState>('getAgentState');
+/** Sent by an agent that gave back an active slot to the agent waiting next for one: ask again now. */
+export const activeSlotFreedSignal = defineSignal('activeSlotFreed');
 
 // ---- Task workflow messages ----
 // Signals: the agent does not need a reply to pause or resume its running task.
@@ -280,3 +295,14 @@ export interface ChatTurnResult {
 export const chatTurnUpdate = defineUpdate<ChatTurnResult, [ChatTurnInput]>('chatTurn');
 /** A signal: the client went away; stop generating. No reply is needed. */
 export const cancelChatTurnSignal = defineSignal<[{ turnId: string }]>('cancelChatTurn');
+
+// ---- Governance ----
+/**
+ * Why a step was not admitted yet. Activities throw it as a non-retryable failure of type
+ * ErrorType.AdmissionWait with this as its only detail; the workflow sleeps on a durable timer and asks again.
+ */
+export interface AdmissionWait {
+  reason: 'token_budget' | 'step_slot' | 'resource';
+  retryAfterMs: number;
+  detail: string;
+}

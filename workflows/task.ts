@@ -9,6 +9,7 @@ import {
   patched,
   setCurrentDetails,
   setHandler,
+  sleep,
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -18,6 +19,7 @@ import type { ToolPolicy } from '../activities/tools/registry';
 import { ErrorType } from '../lib/errors';
 import { activitiesFor } from './activities';
 import {
+  type AdmissionWait,
   decideApprovalSignal,
   decideApprovalUpdate,
   getTaskProgressQuery,
@@ -194,6 +196,30 @@ export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcom
     return outcome;
   };
 
+  /**
+   * Runs a step, waiting on durable timers while it is not admitted (token budget spent, every step slot
+   * busy, a resource bucket empty). No worker slot is held while waiting; the task's state says why.
+   */
+  const admitted = async <T>(step: () => Promise<T>): Promise<T> => {
+    for (;;) {
+      try {
+        const result = await step();
+        if (progress.status === 'waiting_for_budget') progress.status = 'running';
+        return result;
+      } catch (err) {
+        const wait = admissionWait(err);
+        if (!wait) throw err;
+        if (wait.reason === 'token_budget' && progress.status !== 'waiting_for_budget') {
+          progress.status = 'waiting_for_budget';
+          await acts.setTaskStatus({ taskId: goal.taskId, status: 'waiting_for_budget' });
+        }
+        show(`waiting for ${wait.detail}`);
+        await sleep(wait.retryAfterMs);
+      }
+    }
+  };
+  const rank = goal.score ?? goal.priority * 100;
+
   const messages: LlmMessage[] = [
     { role: 'system', content: systemPrompt(input) },
     { role: 'user', content: taskPrompt(goal.title, goal.input) },
@@ -222,9 +248,10 @@ export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcom
       const stepStarted = Date.now();
       let waitedMs = 0;
       show(`thinking (step ${step}/${settings.maxSteps})`);
-      const reply = await acts.callModel(`model call, step ${step}/${settings.maxSteps}`, {
+      const reply = await admitted(() => acts.callModel(`model call, step ${step}/${settings.maxSteps}`, {
         taskId: goal.taskId,
         step,
+        owner: { agentId: agent.id, orgId: agent.orgId, priority: rank, agentBudget: agent.tokenBudgetPerMinute ?? null },
         markStarted: startsInModelCall && step === 1,
         provider: agent.provider,
         fallbackProviders: agent.fallbackProviders ?? [],
@@ -232,7 +259,7 @@ export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcom
         messages,
         toolNames: agent.allowedTools,
         mcpServers: agent.mcpServers ?? [],
-      });
+      }));
       if (reply.finishReason === 'refusal') {
         return await finish('failed', null, { message: `model refused: ${reply.content}`, type: ErrorType.ProviderRefusal });
       }
@@ -293,7 +320,7 @@ export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcom
           if (outcome.editedAction) toRun = { ...call, arguments: JSON.stringify(outcome.editedAction) };
         }
         show(`calling tool ${call.name} (step ${step}/${settings.maxSteps})`);
-        const result = await acts.runTool(`${toRun.name}, step ${step}/${settings.maxSteps}`, {
+        const result = await admitted(() => acts.runTool(`${toRun.name}, step ${step}/${settings.maxSteps}`, {
           taskId: goal.taskId,
           agentId: agent.id,
           orgId: agent.orgId,
@@ -306,7 +333,8 @@ export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcom
           idempotencyKey: `${workflowInfo().workflowId}:${step}:${index}`,
           delegationDepth: goal.delegationDepth,
           maxDelegationDepth: settings.maxDelegationDepth,
-        });
+          priority: rank,
+        }));
         messages.push({ role: 'tool', toolCallId: result.toolCallId, name: result.name, content: result.content });
         if (gate === 'run' && reply.toolPolicies?.[call.name]?.sideEffect && !result.isError) {
           notifyLater('autopilot_executed', `${step}:${index}`, { tool: call.name, arguments: parseArguments(toRun.arguments), result: result.content });
@@ -329,6 +357,13 @@ export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcom
     }
     throw err;
   }
+}
+
+/** The admission wait an activity failed with, if that is why it failed. */
+function admissionWait(err: unknown): AdmissionWait | null {
+  if (!(err instanceof ActivityFailure) || !(err.cause instanceof ApplicationFailure)) return null;
+  if (err.cause.type !== ErrorType.AdmissionWait) return null;
+  return (err.cause.details?.[0] as AdmissionWait | undefined) ?? null;
 }
 
 function toolMessage(call: ToolCall, content: string): LlmMessage {

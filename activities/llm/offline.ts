@@ -1,3 +1,4 @@
+import { keyConcepts } from '../../lib/semantic-hash';
 import type { LlmMessage, LlmProvider, LlmRequest, LlmResponse, ToolCall } from './types';
 
 /**
@@ -17,6 +18,10 @@ import type { LlmMessage, LlmProvider, LlmRequest, LlmResponse, ToolCall } from 
  * Token usage is estimated as one token per four characters. When streaming, words are emitted
  * `tokenDelayMs` apart (default 15 ms).
  *
+ * Asked for a priority score (the scoring prompt), it scores from the prompt's own facts: 60 per point of
+ * requested priority, plus 100 per blocked task waiting (up to 4), plus 25 per day of age (up to 100),
+ * plus up to 300 for the share of the task's key concepts that appear in the objective.
+ *
  * In a chat (a conversation without a "Task:" prompt) it answers the last user message with an echo and,
  * for "remember …", stores the note like rule 4.
  */
@@ -27,6 +32,8 @@ export function createOfflineProvider(opts: { tokenDelayMs?: number } = {}): Llm
     defaultModel: 'offline-v1',
     async complete(request, options) {
       const turn = request.messages.filter((m) => m.role === 'assistant').length;
+      const scoring = scorePrompt(request.messages);
+      if (scoring !== null) return respond(request, JSON.stringify({ priority_score: scoring }), [], turn);
       const task = readTask(request.messages);
       const offered = new Set(request.tools.map((t) => t.name));
       const reply = decide(task, turn, request.messages, offered);
@@ -98,6 +105,20 @@ function decide(task: TaskPrompt, turn: number, messages: LlmMessage[], offered:
     content: `[offline] Plan for "${task.title}": understand the request, act within my tools, report back. Done.`,
     toolCalls: [],
   };
+}
+
+/** The priority score for a scoring prompt, or null when the conversation is not one. */
+function scorePrompt(messages: LlmMessage[]): number | null {
+  const text = messages.find((m) => m.role === 'user')?.content ?? '';
+  if (!text.startsWith('Analyze the following task and project context. Assign a priority score')) return null;
+  const field = (name: string) => new RegExp(`^(?:-\\s*)?${name}:\\s*(.*)$`, 'm').exec(text)?.[1] ?? '';
+  const task = new Set(keyConcepts(field('TASK')));
+  const objective = new Set(keyConcepts(field('Current Objective')));
+  const relevance = task.size === 0 ? 0 : [...task].filter((c) => objective.has(c)).length / task.size;
+  const blocked = Math.min(4, Number(field('Blocked Tasks Waiting')) || 0);
+  const ageDays = Number(field('Task Age \\(days\\)')) || 0;
+  const requested = Number(field('Requested Priority \\(1-10\\)')) || 5;
+  return Math.min(1000, Math.round(60 * requested + 100 * blocked + Math.min(100, 25 * ageDays) + 300 * relevance));
 }
 
 function summarise(task: TaskPrompt, results: Extract<LlmMessage, { role: 'tool' }>[]): string {

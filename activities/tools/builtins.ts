@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type pg from 'pg';
 import { AgentRejectedError } from '../../lib/agent-gateway';
 import { withTransaction } from '../../lib/db';
+import { pendingTasksRefusal, subtasksRefusal } from '../../lib/fuses';
 import { defineTool, ToolError, type ToolContext, type ToolDefinition, type ToolResult } from './registry';
 
 const MAX_HTTP_BODY_CHARS = 4000;
@@ -205,9 +206,14 @@ export const createTask = defineTool({
     if (!target.rowCount) throw new ToolError(`no active agent ${args.agentId} in this organisation`);
     // The task id derives from the idempotency key: a retried call submits the same task, which the
     // target agent recognises and does not queue twice.
+    const taskId = stableUuid(ctx.idempotencyKey);
+    const refusal =
+      (await subtasksRefusal(ctx.db, ctx.taskId, taskId, ctx.config.MAX_SUBTASKS_PER_TASK)) ??
+      (await pendingTasksRefusal(ctx.db, ctx.orgId, ctx.config.MAX_PENDING_TASKS_PER_ORG));
+    if (refusal) throw new ToolError(`delegation refused: ${refusal}`);
     try {
       const receipt = await ctx.submitGoal(args.agentId, {
-        taskId: stableUuid(ctx.idempotencyKey),
+        taskId,
         title: args.title,
         input: args.input ?? {},
         priority: args.priority,

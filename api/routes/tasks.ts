@@ -3,9 +3,9 @@ import { Router } from 'express';
 import { CancelTaskBody, CreateTaskBody, ListTasksQuery, Uuid } from '../../lib/models';
 import { TERMINAL_TASK_STATUSES, type TaskStatus } from '../../workflows/definitions';
 import type { AppDeps } from '../app';
-import { conflict, notFound, parse } from '../errors';
+import { conflict, HttpError, notFound, parse } from '../errors';
 
-export function taskRoutes({ store, gateway }: AppDeps): Router {
+export function taskRoutes({ store, gateway, config }: AppDeps): Router {
   const router = Router();
 
   const loadTask = async (orgId: string, id: string) => {
@@ -20,6 +20,8 @@ export function taskRoutes({ store, gateway }: AppDeps): Router {
     const agent = await store.agent(orgId, body.agentId);
     if (!agent) throw notFound('agent', body.agentId);
     if (agent.status === 'ARCHIVED') throw conflict('agent is archived; it takes no new tasks');
+    const refusal = await store.pendingTasksRefusal(orgId, config.MAX_PENDING_TASKS_PER_ORG);
+    if (refusal) throw new HttpError(429, 'pending_task_limit', refusal);
     const receipt = await gateway.submitGoal(agent.id, { taskId: randomUUID(), ...body });
     const task = await store.task(orgId, receipt.taskId);
     res.status(201).json({ ...task, status: receipt.status, position: receipt.position });

@@ -1,0 +1,289 @@
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { PoolClient } from 'pg';
+import type { Config } from '../lib/config';
+import { withTransaction, type Db } from '../lib/db';
+import { ErrorType } from '../lib/errors';
+import type { AdmissionWait } from '../workflows/definitions';
+
+/**
+ * Admission control shared by every worker process, kept in Postgres: token budgets (sliding windows),
+ * slots (agents running, steps in flight) and resource token buckets. Each check is one transaction
+ * under an advisory lock, so two workers can never both take the last token or the last slot.
+ * A refusal says how long to wait; the workflow waits on a durable timer, holding no worker slot.
+ */
+
+const BUDGET_LOCK = 'governance:tokens';
+export type SlotKind = 'agent' | 'step';
+
+/**
+ * Slots are counted per task queue: the workers of one queue are one deployment, whose limits they
+ * share. Stored as `<kind>:<task queue>`.
+ */
+function slotPool(kind: SlotKind): string {
+  return `${kind}:${Context.current().info.taskQueue}`;
+}
+
+/** A waiter that has not asked again for this long has gone away (its task was cancelled or finished). */
+const WAITER_STALE_SECONDS = 30;
+
+export interface TokenReservation {
+  id: string;
+  orgId: string;
+  agentId: string;
+  taskId: string | null;
+  purpose: 'step' | 'chat' | 'priority';
+  estimate: number;
+  /** The agent's own budget per window, if it has one. */
+  agentBudget?: number | null;
+}
+
+export type Admission = { granted: true } | { granted: false; wait: AdmissionWait };
+
+/** The failure an activity throws when a step must wait; the workflow sleeps `retryAfterMs` and retries. */
+export function admissionFailure(wait: AdmissionWait): ApplicationFailure {
+  return ApplicationFailure.create({ message: `waiting: ${wait.detail}`, type: ErrorType.AdmissionWait, nonRetryable: true, details: [wait] });
+}
+
+/** Estimated tokens of a call: the prompt at four characters a token, plus the output allowance. */
+export function estimateTokens(promptChars: number, config: Config): number {
+  return Math.ceil(promptChars / 4) + config.TOKEN_RESERVATION_OUTPUT_TOKENS;
+}
+
+export function createGovernance(db: Db, config: Config) {
+  const windowSeconds = config.TOKEN_BUDGET_WINDOW_SECONDS;
+
+  /**
+   * Reserves the estimate against every budget that applies (global, org, agent) if all have room in the
+   * current window; otherwise says when enough of the window will have expired. Reserving the same id
+   * twice (a retried activity) is answered from the first reservation.
+   */
+  async function reserveTokens(r: TokenReservation): Promise<Admission> {
+    return withTransaction(db, async (tx) => {
+      await lock(tx, BUDGET_LOCK);
+      const existing = await tx.query('SELECT 1 FROM token_ledger WHERE id = $1', [r.id]);
+      if (existing.rowCount) return { granted: true };
+      const scopes: { name: string; limit: number; where: string; params: unknown[] }[] = [
+        { name: 'global', limit: config.AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE, where: 'TRUE', params: [] },
+      ];
+      if (config.ORG_TOKEN_BUDGET_PER_MINUTE > 0) {
+        scopes.push({ name: `org ${r.orgId}`, limit: config.ORG_TOKEN_BUDGET_PER_MINUTE, where: 'org_id = $2', params: [r.orgId] });
+      }
+      if (r.agentBudget) scopes.push({ name: `agent ${r.agentId}`, limit: r.agentBudget, where: 'agent_id = $2', params: [r.agentId] });
+
+      let waitMs = 0;
+      let blocking = '';
+      for (const scope of scopes) {
+        // A call larger than the whole budget can never fit: it may run alone in an empty window.
+        const need = Math.min(r.estimate, scope.limit);
+        const rows = await tx.query<{ tokens: number; expires_ms: number }>(
+          `SELECT tokens, ceil(extract(epoch FROM (reserved_at + make_interval(secs => $1) - clock_timestamp())) * 1000)::int AS expires_ms
+             FROM token_ledger WHERE reserved_at > clock_timestamp() - make_interval(secs => $1) AND ${scope.where}
+            ORDER BY reserved_at`,
+          [windowSeconds, ...scope.params],
+        );
+        const used = rows.rows.reduce((n, row) => n + row.tokens, 0);
+        if (used + need <= scope.limit) continue;
+        // Walk the window from its oldest reservation until enough will have expired.
+        let freed = 0;
+        let until = windowSeconds * 1000;
+        for (const row of rows.rows) {
+          freed += row.tokens;
+          if (used - freed + need <= scope.limit) {
+            until = row.expires_ms;
+            break;
+          }
+        }
+        if (until > waitMs) {
+          waitMs = until;
+          blocking = `${scope.name} token budget (${used}/${scope.limit} tokens in the last ${windowSeconds}s, this call needs ~${r.estimate})`;
+        }
+      }
+      if (blocking) return { granted: false, wait: { reason: 'token_budget', retryAfterMs: Math.max(100, waitMs + 50), detail: blocking } };
+      await tx.query(
+        `INSERT INTO token_ledger (id, org_id, agent_id, task_id, purpose, estimate, tokens) VALUES ($1, $2, $3, $4, $5, $6, $6)`,
+        [r.id, r.orgId, r.agentId, r.taskId, r.purpose, r.estimate],
+      );
+      return { granted: true };
+    });
+  }
+
+  /** Replaces a reservation's estimate with the real usage (0 when the call failed before using any). */
+  async function settleTokens(id: string, tokens: number): Promise<void> {
+    await db.query('UPDATE token_ledger SET tokens = $2, settled_at = clock_timestamp() WHERE id = $1', [id, tokens]);
+  }
+
+  /**
+   * Takes one of `limit` slots of a kind for `holder`, or queues it: a free slot goes to the waiting
+   * holders in priority order (then the longest waiting). Idempotent per holder (renews its lease).
+   * Leases expire, so a slot held by a process that died comes back on its own.
+   */
+  async function acquireSlot(slotKind: SlotKind, holder: string, priority: number, limit: number, leaseMs: number): Promise<{ granted: boolean; ahead: number }> {
+    const kind = slotPool(slotKind);
+    return withTransaction(db, async (tx) => {
+      await lock(tx, `governance:slot:${kind}`);
+      await tx.query(
+        `UPDATE slot_leases SET released_at = expires_at WHERE kind = $1 AND released_at IS NULL AND expires_at < clock_timestamp()`,
+        [kind],
+      );
+      const renewed = await tx.query(
+        `UPDATE slot_leases SET expires_at = clock_timestamp() + make_interval(secs => $3 / 1000.0)
+          WHERE kind = $1 AND holder = $2 AND released_at IS NULL`,
+        [kind, holder, leaseMs],
+      );
+      if (renewed.rowCount) {
+        // A holder asking again (its next goal) yields when every slot is taken and someone more urgent waits.
+        const { rows } = await tx.query<{ held: number; ahead: number }>(
+          `SELECT (SELECT count(*) FROM slot_leases WHERE kind = $1 AND released_at IS NULL) AS held,
+                  (SELECT count(*) FROM slot_waiters WHERE kind = $1 AND priority > $2
+                     AND seen_at > clock_timestamp() - make_interval(secs => $3)) AS ahead`,
+          [kind, priority, WAITER_STALE_SECONDS],
+        );
+        if (rows[0].held < limit || rows[0].ahead === 0) return { granted: true, ahead: 0 };
+        await tx.query(`UPDATE slot_leases SET released_at = clock_timestamp() WHERE kind = $1 AND holder = $2 AND released_at IS NULL`, [kind, holder]);
+      }
+      await tx.query(`DELETE FROM slot_waiters WHERE kind = $1 AND seen_at < clock_timestamp() - make_interval(secs => $2)`, [
+        kind,
+        WAITER_STALE_SECONDS,
+      ]);
+      const me = await tx.query<{ since: Date }>(
+        `INSERT INTO slot_waiters (kind, holder, priority) VALUES ($1, $2, $3)
+         ON CONFLICT (kind, holder) DO UPDATE SET seen_at = clock_timestamp(), priority = EXCLUDED.priority
+         RETURNING since`,
+        [kind, holder, priority],
+      );
+      const { rows } = await tx.query<{ held: number; ahead: number }>(
+        `SELECT (SELECT count(*) FROM slot_leases WHERE kind = $1 AND released_at IS NULL) AS held,
+                (SELECT count(*) FROM slot_waiters WHERE kind = $1 AND holder <> $2
+                   AND (priority > $3 OR (priority = $3 AND since < $4))) AS ahead`,
+        [kind, holder, priority, me.rows[0].since],
+      );
+      const { held, ahead } = rows[0];
+      if (limit - held <= ahead) return { granted: false, ahead };
+      await tx.query('DELETE FROM slot_waiters WHERE kind = $1 AND holder = $2', [kind, holder]);
+      await tx.query(
+        `INSERT INTO slot_leases (kind, holder, priority, expires_at) VALUES ($1, $2, $3, clock_timestamp() + make_interval(secs => $4 / 1000.0))`,
+        [kind, holder, priority, leaseMs],
+      );
+      return { granted: true, ahead: 0 };
+    });
+  }
+
+  /** Gives a slot back; answers who waits for one next (highest priority, then longest waiting), if anyone. */
+  async function releaseSlot(slotKind: SlotKind, holder: string): Promise<string | null> {
+    const kind = slotPool(slotKind);
+    await db.query(
+      `UPDATE slot_leases SET released_at = clock_timestamp() WHERE kind = $1 AND holder = $2 AND released_at IS NULL`,
+      [kind, holder],
+    );
+    await db.query('DELETE FROM slot_waiters WHERE kind = $1 AND holder = $2', [kind, holder]);
+    const next = await db.query<{ holder: string }>(
+      `SELECT holder FROM slot_waiters WHERE kind = $1 AND seen_at > clock_timestamp() - make_interval(secs => $2)
+        ORDER BY priority DESC, since LIMIT 1`,
+      [kind, WAITER_STALE_SECONDS],
+    );
+    return next.rows[0]?.holder ?? null;
+  }
+
+  /**
+   * Takes `tokens` from each named bucket that exists, all or nothing; unknown names are not limited.
+   * Refill is computed on the fly from the time since the bucket's last change.
+   */
+  async function takeResources(needs: { name: string; tokens: number }[]): Promise<Admission> {
+    if (needs.length === 0) return { granted: true };
+    return withTransaction(db, async (tx) => {
+      const names = [...new Set(needs.map((n) => n.name))].sort();
+      const { rows } = await tx.query<{ name: string; capacity: number; refill_per_second: number; tokens: number }>(
+        `SELECT name, capacity, refill_per_second,
+                least(capacity, tokens + extract(epoch FROM clock_timestamp() - updated_at) * refill_per_second) AS tokens
+           FROM resource_buckets WHERE name = ANY($1) ORDER BY name FOR UPDATE`,
+        [names],
+      );
+      let waitMs = 0;
+      let blocking = '';
+      for (const bucket of rows) {
+        const need = Math.min(bucket.capacity, needs.filter((n) => n.name === bucket.name).reduce((s, n) => s + n.tokens, 0));
+        if (bucket.tokens >= need) continue;
+        const ms = Math.ceil(((need - bucket.tokens) / bucket.refill_per_second) * 1000);
+        if (ms > waitMs) {
+          waitMs = ms;
+          blocking = `resource "${bucket.name}" (${bucket.tokens.toFixed(1)}/${bucket.capacity} tokens, refills ${bucket.refill_per_second}/s)`;
+        }
+      }
+      if (blocking) {
+        await tx.query('UPDATE resource_buckets SET waits_total = waits_total + 1 WHERE name = ANY($1)', [rows.map((r) => r.name)]);
+        return { granted: false, wait: { reason: 'resource', retryAfterMs: Math.max(50, waitMs + 20), detail: blocking } };
+      }
+      for (const bucket of rows) {
+        const need = Math.min(bucket.capacity, needs.filter((n) => n.name === bucket.name).reduce((s, n) => s + n.tokens, 0));
+        await tx.query(
+          `UPDATE resource_buckets SET tokens = $2, updated_at = clock_timestamp(), granted_total = granted_total + 1 WHERE name = $1`,
+          [bucket.name, bucket.tokens - need],
+        );
+      }
+      return { granted: true };
+    });
+  }
+
+  /** Creates or resizes the configured buckets (a new bucket starts full; a resized one keeps its level). */
+  async function syncBuckets(buckets: Config['RESOURCE_BUCKETS']): Promise<void> {
+    for (const [name, b] of Object.entries(buckets)) {
+      await db.query(
+        `INSERT INTO resource_buckets (name, capacity, refill_per_second, tokens) VALUES ($1, $2, $3, $2)
+         ON CONFLICT (name) DO UPDATE SET capacity = EXCLUDED.capacity, refill_per_second = EXCLUDED.refill_per_second,
+           tokens = least(resource_buckets.tokens, EXCLUDED.capacity)`,
+        [name, b.capacity, b.refillPerSecond],
+      );
+    }
+  }
+
+  return { reserveTokens, settleTokens, acquireSlot, releaseSlot, takeResources, syncBuckets };
+}
+
+export type Governance = ReturnType<typeof createGovernance>;
+
+async function lock(tx: PoolClient, key: string): Promise<void> {
+  await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [key]);
+}
+
+/** A slot of AGENTS_MAX_ACTIVE is held while a goal runs, approvals included; long, renewed each goal. */
+const AGENT_SLOT_LEASE_MS = 7 * 24 * 3_600_000;
+
+/**
+ * The activities agent workflows use to take and give back one of AGENTS_MAX_ACTIVE slots. A refused
+ * request also looks for slots whose agent workflow is no longer running (terminated by an operator)
+ * and frees them, so a slot can never be lost for good.
+ */
+export function createGovernanceActivities(governance: Governance, db: Db, config: Config) {
+  async function freeOrphanedAgentSlots(): Promise<number> {
+    const { rows } = await db.query<{ holder: string }>(
+      `SELECT holder FROM slot_leases WHERE kind = $1 AND released_at IS NULL AND acquired_at < clock_timestamp() - interval '60 seconds'`,
+      [slotPool('agent')],
+    );
+    let freed = 0;
+    const client = Context.current().client;
+    for (const { holder } of rows) {
+      const running = await client.workflow
+        .getHandle(`agent-${holder}`)
+        .describe()
+        .then((d) => d.status.name === 'RUNNING')
+        .catch((err: Error) => (err.name === 'WorkflowNotFoundError' ? false : true));
+      if (!running) {
+        await governance.releaseSlot('agent', holder);
+        freed += 1;
+      }
+    }
+    return freed;
+  }
+
+  return {
+    async acquireAgentSlot(input: { agentId: string; priority: number }): Promise<{ granted: boolean; ahead: number }> {
+      const first = await governance.acquireSlot('agent', input.agentId, input.priority, config.AGENTS_MAX_ACTIVE, AGENT_SLOT_LEASE_MS);
+      if (first.granted || (await freeOrphanedAgentSlots()) === 0) return first;
+      return governance.acquireSlot('agent', input.agentId, input.priority, config.AGENTS_MAX_ACTIVE, AGENT_SLOT_LEASE_MS);
+    },
+    /** Answers the agent waiting next, so the releasing agent can wake it at once. */
+    async releaseAgentSlot(input: { agentId: string }): Promise<{ nextAgentId: string | null }> {
+      return { nextAgentId: await governance.releaseSlot('agent', input.agentId) };
+    },
+  };
+}

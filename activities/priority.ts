@@ -1,0 +1,154 @@
+import { semanticHash } from '../lib/semantic-hash';
+import type { Governance } from './governance';
+import { estimateTokens } from './governance';
+import type { StepDeps } from './steps';
+import { createStepRunner } from './steps';
+
+export interface ScoreGoalInput {
+  taskId: string;
+  agentId: string;
+  orgId: string;
+  objective: string;
+  title: string;
+  input: Record<string, unknown>;
+  /** The static 1-10 priority: the fallback (× 100) when scoring fails or is too slow. */
+  staticPriority: number;
+  /** Queued goals of the agent that list this one in their `dependsOn`. */
+  unblocks: number;
+  submittedAt: string;
+  provider: string | null;
+  fallbackProviders: string[];
+  model: string | null;
+  agentBudget?: number | null;
+  timeoutMs: number;
+}
+
+export interface GoalScore {
+  score: number;
+  source: 'model' | 'cache' | 'fallback';
+}
+
+/** The scoring prompt (seed 003): unblocking, age and relevance to the objective, answered as JSON. */
+export function scoringPrompt(input: ScoreGoalInput, ageDays: number): string {
+  return [
+    'Analyze the following task and project context. Assign a priority score from 0 to 1000.',
+    `TASK: ${input.title}`,
+    `DESCRIPTION: ${JSON.stringify(input.input).slice(0, 2000)}`,
+    'PROJECT CONTEXT:',
+    `- Current Objective: ${input.objective}`,
+    `- Blocked Tasks Waiting: ${input.unblocks}`,
+    `- Task Age (days): ${ageDays.toFixed(2)}`,
+    `- Requested Priority (1-10): ${input.staticPriority}`,
+    'Consider:',
+    '- The requested priority is what the requester asked for; weigh it, but the factors below decide.',
+    '- Tasks that unblock other tasks are more important.',
+    '- Older tasks should have higher priority.',
+    '- Tasks directly connected to the current objective are critical.',
+    'Respond only with JSON: {"priority_score": <integer 0-1000>}',
+  ].join('\n');
+}
+
+export const SCORING_SYSTEM_PROMPT = 'You are the priority scorer of an agent orchestrator. You answer with JSON only.';
+
+/**
+ * Scores a queued goal 0-1000 with the agent's model, reusing a score computed for a task with the same
+ * key concepts within PRIORITY_CACHE_MINUTES. Never fails for the model's sake: any failure, a spent
+ * budget or a slow answer gives the static priority × 100. Every scoring is recorded with its source and
+ * time, so the cache hit ratio and scoring latency can be read from `priority_scores`.
+ */
+export function createPriorityActivities(deps: StepDeps & { governance: Governance }) {
+  const { db, config, governance } = deps;
+  const { completeWithFallback } = createStepRunner(deps);
+
+  async function record(input: ScoreGoalInput, hash: string, result: GoalScore, started: number, error?: string): Promise<GoalScore> {
+    const saved = await db.query<{ score: number; source: GoalScore['source'] }>(
+      `INSERT INTO priority_scores (task_id, agent_id, concept_hash, score, source, duration_ms, error) VALUES ($1,$2,$3,$4,$5,$6,$7)
+       ON CONFLICT (task_id) DO UPDATE SET task_id = EXCLUDED.task_id RETURNING score, source`,
+      [input.taskId, input.agentId, hash, result.score, result.source, Date.now() - started, error ?? null],
+    );
+    // A retried activity answers with the first recorded score, so the queue order never flips.
+    const final = saved.rows[0];
+    await db.query('UPDATE tasks SET priority_score = $2 WHERE id = $1', [input.taskId, final.score]);
+    return final;
+  }
+
+  return {
+    async scoreGoal(input: ScoreGoalInput): Promise<GoalScore> {
+      const started = Date.now();
+      const { hash, concepts } = semanticHash(input.title, input.input);
+      const fallback: GoalScore = { score: Math.max(0, Math.min(1000, input.staticPriority * 100)), source: 'fallback' };
+      // The cache is per agent: the same task matters differently to agents with different objectives.
+      const cached = await db.query<{ score: number }>(
+        `SELECT score FROM priority_cache WHERE agent_id = $1 AND concept_hash = $2 AND created_at > now() - make_interval(mins => $3)`,
+        [input.agentId, hash, config.PRIORITY_CACHE_MINUTES],
+      );
+      if (cached.rows[0]) return record(input, hash, { score: cached.rows[0].score, source: 'cache' }, started);
+
+      const ageDays = Math.max(0, (Date.now() - Date.parse(input.submittedAt)) / 86_400_000);
+      const prompt = scoringPrompt(input, ageDays);
+      const reservation = await governance.reserveTokens({
+        id: `priority:${input.taskId}`,
+        orgId: input.orgId,
+        agentId: input.agentId,
+        taskId: input.taskId,
+        purpose: 'priority',
+        estimate: estimateTokens(prompt.length + SCORING_SYSTEM_PROMPT.length, config),
+        agentBudget: input.agentBudget,
+      });
+      if (!reservation.granted) return record(input, hash, fallback, started, `not scored: ${reservation.wait.detail}`);
+
+      let used = 0;
+      try {
+        const reply = await withTimeout(
+          completeWithFallback({
+            taskId: input.taskId,
+            step: 0,
+            provider: input.provider,
+            fallbackProviders: input.fallbackProviders,
+            model: input.model,
+            messages: [
+              { role: 'system', content: SCORING_SYSTEM_PROMPT },
+              { role: 'user', content: prompt },
+            ],
+            toolNames: [],
+          }),
+          input.timeoutMs,
+        );
+        used = reply.usage.inputTokens + reply.usage.outputTokens;
+        const score = parseScore(reply.content);
+        if (score === null) return record(input, hash, fallback, started, `unreadable score: ${reply.content.slice(0, 200)}`);
+        await db.query(
+          `INSERT INTO priority_cache (agent_id, concept_hash, concepts, score) VALUES ($1,$2,$3,$4)
+           ON CONFLICT (agent_id, concept_hash) DO UPDATE SET score = EXCLUDED.score, concepts = EXCLUDED.concepts, created_at = now()`,
+          [input.agentId, hash, concepts, score],
+        );
+        return record(input, hash, { score, source: 'model' }, started);
+      } catch (err) {
+        return record(input, hash, fallback, started, `scoring failed: ${(err as Error).message}`);
+      } finally {
+        await governance.settleTokens(`priority:${input.taskId}`, used);
+      }
+    },
+  };
+}
+
+/** Reads `{"priority_score": n}` (or a bare integer) from a reply; null when there is none. */
+export function parseScore(content: string): number | null {
+  const json = /\{[^{}]*"priority_score"\s*:\s*(-?\d+(?:\.\d+)?)[^{}]*\}/.exec(content);
+  const bare = /^\s*(-?\d+(?:\.\d+)?)\s*$/.exec(content);
+  const value = Number((json ?? bare)?.[1]);
+  if (!Number.isFinite(value) || (json ?? bare) === null) return null;
+  return Math.max(0, Math.min(1000, Math.round(value)));
+}
+
+async function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
