@@ -3,6 +3,7 @@ import type { Usage } from './context';
 import type { Summary } from './lib';
 import type { ApiLatency } from './scenarios/api';
 import type { ApprovalResume } from './scenarios/approvals';
+import type { BudgetResult } from './scenarios/budget';
 import type { HistoryEfficiency } from './scenarios/history';
 import type { ParkedAgents } from './scenarios/parked';
 import type { AgentThroughput, Throughput } from './scenarios/throughput';
@@ -26,6 +27,7 @@ export interface Results {
     parkedAgents?: Omit<ParkedAgents, 'idleAgentId'>;
     history?: HistoryEfficiency;
     api?: ApiLatency;
+    budget?: BudgetResult;
   };
   /** CPU per component and sync-match ratio over each whole scenario. */
   usage: Record<string, Usage>;
@@ -104,6 +106,14 @@ export function renderMarkdown(r: Results): string {
   for (const e of api?.endpoints ?? []) {
     out.push(
       `| 6 | API \`${e.endpoint}\`, ${e.connections} connections, ${e.seconds} s | **p50 ${e.latencyMs.p50} ms · p99 ${e.latencyMs.p99} ms** at ${e.perSecond} req/s; ${e.non2xx} non-2xx, ${e.errors} errors | — | |`,
+    );
+  }
+  const bu = r.scenarios.budget;
+  if (bu) {
+    out.push(
+      `| 7 | token budget ${bu.budgetTokens} per ${bu.windowSeconds} s window, ${bu.measuredSeconds} s measured with demand above it | **utilisation ${Math.round(bu.utilisation * 100)} %** (${bu.tasksCompleted} tasks) | ≥ 90 % | ${met(bu.utilisation >= 0.9)} |`,
+      `| 7 | overshoot: the fullest window beyond the budget | **${bu.overshootTokens} tokens** (one reservation: ${bu.reservationTokens}) | ≤ one reservation | ${met(bu.overshootTokens <= bu.reservationTokens)} |`,
+      `| 7 | prioritisation time (scoreGoal activity), cache hit ratio ${Math.round(bu.prioritisationMs.hitRatio * 100)} % | with a cache hit **p50 ${bu.prioritisationMs.withCacheHit.p50} ms**; without **p50 ${bu.prioritisationMs.withoutCacheHit.p50} ms** (offline model: no model latency) | — | |`,
     );
   }
 

@@ -24,16 +24,18 @@ import { apiLatency } from './scenarios/api';
 import { approvalResume } from './scenarios/approvals';
 import { historyEfficiency } from './scenarios/history';
 import { parkedAgents } from './scenarios/parked';
+import { budgetAndPriorities } from './scenarios/budget';
 import { agentTasks, ceiling } from './scenarios/throughput';
 
 const QUICK = process.argv.includes('--quick');
 const AGENT_QUEUE = 'bench-agents';
+const BUDGET_QUEUE = 'bench-budget';
 const TRIVIAL_QUEUE = 'bench-trivial';
 
 /** Sizes of a full run and of a --quick smoke check. BENCH_PARKED_AGENTS scales scenario 4 either way. */
 const SIZES = QUICK
-  ? { warmupSeconds: 3, windowSeconds: 15, recheckSeconds: 10, approvals: 30, parked: 300, apiSeconds: 5 }
-  : { warmupSeconds: 10, windowSeconds: 60, recheckSeconds: 30, approvals: 500, parked: 10_000, apiSeconds: 30 };
+  ? { warmupSeconds: 3, windowSeconds: 15, recheckSeconds: 10, approvals: 30, parked: 300, apiSeconds: 5, budgetWindows: 3, budgetWindowSeconds: 5 }
+  : { warmupSeconds: 10, windowSeconds: 60, recheckSeconds: 30, approvals: 500, parked: 10_000, apiSeconds: 30, budgetWindows: 5, budgetWindowSeconds: 15 };
 const PARKED = Number(process.env.BENCH_PARKED_AGENTS ?? SIZES.parked);
 const SETTINGS = {
   ceilingConcurrency: 100,
@@ -46,6 +48,8 @@ const SETTINGS = {
   apiConnections: 10,
   apiSeconds: SIZES.apiSeconds,
   historySample: 100,
+  budgetTokens: QUICK ? 3000 : 20_000,
+  budgetAgents: 20,
   workerLogLevel: 'warn',
 };
 
@@ -97,6 +101,12 @@ async function main(): Promise<number> {
       BENCH_TRIVIAL_QUEUE: TRIVIAL_QUEUE,
       // Offline model with no delay: the benchmark measures the orchestration, not a provider.
       AI_PROVIDER: 'offline',
+      // Limits high enough never to bind: scenarios 1-6 measure the orchestration with governance's
+      // bookkeeping (scoring, slots, reservations) in place; scenario 7 measures a binding budget.
+      AGENTS_MAX_ACTIVE: '100000',
+      AGENTS_MAX_CONCURRENT_STEPS: '100000',
+      AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE: '1000000000',
+      AGENTS_CPU_THRESHOLD: '100',
       LOG_LEVEL: SETTINGS.workerLogLevel,
     };
     const children: Child[] = [spawnNode('agent worker', 'workers/main.ts', env), spawnNode('trivial worker', 'bench/trivial-worker.ts', env)];
@@ -164,6 +174,13 @@ async function main(): Promise<number> {
     s.api = await scenario('6 api', () => apiLatency(b, { seconds: SETTINGS.apiSeconds, connections: SETTINGS.apiConnections, taskAgentIds: agentIds }));
     // Its own reading covers the API process and the load generators, which have exited by now.
     results.usage['6 api'] = s.api.usage;
+    s.budget = await scenario('7 budget and priorities', () =>
+      budgetAndPriorities(
+        b,
+        { budgetTokens: SETTINGS.budgetTokens, windowSeconds: SIZES.budgetWindowSeconds, windows: SIZES.budgetWindows, agents: SETTINGS.budgetAgents, queue: BUDGET_QUEUE },
+        (queue) => waitForPollers(client, queue),
+      ),
+    );
     return 0;
   } catch (err) {
     results.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
@@ -174,6 +191,7 @@ async function main(): Promise<number> {
     await cleanup();
     results.loadAverage.end = os.loadavg().map((l) => round(l, 2));
     results.durationSeconds = Math.round((Date.now() - started) / 1000);
+    Object.assign(results, headline(results));
     fs.mkdirSync(outDir, { recursive: true });
     fs.writeFileSync(path.join(outDir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
     fs.writeFileSync(path.join(outDir, 'RESULTS.md'), renderMarkdown(results));
@@ -248,3 +266,30 @@ main().then(
     process.exit(1);
   },
 );
+
+/** The headline numbers at the top level of results.json, for scripts comparing runs. */
+function headline(r: Results): Record<string, unknown> {
+  const { ceiling, ceilingRecheck, agentTasks, approvalResume: ap, parkedAgents: pk, history: h, api, budget } = r.scenarios;
+  const p = (x?: { p50: number; p99: number }) => (x ? { p50: x.p50, p99: x.p99 } : undefined);
+  return {
+    ceilingPerSec: ceiling && ceilingRecheck ? round((ceiling.perSecond + ceilingRecheck.perSecond) / 2, 2) : ceiling?.perSecond,
+    tasksPerSec: agentTasks?.perSecond,
+    ratio: r.scenarios.agentToCeilingRatio,
+    approvalResumeMs: p(ap?.approveToNextActivityMs),
+    rawSignalMs: p(ap?.rawSignalToNextActivityMs),
+    parkedAgents: pk && {
+      count: pk.agents,
+      startPerSec: pk.startsPerSecond,
+      workerRssMb: pk.workerRssMiB.settled,
+      wakeFirstStepMs: p(pk.wakeToFirstStepMs),
+    },
+    eventsPerTask: h?.totalPerTask,
+    api: api && Object.fromEntries(api.endpoints.map((e) => [e.endpoint, { p50: e.latencyMs.p50, p99: e.latencyMs.p99, rps: e.perSecond }])),
+    budget: budget && {
+      utilisation: budget.utilisation,
+      overshootTokens: budget.overshootTokens,
+      reservationTokens: budget.reservationTokens,
+      prioritisationP50Ms: { cacheHit: budget.prioritisationMs.withCacheHit.p50, noCacheHit: budget.prioritisationMs.withoutCacheHit.p50 },
+    },
+  };
+}
