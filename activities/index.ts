@@ -1,5 +1,6 @@
 import { createApprovalActivities } from './approvals';
 import { createChatActivities } from './chat';
+import { createCrewActivities } from './crews';
 import { createRecordActivities, type RecordDeps } from './records';
 import { createStepActivities, type StepDeps } from './steps';
 
@@ -12,6 +13,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createStepActivities(deps),
     ...createApprovalActivities(deps),
     ...createChatActivities(deps),
+    ...createCrewActivities(deps),
   };
 }
 
