@@ -66,7 +66,8 @@ export function crewRoutes({ store, gateway, config }: AppDeps): Router {
         running: live?.members.find((l) => l.agentId === m.agentId)?.running ?? 0,
       };
     });
-    return { ...crew, status: live?.status ?? crew.status, members, messages, tasks, live };
+    // The row's status, not the live one: it is written together with the result.
+    return { ...crew, members, messages, tasks, live };
   };
 
   router.post('/', async (req, res) => {
