@@ -241,6 +241,40 @@ describe('crews', () => {
     assert.equal(splitDone.result.output.reached, true);
   });
 
+  it('with no scripts, the offline provider plans, splits and votes: round-robin hierarchical, split parallel, default consensus', async () => {
+    const lead = await agent('Lead', { capabilities: ['planning'] });
+    const docs = await agent('Docs', { capabilities: ['docs'] });
+    const code = await agent('Code', { capabilities: ['code'] });
+    const hier = await createCrew(stack.api, {
+      name: 'Offline hierarchy',
+      goal: 'Prepare the release',
+      process: 'hierarchical',
+      assignment: 'round-robin',
+      members: [{ agentId: lead.id, role: 'planner' }, docs.id, code.id],
+    });
+    await startCrew(stack.api, hier.id);
+    const hierDone = await waitForCrew(stack.api, hier.id);
+    assert.equal(hierDone.status, 'completed', JSON.stringify(hierDone.result));
+    assert.deepEqual(hierDone.result.output.plan.map((n: { id: string }) => n.id), ['part-1', 'part-2', 'combine']);
+    const tasks = await taskRows(stack, hier.id);
+    const combine = tasks.find((t) => t.input.subtask?.id === 'combine')!;
+    assert.deepEqual(combine.input.dependencies.map((d: { id: string }) => d.id), ['part-1', 'part-2'], 'combine ran after both parts');
+    // Round-robin over the workers (the planner only plans): docs, code, then docs again.
+    const byNode = Object.fromEntries(tasks.filter((t) => t.input.subtask).map((t) => [t.input.subtask.id, t.agent_id]));
+    assert.deepEqual(byNode, { 'part-1': docs.id, 'part-2': code.id, combine: docs.id });
+
+    const par = await createCrew(stack.api, { name: 'Offline split', goal: 'check the docs, the code and the tests', process: 'parallel', members: [docs.id, code.id] });
+    await startCrew(stack.api, par.id);
+    const parDone = await waitForCrew(stack.api, par.id);
+    assert.equal(parDone.status, 'completed', JSON.stringify(parDone.result));
+    assert.deepEqual(parDone.result.output.results.map((r: { item: string }) => r.item), ['check the docs', 'the code', 'the tests']);
+
+    const vote = await createCrew(stack.api, { name: 'Offline vote', goal: 'Pick a name', process: 'consensus', input: { options: ['Atlas', 'Borealis'] }, members: [docs.id, code.id] });
+    await startCrew(stack.api, vote.id);
+    const voteDone = await waitForCrew(stack.api, vote.id);
+    assert.deepEqual([voteDone.result.output.decision, voteDone.result.output.share, voteDone.result.output.reached], ['Atlas', 1, true]);
+  });
+
   it('stores messages in the order the crew received them and hands them to their recipient', async () => {
     const [first, second] = [await agent('Slow first'), await agent('Second')];
     const crew = await createCrew(stack.api, {

@@ -48,21 +48,29 @@ export function answerText(output: unknown): string {
   return typeof output === 'string' ? output : JSON.stringify(output ?? null);
 }
 
-/** The first JSON value in a model's answer: a ```json block, else the outermost {...} or [...]. */
+/**
+ * The first JSON object or array in a model's answer: a ```json block, else the first `{` or `[` from which
+ * the text up to the last matching bracket parses (models wrap JSON in prose, "[offline]" included).
+ */
 export function extractJson(text: string): unknown {
   const fenced = /```(?:json)?\s*\n([\s\S]*?)\n```/.exec(text)?.[1];
-  const candidates = fenced ? [fenced] : [];
-  for (const [open, close] of [['{', '}'], ['[', ']']] as const) {
-    const start = text.indexOf(open);
-    const end = text.lastIndexOf(close);
-    if (start !== -1 && end > start) candidates.push(text.slice(start, end + 1));
-  }
-  candidates.sort((a, b) => text.indexOf(a) - text.indexOf(b));
-  for (const candidate of candidates) {
+  if (fenced !== undefined) {
     try {
-      return JSON.parse(candidate);
+      return JSON.parse(fenced);
     } catch {
-      // Try the next candidate: models wrap JSON in prose.
+      // Fall back to scanning the whole answer.
+    }
+  }
+  const lastBrace = text.lastIndexOf('}');
+  const lastBracket = text.lastIndexOf(']');
+  for (let i = 0, tries = 0; i < text.length && tries < 20; i++) {
+    const end = text[i] === '{' ? lastBrace : text[i] === '[' ? lastBracket : -1;
+    if (end <= i) continue;
+    tries++;
+    try {
+      return JSON.parse(text.slice(i, end + 1));
+    } catch {
+      // Not JSON from here; try the next opening bracket.
     }
   }
   return undefined;
