@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { Worker } from '@temporalio/worker';
 import type { Config } from '../lib/config';
 import { crewWorkflowId } from '../workflows/definitions';
 import { killHard, spawnWorker, startApi, startWorker, testConfig, waitFor, type ApiClient, type TestStack } from './helpers/stack';
@@ -23,7 +24,11 @@ async function createCrew(api: ApiClient, body: Record<string, unknown>): Promis
   return res.body;
 }
 
+/** Every crew a test started, for the replay check at the end. */
+const startedCrews: string[] = [];
+
 async function startCrew(api: ApiClient, crewId: string): Promise<any> {
+  startedCrews.push(crewId);
   const res = await api.post(`/api/v1/crews/${crewId}/start`);
   assert.equal(res.status, 200, JSON.stringify(res.body));
   return res.body;
@@ -341,9 +346,23 @@ describe('crews', () => {
     assert.notEqual(crewRun.status.name, 'RUNNING');
     const child = await stack.client.workflow.getHandle(`task-${tasks[0].id}`).describe();
     assert.notEqual(child.status.name, 'RUNNING', 'the child workflow ended');
-    const running = await stack.client.workflow.count(`CrewId = "${crew.id}" AND ExecutionStatus = "Running"`);
-    assert.equal(running.count, 0);
+    // Visibility is eventually consistent: wait until it shows the crew and its child closed.
+    await waitFor(async () => (await stack.client.workflow.count(`CrewId = "${crew.id}" AND ExecutionStatus = "Running"`)).count === 0, 'no open workflow of the crew', 10_000);
+    const closed = await stack.client.workflow.count(`CrewId = "${crew.id}"`);
+    assert.equal(closed.count, 2, 'the crew and its one child are visible by CrewId');
     assert.equal((await stack.api.post(`/api/v1/crews/${crew.id}/stop`)).status, 409);
+  });
+
+  it('every crew history above replays with the current workflow code', async () => {
+    const histories = await Promise.all(
+      startedCrews.map(async (id) => ({ workflowId: crewWorkflowId(id), history: await stack.client.workflow.getHandle(crewWorkflowId(id)).fetchHistory() })),
+    );
+    const failures: string[] = [];
+    for await (const result of Worker.runReplayHistories({ workflowBundle: { codePath: process.env.WORKFLOW_BUNDLE_PATH! } }, histories)) {
+      if (result.error) failures.push(`${result.workflowId}: ${result.error.message.split('\n')[0]}`);
+    }
+    assert.ok(histories.length >= 8, `replayed ${histories.length} crews`);
+    assert.deepEqual(failures, []);
   });
 });
 
