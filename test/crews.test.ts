@@ -286,7 +286,7 @@ describe('crews', () => {
       name: 'Chatty pair',
       goal: 'Talk while working',
       process: 'sequential',
-      members: [{ agentId: first.id, input: { script: [{ answer: 'first done', delayMs: 4000 }] } }, second.id],
+      members: [{ agentId: first.id, input: { script: [{ answer: 'first done', delayMs: 8000 }] } }, second.id],
     });
     await startCrew(stack.api, crew.id);
     const sent = [
@@ -395,7 +395,7 @@ describe('crews survive a killed worker', () => {
       name: 'Crash crew',
       goal: 'Finish despite a crash',
       process: 'sequential',
-      members: [{ agentId: a.id, input: { script: [{ answer: 'survived', delayMs: 3000 }] } }, b.id],
+      members: [{ agentId: a.id, input: { script: [{ answer: 'survived', delayMs: 5000 }] } }, b.id],
     });
     await startCrew(stack.api, crew.id);
     await waitFor(async () => (await taskRows(stack, crew.id)).find((t) => t.status === 'planning'), 'the first model call to be in flight', 20_000);

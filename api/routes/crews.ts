@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { WithStartWorkflowOperation, WorkflowNotFoundError } from '@temporalio/client';
+import { WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { Router } from 'express';
 import { agentSettings } from '../../lib/config';
 import { createCrewBody, CrewMessageBody, ListCrewsQuery, Uuid } from '../../lib/models';
@@ -145,7 +145,7 @@ export function crewRoutes({ store, gateway, config }: AppDeps): Router {
         }),
       });
     } catch (err) {
-      if ((err as Error).name === 'WorkflowExecutionAlreadyStartedError') throw conflict('crew already ran; it cannot start again');
+      if (err instanceof WorkflowExecutionAlreadyStartedError) throw conflict('crew already ran; it cannot start again');
       throw err;
     }
     res.json(await view(orgId, crew.id));
