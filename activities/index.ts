@@ -2,6 +2,7 @@ import { createApprovalActivities } from './approvals';
 import { createChatActivities } from './chat';
 import { createGovernance, createGovernanceActivities } from './governance';
 import { createPriorityActivities } from './priority';
+import { createCrewActivities } from './crews';
 import { createRecordActivities, type RecordDeps } from './records';
 import { createStepActivities, type StepDeps } from './steps';
 
@@ -18,6 +19,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createChatActivities(governed),
     ...createGovernanceActivities(governance, deps.db, deps.config),
     ...createPriorityActivities(governed),
+    ...createCrewActivities(deps),
   };
 }
 

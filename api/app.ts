@@ -13,6 +13,7 @@ import { chatRoutes } from './routes/chat';
 import { approvalRoutes } from './routes/approvals';
 import { codecCorsOrigins, codecRoutes } from './routes/codec';
 import { governanceRoutes } from './routes/governance';
+import { crewRoutes } from './routes/crews';
 import { taskRoutes } from './routes/tasks';
 import type { Store } from './store';
 
@@ -76,6 +77,7 @@ export function createApp(deps: AppDeps): express.Express {
   v1.use('/chat', chatRoutes(deps));
   v1.use('/governance', governanceRoutes(deps));
   v1.use('/approvals', approvalRoutes({ ...deps, tools: createToolRegistry() }));
+  v1.use('/crews', crewRoutes(deps));
   app.use('/api/v1', v1);
 
   app.use(unknownRoute);

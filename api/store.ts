@@ -95,6 +95,26 @@ const APPROVAL_COLUMNS = `id, task_id AS "taskId", agent_id AS "agentId", org_id
   status, decided_by AS "decidedBy", decision_reason AS "reason", edited_action AS "editedAction", created_at AS "createdAt",
   decided_at AS "decidedAt", expires_at AS "expiresAt"`;
 
+export interface CrewRecord {
+  id: string;
+  orgId: string;
+  name: string;
+  goal: string;
+  process: string;
+  assignment: string;
+  members: { agentId: string; role: string | null; input: Record<string, unknown> }[];
+  input: Record<string, unknown>;
+  status: string;
+  result: unknown;
+  error: string | null;
+  createdAt: string;
+  startedAt: string | null;
+  completedAt: string | null;
+}
+
+const CREW_COLUMNS = `id, org_id AS "orgId", name, goal, process, assignment, members, input, status, result, error,
+  created_at AS "createdAt", started_at AS "startedAt", completed_at AS "completedAt"`;
+
 export function createStore(db: Db) {
   return {
     async agent(orgId: string, id: string): Promise<AgentRecord | undefined> {
@@ -226,6 +246,47 @@ export function createStore(db: Db) {
         resources: buckets.rows,
         priority: { ...s, hitRatio: s.scored ? s.cache / s.scored : null },
       };
+    },
+
+    // ---- Crews ----
+    async crew(orgId: string, id: string): Promise<CrewRecord | undefined> {
+      const { rows } = await db.query<CrewRecord>(`SELECT ${CREW_COLUMNS} FROM crews WHERE org_id = $1 AND id = $2`, [orgId, id]);
+      return rows[0];
+    },
+
+    async crews(orgId: string, f: { status?: string; limit: number; offset: number }): Promise<CrewRecord[]> {
+      const { rows } = await db.query<CrewRecord>(
+        `SELECT ${CREW_COLUMNS} FROM crews WHERE org_id = $1 AND ($2::text IS NULL OR status = $2)
+         ORDER BY created_at DESC, id LIMIT $3 OFFSET $4`,
+        [orgId, f.status ?? null, f.limit, f.offset],
+      );
+      return rows;
+    },
+
+    /** A crew's definition is written here, at creation, before any workflow exists; its workflow owns the rest. */
+    async createCrew(c: Omit<CrewRecord, 'status' | 'result' | 'error' | 'createdAt' | 'startedAt' | 'completedAt'>): Promise<void> {
+      await db.query(
+        `INSERT INTO crews (id, org_id, name, goal, process, assignment, members, input) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)`,
+        [c.id, c.orgId, c.name, c.goal, c.process, c.assignment, JSON.stringify(c.members), JSON.stringify(c.input)],
+      );
+    },
+
+    async crewMessages(crewId: string) {
+      const { rows } = await db.query(
+        `SELECT seq, message_id AS "messageId", from_agent_id AS "fromAgentId", to_agent_id AS "toAgentId", type, content, sent_at AS "sentAt"
+         FROM crew_messages WHERE crew_id = $1 ORDER BY seq`,
+        [crewId],
+      );
+      return rows;
+    },
+
+    /** Each member's work in the crew, from its task rows: counts by status and the tasks still open. */
+    async crewTasks(crewId: string): Promise<{ id: string; agentId: string; title: string; status: string; output: unknown; error: string | null }[]> {
+      const { rows } = await db.query(
+        `SELECT id, agent_id AS "agentId", title, status, output, error FROM tasks WHERE crew_id = $1 ORDER BY created_at, id`,
+        [crewId],
+      );
+      return rows;
     },
 
     async ping(): Promise<void> {

@@ -60,6 +60,10 @@ const EnvSchema = z.object({
   /** Commands an agent's stdio MCP server may run; empty refuses stdio MCP servers. */
   MCP_ALLOWED_COMMANDS: list,
   DEFAULT_ORG_ID: z.string().default('default'),
+  /** Crews: the most members one crew may have. */
+  CREW_MAX_MEMBERS: intFromEnv(5, 1),
+  /** Crews: the confidence-weighted share a consensus decision needs to count as reached. */
+  CREW_CONSENSUS_THRESHOLD: z.coerce.number().min(0).max(1).default(0.6),
   /** Heartbeat timeout of LLM and tool activities: how fast a crashed worker's step is retried elsewhere. */
   ACTIVITY_HEARTBEAT_SECONDS: intFromEnv(10, 1),
   /** Agent workflows continue-as-new once their history reaches this many events. */

@@ -122,3 +122,55 @@ export const ChatBody = z
 export const CancelTaskBody = z.object({ reason: z.string().max(1000).optional() }).strict();
 
 export const Uuid = z.string().uuid();
+
+// ---- Crews ----
+export const CREW_PROCESSES = ['sequential', 'parallel', 'hierarchical', 'consensus'] as const;
+export const CREW_STATUSES = ['idle', 'planning', 'running', 'completed', 'failed', 'stopped'] as const;
+export const CREW_MESSAGE_TYPES = ['request', 'response', 'status_update', 'handoff'] as const;
+
+const CrewMemberEntry = z.union([
+  z.string().uuid().transform((agentId) => ({ agentId, role: null, input: {} })),
+  z
+    .object({
+      agentId: z.string().uuid(),
+      role: label.nullable().default(null),
+      input: z.record(z.string(), z.unknown()).default({}),
+    })
+    .strict(),
+]);
+
+/** The crew body; the member limit is CREW_MAX_MEMBERS, so the schema is built from the configuration. */
+export const createCrewBody = (maxMembers: number) =>
+  z
+    .object({
+      name,
+      goal: z.string().trim().min(1).max(10_000),
+      process: z.enum(CREW_PROCESSES),
+      members: z
+        .array(CrewMemberEntry)
+        .min(1)
+        .max(maxMembers, `a crew has at most ${maxMembers} members (CREW_MAX_MEMBERS)`)
+        .refine((ms) => new Set(ms.map((m) => m.agentId)).size === ms.length, { message: 'each agent may be a member once' }),
+      assignment: z.enum(['capability', 'least-loaded', 'round-robin']).default('capability'),
+      input: z.record(z.string(), z.unknown()).default({}),
+    })
+    .strict();
+
+export const ListCrewsQuery = z
+  .object({
+    status: z.enum(CREW_STATUSES).optional(),
+    limit: z.coerce.number().int().min(1).max(500).default(100),
+    offset: z.coerce.number().int().min(0).default(0),
+  })
+  .strict();
+
+export const CrewMessageBody = z
+  .object({
+    fromAgentId: z.string().uuid().nullable().default(null),
+    toAgentId: z.string().uuid().nullable().default(null),
+    type: z.enum(CREW_MESSAGE_TYPES),
+    content: z.string().trim().min(1).max(20_000),
+    /** Sending the same messageId again stores the message once. */
+    messageId: z.string().uuid().optional(),
+  })
+  .strict();

@@ -74,6 +74,9 @@ export function activitiesFor(settings: AgentSettings) {
     acquireAgentSlot: records.acquireAgentSlot,
     releaseAgentSlot: records.releaseAgentSlot,
     scoreGoal: scoring.scoreGoal,
+    recordCrewStatus: records.recordCrewStatus,
+    recordCrewMessage: records.recordCrewMessage,
+    recordCrewTask: records.recordCrewTask,
     /** A model call with a one-line summary for the Web UI ("thinking, step 2/10"). */
     callModel: (summary: string, input: Parameters<Activities['callModel']>[0]) =>
       model.callModel.executeWithOptions({ ...modelOptions, summary }, [input]),

@@ -306,3 +306,88 @@ export interface AdmissionWait {
   retryAfterMs: number;
   detail: string;
 }
+// ---- Crews ----
+// A crew is a team of existing agents working on one goal as a CrewWorkflow (`crew-<crewId>`); every
+// piece of member work is a TaskWorkflow child of the crew, recorded as a task of that member.
+export const crewWorkflowId = (crewId: string): string => `crew-${crewId}`;
+
+export type CrewProcess = 'sequential' | 'parallel' | 'hierarchical' | 'consensus';
+export type CrewStatus = 'idle' | 'planning' | 'running' | 'completed' | 'failed' | 'stopped';
+export const TERMINAL_CREW_STATUSES: readonly CrewStatus[] = ['completed', 'failed', 'stopped'];
+/** How a sub-task finds its member: all required capabilities then least busy; least busy; in turn. */
+export type CrewAssignment = 'capability' | 'least-loaded' | 'round-robin';
+export type CrewMessageType = 'request' | 'response' | 'status_update' | 'handoff';
+
+export interface CrewMember {
+  agentId: string;
+  /** `planner` leads a hierarchical crew, `reducer` aggregates a parallel one; otherwise free text. */
+  role: string | null;
+  /** Merged into the input of every sub-task this member runs (instructions, context, scripts). */
+  input: Record<string, unknown>;
+}
+
+export interface CrewWorkflowInput {
+  crewId: string;
+  orgId: string;
+  name: string;
+  goal: string;
+  process: CrewProcess;
+  assignment: CrewAssignment;
+  /** Crew-wide input; `items` gives a parallel crew its work items. */
+  input: Record<string, unknown>;
+  /** Each member with its agent's configuration as of the start (read from the agent's workflow). */
+  members: (CrewMember & { agent: AgentConfig })[];
+  settings: AgentSettings;
+  /** CREW_CONSENSUS_THRESHOLD: the winning share a consensus must reach. */
+  consensusThreshold: number;
+}
+
+/** A message between members (or from outside, `fromAgentId` null); `toAgentId` null is a broadcast. */
+export interface CrewMessageInput {
+  messageId: string;
+  fromAgentId: string | null;
+  toAgentId: string | null;
+  type: CrewMessageType;
+  content: string;
+}
+
+/** A message as the crew stored it: `seq` is its position in the crew's one ordered log. */
+export interface CrewMessage extends CrewMessageInput {
+  seq: number;
+  sentAt: string;
+}
+
+export interface CrewSubTaskReport {
+  key: string;
+  title: string;
+  status: 'completed' | 'failed' | 'cancelled' | 'skipped';
+  agentId: string | null;
+  /** Every attempt's task id, in order (retries and reassignments included). */
+  taskIds: string[];
+  output: unknown;
+  error: string | null;
+}
+
+export interface CrewResult {
+  status: Extract<CrewStatus, 'completed' | 'failed' | 'stopped'>;
+  /** The crew's answer: the last pipeline output, the reduction, the plan's outputs or the vote. */
+  output: unknown;
+  /** True when some sub-tasks failed and the output is built from the rest. */
+  partial: boolean;
+  failed: { key: string; title: string; error: string | null }[];
+  subTasks: CrewSubTaskReport[];
+}
+
+export interface CrewLiveState {
+  crewId: string;
+  status: CrewStatus;
+  members: { agentId: string; role: string | null; running: number; assigned: number }[];
+  subTasks: CrewSubTaskReport[];
+  messages: number;
+}
+
+/** Update (used with update-with-start): `start` answers once the crew's running status is recorded. */
+export const crewStartedUpdate = defineUpdate<CrewLiveState>('crewStarted');
+/** A signal: a sender needs no reply, and signals are stored durably in order of arrival. */
+export const crewMessageSignal = defineSignal<[CrewMessageInput]>('crewMessage');
+export const getCrewStateQuery = defineQuery<CrewLiveState>('getCrewState');

@@ -14,7 +14,10 @@ import type { LlmMessage, LlmProvider, LlmRequest, LlmResponse, ToolCall } from 
  * 3. Otherwise, if the task mentions an http(s) URL and `http_get` is offered, fetch it.
  * 4. Otherwise, if the task starts with "remember" and `memory_write` is offered, store the rest of
  *    the title under the key "notes".
- * 5. Otherwise answer directly with a short plan for the task.
+ * 5. Otherwise, if a crew asks for a JSON answer (`responseFormat` in the input), give one: a plan with one
+ *    sub-task per listed member and a final step combining them (`crew_plan`), a vote for the first of
+ *    the `options` with confidence 0.7 (`crew_vote`), or the goal split at commas and "and" (`crew_items`).
+ * 6. Otherwise answer directly with a short plan for the task.
  * Token usage is estimated as one token per four characters. When streaming, words are emitted
  * `tokenDelayMs` apart (default 15 ms).
  *
@@ -95,6 +98,8 @@ function decide(task: TaskPrompt, turn: number, messages: LlmMessage[], offered:
     const args = { key: 'notes', op: 'append', value: remember[1] };
     return { content: '[offline] I will store this note.', toolCalls: [{ name: 'memory_write', arguments: JSON.stringify(args) }] };
   }
+  const crewAnswer = crewFormatAnswer(task.input);
+  if (crewAnswer) return { content: `[offline] ${JSON.stringify(crewAnswer)}`, toolCalls: [] };
   if (task.chat) {
     return {
       content: `[offline] You said: "${task.title}". I am the offline provider, so I answer from fixed rules rather than a model; set OPENAI_API_KEY or ANTHROPIC_API_KEY for real answers.`,
@@ -119,6 +124,31 @@ function scorePrompt(messages: LlmMessage[]): number | null {
   const ageDays = Number(field('Task Age \\(days\\)')) || 0;
   const requested = Number(field('Requested Priority \\(1-10\\)')) || 5;
   return Math.min(1000, Math.round(60 * requested + 100 * blocked + Math.min(100, 25 * ageDays) + 300 * relevance));
+}
+
+/** Deterministic JSON for the crew prompts that ask for it (rule 5). */
+function crewFormatAnswer(input: Record<string, unknown>): unknown {
+  const goal = String(input.goal ?? input.question ?? '');
+  switch (input.responseFormat) {
+    case 'crew_plan': {
+      const members = Array.isArray(input.members) ? (input.members as { name?: string; capabilities?: string[] }[]) : [];
+      const parts = members.map((m, i) => ({
+        id: `part-${i + 1}`,
+        title: `${goal}: the part for ${m.name ?? `member ${i + 1}`}`,
+        capabilities: (m.capabilities ?? []).slice(0, 1),
+        dependsOn: [],
+      }));
+      return { subtasks: [...parts, { id: 'combine', title: `Combine the parts: ${goal}`, capabilities: [], dependsOn: parts.map((p) => p.id) }] };
+    }
+    case 'crew_vote': {
+      const options = Array.isArray(input.options) ? input.options : [];
+      return { decision: String(options[0] ?? 'yes'), confidence: 0.7, reason: 'the first option (offline provider)' };
+    }
+    case 'crew_items':
+      return goal.split(/,|\band\b/).map((s) => s.trim()).filter(Boolean);
+    default:
+      return undefined;
+  }
 }
 
 function summarise(task: TaskPrompt, results: Extract<LlmMessage, { role: 'tool' }>[]): string {
