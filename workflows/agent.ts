@@ -54,6 +54,9 @@ import { TaskWorkflow } from './task';
 /** Failures that mean the agent itself needs an operator; it stops taking goals until resumed. */
 const AGENT_ERROR_TYPES: readonly string[] = [ErrorType.ProviderAuth, ErrorType.Configuration];
 
+/** An agent running goal after goal re-confirms its active slot this often (fairness vs. history size). */
+const SLOT_RECHECK_MS = 10_000;
+
 /** How many finished task outcomes the agent remembers, to answer a late cancel truthfully. */
 const RECENT_OUTCOMES = 100;
 
@@ -160,6 +163,9 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
   const governed = patched('governance-slots-and-scores');
   /** Scorings still running; the next goal is chosen only once they have landed. */
   let scoring = 0;
+  const scoringTimeoutMs = (input.settings.priorityScoringTimeoutSeconds ?? 10) * 1000;
+  /** When this agent last had its active slot confirmed; back-to-back goals within SLOT_RECHECK_MS keep it. */
+  let slotConfirmedAt = -Infinity;
   /** Set when the agent that released an active slot says this agent is next. */
   let slotFreed = false;
   setHandler(activeSlotFreedSignal, () => void (slotFreed = true));
@@ -315,8 +321,9 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
   for (;;) {
     await condition(() => agent.archiveRequested || agent.canStartGoal || historyTooLong());
     if (agent.archiveRequested) break;
-    // Scores still arriving may reorder the queue; each scoring is bounded by its own timeout.
-    await condition(() => scoring === 0);
+    // Scores still arriving may reorder the queue: wait for them, but a steady stream of submissions must
+    // not hold the agent back for longer than one scoring may take.
+    if (scoring > 0) await condition(() => scoring === 0, scoringTimeoutMs);
     if (historyTooLong()) {
       // Between goals nothing runs; let in-flight updates finish so nothing they did is lost.
       await condition(allHandlersFinished);
@@ -350,6 +357,8 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
    */
   async function takeActiveSlot(): Promise<boolean> {
     if (!governed) return true;
+    // Holding the slot from the goal before: ask again (and maybe yield to someone more urgent) only now and then.
+    if (Date.now() - slotConfirmedAt < SLOT_RECHECK_MS) return true;
     for (let attempt = 0; ; attempt++) {
       slotFreed = false;
       const { granted, ahead } = await acts.acquireAgentSlot({ agentId: agent.config.id, priority: rank(agent.state.queue[0]) });
@@ -358,7 +367,10 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
         agent.state.waitingForSlot = !granted;
         setCurrentDetails(describe(agent) + (granted ? '' : ` Waiting for an active slot (AGENTS_MAX_ACTIVE), ${ahead} ahead.`));
       }
-      if (granted) return true;
+      if (granted) {
+        slotConfirmedAt = Date.now();
+        return true;
+      }
       const retryMs = Math.min(5000, 500 * 2 ** Math.min(attempt, 4));
       await condition(() => slotFreed || agent.archiveRequested || !agent.canStartGoal, retryMs);
       if (agent.archiveRequested || !agent.canStartGoal) {
@@ -370,6 +382,7 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
 
   /** Gives the active slot back and wakes the agent waiting next for one (it polls anyway, so a lost signal only delays it). */
   async function releaseActiveSlot(): Promise<void> {
+    slotConfirmedAt = -Infinity;
     const { nextAgentId } = await acts.releaseAgentSlot({ agentId: agent.config.id });
     if (nextAgentId) {
       await getExternalWorkflowHandle(agentWorkflowId(nextAgentId))
