@@ -1,4 +1,5 @@
 import type { Db } from '../lib/db';
+import type { ReminderRow } from '../lib/reminders';
 
 /** Read-only queries of the API. Writes happen in activities, driven by the workflows. */
 
@@ -89,6 +90,9 @@ const APPROVAL_COLUMNS = `id, task_id AS "taskId", agent_id AS "agentId", org_id
   status, decided_by AS "decidedBy", decision_reason AS "reason", edited_action AS "editedAction", created_at AS "createdAt",
   decided_at AS "decidedAt", expires_at AS "expiresAt"`;
 
+const REMINDER_COLUMNS = `id, org_id AS "orgId", agent_id AS "agentId", title, schedule, task_template AS "taskTemplate", status,
+  created_at AS "createdAt"`;
+
 export function createStore(db: Db) {
   return {
     async agent(orgId: string, id: string): Promise<AgentRecord | undefined> {
@@ -178,6 +182,23 @@ export function createStore(db: Db) {
     async chatSessionAllowed(orgId: string, sessionId: string): Promise<boolean> {
       const { rows } = await db.query('SELECT org_id FROM chat_messages WHERE session_id = $1 LIMIT 1', [sessionId]);
       return rows.length === 0 || rows[0].org_id === orgId;
+    },
+
+    /** An agent's active reminders, oldest first. */
+    async reminders(orgId: string, agentId: string): Promise<ReminderRow[]> {
+      const { rows } = await db.query<ReminderRow>(
+        `SELECT ${REMINDER_COLUMNS} FROM reminders WHERE org_id = $1 AND agent_id = $2 AND status = 'active' ORDER BY created_at, id`,
+        [orgId, agentId],
+      );
+      return rows;
+    },
+
+    async reminder(orgId: string, agentId: string, id: string): Promise<ReminderRow | undefined> {
+      const { rows } = await db.query<ReminderRow>(
+        `SELECT ${REMINDER_COLUMNS} FROM reminders WHERE org_id = $1 AND agent_id = $2 AND id = $3`,
+        [orgId, agentId, id],
+      );
+      return rows[0];
     },
 
     async ping(): Promise<void> {

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { McpServerConfigSchema } from '../activities/tools/mcp';
+import { ReminderScheduleInput } from './reminders';
 
 export const AGENT_STATUSES = ['IDLE', 'RUNNING', 'PAUSED', 'ERROR', 'ARCHIVED'] as const;
 export const TASK_STATUSES = ['queued', 'planning', 'awaiting_approval', 'running', 'completed', 'failed', 'cancelled'] as const;
@@ -111,3 +112,13 @@ export const ChatBody = z
 export const CancelTaskBody = z.object({ reason: z.string().max(1000).optional() }).strict();
 
 export const Uuid = z.string().uuid();
+
+export const CreateReminderBody = z
+  .object({
+    title: z.string().trim().min(1).max(1000),
+    schedule: ReminderScheduleInput,
+    taskType: label.default('reminder'),
+    input: z.record(z.string(), z.unknown()).default({}),
+    priority: z.number().int().min(1).max(10).optional(),
+  })
+  .strict();

@@ -4,6 +4,7 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker, makeTelemetryFilterString } from '@temporalio/worker';
 import type { Logger } from 'pino';
 import { createActivities } from '../activities';
+import { ReminderBook } from '../activities/reminders';
 import { createProviderRegistry } from '../activities/llm';
 import { ProviderCircuits } from '../activities/llm/circuits';
 import { McpToolSource } from '../activities/tools/mcp';
@@ -82,8 +83,9 @@ export async function createAgentWorker(opts: AgentWorkerOptions): Promise<Agent
     providers: createProviderRegistry(config),
     circuits,
     mcp,
-    tools: createToolRegistry(),
+    tools: createToolRegistry({ agents: gateway, reminders: new ReminderBook({ db, config, schedules: client.schedule }) }),
     submitGoal: (agentId, goal) => gateway.submitGoal(agentId, goal),
+    schedules: client.schedule,
   });
 
   const worker = await Worker.create({

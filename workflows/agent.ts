@@ -44,6 +44,7 @@ import {
   type SubmitGoalInput,
   type TaskOutcome,
 } from './definitions';
+import { AgentReminders } from './reminder';
 import { TaskWorkflow } from './task';
 
 /** Failures that mean the agent itself needs an operator; it stops taking goals until resumed. */
@@ -141,6 +142,7 @@ class Agent {
 export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiveState> {
   const agent = new Agent(input);
   const acts = activitiesFor(input.settings);
+  const reminders = new AgentReminders(input.agent.id, agent.state.paused);
   agent.state.runs += 1;
 
   /** Publishes a state change: search attribute, Web UI details and the Postgres projection. */
@@ -158,6 +160,7 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
       stateVersion: agent.state.stateVersion,
       lastActive: agent.state.lastActive,
     });
+    await reminders.follow(agent.state.paused);
   };
 
   const rejectIfArchived = () => {
@@ -308,6 +311,7 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
   // still writing its task row finishes first, so archiving cancels that row too.
   await condition(() => agent.submitting === 0);
   await acts.archiveAgentData({ agentId: agent.config.id, stateVersion: agent.state.stateVersion + 1 });
+  await reminders.removeAll();
   agent.state.queue = [];
   agent.archived = true;
   agent.state.status = 'ARCHIVED';

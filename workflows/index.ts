@@ -2,3 +2,4 @@
 export { AgentWorkflow } from './agent';
 export { TaskWorkflow } from './task';
 export { ChatWorkflow } from './chat';
+export { ReminderChangeWorkflow, ReminderFireWorkflow } from './reminder';
