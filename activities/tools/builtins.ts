@@ -347,10 +347,14 @@ async function createAgent(agents: AgentManagerPort, args: { name?: string; obje
   const { action: _action, agentId: _agentId, ...fields } = args;
   const body = CreateAgentBody.safeParse(fields);
   if (!body.success) throw new ToolError(`invalid agent: ${body.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  const { rows } = await ctx.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM agents WHERE org_id = $1 AND status <> 'ARCHIVED'`, [ctx.orgId]);
   const agent: AgentConfig = { id: stableUuid(`agent:${ctx.idempotencyKey}`), orgId: ctx.orgId, ...body.data, createdAt: new Date().toISOString() };
-  const { result, replayed } = await applyOnce(ctx, 'agent_manager', async () => {
-    if (rows[0]!.n >= ctx.config.MAX_AGENTS) {
+  const { result, replayed } = await applyOnce(ctx, 'agent_manager', async (client) => {
+    // An earlier attempt may have started this very agent: it counts against the limit already.
+    const { rows } = await client.query<{ n: number; mine: boolean }>(
+      `SELECT count(*)::int AS n, bool_or(id = $2) AS mine FROM agents WHERE org_id = $1 AND status <> 'ARCHIVED'`,
+      [ctx.orgId, agent.id],
+    );
+    if (!rows[0]!.mine && rows[0]!.n >= ctx.config.MAX_AGENTS) {
       throw new ToolError(`agent limit reached: MAX_AGENTS is ${ctx.config.MAX_AGENTS}; archive an agent first`);
     }
     try {
