@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ScheduleNotFoundError } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
 import type { Config } from '../lib/config';
 import { reminderScheduleId } from '../workflows/definitions';
 import { killHard, spawnWorker, startApi, startWorker, testConfig, waitFor, type TestStack } from './helpers/stack';
@@ -177,6 +178,27 @@ describe('reminders', () => {
     assert.deepEqual((await stack.api.get(`/api/v1/agents/${agent.id}/reminders`)).body.reminders, []);
     const refused = await stack.api.post(`/api/v1/agents/${agent.id}/reminders`, { title: 'again', schedule: { every: '1h' } });
     assert.equal(refused.status, 409);
+  });
+
+  it('records histories that replay with the current code (agent hooks behind their patch, fires)', async () => {
+    const agent = await stack.api.createAgent({ name: 'Recorded', objective: 'Be replayed' });
+    const reminder = await createReminder(agent.id, { title: 'tick', schedule: { every: '1s' } });
+    await waitFor(async () => (await fires(stack, reminder.id)).length >= 1, 'a fire', 15_000);
+    const [fired] = (await stack.client.schedule.getHandle(reminderScheduleId(reminder.id)).describe()).info.recentActions;
+    await stack.api.post(`/api/v1/agents/${agent.id}/pause`);
+    await stack.api.post(`/api/v1/agents/${agent.id}/resume`);
+    await stack.api.post(`/api/v1/agents/${agent.id}/archive`);
+
+    const agentHistory = await stack.client.workflow.getHandle(`agent-${agent.id}`).fetchHistory();
+    const activities = agentHistory.events!.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+    assert.deepEqual(
+      activities.filter((name) => /Reminder/.test(name)),
+      ['setAgentRemindersPaused', 'setAgentRemindersPaused', 'removeAgentReminders'],
+    );
+    const replay = { workflowBundle: { codePath: process.env.WORKFLOW_BUNDLE_PATH! } };
+    await Worker.runReplayHistory(replay, agentHistory, `agent-${agent.id}`);
+    const fireId = fired!.action.workflow.workflowId;
+    await Worker.runReplayHistory(replay, await stack.client.workflow.getHandle(fireId).fetchHistory(), fireId);
   });
 
   it('answers 400 with what is wrong for invalid schedules, 404 for unknown agents', async () => {
