@@ -4,7 +4,15 @@ import { AgentRejectedError } from '../lib/agent-gateway';
 import type { Config } from '../lib/config';
 import type { Db } from '../lib/db';
 import { ErrorType } from '../lib/errors';
-import { describeReminder, isOneShot, ReminderRefused, ReminderScheduleInput, toScheduleSpec, type ReminderRow } from '../lib/reminders';
+import {
+  describeReminder,
+  isOneShot,
+  ReminderRefused,
+  ReminderScheduleInput,
+  toScheduleSpec,
+  type ReminderRow,
+  type ReminderSchedule,
+} from '../lib/reminders';
 import {
   AgentIdAttr,
   OrgIdAttr,
@@ -53,12 +61,13 @@ export class ReminderBook {
   /** Records the reminder and creates its schedule (paused when its agent is). A retry finds both done. */
   async create(reminder: NewReminder): Promise<ReminderView> {
     const { db, config, schedules } = this.deps;
-    const schedule = ReminderScheduleInput.parse(reminder.schedule);
     const agent = await db.query<{ status: string }>('SELECT status FROM agents WHERE id = $1 AND org_id = $2', [reminder.agentId, reminder.orgId]);
     const agentStatus = agent.rows[0]?.status;
     if (!agentStatus) throw new ReminderRefused(`no agent ${reminder.agentId} in this organisation`);
     let row = await this.row(reminder.reminderId);
     if (!row) {
+      const parsed = ReminderScheduleInput.safeParse(reminder.schedule);
+      if (!parsed.success) throw new ReminderRefused(`invalid schedule: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
       if (agentStatus === 'ARCHIVED') throw new ReminderRefused(`agent ${reminder.agentId} is archived; it takes no reminders`);
       const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM reminders WHERE agent_id = $1 AND status = 'active'`, [
         reminder.agentId,
@@ -70,11 +79,13 @@ export class ReminderBook {
       await db.query(
         `INSERT INTO reminders (id, org_id, agent_id, title, schedule, task_template, created_by) VALUES ($1,$2,$3,$4,$5,$6,$7)
          ON CONFLICT (id) DO NOTHING`,
-        [reminder.reminderId, reminder.orgId, reminder.agentId, reminder.title, JSON.stringify(schedule), JSON.stringify(template), reminder.createdBy],
+        [reminder.reminderId, reminder.orgId, reminder.agentId, reminder.title, JSON.stringify(parsed.data), JSON.stringify(template), reminder.createdBy],
       );
       row = (await this.row(reminder.reminderId))!;
     }
     if (row.status === 'removed') return describeReminder(schedules, row);
+    // A retry uses the recorded schedule: validated once, so a one-shot time that has passed meanwhile stays valid.
+    const schedule = row.schedule as ReminderSchedule;
     const oneShot = isOneShot(schedule);
     const fireInput: ReminderFireInput = {
       reminderId: reminder.reminderId,
@@ -230,9 +241,8 @@ export function createReminderActivities(deps: ReminderDeps) {
     },
 
     /** Pauses or resumes an agent's reminders with the agent (driven by AgentWorkflow). */
-    async setAgentRemindersPaused(input: { agentId: string; paused: boolean }): Promise<boolean> {
-      await book.setAgentPaused(input.agentId, input.paused);
-      return input.paused;
+    async setAgentRemindersPaused(input: { agentId: string; paused: boolean }): Promise<number> {
+      return book.setAgentPaused(input.agentId, input.paused);
     },
 
     /** Removes every reminder of an archived agent (driven by AgentWorkflow). */

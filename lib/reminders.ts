@@ -109,8 +109,8 @@ export type ReminderSchedule = z.output<typeof ReminderScheduleSchema>;
  * Picks the union member by its key before validating, so an invalid cron is reported as a cron problem
  * rather than as "matches none of three shapes".
  */
-export const ReminderScheduleInput = z.unknown().transform((value, ctx): ReminderSchedule => {
-  const keys = value && typeof value === 'object' && !Array.isArray(value) ? Object.keys(value) : [];
+export const ReminderScheduleInput = z.record(z.string(), z.unknown()).transform((value, ctx): ReminderSchedule => {
+  const keys = Object.keys(value);
   const kinds = ['every', 'cron', 'at'].filter((k) => keys.includes(k));
   if (kinds.length !== 1) {
     ctx.addIssue({ code: 'custom', message: 'send exactly one of {"every": "30s"}, {"cron": "0 9 * * 1-5", "timezone": "Europe/Berlin"} or {"at": "<ISO time>"}' });

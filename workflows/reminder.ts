@@ -65,15 +65,25 @@ export class AgentReminders {
     retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },
   });
 
+  /** The last change sent; the next one starts after it, so they apply in the order the agent made them. */
+  private lastChange: Promise<unknown> = Promise.resolve();
+
   constructor(
     private readonly agentId: string,
     private paused: boolean,
   ) {}
 
-  /** Pauses or resumes the schedules when the agent's paused flag changed since the last call. */
+  /**
+   * Pauses or resumes the schedules when the agent's paused flag changed since the last call. Handlers and
+   * the main loop publish concurrently: the flag is taken at once so a change is sent once, and changes
+   * run one after another so a late pause cannot overtake the resume that followed it.
+   */
   async follow(paused: boolean): Promise<void> {
     if (paused === this.paused || !patched(REMINDERS_FOLLOW_AGENT)) return;
-    this.paused = await this.acts.setAgentRemindersPaused({ agentId: this.agentId, paused });
+    this.paused = paused;
+    const change = this.lastChange.then(() => this.acts.setAgentRemindersPaused({ agentId: this.agentId, paused }));
+    this.lastChange = change.catch(() => undefined);
+    await change;
   }
 
   /** Deletes every schedule of the agent (archive). */
