@@ -4,9 +4,10 @@ import { createGovernance, createGovernanceActivities } from './governance';
 import { createPriorityActivities } from './priority';
 import { createCrewActivities } from './crews';
 import { createRecordActivities, type RecordDeps } from './records';
+import { createReminderActivities, type ReminderDeps } from './reminders';
 import { createStepActivities, type StepDeps } from './steps';
 
-export type ActivityDeps = RecordDeps & Omit<StepDeps, 'governance'>;
+export type ActivityDeps = RecordDeps & Omit<StepDeps, 'governance'> & ReminderDeps;
 
 /** Every activity of the project, bound to its dependencies. Workflows proxy `Activities`. */
 export function createActivities(deps: ActivityDeps) {
@@ -20,6 +21,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createGovernanceActivities(governance, deps.db, deps.config),
     ...createPriorityActivities(governed),
     ...createCrewActivities(deps),
+    ...createReminderActivities(deps),
   };
 }
 

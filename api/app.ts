@@ -11,6 +11,7 @@ import type { ChatEventHub } from './chat-events';
 import { agentRoutes } from './routes/agents';
 import { chatRoutes } from './routes/chat';
 import { approvalRoutes } from './routes/approvals';
+import { reminderRoutes } from './routes/reminders';
 import { codecCorsOrigins, codecRoutes } from './routes/codec';
 import { governanceRoutes } from './routes/governance';
 import { crewRoutes } from './routes/crews';
@@ -72,6 +73,7 @@ export function createApp(deps: AppDeps): express.Express {
     res.locals.orgId = deps.config.DEFAULT_ORG_ID;
     next();
   });
+  v1.use('/agents/:id/reminders', reminderRoutes(deps));
   v1.use('/agents', agentRoutes(deps));
   v1.use('/tasks', taskRoutes(deps));
   v1.use('/chat', chatRoutes(deps));

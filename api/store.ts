@@ -1,5 +1,6 @@
 import type { Db } from '../lib/db';
 import { pendingTasksRefusal } from '../lib/fuses';
+import type { ReminderRow } from '../lib/reminders';
 
 /** Read-only queries of the API. Writes happen in activities, driven by the workflows. */
 
@@ -114,6 +115,8 @@ export interface CrewRecord {
 
 const CREW_COLUMNS = `id, org_id AS "orgId", name, goal, process, assignment, members, input, status, result, error,
   created_at AS "createdAt", started_at AS "startedAt", completed_at AS "completedAt"`;
+const REMINDER_COLUMNS = `id, org_id AS "orgId", agent_id AS "agentId", title, schedule, task_template AS "taskTemplate", status,
+  created_at AS "createdAt"`;
 
 export function createStore(db: Db) {
   return {
@@ -287,6 +290,23 @@ export function createStore(db: Db) {
         [crewId],
       );
       return rows;
+    },
+
+    /** An agent's active reminders, oldest first. */
+    async reminders(orgId: string, agentId: string): Promise<ReminderRow[]> {
+      const { rows } = await db.query<ReminderRow>(
+        `SELECT ${REMINDER_COLUMNS} FROM reminders WHERE org_id = $1 AND agent_id = $2 AND status = 'active' ORDER BY created_at, id`,
+        [orgId, agentId],
+      );
+      return rows;
+    },
+
+    async reminder(orgId: string, agentId: string, id: string): Promise<ReminderRow | undefined> {
+      const { rows } = await db.query<ReminderRow>(
+        `SELECT ${REMINDER_COLUMNS} FROM reminders WHERE org_id = $1 AND agent_id = $2 AND id = $3`,
+        [orgId, agentId, id],
+      );
+      return rows[0];
     },
 
     async ping(): Promise<void> {

@@ -1,5 +1,6 @@
 import {
   WithStartWorkflowOperation,
+  WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   type Client,
@@ -7,6 +8,8 @@ import {
 import { ApplicationFailure } from '@temporalio/common';
 import type { AgentWorkflow } from '../workflows/agent';
 import type { ChatWorkflow } from '../workflows/chat';
+import type { ReminderChangeWorkflow } from '../workflows/reminder';
+import { ErrorType } from './errors';
 import {
   AgentIdAttr,
   AgentNameAttr,
@@ -36,6 +39,9 @@ import {
   type ChatTurnInput,
   type ChatTurnResult,
   type GoalReceipt,
+  reminderChangeWorkflowId,
+  type ReminderChange,
+  type ReminderView,
   type SubmitGoalInput,
 } from '../workflows/definitions';
 
@@ -142,6 +148,31 @@ export class AgentGateway {
   /** Tells a session to stop the turn in progress (its client went away). */
   async cancelChatTurn(sessionId: string, turnId: string): Promise<void> {
     await this.client.workflow.getHandle(chatWorkflowId(sessionId)).signal(cancelChatTurnSignal, { turnId });
+  }
+
+  /**
+   * Creates or removes a reminder (its row and its Temporal schedule) through ReminderChangeWorkflow, so
+   * the change completes even if this process dies halfway; a repeated request joins the same change.
+   * A refusal (archived agent, reminder limit) becomes an AgentRejectedError.
+   */
+  async changeReminder(change: ReminderChange): Promise<ReminderView | null> {
+    const reminderId = change.op === 'create' ? change.reminder.reminderId : change.reminderId;
+    try {
+      return await this.client.workflow.execute<typeof ReminderChangeWorkflow>('ReminderChangeWorkflow', {
+        workflowId: reminderChangeWorkflowId(reminderId, change.op),
+        taskQueue: this.taskQueue,
+        args: [change],
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        staticSummary: `${change.op === 'create' ? 'Create' : 'Remove'} reminder ${reminderId}`,
+      });
+    } catch (err) {
+      let cause: unknown = err instanceof WorkflowFailedError ? err.cause : undefined;
+      while (cause instanceof Error && !(cause instanceof ApplicationFailure)) cause = cause.cause;
+      if (cause instanceof ApplicationFailure && cause.type === ErrorType.InvalidTransition) {
+        throw new AgentRejectedError(cause.message, 'invalid_transition');
+      }
+      throw err;
+    }
   }
 
   /** The live state from the workflow query, or null when the workflow is not reachable. */

@@ -55,6 +55,8 @@ const EnvSchema = z.object({
   MAX_RETRIES: intFromEnv(3, 0),
   AGENT_TIMEOUT_SECONDS: intFromEnv(300, 1),
   MAX_DELEGATION_DEPTH: intFromEnv(5, 0),
+  /** Active reminders per agent, so an agent that schedules its own goals cannot flood itself. */
+  MAX_REMINDERS_PER_AGENT: intFromEnv(20, 1),
   APPROVAL_TIMEOUT_HOURS: z.coerce.number().positive().default(24),
   HTTP_ALLOWED_HOSTS: list,
   /** Commands an agent's stdio MCP server may run; empty refuses stdio MCP servers. */

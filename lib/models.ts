@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { McpServerConfigSchema } from '../activities/tools/mcp';
+import { ReminderScheduleInput } from './reminders';
 
 export const AGENT_STATUSES = ['IDLE', 'RUNNING', 'PAUSED', 'ERROR', 'ARCHIVED'] as const;
 export const TASK_STATUSES = [
@@ -172,5 +173,15 @@ export const CrewMessageBody = z
     content: z.string().trim().min(1).max(20_000),
     /** Sending the same messageId again stores the message once. */
     messageId: z.string().uuid().optional(),
+  })
+  .strict();
+
+export const CreateReminderBody = z
+  .object({
+    title: z.string().trim().min(1).max(1000),
+    schedule: ReminderScheduleInput,
+    taskType: label.default('reminder'),
+    input: z.record(z.string(), z.unknown()).default({}),
+    priority: z.number().int().min(1).max(10).optional(),
   })
   .strict();

@@ -5,6 +5,7 @@ import { DefaultLogger, NativeConnection, Runtime, Worker, makeTelemetryFilterSt
 import type { Logger } from 'pino';
 import { createActivities } from '../activities';
 import { createGovernance } from '../activities/governance';
+import { ReminderBook } from '../activities/reminders';
 import { createProviderRegistry } from '../activities/llm';
 import { ProviderCircuits } from '../activities/llm/circuits';
 import { McpToolSource } from '../activities/tools/mcp';
@@ -84,8 +85,9 @@ export async function createAgentWorker(opts: AgentWorkerOptions): Promise<Agent
     providers: createProviderRegistry(config),
     circuits,
     mcp,
-    tools: createToolRegistry(),
+    tools: createToolRegistry({ agents: gateway, reminders: new ReminderBook({ db, config, schedules: client.schedule }) }),
     submitGoal: (agentId, goal) => gateway.submitGoal(agentId, goal),
+    schedules: client.schedule,
   });
 
   // Resource buckets come from configuration; every worker applies it (idempotent upserts).

@@ -49,6 +49,7 @@ import {
   type SubmitGoalInput,
   type TaskOutcome,
 } from './definitions';
+import { AgentReminders } from './reminder';
 import { TaskWorkflow } from './task';
 
 /** Failures that mean the agent itself needs an operator; it stops taking goals until resumed. */
@@ -158,6 +159,7 @@ class Agent {
 export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiveState> {
   const agent = new Agent(input);
   const acts = activitiesFor(input.settings);
+  const reminders = new AgentReminders(input.agent.id, agent.state.paused);
   agent.state.runs += 1;
   // Patch: active-agent slots and AI-scored priorities (histories recorded before them replay without).
   const governed = patched('governance-slots-and-scores');
@@ -185,6 +187,7 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
       stateVersion: agent.state.stateVersion,
       lastActive: agent.state.lastActive,
     });
+    await reminders.follow(agent.state.paused);
   };
 
   const rejectIfArchived = () => {
@@ -343,6 +346,7 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
   await condition(() => agent.submitting === 0 && scoring === 0);
   if (governed) await releaseActiveSlot();
   await acts.archiveAgentData({ agentId: agent.config.id, stateVersion: agent.state.stateVersion + 1 });
+  await reminders.removeAll();
   agent.state.queue = [];
   agent.archived = true;
   agent.state.status = 'ARCHIVED';

@@ -3,6 +3,7 @@
  * (signals, queries, updates), search attributes and the types they carry. It imports only the
  * Temporal workflow/common packages, so every side can use it. Wire names never change once shipped.
  */
+import { defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { SEARCH_ATTRIBUTE_KEYS } from '../temporal/search-attributes';
 
@@ -391,3 +392,55 @@ export const crewStartedUpdate = defineUpdate<CrewLiveState>('crewStarted');
 /** A signal: a sender needs no reply, and signals are stored durably in order of arrival. */
 export const crewMessageSignal = defineSignal<[CrewMessageInput]>('crewMessage');
 export const getCrewStateQuery = defineQuery<CrewLiveState>('getCrewState');
+// ---- Reminders ----
+// Each reminder is a Temporal schedule `reminder-<id>` whose action starts a ReminderFireWorkflow; the
+// server appends the tick's time to the fire workflow's id and sets TemporalScheduledStartTime on it.
+export const reminderScheduleId = (reminderId: string): string => `reminder-${reminderId}`;
+export const reminderFireWorkflowId = (reminderId: string): string => `reminder-${reminderId}-fire`;
+export const reminderChangeWorkflowId = (reminderId: string, op: 'create' | 'remove'): string => `reminder-${reminderId}-${op}`;
+export const ScheduledStartTimeAttr = defineSearchAttributeKey('TemporalScheduledStartTime', 'DATETIME');
+
+/** What every fire of a reminder submits to its agent. */
+export interface ReminderTask {
+  reminderId: string;
+  agentId: string;
+  title: string;
+  taskType: string;
+  input: Record<string, unknown>;
+  /** Null: the agent's own priority. */
+  priority: number | null;
+  delegationDepth: number;
+}
+
+export interface ReminderFireInput extends ReminderTask {
+  /** ACTIVITY_HEARTBEAT_SECONDS when the reminder was created: how soon a fire lost with its worker is retried. */
+  heartbeatTimeoutSeconds: number;
+}
+
+export interface ReminderFireResult {
+  reminderId: string;
+  taskId: string;
+  scheduledFor: string;
+  /** `agent_gone`: the agent was archived; the reminder removed itself. */
+  outcome: 'submitted' | 'agent_gone';
+}
+
+/** A new reminder, validated by the API or the create_reminder tool. `schedule` is one of lib/reminders' shapes. */
+export interface NewReminder extends ReminderTask {
+  orgId: string;
+  schedule: Record<string, unknown>;
+  createdBy: string;
+}
+
+export interface ReminderView {
+  id: string;
+  agentId: string;
+  title: string;
+  schedule: Record<string, unknown>;
+  status: 'active' | 'paused' | 'done' | 'removed';
+  nextFireAt: string | null;
+  firesSoFar: number;
+  createdAt: string;
+}
+
+export type ReminderChange = { op: 'create'; reminder: NewReminder } | { op: 'remove'; reminderId: string };

@@ -1,9 +1,14 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type pg from 'pg';
-import { AgentRejectedError } from '../../lib/agent-gateway';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { AgentRejectedError, type AgentGateway } from '../../lib/agent-gateway';
+import { agentSettings } from '../../lib/config';
 import { withTransaction } from '../../lib/db';
 import { pendingTasksRefusal, subtasksRefusal } from '../../lib/fuses';
+import { AUTONOMY_LEVELS, CreateAgentBody } from '../../lib/models';
+import { ReminderRefused, ReminderScheduleInput } from '../../lib/reminders';
+import type { AgentConfig, NewReminder, ReminderView } from '../../workflows/definitions';
 import { defineTool, ToolError, type ToolContext, type ToolDefinition, type ToolResult } from './registry';
 
 const MAX_HTTP_BODY_CHARS = 4000;
@@ -230,3 +235,141 @@ export const createTask = defineTool({
 });
 
 export const BUILTIN_TOOLS: ToolDefinition<never>[] = [httpGet, httpPost, memoryRead, memoryWrite, sendMessage, createTask] as never[];
+
+// ---- Reminders and agent management (wired with the worker's Temporal client; see tools/index.ts) ----
+
+/** How create_reminder reaches Temporal schedules (ReminderBook in activities/reminders.ts). */
+export interface ReminderPort {
+  create(reminder: NewReminder): Promise<ReminderView>;
+}
+
+/** How agent_manager reaches other agents' workflows (AgentGateway). */
+export type AgentManagerPort = Pick<AgentGateway, 'start' | 'pause' | 'resume' | 'archive'>;
+
+const unavailable = (tool: string) => new ToolError(`${tool} is not available in this process`);
+
+export function createReminderTool(reminders?: ReminderPort) {
+  return defineTool({
+    name: 'create_reminder',
+    description:
+      'Schedule a goal for yourself (or another agent of your organisation): once at a time, every interval, or on a cron schedule in a time zone. Each time it fires, the goal joins the agent\'s queue.',
+    input: z.object({
+      title: z.string().trim().min(1).max(500).describe('The goal each fire adds'),
+      schedule: ReminderScheduleInput.describe(
+        'Exactly one of {"every": "30s" | "5m" | "1h" | "1d"}, {"cron": "0 9 * * 1-5", "timezone": "Europe/Berlin"}, {"at": "<ISO 8601 time in the future>"}',
+      ),
+      agentId: z.string().uuid().optional().describe('Defaults to yourself'),
+      input: z.record(z.string(), z.unknown()).optional(),
+      priority: z.number().int().min(1).max(10).optional(),
+    }),
+    sideEffect: true,
+    async run(args, ctx) {
+      if (!reminders) throw unavailable('create_reminder');
+      // Reminders are delayed delegation: the same fuse applies to the goals they fire.
+      const depth = ctx.delegationDepth + 1;
+      if (depth > ctx.maxDelegationDepth) {
+        throw new ToolError(`reminder refused: depth ${depth} exceeds the fuse of ${ctx.maxDelegationDepth}`);
+      }
+      try {
+        // The id derives from the idempotency key: a retried call finds the reminder it already created.
+        const reminder = await reminders.create({
+          reminderId: stableUuid(`reminder:${ctx.idempotencyKey}`),
+          orgId: ctx.orgId,
+          agentId: args.agentId ?? ctx.agentId,
+          title: args.title,
+          taskType: 'reminder',
+          input: args.input ?? {},
+          priority: args.priority ?? null,
+          delegationDepth: depth,
+          schedule: args.schedule as Record<string, unknown>,
+          createdBy: `agent ${ctx.agentId} (task ${ctx.taskId})`,
+        });
+        return { content: reminder };
+      } catch (err) {
+        if (err instanceof ReminderRefused) throw new ToolError(err.message);
+        throw err;
+      }
+    },
+  });
+}
+
+export function createAgentManagerTool(agents?: AgentManagerPort) {
+  return defineTool({
+    name: 'agent_manager',
+    description:
+      'Manage the agents of your organisation. action "create" (name, objective; optional type, priority, autonomy, allowedTools) starts a new agent; "list" shows active agents; "pause", "resume" and "archive" (agentId) change one. You cannot pause or archive yourself.',
+    input: z.object({
+      action: z.enum(['create', 'list', 'pause', 'resume', 'archive']),
+      agentId: z.string().uuid().optional().describe('The agent to pause, resume or archive'),
+      name: z.string().trim().min(1).max(200).optional(),
+      objective: z.string().trim().min(1).max(10_000).optional(),
+      type: z.string().trim().min(1).max(100).optional(),
+      priority: z.number().int().min(1).max(10).optional(),
+      autonomy: z.enum(AUTONOMY_LEVELS).optional(),
+      allowedTools: z.array(z.string()).max(100).optional(),
+    }),
+    sideEffect: true,
+    async run(args, ctx) {
+      if (args.action === 'list') return { content: { agents: await activeAgents(ctx) } };
+      if (!agents) throw unavailable('agent_manager');
+      if (args.action === 'create') return { content: await createAgent(agents, args, ctx) };
+      if (!args.agentId) throw new ToolError(`${args.action} needs agentId`);
+      const action = args.action;
+      const agentId = args.agentId;
+      if (agentId === ctx.agentId && action !== 'resume') throw new ToolError(`an agent cannot ${action} itself`);
+      const target = await ctx.db.query<{ status: string }>('SELECT status FROM agents WHERE id = $1 AND org_id = $2', [agentId, ctx.orgId]);
+      if (!target.rowCount) throw new ToolError(`no agent ${agentId} in this organisation`);
+      const { result, replayed } = await applyOnce(ctx, 'agent_manager', async () => {
+        try {
+          const live = await agents[action](agentId);
+          return { agentId, action, status: live.status };
+        } catch (err) {
+          // Refused (archived, not running): the model should hear it, and nothing is recorded.
+          if (err instanceof AgentRejectedError) throw new ToolError(`agent ${agentId} refused to ${action}: ${err.message}`);
+          throw err;
+        }
+      });
+      return { content: replayed ? { ...(result as object), replayed: true } : result };
+    },
+  });
+}
+
+async function activeAgents(ctx: ToolContext) {
+  const { rows } = await ctx.db.query(
+    `SELECT id, name, type, objective, status, priority FROM agents WHERE org_id = $1 AND status <> 'ARCHIVED' ORDER BY created_at, id LIMIT 100`,
+    [ctx.orgId],
+  );
+  return rows;
+}
+
+/**
+ * Starts a new agent in the caller's organisation, at most once per call: its id derives from the
+ * idempotency key and its workflow id refuses a second start, so a retry finds the agent it created.
+ */
+async function createAgent(agents: AgentManagerPort, args: { name?: string; objective?: string } & Record<string, unknown>, ctx: ToolContext) {
+  if (ctx.delegationDepth >= ctx.maxDelegationDepth) {
+    throw new ToolError(`agent creation refused: this task is at delegation depth ${ctx.delegationDepth}, the fuse is ${ctx.maxDelegationDepth}`);
+  }
+  const { action: _action, agentId: _agentId, ...fields } = args;
+  const body = CreateAgentBody.safeParse(fields);
+  if (!body.success) throw new ToolError(`invalid agent: ${body.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  const agent: AgentConfig = { id: stableUuid(`agent:${ctx.idempotencyKey}`), orgId: ctx.orgId, ...body.data, createdAt: new Date().toISOString() };
+  const { result, replayed } = await applyOnce(ctx, 'agent_manager', async (client) => {
+    // An earlier attempt may have started this very agent: it counts against the limit already.
+    const { rows } = await client.query<{ n: number; mine: boolean }>(
+      `SELECT count(*)::int AS n, bool_or(id = $2) AS mine FROM agents WHERE org_id = $1 AND status <> 'ARCHIVED'`,
+      [ctx.orgId, agent.id],
+    );
+    if (!rows[0]!.mine && rows[0]!.n >= ctx.config.MAX_AGENTS) {
+      throw new ToolError(`agent limit reached: MAX_AGENTS is ${ctx.config.MAX_AGENTS}; archive an agent first`);
+    }
+    try {
+      await agents.start(agent, agentSettings(ctx.config));
+    } catch (err) {
+      // A retry after the start went through but before the ledger committed: the agent exists.
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    }
+    return { agentId: agent.id, name: agent.name, action: 'create', status: 'IDLE' };
+  });
+  return replayed ? { ...(result as object), replayed: true } : result;
+}

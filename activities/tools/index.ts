@@ -1,7 +1,11 @@
-import { BUILTIN_TOOLS } from './builtins';
+import { BUILTIN_TOOLS, createAgentManagerTool, createReminderTool, type AgentManagerPort, type ReminderPort } from './builtins';
 import { ToolRegistry } from './registry';
 
-/** The registry every worker and the API use: the built-in tools. */
-export function createToolRegistry(): ToolRegistry {
-  return new ToolRegistry().register(...BUILTIN_TOOLS);
+/**
+ * The registry every worker and the API use: the built-in tools. Workers pass the ports that
+ * agent_manager and create_reminder act through; without them (the API only reads schemas and
+ * policies) those tools answer that they are unavailable.
+ */
+export function createToolRegistry(ports: { agents?: AgentManagerPort; reminders?: ReminderPort } = {}): ToolRegistry {
+  return new ToolRegistry().register(...BUILTIN_TOOLS, createAgentManagerTool(ports.agents) as never, createReminderTool(ports.reminders) as never);
 }

@@ -1,0 +1,253 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import { ScheduleAlreadyRunning, ScheduleNotFoundError, type ScheduleClient } from '@temporalio/client';
+import { AgentRejectedError } from '../lib/agent-gateway';
+import type { Config } from '../lib/config';
+import type { Db } from '../lib/db';
+import { ErrorType } from '../lib/errors';
+import {
+  describeReminder,
+  isOneShot,
+  ReminderRefused,
+  ReminderScheduleInput,
+  toScheduleSpec,
+  type ReminderRow,
+  type ReminderSchedule,
+} from '../lib/reminders';
+import {
+  AgentIdAttr,
+  OrgIdAttr,
+  reminderFireWorkflowId,
+  reminderScheduleId,
+  type GoalReceipt,
+  type NewReminder,
+  type ReminderFireInput,
+  type ReminderFireResult,
+  type ReminderView,
+  type SubmitGoalInput,
+} from '../workflows/definitions';
+import { withHeartbeat } from './steps';
+import { stableUuid } from './tools/builtins';
+
+export interface ReminderDeps {
+  db: Db;
+  config: Config;
+  schedules: ScheduleClient;
+  submitGoal(agentId: string, goal: SubmitGoalInput): Promise<GoalReceipt>;
+}
+
+/**
+ * Overlap policy SKIP: a fire only submits a goal and ends within moments, so a fire still running when
+ * the next tick comes means the agent cannot be reached (its workers are down); piling up more fires
+ * behind it would only deliver a burst later. Goals that arrive while the agent is busy queue on the
+ * agent like any other goal. A recurring reminder catches up at most one minute after a server outage;
+ * a one-shot reminder still fires up to a day late rather than never.
+ */
+const RECURRING_CATCHUP = '1m';
+const ONE_SHOT_CATCHUP = '1d';
+/** A fire that cannot reach its agent for this long gives up; the next tick tries again. */
+const FIRE_RUN_TIMEOUT = '10m';
+
+const ROW_COLUMNS = `id, org_id AS "orgId", agent_id AS "agentId", title, schedule, task_template AS "taskTemplate", status,
+  created_at AS "createdAt"`;
+
+/**
+ * Reminders on Temporal schedules: the schedule `reminder-<id>` decides when a reminder fires and whether
+ * it is paused; the `reminders` row lists it. Every operation is idempotent per reminder id, so activities
+ * that call these may be retried freely.
+ */
+export class ReminderBook {
+  constructor(private readonly deps: Omit<ReminderDeps, 'submitGoal'>) {}
+
+  /** Records the reminder and creates its schedule (paused when its agent is). A retry finds both done. */
+  async create(reminder: NewReminder): Promise<ReminderView> {
+    const { db, config, schedules } = this.deps;
+    const agent = await db.query<{ status: string }>('SELECT status FROM agents WHERE id = $1 AND org_id = $2', [reminder.agentId, reminder.orgId]);
+    const agentStatus = agent.rows[0]?.status;
+    if (!agentStatus) throw new ReminderRefused(`no agent ${reminder.agentId} in this organisation`);
+    let row = await this.row(reminder.reminderId);
+    if (!row) {
+      const parsed = ReminderScheduleInput.safeParse(reminder.schedule);
+      if (!parsed.success) throw new ReminderRefused(`invalid schedule: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+      if (agentStatus === 'ARCHIVED') throw new ReminderRefused(`agent ${reminder.agentId} is archived; it takes no reminders`);
+      const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM reminders WHERE agent_id = $1 AND status = 'active'`, [
+        reminder.agentId,
+      ]);
+      if (rows[0]!.n >= config.MAX_REMINDERS_PER_AGENT) {
+        throw new ReminderRefused(`reminder limit reached: MAX_REMINDERS_PER_AGENT is ${config.MAX_REMINDERS_PER_AGENT}; delete a reminder first`);
+      }
+      const template = { input: reminder.input, priority: reminder.priority, taskType: reminder.taskType, delegationDepth: reminder.delegationDepth };
+      await db.query(
+        `INSERT INTO reminders (id, org_id, agent_id, title, schedule, task_template, created_by) VALUES ($1,$2,$3,$4,$5,$6,$7)
+         ON CONFLICT (id) DO NOTHING`,
+        [reminder.reminderId, reminder.orgId, reminder.agentId, reminder.title, JSON.stringify(parsed.data), JSON.stringify(template), reminder.createdBy],
+      );
+      row = (await this.row(reminder.reminderId))!;
+    }
+    if (row.status === 'removed') return describeReminder(schedules, row);
+    // A retry uses the recorded schedule: validated once, so a one-shot time that has passed meanwhile stays valid.
+    const schedule = row.schedule as ReminderSchedule;
+    const oneShot = isOneShot(schedule);
+    const fireInput: ReminderFireInput = {
+      reminderId: reminder.reminderId,
+      agentId: reminder.agentId,
+      title: reminder.title,
+      taskType: reminder.taskType,
+      input: reminder.input,
+      priority: reminder.priority,
+      delegationDepth: reminder.delegationDepth,
+      heartbeatTimeoutSeconds: config.ACTIVITY_HEARTBEAT_SECONDS,
+    };
+    const attributes = [
+      { key: AgentIdAttr, value: reminder.agentId },
+      { key: OrgIdAttr, value: reminder.orgId },
+    ];
+    try {
+      await schedules.create({
+        scheduleId: reminderScheduleId(reminder.reminderId),
+        spec: toScheduleSpec(schedule),
+        action: {
+          type: 'startWorkflow',
+          workflowType: 'ReminderFireWorkflow',
+          workflowId: reminderFireWorkflowId(reminder.reminderId),
+          taskQueue: config.TEMPORAL_TASK_QUEUE,
+          args: [fireInput],
+          workflowRunTimeout: FIRE_RUN_TIMEOUT,
+          typedSearchAttributes: attributes,
+          staticSummary: `Reminder "${reminder.title}" fires for agent ${reminder.agentId}`,
+        },
+        policies: { overlap: 'SKIP', catchupWindow: oneShot ? ONE_SHOT_CATCHUP : RECURRING_CATCHUP },
+        state: {
+          paused: agentStatus === 'PAUSED',
+          note: agentStatus === 'PAUSED' ? 'paused with its agent' : `created by ${reminder.createdBy}`,
+          ...(oneShot ? { remainingActions: 1 } : {}),
+        },
+        typedSearchAttributes: attributes,
+        memo: { reminderId: reminder.reminderId, agentId: reminder.agentId, title: reminder.title },
+      });
+    } catch (err) {
+      // A retry of this call: the schedule exists already, with the same spec.
+      if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+    }
+    return describeReminder(schedules, row);
+  }
+
+  /** Deletes the schedule and marks the row removed. Null when there is no such reminder. */
+  async remove(reminderId: string): Promise<ReminderView | null> {
+    const row = await this.row(reminderId);
+    if (!row) return null;
+    await this.deleteSchedule(reminderId);
+    const { rows } = await this.deps.db.query<ReminderRow>(
+      `UPDATE reminders SET status = 'removed', removed_at = COALESCE(removed_at, now()) WHERE id = $1 RETURNING ${ROW_COLUMNS}`,
+      [reminderId],
+    );
+    return describeReminder(this.deps.schedules, rows[0]!);
+  }
+
+  /** Pauses or resumes every reminder of an agent (idempotent: a paused schedule stays paused). */
+  async setAgentPaused(agentId: string, paused: boolean): Promise<number> {
+    const rows = await this.activeRows(agentId);
+    for (const row of rows) {
+      const handle = this.deps.schedules.getHandle(reminderScheduleId(row.id));
+      try {
+        if (paused) await handle.pause('paused with its agent');
+        else await handle.unpause('resumed with its agent');
+      } catch (err) {
+        if (!(err instanceof ScheduleNotFoundError)) throw err;
+      }
+    }
+    return rows.length;
+  }
+
+  /** Removes every reminder of an agent (archive): no schedule of it is left to fire. */
+  async removeAll(agentId: string): Promise<number> {
+    const rows = await this.activeRows(agentId);
+    for (const row of rows) await this.remove(row.id);
+    return rows.length;
+  }
+
+  private async deleteSchedule(reminderId: string): Promise<void> {
+    try {
+      await this.deps.schedules.getHandle(reminderScheduleId(reminderId)).delete();
+    } catch (err) {
+      if (!(err instanceof ScheduleNotFoundError)) throw err;
+    }
+  }
+
+  private async row(reminderId: string): Promise<ReminderRow | undefined> {
+    const { rows } = await this.deps.db.query<ReminderRow>(`SELECT ${ROW_COLUMNS} FROM reminders WHERE id = $1`, [reminderId]);
+    return rows[0];
+  }
+
+  private async activeRows(agentId: string): Promise<ReminderRow[]> {
+    const { rows } = await this.deps.db.query<ReminderRow>(
+      `SELECT ${ROW_COLUMNS} FROM reminders WHERE agent_id = $1 AND status = 'active' ORDER BY created_at`,
+      [agentId],
+    );
+    return rows;
+  }
+}
+
+/** The task id of one tick of a reminder: the same on every retry of that tick's fire. */
+export const reminderTaskId = (reminderId: string, scheduledFor: string): string => stableUuid(`reminder:${reminderId}:${scheduledFor}`);
+
+export function createReminderActivities(deps: ReminderDeps) {
+  const book = new ReminderBook(deps);
+  return {
+    /**
+     * Submits one tick's goal to the agent. Idempotent per tick: the task id derives from the reminder and
+     * the scheduled time, and the agent answers a known task id without queueing it again. An archived
+     * agent cannot take it: the reminder removes itself (a reminder created while its agent was archiving).
+     */
+    async fireReminder(input: ReminderFireInput & { scheduledFor: string }): Promise<ReminderFireResult> {
+      const taskId = reminderTaskId(input.reminderId, input.scheduledFor);
+      const result = { reminderId: input.reminderId, taskId, scheduledFor: input.scheduledFor };
+      try {
+        await withHeartbeat(() =>
+          deps.submitGoal(input.agentId, {
+            taskId,
+            title: input.title,
+            taskType: input.taskType,
+            input: { ...input.input, reminder: { id: input.reminderId, scheduledFor: input.scheduledFor } },
+            ...(input.priority !== null ? { priority: input.priority } : {}),
+            delegationDepth: input.delegationDepth,
+          }),
+        );
+      } catch (err) {
+        if (!(err instanceof AgentRejectedError)) throw err;
+        const agent = await deps.db.query<{ status: string }>('SELECT status FROM agents WHERE id = $1', [input.agentId]);
+        if (agent.rows[0]?.status !== 'ARCHIVED') throw err;
+        await book.remove(input.reminderId);
+        return { ...result, outcome: 'agent_gone' };
+      }
+      // Crash tests: the goal is submitted and the fire not yet reported, the window a dying worker leaves.
+      const faultDelay = deps.config.FAULT_DELAY_AFTER_SIDE_EFFECT_MS;
+      if (faultDelay > 0) await withHeartbeat(() => new Promise((r) => setTimeout(r, faultDelay)));
+      return { ...result, outcome: 'submitted' };
+    },
+
+    /** Creates a reminder requested through the API (ReminderChangeWorkflow); a refusal is final. */
+    async createReminder(reminder: NewReminder): Promise<ReminderView> {
+      try {
+        return await book.create(reminder);
+      } catch (err) {
+        if (err instanceof ReminderRefused) throw ApplicationFailure.nonRetryable(err.message, ErrorType.InvalidTransition);
+        throw err;
+      }
+    },
+
+    /** Removes one reminder: its schedule is deleted, its row kept as a tombstone. */
+    async removeReminder(input: { reminderId: string }): Promise<ReminderView | null> {
+      return book.remove(input.reminderId);
+    },
+
+    /** Pauses or resumes an agent's reminders with the agent (driven by AgentWorkflow). */
+    async setAgentRemindersPaused(input: { agentId: string; paused: boolean }): Promise<number> {
+      return book.setAgentPaused(input.agentId, input.paused);
+    },
+
+    /** Removes every reminder of an archived agent (driven by AgentWorkflow). */
+    async removeAgentReminders(input: { agentId: string }): Promise<number> {
+      return book.removeAll(input.agentId);
+    },
+  };
+}
