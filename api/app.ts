@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import express from 'express';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import { pinoHttp } from 'pino-http';
 import type { AgentGateway } from '../lib/agent-gateway';
 import { payloadCodecFor } from '../lib/codec';
@@ -13,6 +14,8 @@ import { chatRoutes } from './routes/chat';
 import { approvalRoutes } from './routes/approvals';
 import { codecCorsOrigins, codecRoutes } from './routes/codec';
 import { taskRoutes } from './routes/tasks';
+import { metricsRoute } from './routes/metrics';
+import { openApiDocument } from './openapi';
 import type { Store } from './store';
 
 export interface AppDeps {
@@ -21,6 +24,8 @@ export interface AppDeps {
   gateway: AgentGateway;
   config: Config;
   logger: Logger;
+  /** Served at GET /metrics (lib/metrics.ts createApiMetrics). */
+  metrics?: Registry;
 }
 
 /** Builds the HTTP API. Listening and shutdown live in server.ts so tests can mount the app directly. */
@@ -64,7 +69,11 @@ export function createApp(deps: AppDeps): express.Express {
     res.status(healthy ? 200 : 503).json({ status: healthy ? 'ok' : 'degraded', checks, providers: { openCircuits } });
   });
 
+  if (deps.metrics) app.get('/metrics', metricsRoute(deps.metrics));
+
   const v1 = express.Router();
+  // The contract, public like /health so clients and tools can read it before they have a key.
+  v1.get('/openapi.json', (_req, res) => void res.json(openApiDocument()));
   v1.use((_req, res, next) => {
     // Every request acts inside one organisation; API keys scope it per org.
     res.locals.orgId = deps.config.DEFAULT_ORG_ID;
