@@ -121,11 +121,14 @@ export function createApiMetrics(db: Db, opts: { tokenBudgets?: TokenBudgetSourc
     ['agent_type'],
     `SELECT a.type AS agent_type, count(*) AS value FROM tasks t JOIN agents a ON a.id = t.agent_id WHERE t.started_at IS NOT NULL GROUP BY 1`,
   );
+  // From the task rows (written when a goal is accepted), not agents.queue_length, which the agent
+  // workflow publishes only with its next transition to keep bursts of submissions out of its history.
   fromQuery(
     'agents_queue_depth',
-    'Goals waiting in agents\' queues (not yet started), by agent type',
+    "Goals waiting in agents' queues (accepted, not yet started), by agent type",
     ['agent_type'],
-    `SELECT type AS agent_type, COALESCE(sum(queue_length), 0) AS value FROM agents WHERE status <> 'ARCHIVED' GROUP BY 1`,
+    `SELECT a.type AS agent_type, count(t.id) AS value FROM agents a LEFT JOIN tasks t ON t.agent_id = a.id AND t.status = 'queued'
+     WHERE a.status <> 'ARCHIVED' GROUP BY 1`,
   );
   fromQuery(
     'agents_tokens_used',
