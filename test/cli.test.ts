@@ -81,7 +81,7 @@ describe('agentctl CLI', () => {
     const script = [
       { call: 'memory_write', args: { key: 'launch', op: 'set', value: 'friday' } },
       // A slow model turn: watch must say it is still waiting.
-      { answer: 'noted: the launch is on Friday', delayMs: 4000 },
+      { answer: 'noted: the launch is on Friday', delayMs: 8000 },
     ];
     const submitted = await json(['tasks', 'submit', agentId, 'remember the launch', '--input', JSON.stringify({ script })]);
     assert.equal(submitted.status, 'queued');
