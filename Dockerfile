@@ -57,12 +57,13 @@ COPY workflows ./workflows
 COPY workers ./workers
 COPY api ./api
 COPY scripts ./scripts
+COPY cli ./cli
 
 USER node
 EXPOSE 3300
 
 # For the API. /health answers 200 only when both Postgres and Temporal are reachable.
-# The worker has no HTTP port; docker-compose.yml disables this check for it.
+# The worker's check (its own /health on WORKER_METRICS_PORT) is set in docker-compose.yml.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3300) + '/health', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 

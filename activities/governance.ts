@@ -44,6 +44,10 @@ export function admissionFailure(wait: AdmissionWait): ApplicationFailure {
   return ApplicationFailure.create({ message: `waiting: ${wait.detail}`, type: ErrorType.AdmissionWait, nonRetryable: true, details: [wait] });
 }
 
+export function isAdmissionWait(err: unknown): boolean {
+  return err instanceof ApplicationFailure && err.type === ErrorType.AdmissionWait;
+}
+
 /** Estimated tokens of a call: the prompt at four characters a token, plus the output allowance. */
 export function estimateTokens(promptChars: number, config: Config): number {
   return Math.ceil(promptChars / 4) + config.TOKEN_RESERVATION_OUTPUT_TOKENS;

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../lib/config';
 import type { Db } from '../lib/db';
 import { ErrorType } from '../lib/errors';
+import { workerMetrics } from '../lib/metrics';
 import { toolAllowed, type GoalReceipt, type McpServer, type SubmitGoalInput } from '../workflows/definitions';
 import { ProviderConfigError } from './llm';
 import type { ProviderCircuits } from './llm/circuits';
@@ -17,7 +18,7 @@ import {
   type ToolSpec,
   type TokenUsage,
 } from './llm/types';
-import { admissionFailure, estimateTokens, type Governance } from './governance';
+import { admissionFailure, estimateTokens, isAdmissionWait, type Governance } from './governance';
 import { insertDecision } from './records';
 import { parseMcpToolName, type McpToolSource } from './tools/mcp';
 import { ToolError, type ToolPolicy, type ToolRegistry } from './tools/registry';
@@ -152,11 +153,13 @@ export function createStepRunner(deps: StepDeps) {
         );
       } catch (err) {
         if (err instanceof BrokenCircuitError) {
+          workerMetrics.providerError(name, 'circuit_open');
           deps.logger.warn({ provider: name, taskId: input.taskId }, 'provider circuit open; trying the next provider');
           lastFailure = ApplicationFailure.create({ message: `${name}: circuit open`, type: ErrorType.ProviderUnavailable });
           continue;
         }
         if (!(err instanceof ProviderError)) throw err;
+        workerMetrics.providerError(name, err.kind);
         const failure = toFailure(name, err);
         if (!err.retryable && err.kind !== 'auth') throw failure;
         deps.logger.warn({ provider: name, kind: err.kind, taskId: input.taskId }, `provider failed: ${err.message}`);
@@ -322,7 +325,13 @@ export function createStepActivities(deps: StepDeps) {
           [input.taskId],
         );
       }
-      const reply = await governedModelCall(input);
+      const endStep = workerMetrics.startStep('model');
+      const reply = await governedModelCall(input).catch((err: unknown) => {
+        // A step waiting for admission has not run: only real calls are measured.
+        if (!isAdmissionWait(err)) endStep(input.provider ?? deps.config.aiProvider, 'error');
+        throw err;
+      });
+      endStep(reply.provider, 'ok');
       const final = reply.toolCalls.length === 0;
       await db.query(
         `INSERT INTO llm_calls (task_id, step, provider, model, input_tokens, output_tokens) VALUES ($1,$2,$3,$4,$5,$6)
@@ -370,7 +379,12 @@ export function createStepActivities(deps: StepDeps) {
       const outcome = await withStepSlot(`${input.taskId}:${input.step}:tool:${input.index}`, input.priority, async () => {
         const wait = await deps.governance.takeResources(resourceNeeds(input));
         if (!wait.granted) throw admissionFailure(wait.wait);
-        const result = await executeTool(input);
+        const endStep = workerMetrics.startStep('tool');
+        const result = await executeTool(input).catch((err: unknown) => {
+          endStep(call.name, 'error');
+          throw err;
+        });
+        endStep(call.name, result.isError ? 'error' : 'ok');
         const faultDelay = deps.config.FAULT_DELAY_AFTER_SIDE_EFFECT_MS;
         if (faultDelay > 0 && tools.get(call.name)?.sideEffect) await new Promise((r) => setTimeout(r, faultDelay));
         return result;

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import express from 'express';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import { pinoHttp } from 'pino-http';
 import type { AgentGateway } from '../lib/agent-gateway';
 import { payloadCodecFor } from '../lib/codec';
@@ -16,6 +17,8 @@ import { codecCorsOrigins, codecRoutes } from './routes/codec';
 import { governanceRoutes } from './routes/governance';
 import { crewRoutes } from './routes/crews';
 import { taskRoutes } from './routes/tasks';
+import { metricsRoute } from './routes/metrics';
+import { openApiDocument } from './openapi';
 import type { Store } from './store';
 
 export interface AppDeps {
@@ -24,6 +27,8 @@ export interface AppDeps {
   gateway: AgentGateway;
   config: Config;
   logger: Logger;
+  /** Served at GET /metrics (lib/metrics.ts createApiMetrics). */
+  metrics?: Registry;
 }
 
 /** Builds the HTTP API. Listening and shutdown live in server.ts so tests can mount the app directly. */
@@ -67,7 +72,11 @@ export function createApp(deps: AppDeps): express.Express {
     res.status(healthy ? 200 : 503).json({ status: healthy ? 'ok' : 'degraded', checks, providers: { openCircuits } });
   });
 
+  if (deps.metrics) app.get('/metrics', metricsRoute(deps.metrics));
+
   const v1 = express.Router();
+  // The contract, public like /health so clients and tools can read it before they have a key.
+  v1.get('/openapi.json', (_req, res) => void res.json(openApiDocument()));
   v1.use((_req, res, next) => {
     // Every request acts inside one organisation; API keys scope it per org.
     res.locals.orgId = deps.config.DEFAULT_ORG_ID;

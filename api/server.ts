@@ -4,6 +4,8 @@ import { dataConverterFor } from '../lib/codec';
 import { config, databaseUrl } from '../lib/config';
 import { createPool, migrate } from '../lib/db';
 import { createLogger } from '../lib/logger';
+import { createApiMetrics } from '../lib/metrics';
+import { temporalConnectionOptions } from '../lib/temporal-connection';
 import { createApp } from './app';
 import { ChatEventHub } from './chat-events';
 import { createStore } from './store';
@@ -15,7 +17,7 @@ async function main(): Promise<void> {
   const url = databaseUrl(cfg);
   await migrate(url);
   const db = createPool(url);
-  const connection = await Connection.connect({ address: cfg.TEMPORAL_ADDRESS });
+  const connection = await Connection.connect(temporalConnectionOptions(cfg));
   const client = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE, dataConverter: dataConverterFor(cfg) });
   const chatEvents = new ChatEventHub(url, logger);
   const app = createApp({
@@ -24,6 +26,7 @@ async function main(): Promise<void> {
     gateway: new AgentGateway(client, cfg.TEMPORAL_TASK_QUEUE),
     config: cfg,
     logger,
+    metrics: createApiMetrics(db),
   });
   const server = app.listen(cfg.PORT, () => logger.info({ port: cfg.PORT }, `API listening on http://127.0.0.1:${cfg.PORT}`));
   server.requestTimeout = 30_000;

@@ -31,6 +31,20 @@ const EnvSchema = z.object({
   TEMPORAL_NAMESPACE: z.string().default('default'),
   TEMPORAL_TASK_QUEUE: z.string().default('agents'),
   TEMPORAL_UI_URL: z.string().default('http://127.0.0.1:8233'),
+  /** TLS to the Temporal frontend (lib/temporal-connection.ts); implied by the other TLS settings and by an API key. */
+  TEMPORAL_TLS: z.enum(['true', 'false']).transform((v) => v === 'true').optional(),
+  /** mTLS client certificate and key (PEM files), e.g. for a self-hosted cluster or Temporal Cloud with mTLS. */
+  TEMPORAL_TLS_CERT_PATH: z.string().optional(),
+  TEMPORAL_TLS_KEY_PATH: z.string().optional(),
+  /** CA bundle (PEM) that signed the server's certificate, when not a public CA. */
+  TEMPORAL_TLS_CA_PATH: z.string().optional(),
+  TEMPORAL_TLS_SERVER_NAME: z.string().optional(),
+  /** Temporal Cloud API key, sent as a bearer token (sensitive). */
+  TEMPORAL_API_KEY: z.string().optional(),
+  /** Port of the worker's own Prometheus /metrics (step durations, provider errors, circuits, SDK metrics); unset: none. */
+  WORKER_METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
+  /** host:port where the Temporal SDK exports its worker metrics (appended to the worker's /metrics); unset: not exported. */
+  TEMPORAL_SDK_METRICS_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'use host:port, e.g. 127.0.0.1:9465').optional(),
 
   DATABASE_URL: z.string().optional(),
   EMBEDDED_PG_PORT: intFromEnv(5433, 1),

@@ -14,6 +14,7 @@ import { AgentGateway } from '../lib/agent-gateway';
 import { dataConverterFor } from '../lib/codec';
 import type { Config } from '../lib/config';
 import { createPool } from '../lib/db';
+import { temporalConnectionOptions } from '../lib/temporal-connection';
 import { CpuGatedActivitySlots, CpuSampler } from './cpu-gate';
 
 export interface AgentWorkerOptions {
@@ -37,7 +38,7 @@ let runtimeInstalled = false;
  * Routes the SDK's own logs (worker lifecycle, workflow and activity loggers) into pino, once per
  * process. The SDK logs at WARN and above unless LOG_LEVEL asks for debug.
  */
-function installRuntime(logger: Logger): void {
+function installRuntime(logger: Logger, sdkMetricsAddress: string | undefined): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   const level = logger.isLevelEnabled('debug') ? 'DEBUG' : 'WARN';
@@ -47,17 +48,21 @@ function installRuntime(logger: Logger): void {
   });
   Runtime.install({
     logger: sdkLogger,
-    telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: level }), forward: {} } },
+    telemetryOptions: {
+      logging: { filter: makeTelemetryFilterString({ core: level }), forward: {} },
+      // The SDK's worker metrics (poll latencies, slots, sticky cache, activity and workflow task counts).
+      ...(sdkMetricsAddress ? { metrics: { prometheus: { bindAddress: sdkMetricsAddress } } } : {}),
+    },
   });
 }
 
 /** Wires the worker: connections, activities with their dependencies, workflows. Nothing else. */
 export async function createAgentWorker(opts: AgentWorkerOptions): Promise<AgentWorker> {
   const { config, logger } = opts;
-  installRuntime(logger);
+  installRuntime(logger, config.TEMPORAL_SDK_METRICS_ADDRESS);
   const db = createPool(opts.databaseUrl);
-  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
-  const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  const connection = await NativeConnection.connect(temporalConnectionOptions(config));
+  const clientConnection = await Connection.connect(temporalConnectionOptions(config));
   const dataConverter = dataConverterFor(config);
   const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE, dataConverter });
   const gateway = new AgentGateway(client, config.TEMPORAL_TASK_QUEUE);

@@ -2,6 +2,7 @@ import { config, databaseUrl } from '../lib/config';
 import { migrate } from '../lib/db';
 import { createLogger } from '../lib/logger';
 import { createAgentWorker } from './agent-worker';
+import { serveWorkerMetrics } from './metrics-server';
 
 /** Worker process: applies migrations, then polls the agents task queue until SIGINT/SIGTERM. */
 async function main(): Promise<void> {
@@ -16,9 +17,12 @@ async function main(): Promise<void> {
     workflowBundlePath: process.env.WORKFLOW_BUNDLE_PATH,
     identity: process.env.WORKER_IDENTITY,
   });
+  const metrics = cfg.WORKER_METRICS_PORT
+    ? await serveWorkerMetrics({ port: cfg.WORKER_METRICS_PORT, sdkMetricsAddress: cfg.TEMPORAL_SDK_METRICS_ADDRESS, logger })
+    : undefined;
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => agentWorker.shutdown());
-  logger.info({ taskQueue: cfg.TEMPORAL_TASK_QUEUE, temporal: cfg.TEMPORAL_ADDRESS }, 'worker started');
-  await agentWorker.run();
+  logger.info({ taskQueue: cfg.TEMPORAL_TASK_QUEUE, temporal: cfg.TEMPORAL_ADDRESS, metricsPort: metrics?.port }, 'worker started');
+  await agentWorker.run().finally(() => metrics?.close());
   logger.info('worker stopped');
 }
 

@@ -1,4 +1,5 @@
 import { circuitBreaker, CircuitState, ConsecutiveBreaker, handleWhen, type CircuitBreakerPolicy } from 'cockatiel';
+import { workerMetrics } from '../../lib/metrics';
 import { ProviderError } from './types';
 
 export type CircuitStateName = 'closed' | 'open' | 'half_open';
@@ -38,7 +39,11 @@ export class ProviderCircuits {
       breaker.onFailure(({ reason }) => {
         if ('error' in reason) lastError = reason.error instanceof Error ? reason.error.message : String(reason.error);
       });
-      breaker.onStateChange((state) => this.opts.onStateChange(provider, STATE_NAMES[state], lastError));
+      breaker.onStateChange((state) => {
+        workerMetrics.circuitState(provider, STATE_NAMES[state]);
+        this.opts.onStateChange(provider, STATE_NAMES[state], lastError);
+      });
+      workerMetrics.circuitState(provider, 'closed');
       this.breakers.set(provider, breaker);
     }
     return breaker;

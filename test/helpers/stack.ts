@@ -15,6 +15,7 @@ import { AgentGateway } from '../../lib/agent-gateway';
 import { dataConverterFor } from '../../lib/codec';
 import { loadConfig, type Config } from '../../lib/config';
 import { createPool, type Db } from '../../lib/db';
+import { createApiMetrics } from '../../lib/metrics';
 import { createAgentWorker } from '../../workers/agent-worker';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -50,7 +51,7 @@ export async function startApi(config: Config, opts: { port?: number } = {}): Pr
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter: dataConverterFor(config) });
   const gateway = new AgentGateway(client, config.TEMPORAL_TASK_QUEUE);
   const chatEvents = new ChatEventHub(config.DATABASE_URL!, silentLogger);
-  const app = createApp({ store: createStore(db), chatEvents, gateway, config, logger: silentLogger });
+  const app = createApp({ store: createStore(db), chatEvents, gateway, config, logger: silentLogger, metrics: createApiMetrics(db) });
   const server = app.listen(opts.port ?? 0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', resolve));
   const { port } = server.address() as AddressInfo;

@@ -1,0 +1,347 @@
+/**
+ * The API's OpenAPI 3.1 contract, generated from zod: request schemas from lib/models.ts, response
+ * schemas below. Adding a route is one `route(...)` entry; `test/openapi.test.ts` validates real
+ * responses of every entry against the document. Served at GET /api/v1/openapi.json.
+ */
+import { z } from 'zod';
+import {
+  AGENT_STATUSES,
+  ApproveBody,
+  CancelTaskBody,
+  ChatBody,
+  CreateAgentBody,
+  CreateTaskBody,
+  ListAgentsQuery,
+  ListApprovalsQuery,
+  ListTasksQuery,
+  RejectBody,
+  TASK_STATUSES,
+  UpdateAgentBody,
+} from '../lib/models';
+
+// ---------------------------------------------------------------------------------------------
+// Response schemas. Loose objects: a client may rely on every listed field; new fields may appear.
+
+const timestamp = z.iso.datetime({ offset: true });
+const nullableTimestamp = timestamp.nullable();
+
+export const ErrorResponse = z.object({
+  error: z.looseObject({ code: z.string(), message: z.string(), details: z.unknown().optional() }),
+});
+
+const QueuedGoal = z.looseObject({ taskId: z.string(), title: z.string(), priority: z.number().int() });
+
+/** The agent workflow's live state (its `getState` query). */
+export const AgentLive = z.looseObject({
+  status: z.enum(AGENT_STATUSES),
+  paused: z.boolean(),
+  errorReason: z.string().nullable(),
+  queue: z.array(QueuedGoal),
+  current: QueuedGoal.nullable(),
+  goalsCompleted: z.number().int(),
+  goalsFailed: z.number().int(),
+  goalsCancelled: z.number().int(),
+  lastActive: nullableTimestamp,
+});
+
+export const Agent = z.looseObject({
+  id: z.uuid(),
+  orgId: z.string(),
+  name: z.string(),
+  objective: z.string(),
+  type: z.string(),
+  capabilities: z.array(z.string()),
+  autonomy: z.enum(['manual', 'copilot', 'autopilot']),
+  priority: z.number().int(),
+  status: z.enum(AGENT_STATUSES),
+  allowedTools: z.array(z.string()),
+  systemPrompt: z.string().nullable(),
+  provider: z.string().nullable(),
+  model: z.string().nullable(),
+  currentTaskId: z.uuid().nullable(),
+  queueLength: z.number().int(),
+  createdAt: timestamp,
+  updatedAt: timestamp,
+  lastActive: nullableTimestamp,
+  archivedAt: nullableTimestamp,
+  approvalRequiredTools: z.array(z.string()),
+  approvalTimeoutHours: z.number().nullable(),
+  onApprovalTimeout: z.enum(['fail', 'escalate']),
+  notify: z.looseObject({ type: z.enum(['log', 'webhook']) }),
+});
+
+export const AgentWithLive = Agent.extend({ live: AgentLive.nullable() });
+
+export const Task = z.looseObject({
+  id: z.uuid(),
+  orgId: z.string(),
+  agentId: z.uuid(),
+  title: z.string(),
+  taskType: z.string(),
+  priority: z.number().int(),
+  status: z.enum(TASK_STATUSES),
+  input: z.unknown(),
+  output: z.unknown(),
+  error: z.string().nullable(),
+  parentTaskId: z.uuid().nullable(),
+  delegationDepth: z.number().int(),
+  steps: z.number().int(),
+  usage: z.object({ inputTokens: z.number().int(), outputTokens: z.number().int() }),
+  createdAt: timestamp,
+  startedAt: nullableTimestamp,
+  completedAt: nullableTimestamp,
+});
+
+export const Decision = z.looseObject({
+  step: z.number().int(),
+  decisionType: z.enum(['plan', 'tool_call', 'delegate', 'escalate', 'complete']),
+  reasoning: z.string(),
+  action: z.unknown(),
+  result: z.unknown(),
+  confidence: z.number().nullable(),
+  createdAt: timestamp,
+});
+
+export const TaskDetail = Task.extend({ reasoningTrace: z.array(Decision) });
+export const SubmittedTask = Task.extend({ position: z.number().int().min(0) });
+
+export const Approval = z.looseObject({
+  id: z.uuid(),
+  taskId: z.uuid(),
+  agentId: z.uuid(),
+  orgId: z.string(),
+  title: z.string(),
+  proposedAction: z.looseObject({ tool: z.string(), arguments: z.unknown() }),
+  status: z.enum(['pending', 'approved', 'rejected', 'expired']),
+  decidedBy: z.string().nullable(),
+  reason: z.string().nullable(),
+  editedAction: z.unknown(),
+  createdAt: timestamp,
+  decidedAt: nullableTimestamp,
+  expiresAt: timestamp,
+});
+
+const page = { limit: z.number().int(), offset: z.number().int() };
+export const AgentList = z.object({ agents: z.array(Agent), ...page });
+export const TaskList = z.object({ tasks: z.array(Task), ...page });
+export const ApprovalList = z.object({ approvals: z.array(Approval), ...page });
+
+export const Health = z.object({
+  status: z.enum(['ok', 'degraded']),
+  checks: z.object({ postgres: z.enum(['ok', 'down']), temporal: z.enum(['ok', 'down']) }),
+  providers: z.object({
+    openCircuits: z.array(
+      z.looseObject({ worker: z.string(), provider: z.string(), state: z.string(), lastError: z.string().nullable(), changedAt: timestamp }),
+    ),
+  }),
+});
+
+export const ChatHistory = z.object({
+  sessionId: z.uuid(),
+  messages: z.array(
+    z.looseObject({
+      id: z.uuid(),
+      turnId: z.uuid(),
+      role: z.enum(['user', 'assistant']),
+      content: z.string(),
+      agentId: z.uuid().nullable(),
+      agentType: z.string().nullable(),
+      metadata: z.unknown(),
+      createdAt: timestamp,
+    }),
+  ),
+});
+
+export const ChatTurn = z.looseObject({ sessionId: z.uuid(), agentId: z.uuid(), turnId: z.uuid(), status: z.enum(['completed', 'failed', 'cancelled']) });
+
+/** The named schemas, as they appear under components.schemas. */
+const RESPONSE_SCHEMAS = {
+  ErrorResponse,
+  AgentLive,
+  Agent,
+  AgentWithLive,
+  AgentList,
+  Task,
+  TaskDetail,
+  SubmittedTask,
+  TaskList,
+  Decision,
+  Approval,
+  ApprovalList,
+  Health,
+  ChatHistory,
+  ChatTurn,
+};
+const REQUEST_SCHEMAS = {
+  CreateAgentBody,
+  UpdateAgentBody,
+  CreateTaskBody,
+  CancelTaskBody,
+  ApproveBody,
+  RejectBody,
+  ChatBody,
+};
+const QUERY_SCHEMAS = { ListAgentsQuery, ListTasksQuery, ListApprovalsQuery };
+
+// ---------------------------------------------------------------------------------------------
+// Routes
+
+type Method = 'get' | 'post' | 'patch';
+/** A JSON body, or several media types: a response schema, or free text / any JSON object. */
+type ResponseBody = z.ZodType | { description: string; media: Record<string, z.ZodType | 'text' | 'object'> };
+
+interface RouteSpec {
+  method: Method;
+  /** Express-style path: `:id` segments become path parameters. */
+  path: string;
+  summary: string;
+  tag: string;
+  body?: z.ZodType;
+  query?: z.ZodObject;
+  /** Success responses; 400/404/409 error bodies are added to every /api/v1 route. */
+  responses: Record<number, ResponseBody>;
+  /** Outside /api/v1: no API key. */
+  public?: boolean;
+}
+
+const ROUTES: RouteSpec[] = [];
+const route = (spec: RouteSpec) => ROUTES.push(spec);
+
+route({ method: 'get', path: '/health', tag: 'operations', public: true, summary: 'Temporal and Postgres checks; 503 when either is down', responses: { 200: Health, 503: Health } });
+route({
+  method: 'get',
+  path: '/metrics',
+  tag: 'operations',
+  public: true,
+  summary: 'Prometheus metrics (agents by status, tasks, queue depth, tokens, approvals, circuits)',
+  responses: { 200: { description: 'Prometheus text exposition format 0.0.4', media: { 'text/plain': 'text' } } },
+});
+route({
+  method: 'get',
+  path: '/api/v1/openapi.json',
+  tag: 'operations',
+  summary: 'This document',
+  responses: { 200: { description: 'OpenAPI 3.1 document', media: { 'application/json': 'object' } } },
+});
+
+route({ method: 'post', path: '/api/v1/agents', tag: 'agents', summary: 'Create an agent; its workflow runs when this returns', body: CreateAgentBody, responses: { 201: AgentWithLive } });
+route({ method: 'get', path: '/api/v1/agents', tag: 'agents', summary: 'List agents (archived ones only with status=ARCHIVED)', query: ListAgentsQuery, responses: { 200: AgentList } });
+route({ method: 'get', path: '/api/v1/agents/:id', tag: 'agents', summary: 'An agent with its live workflow state', responses: { 200: AgentWithLive } });
+route({ method: 'patch', path: '/api/v1/agents/:id', tag: 'agents', summary: 'Change an agent; applied by its workflow', body: UpdateAgentBody, responses: { 200: AgentWithLive } });
+for (const action of ['pause', 'resume', 'archive'] as const) {
+  route({ method: 'post', path: `/api/v1/agents/:id/${action}`, tag: 'agents', summary: `${action[0]!.toUpperCase()}${action.slice(1)} an agent`, responses: { 200: AgentWithLive } });
+}
+
+route({ method: 'post', path: '/api/v1/tasks', tag: 'tasks', summary: "Submit a task to an agent's queue", body: CreateTaskBody, responses: { 201: SubmittedTask } });
+route({ method: 'get', path: '/api/v1/tasks', tag: 'tasks', summary: 'List tasks, newest first', query: ListTasksQuery, responses: { 200: TaskList } });
+route({ method: 'get', path: '/api/v1/tasks/:id', tag: 'tasks', summary: 'A task with its reasoning trace', responses: { 200: TaskDetail } });
+route({ method: 'post', path: '/api/v1/tasks/:id/cancel', tag: 'tasks', summary: 'Cancel a queued or running task', body: CancelTaskBody, responses: { 200: Task } });
+
+route({ method: 'get', path: '/api/v1/approvals', tag: 'approvals', summary: 'List approval requests', query: ListApprovalsQuery, responses: { 200: ApprovalList } });
+route({ method: 'get', path: '/api/v1/approvals/:id', tag: 'approvals', summary: 'One approval request', responses: { 200: Approval } });
+route({ method: 'post', path: '/api/v1/approvals/:id/approve', tag: 'approvals', summary: 'Approve (optionally with an edited action)', body: ApproveBody, responses: { 200: Approval } });
+route({ method: 'post', path: '/api/v1/approvals/:id/reject', tag: 'approvals', summary: 'Reject', body: RejectBody, responses: { 200: Approval } });
+
+route({
+  method: 'post',
+  path: '/api/v1/chat',
+  tag: 'chat',
+  summary: 'Send a chat message; streams Server-Sent Events (session, token, tool_call, tool_result, message | error), or JSON with "stream": false',
+  body: ChatBody,
+  responses: {
+    200: { description: 'An event stream (`event: <type>` / `data: <json>`), or the finished turn with "stream": false', media: { 'text/event-stream': 'text', 'application/json': ChatTurn } },
+    502: ChatTurn,
+  },
+});
+route({ method: 'get', path: '/api/v1/chat/:sessionId', tag: 'chat', summary: "A chat session's stored history", responses: { 200: ChatHistory } });
+
+// ---------------------------------------------------------------------------------------------
+// The document
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const nameOf = (schema: z.ZodType, table: Record<string, z.ZodType>) => Object.entries(table).find(([, s]) => s === schema)?.[0];
+
+function componentSchemas(table: Record<string, z.ZodType>, io: 'input' | 'output'): Record<string, unknown> {
+  const registry = z.registry<{ id: string }>();
+  for (const [id, schema] of Object.entries(table)) registry.add(schema, { id });
+  const { schemas } = z.toJSONSchema(registry, { io, uri: (id) => `#/components/schemas/${id}`, unrepresentable: 'any' });
+  // Components live inside the document, which declares its dialect once (jsonSchemaDialect) and
+  // names them by their place; zod's own $schema and $id would only repeat that.
+  return Object.fromEntries(Object.entries(schemas).map(([id, { $schema: _dialect, $id: _id, ...schema }]) => [id, schema]));
+}
+
+function queryParameters(query: z.ZodObject) {
+  const json = z.toJSONSchema(query, { io: 'input' }) as { properties?: Record<string, object>; required?: string[] };
+  return Object.entries(json.properties ?? {}).map(([name, schema]) => ({
+    name,
+    in: 'query',
+    required: json.required?.includes(name) ?? false,
+    schema,
+  }));
+}
+
+function operation(spec: RouteSpec) {
+  const pathParams = [...spec.path.matchAll(/:(\w+)/g)].map(([, name]) => ({ name, in: 'path', required: true, schema: { type: 'string' } }));
+  const responses: Record<string, unknown> = {};
+  for (const [status, body] of Object.entries(spec.responses)) {
+    const { description, media } = body instanceof z.ZodType ? { description: 'OK', media: { 'application/json': body } } : body;
+    const content = Object.fromEntries(
+      Object.entries(media).map(([type, schema]) => [
+        type,
+        { schema: schema instanceof z.ZodType ? ref(nameOf(schema, RESPONSE_SCHEMAS)!) : { type: schema === 'text' ? 'string' : 'object' } },
+      ]),
+    );
+    responses[status] = { description: Number(status) >= 400 ? 'Failed' : description, content };
+  }
+  if (!spec.public) {
+    const error = (description: string) => ({ description, content: { 'application/json': { schema: ref('ErrorResponse') } } });
+    responses['400'] ??= error('Malformed JSON or invalid fields (zod issues in details.issues)');
+    responses['404'] ??= error('Unknown id or route');
+    responses['409'] ??= error('Impossible transition');
+  }
+  const bodyName = spec.body && nameOf(spec.body, REQUEST_SCHEMAS);
+  return {
+    operationId: `${spec.method}${spec.path.replace(/^\/api\/v1/, '').replace(/[/:.](\w)/g, (_m, c: string) => c.toUpperCase()).replace(/\W/g, '')}`,
+    summary: spec.summary,
+    tags: [spec.tag],
+    ...(spec.public ? { security: [] } : {}),
+    parameters: [...pathParams, ...(spec.query ? queryParameters(spec.query) : [])],
+    ...(bodyName ? { requestBody: { required: true, content: { 'application/json': { schema: ref(bodyName) } } } } : {}),
+    responses,
+  };
+}
+
+let cached: object | undefined;
+
+/** The OpenAPI 3.1 document (built once per process). */
+export function openApiDocument(): object {
+  if (cached) return cached;
+  const paths: Record<string, Record<string, unknown>> = {};
+  for (const spec of ROUTES) {
+    const path = spec.path.replace(/:(\w+)/g, '{$1}');
+    (paths[path] ??= {})[spec.method] = operation(spec);
+  }
+  cached = {
+    openapi: '3.1.0',
+    jsonSchemaDialect: 'https://json-schema.org/draft/2020-12/schema',
+    info: {
+      title: 'Temporal Agent Orchestrator API',
+      version: '1',
+      description: 'Agents are Temporal workflows; this API starts and changes them and reads their Postgres records. Errors are {"error": {"code", "message", "details?"}}.',
+    },
+    servers: [{ url: '/' }],
+    // API keys (Authorization: Bearer) when the server requires them; /health, /metrics and this document are public.
+    security: [{ bearerAuth: [] }, {}],
+    paths,
+    components: {
+      schemas: { ...componentSchemas(RESPONSE_SCHEMAS, 'output'), ...componentSchemas(REQUEST_SCHEMAS, 'input'), ...componentSchemas(QUERY_SCHEMAS, 'input') },
+      securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'API key' } },
+    },
+  };
+  return cached;
+}
+
+/** The documented operations, for tests that check each one against real responses. */
+export function documentedOperations(): { method: Method; path: string }[] {
+  return ROUTES.map(({ method, path }) => ({ method, path }));
+}
