@@ -26,7 +26,7 @@ async function main(): Promise<void> {
     gateway: new AgentGateway(client, cfg.TEMPORAL_TASK_QUEUE),
     config: cfg,
     logger,
-    metrics: createApiMetrics(db),
+    metrics: createApiMetrics(db, { tokenBudget: { tokensPerWindow: cfg.AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE, windowSeconds: cfg.TOKEN_BUDGET_WINDOW_SECONDS } }),
   });
   const server = app.listen(cfg.PORT, () => logger.info({ port: cfg.PORT }, `API listening on http://127.0.0.1:${cfg.PORT}`));
   server.requestTimeout = 30_000;

@@ -68,19 +68,13 @@ export const workerMetrics = {
 // ---------------------------------------------------------------------------------------------
 // API side: read from Postgres when Prometheus scrapes.
 
-/** One token budget per agent type, as `agents_token_budget`. */
-export interface TokenBudget {
-  agentType: string;
-  limitTokens: number;
+/** The global token budget, so `agents_token_budget_used_tokens` can be read against it. */
+export interface TokenBudgetSettings {
+  tokensPerWindow: number;
+  windowSeconds: number;
 }
 
-/**
- * Hook for the budget feature: once budgets exist, register where to read them and
- * `agents_token_budget` appears next to `agents_tokens_used`. Until then only usage is exported.
- */
-export type TokenBudgetSource = (db: Db) => Promise<TokenBudget[]>;
-
-export function createApiMetrics(db: Db, opts: { tokenBudgets?: TokenBudgetSource } = {}): Registry {
+export function createApiMetrics(db: Db, opts: { tokenBudget?: TokenBudgetSettings } = {}): Registry {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'agents_api_' });
 
@@ -169,18 +163,42 @@ export function createApiMetrics(db: Db, opts: { tokenBudgets?: TokenBudgetSourc
     `SELECT provider, state, count(*) AS value FROM provider_circuits WHERE state <> 'closed' GROUP BY 1, 2`,
   );
 
-  const budgets = opts.tokenBudgets;
-  if (budgets) {
+  const budget = opts.tokenBudget;
+  if (budget) {
     new Gauge({
-      name: 'agents_token_budget',
-      help: 'Token budget by agent type (compare with agents_tokens_used)',
-      labelNames: ['agent_type'] as const,
+      name: 'agents_token_budget_tokens',
+      help: 'The global token budget per budget window (AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE)',
+      registers: [registry],
+      collect() {
+        this.set(budget.tokensPerWindow);
+      },
+    });
+    new Gauge({
+      name: 'agents_token_budget_used_tokens',
+      help: 'Tokens reserved or used in the current budget window, all agents',
       registers: [registry],
       async collect() {
-        this.reset();
-        for (const b of await budgets(db)) this.set({ agent_type: b.agentType }, b.limitTokens);
+        const { rows } = await db.query<{ used: number }>(
+          'SELECT COALESCE(sum(tokens), 0)::bigint AS used FROM token_ledger WHERE reserved_at > clock_timestamp() - make_interval(secs => $1)',
+          [budget.windowSeconds],
+        );
+        this.set(rows[0].used);
       },
     });
   }
+  fromQuery(
+    'agents_slots_held',
+    'Active-agent and step slots held now, by kind and task queue',
+    ['kind', 'task_queue'],
+    `SELECT split_part(kind, ':', 1) AS kind, substr(kind, strpos(kind, ':') + 1) AS task_queue, count(*) AS value
+       FROM slot_leases WHERE released_at IS NULL AND expires_at > clock_timestamp() GROUP BY kind`,
+  );
+  fromQuery(
+    'agents_slots_waiting',
+    'Agents or steps waiting for a slot, by kind and task queue',
+    ['kind', 'task_queue'],
+    `SELECT split_part(kind, ':', 1) AS kind, substr(kind, strpos(kind, ':') + 1) AS task_queue, count(*) AS value
+       FROM slot_waiters WHERE seen_at > clock_timestamp() - interval '30 seconds' GROUP BY kind`,
+  );
   return registry;
 }

@@ -120,6 +120,9 @@ describe('Prometheus metrics after real tasks', () => {
     assert.ok(tokens('inputTokens') > 0);
     assert.equal(value(samples, 'agents_tokens_used', { agent_type: agentType, direction: 'input' }), tokens('inputTokens'));
     assert.equal(value(samples, 'agents_tokens_used', { agent_type: agentType, direction: 'output' }), tokens('outputTokens'));
+    // The budget window (60 s) still holds these tasks' model calls.
+    assert.equal(value(samples, 'agents_token_budget_tokens'), stack.config.AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE);
+    assert.ok(value(samples, 'agents_token_budget_used_tokens')! >= tokens('inputTokens') + tokens('outputTokens'));
     assert.equal(value(samples, 'agents_approval_wait_seconds_count', { status: 'approved' }), approvedBefore + 1);
     assert.ok(value(samples, 'agents_approval_wait_seconds_sum', { status: 'approved' })! >= 0.3);
     assert.ok(value(samples, 'agents_api_process_resident_memory_bytes')! > 0, 'process metrics of the API');
