@@ -59,7 +59,8 @@ export interface ChaosTally {
   chaos: { workerKills: number; workerStarts: number; workerExitsUnprompted: number; temporalRestarts: number; postgresRestarts: number };
   approvals: { total: number; approved: number; rejected: number; expired: number; pending: number; leftToExpire: number; decidedByApprover: number; refusedAsLate: number };
   sideEffects: Record<SideEffectTool, { ledgerKeys: number; applied: number }> & { httpPostOutcomeUnknown: number };
-  workflows: { scanned: number; workflowTaskFailures: Record<string, number>; nondeterminism: number };
+  /** Every run's history: workflow task failures by cause, and the retries the faults caused. */
+  workflows: { scanned: number; workflowTaskFailures: Record<string, number>; nondeterminism: number; workflowTaskTimeouts: number; activityRetries: number };
   violations: string[];
   ok: boolean;
 }
@@ -77,6 +78,7 @@ interface PlannedTask {
 
 const APPROVAL_TIMEOUT_SECONDS = 6;
 const LLM_TIMEOUT_SECONDS = 3;
+const MODEL_LATENCY_MS = 400;
 
 export async function runChaos(opts: ChaosOptions): Promise<ChaosTally> {
   const { size, log } = opts;
@@ -201,16 +203,19 @@ async function createAgentsAndPlan(api: TestStack, size: ChaosSize, seed: number
  */
 function scriptFor(task: PlannedTask, plan: PlannedTask[], receiverUrl: string): unknown[] {
   const append = (n: number) => ({ call: 'memory_write', args: { key: 'log', op: 'append', value: `${task.ticket}:${n}` } });
-  if (task.role !== 'autopilot') return [append(1), { answer: `${task.ticket} done` }];
+  // Each tool-calling turn takes a moment, as a real model's would, so kills land on work in flight.
+  const turn = (entry: object) => ({ ...entry, delayMs: MODEL_LATENCY_MS });
+  const answer = { answer: `${task.ticket} done` };
+  if (task.role !== 'autopilot') return [turn(append(1)), answer];
   const peer = plan.find((t) => t.agentId !== task.agentId && t.role === 'autopilot')?.agentId ?? task.agentId;
   switch (Number(task.ticket.slice(1)) % 3) {
     case 0:
-      return [{ calls: [append(1), { call: 'send_message', args: { toAgentId: peer, content: task.ticket } }] }, { answer: `${task.ticket} done` }];
+      return [turn({ calls: [append(1), { call: 'send_message', args: { toAgentId: peer, content: task.ticket } }] }), answer];
     case 1:
       // http_post always waits for an approval, even on autopilot.
-      return [{ call: 'http_post', args: { url: receiverUrl, body: { ticket: task.ticket } } }, { answer: `${task.ticket} posted` }];
+      return [turn({ call: 'http_post', args: { url: receiverUrl, body: { ticket: task.ticket } } }), answer];
     default:
-      return [append(1), append(2), { answer: `${task.ticket} done` }];
+      return [turn(append(1)), turn(append(2)), answer];
   }
 }
 
@@ -272,7 +277,7 @@ class WorkerKeeper {
   }
 }
 
-/** Kills the worker every few seconds; restarts Temporal at a quarter of the tasks done and PostgreSQL at 60 %. */
+/** Kills the worker every few seconds; restarts Temporal once a fifth of the tasks are done and PostgreSQL at half. */
 class ChaosMonkey {
   private stopped = false;
   temporalRestarts = 0;
@@ -294,11 +299,11 @@ class ChaosMonkey {
       await sleep(killEverySeconds * 1000);
       if (this.stopped) break;
       const done = await progress().catch(() => 0);
-      if (this.temporalRestarts === 0 && done >= 0.25) {
+      if (this.temporalRestarts === 0 && done >= 0.2) {
         this.log(`restarting the Temporal dev server (${Math.round(done * 100)}% done)`);
         await this.stack.restartTemporal(2000);
         this.temporalRestarts += 1;
-      } else if (this.postgresRestarts === 0 && this.temporalRestarts > 0 && done >= 0.6) {
+      } else if (this.postgresRestarts === 0 && this.temporalRestarts > 0 && done >= 0.5) {
         this.log(`restarting PostgreSQL (${Math.round(done * 100)}% done)`);
         await this.stack.restartPostgres(2000);
         this.postgresRestarts += 1;
@@ -316,7 +321,7 @@ class ChaosMonkey {
 // ---------------------------------------------------------------------------------------------
 // The approver: decides requests through the API as they appear
 
-interface ApproverRecord {
+export interface ApproverRecord {
   decision: 'approve' | 'reject' | 'leave';
   /** HTTP status of the decision request that settled it (200 applied, 409 too late). */
   status?: number;
@@ -405,75 +410,142 @@ interface VerifyInput {
   opts: ChaosOptions;
 }
 
-async function verify(v: VerifyInput): Promise<ChaosTally> {
-  const { api, plan, approver } = v;
-  const violations: string[] = [];
-  const ids = plan.map((t) => t.id!);
-  const tickets = new Map(plan.map((t) => [t.id!, t.ticket]));
-  const count = <K extends string>(acc: Record<K, number>, key: K) => ((acc[key] = (acc[key] ?? 0) + 1), acc);
+/** What the run left behind, read from PostgreSQL, Temporal and the HTTP receiver. */
+export interface Observations {
+  tasks: { id: string; ticket: string; status?: string; error: string | null; decisions: number; workflowStatus: string }[];
+  /** The idempotency ledger (side_effects) of the run's tasks. */
+  ledger: { key: string; tool: string; taskId: string; result: unknown }[];
+  /** Values appended to the agents' memory "log" lists: "<ticket>:<n>". */
+  memoryMarkers: string[];
+  /** idempotency_key of every agent_messages row. */
+  messageKeys: string[];
+  /** Idempotency-Key header of every request the receiver got. */
+  httpReceivedKeys: string[];
+  approvals: { id: string; taskId: string; step: number; callIndex: number; status: string }[];
+  /** What the approver did with each request it saw (HTTP status 200 applied, 409 refused). */
+  approverRecords: Record<string, ApproverRecord>;
+  nondeterminism: number;
+}
 
-  // Tasks: a terminal row with its reason, a reasoning trace, and a closed workflow.
+export interface Judgement {
+  violations: string[];
+  tasks: ChaosTally['tasks'];
+  approvals: ChaosTally['approvals'];
+  sideEffects: ChaosTally['sideEffects'];
+}
+
+async function verify(v: VerifyInput): Promise<ChaosTally> {
+  const { api, plan } = v;
+  const ids = plan.map((t) => t.id!);
   const { rows: taskRows } = await api.db.query<{ id: string; status: string; error: string | null; decisions: number }>(
     `SELECT t.id, t.status, t.error, (SELECT count(*)::int FROM decisions d WHERE d.task_id = t.id) AS decisions
        FROM tasks t WHERE t.id = ANY($1)`,
     [ids],
   );
   const rowsById = new Map(taskRows.map((r) => [r.id, r]));
-  const byStatus: Record<string, number> = {};
-  const failureReasons: Record<string, number> = {};
-  const workflowStatuses: Record<string, number> = {};
-  for (const id of ids) {
-    const row = rowsById.get(id);
-    if (!row) {
-      violations.push(`task ${id} (${tickets.get(id)}) has no row: lost`);
-      continue;
-    }
-    count(byStatus, row.status);
-    if (row.status !== 'completed' && row.status !== 'failed') violations.push(`task ${id} ended ${row.status}, not completed or failed`);
-    if (row.status === 'failed') {
-      if (!row.error) violations.push(`task ${id} failed without a recorded reason`);
-      else count(failureReasons, reasonKind(row.error));
-    }
-    if (row.decisions === 0) violations.push(`task ${id} has no reasoning trace`);
-    const status = await api.client.workflow.getHandle(taskWorkflowId(id)).describe().then((d) => d.status.name ?? 'UNKNOWN', () => 'NOT_FOUND');
-    count(workflowStatuses, status);
-    if (status !== 'COMPLETED') violations.push(`workflow of task ${id} is ${status}, not COMPLETED`);
+  const tasks: Observations['tasks'] = [];
+  for (const t of plan) {
+    const row = rowsById.get(t.id!);
+    const workflowStatus = await api.client.workflow.getHandle(taskWorkflowId(t.id!)).describe().then((d) => d.status.name ?? 'UNKNOWN', () => 'NOT_FOUND');
+    tasks.push({ id: t.id!, ticket: t.ticket, status: row?.status, error: row?.error ?? null, decisions: row?.decisions ?? 0, workflowStatus });
   }
-
-  // Side effects: every application observed in the world matches exactly one ledger key.
-  const { rows: ledger } = await api.db.query<{ idempotency_key: string; tool: string; task_id: string; result: unknown }>(
-    'SELECT idempotency_key, tool, task_id, result FROM side_effects WHERE task_id = ANY($1)',
+  const { rows: ledger } = await api.db.query<{ key: string; tool: string; taskId: string; result: unknown }>(
+    'SELECT idempotency_key AS key, tool, task_id AS "taskId", result FROM side_effects WHERE task_id = ANY($1)',
     [ids],
   );
-  const ledgerOf = (tool: string) => ledger.filter((l) => l.tool === tool);
-  const sideEffects = {
-    memory_write: { ledgerKeys: ledgerOf('memory_write').length, applied: 0 },
-    send_message: { ledgerKeys: ledgerOf('send_message').length, applied: 0 },
-    http_post: { ledgerKeys: ledgerOf('http_post').length, applied: 0 },
+  const { rows: logs } = await api.db.query<{ value: unknown }>(`SELECT value FROM memory WHERE key = 'log'`);
+  const { rows: messages } = await api.db.query<{ key: string }>('SELECT idempotency_key AS key FROM agent_messages WHERE task_id = ANY($1)', [ids]);
+  const { rows: approvals } = await api.db.query<Observations['approvals'][number]>(
+    'SELECT id, task_id AS "taskId", step, call_index AS "callIndex", status FROM approvals WHERE task_id = ANY($1)',
+    [ids],
+  );
+  const workflows = await scanHistories(api.client);
+  const judgement = judge({
+    tasks,
+    ledger,
+    memoryMarkers: logs.flatMap((r) => (Array.isArray(r.value) ? r.value : [r.value])).map(String),
+    messageKeys: messages.map((m) => m.key),
+    httpReceivedKeys: v.receiver.received.map((r) => String(r.headers['idempotency-key'])),
+    approvals,
+    approverRecords: Object.fromEntries(v.approver.records),
+    nondeterminism: workflows.nondeterminism,
+  });
+  return {
+    settings: {
+      ...v.opts.size,
+      faultRate: v.opts.faultRate,
+      faultKinds: v.opts.faultKinds,
+      seed: v.opts.seed,
+      approvalTimeoutSeconds: APPROVAL_TIMEOUT_SECONDS,
+      llmTimeoutSeconds: LLM_TIMEOUT_SECONDS,
+    },
+    durationSeconds: 0,
+    tasks: judgement.tasks,
+    faults: { ...v.flaky, total: FAULT_KINDS.reduce((n, k) => n + v.flaky[k], 0), modelRequestsAnswered: v.answered },
+    chaos: {
+      workerKills: v.chaos.workers.kills,
+      workerStarts: v.chaos.workers.starts,
+      workerExitsUnprompted: v.chaos.workers.exitsUnprompted,
+      temporalRestarts: v.chaos.temporalRestarts,
+      postgresRestarts: v.chaos.postgresRestarts,
+    },
+    approvals: judgement.approvals,
+    sideEffects: judgement.sideEffects,
+    workflows,
+    violations: judgement.violations,
+    ok: judgement.violations.length === 0,
+  };
+}
+
+/**
+ * The guarantees, checked against what the run left behind: every task completed or failed with a reason
+ * and a trace, its workflow closed; every side effect applied once per ledger key; every approval decided
+ * or expired, consistent with its side effect and with the API's answers; no nondeterminism.
+ */
+export function judge(o: Observations): Judgement {
+  const violations: string[] = [];
+  const count = (acc: Record<string, number>, key: string) => ((acc[key] = (acc[key] ?? 0) + 1), acc);
+  const tasksById = new Map(o.tasks.map((t) => [t.id, t]));
+
+  const tasks: Judgement['tasks'] = { submitted: o.tasks.length, byStatus: {}, failureReasons: {}, workflowStatuses: {} };
+  for (const t of o.tasks) {
+    count(tasks.workflowStatuses, t.workflowStatus);
+    if (t.workflowStatus !== 'COMPLETED') violations.push(`workflow of task ${t.id} (${t.ticket}) is ${t.workflowStatus}, not COMPLETED`);
+    if (!t.status) {
+      violations.push(`task ${t.id} (${t.ticket}) has no row: lost`);
+      continue;
+    }
+    count(tasks.byStatus, t.status);
+    if (t.status !== 'completed' && t.status !== 'failed') violations.push(`task ${t.id} (${t.ticket}) ended ${t.status}, not completed or failed`);
+    if (t.status === 'failed') {
+      if (!t.error) violations.push(`task ${t.id} (${t.ticket}) failed without a recorded reason`);
+      else count(tasks.failureReasons, reasonKind(t.error));
+    }
+    if (t.decisions === 0) violations.push(`task ${t.id} (${t.ticket}) has no reasoning trace`);
+  }
+
+  const ledgerOf = (tool: string) => o.ledger.filter((l) => l.tool === tool);
+  const sideEffects: Judgement['sideEffects'] = {
+    memory_write: { ledgerKeys: ledgerOf('memory_write').length, applied: o.memoryMarkers.length },
+    send_message: { ledgerKeys: ledgerOf('send_message').length, applied: o.messageKeys.length },
+    http_post: { ledgerKeys: ledgerOf('http_post').length, applied: o.httpReceivedKeys.length },
     httpPostOutcomeUnknown: 0,
   };
-  // memory_write: the appended markers "<ticket>:<n>", one per ledger key of that task.
-  const { rows: logs } = await api.db.query<{ value: unknown }>(`SELECT value FROM memory WHERE key = 'log'`);
-  const markers = logs.flatMap((r) => (Array.isArray(r.value) ? r.value : [r.value])).map(String);
-  sideEffects.memory_write.applied = markers.length;
-  const markerCounts = markers.reduce((acc, m) => count(acc, m), {} as Record<string, number>);
+  // memory_write: the markers "<ticket>:<n>" carry no key, so each must appear once and each task must
+  // have as many markers as ledger keys.
+  const markerCounts = o.memoryMarkers.reduce(count, {});
   for (const [marker, n] of Object.entries(markerCounts)) if (n > 1) violations.push(`memory_write ${marker} applied ${n} times`);
-  for (const id of ids) {
-    const ticket = tickets.get(id)!;
-    const applied = markers.filter((m) => m.startsWith(`${ticket}:`)).length;
-    const keys = ledger.filter((l) => l.task_id === id && l.tool === 'memory_write').length;
-    if (applied !== keys) violations.push(`task ${id} (${ticket}): ${applied} memory writes applied, ${keys} ledger keys`);
+  for (const t of o.tasks) {
+    const applied = o.memoryMarkers.filter((m) => m.startsWith(`${t.ticket}:`)).length;
+    const keys = o.ledger.filter((l) => l.taskId === t.id && l.tool === 'memory_write').length;
+    if (applied !== keys) violations.push(`task ${t.id} (${t.ticket}): ${applied} memory writes applied, ${keys} ledger keys`);
   }
-  // send_message: each message row names its key; the set must equal the ledger's.
-  const { rows: messages } = await api.db.query<{ idempotency_key: string }>('SELECT idempotency_key FROM agent_messages WHERE task_id = ANY($1)', [ids]);
-  sideEffects.send_message.applied = messages.length;
-  compareKeys('send_message', messages.map((m) => m.idempotency_key), ledgerOf('send_message').map((l) => l.idempotency_key), violations);
-  // http_post: claimed before sending (at most once). A crash between the claim and the recorded result
-  // leaves the outcome unknown; the receiver may or may not have it, but never twice.
-  const received = v.receiver.received.map((r) => String(r.headers['idempotency-key']));
-  sideEffects.http_post.applied = received.length;
-  const receivedCounts = received.reduce((acc, k) => count(acc, k), {} as Record<string, number>);
-  const httpLedger = new Map(ledgerOf('http_post').map((l) => [l.idempotency_key, l.result]));
+  // send_message: each message row names its key; the two sets must be equal.
+  compareKeys('send_message', o.messageKeys, ledgerOf('send_message').map((l) => l.key), violations);
+  // http_post claims its key before sending (at most once). A crash between the request and recording its
+  // result leaves the outcome unknown: the receiver may have it, but never twice.
+  const receivedCounts = o.httpReceivedKeys.reduce(count, {});
+  const httpLedger = new Map(ledgerOf('http_post').map((l) => [l.key, l.result]));
   for (const [key, n] of Object.entries(receivedCounts)) {
     if (n > 1) violations.push(`http_post ${key} received ${n} times`);
     if (!httpLedger.has(key)) violations.push(`http_post ${key} received without a ledger key`);
@@ -483,22 +555,17 @@ async function verify(v: VerifyInput): Promise<ChaosTally> {
     else if (!receivedCounts[key]) violations.push(`http_post ${key} recorded a result but never reached the receiver`);
   }
 
-  // Approvals: none left pending, each consistent with the side effect and with what the approver was told.
-  const { rows: approvalRows } = await api.db.query<{ id: string; task_id: string; step: number; call_index: number; status: string }>(
-    'SELECT id, task_id, step, call_index, status FROM approvals WHERE task_id = ANY($1)',
-    [ids],
-  );
-  const ledgerKeys = new Set(ledger.map((l) => l.idempotency_key));
-  const approvals = { total: approvalRows.length, approved: 0, rejected: 0, expired: 0, pending: 0, leftToExpire: 0, decidedByApprover: 0, refusedAsLate: 0 };
-  for (const a of approvalRows) {
-    if (a.status in approvals) approvals[a.status as 'approved' | 'rejected' | 'expired' | 'pending'] += 1;
-    const key = `task-${a.task_id}:${a.step}:${a.call_index}`;
-    const taskRow = rowsById.get(a.task_id);
-    const record = approver.records.get(a.id);
+  const ledgerKeys = new Set(o.ledger.map((l) => l.key));
+  const approvals: Judgement['approvals'] = { total: o.approvals.length, approved: 0, rejected: 0, expired: 0, pending: 0, leftToExpire: 0, decidedByApprover: 0, refusedAsLate: 0 };
+  for (const a of o.approvals) {
+    if (a.status === 'approved' || a.status === 'rejected' || a.status === 'expired' || a.status === 'pending') approvals[a.status] += 1;
+    const key = `task-${a.taskId}:${a.step}:${a.callIndex}`;
+    const task = tasksById.get(a.taskId);
+    const record = o.approverRecords[a.id];
     if (a.status === 'pending') violations.push(`approval ${a.id} is still pending`);
-    if (a.status === 'approved' && !ledgerKeys.has(key) && taskRow?.status !== 'failed') violations.push(`approval ${a.id} approved but ${key} never ran`);
+    if (a.status === 'approved' && !ledgerKeys.has(key) && task?.status !== 'failed') violations.push(`approval ${a.id} approved but ${key} never ran`);
     if ((a.status === 'rejected' || a.status === 'expired') && ledgerKeys.has(key)) violations.push(`approval ${a.id} ${a.status} but ${key} ran`);
-    if (a.status === 'expired' && taskRow?.status !== 'failed') violations.push(`approval ${a.id} expired but task ${a.task_id} is ${taskRow?.status}`);
+    if (a.status === 'expired' && task?.status !== 'failed') violations.push(`approval ${a.id} expired but its task is ${task?.status}`);
     if (record?.decision === 'leave') {
       approvals.leftToExpire += 1;
       if (a.status !== 'expired') violations.push(`approval ${a.id} was left alone but is ${a.status}`);
@@ -514,35 +581,8 @@ async function verify(v: VerifyInput): Promise<ChaosTally> {
     }
   }
 
-  const workflows = await scanHistories(api.client);
-  if (workflows.nondeterminism > 0) violations.push(`${workflows.nondeterminism} workflow task(s) failed for nondeterminism`);
-
-  const faultTotal = FAULT_KINDS.reduce((n, k) => n + v.flaky[k], 0);
-  return {
-    settings: {
-      ...v.opts.size,
-      faultRate: v.opts.faultRate,
-      faultKinds: v.opts.faultKinds,
-      seed: v.opts.seed,
-      approvalTimeoutSeconds: APPROVAL_TIMEOUT_SECONDS,
-      llmTimeoutSeconds: LLM_TIMEOUT_SECONDS,
-    },
-    durationSeconds: 0,
-    tasks: { submitted: ids.length, byStatus, failureReasons, workflowStatuses },
-    faults: { ...v.flaky, total: faultTotal, modelRequestsAnswered: v.answered },
-    chaos: {
-      workerKills: v.chaos.workers.kills,
-      workerStarts: v.chaos.workers.starts,
-      workerExitsUnprompted: v.chaos.workers.exitsUnprompted,
-      temporalRestarts: v.chaos.temporalRestarts,
-      postgresRestarts: v.chaos.postgresRestarts,
-    },
-    approvals,
-    sideEffects,
-    workflows,
-    violations,
-    ok: violations.length === 0,
-  };
+  if (o.nondeterminism > 0) violations.push(`${o.nondeterminism} workflow task(s) failed for nondeterminism`);
+  return { violations, tasks, approvals, sideEffects };
 }
 
 function compareKeys(tool: string, observed: string[], ledgerKeys: string[], violations: string[]): void {
@@ -572,12 +612,17 @@ async function scanHistories(client: Client): Promise<ChaosTally['workflows']> {
   for await (const wf of client.workflow.list()) runs.push({ workflowId: wf.workflowId, runId: wf.runId });
   const failures: Record<string, number> = {};
   let nondeterminism = 0;
+  let workflowTaskTimeouts = 0;
+  let activityRetries = 0;
   const Cause = temporal.api.enums.v1.WorkflowTaskFailedCause;
   for (let i = 0; i < runs.length; i += 8) {
     await Promise.all(
       runs.slice(i, i + 8).map(async ({ workflowId, runId }) => {
         const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
         for (const event of history.events ?? []) {
+          if (event.workflowTaskTimedOutEventAttributes) workflowTaskTimeouts += 1;
+          // A started event records the attempt that finally ran; earlier attempts are not in history.
+          activityRetries += Math.max(0, (event.activityTaskStartedEventAttributes?.attempt ?? 1) - 1);
           const failed = event.workflowTaskFailedEventAttributes;
           if (!failed) continue;
           const cause = Cause[failed.cause ?? 0] ?? String(failed.cause);
@@ -589,7 +634,7 @@ async function scanHistories(client: Client): Promise<ChaosTally['workflows']> {
       }),
     );
   }
-  return { scanned: runs.length, workflowTaskFailures: failures, nondeterminism };
+  return { scanned: runs.length, workflowTaskFailures: failures, nondeterminism, workflowTaskTimeouts, activityRetries };
 }
 
 const quietLogger = {
