@@ -33,13 +33,15 @@ export interface ChaosSize {
   expiringAgents: number;
   /** The worker is SIGKILLed this long after each (re)start. */
   killEverySeconds: number;
-  /** Give up waiting for the tasks after this long (what is unfinished then counts as lost). */
+  /** The chaos stops after this long even if tasks remain. */
   deadlineSeconds: number;
+  /** After the chaos, how long a healthy stack may take to finish what remains (unfinished then counts as lost). */
+  settleSeconds: number;
 }
 
 export const SIZES: Record<'full' | 'short', ChaosSize> = {
-  full: { agents: 20, tasks: 200, copilotAgents: 5, expiringAgents: 3, killEverySeconds: 6, deadlineSeconds: 1500 },
-  short: { agents: 6, tasks: 30, copilotAgents: 2, expiringAgents: 1, killEverySeconds: 5, deadlineSeconds: 150 },
+  full: { agents: 20, tasks: 200, copilotAgents: 5, expiringAgents: 3, killEverySeconds: 6, deadlineSeconds: 1500, settleSeconds: 300 },
+  short: { agents: 6, tasks: 30, copilotAgents: 2, expiringAgents: 1, killEverySeconds: 5, deadlineSeconds: 150, settleSeconds: 120 },
 };
 
 export interface ChaosOptions {
@@ -79,6 +81,8 @@ interface PlannedTask {
 const APPROVAL_TIMEOUT_SECONDS = 6;
 const LLM_TIMEOUT_SECONDS = 3;
 const MODEL_LATENCY_MS = 400;
+/** A worker that has not polled after this long is killed and started again. */
+const WORKER_START_TIMEOUT_MS = 45_000;
 
 export async function runChaos(opts: ChaosOptions): Promise<ChaosTally> {
   const { size, log } = opts;
@@ -159,6 +163,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosTally> {
     await chaos.stop();
     await chaosRun;
     await workers.ensureRunning();
+    // Whatever the chaos interrupted must now finish on a healthy stack, approvals still being decided.
+    const settleBy = Date.now() + size.settleSeconds * 1000;
+    while (done < 1 && Date.now() < settleBy) {
+      await sleep(1000);
+      done = await progress().catch(() => done);
+    }
+    log(`tasks finished: ${Math.round(done * 100)}%; checking`);
     await approver.stop();
     // A task's row turns terminal just before its workflow returns; give the last ones a moment to close.
     await waitForWorkflowsClosed(api.client, [...byTaskId.keys()], 60_000);
@@ -243,15 +254,23 @@ class WorkerKeeper {
   async ensureRunning(): Promise<void> {
     while (!this.stopping && !this.alive()) {
       const child = spawnWorker(this.config, this.env);
+      const spawnedAt = Date.now();
+      let output = '';
+      const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000));
+      child.stdout!.on('data', keep);
+      child.stderr!.on('data', keep);
       try {
-        await child.ready;
+        await Promise.race([child.ready, sleep(WORKER_START_TIMEOUT_MS).then(() => Promise.reject(new Error('no "worker started" in time')))]);
         this.starts += 1;
         this.current = child;
-        child.once('exit', () => {
-          if (!this.killed.has(child) && !this.stopping) this.exitsUnprompted += 1;
+        this.log(`worker ${child.pid} ready in ${((Date.now() - spawnedAt) / 1000).toFixed(1)} s`);
+        child.once('exit', (code, signal) => {
+          if (this.killed.has(child) || this.stopping) return;
+          this.exitsUnprompted += 1;
+          this.log(`worker exited on its own (${signal ?? code}): ${output.slice(-1000)}`);
         });
       } catch (err) {
-        this.log(`worker did not start, retrying: ${String(err).split('\n')[0]}`);
+        this.log(`worker did not start, retrying: ${String(err).split('\n')[0]}\n${output.slice(-1500)}`);
         await killHard(child);
         await sleep(1000);
       }
@@ -264,6 +283,7 @@ class WorkerKeeper {
     this.killed.add(child);
     await killHard(child);
     this.kills += 1;
+    this.log(`worker ${child.pid} SIGKILLed`);
   }
 
   async stop(): Promise<void> {
@@ -331,6 +351,8 @@ export interface ApproverRecord {
 class Approver {
   readonly records = new Map<string, ApproverRecord>();
   private readonly inFlight = new Set<string>();
+  /** 409 answers for requests that were still pending, asked again later. */
+  earlyRefusals = 0;
   private running = false;
   private loop: Promise<void> | undefined;
 
@@ -357,7 +379,10 @@ class Approver {
   }
 
   private async poll(): Promise<void> {
-    const res = await this.api.api.get('/api/v1/approvals?status=pending&limit=500');
+    const res = await Promise.race([
+      this.api.api.get('/api/v1/approvals?status=pending&limit=500'),
+      sleep(10_000).then(() => Promise.reject(new Error('approval list timed out'))),
+    ]);
     if (res.status !== 200) return;
     for (const approval of res.body.approvals as { id: string; taskId: string; proposedAction: { tool: string } }[]) {
       if (this.inFlight.has(approval.id) || this.records.get(approval.id)?.status !== undefined) continue;
@@ -377,8 +402,15 @@ class Approver {
   private async decide(approvalId: string, taskId: string, decision: 'approve' | 'reject'): Promise<void> {
     try {
       const res = await this.api.api.post(`/api/v1/approvals/${approvalId}/${decision}`, { decidedBy: 'chaos-approver', reason: 'chaos run' });
+      if (res.status === 409 && (await this.api.api.get(`/api/v1/approvals/${approvalId}`)).body?.status === 'pending') {
+        // Refused although still pending: the workflow has not registered the request yet (its worker
+        // died between writing the row and recording the activity's result). Asked again next poll.
+        this.earlyRefusals += 1;
+        return;
+      }
       // Other answers (5xx while something restarts) leave it for the next poll.
       if (res.status === 200 || res.status === 409) this.records.set(approvalId, { decision, status: res.status, taskId });
+      else this.log(`approval ${approvalId}: ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
     } catch (err) {
       this.log(`approval ${approvalId}: ${String(err)}`);
     }
