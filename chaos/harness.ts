@@ -40,7 +40,7 @@ export interface ChaosSize {
 }
 
 export const SIZES: Record<'full' | 'short', ChaosSize> = {
-  full: { agents: 20, tasks: 200, copilotAgents: 5, expiringAgents: 3, killEverySeconds: 6, deadlineSeconds: 1500, settleSeconds: 300 },
+  full: { agents: 20, tasks: 200, copilotAgents: 5, expiringAgents: 3, killEverySeconds: 6, deadlineSeconds: 900, settleSeconds: 300 },
   short: { agents: 6, tasks: 30, copilotAgents: 2, expiringAgents: 1, killEverySeconds: 5, deadlineSeconds: 150, settleSeconds: 120 },
 };
 
