@@ -149,7 +149,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosTally> {
       return rows[0]!.n / plan.length;
     };
     approver.start();
-    const chaosRun = chaos.run(size.killEverySeconds, progress);
+    const chaosRun = chaos.run(size.killEverySeconds, size.deadlineSeconds, progress);
 
     const deadline = started + size.deadlineSeconds * 1000;
     let done = 0;
@@ -297,7 +297,7 @@ class WorkerKeeper {
   }
 }
 
-/** Kills the worker every few seconds; restarts Temporal once a fifth of the tasks are done and PostgreSQL at half. */
+/** Kills the worker every few seconds; restarts Temporal at a fifth of the tasks (or of the deadline) and PostgreSQL at half. */
 class ChaosMonkey {
   private stopped = false;
   temporalRestarts = 0;
@@ -313,17 +313,20 @@ class ChaosMonkey {
     return this.temporalRestarts > 0 && this.postgresRestarts > 0;
   }
 
-  async run(killEverySeconds: number, progress: () => Promise<number>): Promise<void> {
+  async run(killEverySeconds: number, deadlineSeconds: number, progress: () => Promise<number>): Promise<void> {
+    const started = Date.now();
+    // Progress decides when on a quick run, time on a slow one: both restarts happen before the deadline.
+    const reached = (share: number, done: number) => done >= share || Date.now() - started >= share * deadlineSeconds * 1000;
     while (!this.stopped) {
       await this.workers.ensureRunning();
       await sleep(killEverySeconds * 1000);
       if (this.stopped) break;
       const done = await progress().catch(() => 0);
-      if (this.temporalRestarts === 0 && done >= 0.2) {
+      if (this.temporalRestarts === 0 && reached(0.2, done)) {
         this.log(`restarting the Temporal dev server (${Math.round(done * 100)}% done)`);
         await this.stack.restartTemporal(2000);
         this.temporalRestarts += 1;
-      } else if (this.postgresRestarts === 0 && this.temporalRestarts > 0 && done >= 0.5) {
+      } else if (this.postgresRestarts === 0 && this.temporalRestarts > 0 && reached(0.5, done)) {
         this.log(`restarting PostgreSQL (${Math.round(done * 100)}% done)`);
         await this.stack.restartPostgres(2000);
         this.postgresRestarts += 1;
