@@ -36,7 +36,7 @@ export default tseslint.config(
   },
   {
     // Command-line entry points and the test runner talk to a terminal.
-    files: ['scripts/**/*.ts', 'temporal/start.ts', 'test/run.ts', 'bench/**/*.ts', 'cli/**/*.ts'],
+    files: ['scripts/**/*.ts', 'temporal/start.ts', 'test/run.ts', 'bench/**/*.ts', 'cli/**/*.ts', 'chaos/**/*.ts'],
     rules: { 'no-console': 'off' },
   },
   {

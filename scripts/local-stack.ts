@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { migrate } from '../lib/db';
 import { startEmbeddedPostgres, type PostgresHandle } from '../lib/postgres';
 import { findTemporalCli, getFreePort, startDevServer, type DevServerHandle } from '../temporal/dev-server';
@@ -10,6 +11,10 @@ export interface LocalStack {
   postgres: PostgresHandle;
   databaseUrl: string;
   stop(): Promise<void>;
+  /** Stops the Temporal dev server, waits `downMs`, and starts it again on the same port and SQLite file. */
+  restartTemporal(downMs?: number): Promise<void>;
+  /** Stops the embedded PostgreSQL, waits `downMs`, and starts it again on the same data directory and port. */
+  restartPostgres(downMs?: number): Promise<void>;
 }
 
 export interface LocalStackOptions {
@@ -31,7 +36,7 @@ export interface LocalStackOptions {
  */
 export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
   const cliPath = await findTemporalCli({ log: opts.log });
-  const [temporal, postgres] = await Promise.all([
+  const startTemporal = () =>
     startDevServer({
       cliPath,
       dbFilename: path.join(opts.dataDir, 'temporal.sqlite'),
@@ -39,21 +44,35 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       uiPort: opts.uiPort,
       codecEndpoint: opts.codecEndpoint,
       log: opts.log,
-    }),
+    });
+  const startPostgres = () =>
     opts.databaseUrl
       ? Promise.resolve<PostgresHandle>({ url: opts.databaseUrl, stop: async () => undefined })
-      : startEmbeddedPostgres({ dataDir: path.join(opts.dataDir, 'postgres'), port: opts.postgresPort }),
-  ]);
+      : startEmbeddedPostgres({ dataDir: path.join(opts.dataDir, 'postgres'), port: opts.postgresPort });
+  const [temporal, postgres] = await Promise.all([startTemporal(), startPostgres()]);
   await migrate(postgres.url);
-  return {
+  const stack: LocalStack = {
     cliPath,
     temporal,
     postgres,
     databaseUrl: postgres.url,
     async stop() {
-      await Promise.allSettled([temporal.stop(), postgres.stop()]);
+      await Promise.allSettled([stack.temporal.stop(), stack.postgres.stop()]);
+    },
+    // Restarts keep ports and data, so every client reconnects to the same address and finds its state.
+    async restartTemporal(downMs = 0) {
+      await stack.temporal.stop();
+      await sleep(downMs);
+      stack.temporal = await startTemporal();
+    },
+    async restartPostgres(downMs = 0) {
+      if (opts.databaseUrl) throw new Error('cannot restart an external DATABASE_URL');
+      await stack.postgres.stop();
+      await sleep(downMs);
+      stack.postgres = await startPostgres();
     },
   };
+  return stack;
 }
 
 export { getFreePort };

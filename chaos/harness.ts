@@ -1,0 +1,683 @@
+/**
+ * The chaos run, shared by `npm run chaos` and test/chaos.test.ts: on a private stack (its own Temporal
+ * dev server and PostgreSQL, because both get restarted) it keeps many agent tasks in flight, with
+ * approvals and side-effecting tools, while the worker is SIGKILLed every few seconds, the Temporal server
+ * and PostgreSQL are each restarted once and the model provider fails a share of its requests. Then it
+ * checks what must survive all of that and returns a tally with every violation it found.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Client } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { loadConfig } from '../lib/config';
+import { getFreePort, startLocalStack, type LocalStack } from '../scripts/local-stack';
+import { killHard, spawnWorker, startApi, type TestStack } from '../test/helpers/stack';
+import { startWebhookReceiver } from '../test/helpers/webhook-receiver';
+import { taskWorkflowId } from '../workflows/definitions';
+import { FAULT_KINDS, mulberry32, startFlakyProvider, type FaultKind } from './flaky-provider';
+
+const ROOT = path.resolve(__dirname, '..');
+const TASK_QUEUE = 'chaos-agents';
+const TERMINAL = ['completed', 'failed', 'cancelled'];
+type SideEffectTool = 'memory_write' | 'send_message' | 'http_post';
+
+export interface ChaosSize {
+  agents: number;
+  tasks: number;
+  /** Agents whose side effects wait for the approver. */
+  copilotAgents: number;
+  /** Copilot agents with a short approval timeout; the approver leaves every other request of theirs to expire. */
+  expiringAgents: number;
+  /** The worker is SIGKILLed this long after each (re)start. */
+  killEverySeconds: number;
+  /** The chaos stops after this long even if tasks remain. */
+  deadlineSeconds: number;
+  /** After the chaos, how long a healthy stack may take to finish what remains (unfinished then counts as lost). */
+  settleSeconds: number;
+}
+
+export const SIZES: Record<'full' | 'short', ChaosSize> = {
+  full: { agents: 20, tasks: 200, copilotAgents: 5, expiringAgents: 3, killEverySeconds: 6, deadlineSeconds: 900, settleSeconds: 300 },
+  short: { agents: 6, tasks: 30, copilotAgents: 2, expiringAgents: 1, killEverySeconds: 5, deadlineSeconds: 150, settleSeconds: 120 },
+};
+
+export interface ChaosOptions {
+  size: ChaosSize;
+  /** Share of model requests that fail (429, 500, hang past the timeout, malformed body). */
+  faultRate: number;
+  faultKinds: readonly FaultKind[];
+  seed: number;
+  log: (msg: string) => void;
+}
+
+export interface ChaosTally {
+  settings: ChaosSize & { faultRate: number; faultKinds: readonly FaultKind[]; seed: number; approvalTimeoutSeconds: number; llmTimeoutSeconds: number };
+  durationSeconds: number;
+  tasks: { submitted: number; byStatus: Record<string, number>; failureReasons: Record<string, number>; workflowStatuses: Record<string, number> };
+  faults: Record<FaultKind, number> & { total: number; modelRequestsAnswered: number };
+  chaos: { workerKills: number; workerStarts: number; workerExitsUnprompted: number; temporalRestarts: number; postgresRestarts: number };
+  approvals: { total: number; approved: number; rejected: number; expired: number; pending: number; leftToExpire: number; decidedByApprover: number; refusedAsLate: number };
+  sideEffects: Record<SideEffectTool, { ledgerKeys: number; applied: number }> & { httpPostOutcomeUnknown: number };
+  /** Every run's history: workflow task failures by cause, and the retries the faults caused. */
+  workflows: { scanned: number; workflowTaskFailures: Record<string, number>; nondeterminism: number; workflowTaskTimeouts: number; activityRetries: number };
+  violations: string[];
+  ok: boolean;
+}
+
+type Role = 'autopilot' | 'copilot' | 'expiring';
+
+interface PlannedTask {
+  ticket: string;
+  agentId: string;
+  role: Role;
+  /** For copilot and expiring agents: what the approver does with this task's request. */
+  approval?: 'approve' | 'reject' | 'leave';
+  id?: string;
+}
+
+const APPROVAL_TIMEOUT_SECONDS = 6;
+const LLM_TIMEOUT_SECONDS = 3;
+const MODEL_LATENCY_MS = 400;
+/** A worker that has not polled after this long is killed and started again. */
+const WORKER_START_TIMEOUT_MS = 45_000;
+
+export async function runChaos(opts: ChaosOptions): Promise<ChaosTally> {
+  const { size, log } = opts;
+  const started = Date.now();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'agents-chaos-'));
+  // As root, embedded PostgreSQL runs as its own user, which must be able to enter this directory.
+  fs.chmodSync(dataDir, 0o755);
+  const cleanups: (() => Promise<unknown>)[] = [() => Promise.resolve(fs.rmSync(dataDir, { recursive: true, force: true }))];
+  const cleanup = async () => {
+    for (const stop of cleanups.reverse()) await stop().catch((err) => log(`cleanup: ${String(err)}`));
+    cleanups.length = 0;
+  };
+
+  try {
+    const [temporalPort, uiPort, postgresPort] = await Promise.all([getFreePort(), getFreePort(), getFreePort()]);
+    log(`starting a private Temporal dev server and PostgreSQL (data in ${dataDir})`);
+    const stack = await startLocalStack({ dataDir, temporalPort, uiPort, postgresPort, log: () => undefined });
+    cleanups.push(() => stack.stop());
+    const bundlePath = path.join(dataDir, 'workflow-bundle.js');
+    fs.writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath: path.join(ROOT, 'workflows'), logger: quietLogger })).code);
+
+    const flaky = await startFlakyProvider({ faultRate: opts.faultRate, kinds: opts.faultKinds, seed: opts.seed });
+    cleanups.push(() => flaky.close());
+    const receiver = await startWebhookReceiver();
+    cleanups.push(() => receiver.close());
+
+    const env: Record<string, string> = {
+      TEMPORAL_ADDRESS: stack.temporal.address,
+      TEMPORAL_UI_URL: stack.temporal.uiUrl ?? '',
+      TEMPORAL_TASK_QUEUE: TASK_QUEUE,
+      DATABASE_URL: stack.databaseUrl,
+      WORKFLOW_BUNDLE_PATH: bundlePath,
+      AI_PROVIDER: 'openai',
+      OPENAI_API_KEY: 'sk-chaos',
+      OPENAI_BASE_URL: flaky.url,
+      LLM_TIMEOUT_SECONDS: String(LLM_TIMEOUT_SECONDS),
+      ACTIVITY_HEARTBEAT_SECONDS: '2',
+      // Kills, restarts and model faults all spend attempts of the same step.
+      MAX_RETRIES: '6',
+      CIRCUIT_RECOVERY_SECONDS: '3',
+      HTTP_ALLOWED_HOSTS: receiver.host,
+    };
+    const config = loadConfig({ ...process.env, ...env, LOG_LEVEL: 'silent' });
+    const workers = new WorkerKeeper(config, env, log);
+    cleanups.push(() => workers.stop());
+    await workers.ensureRunning();
+    const api = await startApi(config);
+    cleanups.push(() => api.stop());
+
+    const plan = await createAgentsAndPlan(api, size, opts.seed);
+    log(`submitting ${plan.length} tasks across ${size.agents} agents`);
+    for (const task of plan) {
+      task.id = (await api.api.createTask({ agentId: task.agentId, title: `chaos ${task.ticket}`, input: { script: scriptFor(task, plan, receiver.url) } })).id;
+    }
+    const byTaskId = new Map(plan.map((t) => [t.id!, t]));
+
+    const approver = new Approver(api, byTaskId, log);
+    const chaos = new ChaosMonkey(stack, workers, log);
+    const progress = async () => {
+      const { rows } = await api.db.query<{ n: number }>('SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1) AND status = ANY($2)', [
+        [...byTaskId.keys()],
+        TERMINAL,
+      ]);
+      return rows[0]!.n / plan.length;
+    };
+    approver.start();
+    const chaosRun = chaos.run(size.killEverySeconds, size.deadlineSeconds, progress);
+
+    const deadline = started + size.deadlineSeconds * 1000;
+    let done = 0;
+    while (Date.now() < deadline) {
+      done = await progress().catch(() => done);
+      // Both restarts must have happened during the run, not after it.
+      if (done >= 1 && chaos.restartsDone()) break;
+      await sleep(1000);
+    }
+    log(`tasks finished: ${Math.round(done * 100)}%; stopping the chaos`);
+    await chaos.stop();
+    await chaosRun;
+    await workers.ensureRunning();
+    // Whatever the chaos interrupted must now finish on a healthy stack, approvals still being decided.
+    const settleBy = Date.now() + size.settleSeconds * 1000;
+    while (done < 1 && Date.now() < settleBy) {
+      await sleep(1000);
+      done = await progress().catch(() => done);
+    }
+    log(`tasks finished: ${Math.round(done * 100)}%; checking`);
+    await approver.stop();
+    // A task's row turns terminal just before its workflow returns; give the last ones a moment to close.
+    await waitForWorkflowsClosed(api.client, [...byTaskId.keys()], 60_000);
+
+    const tally = await verify({ api, plan, approver, flaky: flaky.faults(), answered: flaky.answered(), receiver, chaos, opts });
+    tally.durationSeconds = Math.round((Date.now() - started) / 1000);
+    return tally;
+  } finally {
+    await cleanup();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Agents and their tasks
+
+async function createAgentsAndPlan(api: TestStack, size: ChaosSize, seed: number): Promise<PlannedTask[]> {
+  const random = mulberry32(seed + 1);
+  const roles: Role[] = Array.from({ length: size.agents }, (_, i) =>
+    i < size.expiringAgents ? 'expiring' : i < size.expiringAgents + size.copilotAgents ? 'copilot' : 'autopilot',
+  );
+  const agents: { id: string; role: Role }[] = [];
+  for (const [i, role] of roles.entries()) {
+    const agent = await api.api.createAgent({
+      name: `chaos ${role} ${i}`,
+      objective: 'Keep working through failures',
+      autonomy: role === 'autopilot' ? 'autopilot' : 'copilot',
+      allowedTools: ['memory_write', 'memory_read', 'send_message', 'http_post'],
+      ...(role === 'expiring' ? { approvalTimeoutHours: APPROVAL_TIMEOUT_SECONDS / 3600, onApprovalTimeout: 'fail' } : {}),
+    });
+    agents.push({ id: agent.id as string, role });
+  }
+  return Array.from({ length: size.tasks }, (_, k) => {
+    const agent = agents[k % agents.length]!;
+    const approval = agent.role === 'autopilot' ? undefined : agent.role === 'expiring' && random() < 0.5 ? 'leave' : random() < 0.25 ? 'reject' : 'approve';
+    return { ticket: `c${k}`, agentId: agent.id, role: agent.role, approval };
+  });
+}
+
+/**
+ * The model's script for a task (played by the offline rules behind the flaky provider). Every side
+ * effect carries the task's ticket so its applications can be counted afterwards.
+ */
+function scriptFor(task: PlannedTask, plan: PlannedTask[], receiverUrl: string): unknown[] {
+  const append = (n: number) => ({ call: 'memory_write', args: { key: 'log', op: 'append', value: `${task.ticket}:${n}` } });
+  // Each tool-calling turn takes a moment, as a real model's would, so kills land on work in flight.
+  const turn = (entry: object) => ({ ...entry, delayMs: MODEL_LATENCY_MS });
+  const answer = { answer: `${task.ticket} done` };
+  if (task.role !== 'autopilot') return [turn(append(1)), answer];
+  const peer = plan.find((t) => t.agentId !== task.agentId && t.role === 'autopilot')?.agentId ?? task.agentId;
+  switch (Number(task.ticket.slice(1)) % 3) {
+    case 0:
+      return [turn({ calls: [append(1), { call: 'send_message', args: { toAgentId: peer, content: task.ticket } }] }), answer];
+    case 1:
+      // http_post always waits for an approval, even on autopilot.
+      return [turn({ call: 'http_post', args: { url: receiverUrl, body: { ticket: task.ticket } } }), answer];
+    default:
+      return [turn(append(1)), turn(append(2)), answer];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The worker, killed and restarted
+
+type WorkerProcess = ReturnType<typeof spawnWorker>;
+
+class WorkerKeeper {
+  private current: WorkerProcess | undefined;
+  /** Workers this run SIGKILLed on purpose, to tell its kills from crashes. */
+  private readonly killed = new WeakSet<WorkerProcess>();
+  private stopping = false;
+  starts = 0;
+  kills = 0;
+  exitsUnprompted = 0;
+
+  constructor(
+    private readonly config: ReturnType<typeof loadConfig>,
+    private readonly env: Record<string, string>,
+    private readonly log: (msg: string) => void,
+  ) {}
+
+  /** Starts a worker unless one runs; retries while the server or the database is still coming back. */
+  async ensureRunning(): Promise<void> {
+    while (!this.stopping && !this.alive()) {
+      const child = spawnWorker(this.config, this.env);
+      const spawnedAt = Date.now();
+      let output = '';
+      const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-4000));
+      child.stdout!.on('data', keep);
+      child.stderr!.on('data', keep);
+      try {
+        await Promise.race([child.ready, sleep(WORKER_START_TIMEOUT_MS).then(() => Promise.reject(new Error('no "worker started" in time')))]);
+        this.starts += 1;
+        this.current = child;
+        this.log(`worker ${child.pid} ready in ${((Date.now() - spawnedAt) / 1000).toFixed(1)} s`);
+        child.once('exit', (code, signal) => {
+          if (this.killed.has(child) || this.stopping) return;
+          this.exitsUnprompted += 1;
+          this.log(`worker exited on its own (${signal ?? code}): ${output.slice(-1000)}`);
+        });
+      } catch (err) {
+        this.log(`worker did not start, retrying: ${String(err).split('\n')[0]}\n${output.slice(-1500)}`);
+        await killHard(child);
+        await sleep(1000);
+      }
+    }
+  }
+
+  async kill(): Promise<void> {
+    const child = this.current;
+    if (!child || !this.alive()) return;
+    this.killed.add(child);
+    await killHard(child);
+    this.kills += 1;
+    this.log(`worker ${child.pid} SIGKILLed`);
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    if (this.current) await killHard(this.current);
+  }
+
+  private alive(): boolean {
+    const child = this.current;
+    return child !== undefined && child.exitCode === null && child.signalCode === null;
+  }
+}
+
+/** Kills the worker every few seconds; restarts Temporal at a fifth of the tasks (or of the deadline) and PostgreSQL at half. */
+class ChaosMonkey {
+  private stopped = false;
+  temporalRestarts = 0;
+  postgresRestarts = 0;
+
+  constructor(
+    private readonly stack: LocalStack,
+    readonly workers: WorkerKeeper,
+    private readonly log: (msg: string) => void,
+  ) {}
+
+  restartsDone(): boolean {
+    return this.temporalRestarts > 0 && this.postgresRestarts > 0;
+  }
+
+  async run(killEverySeconds: number, deadlineSeconds: number, progress: () => Promise<number>): Promise<void> {
+    const started = Date.now();
+    // Progress decides when on a quick run, time on a slow one: both restarts happen before the deadline.
+    const reached = (share: number, done: number) => done >= share || Date.now() - started >= share * deadlineSeconds * 1000;
+    while (!this.stopped) {
+      await this.workers.ensureRunning();
+      await sleep(killEverySeconds * 1000);
+      if (this.stopped) break;
+      const done = await progress().catch(() => 0);
+      if (this.temporalRestarts === 0 && reached(0.2, done)) {
+        this.log(`restarting the Temporal dev server (${Math.round(done * 100)}% done)`);
+        await this.stack.restartTemporal(2000);
+        this.temporalRestarts += 1;
+      } else if (this.postgresRestarts === 0 && this.temporalRestarts > 0 && reached(0.5, done)) {
+        this.log(`restarting PostgreSQL (${Math.round(done * 100)}% done)`);
+        await this.stack.restartPostgres(2000);
+        this.postgresRestarts += 1;
+      } else {
+        await this.workers.kill();
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The approver: decides requests through the API as they appear
+
+export interface ApproverRecord {
+  decision: 'approve' | 'reject' | 'leave';
+  /** HTTP status of the decision request that settled it (200 applied, 409 too late). */
+  status?: number;
+  taskId: string;
+}
+
+class Approver {
+  readonly records = new Map<string, ApproverRecord>();
+  private readonly inFlight = new Set<string>();
+  /** 409 answers for requests that were still pending, asked again later. */
+  earlyRefusals = 0;
+  private running = false;
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    private readonly api: TestStack,
+    private readonly tasks: Map<string, PlannedTask>,
+    private readonly log: (msg: string) => void,
+  ) {}
+
+  start(): void {
+    this.running = true;
+    this.loop = (async () => {
+      while (this.running) {
+        await this.poll().catch(() => undefined); // the API is unavailable while a dependency restarts
+        await sleep(500);
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+    while (this.inFlight.size > 0) await sleep(100);
+  }
+
+  private async poll(): Promise<void> {
+    const res = await Promise.race([
+      this.api.api.get('/api/v1/approvals?status=pending&limit=500'),
+      sleep(10_000).then(() => Promise.reject(new Error('approval list timed out'))),
+    ]);
+    if (res.status !== 200) return;
+    for (const approval of res.body.approvals as { id: string; taskId: string; proposedAction: { tool: string } }[]) {
+      if (this.inFlight.has(approval.id) || this.records.get(approval.id)?.status !== undefined) continue;
+      const task = this.tasks.get(approval.taskId);
+      if (!task) continue;
+      // http_post asks even on autopilot agents; those are approved.
+      const decision = task.approval ?? 'approve';
+      if (decision === 'leave') {
+        this.records.set(approval.id, { decision, taskId: approval.taskId });
+        continue;
+      }
+      this.inFlight.add(approval.id);
+      void this.decide(approval.id, approval.taskId, decision).finally(() => this.inFlight.delete(approval.id));
+    }
+  }
+
+  private async decide(approvalId: string, taskId: string, decision: 'approve' | 'reject'): Promise<void> {
+    try {
+      const res = await this.api.api.post(`/api/v1/approvals/${approvalId}/${decision}`, { decidedBy: 'chaos-approver', reason: 'chaos run' });
+      if (res.status === 409 && (await this.api.api.get(`/api/v1/approvals/${approvalId}`)).body?.status === 'pending') {
+        // Refused although still pending: the workflow has not registered the request yet (its worker
+        // died between writing the row and recording the activity's result). Asked again next poll.
+        this.earlyRefusals += 1;
+        return;
+      }
+      // Other answers (5xx while something restarts) leave it for the next poll.
+      if (res.status === 200 || res.status === 409) this.records.set(approvalId, { decision, status: res.status, taskId });
+      else this.log(`approval ${approvalId}: ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
+    } catch (err) {
+      this.log(`approval ${approvalId}: ${String(err)}`);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks
+
+async function waitForWorkflowsClosed(client: Client, taskIds: string[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (const id of taskIds) {
+    while (Date.now() < deadline) {
+      const status = await client.workflow.getHandle(taskWorkflowId(id)).describe().then((d) => d.status.name, () => 'UNKNOWN');
+      if (status !== 'RUNNING' && status !== 'UNKNOWN') break;
+      await sleep(500);
+    }
+  }
+}
+
+interface VerifyInput {
+  api: TestStack;
+  plan: PlannedTask[];
+  approver: Approver;
+  flaky: Record<FaultKind, number>;
+  answered: number;
+  receiver: Awaited<ReturnType<typeof startWebhookReceiver>>;
+  chaos: ChaosMonkey;
+  opts: ChaosOptions;
+}
+
+/** What the run left behind, read from PostgreSQL, Temporal and the HTTP receiver. */
+export interface Observations {
+  tasks: { id: string; ticket: string; status?: string; error: string | null; decisions: number; workflowStatus: string }[];
+  /** The idempotency ledger (side_effects) of the run's tasks. */
+  ledger: { key: string; tool: string; taskId: string; result: unknown }[];
+  /** Values appended to the agents' memory "log" lists: "<ticket>:<n>". */
+  memoryMarkers: string[];
+  /** idempotency_key of every agent_messages row. */
+  messageKeys: string[];
+  /** Idempotency-Key header of every request the receiver got. */
+  httpReceivedKeys: string[];
+  approvals: { id: string; taskId: string; step: number; callIndex: number; status: string }[];
+  /** What the approver did with each request it saw (HTTP status 200 applied, 409 refused). */
+  approverRecords: Record<string, ApproverRecord>;
+  nondeterminism: number;
+}
+
+export interface Judgement {
+  violations: string[];
+  tasks: ChaosTally['tasks'];
+  approvals: ChaosTally['approvals'];
+  sideEffects: ChaosTally['sideEffects'];
+}
+
+async function verify(v: VerifyInput): Promise<ChaosTally> {
+  const { api, plan } = v;
+  const ids = plan.map((t) => t.id!);
+  const { rows: taskRows } = await api.db.query<{ id: string; status: string; error: string | null; decisions: number }>(
+    `SELECT t.id, t.status, t.error, (SELECT count(*)::int FROM decisions d WHERE d.task_id = t.id) AS decisions
+       FROM tasks t WHERE t.id = ANY($1)`,
+    [ids],
+  );
+  const rowsById = new Map(taskRows.map((r) => [r.id, r]));
+  const tasks: Observations['tasks'] = [];
+  for (const t of plan) {
+    const row = rowsById.get(t.id!);
+    const workflowStatus = await api.client.workflow.getHandle(taskWorkflowId(t.id!)).describe().then((d) => d.status.name ?? 'UNKNOWN', () => 'NOT_FOUND');
+    tasks.push({ id: t.id!, ticket: t.ticket, status: row?.status, error: row?.error ?? null, decisions: row?.decisions ?? 0, workflowStatus });
+  }
+  const { rows: ledger } = await api.db.query<{ key: string; tool: string; taskId: string; result: unknown }>(
+    'SELECT idempotency_key AS key, tool, task_id AS "taskId", result FROM side_effects WHERE task_id = ANY($1)',
+    [ids],
+  );
+  const { rows: logs } = await api.db.query<{ value: unknown }>(`SELECT value FROM memory WHERE key = 'log'`);
+  const { rows: messages } = await api.db.query<{ key: string }>('SELECT idempotency_key AS key FROM agent_messages WHERE task_id = ANY($1)', [ids]);
+  const { rows: approvals } = await api.db.query<Observations['approvals'][number]>(
+    'SELECT id, task_id AS "taskId", step, call_index AS "callIndex", status FROM approvals WHERE task_id = ANY($1)',
+    [ids],
+  );
+  const workflows = await scanHistories(api.client);
+  const judgement = judge({
+    tasks,
+    ledger,
+    memoryMarkers: logs.flatMap((r) => (Array.isArray(r.value) ? r.value : [r.value])).map(String),
+    messageKeys: messages.map((m) => m.key),
+    httpReceivedKeys: v.receiver.received.map((r) => String(r.headers['idempotency-key'])),
+    approvals,
+    approverRecords: Object.fromEntries(v.approver.records),
+    nondeterminism: workflows.nondeterminism,
+  });
+  return {
+    settings: {
+      ...v.opts.size,
+      faultRate: v.opts.faultRate,
+      faultKinds: v.opts.faultKinds,
+      seed: v.opts.seed,
+      approvalTimeoutSeconds: APPROVAL_TIMEOUT_SECONDS,
+      llmTimeoutSeconds: LLM_TIMEOUT_SECONDS,
+    },
+    durationSeconds: 0,
+    tasks: judgement.tasks,
+    faults: { ...v.flaky, total: FAULT_KINDS.reduce((n, k) => n + v.flaky[k], 0), modelRequestsAnswered: v.answered },
+    chaos: {
+      workerKills: v.chaos.workers.kills,
+      workerStarts: v.chaos.workers.starts,
+      workerExitsUnprompted: v.chaos.workers.exitsUnprompted,
+      temporalRestarts: v.chaos.temporalRestarts,
+      postgresRestarts: v.chaos.postgresRestarts,
+    },
+    approvals: judgement.approvals,
+    sideEffects: judgement.sideEffects,
+    workflows,
+    violations: judgement.violations,
+    ok: judgement.violations.length === 0,
+  };
+}
+
+/**
+ * The guarantees, checked against what the run left behind: every task completed or failed with a reason
+ * and a trace, its workflow closed; every side effect applied once per ledger key; every approval decided
+ * or expired, consistent with its side effect and with the API's answers; no nondeterminism.
+ */
+export function judge(o: Observations): Judgement {
+  const violations: string[] = [];
+  const count = (acc: Record<string, number>, key: string) => ((acc[key] = (acc[key] ?? 0) + 1), acc);
+  const tasksById = new Map(o.tasks.map((t) => [t.id, t]));
+
+  const tasks: Judgement['tasks'] = { submitted: o.tasks.length, byStatus: {}, failureReasons: {}, workflowStatuses: {} };
+  for (const t of o.tasks) {
+    count(tasks.workflowStatuses, t.workflowStatus);
+    if (t.workflowStatus !== 'COMPLETED') violations.push(`workflow of task ${t.id} (${t.ticket}) is ${t.workflowStatus}, not COMPLETED`);
+    if (!t.status) {
+      violations.push(`task ${t.id} (${t.ticket}) has no row: lost`);
+      continue;
+    }
+    count(tasks.byStatus, t.status);
+    if (t.status !== 'completed' && t.status !== 'failed') violations.push(`task ${t.id} (${t.ticket}) ended ${t.status}, not completed or failed`);
+    if (t.status === 'failed') {
+      if (!t.error) violations.push(`task ${t.id} (${t.ticket}) failed without a recorded reason`);
+      else count(tasks.failureReasons, reasonKind(t.error));
+    }
+    if (t.decisions === 0) violations.push(`task ${t.id} (${t.ticket}) has no reasoning trace`);
+  }
+
+  const ledgerOf = (tool: string) => o.ledger.filter((l) => l.tool === tool);
+  const sideEffects: Judgement['sideEffects'] = {
+    memory_write: { ledgerKeys: ledgerOf('memory_write').length, applied: o.memoryMarkers.length },
+    send_message: { ledgerKeys: ledgerOf('send_message').length, applied: o.messageKeys.length },
+    http_post: { ledgerKeys: ledgerOf('http_post').length, applied: o.httpReceivedKeys.length },
+    httpPostOutcomeUnknown: 0,
+  };
+  // memory_write: the markers "<ticket>:<n>" carry no key, so each must appear once and each task must
+  // have as many markers as ledger keys.
+  const markerCounts = o.memoryMarkers.reduce(count, {});
+  for (const [marker, n] of Object.entries(markerCounts)) if (n > 1) violations.push(`memory_write ${marker} applied ${n} times`);
+  for (const t of o.tasks) {
+    const applied = o.memoryMarkers.filter((m) => m.startsWith(`${t.ticket}:`)).length;
+    const keys = o.ledger.filter((l) => l.taskId === t.id && l.tool === 'memory_write').length;
+    if (applied !== keys) violations.push(`task ${t.id} (${t.ticket}): ${applied} memory writes applied, ${keys} ledger keys`);
+  }
+  // send_message: each message row names its key; the two sets must be equal.
+  compareKeys('send_message', o.messageKeys, ledgerOf('send_message').map((l) => l.key), violations);
+  // http_post claims its key before sending (at most once). A crash between the request and recording its
+  // result leaves the outcome unknown: the receiver may have it, but never twice.
+  const receivedCounts = o.httpReceivedKeys.reduce(count, {});
+  const httpLedger = new Map(ledgerOf('http_post').map((l) => [l.key, l.result]));
+  for (const [key, n] of Object.entries(receivedCounts)) {
+    if (n > 1) violations.push(`http_post ${key} received ${n} times`);
+    if (!httpLedger.has(key)) violations.push(`http_post ${key} received without a ledger key`);
+  }
+  for (const [key, result] of httpLedger) {
+    if (result === null) sideEffects.httpPostOutcomeUnknown += 1;
+    else if (!receivedCounts[key]) violations.push(`http_post ${key} recorded a result but never reached the receiver`);
+  }
+
+  const ledgerKeys = new Set(o.ledger.map((l) => l.key));
+  const approvals: Judgement['approvals'] = { total: o.approvals.length, approved: 0, rejected: 0, expired: 0, pending: 0, leftToExpire: 0, decidedByApprover: 0, refusedAsLate: 0 };
+  for (const a of o.approvals) {
+    if (a.status === 'approved' || a.status === 'rejected' || a.status === 'expired' || a.status === 'pending') approvals[a.status] += 1;
+    const key = `task-${a.taskId}:${a.step}:${a.callIndex}`;
+    const task = tasksById.get(a.taskId);
+    const record = o.approverRecords[a.id];
+    if (a.status === 'pending') violations.push(`approval ${a.id} is still pending`);
+    if (a.status === 'approved' && !ledgerKeys.has(key) && task?.status !== 'failed') violations.push(`approval ${a.id} approved but ${key} never ran`);
+    if ((a.status === 'rejected' || a.status === 'expired') && ledgerKeys.has(key)) violations.push(`approval ${a.id} ${a.status} but ${key} ran`);
+    if (a.status === 'expired' && task?.status !== 'failed') violations.push(`approval ${a.id} expired but its task is ${task?.status}`);
+    if (record?.decision === 'leave') {
+      approvals.leftToExpire += 1;
+      if (a.status !== 'expired') violations.push(`approval ${a.id} was left alone but is ${a.status}`);
+    }
+    if (record?.status === 200) {
+      approvals.decidedByApprover += 1;
+      const expected = record.decision === 'approve' ? 'approved' : 'rejected';
+      if (a.status !== expected) violations.push(`approval ${a.id}: the API answered ${record.decision} with 200 but it is ${a.status}`);
+    }
+    if (record?.status === 409) {
+      approvals.refusedAsLate += 1;
+      if (a.status !== 'expired') violations.push(`approval ${a.id}: refused with 409 but it is ${a.status}`);
+    }
+  }
+
+  if (o.nondeterminism > 0) violations.push(`${o.nondeterminism} workflow task(s) failed for nondeterminism`);
+  return { violations, tasks, approvals, sideEffects };
+}
+
+function compareKeys(tool: string, observed: string[], ledgerKeys: string[], violations: string[]): void {
+  const ledger = new Set(ledgerKeys);
+  const seen = new Set<string>();
+  for (const key of observed) {
+    if (seen.has(key)) violations.push(`${tool} ${key} applied twice`);
+    if (!ledger.has(key)) violations.push(`${tool} ${key} applied without a ledger key`);
+    seen.add(key);
+  }
+  for (const key of ledger) if (!seen.has(key)) violations.push(`${tool} ${key} in the ledger but never applied`);
+}
+
+/** A failure reason without its ids, to group them in the tally. */
+function reasonKind(error: string): string {
+  return error
+    .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, '<id>')
+    .split(':')
+    .slice(0, 2)
+    .join(':')
+    .slice(0, 80);
+}
+
+/** Every run of every workflow on the server: workflow task failures by cause, nondeterminism among them. */
+async function scanHistories(client: Client): Promise<ChaosTally['workflows']> {
+  const runs: { workflowId: string; runId: string }[] = [];
+  for await (const wf of client.workflow.list()) runs.push({ workflowId: wf.workflowId, runId: wf.runId });
+  const failures: Record<string, number> = {};
+  let nondeterminism = 0;
+  let workflowTaskTimeouts = 0;
+  let activityRetries = 0;
+  const Cause = temporal.api.enums.v1.WorkflowTaskFailedCause;
+  for (let i = 0; i < runs.length; i += 8) {
+    await Promise.all(
+      runs.slice(i, i + 8).map(async ({ workflowId, runId }) => {
+        const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
+        for (const event of history.events ?? []) {
+          if (event.workflowTaskTimedOutEventAttributes) workflowTaskTimeouts += 1;
+          // A started event records the attempt that finally ran; earlier attempts are not in history.
+          activityRetries += Math.max(0, (event.activityTaskStartedEventAttributes?.attempt ?? 1) - 1);
+          const failed = event.workflowTaskFailedEventAttributes;
+          if (!failed) continue;
+          const cause = Cause[failed.cause ?? 0] ?? String(failed.cause);
+          failures[cause] = (failures[cause] ?? 0) + 1;
+          if (failed.cause === Cause.WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR || /nondetermin/i.test(failed.failure?.message ?? '')) {
+            nondeterminism += 1;
+          }
+        }
+      }),
+    );
+  }
+  return { scanned: runs.length, workflowTaskFailures: failures, nondeterminism, workflowTaskTimeouts, activityRetries };
+}
+
+const quietLogger = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: (msg: string) => console.error(msg),
+  error: (msg: string) => console.error(msg),
+};
+

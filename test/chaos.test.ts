@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { judge, type ChaosTally, type Observations } from '../chaos/harness';
+
+const ROOT = path.resolve(__dirname, '..');
+
+/**
+ * The short chaos run: 30 tasks across 6 agents on a private stack (the shared test server cannot be
+ * restarted) while the worker is SIGKILLed every few seconds, Temporal and PostgreSQL are restarted once
+ * each and a fifth of the model requests fail. The run's own checks decide its exit code; this test also
+ * asserts that the faults really happened and that the guarantees held.
+ */
+describe('chaos', () => {
+  it('the checks catch lost tasks, double side effects, pending or contradicted approvals and nondeterminism', () => {
+    const clean = observations();
+    assert.deepEqual(judge(clean).violations, []);
+
+    const broken = observations();
+    broken.tasks[1]!.status = undefined;
+    broken.tasks[0]!.workflowStatus = 'RUNNING';
+    broken.memoryMarkers.push('c0:1');
+    broken.messageKeys.push('task-t2:1:1');
+    broken.httpReceivedKeys.push('task-t1:1:0');
+    broken.approvals[0]!.status = 'pending';
+    broken.approvals[1]!.status = 'approved';
+    broken.nondeterminism = 1;
+    const violations = judge(broken).violations.join('\n');
+    assert.match(violations, /task t1 \(c1\) has no row: lost/);
+    assert.match(violations, /workflow of task t0 \(c0\) is RUNNING/);
+    assert.match(violations, /memory_write c0:1 applied 2 times/);
+    assert.match(violations, /send_message task-t2:1:1 applied twice/);
+    assert.match(violations, /http_post task-t1:1:0 received 2 times/);
+    assert.match(violations, /approval a0 is still pending/);
+    assert.match(violations, /approval a1 was left alone but is approved/);
+    assert.match(violations, /1 workflow task\(s\) failed for nondeterminism/);
+
+    const unrecorded = observations();
+    unrecorded.tasks[2]!.status = 'failed';
+    unrecorded.tasks[2]!.error = null;
+    unrecorded.tasks[2]!.decisions = 0;
+    unrecorded.ledger.push({ key: 'task-t0:2:0', tool: 'memory_write', taskId: 't0', result: {} });
+    unrecorded.approverRecords.a0 = { decision: 'reject', status: 200, taskId: 't0' };
+    const more = judge(unrecorded).violations.join('\n');
+    assert.match(more, /task t2 \(c2\) failed without a recorded reason/);
+    assert.match(more, /task t2 \(c2\) has no reasoning trace/);
+    assert.match(more, /task t0 \(c0\): 1 memory writes applied, 2 ledger keys/);
+    assert.match(more, /approval a0: the API answered reject with 200 but it is approved/);
+  });
+
+  it('keeps every guarantee through worker kills, server and database restarts and provider faults', { timeout: 8 * 60_000 }, async () => {
+    const jsonPath = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'chaos-test-')), 'tally.json');
+    const { code, output } = await runShortChaos(jsonPath, { CHAOS_FAULT_RATE: '0.2', CHAOS_SEED: '7' });
+    assert.ok(fs.existsSync(jsonPath), `no tally written (exit ${code}):\n${output.slice(-3000)}`);
+    const tally = JSON.parse(fs.readFileSync(jsonPath, 'utf8')) as ChaosTally;
+    assert.deepEqual(tally.violations, [], output.slice(-3000));
+    assert.equal(tally.ok, true);
+    assert.equal(code, 0, 'the run exits 0 when every guarantee held');
+
+    // Every task reached completed or failed, with a reason, a trace and a closed workflow.
+    assert.equal(tally.tasks.submitted, 30);
+    assert.equal((tally.tasks.byStatus.completed ?? 0) + (tally.tasks.byStatus.failed ?? 0), 30, JSON.stringify(tally.tasks));
+    assert.deepEqual(tally.tasks.workflowStatuses, { COMPLETED: 30 });
+    assert.ok((tally.tasks.byStatus.completed ?? 0) > 0);
+
+    // The chaos happened.
+    assert.ok(tally.chaos.workerKills >= 1, JSON.stringify(tally.chaos));
+    assert.equal(tally.chaos.temporalRestarts, 1);
+    assert.equal(tally.chaos.postgresRestarts, 1);
+    assert.ok(tally.faults.total > 0, JSON.stringify(tally.faults));
+    assert.ok(tally.workflows.activityRetries > 0, 'faults and kills forced activity retries');
+
+    // Approvals: all settled; some decided through the API, some left to expire (their tasks failed).
+    assert.equal(tally.approvals.pending, 0);
+    assert.equal(tally.approvals.total, tally.approvals.approved + tally.approvals.rejected + tally.approvals.expired);
+    assert.ok(tally.approvals.decidedByApprover > 0, JSON.stringify(tally.approvals));
+    assert.ok(tally.approvals.expired >= tally.approvals.leftToExpire && tally.approvals.leftToExpire > 0, JSON.stringify(tally.approvals));
+    assert.match(Object.keys(tally.tasks.failureReasons).join('\n'), /expired/);
+
+    // Side effects: each ledger key applied exactly once (http_post: at most once).
+    assert.ok(tally.sideEffects.memory_write.ledgerKeys > 0);
+    assert.equal(tally.sideEffects.memory_write.applied, tally.sideEffects.memory_write.ledgerKeys);
+    assert.equal(tally.sideEffects.send_message.applied, tally.sideEffects.send_message.ledgerKeys);
+    assert.ok(tally.sideEffects.http_post.applied <= tally.sideEffects.http_post.ledgerKeys);
+
+    assert.equal(tally.workflows.nondeterminism, 0);
+    assert.ok(tally.workflows.scanned >= 36, 'the agent and task workflows were scanned');
+  });
+});
+
+function runShortChaos(jsonPath: string, env: Record<string, string>): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'chaos/run.ts'), '--short', '--json', jsonPath], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.on('exit', (code) => resolve({ code, output }));
+  });
+}
+
+/** A consistent little run: three tasks, their side effects and ledger, two approvals. */
+function observations(): Observations {
+  return {
+    tasks: [
+      { id: 't0', ticket: 'c0', status: 'completed', error: null, decisions: 3, workflowStatus: 'COMPLETED' },
+      { id: 't1', ticket: 'c1', status: 'completed', error: null, decisions: 2, workflowStatus: 'COMPLETED' },
+      { id: 't2', ticket: 'c2', status: 'failed', error: 'approval x for memory_write expired: no decision', decisions: 2, workflowStatus: 'COMPLETED' },
+    ],
+    ledger: [
+      { key: 'task-t0:1:0', tool: 'memory_write', taskId: 't0', result: {} },
+      { key: 'task-t2:1:1', tool: 'send_message', taskId: 't2', result: {} },
+      { key: 'task-t1:1:0', tool: 'http_post', taskId: 't1', result: { status: 204 } },
+    ],
+    memoryMarkers: ['c0:1'],
+    messageKeys: ['task-t2:1:1'],
+    httpReceivedKeys: ['task-t1:1:0'],
+    approvals: [
+      { id: 'a0', taskId: 't0', step: 1, callIndex: 0, status: 'approved' },
+      { id: 'a1', taskId: 't2', step: 2, callIndex: 0, status: 'expired' },
+    ],
+    approverRecords: { a0: { decision: 'approve', status: 200, taskId: 't0' }, a1: { decision: 'leave', taskId: 't2' } },
+    nondeterminism: 0,
+  };
+}
