@@ -8,7 +8,7 @@ import { payloadCodecFor } from '../lib/codec';
 import type { Config } from '../lib/config';
 import { requireApiKey, type KeyVerifier } from './auth';
 import { errorHandler, unknownRoute } from './errors';
-import { rateLimitPerKey, rejectUnstorableInput, requestTimeLimit } from './limits';
+import { rateLimitPerKey, rejectUnstorableInput, rememberSecrets, requestTimeLimit } from './limits';
 import { createToolRegistry } from '../activities/tools';
 import type { ChatEventHub } from './chat-events';
 import { agentRoutes } from './routes/agents';
@@ -72,7 +72,7 @@ export function createApp(deps: AppDeps): express.Express {
   // Authenticate before reading a body: an anonymous client costs one header check. The key sets the org.
   const v1 = express.Router();
   v1.use(requireApiKey(deps.apiKeys), rateLimitPerKey(deps.config.API_RATE_LIMIT_PER_MINUTE));
-  v1.use(express.json({ limit: `${deps.config.API_BODY_LIMIT_KB}kb`, strict: false }), rejectUnstorableInput);
+  v1.use(express.json({ limit: `${deps.config.API_BODY_LIMIT_KB}kb`, strict: false }), rejectUnstorableInput, rememberSecrets);
   // Chat turns stream or wait for the model, bounded by LLM_TIMEOUT_SECONDS, so they have no request time limit.
   const timeLimit = requestTimeLimit(deps.config.API_REQUEST_TIMEOUT_SECONDS);
   v1.use('/agents', timeLimit, agentRoutes(deps));

@@ -1,5 +1,6 @@
 import type { RequestHandler } from 'express';
 import { rateLimit } from 'express-rate-limit';
+import { registerSecretsIn } from '../lib/logger';
 import { HttpError } from './errors';
 
 /** Deeper JSON than this is refused: nothing in the API needs it, and deep values break serialisers downstream. */
@@ -75,3 +76,9 @@ function unstorable(root: unknown): string | undefined {
   }
   return undefined;
 }
+
+/** Values a request marks secret (`secrets` in a task's input) are scrubbed from this process's logs. */
+export const rememberSecrets: RequestHandler = (req, _res, next) => {
+  registerSecretsIn(req.body);
+  next();
+};
