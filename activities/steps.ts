@@ -5,6 +5,7 @@ import type { Config } from '../lib/config';
 import type { Db } from '../lib/db';
 import { ErrorType } from '../lib/errors';
 import { workerMetrics } from '../lib/metrics';
+import { registerPromptSecrets } from '../lib/logger';
 import { toolAllowed, type GoalReceipt, type McpServer, type SubmitGoalInput } from '../workflows/definitions';
 import { ProviderConfigError } from './llm';
 import type { ProviderCircuits } from './llm/circuits';
@@ -21,7 +22,7 @@ import {
 import { admissionFailure, estimateTokens, isAdmissionWait, type Governance } from './governance';
 import { insertDecision } from './records';
 import { parseMcpToolName, type McpToolSource } from './tools/mcp';
-import { ToolError, type ToolPolicy, type ToolRegistry } from './tools/registry';
+import { boundToolOutput, ToolError, type ToolPolicy, type ToolRegistry } from './tools/registry';
 
 export interface StepDeps {
   db: Db;
@@ -169,7 +170,13 @@ export function createStepRunner(deps: StepDeps) {
     throw lastFailure ?? ApplicationFailure.nonRetryable('no provider configured', ErrorType.Configuration);
   }
 
+  /** Runs a tool call; its output, stored and sent to the model, is cut to MAX_TOOL_OUTPUT_CHARS. */
   async function executeTool(input: RunToolInput): Promise<{ content: string; isError: boolean; decisionType: string }> {
+    const outcome = await executeToolUnbounded(input);
+    return { ...outcome, content: boundToolOutput(outcome.content) };
+  }
+
+  async function executeToolUnbounded(input: RunToolInput): Promise<{ content: string; isError: boolean; decisionType: string }> {
     const { call } = input;
     const fail = (message: string) => ({ content: message, isError: true, decisionType: 'tool_call' });
     if (!toolAllowed(input.allowedTools, call.name)) return fail(`tool "${call.name}" is not allowed for this agent`);
@@ -318,6 +325,8 @@ export function createStepActivities(deps: StepDeps) {
      * Temporal (honouring retry-after), 400/401/context-length/refusals fail at once.
      */
     async callModel(input: CallModelInput): Promise<ModelReply> {
+      // Values the task marked secret are scrubbed from this process's logs from now on.
+      for (const message of input.messages) if (message.role === 'user') registerPromptSecrets(message.content);
       if (input.markStarted) {
         await db.query(
           `UPDATE tasks SET status = 'planning', started_at = COALESCE(started_at, now()), updated_at = now()

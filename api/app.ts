@@ -1,12 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import express from 'express';
+import helmet from 'helmet';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { pinoHttp } from 'pino-http';
 import type { AgentGateway } from '../lib/agent-gateway';
 import { payloadCodecFor } from '../lib/codec';
 import type { Config } from '../lib/config';
+import { requireApiKey, type KeyVerifier } from './auth';
 import { errorHandler, unknownRoute } from './errors';
+import { rateLimitPerKey, rejectUnstorableInput, rememberSecrets, requestTimeLimit } from './limits';
 import { createToolRegistry } from '../activities/tools';
 import type { ChatEventHub } from './chat-events';
 import { agentRoutes } from './routes/agents';
@@ -29,6 +32,8 @@ export interface AppDeps {
   logger: Logger;
   /** Served at GET /metrics (lib/metrics.ts createApiMetrics). */
   metrics?: Registry;
+  /** Resolves `Authorization: Bearer <key>` to an organisation (lib/api-keys apiKeyVerifier). */
+  apiKeys: KeyVerifier;
 }
 
 /** Builds the HTTP API. Listening and shutdown live in server.ts so tests can mount the app directly. */
@@ -55,7 +60,7 @@ export function createApp(deps: AppDeps): express.Express {
   // Temporal codec server for the Web UI and CLI; before the API's JSON parser (its own allows larger bodies).
   const codec = payloadCodecFor(deps.config);
   if (codec) app.use('/codec', codecRoutes(codec, { allowedOrigins: codecCorsOrigins(deps.config) }));
-  app.use(express.json({ limit: '256kb', strict: false }));
+  app.use(helmet());
 
   app.get('/health', async (_req, res) => {
     const [postgres, temporal] = await Promise.allSettled([
@@ -74,21 +79,21 @@ export function createApp(deps: AppDeps): express.Express {
 
   if (deps.metrics) app.get('/metrics', metricsRoute(deps.metrics));
 
+  // Authenticate before reading a body: an anonymous client costs one header check. The key sets the org.
   const v1 = express.Router();
   // The contract, public like /health so clients and tools can read it before they have a key.
   v1.get('/openapi.json', (_req, res) => void res.json(openApiDocument()));
-  v1.use((_req, res, next) => {
-    // Every request acts inside one organisation; API keys scope it per org.
-    res.locals.orgId = deps.config.DEFAULT_ORG_ID;
-    next();
-  });
-  v1.use('/agents/:id/reminders', reminderRoutes(deps));
-  v1.use('/agents', agentRoutes(deps));
-  v1.use('/tasks', taskRoutes(deps));
+  v1.use(requireApiKey(deps.apiKeys), rateLimitPerKey(deps.config.API_RATE_LIMIT_PER_MINUTE));
+  v1.use(express.json({ limit: `${deps.config.API_BODY_LIMIT_KB}kb`, strict: false }), rejectUnstorableInput, rememberSecrets);
+  // Chat turns stream or wait for the model, bounded by LLM_TIMEOUT_SECONDS, so they have no request time limit.
+  const timeLimit = requestTimeLimit(deps.config.API_REQUEST_TIMEOUT_SECONDS);
+  v1.use('/agents/:id/reminders', timeLimit, reminderRoutes(deps));
+  v1.use('/agents', timeLimit, agentRoutes(deps));
+  v1.use('/tasks', timeLimit, taskRoutes(deps));
   v1.use('/chat', chatRoutes(deps));
-  v1.use('/governance', governanceRoutes(deps));
-  v1.use('/approvals', approvalRoutes({ ...deps, tools: createToolRegistry() }));
-  v1.use('/crews', crewRoutes(deps));
+  v1.use('/governance', timeLimit, governanceRoutes(deps));
+  v1.use('/approvals', timeLimit, approvalRoutes({ ...deps, tools: createToolRegistry() }));
+  v1.use('/crews', timeLimit, crewRoutes(deps));
   app.use('/api/v1', v1);
 
   app.use(unknownRoute);

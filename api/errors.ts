@@ -33,6 +33,11 @@ export const unknownRoute: RequestHandler = (req, _res, next) => {
 /** Every error becomes a JSON body; only our own faults are 5xx. */
 export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
   const e = toHttpError(err);
+  // A response already sent (request time limit, a stream) cannot change; only log our own faults.
+  if (res.headersSent) {
+    if (e.status >= 500) req.log?.warn({ err }, 'error after the response was sent');
+    return;
+  }
   if (e.status >= 500) req.log?.error({ err }, 'request failed');
   res.status(e.status).json({ error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } });
 };

@@ -1,5 +1,6 @@
 import { Client, Connection } from '@temporalio/client';
 import { AgentGateway } from '../lib/agent-gateway';
+import { apiKeyVerifier } from '../lib/api-keys';
 import { dataConverterFor } from '../lib/codec';
 import { config, databaseUrl } from '../lib/config';
 import { createPool, migrate } from '../lib/db';
@@ -27,9 +28,13 @@ async function main(): Promise<void> {
     config: cfg,
     logger,
     metrics: createApiMetrics(db, { tokenBudget: { tokensPerWindow: cfg.AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE, windowSeconds: cfg.TOKEN_BUDGET_WINDOW_SECONDS } }),
+    apiKeys: apiKeyVerifier(db, cfg),
   });
   const server = app.listen(cfg.PORT, () => logger.info({ port: cfg.PORT }, `API listening on http://127.0.0.1:${cfg.PORT}`));
-  server.requestTimeout = 30_000;
+  // Slow clients: headers within 10 s, the whole request within the API's time limit. Responses (SSE
+  // chat streams) are not bounded by these; JSON routes have their own limit (api/limits.ts).
+  server.headersTimeout = 10_000;
+  server.requestTimeout = cfg.API_REQUEST_TIMEOUT_SECONDS * 1000;
 
   const shutdown = () => {
     logger.info('API shutting down');

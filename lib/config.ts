@@ -73,6 +73,8 @@ const EnvSchema = z.object({
   MAX_REMINDERS_PER_AGENT: intFromEnv(20, 1),
   APPROVAL_TIMEOUT_HOURS: z.coerce.number().positive().default(24),
   HTTP_ALLOWED_HOSTS: list,
+  /** Hosts of HTTP_ALLOWED_HOSTS that may resolve to loopback, private or link-local addresses (refused otherwise). */
+  HTTP_ALLOW_PRIVATE_HOSTS: list,
   /** Commands an agent's stdio MCP server may run; empty refuses stdio MCP servers. */
   MCP_ALLOWED_COMMANDS: list,
   DEFAULT_ORG_ID: z.string().default('default'),
@@ -80,6 +82,14 @@ const EnvSchema = z.object({
   CREW_MAX_MEMBERS: intFromEnv(5, 1),
   /** Crews: the confidence-weighted share a consensus decision needs to count as reached. */
   CREW_CONSENSUS_THRESHOLD: z.coerce.number().min(0).max(1).default(0.6),
+  /** A key accepted for DEFAULT_ORG_ID without a database row (`npm start` generates one when unset). */
+  API_KEY: z.string().min(16, 'use at least 16 characters (npm run keys -- generate prints a random one)').optional(),
+  /** Requests per minute per API key; beyond it the API answers 429 with Retry-After. */
+  API_RATE_LIMIT_PER_MINUTE: intFromEnv(600, 1),
+  /** Largest JSON request body. */
+  API_BODY_LIMIT_KB: intFromEnv(256, 1),
+  /** A JSON request that has not answered after this long gets 503 (chat turns are bounded by LLM_TIMEOUT_SECONDS). */
+  API_REQUEST_TIMEOUT_SECONDS: intFromEnv(30, 1),
   /** Heartbeat timeout of LLM and tool activities: how fast a crashed worker's step is retried elsewhere. */
   ACTIVITY_HEARTBEAT_SECONDS: intFromEnv(10, 1),
   /** Agent workflows continue-as-new once their history reaches this many events. */

@@ -1,18 +1,116 @@
 import pino, { type Logger } from 'pino';
 
-/** Paths whose values never reach the logs: credentials and prompts marked secret. */
+/**
+ * Paths whose values never reach the logs: credentials, configuration secrets and the `secrets` of a
+ * task's input (how a prompt marks values secret; see README "Security").
+ */
 export const REDACT_PATHS = [
   'req.headers.authorization',
+  'req.headers.cookie',
   'req.headers["x-api-key"]',
   'headers.authorization',
+  '*.headers.authorization',
+  'authorization',
+  '*.authorization',
   '*.apiKey',
   '*.api_key',
   '*.password',
   '*.secret',
   'apiKey',
   'password',
+  'secrets',
+  '*.secrets',
+  '*.*.secrets',
+  '*.*.*.secrets',
+  '*.API_KEY',
+  '*.OPENAI_API_KEY',
+  '*.ANTHROPIC_API_KEY',
+  '*.PAYLOAD_ENCRYPTION_KEY',
+  '*.PAYLOAD_DECRYPTION_KEYS',
 ];
 
-export function createLogger(name: string, level = process.env.LOG_LEVEL ?? 'info'): Logger {
-  return pino({ name, level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } });
+/** Environment variables whose values are scrubbed from every log line, wherever they appear. */
+const SECRET_ENV = ['API_KEY', 'OPENAI_API_KEY', 'ANTHROPIC_API_KEY', 'PAYLOAD_ENCRYPTION_KEY', 'PAYLOAD_DECRYPTION_KEYS'];
+/** Shorter values would blank out ordinary words; path redaction still hides them in structured fields. */
+const MIN_SECRET_LENGTH = 6;
+/** A long-lived worker sees many tasks; remember the most recent secrets only. */
+const MAX_SECRETS = 10_000;
+const CENSOR = '[redacted]';
+
+const secrets = new Set<string>();
+/** Bearer credentials and keys in this project's format, even when nobody registered them. */
+const CREDENTIAL_PATTERNS = [/(Bearer\s+)[\x21-\x7e]+/gi, /tao_[A-Za-z0-9_-]{20,}/g];
+
+/**
+ * Remembers a value that must never be logged: every later log line of this process has it replaced,
+ * in plain and in JSON-escaped form, even inside free text such as an error message.
+ */
+export function registerSecret(value: string): void {
+  if (value.length < MIN_SECRET_LENGTH || secrets.has(value)) return;
+  secrets.add(value);
+  if (secrets.size > MAX_SECRETS) secrets.delete(secrets.values().next().value!);
+}
+
+/** Registers every string under a `secrets` key of `value` (a task input: `{ "secrets": { "token": "…" } }`). */
+export function registerSecretsIn(value: unknown): void {
+  const stack: { value: unknown; secret: boolean; depth: number }[] = [{ value, secret: false, depth: 0 }];
+  while (stack.length > 0) {
+    const item = stack.pop()!;
+    if (typeof item.value === 'string') {
+      if (item.secret) registerSecret(item.value);
+    } else if (item.value && typeof item.value === 'object' && item.depth < 64) {
+      for (const [key, child] of Object.entries(item.value)) {
+        stack.push({ value: child, secret: item.secret || key === 'secrets', depth: item.depth + 1 });
+      }
+    }
+  }
+}
+
+/** Registers the secrets of a task prompt's JSON input block (the prompt workflows/task.ts builds). */
+export function registerPromptSecrets(prompt: string): void {
+  if (!prompt.includes('"secrets"')) return;
+  const block = /```json\n([\s\S]*?)\n```/.exec(prompt)?.[1];
+  try {
+    if (block) registerSecretsIn(JSON.parse(block));
+  } catch {
+    // Not JSON: nothing marked.
+  }
+}
+
+/** Replaces every known secret and credential-looking token in one serialised log line. */
+export function scrubSecrets(line: string): string {
+  let out = line;
+  for (const pattern of CREDENTIAL_PATTERNS) out = out.replace(pattern, (_m, bearer?: string) => `${typeof bearer === 'string' ? bearer : ''}${CENSOR}`);
+  for (const secret of secrets) {
+    if (out.includes(secret)) out = out.replaceAll(secret, CENSOR);
+    const escaped = JSON.stringify(secret).slice(1, -1);
+    if (escaped !== secret && out.includes(escaped)) out = out.replaceAll(escaped, CENSOR);
+  }
+  return out;
+}
+
+function registerEnvSecrets(env: NodeJS.ProcessEnv): void {
+  for (const name of SECRET_ENV) {
+    for (const part of (env[name] ?? '').split(',')) {
+      registerSecret(part.trim());
+      // PAYLOAD_DECRYPTION_KEYS entries are `id:key`.
+      if (part.includes(':')) registerSecret(part.slice(part.indexOf(':') + 1).trim());
+    }
+  }
+  const dbPassword = env.DATABASE_URL && URL.canParse(env.DATABASE_URL) ? new URL(env.DATABASE_URL).password : '';
+  if (dbPassword) registerSecret(decodeURIComponent(dbPassword));
+}
+
+/**
+ * A JSON logger on stdout (or `destination`) that redacts secret fields by path and scrubs known secret
+ * values from every line: API and provider keys from the environment, Bearer credentials, API keys and
+ * values registered with registerSecret / registerSecretsIn.
+ */
+export function createLogger(
+  name: string,
+  level = process.env.LOG_LEVEL ?? 'info',
+  destination: { write(line: string): unknown } = process.stdout,
+): Logger {
+  registerEnvSecrets(process.env);
+  return pino({ name, level, redact: { paths: REDACT_PATHS, censor: CENSOR } }, { write: (line: string) => destination.write(scrubSecrets(line)) });
 }

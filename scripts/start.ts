@@ -4,11 +4,16 @@
  * agent whose task completes with the offline provider. Ctrl-C stops everything it started.
  *
  * Flags: --no-demo (skip the demo), --exit-after-demo (stop once the demo task finished).
+ *
+ * The API needs a key: API_KEY when set, otherwise a key generated once for the default org and kept in
+ * DATA_DIR/api-key (readable by the owner only), so the printed curl commands keep working across restarts.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { config } from '../lib/config';
+import { generateApiKey } from '../lib/api-keys';
+import { config, type Config } from '../lib/config';
 import { agentWorkflowId } from '../workflows/definitions';
 import { startLocalStack, type LocalStack } from './local-stack';
 
@@ -49,8 +54,10 @@ async function main(): Promise<void> {
     console.log(`  Temporal ${stack.temporal.address} (host ${host}), PostgreSQL ready, migrations applied.`);
 
     // The processes log JSON; keep the terminal readable unless LOG_LEVEL asks for more.
+    const apiKey = localApiKey(cfg);
     const env = {
       ...process.env,
+      API_KEY: apiKey,
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
       TEMPORAL_ADDRESS: stack.temporal.address,
       DATABASE_URL: stack.databaseUrl,
@@ -70,9 +77,11 @@ async function main(): Promise<void> {
     await waitForHealth(apiUrl);
     console.log(`\n  API:        ${apiUrl}  (health: ${apiUrl}/health)`);
     console.log(`  Web UI:     ${stack.temporal.uiUrl}/namespaces/${cfg.TEMPORAL_NAMESPACE}/workflows`);
-    console.log(`  Provider:   ${cfg.aiProvider}${cfg.aiProvider === 'offline' ? ' (deterministic, no network; set OPENAI_API_KEY or ANTHROPIC_API_KEY for a real model)' : ''}\n`);
+    console.log(`  Provider:   ${cfg.aiProvider}${cfg.aiProvider === 'offline' ? ' (deterministic, no network; set OPENAI_API_KEY or ANTHROPIC_API_KEY for a real model)' : ''}`);
+    console.log(`  API key:    ${apiKey}  (org "${cfg.DEFAULT_ORG_ID}"${cfg.API_KEY ? ', from API_KEY' : `, kept in ${path.join(cfg.DATA_DIR, 'api-key')}`})`);
+    console.log(`              curl -H 'Authorization: Bearer ${apiKey}' ${apiUrl}/api/v1/agents\n`);
 
-    if (!flags['no-demo']) await runDemo(apiUrl, stack.temporal.uiUrl ?? '', cfg.TEMPORAL_NAMESPACE);
+    if (!flags['no-demo']) await runDemo(apiUrl, apiKey, stack.temporal.uiUrl ?? '', cfg.TEMPORAL_NAMESPACE);
     if (flags['exit-after-demo']) return await stop(0);
     console.log('Running. Press Ctrl-C to stop everything.');
   } catch (err) {
@@ -81,11 +90,22 @@ async function main(): Promise<void> {
   }
 }
 
-async function runDemo(apiUrl: string, uiUrl: string, namespace: string): Promise<void> {
+/** API_KEY, or the key generated on the first start and kept in DATA_DIR (owner-only file). */
+function localApiKey(cfg: Config): string {
+  if (cfg.API_KEY) return cfg.API_KEY;
+  const file = path.join(cfg.DATA_DIR, 'api-key');
+  if (fs.existsSync(file)) return fs.readFileSync(file, 'utf8').trim();
+  const key = generateApiKey();
+  fs.mkdirSync(cfg.DATA_DIR, { recursive: true });
+  fs.writeFileSync(file, `${key}\n`, { mode: 0o600 });
+  return key;
+}
+
+async function runDemo(apiUrl: string, apiKey: string, uiUrl: string, namespace: string): Promise<void> {
   const call = async <T = DemoRecord>(method: string, route: string, body?: unknown): Promise<T> => {
     const res = await fetch(`${apiUrl}${route}`, {
       method,
-      headers: body ? { 'content-type': 'application/json' } : {},
+      headers: { authorization: `Bearer ${apiKey}`, ...(body ? { 'content-type': 'application/json' } : {}) },
       body: body ? JSON.stringify(body) : undefined,
     });
     const json = (await res.json()) as T;
@@ -122,7 +142,7 @@ async function runDemo(apiUrl: string, uiUrl: string, namespace: string): Promis
   console.log(`Demo task ${detail.status}: ${detail.output?.answer ?? detail.error ?? '(no output yet)'}`);
   for (const d of detail.reasoningTrace ?? []) console.log(`  step ${d.step} ${d.decisionType.padEnd(9)} ${d.reasoning}`);
   console.log(`  See it in the Web UI: ${uiUrl}/namespaces/${namespace}/workflows/${agentWorkflowId(agent.id)}`);
-  console.log(`  Or via the API:       curl ${apiUrl}/api/v1/tasks/${task.id}\n`);
+  console.log(`  Or via the API:       curl -H 'Authorization: Bearer ${apiKey}' ${apiUrl}/api/v1/tasks/${task.id}\n`);
 }
 
 interface DemoRecord {

@@ -21,7 +21,7 @@ describe('approvals', () => {
 
   before(async () => {
     webhook = await startWebhookReceiver({ failFirst: 1 });
-    const config = testConfig({ HTTP_ALLOWED_HOSTS: webhook.host });
+    const config = testConfig({ HTTP_ALLOWED_HOSTS: webhook.host, HTTP_ALLOW_PRIVATE_HOSTS: webhook.host });
     stack = await startApi(config);
     worker = await startWorker(config);
   });

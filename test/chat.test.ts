@@ -11,11 +11,11 @@ interface SseEvent {
 }
 
 /** Posts a chat message and reads the SSE stream event by event; `stopAfter` aborts when it returns true. */
-async function chat(baseUrl: string, body: Record<string, unknown>, stopAfter?: (e: SseEvent) => boolean): Promise<SseEvent[]> {
+async function chat(api: { baseUrl: string; apiKey?: string }, body: Record<string, unknown>, stopAfter?: (e: SseEvent) => boolean): Promise<SseEvent[]> {
   const abort = new AbortController();
-  const res = await fetch(`${baseUrl}/api/v1/chat`, {
+  const res = await fetch(`${api.baseUrl}/api/v1/chat`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${api.apiKey}` },
     body: JSON.stringify(body),
     signal: abort.signal,
   });
@@ -67,7 +67,7 @@ describe('chat', () => {
   });
 
   it('streams tokens before the answer is finished, then stores the whole turn', async () => {
-    const events = await chat(stack.api.baseUrl, { agentId: agent.id, message: 'hello there, how are you today?' });
+    const events = await chat(stack.api, { agentId: agent.id, message: 'hello there, how are you today?' });
     const session = events.find((e) => e.event === 'session')!;
     const tokens = events.filter((e) => e.event === 'token');
     const final = events.find((e) => e.event === 'message')!;
@@ -86,14 +86,14 @@ describe('chat', () => {
     assert.ok(answer.metadata.usage.outputTokens > 0);
 
     // The session continues with its context.
-    const second = await chat(stack.api.baseUrl, { agentType: 'support', sessionId: session.data.sessionId, message: 'second message' });
+    const second = await chat(stack.api, { agentType: 'support', sessionId: session.data.sessionId, message: 'second message' });
     assert.ok(second.some((e) => e.event === 'message'));
     const longer = await stack.api.get(`/api/v1/chat/${session.data.sessionId}`);
     assert.equal(longer.body.messages.length, 4);
   });
 
   it('calls the agent\'s tools and reports them as events and in the history metadata', async () => {
-    const events = await chat(stack.api.baseUrl, { agentId: agent.id, message: 'remember the code word is blue' });
+    const events = await chat(stack.api, { agentId: agent.id, message: 'remember the code word is blue' });
     const call = events.find((e) => e.event === 'tool_call');
     const result = events.find((e) => e.event === 'tool_result');
     assert.equal(call?.data.name, 'memory_write');
@@ -107,7 +107,7 @@ describe('chat', () => {
 
   it('stops generating when the client disconnects and stores nothing of that turn', async () => {
     const long = Array.from({ length: 300 }, (_, i) => `word${i}`).join(' ');
-    const events = await chat(stack.api.baseUrl, { agentId: agent.id, message: long }, (e) => e.event === 'token');
+    const events = await chat(stack.api, { agentId: agent.id, message: long }, (e) => e.event === 'token');
     const { sessionId, turnId } = events.find((e) => e.event === 'session')!.data;
     const handle = stack.client.workflow.getHandle(chatWorkflowId(sessionId));
     // 300 words at 15 ms each would take 4.5 s; the cancelled activity must end well before that.

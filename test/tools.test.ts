@@ -15,7 +15,7 @@ describe('built-in tools', () => {
     server = http.createServer((req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end(`hello from ${req.url}`));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const config = testConfig({ HTTP_ALLOWED_HOSTS: host, MAX_DELEGATION_DEPTH: '1' });
+    const config = testConfig({ HTTP_ALLOWED_HOSTS: host, HTTP_ALLOW_PRIVATE_HOSTS: host, MAX_DELEGATION_DEPTH: '1' });
     stack = await startApi(config);
     worker = await startWorker(config);
   });

@@ -10,6 +10,7 @@ import { AUTONOMY_LEVELS, CreateAgentBody } from '../../lib/models';
 import { ReminderRefused, ReminderScheduleInput } from '../../lib/reminders';
 import type { AgentConfig, NewReminder, ReminderView } from '../../workflows/definitions';
 import { defineTool, ToolError, type ToolContext, type ToolDefinition, type ToolResult } from './registry';
+import { checkAllowedUrl, safeGet, safePost, type HttpPolicy } from './safe-http';
 
 const MAX_HTTP_BODY_CHARS = 4000;
 
@@ -52,16 +53,10 @@ export function stableUuid(seed: string): string {
 
 const memoryScope = (ctx: ToolContext, shared: boolean | undefined) => (shared ? 'org' : ctx.agentId);
 
-/** Checks a URL against HTTP_ALLOWED_HOSTS: the only hosts tools may reach. */
-function allowedUrl(url: string, ctx: ToolContext): URL {
-  const target = new URL(url);
-  if (target.protocol !== 'http:' && target.protocol !== 'https:') throw new ToolError(`unsupported protocol ${target.protocol}`);
-  const allowed = ctx.config.HTTP_ALLOWED_HOSTS;
-  if (!allowed.includes(target.host) && !allowed.includes(target.hostname)) {
-    throw new ToolError(`host "${target.host}" is not in the allowlist (${allowed.join(', ') || 'empty'})`);
-  }
-  return target;
-}
+const httpPolicy = (ctx: ToolContext): HttpPolicy => ({
+  allowedHosts: ctx.config.HTTP_ALLOWED_HOSTS,
+  privateHosts: ctx.config.HTTP_ALLOW_PRIVATE_HOSTS,
+});
 
 const requestSignal = (ctx: ToolContext) => AbortSignal.any([AbortSignal.timeout(10_000), ...(ctx.signal ? [ctx.signal] : [])]);
 
@@ -69,12 +64,20 @@ const truncate = (body: string) => (body.length > MAX_HTTP_BODY_CHARS ? `${body.
 
 export const httpGet = defineTool({
   name: 'http_get',
-  description: 'Fetch a URL with HTTP GET. Only hosts on the allowlist (HTTP_ALLOWED_HOSTS) can be reached.',
+  description:
+    'Fetch a URL with HTTP GET (redirects followed). Only hosts on the allowlist (HTTP_ALLOWED_HOSTS) can be reached; private and loopback addresses are refused.',
   input: z.object({ url: z.string().url().describe('Absolute http(s) URL') }),
   sideEffect: false,
   async run({ url }, ctx): Promise<ToolResult> {
-    const res = await fetch(allowedUrl(url, ctx), { redirect: 'manual', signal: requestSignal(ctx) });
-    return { content: { status: res.status, contentType: res.headers.get('content-type'), body: truncate(await res.text()) } };
+    const res = await safeGet(url, httpPolicy(ctx), requestSignal(ctx));
+    return {
+      content: {
+        status: res.status,
+        contentType: res.contentType,
+        body: truncate(res.body),
+        ...(res.url !== new URL(url).href ? { url: res.url } : {}),
+      },
+    };
   },
 });
 
@@ -85,7 +88,8 @@ export const httpPost = defineTool({
   sideEffect: true,
   requiresApproval: true,
   async run({ url, body }, ctx) {
-    const target = allowedUrl(url, ctx);
+    // Refuse before claiming: a URL that can never be sent must not leave an "unknown outcome" claim behind.
+    checkAllowedUrl(url, httpPolicy(ctx));
     // The claim commits before the request goes out: a retry after a crash finds it and does not send
     // again (at most once), reporting the unknown outcome instead.
     const claim = await ctx.db.query(
@@ -98,14 +102,9 @@ export const httpPost = defineTool({
       if (prior.rows[0]?.result !== null) return { content: { ...(prior.rows[0]!.result as object), replayed: true } };
       throw new ToolError('a previous attempt may already have sent this request; not sending it again');
     }
-    const res = await fetch(target, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', 'idempotency-key': ctx.idempotencyKey },
-      body: JSON.stringify(body),
-      redirect: 'manual',
-      signal: requestSignal(ctx),
-    });
-    const result = { status: res.status, body: truncate(await res.text()) };
+    const headers = { 'content-type': 'application/json', 'idempotency-key': ctx.idempotencyKey };
+    const res = await safePost(url, JSON.stringify(body), headers, httpPolicy(ctx), requestSignal(ctx));
+    const result = { status: res.status, body: truncate(res.body), ...(res.location ? { location: res.location } : {}) };
     await ctx.db.query('UPDATE side_effects SET result = $2 WHERE idempotency_key = $1', [ctx.idempotencyKey, JSON.stringify(result)]);
     return { content: result };
   },

@@ -43,6 +43,14 @@ export interface ToolDefinition<Args = unknown> {
   run(args: Args, ctx: ToolContext): Promise<ToolResult>;
 }
 
+/** Largest tool output stored in the trace and sent to the model; longer output is cut with a marker. */
+export const MAX_TOOL_OUTPUT_CHARS = 16_000;
+
+export function boundToolOutput(content: string): string {
+  if (content.length <= MAX_TOOL_OUTPUT_CHARS) return content;
+  return `${content.slice(0, MAX_TOOL_OUTPUT_CHARS)}…[truncated ${content.length - MAX_TOOL_OUTPUT_CHARS} characters]`;
+}
+
 /** A tool failure the model should read and may recover from (never crashes the task). */
 export class ToolError extends Error {}
 

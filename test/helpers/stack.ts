@@ -12,6 +12,7 @@ import { createApp } from '../../api/app';
 import { ChatEventHub } from '../../api/chat-events';
 import { createStore } from '../../api/store';
 import { AgentGateway } from '../../lib/agent-gateway';
+import { apiKeyVerifier, createApiKey } from '../../lib/api-keys';
 import { dataConverterFor } from '../../lib/codec';
 import { loadConfig, type Config } from '../../lib/config';
 import { createPool, type Db } from '../../lib/db';
@@ -31,6 +32,8 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
     ...process.env,
     TEMPORAL_TASK_QUEUE: `test-${randomUUID().slice(0, 8)}`,
     ACTIVITY_HEARTBEAT_SECONDS: '2',
+    // Tests poll fast; the rate limit has its own test.
+    API_RATE_LIMIT_PER_MINUTE: '1000000',
     ...overrides,
   });
 }
@@ -40,7 +43,10 @@ export interface TestStack {
   db: Db;
   client: Client;
   gateway: AgentGateway;
+  /** Authenticated with a fresh key of DEFAULT_ORG_ID. */
   api: ApiClient;
+  /** A client authenticated with a new key of another organisation. */
+  clientForOrg(orgId: string): Promise<ApiClient>;
   stop(): Promise<void>;
 }
 
@@ -51,16 +57,19 @@ export async function startApi(config: Config, opts: { port?: number } = {}): Pr
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter: dataConverterFor(config) });
   const gateway = new AgentGateway(client, config.TEMPORAL_TASK_QUEUE);
   const chatEvents = new ChatEventHub(config.DATABASE_URL!, silentLogger);
-  const app = createApp({ store: createStore(db), chatEvents, gateway, config, logger: silentLogger, metrics: createApiMetrics(db, { tokenBudget: { tokensPerWindow: config.AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE, windowSeconds: config.TOKEN_BUDGET_WINDOW_SECONDS } }) });
+  const app = createApp({ store: createStore(db), chatEvents, gateway, config, logger: silentLogger, metrics: createApiMetrics(db, { tokenBudget: { tokensPerWindow: config.AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE, windowSeconds: config.TOKEN_BUDGET_WINDOW_SECONDS } }), apiKeys: apiKeyVerifier(db, config) });
   const server = app.listen(opts.port ?? 0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', resolve));
   const { port } = server.address() as AddressInfo;
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const clientForOrg = async (orgId: string) => new ApiClient(baseUrl, (await createApiKey(db, orgId, 'test')).key);
   return {
     config,
     db,
     client,
     gateway,
-    api: new ApiClient(`http://127.0.0.1:${port}`),
+    api: await clientForOrg(config.DEFAULT_ORG_ID),
+    clientForOrg,
     async stop() {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
@@ -140,14 +149,21 @@ export interface ApiResponse<T = any> {
   headers: Headers;
 }
 
-/** A small HTTP client for the real API. */
+/** A small HTTP client for the real API; with a key it sends `Authorization: Bearer <key>` on every call. */
 export class ApiClient {
-  constructor(readonly baseUrl: string) {}
+  constructor(
+    readonly baseUrl: string,
+    readonly apiKey?: string,
+  ) {}
 
   async request<T = any>(method: string, path: string, body?: unknown, init: { raw?: string; headers?: Record<string, string> } = {}): Promise<ApiResponse<T>> {
     const res = await fetch(`${this.baseUrl}${path}`, {
       method,
-      headers: { ...(body !== undefined || init.raw !== undefined ? { 'content-type': 'application/json' } : {}), ...init.headers },
+      headers: {
+        ...(body !== undefined || init.raw !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...(this.apiKey ? { authorization: `Bearer ${this.apiKey}` } : {}),
+        ...init.headers,
+      },
       body: init.raw ?? (body === undefined ? undefined : JSON.stringify(body)),
     });
     const text = await res.text();
