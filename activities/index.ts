@@ -3,8 +3,9 @@ import { createChatActivities } from './chat';
 import { createGovernance, createGovernanceActivities } from './governance';
 import { createPriorityActivities } from './priority';
 import { createCrewActivities } from './crews';
+import { createMetaActivities } from './meta';
 import { createRecordActivities, type RecordDeps } from './records';
-import { createStepActivities, type StepDeps } from './steps';
+import { createStepActivities, createStepRunner, type StepDeps } from './steps';
 
 export type ActivityDeps = RecordDeps & Omit<StepDeps, 'governance'>;
 
@@ -20,6 +21,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createGovernanceActivities(governance, deps.db, deps.config),
     ...createPriorityActivities(governed),
     ...createCrewActivities(deps),
+    ...createMetaActivities({ ...deps, runner: createStepRunner(governed) }),
   };
 }
 

@@ -14,6 +14,7 @@ import { approvalRoutes } from './routes/approvals';
 import { codecCorsOrigins, codecRoutes } from './routes/codec';
 import { governanceRoutes } from './routes/governance';
 import { crewRoutes } from './routes/crews';
+import { metaRoutes } from './routes/meta';
 import { taskRoutes } from './routes/tasks';
 import type { Store } from './store';
 
@@ -78,6 +79,7 @@ export function createApp(deps: AppDeps): express.Express {
   v1.use('/governance', governanceRoutes(deps));
   v1.use('/approvals', approvalRoutes({ ...deps, tools: createToolRegistry() }));
   v1.use('/crews', crewRoutes(deps));
+  v1.use('/meta', metaRoutes(deps));
   app.use('/api/v1', v1);
 
   app.use(unknownRoute);

@@ -64,6 +64,8 @@ const EnvSchema = z.object({
   CREW_MAX_MEMBERS: intFromEnv(5, 1),
   /** Crews: the confidence-weighted share a consensus decision needs to count as reached. */
   CREW_CONSENSUS_THRESHOLD: z.coerce.number().min(0).max(1).default(0.6),
+  /** Meta supervisor: POST /api/v1/meta designs and runs a team of new agents for one objective. Off: 404. */
+  META_AGENT_ENABLED: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
   /** Heartbeat timeout of LLM and tool activities: how fast a crashed worker's step is retried elsewhere. */
   ACTIVITY_HEARTBEAT_SECONDS: intFromEnv(10, 1),
   /** Agent workflows continue-as-new once their history reaches this many events. */

@@ -3,3 +3,4 @@ export { AgentWorkflow } from './agent';
 export { TaskWorkflow } from './task';
 export { ChatWorkflow } from './chat';
 export { CrewWorkflow } from './crew';
+export { MetaSupervisorWorkflow } from './meta';
