@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
 import { createProviderRegistry } from '../activities/llm';
 import { ProviderCircuits } from '../activities/llm/circuits';
@@ -152,6 +153,15 @@ describe('meta supervisor', () => {
       const list = await stack.api.get('/api/v1/meta');
       assert.equal(list.status, 200);
       assert.ok(list.body.runs.some((r: { id: string; status: string }) => r.id === id && r.status === 'completed'));
+
+      // Both histories replay with the current workflow code.
+      const workflowIds = [metaWorkflowId(id), crewWorkflowId(run.crewId)];
+      const histories = await Promise.all(workflowIds.map(async (workflowId) => ({ workflowId, history: await stack.client.workflow.getHandle(workflowId).fetchHistory() })));
+      const failures: string[] = [];
+      for await (const result of Worker.runReplayHistories({ workflowBundle: { codePath: process.env.WORKFLOW_BUNDLE_PATH! } }, histories)) {
+        if (result.error) failures.push(`${result.workflowId}: ${result.error.message.split('\n')[0]}`);
+      }
+      assert.deepEqual(failures, []);
     });
 
     it('a team design with fewer agents allowed stays within maxAgents', async () => {
