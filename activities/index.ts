@@ -3,9 +3,10 @@ import { createChatActivities } from './chat';
 import { createGovernance, createGovernanceActivities } from './governance';
 import { createPriorityActivities } from './priority';
 import { createCrewActivities } from './crews';
+import { createMetaActivities } from './meta';
 import { createRecordActivities, type RecordDeps } from './records';
 import { createReminderActivities, type ReminderDeps } from './reminders';
-import { createStepActivities, type StepDeps } from './steps';
+import { createStepActivities, createStepRunner, type StepDeps } from './steps';
 
 export type ActivityDeps = RecordDeps & Omit<StepDeps, 'governance'> & ReminderDeps;
 
@@ -22,6 +23,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createPriorityActivities(governed),
     ...createCrewActivities(deps),
     ...createReminderActivities(deps),
+    ...createMetaActivities({ ...deps, runner: createStepRunner(governed) }),
   };
 }
 

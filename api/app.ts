@@ -19,6 +19,7 @@ import { reminderRoutes } from './routes/reminders';
 import { codecCorsOrigins, codecRoutes } from './routes/codec';
 import { governanceRoutes } from './routes/governance';
 import { crewRoutes } from './routes/crews';
+import { metaRoutes } from './routes/meta';
 import { taskRoutes } from './routes/tasks';
 import { metricsRoute } from './routes/metrics';
 import { openApiDocument } from './openapi';
@@ -94,6 +95,7 @@ export function createApp(deps: AppDeps): express.Express {
   v1.use('/governance', timeLimit, governanceRoutes(deps));
   v1.use('/approvals', timeLimit, approvalRoutes({ ...deps, tools: createToolRegistry() }));
   v1.use('/crews', timeLimit, crewRoutes(deps));
+  v1.use('/meta', timeLimit, metaRoutes(deps));
   app.use('/api/v1', v1);
 
   app.use(unknownRoute);

@@ -118,6 +118,25 @@ const CREW_COLUMNS = `id, org_id AS "orgId", name, goal, process, assignment, me
 const REMINDER_COLUMNS = `id, org_id AS "orgId", agent_id AS "agentId", title, schedule, task_template AS "taskTemplate", status,
   created_at AS "createdAt"`;
 
+export interface MetaRunRecord {
+  id: string;
+  orgId: string;
+  name: string;
+  objective: string;
+  maxAgents: number;
+  status: string;
+  team: { agentId?: string; name: string; role: string; objective: string; capabilities: string[] }[];
+  plan: { id: string; title: string; capabilities: string[]; dependsOn: string[] }[];
+  crewId: string | null;
+  result: unknown;
+  error: string | null;
+  createdAt: string;
+  completedAt: string | null;
+}
+
+const META_COLUMNS = `id, org_id AS "orgId", name, objective, max_agents AS "maxAgents", status, team, plan, crew_id AS "crewId",
+  result, error, created_at AS "createdAt", completed_at AS "completedAt"`;
+
 export function createStore(db: Db) {
   return {
     async agent(orgId: string, id: string): Promise<AgentRecord | undefined> {
@@ -301,12 +320,38 @@ export function createStore(db: Db) {
       return rows;
     },
 
+    // ---- Meta supervisor ----
+    async metaRun(orgId: string, id: string): Promise<MetaRunRecord | undefined> {
+      const { rows } = await db.query<MetaRunRecord>(`SELECT ${META_COLUMNS} FROM meta_runs WHERE org_id = $1 AND id = $2`, [orgId, id]);
+      return rows[0];
+    },
+
+    async metaRuns(orgId: string, f: { status?: string; limit: number; offset: number }): Promise<MetaRunRecord[]> {
+      const { rows } = await db.query<MetaRunRecord>(
+        `SELECT ${META_COLUMNS} FROM meta_runs WHERE org_id = $1 AND ($2::text IS NULL OR status = $2)
+         ORDER BY created_at DESC, id LIMIT $3 OFFSET $4`,
+        [orgId, f.status ?? null, f.limit, f.offset],
+      );
+      return rows;
+    },
+
     async reminder(orgId: string, agentId: string, id: string): Promise<ReminderRow | undefined> {
       const { rows } = await db.query<ReminderRow>(
         `SELECT ${REMINDER_COLUMNS} FROM reminders WHERE org_id = $1 AND agent_id = $2 AND id = $3`,
         [orgId, agentId, id],
       );
       return rows[0];
+    },
+
+    /** A meta run's request is written here, before its workflow starts; the workflow owns the rest. */
+    async createMetaRun(m: { id: string; orgId: string; name: string; objective: string; maxAgents: number }): Promise<void> {
+      await db.query(`INSERT INTO meta_runs (id, org_id, name, objective, max_agents) VALUES ($1,$2,$3,$4,$5)`, [
+        m.id,
+        m.orgId,
+        m.name,
+        m.objective,
+        m.maxAgents,
+      ]);
     },
 
     async ping(): Promise<void> {

@@ -90,6 +90,8 @@ const EnvSchema = z.object({
   API_BODY_LIMIT_KB: intFromEnv(256, 1),
   /** A JSON request that has not answered after this long gets 503 (chat turns are bounded by LLM_TIMEOUT_SECONDS). */
   API_REQUEST_TIMEOUT_SECONDS: intFromEnv(30, 1),
+  /** Meta supervisor: POST /api/v1/meta designs and runs a team of new agents for one objective. Off: 404. */
+  META_AGENT_ENABLED: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
   /** Heartbeat timeout of LLM and tool activities: how fast a crashed worker's step is retried elsewhere. */
   ACTIVITY_HEARTBEAT_SECONDS: intFromEnv(10, 1),
   /** Agent workflows continue-as-new once their history reaches this many events. */

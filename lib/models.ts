@@ -185,3 +185,22 @@ export const CreateReminderBody = z
     priority: z.number().int().min(1).max(10).optional(),
   })
   .strict();
+
+// ---- Meta supervisor ----
+export const META_STATUSES = ['planning', 'creating_team', 'running', 'completed', 'failed'] as const;
+
+export const CreateMetaBody = z
+  .object({
+    objective: z.string().trim().min(1).max(10_000),
+    maxAgents: z.number().int().min(1).max(5).default(5),
+    name: name.optional(),
+  })
+  .strict();
+
+export const ListMetaQuery = z
+  .object({
+    status: z.enum(META_STATUSES).optional(),
+    limit: z.coerce.number().int().min(1).max(500).default(100),
+    offset: z.coerce.number().int().min(0).default(0),
+  })
+  .strict();

@@ -56,6 +56,12 @@ export function activitiesFor(settings: AgentSettings) {
     heartbeatTimeout: '3s',
     retry: { maximumAttempts: settings.maxRetries + 1, initialInterval: '1s', backoffCoefficient: 2, nonRetryableErrorTypes: NON_RETRYABLE },
   });
+  // Creating a meta team starts up to five agent workflows: longer than a record, retried until it works.
+  const teams = proxyActivities<Activities>({
+    startToCloseTimeout: '2m',
+    heartbeatTimeout: '30s',
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s' },
+  });
   return {
     chatModel: chat.chatModel,
     chatTool: chat.chatTool,
@@ -77,6 +83,9 @@ export function activitiesFor(settings: AgentSettings) {
     recordCrewStatus: records.recordCrewStatus,
     recordCrewMessage: records.recordCrewMessage,
     recordCrewTask: records.recordCrewTask,
+    designMetaTeam: model.designMetaTeam,
+    createMetaTeam: teams.createMetaTeam,
+    recordMetaRun: records.recordMetaRun,
     /** A model call with a one-line summary for the Web UI ("thinking, step 2/10"). */
     callModel: (summary: string, input: Parameters<Activities['callModel']>[0]) =>
       model.callModel.executeWithOptions({ ...modelOptions, summary }, [input]),

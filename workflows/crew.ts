@@ -287,6 +287,7 @@ export async function CrewWorkflow(input: CrewWorkflowInput): Promise<CrewResult
 
   /** A planner's DAG of sub-tasks; each starts once its dependencies are done, dependents of a failure are skipped. */
   const hierarchical = async (): Promise<unknown> => {
+    if (input.plan) return runPlan(null, members, input.plan);
     const planner = byRole('planner') ?? members[0]!;
     const workers = members.length > 1 ? members.filter((m) => m !== planner) : members;
     const roster_ = workers.map((m) => ({ agentId: m.agentId, name: m.agent.name, role: m.role, capabilities: m.capabilities }));
@@ -303,7 +304,20 @@ export async function CrewWorkflow(input: CrewWorkflowInput): Promise<CrewResult
       planned.error = `the planner's answer is not a usable plan: ${plan.error}`;
       return null;
     }
-    post({ fromAgentId: planner.agentId, toAgentId: null, type: 'status_update', content: `Plan: ${plan.nodes.map((n) => `${n.id} "${n.title}"${n.dependsOn.length ? ` after ${n.dependsOn.join(', ')}` : ''}`).join('; ')}` });
+    return runPlan(planner, workers, plan.nodes);
+  };
+
+  /**
+   * Runs a plan's DAG on the workers: the planner's, or a ready one given in the input (the meta
+   * supervisor's), which needs no planner member. Ready plans are checked and ordered like a planner's.
+   */
+  const runPlan = async (planner: Member | null, workers: Member[], nodes: PlanNode[]): Promise<unknown> => {
+    const plan = planner ? { nodes } : parsePlan(JSON.stringify({ subtasks: nodes }));
+    if ('error' in plan) {
+      skip('plan', `Plan: ${input.goal}`, `the given plan is not usable: ${plan.error}`);
+      return null;
+    }
+    post({ fromAgentId: planner?.agentId ?? null, toAgentId: null, type: 'status_update', content: `Plan: ${plan.nodes.map((n) => `${n.id} "${n.title}"${n.dependsOn.length ? ` after ${n.dependsOn.join(', ')}` : ''}`).join('; ')}` });
     await setStatus('running');
     const done = new Map<string, Promise<CrewSubTaskReport>>();
     const run = async (node: PlanNode): Promise<CrewSubTaskReport> => {
@@ -315,7 +329,7 @@ export async function CrewWorkflow(input: CrewWorkflowInput): Promise<CrewResult
         title: node.title,
         capabilities: node.capabilities,
         among: workers,
-        requestedBy: planner.agentId,
+        requestedBy: planner?.agentId,
         input: { goal: input.goal, subtask: node, dependencies: deps.map((d) => ({ id: d.key, title: d.title, output: answerText(d.output) })), ...context },
       });
     };

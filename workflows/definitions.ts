@@ -341,6 +341,8 @@ export interface CrewWorkflowInput {
   settings: AgentSettings;
   /** CREW_CONSENSUS_THRESHOLD: the winning share a consensus must reach. */
   consensusThreshold: number;
+  /** A hierarchical crew given a ready plan (the meta supervisor's) runs it instead of asking a planner. */
+  plan?: { id: string; title: string; capabilities: string[]; dependsOn: string[] }[];
 }
 
 /** A message between members (or from outside, `fromAgentId` null); `toAgentId` null is a broadcast. */
@@ -444,3 +446,47 @@ export interface ReminderView {
 }
 
 export type ReminderChange = { op: 'create'; reminder: NewReminder } | { op: 'remove'; reminderId: string };
+
+// ---- Meta supervisor ----
+// A MetaSupervisorWorkflow (`meta-<metaId>`) turns one objective into a team of new agents and a plan of
+// sub-tasks, then runs them as a hierarchical crew (a CrewWorkflow child) and records the combined result.
+export const metaWorkflowId = (metaId: string): string => `meta-${metaId}`;
+
+export type MetaStatus = 'planning' | 'creating_team' | 'running' | 'completed' | 'failed';
+
+/** One specialised agent the supervisor designs: what it is for and what it can do. */
+export interface MetaTeamMember {
+  name: string;
+  role: string;
+  objective: string;
+  capabilities: string[];
+}
+
+/** A sub-task of the objective: a node of the plan's DAG, taken by a member with its capabilities. */
+export interface MetaPlanNode {
+  id: string;
+  title: string;
+  capabilities: string[];
+  dependsOn: string[];
+}
+
+export interface MetaWorkflowInput {
+  metaId: string;
+  orgId: string;
+  name: string;
+  objective: string;
+  /** At most this many agents are created (1-5). */
+  maxAgents: number;
+  settings: AgentSettings;
+  /** Handed on to the crew (CREW_CONSENSUS_THRESHOLD). */
+  consensusThreshold: number;
+}
+
+export interface MetaResult {
+  status: Extract<MetaStatus, 'completed' | 'failed'>;
+  crewId: string | null;
+  /** Every sub-task's answer in plan order, then the answer of the sub-task(s) nothing depends on. */
+  combined: string | null;
+  subTasks: (CrewSubTaskReport & { dependsOn: string[] })[];
+  error: string | null;
+}

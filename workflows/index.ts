@@ -4,3 +4,4 @@ export { TaskWorkflow } from './task';
 export { ChatWorkflow } from './chat';
 export { CrewWorkflow } from './crew';
 export { ReminderChangeWorkflow, ReminderFireWorkflow } from './reminder';
+export { MetaSupervisorWorkflow } from './meta';

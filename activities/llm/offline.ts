@@ -25,6 +25,10 @@ import type { LlmMessage, LlmProvider, LlmRequest, LlmResponse, ToolCall } from 
  * requested priority, plus 100 per blocked task waiting (up to 4), plus 25 per day of age (up to 100),
  * plus up to 300 for the share of the task's key concepts that appear in the objective.
  *
+ * Asked to design a team (the meta supervisor's prompt, starting with META_TEAM_MARKER), it answers a
+ * fixed team for the objective: a researcher first, then analyst, engineer and reviewer as the team size
+ * allows, each taking one sub-task after the research, and a writer whose sub-task depends on all others.
+ *
  * In a chat (a conversation without a "Task:" prompt) it answers the last user message with an echo and,
  * for "remember …", stores the note like rule 4.
  */
@@ -35,6 +39,8 @@ export function createOfflineProvider(opts: { tokenDelayMs?: number } = {}): Llm
     defaultModel: 'offline-v1',
     async complete(request, options) {
       const turn = request.messages.filter((m) => m.role === 'assistant').length;
+      const team = metaTeamPrompt(request.messages);
+      if (team !== null) return respond(request, `[offline] ${JSON.stringify(team)}`, [], turn);
       const scoring = scorePrompt(request.messages);
       if (scoring !== null) return respond(request, JSON.stringify({ priority_score: scoring }), [], turn);
       const task = readTask(request.messages);
@@ -124,6 +130,35 @@ function scorePrompt(messages: LlmMessage[]): number | null {
   const ageDays = Number(field('Task Age \\(days\\)')) || 0;
   const requested = Number(field('Requested Priority \\(1-10\\)')) || 5;
   return Math.min(1000, Math.round(60 * requested + 100 * blocked + Math.min(100, 25 * ageDays) + 300 * relevance));
+}
+
+/** The first line of the meta supervisor's team design prompt (activities/meta.ts). */
+export const META_TEAM_MARKER = 'META SUPERVISOR: design a team of agents';
+
+const META_SPECIALISTS = [
+  { role: 'researcher', capability: 'research', verb: 'Research' },
+  { role: 'analyst', capability: 'analysis', verb: 'Analyse the findings on' },
+  { role: 'engineer', capability: 'engineering', verb: 'Work out how to build' },
+  { role: 'reviewer', capability: 'review', verb: 'Review the risks of' },
+];
+const META_WRITER = { role: 'writer', capability: 'writing', verb: 'Write up the combined answer to' };
+
+/** A deterministic team and plan for a team design prompt, or null when the conversation is not one. */
+function metaTeamPrompt(messages: LlmMessage[]): unknown {
+  const text = messages.find((m) => m.role === 'user')?.content ?? '';
+  if (!text.startsWith(META_TEAM_MARKER)) return null;
+  const objective = /^Objective:\s*(.*)$/m.exec(text)?.[1]?.trim() ?? '';
+  const size = Math.min(5, Math.max(1, Number(/^Team size: at most (\d+)/m.exec(text)?.[1]) || 3));
+  const specs = [...META_SPECIALISTS.slice(0, size - 1), META_WRITER];
+  const team = specs.map((s) => ({ name: `${s.role[0]!.toUpperCase()}${s.role.slice(1)}`, role: s.role, objective: `${s.verb} ${objective}`, capabilities: [s.capability] }));
+  const ids = specs.map((s) => s.capability);
+  const subtasks = specs.map((s, i) => ({
+    id: s.capability,
+    title: `${s.verb}: ${objective}`,
+    capabilities: [s.capability],
+    dependsOn: s === META_WRITER ? ids.slice(0, i) : i === 0 ? [] : [ids[0]!],
+  }));
+  return { team, subtasks };
 }
 
 /** Deterministic JSON for the crew prompts that ask for it (rule 5). */

@@ -1,0 +1,201 @@
+import { createHash } from 'node:crypto';
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { AgentGateway } from '../lib/agent-gateway';
+import type { Config } from '../lib/config';
+import type { Db } from '../lib/db';
+import { DEFAULT_TOOLS } from '../lib/models';
+import { extractJson, parsePlan } from '../workflows/crew-plan';
+import type {
+  AgentConfig,
+  AgentSettings,
+  CrewMember,
+  MetaPlanNode,
+  MetaResult,
+  MetaStatus,
+  MetaTeamMember,
+} from '../workflows/definitions';
+import { META_TEAM_MARKER } from './llm/offline';
+import type { createStepRunner } from './steps';
+
+/** A team member as created: its agent id and configuration, for the crew. */
+export type MetaCrewMember = CrewMember & { agent: AgentConfig };
+
+/** The model's answer was not a usable team or plan; another attempt may answer better. */
+const UNUSABLE_DESIGN = 'MetaDesignUnusable';
+/** Creating the team would pass MAX_AGENTS; retrying cannot help until agents are archived. */
+const AGENT_LIMIT = 'AgentLimitReached';
+
+const TEAM_INSTRUCTIONS =
+  'Design a team of specialised agents for the objective and decompose the objective into sub-tasks for them. ' +
+  'Each sub-task names the capabilities it needs (capabilities of team members) and the ids of the sub-tasks that must finish first; ' +
+  'the sub-tasks form a DAG. Answer only with JSON: ' +
+  '{"team":[{"name":"short name","role":"one word","objective":"what this agent is for","capabilities":["capability"]}],' +
+  '"subtasks":[{"id":"short-id","title":"what to do","capabilities":["capability"],"dependsOn":["id"]}]}';
+
+/**
+ * An agent id derived from the meta run and the member's place in the team, so a retried creation finds
+ * the agents it already created instead of creating them again. Formatted as a UUID (version 8, custom).
+ */
+export function metaAgentId(metaId: string, index: number): string {
+  return derivedUuid(`${metaId}:agent:${index}`);
+}
+
+/** The crew of a meta run, derived the same way. */
+export function metaCrewId(metaId: string): string {
+  return derivedUuid(`${metaId}:crew`);
+}
+
+function derivedUuid(seed: string): string {
+  const h = createHash('sha256').update(seed).digest('hex');
+  const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+const strings = (v: unknown): string[] =>
+  Array.isArray(v) ? v.filter((s): s is string => typeof s === 'string' && s.trim() !== '').map((s) => s.trim().slice(0, 100)) : [];
+
+/** The team and plan from a model's answer, or why they are not usable. */
+export function parseTeamDesign(answer: string, maxAgents: number): { team: MetaTeamMember[]; plan: MetaPlanNode[] } | { error: string } {
+  const json = extractJson(answer) as { team?: unknown; subtasks?: unknown } | undefined;
+  if (!json || !Array.isArray(json.team) || json.team.length === 0) return { error: 'the answer holds no {"team": [...]} JSON' };
+  const team: MetaTeamMember[] = json.team.slice(0, maxAgents).map((raw: unknown, i) => {
+    const r = (raw ?? {}) as Record<string, unknown>;
+    const text = (v: unknown, fallback: string, max: number) => (typeof v === 'string' && v.trim() ? v.trim().slice(0, max) : fallback);
+    const role = text(r.role, `member-${i + 1}`, 100);
+    return { name: text(r.name, role, 200), role, objective: text(r.objective, role, 10_000), capabilities: strings(r.capabilities).slice(0, 50) };
+  });
+  const plan = parsePlan(JSON.stringify({ subtasks: json.subtasks ?? [] }));
+  if ('error' in plan) return { error: `the plan is not usable: ${plan.error}` };
+  // A sub-task only the dropped members (beyond maxAgents) could take would find no one in the crew.
+  const offered = new Set(team.flatMap((m) => m.capabilities));
+  const orphan = plan.nodes.find((n) => n.capabilities.some((c) => !offered.has(c)));
+  if (orphan) return { error: `sub-task ${orphan.id} needs capabilities no team member has: ${orphan.capabilities.join(', ')}` };
+  return { team, plan: plan.nodes };
+}
+
+/**
+ * Activities of the meta supervisor: the model call that designs the team and plan, the idempotent
+ * creation of the team's agents and crew row, and the meta_runs record.
+ */
+export function createMetaActivities(deps: { db: Db; config: Config; runner: ReturnType<typeof createStepRunner> }) {
+  const { db, config } = deps;
+  return {
+    /** Asks the deployment's default model for a team of at most `maxAgents` agents and a sub-task DAG over them. */
+    async designMetaTeam(input: { metaId: string; objective: string; maxAgents: number }): Promise<{ team: MetaTeamMember[]; plan: MetaPlanNode[] }> {
+      const prompt = [META_TEAM_MARKER, `Objective: ${input.objective}`, `Team size: at most ${input.maxAgents} agents`, '', TEAM_INSTRUCTIONS].join('\n');
+      const reply = await deps.runner.completeWithFallback({
+        taskId: `meta-${input.metaId}`,
+        step: 0,
+        provider: null,
+        model: null,
+        messages: [{ role: 'user', content: prompt }],
+        toolNames: [],
+      });
+      const design = parseTeamDesign(reply.content, input.maxAgents);
+      if ('error' in design) throw ApplicationFailure.create({ message: `team design: ${design.error}`, type: UNUSABLE_DESIGN });
+      return design;
+    },
+
+    /**
+     * Creates the team's agents (ids derived from the meta run, so a retry creates none twice) and the
+     * crew row they work in. Refused when the new agents would pass MAX_AGENTS.
+     */
+    async createMetaTeam(input: {
+      metaId: string;
+      orgId: string;
+      name: string;
+      objective: string;
+      team: MetaTeamMember[];
+      settings: AgentSettings;
+    }): Promise<{ crewId: string; members: MetaCrewMember[] }> {
+      const ids = input.team.map((_, i) => metaAgentId(input.metaId, i));
+      const { rows } = await db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM agents WHERE org_id = $1 AND status <> 'ARCHIVED' AND NOT (id = ANY($2::uuid[]))`,
+        [input.orgId, ids],
+      );
+      if (rows[0]!.n + ids.length > config.MAX_AGENTS) {
+        throw ApplicationFailure.create({
+          message: `agent limit reached: the team needs ${ids.length} agent(s) and MAX_AGENTS is ${config.MAX_AGENTS}`,
+          type: AGENT_LIMIT,
+          nonRetryable: true,
+        });
+      }
+      const ctx = Context.current();
+      const gateway = new AgentGateway(ctx.client, ctx.info.taskQueue);
+      const members: MetaCrewMember[] = [];
+      for (const [i, m] of input.team.entries()) {
+        const agent: AgentConfig = {
+          id: ids[i]!,
+          orgId: input.orgId,
+          name: m.name,
+          objective: m.objective,
+          type: 'meta',
+          capabilities: m.capabilities,
+          autonomy: 'autopilot',
+          priority: 6,
+          allowedTools: DEFAULT_TOOLS,
+          systemPrompt: null,
+          provider: null,
+          model: null,
+          fallbackProviders: [],
+          mcpServers: [],
+          approvalRequiredTools: [],
+          approvalTimeoutHours: null,
+          onApprovalTimeout: 'fail',
+          notify: { type: 'log' },
+          tokenBudgetPerMinute: null,
+          createdAt: new Date().toISOString(),
+        };
+        const existing = await db.query(`SELECT 1 FROM agents WHERE id = $1`, [agent.id]);
+        let live = existing.rowCount ? await gateway.state(agent.id) : null;
+        if (!existing.rowCount) {
+          try {
+            live = await gateway.start(agent, input.settings);
+          } catch (err) {
+            // An earlier attempt started it and was lost before recording: use that agent.
+            if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+            live = await gateway.state(agent.id);
+          }
+        }
+        members.push({ agentId: agent.id, role: m.role, input: {}, agent: live?.agent ?? agent });
+        ctx.heartbeat(i);
+      }
+      const crewId = metaCrewId(input.metaId);
+      await db.query(
+        `INSERT INTO crews (id, org_id, name, goal, process, assignment, members, input)
+         VALUES ($1,$2,$3,$4,'hierarchical','capability',$5,'{}') ON CONFLICT (id) DO NOTHING`,
+        [crewId, input.orgId, input.name, input.objective, JSON.stringify(members.map(({ agentId, role, input: i }) => ({ agentId, role, input: i })))],
+      );
+      return { crewId, members };
+    },
+
+    /** Records the run's progress; a finished run is never changed again. */
+    async recordMetaRun(input: {
+      metaId: string;
+      status: MetaStatus;
+      team?: (MetaTeamMember & { agentId?: string })[];
+      plan?: MetaPlanNode[];
+      crewId?: string;
+      result?: MetaResult;
+    }): Promise<void> {
+      const terminal = input.result !== undefined;
+      await db.query(
+        `UPDATE meta_runs SET status = $2, team = COALESCE($3::jsonb, team), plan = COALESCE($4::jsonb, plan),
+           crew_id = COALESCE($5, crew_id), result = COALESCE($6::jsonb, result), error = COALESCE($7, error),
+           completed_at = CASE WHEN $8 THEN now() ELSE completed_at END, updated_at = now()
+         WHERE id = $1 AND status NOT IN ('completed','failed')`,
+        [
+          input.metaId,
+          input.status,
+          input.team ? JSON.stringify(input.team) : null,
+          input.plan ? JSON.stringify(input.plan) : null,
+          input.crewId ?? null,
+          terminal ? JSON.stringify(input.result) : null,
+          input.result?.error ?? null,
+          terminal,
+        ],
+      );
+    },
+  };
+}
