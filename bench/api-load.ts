@@ -12,6 +12,8 @@ interface Spec {
   body?: unknown;
   /** POST /tasks: each request targets a random one of these agents. */
   agentIds?: string[];
+  /** Sent as the bearer key of every request. */
+  apiKey: string;
 }
 
 async function main(): Promise<void> {
@@ -22,7 +24,7 @@ async function main(): Promise<void> {
     method: spec.method,
     duration: spec.seconds,
     connections: spec.connections,
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${spec.apiKey}` },
     body: spec.body === undefined ? undefined : JSON.stringify(spec.body),
     requests: agentIds
       ? [

@@ -59,6 +59,8 @@ export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcom
   /** The approval request being waited on, and every decision taken (for idempotent repeats). */
   let pendingApprovalId: string | null = null;
   const decisions = new Map<string, ApprovalOutcome>();
+  /** Decisions whose approval row is written; the task acts on a decision only once it is. */
+  const recordedDecisions = new Set<string>();
   const notifications: Promise<void>[] = [];
 
   setHandler(pauseTaskSignal, () => void (progress.paused = true));
@@ -89,6 +91,7 @@ export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcom
     // Set before the first await: a concurrent opposite decision is refused by the validator from here on.
     decisions.set(request.approvalId, outcome);
     await acts.recordApprovalDecision(outcome);
+    recordedDecisions.add(request.approvalId);
     return outcome;
   };
   setHandler(decideApprovalUpdate, applyDecision, { validator: checkDecision });
@@ -177,13 +180,16 @@ export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcom
     const decided = await condition(() => decisions.has(approvalId), timeoutMs, {
       summary: `approval ${approvalId} of ${call.name} expires`,
     });
+    // Patch: act on a decision only once its row says so, or a crash in between could let the task
+    // finish first and mark the approved request expired. Earlier histories replay without the wait.
+    if (decided && patched('approval-recorded-before-acting')) await condition(() => recordedDecisions.has(approvalId));
     pendingApprovalId = null;
     if (!decided) {
       const expired: ApprovalOutcome = {
         approvalId,
         status: 'expired',
         decidedBy: null,
-        reason: `no decision within ${hours} h`,
+        reason: `no decision within ${formatHours(hours)}`,
         editedAction: null,
         decidedAt: new Date().toISOString(),
       };
@@ -364,6 +370,13 @@ function admissionWait(err: unknown): AdmissionWait | null {
   if (!(err instanceof ActivityFailure) || !(err.cause instanceof ApplicationFailure)) return null;
   if (err.cause.type !== ErrorType.AdmissionWait) return null;
   return (err.cause.details?.[0] as AdmissionWait | undefined) ?? null;
+}
+
+/** "24 h", "1.5 h", "6 min", "3.6 s": readable at every approval timeout scale. */
+function formatHours(hours: number): string {
+  if (hours >= 1) return `${Number(hours.toFixed(2))} h`;
+  if (hours * 60 >= 1) return `${Number((hours * 60).toFixed(1))} min`;
+  return `${Number((hours * 3600).toFixed(1))} s`;
 }
 
 function toolMessage(call: ToolCall, content: string): LlmMessage {

@@ -3,6 +3,7 @@
  * second process (autocannon, bench/api-load.ts), one endpoint at a time. Creates go last because they
  * leave work behind (new agents, queued tasks) that would disturb the reads.
  */
+import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { snapshot, usageBetween, type Bench, type Usage } from '../context';
 import { childCrashed, log, round, spawnNode } from '../lib';
@@ -32,7 +33,16 @@ export interface ApiLatency {
 export async function apiLatency(b: Bench, opts: { seconds: number; connections: number; taskAgentIds: string[] }): Promise<ApiLatency> {
   const port = await getFreePort();
   // MAX_AGENTS raised: by now thousands of agents exist, and create-agent must not answer 409.
-  const api = spawnNode('api', 'api/server.ts', { ...b.env, PORT: String(port), MAX_AGENTS: '1000000' });
+  // A key for the default org, and a rate limit that cannot bind: this measures latency, not the limiter.
+  const apiKey = `bench_${randomUUID()}`;
+  const api = spawnNode('api', 'api/server.ts', {
+    ...b.env,
+    PORT: String(port),
+    MAX_AGENTS: '1000000',
+    MAX_PENDING_TASKS_PER_ORG: '100000000',
+    API_KEY: apiKey,
+    API_RATE_LIMIT_PER_MINUTE: '100000000',
+  });
   b.named.set(api.pid, 'api');
   const base = `http://127.0.0.1:${port}`;
   try {
@@ -47,7 +57,7 @@ export async function apiLatency(b: Bench, opts: { seconds: number; connections:
     const results: EndpointLoad[] = [];
     for (const e of endpoints) {
       log(`api: ${e.endpoint} for ${opts.seconds} s with ${opts.connections} connections`);
-      const spec = { url: base + e.path, method: e.method, seconds: opts.seconds, connections: opts.connections, body: e.body, agentIds: e.agentIds };
+      const spec = { url: base + e.path, method: e.method, seconds: opts.seconds, connections: opts.connections, body: e.body, agentIds: e.agentIds, apiKey };
       const loader = spawnNode('autocannon', 'bench/api-load.ts', { ...process.env }, [JSON.stringify(spec)]);
       const exited = new Promise<void>((resolve) => loader.proc.once('exit', () => resolve()));
       await Promise.race([exited, childCrashed]);
