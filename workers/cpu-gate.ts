@@ -62,7 +62,8 @@ export class CpuGatedActivitySlots implements CustomSlotSupplier<ActivitySlotInf
       await new Promise<void>((resolve, reject) => {
         const onAbort = () => {
           clearTimeout(timer);
-          reject(Object.assign(new Error('slot reservation aborted'), { name: 'AbortError' }));
+          // The SDK expects its own abort reason back when it withdraws a reservation.
+          reject(abortSignal.reason);
         };
         const timer = setTimeout(() => {
           abortSignal.removeEventListener('abort', onAbort);
