@@ -336,6 +336,12 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
       }
     }
     if (agent.canStartGoal && (await takeActiveSlot())) {
+      // Goals may have arrived while the slot was taken: let their scores land before choosing.
+      if (scoring > 0) await condition(() => scoring === 0, scoringTimeoutMs);
+      if (!agent.canStartGoal) {
+        if (governed) await releaseActiveSlot();
+        continue;
+      }
       await runGoal(agent.state.queue.shift()!);
       if (governed && !agent.canStartGoal) await releaseActiveSlot();
     }

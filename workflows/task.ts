@@ -160,6 +160,8 @@ export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcom
     const expiresAt = new Date(Date.now() + timeoutMs).toISOString();
     const proposedAction = { tool: call.name, arguments: parseArguments(call.arguments) };
     const title = `${agent.name} wants to call ${call.name} for "${goal.title}"`;
+    // Known as pending before its row exists: whoever sees the row can decide at once.
+    pendingApprovalId = approvalId;
     await acts.createApproval({
       approvalId,
       taskId: goal.taskId,
@@ -172,7 +174,6 @@ export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcom
       expiresAt,
     });
     progress.status = 'awaiting_approval';
-    pendingApprovalId = approvalId;
     show(`waiting for approval of ${call.name} (request ${approvalId}, expires ${expiresAt})`);
     notifyLater('approval_needed', approvalId, { approvalId, title, proposedAction, expiresAt });
 
