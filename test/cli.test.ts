@@ -38,7 +38,7 @@ describe('agentctl CLI', () => {
   const cli = (args: string[], env: Record<string, string> = {}): Promise<CliResult> =>
     new Promise((resolve, reject) => {
       const child = spawn(process.execPath, [BIN, ...args], {
-        env: { ...process.env, AGENTCTL_API_URL: stack.api.baseUrl, ...env },
+        env: { ...process.env, AGENTCTL_API_URL: stack.api.baseUrl, AGENTCTL_API_KEY: stack.api.apiKey ?? '', ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let stdout = '';

@@ -45,21 +45,22 @@ export async function budgetAndPriorities(
     const agents = await startAgents(scoped, opts.agents, 'budget');
     const started = Date.now();
     const until = started + (opts.windows + 1) * opts.windowSeconds * 1000;
-    let n = 0;
     let completed = 0;
-    // Two tasks in flight per agent, for the whole run: demand far above the budget.
+    // Two tasks in flight per agent, for the whole run: demand far above the budget. Each agent works on
+    // one topic in ever new phrasings, so after its first scoring the cache can answer (the cache is per agent).
     await Promise.all(
-      agents.flatMap((agent) =>
-        [0, 1].map(async () => {
+      agents.flatMap((agent, a) => {
+        let n = 0;
+        return [0, 1].map(async () => {
           while (Date.now() < until) {
             const i = n++;
-            const title = PHRASINGS[i % PHRASINGS.length].replace('{t}', TOPICS[Math.floor(i / PHRASINGS.length) % TOPICS.length]);
+            const title = PHRASINGS[i % PHRASINGS.length].replace('{t}', TOPICS[a % TOPICS.length]);
             const taskId = randomUUID();
             await gateway.submitGoal(agent.id, { taskId, title, input: { script: [{ call: 'memory_read', args: { key: 'x' } }, { answer: 'ok' }] } });
             if ((await taskOutcome(b.client, taskId)).status === 'completed') completed++;
           }
-        }),
-      ),
+        });
+      }),
     );
     log(`budget: ${completed} tasks completed in ${Math.round((Date.now() - started) / 1000)} s`);
 
