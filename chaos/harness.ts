@@ -124,6 +124,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosTally> {
       MAX_RETRIES: '6',
       CIRCUIT_RECOVERY_SECONDS: '3',
       HTTP_ALLOWED_HOSTS: receiver.host,
+      // The receiver is on loopback, which the HTTP tools refuse unless a host is explicitly allowed.
+      HTTP_ALLOW_PRIVATE_HOSTS: receiver.host,
     };
     const config = loadConfig({ ...process.env, ...env, LOG_LEVEL: 'silent' });
     const workers = new WorkerKeeper(config, env, log);

@@ -9,6 +9,7 @@
  *
  * With TEMPORAL_ADDRESS and DATABASE_URL set it uses that server and database instead of starting them.
  */
+import { randomBytes } from 'node:crypto';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -34,7 +35,9 @@ async function main(): Promise<number> {
   fs.chmodSync(dataDir, 0o755);
   const running: Running[] = [];
   const children: ChildProcess[] = [];
-  const env: Record<string, string | undefined> = { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' };
+  // The API needs a key, as in docker-compose.yml (API_KEY): the caller's, or one made for this run.
+  const apiKey = process.env.API_KEY ?? `tao_${randomBytes(24).toString('base64url')}`;
+  const env: Record<string, string | undefined> = { ...process.env, API_KEY: apiKey, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' };
   const cliPath = await findTemporalCli();
   const [apiPort, workerMetricsPort] = await Promise.all([getFreePort(), getFreePort()]);
   const apiUrl = `http://127.0.0.1:${apiPort}`;
@@ -124,7 +127,7 @@ async function main(): Promise<number> {
         }),
       );
     }
-    const status = await run(process.execPath, [path.join(ROOT, 'cli/agentctl.cjs'), '--api-url', apiUrl, 'status']);
+    const status = await run(process.execPath, [path.join(ROOT, 'cli/agentctl.cjs'), '--api-url', apiUrl, '--api-key', apiKey, 'status']);
     console.log(`agentctl status:\n${status.replace(/^/gm, '  ')}`);
     if (flags.exit) {
       await stopAll();

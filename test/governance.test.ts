@@ -155,6 +155,7 @@ describe('resource governance', () => {
       const host = `127.0.0.1:${(limited.address() as AddressInfo).port}`;
       const config = testConfig({
         HTTP_ALLOWED_HOSTS: '127.0.0.1',
+        HTTP_ALLOW_PRIVATE_HOSTS: '127.0.0.1',
         RESOURCE_BUCKETS: JSON.stringify({ [`http:${host}`]: { capacity: 2, refillPerSecond: 2 } }),
         MAX_SUBTASKS_PER_TASK: '2',
         AGENTS_CPU_THRESHOLD: '100',
