@@ -167,6 +167,9 @@ describe('OpenAPI 3.1 contract', () => {
     const started = await stack.api.post(`/api/v1/crews/${id}/start`);
     conforms('post', '/api/v1/crews/:id/start', started, 200);
     assert.ok(started.body.live, 'a running crew shows its workflow state');
+    const crewSchema = ajv.compile({ $ref: `${DOC_ID}#/components/schemas/CrewDetail` });
+    assert.equal(crewSchema({ ...started.body, status: 'resting' }), false);
+    assert.equal(crewSchema({ ...started.body, members: [{ ...started.body.members[0], running: '1' }] }), false);
     const message = { fromAgentId: null, toAgentId: next.id, type: 'status_update', content: 'deadline is noon' };
     conforms('post', '/api/v1/crews/:id/messages', await stack.api.post(`/api/v1/crews/${id}/messages`, message), 202);
     conforms('post', '/api/v1/crews/:id/messages', await stack.api.post(`/api/v1/crews/${id}/messages`, { ...message, toAgentId: randomUUID() }), 400);
@@ -202,6 +205,8 @@ describe('OpenAPI 3.1 contract', () => {
     const res = await stack.api.get('/api/v1/governance');
     conforms('get', '/api/v1/governance', res, 200);
     assert.ok(res.body.usage.tokens.usedByOrg > 0, 'the tasks above used tokens');
+    const governanceSchema = ajv.compile({ $ref: `${DOC_ID}#/components/schemas/Governance` });
+    assert.equal(governanceSchema({ ...res.body, usage: { ...res.body.usage, tokens: { ...res.body.usage.tokens, usedByOrg: '12' } } }), false);
   });
 
   it('meta: start, list, read a finished run, and errors', async () => {
