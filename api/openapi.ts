@@ -4,20 +4,34 @@
  * responses of every entry against the document. Served at GET /api/v1/openapi.json.
  */
 import { z } from 'zod';
+import { loadConfig } from '../lib/config';
 import {
   AGENT_STATUSES,
   ApproveBody,
   CancelTaskBody,
   ChatBody,
+  CREW_MESSAGE_TYPES,
+  CREW_PROCESSES,
+  CREW_STATUSES,
   CreateAgentBody,
+  CreateMetaBody,
+  CreateReminderBody,
+  createCrewBody,
   CreateTaskBody,
+  CrewMessageBody,
   ListAgentsQuery,
   ListApprovalsQuery,
+  ListCrewsQuery,
+  ListMetaQuery,
   ListTasksQuery,
+  META_STATUSES,
   RejectBody,
   TASK_STATUSES,
   UpdateAgentBody,
 } from '../lib/models';
+
+// The member limit is CREW_MAX_MEMBERS; the document shows its default.
+const CreateCrewBody = createCrewBody(loadConfig({}).CREW_MAX_MEMBERS);
 
 // ---------------------------------------------------------------------------------------------
 // Response schemas. Loose objects: a client may rely on every listed field; new fields may appear.
@@ -154,6 +168,142 @@ export const ChatHistory = z.object({
 
 export const ChatTurn = z.looseObject({ sessionId: z.uuid(), agentId: z.uuid(), turnId: z.uuid(), status: z.enum(['completed', 'failed', 'cancelled']) });
 
+const CrewMemberRecord = z.looseObject({ agentId: z.uuid(), role: z.string().nullable(), input: z.record(z.string(), z.unknown()) });
+const crewFields = {
+  id: z.uuid(),
+  orgId: z.string(),
+  name: z.string(),
+  goal: z.string(),
+  process: z.enum(CREW_PROCESSES),
+  assignment: z.enum(['capability', 'least-loaded', 'round-robin']),
+  input: z.record(z.string(), z.unknown()),
+  status: z.enum(CREW_STATUSES),
+  result: z.unknown(),
+  error: z.string().nullable(),
+  createdAt: timestamp,
+  startedAt: nullableTimestamp,
+  completedAt: nullableTimestamp,
+};
+export const Crew = z.looseObject({ ...crewFields, members: z.array(CrewMemberRecord) });
+
+const CrewSubTask = z.looseObject({
+  key: z.string(),
+  title: z.string(),
+  status: z.enum(['completed', 'failed', 'cancelled', 'skipped']),
+  agentId: z.uuid().nullable(),
+  taskIds: z.array(z.uuid()),
+  output: z.unknown(),
+  error: z.string().nullable(),
+});
+
+/** A crew with each member's state, its ordered message log, its tasks and (while it runs) its workflow's state. */
+export const CrewDetail = z.looseObject({
+  ...crewFields,
+  members: z.array(
+    CrewMemberRecord.extend({
+      name: z.string().nullable(),
+      capabilities: z.array(z.string()),
+      agentStatus: z.enum(AGENT_STATUSES).nullable(),
+      tasks: z.object({ total: z.number().int(), completed: z.number().int(), failed: z.number().int(), cancelled: z.number().int() }),
+      activeTaskIds: z.array(z.uuid()),
+      running: z.number().int().min(0),
+    }),
+  ),
+  messages: z.array(
+    z.looseObject({
+      seq: z.number().int().min(1),
+      messageId: z.uuid(),
+      fromAgentId: z.uuid().nullable(),
+      toAgentId: z.uuid().nullable(),
+      type: z.enum(CREW_MESSAGE_TYPES),
+      content: z.string(),
+      sentAt: timestamp,
+    }),
+  ),
+  tasks: z.array(z.looseObject({ id: z.uuid(), agentId: z.uuid(), title: z.string(), status: z.enum(TASK_STATUSES), output: z.unknown(), error: z.string().nullable() })),
+  live: z
+    .looseObject({
+      crewId: z.uuid(),
+      status: z.enum(CREW_STATUSES),
+      members: z.array(z.looseObject({ agentId: z.uuid(), role: z.string().nullable(), running: z.number().int(), assigned: z.number().int() })),
+      subTasks: z.array(CrewSubTask),
+      messages: z.number().int(),
+    })
+    .nullable(),
+});
+export const CrewMessageAccepted = z.object({ messageId: z.uuid(), status: z.literal('accepted') });
+
+export const Reminder = z.looseObject({
+  id: z.uuid(),
+  agentId: z.uuid(),
+  title: z.string(),
+  schedule: z.record(z.string(), z.unknown()),
+  status: z.enum(['active', 'paused', 'done', 'removed']),
+  nextFireAt: nullableTimestamp,
+  firesSoFar: z.number().int().min(0),
+  createdAt: timestamp,
+});
+
+const count = z.number().int().min(0);
+export const Governance = z.object({
+  limits: z.looseObject({
+    globalTokenBudget: z.number(),
+    orgTokenBudget: z.number().nullable(),
+    tokenBudgetWindowSeconds: z.number(),
+    maxActiveAgents: z.number(),
+    maxConcurrentSteps: z.number(),
+    cpuThresholdPercent: z.number(),
+    maxDelegationDepth: z.number().int(),
+    maxSubtasksPerTask: z.number().int(),
+    maxPendingTasksPerOrg: z.number().int(),
+    priorityScoring: z.enum(['on', 'off']),
+    priorityCacheMinutes: z.number(),
+  }),
+  usage: z.looseObject({
+    tokens: z.looseObject({ windowSeconds: z.number(), usedGlobal: count, usedByOrg: count }),
+    slots: z.record(z.string(), z.looseObject({ held: count, waiting: count })),
+    resources: z.array(
+      z.looseObject({ name: z.string(), capacity: z.number(), refillPerSecond: z.number(), tokens: z.number(), grantedTotal: z.number(), waitsTotal: z.number() }),
+    ),
+    priority: z.looseObject({
+      scored: count,
+      cache: count,
+      model: count,
+      fallback: count,
+      p50: z.number().nullable(),
+      p50Cached: z.number().nullable(),
+      hitRatio: z.number().min(0).max(1).nullable(),
+    }),
+  }),
+});
+
+const metaFields = {
+  id: z.uuid(),
+  orgId: z.string(),
+  name: z.string(),
+  objective: z.string(),
+  maxAgents: z.number().int().min(1),
+  status: z.enum(META_STATUSES),
+  plan: z.array(z.looseObject({ id: z.string(), title: z.string(), capabilities: z.array(z.string()), dependsOn: z.array(z.string()) })),
+  crewId: z.uuid().nullable(),
+  result: z.unknown(),
+  error: z.string().nullable(),
+  createdAt: timestamp,
+  completedAt: nullableTimestamp,
+};
+const TeamMember = z.looseObject({ name: z.string(), role: z.string(), objective: z.string(), capabilities: z.array(z.string()) });
+export const MetaRun = z.looseObject({ ...metaFields, team: z.array(TeamMember.extend({ agentId: z.uuid().optional() })) });
+/** A meta run with each team member's agent (null until created) and its crew. */
+export const MetaRunDetail = z.looseObject({
+  ...metaFields,
+  team: z.array(TeamMember.extend({ agentId: z.uuid().nullable(), agentStatus: z.enum(AGENT_STATUSES).nullable() })),
+  crew: z.object({ id: z.uuid(), status: z.enum(CREW_STATUSES) }).nullable(),
+});
+
+export const CrewList = z.object({ crews: z.array(Crew), ...page });
+export const ReminderList = z.object({ reminders: z.array(Reminder) });
+export const MetaRunList = z.object({ runs: z.array(MetaRun), ...page });
+
 /** The named schemas, as they appear under components.schemas. */
 const RESPONSE_SCHEMAS = {
   ErrorResponse,
@@ -171,6 +321,16 @@ const RESPONSE_SCHEMAS = {
   Health,
   ChatHistory,
   ChatTurn,
+  Crew,
+  CrewDetail,
+  CrewList,
+  CrewMessageAccepted,
+  Reminder,
+  ReminderList,
+  Governance,
+  MetaRun,
+  MetaRunDetail,
+  MetaRunList,
 };
 const REQUEST_SCHEMAS = {
   CreateAgentBody,
@@ -180,14 +340,18 @@ const REQUEST_SCHEMAS = {
   ApproveBody,
   RejectBody,
   ChatBody,
+  CreateCrewBody,
+  CrewMessageBody,
+  CreateReminderBody,
+  CreateMetaBody,
 };
-const QUERY_SCHEMAS = { ListAgentsQuery, ListTasksQuery, ListApprovalsQuery };
+const QUERY_SCHEMAS = { ListAgentsQuery, ListTasksQuery, ListApprovalsQuery, ListCrewsQuery, ListMetaQuery };
 
 // ---------------------------------------------------------------------------------------------
 // Routes
 
-type Method = 'get' | 'post' | 'patch';
-/** A JSON body, or several media types: a response schema, or free text / any JSON object. */
+type Method = 'get' | 'post' | 'patch' | 'delete';
+/** A JSON body, or several media types (none for 204): a response schema, or free text / any JSON object. */
 type ResponseBody = z.ZodType | { description: string; media: Record<string, z.ZodType | 'text' | 'object'> };
 
 interface RouteSpec {
@@ -255,6 +419,24 @@ route({
 });
 route({ method: 'get', path: '/api/v1/chat/:sessionId', tag: 'chat', summary: "A chat session's stored history", responses: { 200: ChatHistory } });
 
+route({ method: 'post', path: '/api/v1/crews', tag: 'crews', summary: 'Create a crew of existing agents (status idle)', body: CreateCrewBody, responses: { 201: CrewDetail } });
+route({ method: 'get', path: '/api/v1/crews', tag: 'crews', summary: 'List crews, newest first', query: ListCrewsQuery, responses: { 200: CrewList } });
+route({ method: 'get', path: '/api/v1/crews/:id', tag: 'crews', summary: "A crew with its members' state, message log and tasks", responses: { 200: CrewDetail } });
+route({ method: 'post', path: '/api/v1/crews/:id/start', tag: 'crews', summary: 'Start the crew; answers once it runs (409 once it has finished)', responses: { 200: CrewDetail } });
+route({ method: 'post', path: '/api/v1/crews/:id/stop', tag: 'crews', summary: 'Stop a running crew and its members\' work (409 when idle or finished)', responses: { 200: CrewDetail } });
+route({ method: 'post', path: '/api/v1/crews/:id/messages', tag: 'crews', summary: 'Send a message to a running crew (stored once per messageId)', body: CrewMessageBody, responses: { 202: CrewMessageAccepted } });
+
+route({ method: 'post', path: '/api/v1/agents/:id/reminders', tag: 'reminders', summary: 'Give an agent a recurring or one-shot goal (409 when archived or at its limit)', body: CreateReminderBody, responses: { 201: Reminder } });
+route({ method: 'get', path: '/api/v1/agents/:id/reminders', tag: 'reminders', summary: "An agent's active reminders with their next fire time", responses: { 200: ReminderList } });
+route({ method: 'get', path: '/api/v1/agents/:id/reminders/:reminderId', tag: 'reminders', summary: 'One reminder', responses: { 200: Reminder } });
+route({ method: 'delete', path: '/api/v1/agents/:id/reminders/:reminderId', tag: 'reminders', summary: 'Remove a reminder and its schedule', responses: { 204: { description: 'Removed', media: {} } } });
+
+route({ method: 'get', path: '/api/v1/governance', tag: 'governance', summary: "The limits and how much of them is in use (token use by the caller's organisation)", responses: { 200: Governance } });
+
+route({ method: 'post', path: '/api/v1/meta', tag: 'meta', summary: 'Start a meta supervisor for an objective (404 unless META_AGENT_ENABLED)', body: CreateMetaBody, responses: { 201: MetaRunDetail } });
+route({ method: 'get', path: '/api/v1/meta', tag: 'meta', summary: 'List meta supervisor runs, newest first', query: ListMetaQuery, responses: { 200: MetaRunList } });
+route({ method: 'get', path: '/api/v1/meta/:id', tag: 'meta', summary: 'A meta supervisor run with its team and crew', responses: { 200: MetaRunDetail } });
+
 // ---------------------------------------------------------------------------------------------
 // The document
 
@@ -291,7 +473,7 @@ function operation(spec: RouteSpec) {
         { schema: schema instanceof z.ZodType ? ref(nameOf(schema, RESPONSE_SCHEMAS)!) : { type: schema === 'text' ? 'string' : 'object' } },
       ]),
     );
-    responses[status] = { description: Number(status) >= 400 ? 'Failed' : description, content };
+    responses[status] = { description: Number(status) >= 400 ? 'Failed' : description, ...(Object.keys(content).length ? { content } : {}) };
   }
   if (!spec.public) {
     const error = (description: string) => ({ description, content: { 'application/json': { schema: ref('ErrorResponse') } } });

@@ -11,13 +11,16 @@ interface Ids {
   approval: string;
   chatAgent: string;
   session: string;
+  crew: string;
+  reminder: string;
+  meta: string;
   /** An agent of the other organisation (for routes that combine ids). */
   strangerAgent: string;
 }
 
 interface Route {
   name: string;
-  method: 'GET' | 'POST' | 'PATCH';
+  method: 'GET' | 'POST' | 'PATCH' | 'DELETE';
   path(ids: Ids): string;
   body?(ids: Ids): unknown;
   /** What the owner gets on the same call (run in table order after the stranger's attempts); none: stranger-only row. */
@@ -36,6 +39,9 @@ const ROUTES: Route[] = [
   { name: 'read a task', method: 'GET', path: (i) => `/api/v1/tasks/${i.task}`, owner: [200] },
   { name: 'read an approval', method: 'GET', path: (i) => `/api/v1/approvals/${i.approval}`, owner: [200] },
   { name: 'read a chat session', method: 'GET', path: (i) => `/api/v1/chat/${i.session}`, owner: [200] },
+  { name: 'read a crew', method: 'GET', path: (i) => `/api/v1/crews/${i.crew}`, owner: [200] },
+  { name: 'read a meta run', method: 'GET', path: (i) => `/api/v1/meta/${i.meta}`, owner: [200] },
+  { name: "list an agent's reminders", method: 'GET', path: (i) => `/api/v1/agents/${i.agent}/reminders`, owner: [200] },
   { name: 'change an agent (PATCH)', method: 'PATCH', path: (i) => `/api/v1/agents/${i.agent}`, body: () => ({ priority: 3 }), owner: [200] },
   { name: 'pause an agent', method: 'POST', path: (i) => `/api/v1/agents/${i.agent}/pause`, owner: [200] },
   { name: 'resume an agent', method: 'POST', path: (i) => `/api/v1/agents/${i.agent}/resume`, owner: [200] },
@@ -48,6 +54,11 @@ const ROUTES: Route[] = [
     body: (i) => ({ agentId: i.strangerAgent, sessionId: i.session, message: 'what did they say?', stream: false }),
     unknownIdIsNew: true,
   },
+  { name: 'start a crew', method: 'POST', path: (i) => `/api/v1/crews/${i.crew}/start`, owner: [200] },
+  { name: 'message a crew', method: 'POST', path: (i) => `/api/v1/crews/${i.crew}/messages`, body: () => ({ type: 'request', content: 'stop working' }), owner: [202] },
+  { name: 'stop a crew', method: 'POST', path: (i) => `/api/v1/crews/${i.crew}/stop`, owner: [200] },
+  { name: 'give an agent a reminder', method: 'POST', path: (i) => `/api/v1/agents/${i.agent}/reminders`, body: () => ({ title: 'intrude', schedule: { every: '1m' } }), owner: [201] },
+  { name: "delete an agent's reminder", method: 'DELETE', path: (i) => `/api/v1/agents/${i.agent}/reminders/${i.reminder}`, owner: [204] },
   { name: 'approve a request', method: 'POST', path: (i) => `/api/v1/approvals/${i.approval}/approve`, body: () => ({ decidedBy: 'mallory' }), owner: [200] },
   { name: 'reject a request', method: 'POST', path: (i) => `/api/v1/approvals/${i.approval}/reject`, body: () => ({ reason: 'no' }), owner: [409] },
   { name: 'cancel a task', method: 'POST', path: (i) => `/api/v1/tasks/${i.task}/cancel`, owner: [200, 409] },
@@ -62,6 +73,9 @@ const LISTS: { name: string; path(ids: Ids): string; items: string; owned(ids: I
   { name: 'tasks of an agent', path: (i) => `/api/v1/tasks?agentId=${i.agent}`, items: 'tasks', owned: (i) => i.task },
   { name: 'approvals', path: () => '/api/v1/approvals', items: 'approvals', owned: (i) => i.approval },
   { name: 'approvals of a task', path: (i) => `/api/v1/approvals?taskId=${i.task}`, items: 'approvals', owned: (i) => i.approval },
+  { name: 'crews', path: () => '/api/v1/crews', items: 'crews', owned: (i) => i.crew },
+  { name: 'crews by status', path: () => '/api/v1/crews?status=idle', items: 'crews', owned: (i) => i.crew },
+  { name: 'meta runs', path: () => '/api/v1/meta', items: 'runs', owned: (i) => i.meta },
 ];
 
 describe('API keys and organisation isolation', () => {
@@ -73,7 +87,7 @@ describe('API keys and organisation isolation', () => {
   let ids: Ids;
 
   before(async () => {
-    const config = testConfig();
+    const config = testConfig({ META_AGENT_ENABLED: 'true' });
     stack = await startApi(config);
     worker = await startWorker(config);
     owner = stack.api;
@@ -89,8 +103,31 @@ describe('API keys and organisation isolation', () => {
     const approval = await waitFor(async () => (await owner.get(`/api/v1/approvals?status=pending&taskId=${task.id}`)).body.approvals[0], 'approval');
     const chat = await owner.post('/api/v1/chat', { agentId: chatAgent.id, message: 'my secret plan', stream: false });
     assert.equal(chat.status, 200, JSON.stringify(chat.body));
+    // The crew's one member works slowly, so the crew still runs when the owner messages and stops it.
+    const member = await owner.createAgent({ name: 'Crew member', objective: 'Work slowly' });
+    const crew = await owner.post('/api/v1/crews', {
+      name: 'Private crew',
+      goal: 'Keep to ourselves',
+      process: 'sequential',
+      members: [{ agentId: member.id, input: { script: [{ answer: 'late', delayMs: 30_000 }] } }],
+    });
+    assert.equal(crew.status, 201, JSON.stringify(crew.body));
+    const reminder = await owner.post(`/api/v1/agents/${agent.id}/reminders`, { title: 'daily review', schedule: { every: '1d' } });
+    assert.equal(reminder.status, 201, JSON.stringify(reminder.body));
+    const meta = await owner.post('/api/v1/meta', { objective: 'Plan our secret launch', maxAgents: 1 });
+    assert.equal(meta.status, 201, JSON.stringify(meta.body));
     const strangerAgent = await stranger.createAgent({ name: 'Mallory', objective: 'Snoop' });
-    ids = { agent: agent.id, task: task.id, approval: approval.id, chatAgent: chatAgent.id, session: chat.body.sessionId, strangerAgent: strangerAgent.id };
+    ids = {
+      agent: agent.id,
+      task: task.id,
+      approval: approval.id,
+      chatAgent: chatAgent.id,
+      session: chat.body.sessionId,
+      crew: crew.body.id,
+      reminder: reminder.body.id,
+      meta: meta.body.id,
+      strangerAgent: strangerAgent.id,
+    };
   });
   after(async () => {
     await worker?.stop();
@@ -98,7 +135,17 @@ describe('API keys and organisation isolation', () => {
   });
 
   const call = (client: ApiClient, route: Route, i: Ids) => client.request(route.method, route.path(i), route.body?.(i));
-  const withUnknownIds = (i: Ids): Ids => ({ ...i, agent: randomUUID(), task: randomUUID(), approval: randomUUID(), chatAgent: randomUUID(), session: randomUUID() });
+  const withUnknownIds = (i: Ids): Ids => ({
+    ...i,
+    agent: randomUUID(),
+    task: randomUUID(),
+    approval: randomUUID(),
+    chatAgent: randomUUID(),
+    session: randomUUID(),
+    crew: randomUUID(),
+    reminder: randomUUID(),
+    meta: randomUUID(),
+  });
   /** The error with every id of `i` replaced by a placeholder, to compare with the unknown-id answer. */
   const shape = (res: ApiResponse, i: Ids) => {
     let message: string = res.body?.error?.message ?? '';
@@ -162,6 +209,21 @@ describe('API keys and organisation isolation', () => {
     assert.deepEqual(tasks.map((t: { id: string }) => t.id), [ids.task], 'no task was submitted by the stranger');
     const history = (await owner.get(`/api/v1/chat/${ids.session}`)).body.messages;
     assert.equal(history.length, 2, 'the session holds only the owner turn');
+    const crew = (await owner.get(`/api/v1/crews/${ids.crew}`)).body;
+    assert.equal(crew.status, 'idle', 'the crew was not started');
+    assert.deepEqual(crew.messages, [], 'no message reached the crew');
+    const reminders = (await owner.get(`/api/v1/agents/${ids.agent}/reminders`)).body.reminders;
+    assert.deepEqual(reminders.map((r: { id: string; status: string }) => [r.id, r.status]), [[ids.reminder, 'active']], 'no reminder added or removed');
+  });
+
+  it("governance shows each organisation its own usage, not another's", async () => {
+    const mine = await owner.get('/api/v1/governance');
+    assert.equal(mine.status, 200);
+    assert.ok(mine.body.usage.tokens.usedByOrg > 0, 'the owner used tokens (its chat turn)');
+    const theirs = await stranger.get('/api/v1/governance');
+    assert.equal(theirs.status, 200);
+    assert.equal(theirs.body.usage.tokens.usedByOrg, 0, 'the stranger ran nothing');
+    assert.equal(theirs.body.usage.priority.scored, 0, "no priority score of the owner's tasks");
   });
 
   it('lists show only the caller organisation', async () => {

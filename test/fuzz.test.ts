@@ -13,7 +13,7 @@ import { startApi, startWorker, testConfig, type ApiResponse, type TestStack } f
 
 interface Endpoint {
   method: string;
-  /** `:id` is replaced by a generated id. */
+  /** `:id` is replaced by a generated id, `:agent` by the fixture agent's id. */
   path: string;
   /** Field names the route knows, so generated bodies hit real validation paths. */
   fields?: string[];
@@ -40,6 +40,20 @@ const ENDPOINTS: Endpoint[] = [
   { method: 'POST', path: '/api/v1/approvals/:id/reject', fields: ['reason', 'decidedBy'] },
   { method: 'POST', path: '/api/v1/chat', fields: ['message', 'sessionId', 'agentId', 'agentType', 'stream'] },
   { method: 'GET', path: '/api/v1/chat/:id' },
+  { method: 'POST', path: '/api/v1/crews', fields: ['name', 'goal', 'process', 'members', 'assignment', 'input'] },
+  { method: 'GET', path: '/api/v1/crews', query: ['status', 'limit', 'offset'] },
+  { method: 'GET', path: '/api/v1/crews/:id' },
+  { method: 'POST', path: '/api/v1/crews/:id/start', fields: [] },
+  { method: 'POST', path: '/api/v1/crews/:id/stop', fields: [] },
+  { method: 'POST', path: '/api/v1/crews/:id/messages', fields: ['fromAgentId', 'toAgentId', 'type', 'content', 'messageId'] },
+  { method: 'POST', path: '/api/v1/agents/:id/reminders', fields: ['title', 'schedule', 'taskType', 'input', 'priority'] },
+  { method: 'GET', path: '/api/v1/agents/:id/reminders' },
+  { method: 'GET', path: '/api/v1/agents/:agent/reminders/:id' },
+  { method: 'DELETE', path: '/api/v1/agents/:agent/reminders/:id' },
+  { method: 'GET', path: '/api/v1/governance' },
+  { method: 'POST', path: '/api/v1/meta', fields: ['objective', 'maxAgents', 'name'] },
+  { method: 'GET', path: '/api/v1/meta', query: ['status', 'limit', 'offset'] },
+  { method: 'GET', path: '/api/v1/meta/:id' },
 ];
 
 const SQL_INJECTION = ["' OR '1'='1", "1; DROP TABLE agents;--", '" OR 1=1 --', "'); DELETE FROM tasks; --", "%' UNION SELECT key_hash FROM api_keys --", '$1', '\\x00'];
@@ -69,10 +83,13 @@ describe('fuzzing every endpoint with hostile input', () => {
   let agentId: string;
   let taskId: string;
   let approvalId: string;
+  let crewId: string;
+  let reminderId: string;
+  let metaId: string;
   const seen = new Map<string, number>();
 
   before(async () => {
-    const config = testConfig();
+    const config = testConfig({ META_AGENT_ENABLED: 'true' });
     stack = await startApi(config);
     worker = await startWorker(config);
     const agent = await stack.api.createAgent({ name: 'Fuzz target', objective: 'Receive odd input', autonomy: 'copilot', allowedTools: ['memory_write'] });
@@ -84,6 +101,14 @@ describe('fuzzing every endpoint with hostile input', () => {
       await new Promise((r) => setTimeout(r, 100));
     }
     assert.ok(approvalId, 'an approval to aim at');
+    const member = await stack.api.createAgent({ name: 'Fuzz crew member', objective: 'Work in a crew' });
+    const created = await Promise.all([
+      stack.api.post('/api/v1/crews', { name: 'Fuzz crew', goal: 'Receive odd input', process: 'sequential', members: [member.id] }),
+      stack.api.post(`/api/v1/agents/${agentId}/reminders`, { title: 'Fuzz reminder', schedule: { every: '1h' } }),
+      stack.api.post('/api/v1/meta', { objective: 'Receive odd input', maxAgents: 1 }),
+    ]);
+    for (const res of created) assert.equal(res.status, 201, JSON.stringify(res.body));
+    [crewId, reminderId, metaId] = created.map((res) => res.body.id);
   });
   after(async () => {
     await worker?.stop();
@@ -94,7 +119,7 @@ describe('fuzzing every endpoint with hostile input', () => {
   /** Ids: real ones (the requests may act on them), unknown, malformed, hostile. */
   const idArb = () =>
     fc.oneof(
-      fc.constantFrom(agentId, taskId, approvalId),
+      fc.constantFrom(agentId, taskId, approvalId, crewId, reminderId, metaId),
       fc.uuid(),
       nastyString.filter((s) => s.length > 0),
       fc.constantFrom('00000000-0000-0000-0000-000000000000', 'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF', `${randomUUID()}x`, randomUUID().toUpperCase()),
@@ -139,9 +164,12 @@ describe('fuzzing every endpoint with hostile input', () => {
 
   type FuzzRequest = ReturnType<typeof requestArb> extends fc.Arbitrary<infer R> ? R : never;
 
+  /** The endpoint's path with this id (and the fixture agent) filled in. */
+  const fill = (path: string, id: string) => path.replace(':agent', agentId).replace(':id', id);
+
   const send = async (r: FuzzRequest): Promise<ApiResponse | undefined> => {
     const id = r.encodeId ? encode(r.id) : r.id;
-    const path = `${r.ep.path.replace(':id', id)}${r.suffix}${r.query}`;
+    const path = `${fill(r.ep.path, id)}${r.suffix}${r.query}`;
     let url: URL;
     try {
       url = new URL(path, stack.api.baseUrl);
@@ -195,9 +223,10 @@ describe('fuzzing every endpoint with hostile input', () => {
     };
     for (const ep of ENDPOINTS.filter((e) => e.fields)) {
       for (const [kind, raw] of Object.entries(kinds)) {
-        const path = ep.path.replace(':id', ep.path.includes('approvals') ? approvalId : ep.path.includes('tasks/') ? taskId : agentId);
-        // Leave the fixtures in place: archiving and cancelling are exercised with unknown ids.
-        const target = /archive|cancel/.test(path) ? path.replace(/[0-9a-f-]{36}/, randomUUID()) : path;
+        const fixture = ep.path.includes('approvals') ? approvalId : ep.path.includes('tasks/') ? taskId : ep.path.includes('crews/') ? crewId : agentId;
+        const path = fill(ep.path, fixture);
+        // Leave the fixtures in place: archiving, cancelling, starting and stopping are exercised with unknown ids.
+        const target = /archive|cancel|start|stop/.test(path) ? path.replace(/[0-9a-f-]{36}/, randomUUID()) : path;
         check(await stack.api.request(ep.method, target, undefined, { raw }), `${kind}: ${ep.method} ${target}`);
       }
     }
@@ -211,7 +240,7 @@ describe('fuzzing every endpoint with hostile input', () => {
       if (ep.query) for (const q of queries) check(await stack.api.request(ep.method, `${ep.path}?${q}`), `${ep.method} ${ep.path}?${q}`);
       if (!ep.path.includes(':id')) continue;
       for (const id of ids) {
-        const path = ep.path.replace(':id', encode(id));
+        const path = fill(ep.path, encode(id));
         check(await stack.api.request(ep.method, path, ep.method === 'GET' ? undefined : {}), `${ep.method} ${path.slice(0, 200)}`);
       }
     }

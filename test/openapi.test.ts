@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
@@ -19,7 +20,7 @@ describe('OpenAPI 3.1 contract', () => {
   const covered = new Set<string>();
 
   before(async () => {
-    const config = testConfig();
+    const config = testConfig({ META_AGENT_ENABLED: 'true' });
     stack = await startApi(config);
     worker = await startWorker(config);
   });
@@ -35,6 +36,12 @@ describe('OpenAPI 3.1 contract', () => {
     assert.ok(operation, `${method.toUpperCase()} ${template} is documented`);
     const response = operation.responses[String(res.status)];
     assert.ok(response, `${method.toUpperCase()} ${template} documents status ${res.status}`);
+    if (res.status === 204) {
+      assert.equal(response.content, undefined, `${method.toUpperCase()} ${template} 204 documents no body`);
+      assert.equal(res.body, undefined, `${method.toUpperCase()} ${template} 204 sends no body`);
+      covered.add(`${method} ${template}`);
+      return;
+    }
     const mediaType = (res.headers.get('content-type') ?? '').split(';')[0]!.trim();
     const media = response.content[mediaType];
     assert.ok(media, `${method.toUpperCase()} ${template} ${res.status} documents ${mediaType} (has ${Object.keys(response.content)})`);
@@ -130,13 +137,96 @@ describe('OpenAPI 3.1 contract', () => {
     conforms('post', '/api/v1/chat', turn, 200);
     const streamed = await fetch(`${stack.api.baseUrl}/api/v1/chat`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${stack.api.apiKey}` },
       body: JSON.stringify({ agentId: agent.id, sessionId: turn.body.sessionId, message: 'and again' }),
     });
     const text = await streamed.text();
     assert.match(text, /^event: session\n/);
     conforms('post', '/api/v1/chat', { status: streamed.status, headers: streamed.headers, body: text }, 200);
     conforms('get', '/api/v1/chat/:sessionId', await stack.api.get(`/api/v1/chat/${turn.body.sessionId}`), 200);
+  });
+
+  it('crews: create, list, read, start, message, stop, and errors', async () => {
+    const [slow, next] = [await stack.api.createAgent({ name: 'Slow member', objective: 'Take time' }), await stack.api.createAgent({ name: 'Next member', objective: 'Follow' })];
+    const created = await stack.api.post('/api/v1/crews', {
+      name: 'Contract crew',
+      goal: 'Conform while running',
+      process: 'sequential',
+      members: [{ agentId: slow.id, role: 'first', input: { script: [{ answer: 'too late', delayMs: 30_000 }] } }, next.id],
+    });
+    conforms('post', '/api/v1/crews', created, 201);
+    const id = created.body.id;
+    conforms('post', '/api/v1/crews', await stack.api.post('/api/v1/crews', { name: 'No members', goal: 'g', process: 'sequential', members: [] }), 400);
+    conforms('get', '/api/v1/crews', await stack.api.get('/api/v1/crews?status=idle&limit=5'), 200);
+    conforms('get', '/api/v1/crews', await stack.api.get('/api/v1/crews?status=dancing'), 400);
+    conforms('get', '/api/v1/crews/:id', await stack.api.get(`/api/v1/crews/${id}`), 200);
+    conforms('get', '/api/v1/crews/:id', await stack.api.get('/api/v1/crews/00000000-0000-4000-8000-000000000000'), 404);
+    conforms('post', '/api/v1/crews/:id/stop', await stack.api.post(`/api/v1/crews/${id}/stop`), 409);
+    conforms('post', '/api/v1/crews/:id/messages', await stack.api.post(`/api/v1/crews/${id}/messages`, { type: 'request', content: 'not yet' }), 409);
+
+    const started = await stack.api.post(`/api/v1/crews/${id}/start`);
+    conforms('post', '/api/v1/crews/:id/start', started, 200);
+    assert.ok(started.body.live, 'a running crew shows its workflow state');
+    const crewSchema = ajv.compile({ $ref: `${DOC_ID}#/components/schemas/CrewDetail` });
+    assert.equal(crewSchema({ ...started.body, status: 'resting' }), false);
+    assert.equal(crewSchema({ ...started.body, members: [{ ...started.body.members[0], running: '1' }] }), false);
+    const message = { fromAgentId: null, toAgentId: next.id, type: 'status_update', content: 'deadline is noon' };
+    conforms('post', '/api/v1/crews/:id/messages', await stack.api.post(`/api/v1/crews/${id}/messages`, message), 202);
+    conforms('post', '/api/v1/crews/:id/messages', await stack.api.post(`/api/v1/crews/${id}/messages`, { ...message, toAgentId: randomUUID() }), 400);
+    const running = await waitFor(async () => {
+      const res = await stack.api.get(`/api/v1/crews/${id}`);
+      return res.body.messages.length && res.body.tasks.length ? res : undefined;
+    }, 'the message stored and the first member working');
+    conforms('get', '/api/v1/crews/:id', running, 200);
+    const stopped = await stack.api.post(`/api/v1/crews/${id}/stop`);
+    conforms('post', '/api/v1/crews/:id/stop', stopped, 200);
+    assert.equal(stopped.body.status, 'stopped');
+    conforms('post', '/api/v1/crews/:id/start', await stack.api.post(`/api/v1/crews/${id}/start`), 409);
+    conforms('get', '/api/v1/crews', await stack.api.get('/api/v1/crews?status=stopped'), 200);
+  });
+
+  it('reminders: create, list, read, delete, and errors', async () => {
+    const agent = await stack.api.createAgent({ name: 'Reminded', objective: 'Remember' });
+    const base = `/api/v1/agents/${agent.id}/reminders`;
+    const created = await stack.api.post(base, { title: 'hourly check', schedule: { every: '1h' }, input: { note: 'x' } });
+    conforms('post', '/api/v1/agents/:id/reminders', created, 201);
+    conforms('post', '/api/v1/agents/:id/reminders', await stack.api.post(base, { title: 'bad', schedule: { cron: 'every day' } }), 400);
+    conforms('post', '/api/v1/agents/:id/reminders', await stack.api.post('/api/v1/agents/00000000-0000-4000-8000-000000000000/reminders', { title: 't', schedule: { every: '1h' } }), 404);
+    conforms('get', '/api/v1/agents/:id/reminders', await stack.api.get(base), 200);
+    conforms('get', '/api/v1/agents/:id/reminders/:reminderId', await stack.api.get(`${base}/${created.body.id}`), 200);
+    conforms('delete', '/api/v1/agents/:id/reminders/:reminderId', await stack.api.request('DELETE', `${base}/${created.body.id}`), 204);
+    conforms('delete', '/api/v1/agents/:id/reminders/:reminderId', await stack.api.request('DELETE', `${base}/${created.body.id}`), 404);
+    const removed = await stack.api.get(`${base}/${created.body.id}`);
+    conforms('get', '/api/v1/agents/:id/reminders/:reminderId', removed, 200);
+    assert.equal(removed.body.status, 'removed');
+  });
+
+  it('governance: limits and usage', async () => {
+    const res = await stack.api.get('/api/v1/governance');
+    conforms('get', '/api/v1/governance', res, 200);
+    assert.ok(res.body.usage.tokens.usedByOrg > 0, 'the tasks above used tokens');
+    const governanceSchema = ajv.compile({ $ref: `${DOC_ID}#/components/schemas/Governance` });
+    assert.equal(governanceSchema({ ...res.body, usage: { ...res.body.usage, tokens: { ...res.body.usage.tokens, usedByOrg: '12' } } }), false);
+  });
+
+  it('meta: start, list, read a finished run, and errors', async () => {
+    const created = await stack.api.post('/api/v1/meta', { objective: 'Write a short product announcement', maxAgents: 2 });
+    conforms('post', '/api/v1/meta', created, 201);
+    conforms('post', '/api/v1/meta', await stack.api.post('/api/v1/meta', { objective: 'x', maxAgents: 6 }), 400);
+    conforms('get', '/api/v1/meta', await stack.api.get('/api/v1/meta?limit=5'), 200);
+    conforms('get', '/api/v1/meta/:id', await stack.api.get('/api/v1/meta/00000000-0000-4000-8000-000000000000'), 404);
+    const finished = await waitFor(
+      async () => {
+        const res = await stack.api.get(`/api/v1/meta/${created.body.id}`);
+        return ['completed', 'failed'].includes(res.body.status) ? res : undefined;
+      },
+      'the meta run to finish',
+      120_000,
+    );
+    conforms('get', '/api/v1/meta/:id', finished, 200);
+    assert.ok(finished.body.team.length >= 1 && finished.body.team.every((m: { agentId: string | null }) => m.agentId), JSON.stringify(finished.body.team));
+    assert.ok(finished.body.crew, 'the run names its crew');
+    conforms('get', '/api/v1/meta', await stack.api.get('/api/v1/meta?status=completed'), 200);
   });
 
   it('covered every documented operation with a real response', () => {
