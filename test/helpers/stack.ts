@@ -32,6 +32,10 @@ export function testConfig(overrides: Record<string, string> = {}): Config {
     ...process.env,
     TEMPORAL_TASK_QUEUE: `test-${randomUUID().slice(0, 8)}`,
     ACTIVITY_HEARTBEAT_SECONDS: '2',
+    // Every file shares the default organisation: its limits would otherwise count the whole suite's
+    // agents and tasks. Tests of these limits set their own.
+    MAX_AGENTS: '1000000',
+    MAX_PENDING_TASKS_PER_ORG: '1000000',
     // Tests poll fast; the rate limit has its own test.
     API_RATE_LIMIT_PER_MINUTE: '1000000',
     ...overrides,
