@@ -28,6 +28,8 @@ import { budgetAndPriorities } from './scenarios/budget';
 import { agentTasks, ceiling } from './scenarios/throughput';
 
 const QUICK = process.argv.includes('--quick');
+/** `--budget-only`: scenario 7 alone (full size unless --quick), written to bench/tmp/ like --quick. */
+const BUDGET_ONLY = process.argv.includes('--budget-only');
 const AGENT_QUEUE = 'bench-agents';
 const BUDGET_QUEUE = 'bench-budget';
 const TRIVIAL_QUEUE = 'bench-trivial';
@@ -54,7 +56,7 @@ const SETTINGS = {
 };
 
 async function main(): Promise<number> {
-  const outDir = QUICK ? path.join(__dirname, 'tmp') : __dirname;
+  const outDir = QUICK || BUDGET_ONLY ? path.join(__dirname, 'tmp') : __dirname;
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'agents-bench-'));
   // As root, embedded PostgreSQL runs as its own user, which must be able to enter this directory.
   fs.chmodSync(dataDir, 0o755);
@@ -148,32 +150,34 @@ async function main(): Promise<number> {
     const { warmupSeconds, windowSeconds } = SIZES;
     const s = results.scenarios;
 
-    s.ceiling = await scenario('1 ceiling', () => ceiling(b, { concurrency: SETTINGS.ceilingConcurrency, warmupSeconds, windowSeconds }));
-    const { agentIds, taskIds, ...agentResult } = await scenario('2 agent tasks', () =>
-      agentTasks(b, { agents: SETTINGS.agents, depth: SETTINGS.tasksInFlightPerAgent, warmupSeconds, windowSeconds }),
-    );
-    s.agentTasks = agentResult;
-    // The ceiling again, right after: how much the machine drifted (other work, a growing database).
-    s.ceilingRecheck = await scenario('1b ceiling recheck', () => ceiling(b, { concurrency: SETTINGS.ceilingConcurrency, warmupSeconds, windowSeconds: SIZES.recheckSeconds }));
-    const ceilingMean = (s.ceiling.perSecond + s.ceilingRecheck.perSecond) / 2;
-    s.agentToCeilingRatio = round(agentResult.perSecond / ceilingMean, 2);
-    log(`agent tasks / ceiling = ${s.agentToCeilingRatio}`);
+    if (!BUDGET_ONLY) {
+      s.ceiling = await scenario('1 ceiling', () => ceiling(b, { concurrency: SETTINGS.ceilingConcurrency, warmupSeconds, windowSeconds }));
+      const { agentIds, taskIds, ...agentResult } = await scenario('2 agent tasks', () =>
+        agentTasks(b, { agents: SETTINGS.agents, depth: SETTINGS.tasksInFlightPerAgent, warmupSeconds, windowSeconds }),
+      );
+      s.agentTasks = agentResult;
+      // The ceiling again, right after: how much the machine drifted (other work, a growing database).
+      s.ceilingRecheck = await scenario('1b ceiling recheck', () => ceiling(b, { concurrency: SETTINGS.ceilingConcurrency, warmupSeconds, windowSeconds: SIZES.recheckSeconds }));
+      const ceilingMean = (s.ceiling.perSecond + s.ceilingRecheck.perSecond) / 2;
+      s.agentToCeilingRatio = round(agentResult.perSecond / ceilingMean, 2);
+      log(`agent tasks / ceiling = ${s.agentToCeilingRatio}`);
 
-    const { approvalTaskIds, ...approvals } = await scenario('3 approval resume', () => approvalResume(b, SETTINGS.approvals));
-    s.approvalResume = approvals;
+      const { approvalTaskIds, ...approvals } = await scenario('3 approval resume', () => approvalResume(b, SETTINGS.approvals));
+      s.approvalResume = approvals;
 
-    // Wake at half the measured agent-task capacity (at most 20/s) so wake-ups do not queue behind each other.
-    const wakesPerSecond = round(Math.max(1, Math.min(20, agentResult.perSecond / 2)), 1);
-    results.settings.wakesPerSecond = wakesPerSecond;
-    const { idleAgentId, ...parked } = await scenario('4 parked agents', () =>
-      parkedAgents(b, { count: PARKED, wakes: SETTINGS.wakes, wakesPerSecond, concurrency: SETTINGS.parkedStartConcurrency }),
-    );
-    s.parkedAgents = parked;
+      // Wake at half the measured agent-task capacity (at most 20/s) so wake-ups do not queue behind each other.
+      const wakesPerSecond = round(Math.max(1, Math.min(20, agentResult.perSecond / 2)), 1);
+      results.settings.wakesPerSecond = wakesPerSecond;
+      const { idleAgentId, ...parked } = await scenario('4 parked agents', () =>
+        parkedAgents(b, { count: PARKED, wakes: SETTINGS.wakes, wakesPerSecond, concurrency: SETTINGS.parkedStartConcurrency }),
+      );
+      s.parkedAgents = parked;
 
-    s.history = await scenario('5 history', () => historyEfficiency(b, { taskIds, agentIds, approvalTaskIds, idleAgentId }, SETTINGS.historySample));
-    s.api = await scenario('6 api', () => apiLatency(b, { seconds: SETTINGS.apiSeconds, connections: SETTINGS.apiConnections, taskAgentIds: agentIds }));
-    // Its own reading covers the API process and the load generators, which have exited by now.
-    results.usage['6 api'] = s.api.usage;
+      s.history = await scenario('5 history', () => historyEfficiency(b, { taskIds, agentIds, approvalTaskIds, idleAgentId }, SETTINGS.historySample));
+      s.api = await scenario('6 api', () => apiLatency(b, { seconds: SETTINGS.apiSeconds, connections: SETTINGS.apiConnections, taskAgentIds: agentIds }));
+      // Its own reading covers the API process and the load generators, which have exited by now.
+      results.usage['6 api'] = s.api.usage;
+    }
     s.budget = await scenario('7 budget and priorities', () =>
       budgetAndPriorities(
         b,
