@@ -23,6 +23,9 @@ function slotPool(kind: SlotKind): string {
   return `${kind}:${Context.current().info.taskQueue}`;
 }
 
+/** How soon a refused reservation asks again while other calls of the window have not settled yet. */
+const IN_FLIGHT_RECHECK_MS = 1000;
+
 /** A waiter that has not asked again for this long has gone away (its task was cancelled or finished). */
 const WAITER_STALE_SECONDS = 30;
 
@@ -79,8 +82,9 @@ export function createGovernance(db: Db, config: Config) {
       for (const scope of scopes) {
         // A call larger than the whole budget can never fit: it may run alone in an empty window.
         const need = Math.min(r.estimate, scope.limit);
-        const rows = await tx.query<{ tokens: number; expires_ms: number }>(
-          `SELECT tokens, ceil(extract(epoch FROM (reserved_at + make_interval(secs => $1) - clock_timestamp())) * 1000)::int AS expires_ms
+        const rows = await tx.query<{ tokens: number; expires_ms: number; settled: boolean }>(
+          `SELECT tokens, settled_at IS NOT NULL AS settled,
+                  ceil(extract(epoch FROM (reserved_at + make_interval(secs => $1) - clock_timestamp())) * 1000)::int AS expires_ms
              FROM token_ledger WHERE reserved_at > clock_timestamp() - make_interval(secs => $1) AND ${scope.where}
             ORDER BY reserved_at`,
           [windowSeconds, ...scope.params],
@@ -97,6 +101,9 @@ export function createGovernance(db: Db, config: Config) {
             break;
           }
         }
+        // Calls in flight hold their whole estimate, and most settle well below it within seconds: ask again
+        // soon rather than waiting for the window to expire, or the budget goes underused.
+        if (rows.rows.some((row) => !row.settled)) until = Math.min(until, IN_FLIGHT_RECHECK_MS);
         if (until > waitMs) {
           waitMs = until;
           blocking = `${scope.name} token budget (${used}/${scope.limit} tokens in the last ${windowSeconds}s, this call needs ~${r.estimate})`;

@@ -125,7 +125,11 @@ describe('resource governance', () => {
       assert.ok(activeAtOnce <= MAX_ACTIVE && activeAtOnce >= 2, `agents running at once: ${activeAtOnce} (limit ${MAX_ACTIVE})`);
       assert.ok(stepsAtOnce <= MAX_STEPS && stepsAtOnce >= 2, `steps at once: ${stepsAtOnce} (limit ${MAX_STEPS})`);
 
-      const view = await stack.api.get('/api/v1/governance');
+      // Each agent gives its slot back once it has processed its last child's completion, just after the task row is final.
+      const view = await waitFor(async () => {
+        const v = await stack.api.get('/api/v1/governance');
+        return v.body.usage?.slots.agent.held === 0 ? v : undefined;
+      }, 'every active slot to be given back');
       assert.equal(view.status, 200);
       assert.equal(view.body.limits.globalTokenBudget, BUDGET);
       assert.deepEqual(view.body.usage.slots.agent, { held: 0, waiting: 0 });
