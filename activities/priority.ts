@@ -1,3 +1,4 @@
+import { registerSecretsIn } from '../lib/logger';
 import { semanticHash } from '../lib/semantic-hash';
 import type { Governance } from './governance';
 import { estimateTokens } from './governance';
@@ -33,7 +34,8 @@ export function scoringPrompt(input: ScoreGoalInput, ageDays: number): string {
   return [
     'Analyze the following task and project context. Assign a priority score from 0 to 1000.',
     `TASK: ${input.title}`,
-    `DESCRIPTION: ${JSON.stringify(input.input).slice(0, 2000)}`,
+    // Values marked secret never go into a scoring prompt: a priority does not depend on them.
+    `DESCRIPTION: ${JSON.stringify({ ...input.input, secrets: undefined }).slice(0, 2000)}`,
     'PROJECT CONTEXT:',
     `- Current Objective: ${input.objective}`,
     `- Blocked Tasks Waiting: ${input.unblocks}`,
@@ -75,6 +77,8 @@ export function createPriorityActivities(deps: StepDeps & { governance: Governan
   return {
     async scoreGoal(input: ScoreGoalInput): Promise<GoalScore> {
       const started = Date.now();
+      // This worker may log a provider error before any step of the task ran here: know its secrets first.
+      registerSecretsIn(input.input);
       const { hash, concepts } = semanticHash(input.title, input.input);
       const fallback: GoalScore = { score: Math.max(0, Math.min(1000, input.staticPriority * 100)), source: 'fallback' };
       // The cache is per agent: the same task matters differently to agents with different objectives.

@@ -21,7 +21,7 @@ export function keyConcepts(text: string): string[] {
 /** A stable hash of a task's key concepts (title and input). */
 export function semanticHash(title: string, input: Record<string, unknown> = {}): { hash: string; concepts: string } {
   const inputText = Object.entries(input)
-    .filter(([key]) => key !== 'script' && key !== 'dependsOn')
+    .filter(([key]) => key !== 'script' && key !== 'dependsOn' && key !== 'secrets')
     .map(([key, value]) => `${key} ${typeof value === 'string' ? value : JSON.stringify(value)}`)
     .join(' ');
   const concepts = keyConcepts(`${title} ${inputText}`).join(' ');

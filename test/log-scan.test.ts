@@ -52,6 +52,8 @@ describe('secrets never reach the logs', () => {
       OPENAI_BASE_URL: openai.url,
       AI_PROVIDER: 'openai',
       MAX_RETRIES: '3',
+      // The suite's other files share the default organisation and its agent count.
+      MAX_AGENTS: '1000000',
     };
     await Promise.all([spawnProcess('api/server.ts', env, 'API listening'), spawnProcess('workers/main.ts', env, 'worker started')]);
     api = new ApiClient(`http://127.0.0.1:${port}`, envApiKey);

@@ -45,12 +45,13 @@ describe('meta supervisor', () => {
 
     it('answers 404 saying how to enable it', async () => {
       assert.equal(stack.config.META_AGENT_ENABLED, false);
+      const runs = async () => (await stack.db.query('SELECT count(*)::int AS n FROM meta_runs')).rows[0].n as number;
+      const before = await runs();
       for (const res of [await stack.api.post('/api/v1/meta', { objective: 'Plan a launch' }), await stack.api.get('/api/v1/meta')]) {
         assert.equal(res.status, 404);
         assert.match(res.body.error.message, /META_AGENT_ENABLED=true/);
       }
-      const rows = await stack.db.query('SELECT count(*)::int AS n FROM meta_runs');
-      assert.equal(rows.rows[0].n, 0);
+      assert.equal(await runs(), before, 'no run was recorded');
     });
   });
 
@@ -180,7 +181,9 @@ describe('meta supervisor', () => {
       const metaId = 'ad0a7c2e-0000-4000-8000-000000000002';
       const design = await call(activities.designMetaTeam, { metaId, objective: 'Write release notes', maxAgents: 3 });
       const input = { metaId, orgId: stack.config.DEFAULT_ORG_ID, name: 'Retried', objective: 'Write release notes', team: design.team, settings: agentSettings(stack.config) };
-      const count = async () => (await stack.db.query(`SELECT count(*)::int AS n FROM agents WHERE org_id = $1`, [input.orgId])).rows[0].n as number;
+      // What MAX_AGENTS counts: the organisation's agents that are not archived.
+      const count = async () =>
+        (await stack.db.query(`SELECT count(*)::int AS n FROM agents WHERE org_id = $1 AND status <> 'ARCHIVED'`, [input.orgId])).rows[0].n as number;
       const before = await count();
 
       const first = await call(activities.createMetaTeam, input);

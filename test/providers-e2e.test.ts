@@ -21,6 +21,8 @@ describe('providers through tasks', () => {
       OPENAI_BASE_URL: openai.url,
       ANTHROPIC_API_KEY: 'sk-ant-test',
       ANTHROPIC_BASE_URL: anthropic.url,
+      // These tests script each provider conversation exactly; a priority-scoring call would take a scripted reply.
+      PRIORITY_SCORING: 'off',
       CIRCUIT_FAILURE_THRESHOLD: '2',
       CIRCUIT_RECOVERY_SECONDS: '600',
       LLM_TIMEOUT_SECONDS: '5',
