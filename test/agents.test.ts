@@ -1,20 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { startApi, startWorker, testConfig, waitFor, type TestStack } from './helpers/stack';
+import { startStack, testConfig, waitFor, type TestStack } from './helpers/stack';
 
 describe('agents and tasks through the HTTP API', () => {
   let stack: TestStack;
-  let worker: { stop(): Promise<void> };
-
-  before(async () => {
-    const config = testConfig();
-    stack = await startApi(config);
-    worker = await startWorker(config);
-  });
-  after(async () => {
-    await worker?.stop();
-    await stack?.stop();
-  });
+  before(async () => (stack = await startStack(testConfig())));
+  after(() => stack?.stop());
 
   it('creates an agent that is immediately readable and listed', async () => {
     const agent = await stack.api.createAgent({ name: 'Researcher', objective: 'Find facts', type: 'research', capabilities: ['web'] });

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { getFreePort } from '../scripts/local-stack';
-import { startApi, startWorker, testConfig, waitFor, type TestStack } from './helpers/stack';
+import { startStack, testConfig, waitFor, type TestStack } from './helpers/stack';
 
 const BIN = path.resolve(__dirname, '../cli/agentctl.cjs');
 
@@ -22,17 +22,8 @@ interface CliResult {
  */
 describe('agentctl CLI', () => {
   let stack: TestStack;
-  let worker: { stop(): Promise<void> };
-
-  before(async () => {
-    const config = testConfig();
-    stack = await startApi(config);
-    worker = await startWorker(config);
-  });
-  after(async () => {
-    await worker?.stop();
-    await stack?.stop();
-  });
+  before(async () => (stack = await startStack(testConfig())));
+  after(() => stack?.stop());
 
   /** Runs agentctl asynchronously: the API answering it lives in this process. */
   const cli = (args: string[], env: Record<string, string> = {}): Promise<CliResult> =>

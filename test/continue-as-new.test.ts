@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { agentWorkflowId, taskWorkflowId } from '../workflows/definitions';
-import { startApi, startWorker, testConfig, waitFor, type TestStack } from './helpers/stack';
+import { startStack, testConfig, waitFor, type TestStack } from './helpers/stack';
 
 const GOALS = 1000;
 const MAX_EVENTS = 10_000;
@@ -19,16 +19,8 @@ async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>
 
 describe('continue-as-new', () => {
   let stack: TestStack;
-  let worker: { stop(): Promise<void> };
-  before(async () => {
-    const config = testConfig();
-    stack = await startApi(config);
-    worker = await startWorker(config);
-  });
-  after(async () => {
-    await worker?.stop();
-    await stack?.stop();
-  });
+  before(async () => (stack = await startStack(testConfig())));
+  after(() => stack?.stop());
 
   it(`carries ${GOALS} goals through one agent without losing any or growing a large history`, { timeout: 30 * 60_000 }, async () => {
     const agent = await stack.api.createAgent({ name: 'Marathon', objective: 'Finish every goal' });

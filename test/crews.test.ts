@@ -2,9 +2,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Worker } from '@temporalio/worker';
-import type { Config } from '../lib/config';
 import { crewWorkflowId } from '../workflows/definitions';
-import { killHard, spawnWorker, startApi, startWorker, testConfig, waitFor, type ApiClient, type TestStack } from './helpers/stack';
+import { killHard, startApi, startWorker, testConfig, waitFor, withKillableWorkers, type ApiClient, type TestStack } from './helpers/stack';
 
 /** Polls the crew until it reaches a terminal status and returns its detail. */
 async function waitForCrew(api: ApiClient, crewId: string, timeoutMs = 60_000): Promise<any> {
@@ -367,46 +366,28 @@ describe('crews', () => {
 });
 
 describe('crews survive a killed worker', () => {
-  let config: Config;
-  let stack: TestStack;
-  const workers: ReturnType<typeof spawnWorker>[] = [];
-
-  before(async () => {
-    config = testConfig();
-    stack = await startApi(config);
-  });
-  after(async () => {
-    await Promise.all(workers.map(killHard));
-    await stack?.stop();
-  });
-
-  const start = async () => {
-    const worker = spawnWorker(config);
-    workers.push(worker);
-    await worker.ready;
-    return worker;
-  };
+  const crash = withKillableWorkers();
 
   it('a crew whose worker is SIGKILLed mid-run completes on a new worker', async () => {
-    const first = await start();
-    const a = await stack.api.createAgent({ name: 'Crash A', objective: 'Work' });
-    const b = await stack.api.createAgent({ name: 'Crash B', objective: 'Work' });
-    const crew = await createCrew(stack.api, {
+    const first = await crash.start();
+    const a = await crash.stack.api.createAgent({ name: 'Crash A', objective: 'Work' });
+    const b = await crash.stack.api.createAgent({ name: 'Crash B', objective: 'Work' });
+    const crew = await createCrew(crash.stack.api, {
       name: 'Crash crew',
       goal: 'Finish despite a crash',
       process: 'sequential',
       members: [{ agentId: a.id, input: { script: [{ answer: 'survived', delayMs: 5000 }] } }, b.id],
     });
-    await startCrew(stack.api, crew.id);
-    await waitFor(async () => (await taskRows(stack, crew.id)).find((t) => t.status === 'planning'), 'the first model call to be in flight', 20_000);
+    await startCrew(crash.stack.api, crew.id);
+    await waitFor(async () => (await taskRows(crash.stack, crew.id)).find((t) => t.status === 'planning'), 'the first model call to be in flight', 20_000);
     await new Promise((r) => setTimeout(r, 500));
     await killHard(first);
-    assert.equal((await stack.api.get(`/api/v1/crews/${crew.id}`)).body.status, 'running', 'killed mid-run');
+    assert.equal((await crash.stack.api.get(`/api/v1/crews/${crew.id}`)).body.status, 'running', 'killed mid-run');
 
-    await start();
-    const done = await waitForCrew(stack.api, crew.id, 90_000);
+    await crash.start();
+    const done = await waitForCrew(crash.stack.api, crew.id, 90_000);
     assert.equal(done.status, 'completed', JSON.stringify(done.result));
-    const tasks = await taskRows(stack, crew.id);
+    const tasks = await taskRows(crash.stack, crew.id);
     assert.deepEqual(tasks.map((t) => [t.agent_id, t.status]), [[a.id, 'completed'], [b.id, 'completed']], 'each step ran once');
     assert.equal(tasks[0].output.answer, '[offline] survived');
   });

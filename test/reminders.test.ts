@@ -2,9 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ScheduleNotFoundError } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
-import type { Config } from '../lib/config';
 import { reminderScheduleId } from '../workflows/definitions';
-import { killHard, spawnWorker, startApi, startWorker, testConfig, waitFor, type TestStack } from './helpers/stack';
+import { killHard, startStack, testConfig, waitFor, withKillableWorkers, type TestStack } from './helpers/stack';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -37,17 +36,8 @@ function utcOffsetMinutes(at: Date, timeZone: string): number {
 
 describe('reminders', () => {
   let stack: TestStack;
-  let worker: { stop(): Promise<void> };
-
-  before(async () => {
-    const config = testConfig();
-    stack = await startApi(config);
-    worker = await startWorker(config);
-  });
-  after(async () => {
-    await worker?.stop();
-    await stack?.stop();
-  });
+  before(async () => (stack = await startStack(testConfig())));
+  after(() => stack?.stop());
 
   const createReminder = async (agentId: string, body: Record<string, unknown>) => {
     const res = await stack.api.post(`/api/v1/agents/${agentId}/reminders`, body);
@@ -255,57 +245,39 @@ describe('reminders', () => {
  * fire is retried on another worker and submits the same task, which the agent runs once.
  */
 describe('a reminder fire interrupted by a worker crash', () => {
-  let config: Config;
-  let stack: TestStack;
-  const workers: ReturnType<typeof spawnWorker>[] = [];
-
-  before(async () => {
-    config = testConfig();
-    stack = await startApi(config);
-  });
-  after(async () => {
-    await Promise.all(workers.map(killHard));
-    await stack?.stop();
-  });
-
-  const start = async (env: Record<string, string> = {}) => {
-    const worker = spawnWorker(config, env);
-    workers.push(worker);
-    await worker.ready;
-    return worker;
-  };
+  const crash = withKillableWorkers();
 
   it('does not fire twice for one tick', async () => {
     // This worker waits after each submitted fire: the window in which a crash forces a retry.
-    const slow = await start({ FAULT_DELAY_AFTER_SIDE_EFFECT_MS: '60000' });
-    const agent = await stack.api.createAgent({ name: 'Steady', objective: 'Once per tick' });
+    const slow = await crash.start({ FAULT_DELAY_AFTER_SIDE_EFFECT_MS: '60000' });
+    const agent = await crash.stack.api.createAgent({ name: 'Steady', objective: 'Once per tick' });
     const at = new Date(Math.ceil((Date.now() + 3000) / 1000) * 1000);
-    const res = await stack.api.post(`/api/v1/agents/${agent.id}/reminders`, { title: 'once', schedule: { at: at.toISOString() } });
+    const res = await crash.stack.api.post(`/api/v1/agents/${agent.id}/reminders`, { title: 'once', schedule: { at: at.toISOString() } });
     assert.equal(res.status, 201, JSON.stringify(res.body));
     const reminderId = res.body.id;
 
     const [submitted] = await waitFor(async () => {
-      const f = await fires(stack, reminderId);
+      const f = await fires(crash.stack, reminderId);
       return f.length ? f : undefined;
     }, 'the fire to submit its goal', 20_000);
-    const schedule = stack.client.schedule.getHandle(reminderScheduleId(reminderId));
+    const schedule = crash.stack.client.schedule.getHandle(reminderScheduleId(reminderId));
     const [running] = (await schedule.describe()).info.runningActions;
     assert.ok(running, 'the fire has not reported yet');
     await killHard(slow);
 
-    await start();
-    const fire = stack.client.workflow.getHandle(running.workflow.workflowId, running.workflow.firstExecutionRunId);
+    await crash.start();
+    const fire = crash.stack.client.workflow.getHandle(running.workflow.workflowId, running.workflow.firstExecutionRunId);
     const result = await fire.result();
     assert.deepEqual(result, { reminderId, taskId: submitted!.id, scheduledFor: at.toISOString(), outcome: 'submitted' });
     const history = await fire.fetchHistory();
     const attempts = history.events!.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
     assert.deepEqual(attempts, [2], 'the fire was retried after the crash (the history records the last attempt)');
 
-    const task = await stack.api.waitForTask(submitted!.id, 60_000);
+    const task = await crash.stack.api.waitForTask(submitted!.id, 60_000);
     assert.equal(task.status, 'completed');
     await sleep(2000);
-    assert.equal((await fires(stack, reminderId)).length, 1, 'one task for the tick');
-    const live = (await stack.api.get(`/api/v1/agents/${agent.id}`)).body.live;
+    assert.equal((await fires(crash.stack, reminderId)).length, 1, 'one task for the tick');
+    const live = (await crash.stack.api.get(`/api/v1/agents/${agent.id}`)).body.live;
     assert.equal(live.goalsCompleted, 1, 'the agent ran it once');
     assert.equal(live.queue.length, 0);
   });

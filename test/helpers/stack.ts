@@ -3,6 +3,7 @@
  * real workers (in process, or as child processes that can be SIGKILLed) and the real HTTP API.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { after, before } from 'node:test';
 import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -80,6 +81,53 @@ export async function startApi(config: Config, opts: { port?: number } = {}): Pr
       await Promise.allSettled([connection.close(), db.end(), chatEvents.close()]);
     },
   };
+}
+
+/** The API and one in-process worker on `config`; `stop()` stops both. */
+export async function startStack(config: Config): Promise<TestStack> {
+  const stack = await startApi(config);
+  const worker = await startWorker(config).catch(async (err: unknown) => {
+    await stack.stop();
+    throw err;
+  });
+  return {
+    ...stack,
+    async stop() {
+      await worker.stop();
+      await stack.stop();
+    },
+  };
+}
+
+/**
+ * For crash tests, called inside a describe: an API on its own task queue, and worker processes started
+ * on demand (`start`) so a test can SIGKILL them; whatever is left is killed after the describe.
+ */
+export function withKillableWorkers(overrides: Record<string, string> = {}) {
+  const workers: ReturnType<typeof spawnWorker>[] = [];
+  const ctx = {
+    config: undefined as unknown as Config,
+    stack: undefined as unknown as TestStack,
+    async start(env: Record<string, string> = {}) {
+      const worker = spawnWorker(ctx.config, env);
+      workers.push(worker);
+      await worker.ready;
+      return worker;
+    },
+    /** SIGKILLs every worker started so far. */
+    async killAll() {
+      await Promise.all(workers.splice(0).map(killHard));
+    },
+  };
+  before(async () => {
+    ctx.config = testConfig(overrides);
+    ctx.stack = await startApi(ctx.config);
+  });
+  after(async () => {
+    await Promise.all(workers.map(killHard));
+    await ctx.stack?.stop();
+  });
+  return ctx;
 }
 
 /** A worker in this process. */
