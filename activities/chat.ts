@@ -50,7 +50,7 @@ export function createChatActivities(deps: StepDeps) {
     async chatModel(input: CallModelInput & { turnId: string }): Promise<ModelReply> {
       const publish = publisher();
       const reply = await withHeartbeat(() =>
-        runner.completeWithFallback(input, (delta) => void publish({ turnId: input.turnId, type: 'token', data: { delta } })),
+        runner.completeWithFallback(input, { onToken: (delta) => void publish({ turnId: input.turnId, type: 'token', data: { delta } }) }),
       );
       for (const call of reply.toolCalls) {
         void publish({ turnId: input.turnId, type: 'tool_call', data: { id: call.id, name: call.name, arguments: call.arguments } });

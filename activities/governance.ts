@@ -156,21 +156,25 @@ export function createGovernance(db: Db, config: Config) {
         kind,
         WAITER_STALE_SECONDS,
       ]);
-      const me = await tx.query<{ since: Date }>(
-        `INSERT INTO slot_waiters (kind, holder, priority) VALUES ($1, $2, $3)
-         ON CONFLICT (kind, holder) DO UPDATE SET seen_at = clock_timestamp(), priority = EXCLUDED.priority
-         RETURNING since`,
+      // Waiters ahead: higher priority, or the same priority waiting longer (a newcomer waits from now).
+      const { rows } = await tx.query<{ held: number; waiting: boolean; ahead: number }>(
+        `WITH me AS (SELECT since FROM slot_waiters WHERE kind = $1 AND holder = $2)
+         SELECT (SELECT count(*) FROM slot_leases WHERE kind = $1 AND released_at IS NULL) AS held,
+                EXISTS (SELECT 1 FROM me) AS waiting,
+                (SELECT count(*) FROM slot_waiters WHERE kind = $1 AND holder <> $2
+                   AND (priority > $3 OR (priority = $3 AND since < COALESCE((SELECT since FROM me), clock_timestamp())))) AS ahead`,
         [kind, holder, priority],
       );
-      const { rows } = await tx.query<{ held: number; ahead: number }>(
-        `SELECT (SELECT count(*) FROM slot_leases WHERE kind = $1 AND released_at IS NULL) AS held,
-                (SELECT count(*) FROM slot_waiters WHERE kind = $1 AND holder <> $2
-                   AND (priority > $3 OR (priority = $3 AND since < $4))) AS ahead`,
-        [kind, holder, priority, me.rows[0].since],
-      );
-      const { held, ahead } = rows[0];
-      if (limit - held <= ahead) return { granted: false, ahead };
-      await tx.query('DELETE FROM slot_waiters WHERE kind = $1 AND holder = $2', [kind, holder]);
+      const { held, waiting, ahead } = rows[0];
+      if (limit - held <= ahead) {
+        await tx.query(
+          `INSERT INTO slot_waiters (kind, holder, priority) VALUES ($1, $2, $3)
+           ON CONFLICT (kind, holder) DO UPDATE SET seen_at = clock_timestamp(), priority = EXCLUDED.priority`,
+          [kind, holder, priority],
+        );
+        return { granted: false, ahead };
+      }
+      if (waiting) await tx.query('DELETE FROM slot_waiters WHERE kind = $1 AND holder = $2', [kind, holder]);
       await tx.query(
         `INSERT INTO slot_leases (kind, holder, priority, expires_at) VALUES ($1, $2, $3, clock_timestamp() + make_interval(secs => $4 / 1000.0))`,
         [kind, holder, priority, leaseMs],
@@ -179,18 +183,22 @@ export function createGovernance(db: Db, config: Config) {
     });
   }
 
-  /** Gives a slot back; answers who waits for one next (highest priority, then longest waiting), if anyone. */
-  async function releaseSlot(slotKind: SlotKind, holder: string): Promise<string | null> {
+  /** Gives a slot back (a waiter row of the same holder goes too). */
+  async function releaseSlot(slotKind: SlotKind, holder: string): Promise<void> {
     const kind = slotPool(slotKind);
     await db.query(
       `UPDATE slot_leases SET released_at = clock_timestamp() WHERE kind = $1 AND holder = $2 AND released_at IS NULL`,
       [kind, holder],
     );
     await db.query('DELETE FROM slot_waiters WHERE kind = $1 AND holder = $2', [kind, holder]);
+  }
+
+  /** Who waits for a slot next: highest priority, then longest waiting. */
+  async function nextWaiter(slotKind: SlotKind): Promise<string | null> {
     const next = await db.query<{ holder: string }>(
       `SELECT holder FROM slot_waiters WHERE kind = $1 AND seen_at > clock_timestamp() - make_interval(secs => $2)
         ORDER BY priority DESC, since LIMIT 1`,
-      [kind, WAITER_STALE_SECONDS],
+      [slotPool(slotKind), WAITER_STALE_SECONDS],
     );
     return next.rows[0]?.holder ?? null;
   }
@@ -247,7 +255,7 @@ export function createGovernance(db: Db, config: Config) {
     }
   }
 
-  return { reserveTokens, settleTokens, acquireSlot, releaseSlot, takeResources, syncBuckets };
+  return { reserveTokens, settleTokens, acquireSlot, releaseSlot, nextWaiter, takeResources, syncBuckets };
 }
 
 export type Governance = ReturnType<typeof createGovernance>;
@@ -294,7 +302,8 @@ export function createGovernanceActivities(governance: Governance, db: Db, confi
     },
     /** Answers the agent waiting next, so the releasing agent can wake it at once. */
     async releaseAgentSlot(input: { agentId: string }): Promise<{ nextAgentId: string | null }> {
-      return { nextAgentId: await governance.releaseSlot('agent', input.agentId) };
+      await governance.releaseSlot('agent', input.agentId);
+      return { nextAgentId: await governance.nextWaiter('agent') };
     },
   };
 }

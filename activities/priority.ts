@@ -103,8 +103,9 @@ export function createPriorityActivities(deps: StepDeps & { governance: Governan
 
       let used = 0;
       try {
-        const reply = await withTimeout(
-          completeWithFallback({
+        // A slow scoring is abandoned (the request aborted) and the static priority stands.
+        const reply = await completeWithFallback(
+          {
             taskId: input.taskId,
             step: 0,
             provider: input.provider,
@@ -115,8 +116,8 @@ export function createPriorityActivities(deps: StepDeps & { governance: Governan
               { role: 'user', content: prompt },
             ],
             toolNames: [],
-          }),
-          input.timeoutMs,
+          },
+          { timeoutMs: input.timeoutMs },
         );
         used = reply.usage.inputTokens + reply.usage.outputTokens;
         const score = parseScore(reply.content);
@@ -143,16 +144,4 @@ export function parseScore(content: string): number | null {
   const value = Number((json ?? bare)?.[1]);
   if (!Number.isFinite(value) || (json ?? bare) === null) return null;
   return Math.max(0, Math.min(1000, Math.round(value)));
-}
-
-async function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([work, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

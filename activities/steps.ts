@@ -133,7 +133,14 @@ export function createStepRunner(deps: StepDeps) {
    * length) stop at once since another provider would refuse the same request. With every candidate
    * failing, the last failure decides: retryable ones are retried by Temporal (honouring retry-after).
    */
-  async function completeWithFallback(input: CallModelInput, onToken?: (delta: string) => void): Promise<LlmResponse> {
+  async function completeWithFallback(
+    input: CallModelInput,
+    opts: { onToken?: (delta: string) => void; timeoutMs?: number } = {},
+  ): Promise<LlmResponse> {
+    const { onToken } = opts;
+    // The activity's cancellation, and a deadline of the caller's own when it has one (priority scoring).
+    const cancelled = Context.current().cancellationSignal;
+    const signal = opts.timeoutMs ? AbortSignal.any([cancelled, AbortSignal.timeout(opts.timeoutMs)]) : cancelled;
     const names = [...new Set([input.provider ?? deps.config.aiProvider, ...(input.fallbackProviders ?? [])])];
     let lastFailure: ApplicationFailure | undefined;
     for (const name of names) {
@@ -150,7 +157,7 @@ export function createStepRunner(deps: StepDeps) {
       try {
         const specs = [...tools.specs(input.toolNames), ...(await mcpSpecs(input))];
         return await deps.circuits.for(name).execute(() =>
-          provider.complete({ model, messages: input.messages, tools: specs }, { signal: Context.current().cancellationSignal, onToken }),
+          provider.complete({ model, messages: input.messages, tools: specs }, { signal, onToken }),
         );
       } catch (err) {
         if (err instanceof BrokenCircuitError) {
