@@ -74,19 +74,33 @@ export function createPriorityActivities(deps: StepDeps & { governance: Governan
     return final;
   }
 
+  /** The score of a task with the same key concepts within PRIORITY_CACHE_MINUTES, recorded for this task; null on a miss. */
+  async function fromCache(input: ScoreGoalInput, hash: string, started: number): Promise<GoalScore | null> {
+    // The cache is per agent: the same task matters differently to agents with different objectives.
+    const cached = await db.query<{ score: number }>(
+      `SELECT score FROM priority_cache WHERE agent_id = $1 AND concept_hash = $2 AND created_at > now() - make_interval(mins => $3)`,
+      [input.agentId, hash, config.PRIORITY_CACHE_MINUTES],
+    );
+    return cached.rows[0] ? record(input, hash, { score: cached.rows[0].score, source: 'cache' }, started) : null;
+  }
+
   return {
+    /**
+     * The cache half of scoreGoal, quick enough to run as a local activity beside the submission: a hit
+     * needs no model call and no activity of its own. Null on a miss (then scoreGoal runs).
+     */
+    async cachedGoalScore(input: ScoreGoalInput): Promise<GoalScore | null> {
+      return fromCache(input, semanticHash(input.title, input.input).hash, Date.now());
+    },
+
     async scoreGoal(input: ScoreGoalInput): Promise<GoalScore> {
       const started = Date.now();
       // This worker may log a provider error before any step of the task ran here: know its secrets first.
       registerSecretsIn(input.input);
       const { hash, concepts } = semanticHash(input.title, input.input);
       const fallback: GoalScore = { score: Math.max(0, Math.min(1000, input.staticPriority * 100)), source: 'fallback' };
-      // The cache is per agent: the same task matters differently to agents with different objectives.
-      const cached = await db.query<{ score: number }>(
-        `SELECT score FROM priority_cache WHERE agent_id = $1 AND concept_hash = $2 AND created_at > now() - make_interval(mins => $3)`,
-        [input.agentId, hash, config.PRIORITY_CACHE_MINUTES],
-      );
-      if (cached.rows[0]) return record(input, hash, { score: cached.rows[0].score, source: 'cache' }, started);
+      const cached = await fromCache(input, hash, started);
+      if (cached) return cached;
 
       const ageDays = Math.max(0, (Date.now() - Date.parse(input.submittedAt)) / 86_400_000);
       const prompt = scoringPrompt(input, ageDays);

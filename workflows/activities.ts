@@ -1,4 +1,4 @@
-import { proxyActivities, type ActivityOptions } from '@temporalio/workflow';
+import { patched, proxyActivities, proxyLocalActivities, type ActivityOptions, type LocalActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { ErrorType } from '../lib/errors';
 import type { AgentSettings } from './definitions';
@@ -13,15 +13,50 @@ const NON_RETRYABLE = [
 ];
 
 /**
+ * Patch: the quick, idempotent Postgres writes (records) run as local activities. A local activity runs
+ * inside the workflow task that scheduled it and leaves one marker event, where an activity costs three
+ * events, a hand-off to a worker and another workflow task. Histories recorded before it replay with
+ * records as activities. Workflows that branch on it call `patched(LOCAL_RECORDS_PATCH)` too (memoised).
+ */
+export const LOCAL_RECORDS_PATCH = 'records-as-local-activities';
+
+/**
+ * Runs a workflow's local activities one after another, in the order they were called. Local activities
+ * that overlap may finish in one order while the workflow runs and be resolved together when it is
+ * replayed, so code waiting on them (an update handler and the main loop) could interleave differently
+ * and issue other commands. One at a time, every completion is its own activation, live and in replay.
+ */
+function oneAtATime<T extends object>(activities: T): T {
+  let last: Promise<unknown> = Promise.resolve();
+  return new Proxy(activities, {
+    get(target, name) {
+      const run = Reflect.get(target, name) as (...args: unknown[]) => Promise<unknown>;
+      return (...args: unknown[]) => {
+        const next = last.then(() => run(...args));
+        last = next.catch(() => undefined);
+        return next;
+      };
+    },
+  });
+}
+
+/**
  * Activity proxies, one per timeout class. Records are quick database writes retried until they
  * succeed (the database may be restarting); LLM and tool steps get the agent's retry budget and a
  * heartbeat timeout so a step lost with a crashed worker is retried elsewhere promptly.
+ * Call it at the start of a workflow: it decides LOCAL_RECORDS_PATCH for the whole execution.
  */
 export function activitiesFor(settings: AgentSettings) {
-  const records = proxyActivities<Activities>({
+  // Retries stay below the local retry threshold (1 min), so a record retries inside its workflow task
+  // (which the SDK keeps alive) while the database restarts; every record is idempotent, so the
+  // at-least-once re-run after a worker crash is safe.
+  const recordOptions: LocalActivityOptions = {
     startToCloseTimeout: '30s',
     retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },
-  });
+  };
+  const records = patched(LOCAL_RECORDS_PATCH)
+    ? oneAtATime(proxyLocalActivities<Activities>(recordOptions))
+    : proxyActivities<Activities>(recordOptions);
   const modelOptions: ActivityOptions = {
     startToCloseTimeout: `${settings.llmTimeoutSeconds + 30}s`,
     heartbeatTimeout: `${settings.heartbeatTimeoutSeconds}s`,
@@ -80,6 +115,7 @@ export function activitiesFor(settings: AgentSettings) {
     acquireAgentSlot: records.acquireAgentSlot,
     releaseAgentSlot: records.releaseAgentSlot,
     scoreGoal: scoring.scoreGoal,
+    cachedGoalScore: records.cachedGoalScore,
     recordCrewStatus: records.recordCrewStatus,
     recordCrewMessage: records.recordCrewMessage,
     recordCrewTask: records.recordCrewTask,

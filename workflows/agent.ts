@@ -16,8 +16,9 @@ import {
   workflowInfo,
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
+import type { GoalScore, ScoreGoalInput } from '../activities/priority';
 import { ErrorType } from '../lib/errors';
-import { activitiesFor } from './activities';
+import { activitiesFor, LOCAL_RECORDS_PATCH } from './activities';
 import {
   activeSlotFreedSignal,
   agentReadyUpdate,
@@ -163,21 +164,37 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
   agent.state.runs += 1;
   // Patch: active-agent slots and AI-scored priorities (histories recorded before them replay without).
   const governed = patched('governance-slots-and-scores');
-  /** Scorings still running; the next goal is chosen only once they have landed. */
+  // Same decision as the activity proxies made (patched() is memoised): fewer events per goal.
+  const localRecords = patched(LOCAL_RECORDS_PATCH);
+  /** Scorings still running (cache lookups among them); the next goal is chosen only once they have landed. */
   let scoring = 0;
+  let cacheLookups = 0;
   const scoringTimeoutMs = (input.settings.priorityScoringTimeoutSeconds ?? 10) * 1000;
+  /**
+   * Lets scores still arriving reorder the queue first, but a steady stream of submissions must not hold
+   * the agent back for longer than one scoring may take. Cache lookups are local activities with their own
+   * timeout, so waiting for them needs no timer.
+   */
+  const scoresLanded = async (): Promise<void> => {
+    if (cacheLookups > 0) await condition(() => cacheLookups === 0);
+    if (scoring > 0) await condition(() => scoring === 0, scoringTimeoutMs);
+  };
   /** When this agent last had its active slot confirmed; back-to-back goals within SLOT_RECHECK_MS keep it. */
   let slotConfirmedAt = -Infinity;
   /** Set when the agent that released an active slot says this agent is next. */
   let slotFreed = false;
   setHandler(activeSlotFreedSignal, () => void (slotFreed = true));
 
+  /** The AgentStatus search attribute as this run set it: IDLE from the start; unknown after continue-as-new. */
+  let searchedStatus: AgentStatus | null = input.carried ? null : 'IDLE';
   /** Publishes a state change: search attribute, Web UI details and the Postgres projection. */
   const publish = async (): Promise<void> => {
     const status = agent.deriveStatus();
+    // Goals run back to back in RUNNING: an unchanged status writes no search attribute (no visibility write).
+    if (status !== searchedStatus || !localRecords) upsertSearchAttributes([{ key: AgentStatusAttr, value: status }]);
+    searchedStatus = status;
     agent.state.status = status;
     agent.state.stateVersion += 1;
-    upsertSearchAttributes([{ key: AgentStatusAttr, value: status }]);
     setCurrentDetails(describe(agent));
     await acts.syncAgentState({
       agentId: agent.config.id,
@@ -324,9 +341,7 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
   for (;;) {
     await condition(() => agent.archiveRequested || agent.canStartGoal || historyTooLong());
     if (agent.archiveRequested) break;
-    // Scores still arriving may reorder the queue: wait for them, but a steady stream of submissions must
-    // not hold the agent back for longer than one scoring may take.
-    if (scoring > 0) await condition(() => scoring === 0, scoringTimeoutMs);
+    await scoresLanded();
     if (historyTooLong()) {
       // Between goals nothing runs; let in-flight updates finish so nothing they did is lost.
       await condition(allHandlersFinished);
@@ -337,7 +352,7 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     }
     if (agent.canStartGoal && (await takeActiveSlot())) {
       // Goals may have arrived while the slot was taken: let their scores land before choosing.
-      if (scoring > 0) await condition(() => scoring === 0, scoringTimeoutMs);
+      await scoresLanded();
       if (!agent.canStartGoal) {
         if (governed) await releaseActiveSlot();
         continue;
@@ -405,28 +420,35 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
   function scoreInBackground(goal: Goal): void {
     scoring += 1;
     const unblocks = agent.state.queue.filter((g) => Array.isArray(g.input.dependsOn) && g.input.dependsOn.includes(goal.taskId)).length;
-    acts
-      .scoreGoal({
-        taskId: goal.taskId,
-        agentId: agent.config.id,
-        orgId: agent.config.orgId,
-        objective: agent.config.objective,
-        title: goal.title,
-        input: goal.input,
-        staticPriority: goal.priority,
-        unblocks,
-        submittedAt: goal.submittedAt,
-        provider: agent.config.provider,
-        fallbackProviders: agent.config.fallbackProviders ?? [],
-        model: agent.config.model,
-        agentBudget: agent.config.tokenBudgetPerMinute ?? null,
-        timeoutMs: (input.settings.priorityScoringTimeoutSeconds ?? 10) * 1000,
-      })
+    const request: ScoreGoalInput = {
+      taskId: goal.taskId,
+      agentId: agent.config.id,
+      orgId: agent.config.orgId,
+      objective: agent.config.objective,
+      title: goal.title,
+      input: goal.input,
+      staticPriority: goal.priority,
+      unblocks,
+      submittedAt: goal.submittedAt,
+      provider: agent.config.provider,
+      fallbackProviders: agent.config.fallbackProviders ?? [],
+      model: agent.config.model,
+      agentBudget: agent.config.tokenBudgetPerMinute ?? null,
+      timeoutMs: (input.settings.priorityScoringTimeoutSeconds ?? 10) * 1000,
+    };
+    // A cache hit is answered by a local activity in this workflow task; only a miss calls the model.
+    (localRecords ? cachedOrScored(request) : acts.scoreGoal(request))
       .then(
         ({ score }) => agent.rescore(goal.taskId, score),
         (err) => log.warn('priority scoring failed; the static priority stands', { taskId: goal.taskId, error: String(err) }),
       )
       .finally(() => (scoring -= 1));
+  }
+
+  async function cachedOrScored(request: ScoreGoalInput): Promise<GoalScore> {
+    cacheLookups += 1;
+    const hit = await acts.cachedGoalScore(request).finally(() => (cacheLookups -= 1));
+    return hit ?? acts.scoreGoal(request);
   }
 
   async function runGoal(goal: Goal): Promise<void> {

@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { temporal } from '@temporalio/proto';
+import { Worker } from '@temporalio/worker';
+import { agentWorkflowId, taskWorkflowId } from '../workflows/definitions';
+import { startStack, testConfig, waitFor, type TestStack } from './helpers/stack';
+
+type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+
+/** The activity types a history scheduled on a task queue (worker hand-offs), in order. */
+function scheduledActivities(events: HistoryEvent[]): string[] {
+  return events.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+}
+
+/** Local activities leave one marker each; the activity type is in the marker's data. */
+function localActivities(events: HistoryEvent[]): string[] {
+  return events.flatMap((e) => {
+    const marker = e.markerRecordedEventAttributes;
+    if (marker?.markerName !== 'core_local_activity') return [];
+    const data = marker.details?.data?.payloads?.[0]?.data;
+    return data ? [(JSON.parse(Buffer.from(data).toString()) as { activity_type: string }).activity_type] : [];
+  });
+}
+
+const { EventType } = temporal.api.enums.v1;
+
+/** A history cut into what each workflow task completion decided: the events after one WORKFLOW_TASK_COMPLETED. */
+function workflowTaskGroups(events: HistoryEvent[]): HistoryEvent[][] {
+  const groups: HistoryEvent[][] = [];
+  for (const e of events) {
+    if (e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED) groups.push([]);
+    else if (e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED) groups.push([]);
+    else groups.at(-1)?.push(e);
+  }
+  return groups;
+}
+
+/**
+ * What one agent task costs the server: the Postgres projection writes run as local activities, so a task
+ * hands only its model and tool calls to workers, and a goal whose score is cached needs no scoring
+ * activity. The rows those local activities write are checked too.
+ */
+describe('history of an agent task', () => {
+  let stack: TestStack;
+
+  before(async () => {
+    stack = await startStack(testConfig());
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  it('hands off only model and tool calls; records and a cached score run as local activities', { timeout: 120_000 }, async () => {
+    const agent = await stack.api.createAgent({ name: 'Lean', objective: 'Answer questions', autonomy: 'autopilot' });
+    const script = [{ call: 'memory_read', args: { key: 'x' } }, { answer: 'ok' }];
+    const first = await stack.api.createTask({ agentId: agent.id, title: 'read x and answer', input: { script } });
+    assert.equal((await stack.api.waitForTask(first.id)).status, 'completed');
+    const second = await stack.api.createTask({ agentId: agent.id, title: 'read x and answer', input: { script } });
+    const done = await stack.api.waitForTask(second.id);
+    assert.equal(done.status, 'completed');
+    assert.deepEqual(done.output, { answer: '[offline] ok' });
+
+    const task = (await stack.client.workflow.getHandle(taskWorkflowId(second.id)).fetchHistory()).events ?? [];
+    assert.deepEqual(scheduledActivities(task), ['callModel', 'runTool', 'callModel'], 'the task schedules its model and tool calls only');
+    assert.deepEqual(localActivities(task), ['finishTask'], 'its end is recorded by a local activity');
+
+    // Both goals are in the agent's current run (it continues as new only past AGENT_HISTORY_LIMIT events).
+    const agentEvents = (await stack.client.workflow.getHandle(agentWorkflowId(agent.id)).fetchHistory()).events ?? [];
+    assert.deepEqual(scheduledActivities(agentEvents), ['scoreGoal'], 'only the first goal, a cache miss, needed a scoring activity');
+    const local = localActivities(agentEvents);
+    for (const type of ['recordAgent', 'recordTaskQueued', 'cachedGoalScore', 'syncAgentState']) {
+      assert.ok(local.includes(type), `${type} ran as a local activity (local: ${local.join(', ')})`);
+    }
+    assert.equal(local.filter((t) => t === 'recordTaskQueued').length, 2, 'one task row write per goal');
+
+    // The projection those local activities wrote.
+    const { rows: scores } = await stack.db.query<{ task_id: string; source: string }>(
+      'SELECT task_id, source FROM priority_scores WHERE task_id = ANY($1)',
+      [[first.id, second.id]],
+    );
+    assert.deepEqual(Object.fromEntries(scores.map((r) => [r.task_id, r.source])), { [first.id]: 'model', [second.id]: 'cache' });
+    const tasks = (await stack.api.get(`/api/v1/tasks?agentId=${agent.id}`)).body.tasks as { id: string; status: string; priorityScore: number | null }[];
+    assert.deepEqual(tasks.map((t) => t.status), ['completed', 'completed']);
+    assert.ok(tasks.every((t) => typeof t.priorityScore === 'number'), 'both tasks carry their score');
+    const state = (await stack.api.get(`/api/v1/agents/${agent.id}`)).body;
+    assert.equal(state.status, 'IDLE');
+    assert.equal(state.queueLength, 0);
+  });
+
+  it('records an approval decision and schedules the approved tool call in the same workflow task', { timeout: 120_000 }, async () => {
+    const agent = await stack.api.createAgent({ name: 'Careful', objective: 'Write carefully', autonomy: 'copilot' });
+    const script = [{ call: 'memory_write', args: { key: 'k', op: 'set', value: 1 } }, { answer: 'written' }];
+    const task = await stack.api.createTask({ agentId: agent.id, title: 'write k', input: { script } });
+    const approval = await waitFor(
+      async () => (await stack.api.get(`/api/v1/approvals?status=pending&agentId=${agent.id}`)).body.approvals[0],
+      'the approval request',
+    );
+    assert.equal((await stack.api.post(`/api/v1/approvals/${approval.id}/approve`, { decidedBy: 'alice' })).status, 200);
+    assert.equal((await stack.api.waitForTask(task.id)).status, 'completed');
+
+    const events = (await stack.client.workflow.getHandle(taskWorkflowId(task.id)).fetchHistory()).events ?? [];
+    const decided = workflowTaskGroups(events).find((g) => g.some((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED));
+    assert.ok(decided, 'the decision update completed in a workflow task');
+    assert.deepEqual(localActivities(decided), ['recordApprovalDecision'], 'the decision row is written inside it');
+    assert.ok(scheduledActivities(decided).includes('runTool'), `and the approved call is scheduled by it (${scheduledActivities(decided).join(', ')})`);
+    const { rows } = await stack.db.query<{ status: string; decided_by: string }>('SELECT status, decided_by FROM approvals WHERE id = $1', [approval.id]);
+    assert.deepEqual(rows, [{ status: 'approved', decided_by: 'alice' }]);
+  });
+
+  it('replays agents whose handlers and main loop ran local activities at the same time', { timeout: 180_000 }, async () => {
+    // Bursts of concurrent submissions while goals start and finish, a pause and a resume in between:
+    // update handlers and the main loop each wait on records, and every history must replay as it ran.
+    const agents = await Promise.all(Array.from({ length: 6 }, (_, i) => stack.api.createAgent({ name: `Busy ${i}`, objective: 'Keep busy' })));
+    const script = [{ call: 'memory_read', args: { key: 'x' } }, { answer: 'ok' }];
+    const burst = (agentId: string, n: number) =>
+      Promise.all(Array.from({ length: n }, (_, i) => stack.api.createTask({ agentId, title: `burst ${i} ${n}`, priority: 1 + (i % 9), input: { script } })));
+    const tasks = (await Promise.all(agents.map((a) => burst(a.id, 4)))).flat();
+    await Promise.all(agents.map((a) => stack.api.post(`/api/v1/agents/${a.id}/pause`)));
+    tasks.push(...(await Promise.all(agents.map((a) => burst(a.id, 3)))).flat());
+    await Promise.all(agents.map((a) => stack.api.post(`/api/v1/agents/${a.id}/resume`)));
+    tasks.push(...(await Promise.all(agents.map((a) => burst(a.id, 3)))).flat());
+    const done = await Promise.all(tasks.map((t) => stack.api.waitForTask(t.id, 120_000)));
+    assert.deepEqual(new Set(done.map((t) => t.status)), new Set(['completed']));
+
+    const histories = await Promise.all(
+      [...agents.map((a) => agentWorkflowId(a.id)), ...tasks.map((t) => taskWorkflowId(t.id))].map(async (workflowId) => ({
+        workflowId,
+        history: await stack.client.workflow.getHandle(workflowId).fetchHistory(),
+      })),
+    );
+    const failures: string[] = [];
+    for await (const result of Worker.runReplayHistories({ workflowBundle: { codePath: process.env.WORKFLOW_BUNDLE_PATH! } }, histories)) {
+      if (result.error) failures.push(`${result.workflowId}: ${result.error.message.split('\n')[0]}`);
+    }
+    assert.deepEqual(failures, []);
+  });
+});
