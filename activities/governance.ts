@@ -82,6 +82,13 @@ export function createGovernance(db: Db, config: Config) {
       for (const scope of scopes) {
         // A call larger than the whole budget can never fit: it may run alone in an empty window.
         const need = Math.min(r.estimate, scope.limit);
+        // The window's sum answers the common case in one row; its reservations are read only when refused.
+        const sum = await tx.query<{ used: number }>(
+          `SELECT COALESCE(sum(tokens), 0)::bigint AS used FROM token_ledger
+            WHERE reserved_at > clock_timestamp() - make_interval(secs => $1) AND ${scope.where}`,
+          [windowSeconds, ...scope.params],
+        );
+        if (sum.rows[0].used + need <= scope.limit) continue;
         const rows = await tx.query<{ tokens: number; expires_ms: number; settled: boolean }>(
           `SELECT tokens, settled_at IS NOT NULL AS settled,
                   ceil(extract(epoch FROM (reserved_at + make_interval(secs => $1) - clock_timestamp())) * 1000)::int AS expires_ms
