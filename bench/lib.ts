@@ -5,7 +5,6 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import type { TaskWorkflow } from '../workflows/task';
 import { taskWorkflowId, type TaskOutcome } from '../workflows/definitions';
 
 export const ROOT = path.resolve(__dirname, '..');
@@ -74,7 +73,9 @@ export interface Child {
 
 /** `node --import tsx <script>` as a child process, so its CPU time and RSS are its own. */
 export function spawnNode(name: string, script: string, env: NodeJS.ProcessEnv, args: string[] = []): Child & { proc: ChildProcess; output(): string } {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, script), ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // BENCH_CPU_PROFILE_DIR: every child writes a V8 CPU profile there when it exits (open it in Chrome DevTools).
+  const profile = process.env.BENCH_CPU_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_CPU_PROFILE_DIR)}`] : [];
+  const proc = spawn(process.execPath, [...profile, '--import', 'tsx', path.join(ROOT, script), ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(proc);
   let out = '';
   let err = '';
@@ -200,19 +201,25 @@ export function eventTypes(events: HistoryEvent[]): Record<string, number> {
 }
 
 /**
- * The outcome of a task. Its workflow exists only once the agent starts the goal, so a queued task's
- * handle answers "not found" for a while.
+ * The result of a workflow that exists only once its parent starts it (a queued task's handle answers "not
+ * found" for a while): asked again with back-off (50 ms doubling to 1 s), so that waiting costs the server
+ * little next to the load being measured. Once found, the result is a long poll.
  */
-export async function taskOutcome(client: Client, taskId: string, timeoutMs = 600_000): Promise<TaskOutcome> {
+export async function resultOnceStarted<T>(client: Client, workflowId: string, timeoutMs = 600_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  for (let delayMs = 50; ; delayMs = Math.min(1000, delayMs * 2)) {
     try {
-      return await client.workflow.getHandle<typeof TaskWorkflow>(taskWorkflowId(taskId)).result();
+      return (await client.workflow.getHandle(workflowId).result()) as T;
     } catch (err) {
       if (!(err instanceof WorkflowNotFoundError) || Date.now() > deadline) throw err;
-      await sleep(50);
+      await sleep(delayMs);
     }
   }
+}
+
+/** The outcome of a task, once its TaskWorkflow has run. */
+export function taskOutcome(client: Client, taskId: string, timeoutMs?: number): Promise<TaskOutcome> {
+  return resultOnceStarted<TaskOutcome>(client, taskWorkflowId(taskId), timeoutMs);
 }
 
 /** Sums Prometheus counters of the dev server whose name is `name` (over all label sets). */

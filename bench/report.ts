@@ -23,6 +23,8 @@ export interface Results {
     agentTasks?: Omit<AgentThroughput, 'agentIds' | 'taskIds'>;
     ceilingRecheck?: Throughput & { concurrency: number };
     agentToCeilingRatio?: number;
+    shapeTasks?: Throughput;
+    agentToShapeRatio?: number;
     approvalResume?: Omit<ApprovalResume, 'approvalTaskIds'>;
     parkedAgents?: Omit<ParkedAgents, 'idleAgentId'>;
     history?: HistoryEfficiency;
@@ -81,6 +83,12 @@ export function renderMarkdown(r: Results): string {
       `| 2 | agent tasks (one LLM step + one tool step) via AgentGateway, ${agentTasks.agents} agents × ${agentTasks.tasksInFlightPerAgent} in flight, ${agentTasks.windowSeconds} s window | **${agentTasks.perSecond} tasks/s = ${ratio} × ceiling** (mean of both ceiling runs); ${agentTasks.failed} failed; submitGoal ${pp(agentTasks.submitMs)} | ≥ 0.8 × ceiling | ${met(ratio !== undefined ? ratio >= 0.8 : undefined)} |`,
     );
   }
+  const shape = r.scenarios.shapeTasks;
+  if (shape) {
+    out.push(
+      `| 2b | the same shape with no-op work: ShapeAgentWorkflow parents take goals by update and run each as a child of three no-op activities, ${agentTasks?.agents ?? '?'} parents × ${agentTasks?.tasksInFlightPerAgent ?? '?'} in flight | **${shape.perSecond} tasks/s**; agent tasks = **${r.scenarios.agentToShapeRatio} × this** (what the orchestrator adds to the shape's own cost); ${shape.failed} failed | — | |`,
+    );
+  }
   if (ap) {
     out.push(
       `| 3 | approval resume: approve call → task's next activity (runTool) started, ${ap.samples} approvals | **${pp(ap.approveToNextActivityMs)}** (to scheduled: ${pp(ap.approveToScheduledMs)}; the approve call itself ${pp(ap.approveCallMs)}) | p99 < 100 ms | ${met(ap.approveToNextActivityMs.p99 < 100)} |`,
@@ -134,12 +142,13 @@ export function renderMarkdown(r: Results): string {
     const cg = groups.filter((g) => g !== 'other' && (ceiling.cpuMsPerCompletion[g] || agentTasks.cpuMsPerCompletion[g]));
     out.push(
       '',
-      'CPU milliseconds per completion inside the steady windows of scenarios 1 and 2:',
+      'CPU milliseconds per completion inside the steady windows of scenarios 1, 2 and 2b:',
       '',
       `| per completion | ${cg.join(' | ')} |`,
       `| --- | ${cg.map(() => '---').join(' | ')} |`,
       `| trivial workflow | ${cg.map((g) => ceiling.cpuMsPerCompletion[g] ?? 0).join(' | ')} |`,
       `| agent task | ${cg.map((g) => agentTasks.cpuMsPerCompletion[g] ?? 0).join(' | ')} |`,
+      ...(shape ? [`| same shape, no-op | ${cg.map((g) => shape.cpuMsPerCompletion[g] ?? 0).join(' | ')} |`] : []),
     );
   }
   if (h) {

@@ -25,11 +25,18 @@ import { approvalResume } from './scenarios/approvals';
 import { historyEfficiency } from './scenarios/history';
 import { parkedAgents } from './scenarios/parked';
 import { budgetAndPriorities } from './scenarios/budget';
-import { agentTasks, ceiling } from './scenarios/throughput';
+import { agentTasks, ceiling, shapeTasks } from './scenarios/throughput';
 
 const QUICK = process.argv.includes('--quick');
-/** `--budget-only`: scenario 7 alone (full size unless --quick), written to bench/tmp/ like --quick. */
-const BUDGET_ONLY = process.argv.includes('--budget-only');
+/**
+ * `--only=1,2,3`: just those scenarios (full size unless --quick), written to bench/tmp/ like --quick, for
+ * iterating on one number. 4 and 5 use what 2 measured and ran, so they need 2 as well.
+ * `--budget-only` is `--only=7`.
+ */
+const ONLY = process.argv.includes('--budget-only')
+  ? ['7']
+  : process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
+const wanted = (scenario: string): boolean => !ONLY || ONLY.includes(scenario);
 const AGENT_QUEUE = 'bench-agents';
 const BUDGET_QUEUE = 'bench-budget';
 const TRIVIAL_QUEUE = 'bench-trivial';
@@ -57,7 +64,7 @@ const SETTINGS = {
 };
 
 async function main(): Promise<number> {
-  const outDir = QUICK || BUDGET_ONLY ? path.join(__dirname, 'tmp') : __dirname;
+  const outDir = QUICK || ONLY ? path.join(__dirname, 'tmp') : __dirname;
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'agents-bench-'));
   // As root, embedded PostgreSQL runs as its own user, which must be able to enter this directory.
   fs.chmodSync(dataDir, 0o755);
@@ -151,41 +158,56 @@ async function main(): Promise<number> {
     const { warmupSeconds, windowSeconds } = SIZES;
     const s = results.scenarios;
 
-    if (!BUDGET_ONLY) {
-      s.ceiling = await scenario('1 ceiling', () => ceiling(b, { concurrency: SETTINGS.ceilingConcurrency, warmupSeconds, windowSeconds }));
-      const { agentIds, taskIds, ...agentResult } = await scenario('2 agent tasks', () =>
-        agentTasks(b, { agents: SETTINGS.agents, depth: SETTINGS.tasksInFlightPerAgent, warmupSeconds, windowSeconds }),
-      );
+    if (wanted('1')) s.ceiling = await scenario('1 ceiling', () => ceiling(b, { concurrency: SETTINGS.ceilingConcurrency, warmupSeconds, windowSeconds }));
+    let agentRun: Awaited<ReturnType<typeof agentTasks>> | undefined;
+    if (wanted('2')) {
+      agentRun = await scenario('2 agent tasks', () => agentTasks(b, { agents: SETTINGS.agents, depth: SETTINGS.tasksInFlightPerAgent, warmupSeconds, windowSeconds }));
+      const { agentIds: _agentIds, taskIds: _taskIds, ...agentResult } = agentRun;
       s.agentTasks = agentResult;
+      s.shapeTasks = await scenario('2b same shape, no-op', () => shapeTasks(b, { agents: SETTINGS.agents, depth: SETTINGS.tasksInFlightPerAgent, warmupSeconds, windowSeconds }));
+      s.agentToShapeRatio = round(agentRun.perSecond / s.shapeTasks.perSecond, 2);
+      log(`agent tasks / same shape = ${s.agentToShapeRatio}`);
+    }
+    if (wanted('1') && wanted('2')) {
       // The ceiling again, right after: how much the machine drifted (other work, a growing database).
       s.ceilingRecheck = await scenario('1b ceiling recheck', () => ceiling(b, { concurrency: SETTINGS.ceilingConcurrency, warmupSeconds, windowSeconds: SIZES.recheckSeconds }));
-      const ceilingMean = (s.ceiling.perSecond + s.ceilingRecheck.perSecond) / 2;
-      s.agentToCeilingRatio = round(agentResult.perSecond / ceilingMean, 2);
+      const ceilingMean = (s.ceiling!.perSecond + s.ceilingRecheck.perSecond) / 2;
+      s.agentToCeilingRatio = round(agentRun!.perSecond / ceilingMean, 2);
       log(`agent tasks / ceiling = ${s.agentToCeilingRatio}`);
+    }
 
-      const { approvalTaskIds, ...approvals } = await scenario('3 approval resume', () => approvalResume(b, SETTINGS.approvals));
+    let approvalTaskIds: string[] = [];
+    if (wanted('3')) {
+      const { approvalTaskIds: ids, ...approvals } = await scenario('3 approval resume', () => approvalResume(b, SETTINGS.approvals));
       s.approvalResume = approvals;
+      approvalTaskIds = ids;
+    }
 
+    if (agentRun && wanted('4') && wanted('5')) {
       // Wake at half the measured agent-task capacity (at most 20/s) so wake-ups do not queue behind each other.
-      const wakesPerSecond = round(Math.max(1, Math.min(20, agentResult.perSecond / 2)), 1);
+      const wakesPerSecond = round(Math.max(1, Math.min(20, agentRun.perSecond / 2)), 1);
       results.settings.wakesPerSecond = wakesPerSecond;
       const { idleAgentId, ...parked } = await scenario('4 parked agents', () =>
         parkedAgents(b, { count: PARKED, wakes: SETTINGS.wakes, wakesPerSecond, concurrency: SETTINGS.parkedStartConcurrency }),
       );
       s.parkedAgents = parked;
-
+      const { taskIds, agentIds } = agentRun;
       s.history = await scenario('5 history', () => historyEfficiency(b, { taskIds, agentIds, approvalTaskIds, idleAgentId }, SETTINGS.historySample));
-      s.api = await scenario('6 api', () => apiLatency(b, { seconds: SETTINGS.apiSeconds, connections: SETTINGS.apiConnections, taskAgentIds: agentIds }));
+    }
+    if (agentRun && wanted('6')) {
+      s.api = await scenario('6 api', () => apiLatency(b, { seconds: SETTINGS.apiSeconds, connections: SETTINGS.apiConnections, taskAgentIds: agentRun.agentIds }));
       // Its own reading covers the API process and the load generators, which have exited by now.
       results.usage['6 api'] = s.api.usage;
     }
-    s.budget = await scenario('7 budget and priorities', () =>
-      budgetAndPriorities(
-        b,
-        { budgetTokens: SETTINGS.budgetTokens, windowSeconds: SIZES.budgetWindowSeconds, windows: SIZES.budgetWindows, agents: SETTINGS.budgetAgents, queue: BUDGET_QUEUE },
-        (queue) => waitForPollers(client, queue),
-      ),
-    );
+    if (wanted('7')) {
+      s.budget = await scenario('7 budget and priorities', () =>
+        budgetAndPriorities(
+          b,
+          { budgetTokens: SETTINGS.budgetTokens, windowSeconds: SIZES.budgetWindowSeconds, windows: SIZES.budgetWindows, agents: SETTINGS.budgetAgents, queue: BUDGET_QUEUE },
+          (queue) => waitForPollers(client, queue),
+        ),
+      );
+    }
     return 0;
   } catch (err) {
     results.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
@@ -280,6 +302,8 @@ function headline(r: Results): Record<string, unknown> {
     ceilingPerSec: ceiling && ceilingRecheck ? round((ceiling.perSecond + ceilingRecheck.perSecond) / 2, 2) : ceiling?.perSecond,
     tasksPerSec: agentTasks?.perSecond,
     ratio: r.scenarios.agentToCeilingRatio,
+    shapePerSec: r.scenarios.shapeTasks?.perSecond,
+    ratioToShape: r.scenarios.agentToShapeRatio,
     approvalResumeMs: p(ap?.approveToNextActivityMs),
     rawSignalMs: p(ap?.rawSignalToNextActivityMs),
     parkedAgents: pk && {

@@ -31,6 +31,8 @@ it('npm run bench -- --quick runs every scenario and writes its results', { time
   positive(r.ceilingPerSec, 'ceilingPerSec');
   positive(r.tasksPerSec, 'tasksPerSec');
   positive(r.ratio, 'ratio');
+  positive(r.shapePerSec, 'shapePerSec');
+  positive(r.ratioToShape, 'ratioToShape');
   for (const key of ['approvalResumeMs', 'rawSignalMs'] as const) {
     positive(r[key].p50, `${key}.p50`);
     assert.ok(r[key].p99 >= r[key].p50, `${key}: p99 >= p50`);

@@ -6,7 +6,8 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { snapshot, startAgents, usageBetween, type Bench, type Snapshot, type Usage } from '../context';
-import { every, log, round, summarize, taskOutcome, type Summary } from '../lib';
+import { every, log, resultOnceStarted, round, summarize, taskOutcome, type Summary } from '../lib';
+import { submitShapeGoalUpdate } from '../trivial-workflows';
 
 /** One model turn that calls a read-only tool, then one that answers: an LLM step plus a tool step. */
 export const AGENT_SCRIPT = [{ call: 'memory_read', args: { key: 'x' } }, { answer: 'ok' }];
@@ -115,3 +116,41 @@ export async function agentTasks(b: Bench, opts: { agents: number; depth: number
   });
   return { ...result, agents: opts.agents, tasksInFlightPerAgent: opts.depth, submitMs: summarize(submitMs), agentIds: agents.map((a) => a.id), taskIds };
 }
+
+/**
+ * Scenario 2b, the shape of 2 with nothing inside: `agents` ShapeAgentWorkflows on the trivial queue take
+ * goals by update and run each as a child of three no-op activities, `depth` goals in flight per parent,
+ * awaited the same way as agent tasks. Agent tasks / this = what the orchestrator adds to Temporal's own
+ * cost for the same shape of work.
+ */
+export async function shapeTasks(b: Bench, opts: { agents: number; depth: number; warmupSeconds: number; windowSeconds: number }): Promise<Throughput> {
+  const run = randomUUID().slice(0, 8);
+  const parents = await Promise.all(
+    Array.from({ length: opts.agents }, (_, i) => b.client.workflow.start('ShapeAgentWorkflow', { taskQueue: b.trivialQueue, workflowId: `shape-${run}-${i}`, args: [[]] })),
+  );
+  let seq = 0;
+  const submit = async (parent: (typeof parents)[number]) => {
+    const childId = `shape-task-${run}-${seq++}`;
+    await parent.executeUpdate(submitShapeGoalUpdate, { args: [childId] });
+    return { childId, started: Date.now() };
+  };
+  const result = await steadyWindow(b, 'same shape, no-op', opts.warmupSeconds, opts.windowSeconds, async (until, done) => {
+    const parentLoop = async (parent: (typeof parents)[number]) => {
+      const outstanding = [];
+      for (let i = 0; i < opts.depth; i++) outstanding.push(await submit(parent));
+      while (outstanding.length > 0) {
+        const { childId, started } = outstanding.shift()!;
+        const ok = await resultOnceStarted(b.client, childId).then(
+          () => true,
+          (err: unknown) => void log(`shape task ${childId} failed: ${String(err)}`),
+        );
+        done(ok === true, Date.now() - started);
+        if (Date.now() < until) outstanding.push(await submit(parent));
+      }
+    };
+    await Promise.all(parents.map(parentLoop));
+  });
+  await Promise.all(parents.map((p) => p.terminate('benchmark scenario over')));
+  return result;
+}
+
