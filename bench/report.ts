@@ -46,7 +46,63 @@ function otherCores(usage: Results['usage']): number {
   return Math.round((all.reduce((n, u) => n + (u.cores.other ?? 0) * u.seconds, 0) / (seconds || NaN)) * 100) / 100;
 }
 
-export function renderMarkdown(r: Results): string {
+/** A recorded run to compare with (bench/baseline.json): the results as they were before a change. */
+export interface Baseline {
+  commit: string;
+  description: string;
+  results: Results;
+}
+
+/** "before → after" rows of the headline numbers, for the section comparing a run with its baseline. */
+function comparison(r: Results, base: Baseline): string[] {
+  const a = r.scenarios;
+  const b = base.results.scenarios;
+  const row = (what: string, before: number | undefined, after: number | undefined, unit = '', lowerIsBetter: boolean | null = false) => {
+    if (before === undefined && after === undefined) return [];
+    const pct = before && after !== undefined ? Math.round(((after - before) / before) * 100) : undefined;
+    const change = pct === undefined ? '' : `${pct > 0 ? '+' : pct < 0 ? '−' : '±'}${Math.abs(pct)} %`;
+    // null: a reference, not ours to make better or worse (the machine drifts).
+    const better = lowerIsBetter !== null && before !== undefined && after !== undefined && after !== before ? ((after < before) === lowerIsBetter ? ' (better)' : ' (worse)') : '';
+    return [`| ${what} | ${before ?? '—'}${unit} | ${after ?? '—'}${unit} | ${change}${better} |`];
+  };
+  const cpu = (t: Results['scenarios']['agentTasks']) =>
+    t ? Math.round(Object.entries(t.cpuMsPerCompletion).filter(([k]) => k !== 'other').reduce((n, [, v]) => n + v, 0)) : undefined;
+  const lines = [
+    `Compared with [baseline.json](baseline.json): commit \`${base.commit}\`, ${base.description} (${base.results.startedAt}).`,
+    '',
+    '| measurement | before | after | change |',
+    '| --- | --- | --- | --- |',
+    ...row('1 ceiling, workflows/s (mean of both runs)', base.results.scenarios.ceiling && (b.ceiling!.perSecond + (b.ceilingRecheck?.perSecond ?? b.ceiling!.perSecond)) / 2, a.ceiling && (a.ceiling.perSecond + (a.ceilingRecheck?.perSecond ?? a.ceiling.perSecond)) / 2, '', null),
+    ...row('2 agent tasks/s', b.agentTasks?.perSecond, a.agentTasks?.perSecond),
+    ...row('2b same shape, no-op, tasks/s', b.shapeTasks?.perSecond, a.shapeTasks?.perSecond, '', null),
+    ...row('2 agent tasks / ceiling', b.agentToCeilingRatio, a.agentToCeilingRatio),
+    ...row('2 CPU per agent task, all components (ms)', cpu(b.agentTasks), cpu(a.agentTasks), '', true),
+    ...row('2 Temporal server CPU per agent task (ms)', b.agentTasks?.cpuMsPerCompletion.temporal, a.agentTasks?.cpuMsPerCompletion.temporal, '', true),
+    ...row('2 agent worker CPU per agent task (ms)', b.agentTasks?.cpuMsPerCompletion['agent worker'], a.agentTasks?.cpuMsPerCompletion['agent worker'], '', true),
+    ...row('2 PostgreSQL CPU per agent task (ms)', b.agentTasks?.cpuMsPerCompletion.postgres, a.agentTasks?.cpuMsPerCompletion.postgres, '', true),
+    ...row('2 submitGoal p50 (ms)', b.agentTasks?.submitMs.p50, a.agentTasks?.submitMs.p50, '', true),
+    ...row('3 approval resume p50 (ms)', b.approvalResume?.approveToNextActivityMs.p50, a.approvalResume?.approveToNextActivityMs.p50, '', true),
+    ...row('3 approval resume p99 (ms)', b.approvalResume?.approveToNextActivityMs.p99, a.approvalResume?.approveToNextActivityMs.p99, '', true),
+    ...row('3 approve call p50 (ms)', b.approvalResume?.approveCallMs.p50, a.approvalResume?.approveCallMs.p50, '', true),
+    ...row('3 raw signal p99 (ms)', b.approvalResume?.rawSignalToNextActivityMs.p99, a.approvalResume?.rawSignalToNextActivityMs.p99, '', true),
+    ...row('4 parked agents started/s', b.parkedAgents?.startsPerSecond, a.parkedAgents?.startsPerSecond),
+    ...row('4 worker RSS per parked agent (KiB)', b.parkedAgents?.workerRssKiBPerAgent, a.parkedAgents?.workerRssKiBPerAgent, '', true),
+    ...row('4 wake-up → first step p50 (ms)', b.parkedAgents?.wakeToFirstStepMs.p50, a.parkedAgents?.wakeToFirstStepMs.p50, '', true),
+    ...row('4 wake-up → first step p99 (ms)', b.parkedAgents?.wakeToFirstStepMs.p99, a.parkedAgents?.wakeToFirstStepMs.p99, '', true),
+    ...row('5 task workflow events per task', b.history?.task.events.mean, a.history?.task.events.mean, '', true),
+    ...row('5 agent workflow events per task', b.history?.agentPerTask.events.mean, a.history?.agentPerTask.events.mean, '', true),
+    ...row('5 approval task events', b.history?.approvalTask.events.mean, a.history?.approvalTask.events.mean, '', true),
+  ];
+  for (const e of a.api?.endpoints ?? []) {
+    const old = b.api?.endpoints.find((x) => x.endpoint === e.endpoint);
+    lines.push(...row(`6 \`${e.endpoint}\` p50 (ms)`, old?.latencyMs.p50, e.latencyMs.p50, '', true));
+    lines.push(...row(`6 \`${e.endpoint}\` req/s`, old?.perSecond, e.perSecond));
+  }
+  lines.push(...row('7 budget utilisation', b.budget?.utilisation, a.budget?.utilisation));
+  return lines;
+}
+
+export function renderMarkdown(r: Results, baseline?: Baseline): string {
   const { ceiling, agentTasks, ceilingRecheck, approvalResume: ap, parkedAgents: pk, history: h, api } = r.scenarios;
   const ratio = r.scenarios.agentToCeilingRatio;
   const out: string[] = [];
@@ -124,6 +180,8 @@ export function renderMarkdown(r: Results): string {
       `| 7 | prioritisation time (scoreGoal activity), cache hit ratio ${Math.round(bu.prioritisationMs.hitRatio * 100)} % | with a cache hit **p50 ${bu.prioritisationMs.withCacheHit.p50} ms**; without **p50 ${bu.prioritisationMs.withoutCacheHit.p50} ms** (offline model: no model latency) | — | |`,
     );
   }
+
+  if (baseline) out.push('', '## Before and after', '', ...comparison(r, baseline));
 
   // Components that never used a measurable share (e.g. tsx's esbuild service) are left out.
   const usage = r.usage;

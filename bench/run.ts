@@ -19,7 +19,7 @@ import { createPool, type Db } from '../lib/db';
 import { getFreePort, startLocalStack, type LocalStack } from '../scripts/local-stack';
 import { snapshot, usageBetween, type Bench } from './context';
 import { childCrashed, log, ROOT, round, spawnNode, type Child } from './lib';
-import { renderMarkdown, type Results } from './report';
+import { renderMarkdown, type Baseline, type Results } from './report';
 import { apiLatency } from './scenarios/api';
 import { approvalResume } from './scenarios/approvals';
 import { historyEfficiency } from './scenarios/history';
@@ -221,9 +221,15 @@ async function main(): Promise<number> {
     Object.assign(results, headline(results));
     fs.mkdirSync(outDir, { recursive: true });
     fs.writeFileSync(path.join(outDir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
-    fs.writeFileSync(path.join(outDir, 'RESULTS.md'), renderMarkdown(results));
+    fs.writeFileSync(path.join(outDir, 'RESULTS.md'), renderMarkdown(results, readBaseline()));
     log(`wrote ${path.relative(ROOT, path.join(outDir, 'results.json'))} and RESULTS.md (load average at end ${results.loadAverage.end.join(' ')})`);
   }
+}
+
+/** bench/baseline.json, the recorded run RESULTS.md compares with, if there is one. */
+function readBaseline(): Baseline | undefined {
+  const file = path.join(__dirname, 'baseline.json');
+  return fs.existsSync(file) ? (JSON.parse(fs.readFileSync(file, 'utf8')) as Baseline) : undefined;
 }
 
 function machine(): Results['machine'] {
