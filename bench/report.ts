@@ -24,6 +24,7 @@ export interface Results {
     ceilingRecheck?: Throughput & { concurrency: number };
     agentToCeilingRatio?: number;
     shapeTasks?: Throughput;
+    inlineShapeTasks?: Throughput;
     agentToShapeRatio?: number;
     approvalResume?: Omit<ApprovalResume, 'approvalTaskIds'>;
     parkedAgents?: Omit<ParkedAgents, 'idleAgentId'>;
@@ -145,6 +146,13 @@ export function renderMarkdown(r: Results, baseline?: Baseline): string {
       `| 2b | the same shape with no-op work: ShapeAgentWorkflow parents take goals by update and run each as a child of three no-op activities, ${agentTasks?.agents ?? '?'} parents × ${agentTasks?.tasksInFlightPerAgent ?? '?'} in flight | **${shape.perSecond} tasks/s**; agent tasks = **${r.scenarios.agentToShapeRatio} × this** (what the orchestrator adds to the shape's own cost); ${shape.failed} failed | — | |`,
     );
   }
+  const inline = r.scenarios.inlineShapeTasks;
+  if (inline && ceiling) {
+    const ceilingMean = (ceiling.perSecond + (ceilingRecheck?.perSecond ?? ceiling.perSecond)) / 2;
+    out.push(
+      `| 2c | the same work inline: each parent runs the three no-op activities itself (no child workflow per goal), the update answering when its goal is done | **${inline.perSecond} tasks/s = ${Math.round((inline.perSecond / ceilingMean) * 100) / 100} × ceiling**${shape ? `; 2b = ${Math.round((shape.perSecond / ceilingMean) * 100) / 100} × ceiling` : ''}; ${inline.failed} failed | — | |`,
+    );
+  }
   if (ap) {
     out.push(
       `| 3 | approval resume: approve call → task's next activity (runTool) started, ${ap.samples} approvals | **${pp(ap.approveToNextActivityMs)}** (to scheduled: ${pp(ap.approveToScheduledMs)}; the approve call itself ${pp(ap.approveCallMs)}) | p99 < 100 ms | ${met(ap.approveToNextActivityMs.p99 < 100)} |`,
@@ -200,13 +208,14 @@ export function renderMarkdown(r: Results, baseline?: Baseline): string {
     const cg = groups.filter((g) => g !== 'other' && (ceiling.cpuMsPerCompletion[g] || agentTasks.cpuMsPerCompletion[g]));
     out.push(
       '',
-      'CPU milliseconds per completion inside the steady windows of scenarios 1, 2 and 2b:',
+      'CPU milliseconds per completion inside the steady windows of scenarios 1, 2, 2b and 2c:',
       '',
       `| per completion | ${cg.join(' | ')} |`,
       `| --- | ${cg.map(() => '---').join(' | ')} |`,
       `| trivial workflow | ${cg.map((g) => ceiling.cpuMsPerCompletion[g] ?? 0).join(' | ')} |`,
       `| agent task | ${cg.map((g) => agentTasks.cpuMsPerCompletion[g] ?? 0).join(' | ')} |`,
       ...(shape ? [`| same shape, no-op | ${cg.map((g) => shape.cpuMsPerCompletion[g] ?? 0).join(' | ')} |`] : []),
+      ...(inline ? [`| same shape inline, no-op | ${cg.map((g) => inline.cpuMsPerCompletion[g] ?? 0).join(' | ')} |`] : []),
     );
   }
   if (h) {

@@ -164,9 +164,11 @@ async function main(): Promise<number> {
       agentRun = await scenario('2 agent tasks', () => agentTasks(b, { agents: SETTINGS.agents, depth: SETTINGS.tasksInFlightPerAgent, warmupSeconds, windowSeconds }));
       const { agentIds: _agentIds, taskIds: _taskIds, ...agentResult } = agentRun;
       s.agentTasks = agentResult;
-      s.shapeTasks = await scenario('2b same shape, no-op', () => shapeTasks(b, { agents: SETTINGS.agents, depth: SETTINGS.tasksInFlightPerAgent, warmupSeconds, windowSeconds }));
+      const shape = { agents: SETTINGS.agents, depth: SETTINGS.tasksInFlightPerAgent, warmupSeconds, windowSeconds };
+      s.shapeTasks = await scenario('2b same shape, no-op', () => shapeTasks(b, { ...shape, inline: false }));
       s.agentToShapeRatio = round(agentRun.perSecond / s.shapeTasks.perSecond, 2);
       log(`agent tasks / same shape = ${s.agentToShapeRatio}`);
+      s.inlineShapeTasks = await scenario('2c same shape inline, no-op', () => shapeTasks(b, { ...shape, inline: true }));
     }
     if (wanted('1') && wanted('2')) {
       // The ceiling again, right after: how much the machine drifted (other work, a growing database).
@@ -309,6 +311,7 @@ function headline(r: Results): Record<string, unknown> {
     tasksPerSec: agentTasks?.perSecond,
     ratio: r.scenarios.agentToCeilingRatio,
     shapePerSec: r.scenarios.shapeTasks?.perSecond,
+    inlineShapePerSec: r.scenarios.inlineShapeTasks?.perSecond,
     ratioToShape: r.scenarios.agentToShapeRatio,
     approvalResumeMs: p(ap?.approveToNextActivityMs),
     rawSignalMs: p(ap?.rawSignalToNextActivityMs),

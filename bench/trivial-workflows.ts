@@ -36,23 +36,41 @@ export async function SignalWaiterWorkflow(): Promise<void> {
   await noop();
 }
 
-/** Queues a goal (its child's workflow id) on a ShapeAgentWorkflow; answers the queue position. */
-export const submitShapeGoalUpdate = defineUpdate<number, [string]>('submitShapeGoal');
+/**
+ * Queues a goal on a ShapeAgentWorkflow (its id: the child's workflow id). With children it answers at
+ * once (the caller then awaits the child's result); inline, once the goal is done (nothing else to await).
+ */
+export const submitShapeGoalUpdate = defineUpdate<void, [string]>('submitShapeGoal');
 
 /**
  * The shape of an agent task with nothing inside it: a long-lived parent takes goals by update and runs
  * them one at a time, each as a child of three no-op activities (model call, tool call, model call).
  * What an agent task costs beyond this is the orchestrator's own work (records, scores, slots, budgets).
+ * With `inline`, the parent runs the three activities itself: what the same work costs without a child
+ * workflow per goal.
  */
-export async function ShapeAgentWorkflow(queue: string[] = []): Promise<void> {
-  setHandler(submitShapeGoalUpdate, (childId) => queue.push(childId));
+export async function ShapeAgentWorkflow(input: { queue: string[]; inline: boolean }): Promise<void> {
+  const { queue, inline } = input;
+  const done = new Set<string>();
+  setHandler(submitShapeGoalUpdate, async (goalId) => {
+    queue.push(goalId);
+    if (!inline) return;
+    await condition(() => done.has(goalId));
+    done.delete(goalId);
+  });
   for (;;) {
     await condition(() => queue.length > 0 || workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > 2000);
     if (queue.length === 0) {
       await condition(allHandlersFinished);
-      return await continueAsNew<typeof ShapeAgentWorkflow>(queue);
+      return await continueAsNew<typeof ShapeAgentWorkflow>({ queue, inline });
     }
-    await executeChild(ShapeTaskWorkflow, { workflowId: queue.shift()! });
+    const goalId = queue.shift()!;
+    if (inline) {
+      await ShapeTaskWorkflow();
+      done.add(goalId);
+    } else {
+      await executeChild(ShapeTaskWorkflow, { workflowId: goalId });
+    }
   }
 }
 

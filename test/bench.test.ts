@@ -33,6 +33,7 @@ it('npm run bench -- --quick runs every scenario and writes its results', { time
   positive(r.ratio, 'ratio');
   positive(r.shapePerSec, 'shapePerSec');
   positive(r.ratioToShape, 'ratioToShape');
+  positive(r.inlineShapePerSec, 'inlineShapePerSec');
   for (const key of ['approvalResumeMs', 'rawSignalMs'] as const) {
     positive(r[key].p50, `${key}.p50`);
     assert.ok(r[key].p99 >= r[key].p50, `${key}: p99 >= p50`);

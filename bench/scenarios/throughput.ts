@@ -121,31 +121,39 @@ export async function agentTasks(b: Bench, opts: { agents: number; depth: number
  * Scenario 2b, the shape of 2 with nothing inside: `agents` ShapeAgentWorkflows on the trivial queue take
  * goals by update and run each as a child of three no-op activities, `depth` goals in flight per parent,
  * awaited the same way as agent tasks. Agent tasks / this = what the orchestrator adds to Temporal's own
- * cost for the same shape of work.
+ * cost for the same shape of work. With `inline` (2c), the parents run the activities themselves and the
+ * update answers once its goal is done: the same work without a child workflow per goal.
  */
-export async function shapeTasks(b: Bench, opts: { agents: number; depth: number; warmupSeconds: number; windowSeconds: number }): Promise<Throughput> {
+export async function shapeTasks(b: Bench, opts: { agents: number; depth: number; warmupSeconds: number; windowSeconds: number; inline: boolean }): Promise<Throughput> {
   const run = randomUUID().slice(0, 8);
   const parents = await Promise.all(
-    Array.from({ length: opts.agents }, (_, i) => b.client.workflow.start('ShapeAgentWorkflow', { taskQueue: b.trivialQueue, workflowId: `shape-${run}-${i}`, args: [[]] })),
+    Array.from({ length: opts.agents }, (_, i) =>
+      b.client.workflow.start('ShapeAgentWorkflow', { taskQueue: b.trivialQueue, workflowId: `shape-${run}-${i}`, args: [{ queue: [], inline: opts.inline }] }),
+    ),
   );
   let seq = 0;
-  const submit = async (parent: (typeof parents)[number]) => {
-    const childId = `shape-task-${run}-${seq++}`;
-    await parent.executeUpdate(submitShapeGoalUpdate, { args: [childId] });
-    return { childId, started: Date.now() };
+  /** Submits a goal; resolves once it is done (ok) or failed. */
+  const goal = async (parent: (typeof parents)[number]): Promise<() => Promise<boolean>> => {
+    const goalId = `shape-task-${run}-${seq++}`;
+    const submitted = parent.executeUpdate(submitShapeGoalUpdate, { args: [goalId] });
+    const failed = (err: unknown) => void log(`shape goal ${goalId} failed: ${String(err)}`);
+    if (opts.inline) return () => submitted.then(() => true, failed).then((ok) => ok === true);
+    await submitted;
+    return () => resultOnceStarted(b.client, goalId).then(() => true, failed).then((ok) => ok === true);
   };
-  const result = await steadyWindow(b, 'same shape, no-op', opts.warmupSeconds, opts.windowSeconds, async (until, done) => {
+  const label = opts.inline ? 'same shape inline, no-op' : 'same shape, no-op';
+  const result = await steadyWindow(b, label, opts.warmupSeconds, opts.windowSeconds, async (until, done) => {
     const parentLoop = async (parent: (typeof parents)[number]) => {
-      const outstanding = [];
-      for (let i = 0; i < opts.depth; i++) outstanding.push(await submit(parent));
+      const outstanding: { finished: () => Promise<boolean>; started: number }[] = [];
+      const submit = async () => {
+        const started = Date.now();
+        outstanding.push({ finished: await goal(parent), started });
+      };
+      for (let i = 0; i < opts.depth; i++) await submit();
       while (outstanding.length > 0) {
-        const { childId, started } = outstanding.shift()!;
-        const ok = await resultOnceStarted(b.client, childId).then(
-          () => true,
-          (err: unknown) => void log(`shape task ${childId} failed: ${String(err)}`),
-        );
-        done(ok === true, Date.now() - started);
-        if (Date.now() < until) outstanding.push(await submit(parent));
+        const { finished, started } = outstanding.shift()!;
+        done(await finished(), Date.now() - started);
+        if (Date.now() < until) await submit();
       }
     };
     await Promise.all(parents.map(parentLoop));
@@ -153,4 +161,3 @@ export async function shapeTasks(b: Bench, opts: { agents: number; depth: number
   await Promise.all(parents.map((p) => p.terminate('benchmark scenario over')));
   return result;
 }
-
