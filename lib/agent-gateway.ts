@@ -1,4 +1,7 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  isGrpcServiceError,
+  ServiceError,
   WithStartWorkflowOperation,
   WorkflowFailedError,
   WorkflowNotFoundError,
@@ -189,21 +192,46 @@ export class AgentGateway {
     return this.client.workflow.getHandle<typeof AgentWorkflow>(agentWorkflowId(agentId));
   }
 
-  /** Translates Temporal's answers into the two outcomes callers care about. */
+  /**
+   * Translates Temporal's answers into the two outcomes callers care about. An update the server aborted
+   * because the workflow task carrying it failed (it had not run) is sent again: every update here is
+   * idempotent (goals by task id, decisions by update id, transitions by their target state).
+   */
   private async update<T>(target: string, send: () => Promise<T>): Promise<T> {
-    try {
-      return await send();
-    } catch (err) {
-      if (err instanceof WorkflowNotFoundError || isClosedWorkflowError(err)) {
-        throw new AgentRejectedError(`${target} is not running`, 'not_running');
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await send();
+      } catch (err) {
+        if (attempt >= UPDATE_ATTEMPTS || !isAbortedByWorkflowTaskFailure(err)) throw this.rejection(target, err);
+        await sleep(100 * attempt);
       }
-      if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
-        throw new AgentRejectedError(err.cause.message, 'invalid_transition');
-      }
-      throw err;
     }
   }
+
+  private rejection(target: string, err: unknown): unknown {
+    if (err instanceof WorkflowNotFoundError || isClosedWorkflowError(err)) {
+      return new AgentRejectedError(`${target} is not running`, 'not_running');
+    }
+    if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
+      return new AgentRejectedError(err.cause.message, 'invalid_transition');
+    }
+    return err;
+  }
 }
+
+/** Attempts of an update the server aborted with its workflow task (see AgentGateway.update), 100 ms × attempt apart. */
+const UPDATE_ATTEMPTS = 8;
+
+/**
+ * The server aborts updates delivered in a workflow task that failed, e.g. one completing a continue-as-new
+ * while more updates arrived (UnhandledCommand), and refuses new ones until the retried task succeeds. The
+ * update had no effect either way; sent again, the next run or the next task takes it.
+ */
+function isAbortedByWorkflowTaskFailure(err: unknown): boolean {
+  const cause = err instanceof ServiceError ? err.cause : undefined;
+  return isGrpcServiceError(cause) && cause.code === GRPC_FAILED_PRECONDITION && /workflow task (failure|in failed state)/i.test(cause.message);
+}
+const GRPC_FAILED_PRECONDITION = 9;
 
 /** Updates sent to a workflow that has completed fail with a NOT_FOUND-like service error. */
 function isClosedWorkflowError(err: unknown): boolean {

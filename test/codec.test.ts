@@ -93,12 +93,24 @@ describe('payload encryption and the codec server', () => {
     assert.equal(done.status, 'completed', JSON.stringify(done));
     assert.ok(done.output.answer.endsWith(`done with ${SECRET}`), `the worker decrypted the input: ${done.output.answer}`);
 
+    // The task row is final before the workflow task recording it completes: read the history once it has closed.
+    await stack.client.workflow.getHandle(taskWorkflowId(task.id)).result();
     for (const workflowId of [taskWorkflowId(task.id), agentWorkflowId(agent.id)]) {
       const events = await rawHistory(workflowId);
       // Patch markers (`patched()`) are written by the SDK's core, past the codec: they hold only the patch id.
       const patchMarkers = events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch');
       for (const marker of collectPayloads(patchMarkers)) assert.match(Buffer.from(marker.data ?? []).toString(), /^\{"id":"[\w-]+","deprecated":(true|false)\}$/);
-      const payloads = collectPayloads(events.filter((e) => !patchMarkers.includes(e)));
+      // A local activity's marker carries core's bookkeeping (sequence, attempt, activity type, times) past the
+      // codec, like a patch marker; its result is ours and is encrypted like any other payload.
+      const localActivityData = events.flatMap((e) =>
+        e.markerRecordedEventAttributes?.markerName === 'core_local_activity' ? collectPayloads(e.markerRecordedEventAttributes.details?.data) : [],
+      );
+      assert.ok(localActivityData.length > 0, `${workflowId}: its records ran as local activities`);
+      for (const data of localActivityData) {
+        const fields = Object.keys(JSON.parse(Buffer.from(data.data ?? []).toString()) as object).sort();
+        assert.deepEqual(fields, ['activity_id', 'activity_type', 'attempt', 'backoff', 'complete_time', 'original_schedule_time', 'seq']);
+      }
+      const payloads = collectPayloads(events.filter((e) => !patchMarkers.includes(e))).filter((p) => !localActivityData.includes(p));
       assert.ok(payloads.length >= 3, `${workflowId}: found ${payloads.length} payloads`);
       for (const payload of payloads) {
         assert.equal(Buffer.from(payload.metadata?.encoding ?? []).toString(), ENCRYPTED_ENCODING, `${workflowId}: a payload is stored unencrypted: ${Buffer.from(payload.data ?? []).toString().slice(0, 200)}`);

@@ -50,6 +50,13 @@ describe('history of an agent task', () => {
     await stack?.stop();
   });
 
+  /** A task's row is final before the workflow task recording it completes: its history, once closed. */
+  const closedHistory = async (workflowId: string): Promise<HistoryEvent[]> => {
+    const handle = stack.client.workflow.getHandle(workflowId);
+    await handle.result();
+    return (await handle.fetchHistory()).events ?? [];
+  };
+
   it('hands off only model and tool calls; records and a cached score run as local activities', { timeout: 120_000 }, async () => {
     const agent = await stack.api.createAgent({ name: 'Lean', objective: 'Answer questions', autonomy: 'autopilot' });
     const script = [{ call: 'memory_read', args: { key: 'x' } }, { answer: 'ok' }];
@@ -60,7 +67,7 @@ describe('history of an agent task', () => {
     assert.equal(done.status, 'completed');
     assert.deepEqual(done.output, { answer: '[offline] ok' });
 
-    const task = (await stack.client.workflow.getHandle(taskWorkflowId(second.id)).fetchHistory()).events ?? [];
+    const task = await closedHistory(taskWorkflowId(second.id));
     assert.deepEqual(scheduledActivities(task), ['callModel', 'runTool', 'callModel'], 'the task schedules its model and tool calls only');
     assert.deepEqual(localActivities(task), ['finishTask'], 'its end is recorded by a local activity');
 
@@ -98,7 +105,7 @@ describe('history of an agent task', () => {
     assert.equal((await stack.api.post(`/api/v1/approvals/${approval.id}/approve`, { decidedBy: 'alice' })).status, 200);
     assert.equal((await stack.api.waitForTask(task.id)).status, 'completed');
 
-    const events = (await stack.client.workflow.getHandle(taskWorkflowId(task.id)).fetchHistory()).events ?? [];
+    const events = await closedHistory(taskWorkflowId(task.id));
     const decided = workflowTaskGroups(events).find((g) => g.some((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED));
     assert.ok(decided, 'the decision update completed in a workflow task');
     assert.deepEqual(localActivities(decided), ['recordApprovalDecision'], 'the decision row is written inside it');

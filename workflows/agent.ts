@@ -179,6 +179,7 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     if (cacheLookups > 0) await condition(() => cacheLookups === 0);
     if (scoring > 0) await condition(() => scoring === 0, scoringTimeoutMs);
   };
+  const historyTooLong = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > input.settings.historyLimit;
   /** When this agent last had its active slot confirmed; back-to-back goals within SLOT_RECHECK_MS keep it. */
   let slotConfirmedAt = -Infinity;
   /** Set when the agent that released an active slot says this agent is next. */
@@ -232,7 +233,9 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
       // No publish here: the status does not change, and the queue length reaches Postgres with the
       // next transition. This keeps a burst of submissions from doubling the history.
       const position = agent.enqueue(goal);
-      if (governed && input.settings.priorityScoring) scoreInBackground(goal);
+      // About to continue as new: the next run scores it (an activity finishing during the continue-as-new
+      // would fail that workflow task).
+      if (governed && input.settings.priorityScoring && !(localRecords && historyTooLong())) scoreInBackground(goal);
       return { taskId: goal.taskId, status: 'queued', position };
     },
     {
@@ -336,15 +339,19 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
   agent.recorded = true;
   setCurrentDetails(describe(agent));
 
-  const historyTooLong = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > input.settings.historyLimit;
+  // Goals carried over unscored (they arrived while the last run was about to continue as new) are scored now.
+  if (localRecords && input.carried && governed && input.settings.priorityScoring) {
+    for (const goal of [...agent.state.queue]) if (goal.score === undefined) scoreInBackground(goal);
+  }
 
   for (;;) {
     await condition(() => agent.archiveRequested || agent.canStartGoal || historyTooLong());
     if (agent.archiveRequested) break;
     await scoresLanded();
     if (historyTooLong()) {
-      // Between goals nothing runs; let in-flight updates finish so nothing they did is lost.
-      await condition(allHandlersFinished);
+      // Between goals nothing runs; let in-flight updates finish so nothing they did is lost, and scorings
+      // land (a completion arriving meanwhile would fail the continue-as-new's workflow task).
+      await condition(() => allHandlersFinished() && (!localRecords || scoring === 0));
       if (agent.archiveRequested) break;
       if (!agent.state.current) {
         return await continueAsNew<typeof AgentWorkflow>({ agent: agent.config, settings: input.settings, carried: agent.state });
