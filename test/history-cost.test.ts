@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
@@ -140,5 +141,25 @@ describe('history of an agent task', () => {
       if (result.error) failures.push(`${result.workflowId}: ${result.error.message.split('\n')[0]}`);
     }
     assert.deepEqual(failures, []);
+  });
+
+  it('queues a goal whose row an earlier, lost run of the submission already wrote', { timeout: 60_000 }, async () => {
+    // A local activity writes before its workflow task completes; if that task is lost (an update's
+    // speculative task leaves no trace), the retried submission finds its own row still queued.
+    const agent = await stack.api.createAgent({ name: 'Resubmitted', objective: 'Run what was asked' });
+    const taskId = randomUUID();
+    await stack.db.query(
+      `INSERT INTO tasks (id, org_id, agent_id, title, task_type, priority, status, input, delegation_depth, created_at)
+       VALUES ($1, $2, $3, 'written by a lost attempt', 'general', 5, 'queued', '{}', 0, now())`,
+      [taskId, stack.config.DEFAULT_ORG_ID, agent.id],
+    );
+    const receipt = await stack.gateway.submitGoal(agent.id, { taskId, title: 'written by a lost attempt' });
+    assert.equal(receipt.status, 'queued');
+    assert.equal((await stack.api.waitForTask(taskId)).status, 'completed', 'the agent ran it');
+    // A finished task submitted again is answered, not run twice.
+    const again = await stack.gateway.submitGoal(agent.id, { taskId, title: 'written by a lost attempt' });
+    assert.equal(again.status, 'completed');
+    const live = (await stack.api.get(`/api/v1/agents/${agent.id}`)).body.live;
+    assert.equal(live.goalsCompleted, 1);
   });
 });

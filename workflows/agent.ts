@@ -228,8 +228,11 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
       const { created, status } = await acts
         .recordTaskQueued({ agentId: agent.config.id, orgId: agent.config.orgId, goal })
         .finally(() => (agent.submitting -= 1));
-      // A retried submission (same task id) is answered, not queued twice.
-      if (!created || agent.knows(goal.taskId) || agent.archiveRequested) return { taskId: goal.taskId, status, position: 0 };
+      // A retried submission (same task id) is answered, not queued twice. A row that is still queued but
+      // unknown here was written by an earlier run of this very handler whose workflow task was lost (a local
+      // activity runs before its task completes; an update's speculative task leaves no trace): queue it.
+      const known = !created && !(localRecords && status === 'queued');
+      if (known || agent.knows(goal.taskId) || agent.archiveRequested) return { taskId: goal.taskId, status, position: 0 };
       // No publish here: the status does not change, and the queue length reaches Postgres with the
       // next transition. This keeps a burst of submissions from doubling the history.
       const position = agent.enqueue(goal);
