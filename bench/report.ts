@@ -54,6 +54,11 @@ export interface Baseline {
   results: Results;
 }
 
+function ceilingMean(r: Results): number | undefined {
+  const { ceiling, ceilingRecheck } = r.scenarios;
+  return ceiling && Math.round(((ceiling.perSecond + (ceilingRecheck?.perSecond ?? ceiling.perSecond)) / 2) * 100) / 100;
+}
+
 /** "before → after" rows of the headline numbers, for the section comparing a run with its baseline. */
 function comparison(r: Results, base: Baseline): string[] {
   const a = r.scenarios;
@@ -73,7 +78,7 @@ function comparison(r: Results, base: Baseline): string[] {
     '',
     '| measurement | before | after | change |',
     '| --- | --- | --- | --- |',
-    ...row('1 ceiling, workflows/s (mean of both runs)', base.results.scenarios.ceiling && (b.ceiling!.perSecond + (b.ceilingRecheck?.perSecond ?? b.ceiling!.perSecond)) / 2, a.ceiling && (a.ceiling.perSecond + (a.ceilingRecheck?.perSecond ?? a.ceiling.perSecond)) / 2, '', null),
+    ...row('1 ceiling, workflows/s (mean of both runs)', ceilingMean(base.results), ceilingMean(r), '', null),
     ...row('2 agent tasks/s', b.agentTasks?.perSecond, a.agentTasks?.perSecond),
     ...row('2b same shape, no-op, tasks/s', b.shapeTasks?.perSecond, a.shapeTasks?.perSecond, '', null),
     ...row('2 agent tasks / ceiling', b.agentToCeilingRatio, a.agentToCeilingRatio),
