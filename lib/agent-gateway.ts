@@ -203,7 +203,7 @@ export class AgentGateway {
         return await send();
       } catch (err) {
         if (attempt >= UPDATE_ATTEMPTS || !isAbortedByWorkflowTaskFailure(err)) throw this.rejection(target, err);
-        await sleep(100 * attempt);
+        await sleep(Math.min(1000, 100 * attempt));
       }
     }
   }
@@ -219,8 +219,11 @@ export class AgentGateway {
   }
 }
 
-/** Attempts of an update the server aborted with its workflow task (see AgentGateway.update), 100 ms × attempt apart. */
-const UPDATE_ATTEMPTS = 8;
+/**
+ * Attempts of an update the server aborted with its workflow task (see AgentGateway.update), 100 ms × attempt
+ * apart, at most 1 s (about 15 s in all: a loaded worker may need seconds to replay a long history first).
+ */
+const UPDATE_ATTEMPTS = 20;
 
 /**
  * The server aborts updates delivered in a workflow task that failed, e.g. one completing a continue-as-new
