@@ -444,7 +444,7 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
       fallbackProviders: agent.config.fallbackProviders ?? [],
       model: agent.config.model,
       agentBudget: agent.config.tokenBudgetPerMinute ?? null,
-      timeoutMs: (input.settings.priorityScoringTimeoutSeconds ?? 10) * 1000,
+      timeoutMs: scoringTimeoutMs,
     };
     // A cache hit is answered by a local activity in this workflow task; only a miss calls the model.
     (localRecords ? cachedOrScored(request) : acts.scoreGoal(request))
