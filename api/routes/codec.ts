@@ -27,13 +27,15 @@ export interface CodecRoutesOptions {
 }
 
 const Base64 = z.string().regex(/^[A-Za-z0-9+/_-]*={0,2}$/, 'must be base64');
-const PayloadsBody = z.object({
+const PayloadsBody = z.strictObject({
+  // Proto3 JSON leaves out an empty list: `{}` is a message with no payloads (the CLI sends it for an
+  // update or signal without arguments) and gets `{"payloads": []}`.
   payloads: z.array(
     z.object({
       metadata: z.record(z.string(), Base64).nullish(),
       data: Base64.nullish(),
     }),
-  ),
+  ).default([]),
 });
 type JsonPayload = z.infer<typeof PayloadsBody>['payloads'][number];
 
