@@ -30,6 +30,8 @@ export function createApprovalActivities({ db, logger }: ApprovalDeps) {
       taskId: string;
       agentId: string;
       orgId: string;
+      /** The workflow waiting for the decision (the agent's, or the crew task's own). */
+      workflowId: string;
       step: number;
       callIndex: number;
       title: string;
@@ -38,10 +40,10 @@ export function createApprovalActivities({ db, logger }: ApprovalDeps) {
     }): Promise<void> {
       await withTransaction(db, async (client) => {
         await client.query(
-          `INSERT INTO approvals (id, task_id, agent_id, org_id, step, call_index, title, proposed_action, expires_at)
-           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (task_id, step, call_index) DO NOTHING`,
+          `INSERT INTO approvals (id, task_id, agent_id, org_id, step, call_index, title, proposed_action, expires_at, workflow_id)
+           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (task_id, step, call_index) DO NOTHING`,
           [input.approvalId, input.taskId, input.agentId, input.orgId, input.step, input.callIndex, input.title,
-            JSON.stringify(input.proposedAction), input.expiresAt],
+            JSON.stringify(input.proposedAction), input.expiresAt, input.workflowId ?? null],
         );
         await client.query(
           `UPDATE tasks SET status = 'awaiting_approval', updated_at = now()

@@ -133,6 +133,8 @@ export const Approval = z.looseObject({
   createdAt: timestamp,
   decidedAt: nullableTimestamp,
   expiresAt: timestamp,
+  /** The workflow waiting for the decision; null for requests recorded before it was. */
+  workflowId: z.string().nullable(),
 });
 
 const page = { limit: z.number().int(), offset: z.number().int() };

@@ -90,11 +90,13 @@ export interface ApprovalRecord {
   createdAt: string;
   decidedAt: string | null;
   expiresAt: string;
+  /** The workflow waiting for the decision; null for requests opened before it was recorded. */
+  workflowId: string | null;
 }
 
 const APPROVAL_COLUMNS = `id, task_id AS "taskId", agent_id AS "agentId", org_id AS "orgId", title, proposed_action AS "proposedAction",
   status, decided_by AS "decidedBy", decision_reason AS "reason", edited_action AS "editedAction", created_at AS "createdAt",
-  decided_at AS "decidedAt", expires_at AS "expiresAt"`;
+  decided_at AS "decidedAt", expires_at AS "expiresAt", workflow_id AS "workflowId"`;
 
 export interface CrewRecord {
   id: string;

@@ -26,7 +26,7 @@ export interface Results {
     shapeTasks?: Throughput;
     inlineShapeTasks?: Throughput;
     agentToShapeRatio?: number;
-    approvalResume?: Omit<ApprovalResume, 'approvalTaskIds'>;
+    approvalResume?: Omit<ApprovalResume, 'approvalAgentIds'>;
     parkedAgents?: Omit<ParkedAgents, 'idleAgentId'>;
     history?: HistoryEfficiency;
     api?: ApiLatency;
@@ -95,9 +95,7 @@ function comparison(r: Results, base: Baseline): string[] {
     ...row('4 worker RSS per parked agent (KiB)', b.parkedAgents?.workerRssKiBPerAgent, a.parkedAgents?.workerRssKiBPerAgent, '', true),
     ...row('4 wake-up → first step p50 (ms)', b.parkedAgents?.wakeToFirstStepMs.p50, a.parkedAgents?.wakeToFirstStepMs.p50, '', true),
     ...row('4 wake-up → first step p99 (ms)', b.parkedAgents?.wakeToFirstStepMs.p99, a.parkedAgents?.wakeToFirstStepMs.p99, '', true),
-    ...row('5 task workflow events per task', b.history?.task.events.mean, a.history?.task.events.mean, '', true),
-    ...row('5 agent workflow events per task', b.history?.agentPerTask.events.mean, a.history?.agentPerTask.events.mean, '', true),
-    ...row('5 approval task events', b.history?.approvalTask.events.mean, a.history?.approvalTask.events.mean, '', true),
+    ...row('5 history events per task, all workflows', b.history?.totalPerTask, a.history?.totalPerTask, '', true),
   ];
   for (const e of a.api?.endpoints ?? []) {
     const old = b.api?.endpoints.find((x) => x.endpoint === e.endpoint);
@@ -170,13 +168,12 @@ export function renderMarkdown(r: Results, baseline?: Baseline): string {
     out.push(
       `| 4 | parked agents: start ${pk.agents} idle AgentWorkflows via gateway.start | **${pk.startsPerSecond} agents/s** (${pk.startSeconds} s) | — | |`,
       `| 4 | agent worker RSS (VmRSS of its process) | ${m.before} MiB before → ${m.afterStart} after the starts → ${m.settled} settled (peak ${m.peak}, ${m.afterWakes} after the wakes): **${pk.workerRssKiBPerAgent} KiB per parked agent**, bounded by the workflow cache (${String(r.worker.maxCachedWorkflows)} workflows; idle agents beyond it are evicted); server ${pk.serverRssMiB.before} → ${pk.serverRssMiB.settled} MiB | — | |`,
-      `| 4 | wake ${pk.wakes} random parked agents at ${pk.wakesPerSecond}/s: task submitted → first callModel started | **${pp(pk.wakeToFirstStepMs)}** (submitGoal returned: ${pp(pk.submitMs)}; task workflow started: ${pp(pk.wakeToTaskStartedMs)}) | — | |`,
+      `| 4 | wake ${pk.wakes} random parked agents at ${pk.wakesPerSecond}/s: task submitted → first callModel started | **${pp(pk.wakeToFirstStepMs)}** (submitGoal returned: ${pp(pk.submitMs)}; callModel scheduled: ${pp(pk.wakeToScheduledMs)}) | — | |`,
     );
   }
   if (h) {
     out.push(
-      `| 5 | history events per task (task workflow, 2 model turns + 1 tool call) | **${h.task.events.mean}** (${h.task.eventsPerStep} per step); approval task ${h.approvalTask.events.mean} | — | |`,
-      `| 5 | agent workflow events per task | **${h.agentPerTask.events.mean}** (p99 ${h.agentPerTask.events.p99}); idle agent ${h.idleAgentEvents}; total ≈ ${h.totalPerTask} per task | — | |`,
+      `| 5 | history events per task (2 model turns + 1 tool call), all in the agent's workflow | **${h.agentPerTask.events.mean}** (p99 ${h.agentPerTask.events.p99}; ${h.agentPerTask.eventsPerStep} per step); idle agent ${h.idleAgentEvents}; an approval task adds ${h.approvalTask.events.mean} | — | |`,
       `| 5 | largest history seen | ${h.largest.events} events (\`${h.largest.workflowId}\`; agents continue as new past ${String(r.worker.agentHistoryLimit)}) | — | |`,
     );
   }
@@ -228,8 +225,7 @@ export function renderMarkdown(r: Results, baseline?: Baseline): string {
       '',
       '## History events of one task, by type',
       '',
-      `- agent task: ${Object.entries(h.task.byType).map(([t, n]) => `${t} ${n}`).join(', ')}`,
-      `- approval task: ${Object.entries(h.approvalTask.byType).map(([t, n]) => `${t} ${n}`).join(', ')}`,
+      `- agent with one approval task: ${Object.entries(h.approvalTask.byType).map(([t, n]) => `${t} ${n}`).join(', ')}`,
       `- agent workflow, per task: ${Object.entries(h.agentPerTask.byType).map(([t, n]) => `${t} ${n}`).join(', ')}`,
     );
   }

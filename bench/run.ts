@@ -178,11 +178,11 @@ async function main(): Promise<number> {
       log(`agent tasks / ceiling = ${s.agentToCeilingRatio}`);
     }
 
-    let approvalTaskIds: string[] = [];
+    let approvalAgentIds: string[] = [];
     if (wanted('3')) {
-      const { approvalTaskIds: ids, ...approvals } = await scenario('3 approval resume', () => approvalResume(b, SETTINGS.approvals));
+      const { approvalAgentIds: ids, ...approvals } = await scenario('3 approval resume', () => approvalResume(b, SETTINGS.approvals));
       s.approvalResume = approvals;
-      approvalTaskIds = ids;
+      approvalAgentIds = ids;
     }
 
     if (agentRun && wanted('4') && wanted('5')) {
@@ -193,8 +193,8 @@ async function main(): Promise<number> {
         parkedAgents(b, { count: PARKED, wakes: SETTINGS.wakes, wakesPerSecond, concurrency: SETTINGS.parkedStartConcurrency }),
       );
       s.parkedAgents = parked;
-      const { taskIds, agentIds } = agentRun;
-      s.history = await scenario('5 history', () => historyEfficiency(b, { taskIds, agentIds, approvalTaskIds, idleAgentId }, SETTINGS.historySample));
+      const { agentIds } = agentRun;
+      s.history = await scenario('5 history', () => historyEfficiency(b, { agentIds, approvalAgentIds, idleAgentId }, SETTINGS.historySample));
     }
     if (agentRun && wanted('6')) {
       s.api = await scenario('6 api', () => apiLatency(b, { seconds: SETTINGS.apiSeconds, connections: SETTINGS.apiConnections, taskAgentIds: agentRun.agentIds }));

@@ -16,7 +16,7 @@ import { loadConfig } from '../lib/config';
 import { getFreePort, startLocalStack, type LocalStack } from '../scripts/local-stack';
 import { killHard, spawnWorker, startApi, type TestStack } from '../test/helpers/stack';
 import { startWebhookReceiver } from '../test/helpers/webhook-receiver';
-import { taskWorkflowId } from '../workflows/definitions';
+import { agentWorkflowId, getAgentStateQuery } from '../workflows/definitions';
 import { FAULT_KINDS, mulberry32, startFlakyProvider, type FaultKind } from './flaky-provider';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -56,7 +56,7 @@ export interface ChaosOptions {
 export interface ChaosTally {
   settings: ChaosSize & { faultRate: number; faultKinds: readonly FaultKind[]; seed: number; approvalTimeoutSeconds: number; llmTimeoutSeconds: number };
   durationSeconds: number;
-  tasks: { submitted: number; byStatus: Record<string, number>; failureReasons: Record<string, number>; workflowStatuses: Record<string, number> };
+  tasks: { submitted: number; byStatus: Record<string, number>; failureReasons: Record<string, number>; agentHolds: Record<string, number> };
   faults: Record<FaultKind, number> & { total: number; modelRequestsAnswered: number };
   chaos: { workerKills: number; workerStarts: number; workerExitsUnprompted: number; temporalRestarts: number; postgresRestarts: number };
   approvals: { total: number; approved: number; rejected: number; expired: number; pending: number; leftToExpire: number; decidedByApprover: number; refusedAsLate: number };
@@ -173,8 +173,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosTally> {
     }
     log(`tasks finished: ${Math.round(done * 100)}%; checking`);
     await approver.stop();
-    // A task's row turns terminal just before its workflow returns; give the last ones a moment to close.
-    await waitForWorkflowsClosed(api.client, [...byTaskId.keys()], 60_000);
+    // A task's row turns terminal just before its agent moves on; give the last ones a moment to.
+    await waitForAgentsDone(api.client, plan, 60_000);
 
     const tally = await verify({ api, plan, approver, flaky: flaky.faults(), answered: flaky.answered(), receiver, chaos, opts });
     tally.durationSeconds = Math.round((Date.now() - started) / 1000);
@@ -425,14 +425,18 @@ class Approver {
 // ---------------------------------------------------------------------------------------------
 // Checks
 
-async function waitForWorkflowsClosed(client: Client, taskIds: string[], timeoutMs: number): Promise<void> {
+/** Whether the task's agent still runs it or has it queued ('running', 'queued'), or is done with it ('done'). */
+async function agentHold(client: Client, task: PlannedTask): Promise<string> {
+  const state = await client.workflow.getHandle(agentWorkflowId(task.agentId)).query(getAgentStateQuery).catch(() => null);
+  if (!state) return 'UNKNOWN';
+  if (state.current?.taskId === task.id) return 'running';
+  return state.queue.some((g) => g.taskId === task.id) ? 'queued' : 'done';
+}
+
+async function waitForAgentsDone(client: Client, plan: PlannedTask[], timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  for (const id of taskIds) {
-    while (Date.now() < deadline) {
-      const status = await client.workflow.getHandle(taskWorkflowId(id)).describe().then((d) => d.status.name, () => 'UNKNOWN');
-      if (status !== 'RUNNING' && status !== 'UNKNOWN') break;
-      await sleep(500);
-    }
+  for (const task of plan) {
+    while (Date.now() < deadline && (await agentHold(client, task)) !== 'done') await sleep(500);
   }
 }
 
@@ -449,7 +453,8 @@ interface VerifyInput {
 
 /** What the run left behind, read from PostgreSQL, Temporal and the HTTP receiver. */
 export interface Observations {
-  tasks: { id: string; ticket: string; status?: string; error: string | null; decisions: number; workflowStatus: string }[];
+  /** `agentHold` once the run is over: 'done' unless the agent still runs or queues the task. */
+  tasks: { id: string; ticket: string; status?: string; error: string | null; decisions: number; agentHold: string }[];
   /** The idempotency ledger (side_effects) of the run's tasks. */
   ledger: { key: string; tool: string; taskId: string; result: unknown }[];
   /** Values appended to the agents' memory "log" lists: "<ticket>:<n>". */
@@ -483,8 +488,8 @@ async function verify(v: VerifyInput): Promise<ChaosTally> {
   const tasks: Observations['tasks'] = [];
   for (const t of plan) {
     const row = rowsById.get(t.id!);
-    const workflowStatus = await api.client.workflow.getHandle(taskWorkflowId(t.id!)).describe().then((d) => d.status.name ?? 'UNKNOWN', () => 'NOT_FOUND');
-    tasks.push({ id: t.id!, ticket: t.ticket, status: row?.status, error: row?.error ?? null, decisions: row?.decisions ?? 0, workflowStatus });
+    const hold = await agentHold(api.client, t);
+    tasks.push({ id: t.id!, ticket: t.ticket, status: row?.status, error: row?.error ?? null, decisions: row?.decisions ?? 0, agentHold: hold });
   }
   const { rows: ledger } = await api.db.query<{ key: string; tool: string; taskId: string; result: unknown }>(
     'SELECT idempotency_key AS key, tool, task_id AS "taskId", result FROM side_effects WHERE task_id = ANY($1)',
@@ -544,10 +549,10 @@ export function judge(o: Observations): Judgement {
   const count = (acc: Record<string, number>, key: string) => ((acc[key] = (acc[key] ?? 0) + 1), acc);
   const tasksById = new Map(o.tasks.map((t) => [t.id, t]));
 
-  const tasks: Judgement['tasks'] = { submitted: o.tasks.length, byStatus: {}, failureReasons: {}, workflowStatuses: {} };
+  const tasks: Judgement['tasks'] = { submitted: o.tasks.length, byStatus: {}, failureReasons: {}, agentHolds: {} };
   for (const t of o.tasks) {
-    count(tasks.workflowStatuses, t.workflowStatus);
-    if (t.workflowStatus !== 'COMPLETED') violations.push(`workflow of task ${t.id} (${t.ticket}) is ${t.workflowStatus}, not COMPLETED`);
+    count(tasks.agentHolds, t.agentHold);
+    if (t.agentHold !== 'done') violations.push(`task ${t.id} (${t.ticket}) is still ${t.agentHold} in its agent's workflow`);
     if (!t.status) {
       violations.push(`task ${t.id} (${t.ticket}) has no row: lost`);
       continue;

@@ -117,12 +117,13 @@ export class AgentGateway {
   }
 
   /**
-   * Delivers an approval decision to the waiting task workflow. The update id makes a repeated identical
-   * request return the first answer instead of deciding twice.
+   * Delivers an approval decision to the workflow waiting for it: the agent's (its goals run inline), or
+   * the task's own (crew work, and requests recorded without a workflow id). The update id makes a
+   * repeated identical request return the first answer instead of deciding twice.
    */
-  decideApproval(taskId: string, decision: ApprovalDecisionInput): Promise<ApprovalOutcome> {
-    const handle = this.client.workflow.getHandle(taskWorkflowId(taskId));
-    return this.update(`task ${taskId}`, () =>
+  decideApproval(approval: { taskId: string; workflowId: string | null }, decision: ApprovalDecisionInput): Promise<ApprovalOutcome> {
+    const handle = this.client.workflow.getHandle(approval.workflowId ?? taskWorkflowId(approval.taskId));
+    return this.update(`task ${approval.taskId}`, () =>
       handle.executeUpdate(decideApprovalUpdate, { args: [decision], updateId: `${decision.approvalId}:${decision.decision}` }),
     );
   }

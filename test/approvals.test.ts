@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { taskWorkflowId } from '../workflows/definitions';
+import { agentWorkflowId } from '../workflows/definitions';
 import { killHard, spawnWorker, startApi, startWorker, testConfig, waitFor, type TestStack } from './helpers/stack';
 import { startWebhookReceiver } from './helpers/webhook-receiver';
 
@@ -67,8 +67,9 @@ describe('approvals', () => {
     assert.deepEqual(approval.proposedAction, { tool: 'memory_write', arguments: { key: 'draft', op: 'set', value: 'v1' } });
     assert.ok(Date.parse(approval.expiresAt) > Date.now() + 23 * 3600_000, 'default expiry is 24 h');
     assert.equal((await stack.api.get(`/api/v1/tasks/${task.id}`)).body.status, 'awaiting_approval');
-    // What the Web UI shows as the workflow's current details.
-    const metadata = await stack.client.workflow.getHandle(taskWorkflowId(task.id)).query<{ currentDetails: string }>('__temporal_workflow_metadata');
+    // The goal runs in its agent's workflow, which waits for the decision; the Web UI shows its current details.
+    assert.equal(approval.workflowId, agentWorkflowId(agent.id));
+    const metadata = await stack.client.workflow.getHandle(approval.workflowId).query<{ currentDetails: string }>('__temporal_workflow_metadata');
     assert.match(metadata.currentDetails, /waiting for approval of memory_write/);
 
     const res = await stack.api.post(`/api/v1/approvals/${approval.id}/approve`, { decidedBy: 'alice' });
@@ -199,20 +200,20 @@ describe('approvals', () => {
 
     const first = await pendingApproval(agent.id, writeScript('cli', 'update'));
     const payload = JSON.stringify({ approvalId: first.approval.id, decision: 'approve', decidedBy: 'ops-cli' });
-    const { stdout } = await run(cli, ['workflow', 'update', 'execute', '--address', address, '--workflow-id', taskWorkflowId(first.task.id), '--name', 'decideApproval', '--input', payload]);
+    const { stdout } = await run(cli, ['workflow', 'update', 'execute', '--address', address, '--workflow-id', first.approval.workflowId, '--name', 'decideApproval', '--input', payload]);
     assert.match(stdout, /approved/);
     assert.equal((await stack.api.waitForTask(first.task.id)).status, 'completed');
     assert.equal((await stack.api.get(`/api/v1/approvals/${first.approval.id}`)).body.decidedBy, 'ops-cli');
 
     const second = await pendingApproval(agent.id, writeScript('cli', 'signal'));
     const signal = JSON.stringify({ approvalId: second.approval.id, decision: 'reject', reason: 'from a shell' });
-    await run(cli, ['workflow', 'signal', '--address', address, '--workflow-id', taskWorkflowId(second.task.id), '--name', 'decideApprovalSignal', '--input', signal]);
+    await run(cli, ['workflow', 'signal', '--address', address, '--workflow-id', second.approval.workflowId, '--name', 'decideApprovalSignal', '--input', signal]);
     assert.equal((await stack.api.waitForTask(second.task.id)).status, 'completed');
     assert.equal((await stack.api.get(`/api/v1/approvals/${second.approval.id}`)).body.status, 'rejected');
 
     const wrong = JSON.stringify({ approvalId: randomUUID(), decision: 'approve' });
     await assert.rejects(
-      run(cli, ['workflow', 'update', 'execute', '--address', address, '--workflow-id', taskWorkflowId(second.task.id), '--name', 'decideApproval', '--input', wrong]),
+      run(cli, ['workflow', 'update', 'execute', '--address', address, '--workflow-id', second.approval.workflowId, '--name', 'decideApproval', '--input', wrong]),
       'an update for an unknown request is refused',
     );
   });

@@ -21,7 +21,7 @@ describe('chaos', () => {
 
     const broken = observations();
     broken.tasks[1]!.status = undefined;
-    broken.tasks[0]!.workflowStatus = 'RUNNING';
+    broken.tasks[0]!.agentHold = 'running';
     broken.memoryMarkers.push('c0:1');
     broken.messageKeys.push('task-t2:1:1');
     broken.httpReceivedKeys.push('task-t1:1:0');
@@ -30,7 +30,7 @@ describe('chaos', () => {
     broken.nondeterminism = 1;
     const violations = judge(broken).violations.join('\n');
     assert.match(violations, /task t1 \(c1\) has no row: lost/);
-    assert.match(violations, /workflow of task t0 \(c0\) is RUNNING/);
+    assert.match(violations, /task t0 \(c0\) is still running in its agent.s workflow/);
     assert.match(violations, /memory_write c0:1 applied 2 times/);
     assert.match(violations, /send_message task-t2:1:1 applied twice/);
     assert.match(violations, /http_post task-t1:1:0 received 2 times/);
@@ -63,7 +63,7 @@ describe('chaos', () => {
     // Every task reached completed or failed, with a reason, a trace and a closed workflow.
     assert.equal(tally.tasks.submitted, 30);
     assert.equal((tally.tasks.byStatus.completed ?? 0) + (tally.tasks.byStatus.failed ?? 0), 30, JSON.stringify(tally.tasks));
-    assert.deepEqual(tally.tasks.workflowStatuses, { COMPLETED: 30 });
+    assert.deepEqual(tally.tasks.agentHolds, { done: 30 });
     assert.ok((tally.tasks.byStatus.completed ?? 0) > 0);
 
     // The chaos happened.
@@ -109,9 +109,9 @@ function runShortChaos(jsonPath: string, env: Record<string, string>): Promise<{
 function observations(): Observations {
   return {
     tasks: [
-      { id: 't0', ticket: 'c0', status: 'completed', error: null, decisions: 3, workflowStatus: 'COMPLETED' },
-      { id: 't1', ticket: 'c1', status: 'completed', error: null, decisions: 2, workflowStatus: 'COMPLETED' },
-      { id: 't2', ticket: 'c2', status: 'failed', error: 'approval x for memory_write expired: no decision', decisions: 2, workflowStatus: 'COMPLETED' },
+      { id: 't0', ticket: 'c0', status: 'completed', error: null, decisions: 3, agentHold: 'done' },
+      { id: 't1', ticket: 'c1', status: 'completed', error: null, decisions: 2, agentHold: 'done' },
+      { id: 't2', ticket: 'c2', status: 'failed', error: 'approval x for memory_write expired: no decision', decisions: 2, agentHold: 'done' },
     ],
     ledger: [
       { key: 'task-t0:1:0', tool: 'memory_write', taskId: 't0', result: {} },

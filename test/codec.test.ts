@@ -10,9 +10,9 @@ import { temporal } from '@temporalio/proto';
 import type { Page } from 'playwright-core';
 import { createPayloadCodec, ENCRYPTED_ENCODING, generateKey, METADATA_ENCRYPTION_KEY_ID, payloadCodecFor } from '../lib/codec';
 import { getFreePort, startDevServer, type DevServerHandle } from '../temporal/dev-server';
-import { agentWorkflowId, taskWorkflowId } from '../workflows/definitions';
+import { agentWorkflowId } from '../workflows/definitions';
 import { launchChromium, type ChromiumSession } from './helpers/browser';
-import { startApi, startWorker, testConfig, type ApiClient, type TestStack } from './helpers/stack';
+import { startApi, startWorker, testConfig, waitFor, type ApiClient, type TestStack } from './helpers/stack';
 
 const run = promisify(execFile);
 const KEY_ID = 'codec-test-key';
@@ -36,6 +36,18 @@ function collectPayloads(value: unknown, out: Payload[] = [], key = ''): Payload
   }
   return out;
 }
+
+const { EventType } = temporal.api.enums.v1;
+const WORKFLOW_TASK_EVENTS = new Set([
+  EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+  EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+  EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+  EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+  EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+]);
+/** Whether the history's last workflow task has completed (its commands follow WORKFLOW_TASK_COMPLETED). */
+const workflowTaskDone = (events: temporal.api.history.v1.IHistoryEvent[]) =>
+  [...events].reverse().find((e) => WORKFLOW_TASK_EVENTS.has(e.eventType!))?.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED;
 
 describe('payload encryption and the codec server', () => {
   const key = generateKey();
@@ -78,8 +90,9 @@ describe('payload encryption and the codec server', () => {
     stack.api.request('POST', '/codec/decode', { payloads }, { headers: { 'x-namespace': stack.config.TEMPORAL_NAMESPACE, ...headers } });
   const encode = (payloads: JsonPayload[]) => stack.api.post('/codec/encode', { payloads });
 
-  let taskPayloads: Payload[] = [];
-  let taskId: string | undefined;
+  /** The payloads of the agent's history, which holds its goals' steps too. */
+  let agentPayloads: Payload[] = [];
+  let agentId: string | undefined;
 
   it('stores every payload of a real task encrypted, and the worker still reads them', async () => {
     const agent = await stack.api.createAgent({ name: 'Encrypted agent', objective: 'Keep secrets' });
@@ -88,15 +101,19 @@ describe('payload encryption and the codec server', () => {
       title: `handle ${SECRET}`,
       input: { note: SECRET, script: [{ call: 'memory_write', args: { key: 'secret', op: 'set', value: SECRET } }, { answer: `done with ${SECRET}` }] },
     });
-    taskId = task.id;
+    agentId = agent.id;
     const done = await stack.api.waitForTask(task.id);
     assert.equal(done.status, 'completed', JSON.stringify(done));
     assert.ok(done.output.answer.endsWith(`done with ${SECRET}`), `the worker decrypted the input: ${done.output.answer}`);
 
-    // The task row is final before the workflow task recording it completes: read the history once it has closed.
-    await stack.client.workflow.getHandle(taskWorkflowId(task.id)).result();
-    for (const workflowId of [taskWorkflowId(task.id), agentWorkflowId(agent.id)]) {
-      const events = await rawHistory(workflowId);
+    // The goal ran inside the agent's workflow. Its row is final before the workflow task recording it
+    // completes: read the history once that task has completed.
+    for (const workflowId of [agentWorkflowId(agent.id)]) {
+      const events = await waitFor(async () => {
+        const all = await rawHistory(workflowId);
+        const ended = all.some((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity' && Buffer.from(e.markerRecordedEventAttributes.details?.data?.payloads?.[0]?.data ?? []).toString().includes('"finishTask"'));
+        return ended && workflowTaskDone(all) ? all : undefined;
+      }, `${workflowId} to record the task's end`);
       // Patch markers (`patched()`) are written by the SDK's core, past the codec: they hold only the patch id.
       const patchMarkers = events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch');
       for (const marker of collectPayloads(patchMarkers)) assert.match(Buffer.from(marker.data ?? []).toString(), /^\{"id":"[\w-]+","deprecated":(true|false)\}$/);
@@ -121,13 +138,13 @@ describe('payload encryption and the codec server', () => {
       assert.ok(raw.length > 0);
       assert.equal(raw.includes(SECRET), false, `${workflowId}: the plaintext appears in the stored history`);
       assert.equal(raw.includes(b64(SECRET).slice(0, 24)), false, `${workflowId}: the plaintext appears base64-encoded in the stored history`);
-      if (workflowId === taskWorkflowId(task.id)) taskPayloads = payloads;
+      agentPayloads = payloads;
     }
   });
 
   it('decodes those payloads through POST /codec/decode back to the plaintext JSON', async () => {
-    assert.ok(taskPayloads.length > 0, 'needs the task history of the previous test');
-    const sent = taskPayloads.map((p) => ({
+    assert.ok(agentPayloads.length > 0, 'needs the agent history of the previous test');
+    const sent = agentPayloads.map((p) => ({
       metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
       data: Buffer.from(p.data ?? []).toString('base64'),
     }));
@@ -137,18 +154,21 @@ describe('payload encryption and the codec server', () => {
     assert.equal(res.body.payloads.length, sent.length);
     for (const p of res.body.payloads as JsonPayload[]) assert.notEqual(unb64(p.metadata?.encoding), ENCRYPTED_ENCODING);
     const texts = (res.body.payloads as JsonPayload[]).map((p) => unb64(p.data));
-    // The workflow input: the goal with the task's input, as the JSON the SDK wrote.
+    // The submission (the submitGoal update's argument) with the task's input, as the JSON the SDK wrote.
     const input = texts.find((t) => t.includes(`"note":"${SECRET}"`));
     assert.ok(input, `no decoded payload holds the task input: ${texts.join('\n').slice(0, 2000)}`);
-    assert.equal(JSON.parse(input).goal.input.note, SECRET);
+    assert.equal(JSON.parse(input).input.note, SECRET);
     assert.ok(texts.some((t) => t.includes(`done with ${SECRET}`)), 'the result decodes too');
-    assert.ok(texts.some((t) => t === JSON.stringify(`Task "handle ${SECRET}" of agent Encrypted agent`)), 'the static summary is encrypted and decodes');
+    assert.ok(texts.some((t) => t === JSON.stringify(`"handle ${SECRET}" · model call, step 1/10`)), 'an activity summary is encrypted and decodes');
   });
 
   it('lets the temporal CLI show the history decrypted with --codec-endpoint', async () => {
-    assert.ok(taskId, 'needs the task of the first test');
+    assert.ok(agentId, 'needs the agent of the first test');
+    // A closed workflow's history, so the CLI reads it to the end instead of waiting for new events.
+    await stack.api.post(`/api/v1/agents/${agentId}/archive`);
+    await stack.client.workflow.getHandle(agentWorkflowId(agentId)).result();
     const cli = process.env.TEMPORAL_CLI_PATH!;
-    const args = ['workflow', 'show', '--address', stack.config.TEMPORAL_ADDRESS, '--namespace', stack.config.TEMPORAL_NAMESPACE, '--workflow-id', taskWorkflowId(taskId), '--output', 'json'];
+    const args = ['workflow', 'show', '--address', stack.config.TEMPORAL_ADDRESS, '--namespace', stack.config.TEMPORAL_NAMESPACE, '--workflow-id', agentWorkflowId(agentId), '--output', 'json'];
     // The JSON output keeps proto JSON: payload data and metadata stay base64, decoded or not.
     const payloadTexts = (stdout: string) => [...stdout.matchAll(/"data":\s*"([A-Za-z0-9+/=]*)"/g)].map((m) => unb64(m[1])).join('\n');
     const plain = await run(cli, args);
@@ -213,6 +233,10 @@ describe('payload encryption and the codec server', () => {
     const res = await decode(plain);
     assert.equal(res.status, 200, JSON.stringify(res.body));
     assert.deepEqual(res.body.payloads, plain);
+    // Proto3 JSON of an empty list of payloads (the CLI sends it for an update without arguments).
+    const empty = await stack.api.request('POST', '/codec/decode', {}, { headers: { 'x-namespace': stack.config.TEMPORAL_NAMESPACE } });
+    assert.equal(empty.status, 200, JSON.stringify(empty.body));
+    assert.deepEqual(empty.body, { payloads: [] });
 
     // The same in the codec the worker and clients use: the very objects come back.
     const codec = createPayloadCodec({ key, keyId: KEY_ID });
@@ -302,8 +326,8 @@ describe('the Web UI shows encrypted payloads through the codec server (headless
     await dev?.stop();
   });
 
-  it('decrypts the task summary on the workflow page', async () => {
-    const agent = await api.createAgent({ name: 'UI agent', objective: 'Be read in a browser' });
+  it('decrypts the agent summary on the workflow page', async () => {
+    const agent = await api.createAgent({ name: `UI agent ${SECRET}`, objective: 'Be read in a browser' });
     const task = await api.createTask({ agentId: agent.id, title: `show ${SECRET}`, input: { script: [{ answer: 'ok' }] } });
     assert.equal((await api.waitForTask(task.id)).status, 'completed');
 
@@ -315,10 +339,10 @@ describe('the Web UI shows encrypted payloads through the codec server (headless
         decodeCalls.push({ status: res.status(), allowOrigin: res.headers()['access-control-allow-origin'] });
       }
     });
-    await page.goto(`${dev!.uiUrl}/namespaces/default/workflows/${taskWorkflowId(task.id)}`, { waitUntil: 'domcontentloaded' });
-    await page.getByRole('heading', { name: taskWorkflowId(task.id) }).first().waitFor({ timeout: 60_000 });
+    await page.goto(`${dev!.uiUrl}/namespaces/default/workflows/${agentWorkflowId(agent.id)}`, { waitUntil: 'domcontentloaded' });
+    await page.getByRole('heading', { name: agentWorkflowId(agent.id) }).first().waitFor({ timeout: 60_000 });
     await page.getByRole('tab', { name: 'User Metadata' }).click();
-    const expected = `Task "show ${SECRET}" of agent UI agent`;
+    const expected = `Agent UI agent ${SECRET} (general, autopilot)`;
     const deadline = Date.now() + 60_000;
     let shown: string | Error = '';
     while (Date.now() < deadline && shown !== expected) {

@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
-import { agentWorkflowId, taskWorkflowId } from '../workflows/definitions';
+import { agentWorkflowId } from '../workflows/definitions';
 import { startStack, testConfig, waitFor, type TestStack } from './helpers/stack';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
@@ -24,6 +24,13 @@ function localActivities(events: HistoryEvent[]): string[] {
 }
 
 const { EventType } = temporal.api.enums.v1;
+const WORKFLOW_TASK_EVENTS = new Set([
+  EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+  EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+  EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+  EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
+  EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
+]);
 
 /** A history cut into what each workflow task completion decided: the events after one WORKFLOW_TASK_COMPLETED. */
 function workflowTaskGroups(events: HistoryEvent[]): HistoryEvent[][] {
@@ -37,9 +44,10 @@ function workflowTaskGroups(events: HistoryEvent[]): HistoryEvent[][] {
 }
 
 /**
- * What one agent task costs the server: the Postgres projection writes run as local activities, so a task
- * hands only its model and tool calls to workers, and a goal whose score is cached needs no scoring
- * activity. The rows those local activities write are checked too.
+ * What one agent task costs the server: a goal runs inside its agent's workflow (no child workflow), the
+ * Postgres projection writes run as local activities, so a task hands only its model and tool calls to
+ * workers, and a goal whose score is cached needs no scoring activity. The rows those local activities
+ * write are checked too.
  */
 describe('history of an agent task', () => {
   let stack: TestStack;
@@ -51,12 +59,17 @@ describe('history of an agent task', () => {
     await stack?.stop();
   });
 
-  /** A task's row is final before the workflow task recording it completes: its history, once closed. */
-  const closedHistory = async (workflowId: string): Promise<HistoryEvent[]> => {
-    const handle = stack.client.workflow.getHandle(workflowId);
-    await handle.result();
-    return (await handle.fetchHistory()).events ?? [];
-  };
+  /**
+   * A task's row is final before the workflow task recording it completes: the agent's history once it has
+   * recorded `finished` task ends and its last workflow task has completed (its commands follow that event).
+   */
+  const settledHistory = (agentId: string, finished: number): Promise<HistoryEvent[]> =>
+    waitFor(async () => {
+      const events = (await stack.client.workflow.getHandle(agentWorkflowId(agentId)).fetchHistory()).events ?? [];
+      const ends = localActivities(events).filter((t) => t === 'finishTask').length;
+      const lastTask = [...events].reverse().find((e) => WORKFLOW_TASK_EVENTS.has(e.eventType!));
+      return ends === finished && lastTask?.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED ? events : undefined;
+    }, `${finished} task ends in the history of agent ${agentId}`);
 
   it('hands off only model and tool calls; records and a cached score run as local activities', { timeout: 120_000 }, async () => {
     const agent = await stack.api.createAgent({ name: 'Lean', objective: 'Answer questions', autonomy: 'autopilot' });
@@ -68,15 +81,20 @@ describe('history of an agent task', () => {
     assert.equal(done.status, 'completed');
     assert.deepEqual(done.output, { answer: '[offline] ok' });
 
-    const task = await closedHistory(taskWorkflowId(second.id));
-    assert.deepEqual(scheduledActivities(task), ['callModel', 'runTool', 'callModel'], 'the task schedules its model and tool calls only');
-    assert.deepEqual(localActivities(task), ['finishTask'], 'its end is recorded by a local activity');
-
     // Both goals are in the agent's current run (it continues as new only past AGENT_HISTORY_LIMIT events).
-    const agentEvents = (await stack.client.workflow.getHandle(agentWorkflowId(agent.id)).fetchHistory()).events ?? [];
-    assert.deepEqual(scheduledActivities(agentEvents), ['scoreGoal'], 'only the first goal, a cache miss, needed a scoring activity');
+    const agentEvents = await settledHistory(agent.id, 2);
+    const steps = ['callModel', 'runTool', 'callModel'];
+    assert.deepEqual(
+      scheduledActivities(agentEvents),
+      ['scoreGoal', ...steps, ...steps],
+      'each task schedules its model and tool calls only; only the first goal, a cache miss, needed a scoring activity',
+    );
+    assert.ok(
+      !agentEvents.some((e) => e.eventType === EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED),
+      'the goals ran in the agent workflow, not as children',
+    );
     const local = localActivities(agentEvents);
-    for (const type of ['recordAgent', 'recordTaskQueued', 'cachedGoalScore', 'syncAgentState']) {
+    for (const type of ['recordAgent', 'recordTaskQueued', 'cachedGoalScore', 'syncAgentState', 'finishTask']) {
       assert.ok(local.includes(type), `${type} ran as a local activity (local: ${local.join(', ')})`);
     }
     assert.equal(local.filter((t) => t === 'recordTaskQueued').length, 2, 'one task row write per goal');
@@ -106,9 +124,10 @@ describe('history of an agent task', () => {
     assert.equal((await stack.api.post(`/api/v1/approvals/${approval.id}/approve`, { decidedBy: 'alice' })).status, 200);
     assert.equal((await stack.api.waitForTask(task.id)).status, 'completed');
 
-    const events = await closedHistory(taskWorkflowId(task.id));
-    const decided = workflowTaskGroups(events).find((g) => g.some((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED));
-    assert.ok(decided, 'the decision update completed in a workflow task');
+    const events = await settledHistory(agent.id, 1);
+    const decided = workflowTaskGroups(events).find((g) => localActivities(g).includes('recordApprovalDecision'));
+    assert.ok(decided, 'the decision was recorded in a workflow task');
+    assert.ok(decided.some((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED), 'which completed the decision update');
     assert.deepEqual(localActivities(decided), ['recordApprovalDecision'], 'the decision row is written inside it');
     assert.ok(scheduledActivities(decided).includes('runTool'), `and the approved call is scheduled by it (${scheduledActivities(decided).join(', ')})`);
     const { rows } = await stack.db.query<{ status: string; decided_by: string }>('SELECT status, decided_by FROM approvals WHERE id = $1', [approval.id]);
@@ -131,7 +150,7 @@ describe('history of an agent task', () => {
     assert.deepEqual(new Set(done.map((t) => t.status)), new Set(['completed']));
 
     const histories = await Promise.all(
-      [...agents.map((a) => agentWorkflowId(a.id)), ...tasks.map((t) => taskWorkflowId(t.id))].map(async (workflowId) => ({
+      agents.map((a) => agentWorkflowId(a.id)).map(async (workflowId) => ({
         workflowId,
         history: await stack.client.workflow.getHandle(workflowId).fetchHistory(),
       })),

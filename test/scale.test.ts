@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Config } from '../lib/config';
-import { taskWorkflowId } from '../workflows/definitions';
+import { agentWorkflowId } from '../workflows/definitions';
 import { killHard, spawnWorker, startApi, testConfig, type TestStack } from './helpers/stack';
 
 const AGENTS = 8;
@@ -43,18 +43,18 @@ describe('two workers on one task queue', () => {
     const done = await Promise.all(submitted.map((t) => stack.api.waitForTask(t.id, 180_000)));
     assert.deepEqual(new Set(done.map((t) => t.status)), new Set(['completed']));
 
-    // Which worker started each task's activities, from the task workflow's event history.
-    const workersOfTask = await Promise.all(
-      submitted.map(async (t) => {
-        const history = await stack.client.workflow.getHandle(taskWorkflowId(t.id)).fetchHistory();
+    // Which worker ran each agent's workflow tasks and activities (its goals' steps among them), from its history.
+    const workersOfAgent = await Promise.all(
+      agents.map(async (agent) => {
+        const history = await stack.client.workflow.getHandle(agentWorkflowId(agent.id)).fetchHistory();
         const identities = (history.events ?? []).flatMap((e) => [e.activityTaskStartedEventAttributes?.identity, e.workflowTaskStartedEventAttributes?.identity]);
         return new Set(identities.filter((id): id is string => Boolean(id)));
       }),
     );
-    const all = new Set(workersOfTask.flatMap((s) => [...s]));
+    const all = new Set(workersOfAgent.flatMap((s) => [...s]));
     assert.deepEqual([...all].sort(), ['worker-a', 'worker-b'], 'only our two workers ran anything, and both did');
-    const ranOn = (identity: string) => workersOfTask.filter((s) => s.has(identity)).length;
-    assert.ok(ranOn('worker-a') > 0 && ranOn('worker-b') > 0, `tasks on worker-a: ${ranOn('worker-a')}, on worker-b: ${ranOn('worker-b')}`);
+    const ranOn = (identity: string) => workersOfAgent.filter((s) => s.has(identity)).length;
+    assert.ok(ranOn('worker-a') > 0 && ranOn('worker-b') > 0, `agents on worker-a: ${ranOn('worker-a')}, on worker-b: ${ranOn('worker-b')}`);
 
     // No double execution: each agent's counter went up once per task, and the ledger holds one entry per call.
     const { rows: counters } = await stack.db.query<{ scope: string; value: number; version: number }>(

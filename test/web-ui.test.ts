@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { agentWorkflowId, taskWorkflowId } from '../workflows/definitions';
+import { agentWorkflowId } from '../workflows/definitions';
 import { launchChromium, type ChromiumSession } from './helpers/browser';
 import { startApi, startWorker, testConfig, waitFor, type TestStack } from './helpers/stack';
 
@@ -103,7 +103,7 @@ describe('Temporal Web UI (headless Chromium)', { timeout: 240_000 }, () => {
     await waitFor(async () => {
       const ids: string[] = [];
       for await (const wf of stack.client.workflow.list({ query: `AgentId = "${other.id}"` })) ids.push(wf.workflowId);
-      return ids.includes(agentWorkflowId(other.id)) && ids.includes(taskWorkflowId(otherTask.id));
+      return ids.includes(agentWorkflowId(other.id));
     }, "the other agent's workflows in visibility");
   });
 
@@ -114,34 +114,33 @@ describe('Temporal Web UI (headless Chromium)', { timeout: 240_000 }, () => {
     await stack?.stop();
   });
 
-  it('lists the agent and its task workflow by the AgentId search attribute, and no other agent', async (t) => {
+  it('lists the agent workflow by the AgentId search attribute, and no other agent', async (t) => {
     await openPage();
     const started = Date.now();
     const query = `AgentId = "${agent.id}"`;
     const url = `${uiUrl}/namespaces/default/workflows?query=${encodeURIComponent(query)}`;
-    const expected = [agentWorkflowId(agent.id), taskWorkflowId(task.id)].sort();
+    const expected = [agentWorkflowId(agent.id)];
     const ids = await step('list', async () => {
       let loads = 0;
       let seen: string[] = [];
       const deadline = Date.now() + UI_TIMEOUT_MS;
-      // Visibility may trail the workflows by a moment: reload until both rows are there.
+      // Visibility may trail the workflows by a moment: reload until the row is there.
       while (Date.now() < deadline) {
         loads++;
         await page().goto(url, { waitUntil: 'domcontentloaded' });
         try {
-          await page().getByRole('link', { name: taskWorkflowId(task.id), exact: true }).waitFor({ timeout: 10_000 });
-          await page().getByRole('link', { name: agentWorkflowId(agent.id), exact: true }).waitFor({ timeout: 1_000 });
+          await page().getByRole('link', { name: agentWorkflowId(agent.id), exact: true }).waitFor({ timeout: 10_000 });
         } catch {
           seen = await listedWorkflowIds(page());
           continue;
         }
-        t.diagnostic(`list showed both workflows after ${Date.now() - started} ms (${loads} page load(s))`);
+        t.diagnostic(`list showed the agent's workflow after ${Date.now() - started} ms (${loads} page load(s))`);
         return listedWorkflowIds(page());
       }
       throw new Error(`the list filtered by ${query} did not show ${expected.join(' and ')} within ${UI_TIMEOUT_MS} ms (rows: ${seen.join(', ') || 'none'})`);
     });
     await screenshot('workflow-list');
-    assert.deepEqual([...ids].sort(), expected, 'exactly the agent and its task are listed');
+    assert.deepEqual([...ids].sort(), expected, 'exactly the agent is listed (its goals run inside its workflow)');
     const text = await page().locator('body').innerText();
     assert.ok(!text.includes(other.id), "the other agent's workflow is not listed");
     assert.ok(!text.includes(otherTask.id), "the other agent's task is not listed");
@@ -149,19 +148,19 @@ describe('Temporal Web UI (headless Chromium)', { timeout: 240_000 }, () => {
     assert.ok(text.includes(agent.id), 'the AgentId filter is shown');
   });
 
-  it("shows the waiting task's summary and its current details (waiting for approval)", async (t) => {
+  it("shows the agent's summary and its current details (its task waiting for approval)", async (t) => {
     await openPage();
     const started = Date.now();
     await step('workflow-page', async () => {
-      await page().goto(`${uiUrl}/namespaces/default/workflows/${taskWorkflowId(task.id)}`, { waitUntil: 'domcontentloaded' });
+      await page().goto(`${uiUrl}/namespaces/default/workflows/${agentWorkflowId(agent.id)}`, { waitUntil: 'domcontentloaded' });
       // The page header names the workflow; the run's page long-polls its history, so wait for elements, not the network.
-      await page().getByRole('heading', { name: taskWorkflowId(task.id) }).first().waitFor({ timeout: UI_TIMEOUT_MS });
+      await page().getByRole('heading', { name: agentWorkflowId(agent.id) }).first().waitFor({ timeout: UI_TIMEOUT_MS });
       t.diagnostic(`workflow page header shown after ${Date.now() - started} ms`);
       await page().getByRole('tab', { name: 'User Metadata' }).click();
       await page().waitForURL(/\/user-metadata$/);
     });
 
-    const expectedSummary = `Task "${taskTitle}" of agent ${agentName}`;
+    const expectedSummary = `Agent ${agentName} (general, copilot)`;
     const summary = await step('summary', async () => {
       const deadline = Date.now() + UI_TIMEOUT_MS;
       let shown: string | Error = '';
@@ -191,7 +190,7 @@ describe('Temporal Web UI (headless Chromium)', { timeout: 240_000 }, () => {
     });
     assert.match(details, new RegExp(`^${agentName} · waiting for approval of memory_write \\(request ${approval!.id}, expires \\S+\\)$`));
     t.diagnostic(`current details shown after ${Date.now() - started} ms`);
-    await screenshot('task-workflow');
+    await screenshot('agent-workflow');
   });
 
   it('approving through the API lets the task complete', async () => {

@@ -28,7 +28,10 @@ import {
   AgentStatusAttr,
   archiveAgentUpdate,
   cancelGoalUpdate,
+  decideApprovalSignal,
+  decideApprovalUpdate,
   getAgentStateQuery,
+  getTaskProgressQuery,
   OrgIdAttr,
   pauseAgentUpdate,
   pauseTaskSignal,
@@ -51,13 +54,20 @@ import {
   type TaskOutcome,
 } from './definitions';
 import { AgentReminders } from './reminder';
-import { TaskWorkflow } from './task';
+import { TaskRun, TaskWorkflow } from './task';
 
 /** Failures that mean the agent itself needs an operator; it stops taking goals until resumed. */
 const AGENT_ERROR_TYPES: readonly string[] = [ErrorType.ProviderAuth, ErrorType.Configuration];
 
 /** An agent running goal after goal re-confirms its active slot this often (fairness vs. history size). */
 const SLOT_RECHECK_MS = 10_000;
+
+/**
+ * Patch: goals run inline in the agent's workflow instead of as a TaskWorkflow child each (a child costs a
+ * workflow start, four workflow tasks and its own history per goal). Histories recorded before it replay
+ * with children; a child still running when this is deployed finishes as a child.
+ */
+const INLINE_TASKS_PATCH = 'tasks-inline';
 
 /** How many finished task outcomes the agent remembers, to answer a late cancel truthfully. */
 const RECENT_OUTCOMES = 100;
@@ -71,6 +81,8 @@ class Agent {
   submitting = 0;
   archiveRequested = false;
   archived = false;
+  /** The goal running now: inline (runningTask), or as a child in histories from before INLINE_TASKS_PATCH. */
+  runningTask: TaskRun | null = null;
   runningChild: ChildWorkflowHandle<typeof TaskWorkflow> | null = null;
   runningScope: CancellationScope | null = null;
   readonly recentOutcomes = new Map<string, TaskOutcome>();
@@ -154,7 +166,7 @@ class Agent {
 
 /**
  * A long-lived agent: owns its lifecycle (IDLE, RUNNING, PAUSED, ERROR, ARCHIVED) and its goal queue,
- * and runs one goal at a time as a TaskWorkflow child. Continues as new between goals before its
+ * and runs one goal at a time (a TaskRun, in this workflow). Continues as new between goals before its
  * history grows large, carrying its queue and state. Postgres is kept current through activities.
  */
 export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiveState> {
@@ -213,6 +225,23 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
   };
 
   setHandler(getAgentStateQuery, () => agent.snapshot());
+  setHandler(getTaskProgressQuery, () => {
+    if (!agent.runningTask) throw new Error('no task is running on this agent');
+    return agent.runningTask.snapshot();
+  });
+
+  // Approval decisions for the running goal (crew work and older child tasks take them in TaskWorkflow).
+  const runningTaskFor = (approvalId: string): TaskRun => {
+    if (!agent.runningTask) throw new Error(`no pending approval request ${approvalId} on this agent`);
+    return agent.runningTask;
+  };
+  setHandler(decideApprovalUpdate, (request) => runningTaskFor(request.approvalId).applyDecision(request), {
+    validator: (request) => runningTaskFor(request.approvalId).checkDecision(request),
+  });
+  setHandler(decideApprovalSignal, async (request) => {
+    if (agent.runningTask) await agent.runningTask.applyDecisionSignal(request);
+    else log.warn('approval decision signal ignored: no task is running', { approvalId: request.approvalId });
+  });
 
   setHandler(agentReadyUpdate, async () => {
     await condition(() => agent.recorded);
@@ -254,6 +283,7 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     async () => {
       if (!agent.state.paused) {
         agent.state.paused = true;
+        agent.runningTask?.pause();
         await agent.runningChild?.signal(pauseTaskSignal);
         await publish();
       }
@@ -268,6 +298,7 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
       if (agent.state.paused || agent.state.errorReason) {
         agent.state.paused = false;
         agent.state.errorReason = null;
+        agent.runningTask?.resume();
         await agent.runningChild?.signal(resumeTaskSignal);
         await publish();
       }
@@ -467,12 +498,18 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     await publish();
     const scope = new CancellationScope();
     agent.runningScope = scope;
+    const taskInput = { goal, agent: agent.config, settings: input.settings, startPaused: agent.state.paused };
     let outcome: TaskOutcome;
     try {
       outcome = await scope.run(async () => {
+        if (patched(INLINE_TASKS_PATCH)) {
+          // A cancelled task records its own end and returns it.
+          agent.runningTask = new TaskRun(taskInput, acts, workflowInfo().workflowId);
+          return agent.runningTask.run();
+        }
         const child = await startChild(TaskWorkflow, {
           workflowId: taskWorkflowId(goal.taskId),
-          args: [{ goal, agent: agent.config, settings: input.settings, startPaused: agent.state.paused }],
+          args: [taskInput],
           // The child records its own cancellation, so wait for it to finish doing so.
           cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
           parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
@@ -493,6 +530,7 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
       outcome = cancelledOutcome(goal.taskId, agent.archiveRequested ? 'agent archived' : undefined);
     }
     agent.runningScope = null;
+    agent.runningTask = null;
     agent.runningChild = null;
     agent.rememberOutcome(outcome);
     if (outcome.status === 'completed') agent.state.goalsCompleted += 1;

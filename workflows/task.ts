@@ -1,6 +1,5 @@
 import {
   ActivityFailure,
-  allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -30,7 +29,9 @@ import {
   type ApprovalOutcome,
   type TaskOutcome,
   type TaskStatus,
+  type TaskProgress,
   type TaskWorkflowInput,
+  taskWorkflowId,
   toolAllowed,
 } from './definitions';
 
@@ -45,40 +46,73 @@ function gateFor(agent: AgentConfig, call: ToolCall, policy: ToolPolicy | undefi
   return agent.autonomy === 'copilot' ? 'approve' : 'run';
 }
 
+type TaskActivities = ReturnType<typeof activitiesFor>;
+
 /**
- * One goal of an agent, run as a child of its AgentWorkflow: model call → tool calls → observe, until
- * the model answers, the step limit or the time limit. Side-effecting tool calls are gated by the agent's
- * autonomy: proposed (manual), sent for approval and waited on durably (copilot, or tools that always need
- * approval), or executed with a notification (autopilot). The reasoning trace is written by activities;
- * this workflow only decides what happens next. It never throws for a task failure: the outcome says why.
+ * One goal of an agent: model call → tool calls → observe, until the model answers, the step limit or the
+ * time limit. Side-effecting tool calls are gated by the agent's autonomy: proposed (manual), sent for
+ * approval and waited on durably (copilot, or tools that always need approval), or executed with a
+ * notification (autopilot). The reasoning trace is written by activities; this only decides what happens
+ * next. It never throws for a task failure: the outcome says why.
+ *
+ * It runs inside the workflow that hosts the task: an agent's goals run inline in its AgentWorkflow, a
+ * crew's member work runs as a TaskWorkflow child. The host routes its messages (pause, resume, approval
+ * decisions, the progress query) to `pause`, `resume`, `checkDecision`/`applyDecision` and `progress`.
  */
-export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcome> {
-  const { goal, agent, settings } = input;
-  const acts = activitiesFor(settings);
-  const progress = { status: 'planning' as TaskStatus, step: 0, paused: input.startPaused, activity: 'starting' };
+export class TaskRun {
+  readonly progress: { status: TaskStatus; step: number; paused: boolean; activity: string };
   /** The approval request being waited on, and every decision taken (for idempotent repeats). */
-  let pendingApprovalId: string | null = null;
-  const decisions = new Map<string, ApprovalOutcome>();
+  private pendingApprovalId: string | null = null;
+  private readonly decisions = new Map<string, ApprovalOutcome>();
   /** Decisions whose approval row is written; the task acts on a decision only once it is. */
-  const recordedDecisions = new Set<string>();
-  const notifications: Promise<void>[] = [];
+  private readonly recordedDecisions = new Set<string>();
+  /** Decisions still being recorded; the task finishes only once none is. */
+  private decisionsInFlight = 0;
+  private readonly notifications: Promise<void>[] = [];
+  /** The task's identity in side-effect and notification keys (`task-<taskId>`, wherever it runs). */
+  private readonly key: string;
 
-  setHandler(pauseTaskSignal, () => void (progress.paused = true));
-  setHandler(resumeTaskSignal, () => void (progress.paused = false));
-  setHandler(getTaskProgressQuery, () => ({ taskId: goal.taskId, maxSteps: settings.maxSteps, ...progress }));
+  constructor(
+    private readonly input: TaskWorkflowInput,
+    private readonly acts: TaskActivities,
+    /** The workflow running this task: approval decisions are sent there. */
+    private readonly hostWorkflowId: string,
+  ) {
+    this.progress = { status: 'planning', step: 0, paused: input.startPaused, activity: 'starting' };
+    this.key = taskWorkflowId(input.goal.taskId);
+  }
 
-  const checkDecision = (request: ApprovalDecisionInput): void => {
-    const known = decisions.get(request.approvalId);
+  get taskId(): string {
+    return this.input.goal.taskId;
+  }
+
+  snapshot(): TaskProgress {
+    return { taskId: this.taskId, maxSteps: this.input.settings.maxSteps, ...this.progress };
+  }
+
+  pause(): void {
+    this.progress.paused = true;
+  }
+
+  resume(): void {
+    this.progress.paused = false;
+  }
+
+  /** Refuses a decision that does not apply: unknown request, expired, or decided the other way. */
+  checkDecision(request: ApprovalDecisionInput): void {
+    const known = this.decisions.get(request.approvalId);
     if (known) {
       if (known.status === 'expired') throw new Error('approval request expired');
       if (known.status !== (request.decision === 'approve' ? 'approved' : 'rejected')) throw new Error(`approval request already ${known.status}`);
       return;
     }
-    if (pendingApprovalId !== request.approvalId) throw new Error(`no pending approval request ${request.approvalId} on this task`);
+    if (this.pendingApprovalId !== request.approvalId) throw new Error(`no pending approval request ${request.approvalId} on this task`);
     if (request.decision === 'reject' && request.editedAction) throw new Error('editedAction applies to approve only');
-  };
-  const applyDecision = async (request: ApprovalDecisionInput): Promise<ApprovalOutcome> => {
-    const known = decisions.get(request.approvalId);
+  }
+
+  /** Applies a checked decision (a repeat gets the first outcome) and records it. */
+  async applyDecision(request: ApprovalDecisionInput): Promise<ApprovalOutcome> {
+    const known = this.decisions.get(request.approvalId);
     if (known) return known;
     const outcome: ApprovalOutcome = {
       approvalId: request.approvalId,
@@ -89,31 +123,187 @@ export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcom
       decidedAt: new Date().toISOString(),
     };
     // Set before the first await: a concurrent opposite decision is refused by the validator from here on.
-    decisions.set(request.approvalId, outcome);
-    await acts.recordApprovalDecision(outcome);
-    recordedDecisions.add(request.approvalId);
-    return outcome;
-  };
-  setHandler(decideApprovalUpdate, applyDecision, { validator: checkDecision });
-  setHandler(decideApprovalSignal, async (request) => {
+    this.decisions.set(request.approvalId, outcome);
+    this.decisionsInFlight += 1;
     try {
-      checkDecision(request);
+      await this.acts.recordApprovalDecision(outcome);
+    } finally {
+      this.decisionsInFlight -= 1;
+    }
+    this.recordedDecisions.add(request.approvalId);
+    return outcome;
+  }
+
+  /** The same decision sent as a signal: one that does not apply is logged and ignored. */
+  async applyDecisionSignal(request: ApprovalDecisionInput): Promise<void> {
+    try {
+      this.checkDecision(request);
     } catch (err) {
       log.warn('approval decision signal ignored', { approvalId: request.approvalId, reason: (err as Error).message });
       return;
     }
-    await applyDecision(request);
-  });
+    await this.applyDecision(request);
+  }
 
-  const show = (activity: string) => {
-    progress.activity = activity;
-    setCurrentDetails(`**${agent.name}** · ${activity}`);
-  };
+  async run(): Promise<TaskOutcome> {
+    const { goal, agent, settings } = this.input;
+    const { acts, progress } = this;
+    const rank = goal.score ?? goal.priority * 100;
+    const messages: LlmMessage[] = [
+      { role: 'system', content: systemPrompt(this.input) },
+      { role: 'user', content: taskPrompt(goal.title, goal.input) },
+    ];
+    const timeoutMs = settings.taskTimeoutSeconds * 1000;
+    let activeMs = 0;
+
+    // Patch: the first model call marks the task as started itself, one activity (three history events)
+    // less per task. Histories recorded before it (test/histories/legacy/before-status-patch-*) replay
+    // through the old branch. Once no such run is open, deprecatePatch() and then removal follow.
+    const startsInModelCall = patched('status-in-first-model-call');
+    try {
+      if (!startsInModelCall) await acts.setTaskStatus({ taskId: goal.taskId, status: 'planning' });
+      for (progress.step = 1; progress.step <= settings.maxSteps; progress.step++) {
+        const { step } = progress;
+        if (progress.paused) {
+          this.show(`paused before step ${step}/${settings.maxSteps}`);
+          await condition(() => !progress.paused);
+        }
+        if (activeMs >= timeoutMs) {
+          return await this.finish('failed', null, {
+            message: `timed out: ran for more than ${settings.taskTimeoutSeconds}s (AGENT_TIMEOUT_SECONDS)`,
+            type: ErrorType.TaskLimit,
+          });
+        }
+        const stepStarted = Date.now();
+        let waitedMs = 0;
+        this.show(`thinking (step ${step}/${settings.maxSteps})`);
+        const reply = await this.admitted(() => acts.callModel(this.summary(`model call, step ${step}/${settings.maxSteps}`), {
+          taskId: goal.taskId,
+          step,
+          owner: { agentId: agent.id, orgId: agent.orgId, priority: rank, agentBudget: agent.tokenBudgetPerMinute ?? null },
+          markStarted: startsInModelCall && step === 1,
+          provider: agent.provider,
+          fallbackProviders: agent.fallbackProviders ?? [],
+          model: agent.model,
+          messages,
+          toolNames: agent.allowedTools,
+          mcpServers: agent.mcpServers ?? [],
+        }));
+        if (reply.finishReason === 'refusal') {
+          return await this.finish('failed', null, { message: `model refused: ${reply.content}`, type: ErrorType.ProviderRefusal });
+        }
+        messages.push({ role: 'assistant', content: reply.content, toolCalls: reply.toolCalls });
+        if (reply.toolCalls.length === 0) {
+          return await this.finish('completed', { answer: reply.content }, null);
+        }
+        progress.status = 'running';
+        const proposals: { tool: string; arguments: unknown }[] = [];
+        for (const [index, call] of reply.toolCalls.entries()) {
+          const gate = gateFor(agent, call, reply.toolPolicies?.[call.name]);
+          const decisionSeq = index + 1;
+          let toRun = call;
+          if (gate === 'propose') {
+            const proposal = { tool: call.name, arguments: parseArguments(call.arguments) };
+            proposals.push(proposal);
+            await acts.recordDecision({
+              taskId: goal.taskId,
+              step,
+              seq: decisionSeq,
+              type: 'tool_call',
+              reasoning: `Proposed ${call.name} for a human to execute (manual autonomy); not executed`,
+              action: proposal,
+              result: { proposed: true, executed: false },
+              confidence: null,
+            });
+            messages.push(toolMessage(call, 'Proposed to a human for manual execution; not executed by the agent.'));
+            continue;
+          }
+          if (gate === 'approve') {
+            const waitStarted = Date.now();
+            const outcome = await this.requestApproval(step, index, call);
+            waitedMs += Date.now() - waitStarted;
+            if (outcome.status === 'expired' && agent.onApprovalTimeout !== 'escalate') {
+              return await this.finish('failed', null, {
+                message: `approval ${outcome.approvalId} for ${call.name} expired: ${outcome.reason}`,
+                type: ErrorType.ApprovalExpired,
+              });
+            }
+            if (outcome.status !== 'approved') {
+              const why =
+                outcome.status === 'rejected'
+                  ? `Rejected by ${outcome.decidedBy ?? 'a reviewer'}: ${outcome.reason ?? 'no reason given'}`
+                  : `No decision arrived in time (${outcome.reason}); escalated`;
+              await acts.recordDecision({
+                taskId: goal.taskId,
+                step,
+                seq: decisionSeq,
+                type: 'escalate',
+                reasoning: `${why}. ${call.name} was not executed.`,
+                action: { tool: call.name, arguments: parseArguments(call.arguments), approvalId: outcome.approvalId },
+                result: { approval: outcome.status },
+                confidence: null,
+              });
+              messages.push(toolMessage(call, `${why}. The action was not executed.`));
+              continue;
+            }
+            if (outcome.editedAction) toRun = { ...call, arguments: JSON.stringify(outcome.editedAction) };
+          }
+          this.show(`calling tool ${call.name} (step ${step}/${settings.maxSteps})`);
+          const result = await this.admitted(() => acts.runTool(this.summary(`${toRun.name}, step ${step}/${settings.maxSteps}`), {
+            taskId: goal.taskId,
+            agentId: agent.id,
+            orgId: agent.orgId,
+            step,
+            index,
+            call: toRun,
+            allowedTools: agent.allowedTools,
+            mcpServers: agent.mcpServers ?? [],
+            // Stable across activity retries and worker crashes: the side effect's identity.
+            idempotencyKey: `${this.key}:${step}:${index}`,
+            delegationDepth: goal.delegationDepth,
+            maxDelegationDepth: settings.maxDelegationDepth,
+            priority: rank,
+          }));
+          messages.push({ role: 'tool', toolCallId: result.toolCallId, name: result.name, content: result.content });
+          if (gate === 'run' && reply.toolPolicies?.[call.name]?.sideEffect && !result.isError) {
+            this.notifyLater('autopilot_executed', `${step}:${index}`, { tool: call.name, arguments: parseArguments(toRun.arguments), result: result.content });
+          }
+        }
+        if (proposals.length > 0) {
+          return await this.finish('completed', { suggestion: reply.content, proposedActions: proposals, executed: false }, null);
+        }
+        activeMs += Date.now() - stepStarted - waitedMs;
+      }
+      progress.step = settings.maxSteps;
+      return await this.finish('failed', null, {
+        message: `stopped after ${settings.maxSteps} steps without a final answer (max steps)`,
+        type: ErrorType.TaskLimit,
+      });
+    } catch (err) {
+      if (isCancellation(err)) return await this.finish('cancelled', null, { message: 'cancelled', type: 'Cancelled' });
+      if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
+        return await this.finish('failed', null, { message: err.cause.message, type: err.cause.type ?? 'ActivityFailure' });
+      }
+      throw err;
+    }
+  }
+
+  /** An activity's one-line summary in the Web UI, naming the task: an agent's history holds all its goals. */
+  private summary(what: string): string {
+    const { title } = this.input.goal;
+    return `"${title.length > 60 ? `${title.slice(0, 59)}…` : title}" · ${what}`;
+  }
+
+  private show(activity: string): void {
+    this.progress.activity = activity;
+    setCurrentDetails(`**${this.input.agent.name}** · ${activity}`);
+  }
 
   /** Notifications run beside the task (in a scope cancellation cannot reach) and are awaited at the end. */
-  const notifyLater = (event: NotificationInput['event'], key: string, payload: Record<string, unknown>) => {
+  private notifyLater(event: NotificationInput['event'], key: string, payload: Record<string, unknown>): void {
+    const { agent, goal } = this.input;
     const notification: NotificationInput = {
-      key: `${workflowInfo().workflowId}:${event}:${key}`,
+      key: `${this.key}:${event}:${key}`,
       orgId: agent.orgId,
       agentId: agent.id,
       taskId: goal.taskId,
@@ -121,39 +311,40 @@ export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcom
       payload: { agentName: agent.name, taskTitle: goal.title, ...payload },
       target: agent.notify ?? { type: 'log' },
     };
-    notifications.push(
-      CancellationScope.nonCancellable(() => acts.notify(notification)).catch((err) =>
+    this.notifications.push(
+      CancellationScope.nonCancellable(() => this.acts.notify(notification)).catch((err) =>
         log.warn('notification not delivered', { event, error: String(err) }),
       ),
     );
-  };
+  }
 
-  const finish = async (
+  private async finish(
     status: TaskOutcome['status'],
     output: unknown,
     error: { message: string; type: string } | null,
-  ): Promise<TaskOutcome> => {
+  ): Promise<TaskOutcome> {
     const outcome: TaskOutcome = {
-      taskId: goal.taskId,
+      taskId: this.taskId,
       status,
       output,
       error: error?.message ?? null,
       errorType: error?.type ?? null,
-      steps: progress.step,
+      steps: this.progress.step,
     };
-    progress.status = status;
-    show(status === 'completed' ? 'completed' : `${status}: ${error?.message ?? ''}`);
+    this.progress.status = status;
+    this.show(status === 'completed' ? 'completed' : `${status}: ${error?.message ?? ''}`);
     // Recording the end must happen even when the task itself was cancelled.
     await CancellationScope.nonCancellable(async () => {
-      await acts.finishTask({ outcome, decision: error ? { type: 'escalate', reasoning: error.message } : undefined });
-      await Promise.all(notifications);
-      await condition(allHandlersFinished);
+      await this.acts.finishTask({ outcome, decision: error ? { type: 'escalate', reasoning: error.message } : undefined });
+      await Promise.all(this.notifications);
+      await condition(() => this.decisionsInFlight === 0);
     });
     return outcome;
-  };
+  }
 
   /** Opens an approval request and waits for a decision or the timeout; returns how it ended. */
-  const requestApproval = async (step: number, index: number, call: ToolCall): Promise<ApprovalOutcome> => {
+  private async requestApproval(step: number, index: number, call: ToolCall): Promise<ApprovalOutcome> {
+    const { agent, goal, settings } = this.input;
     const approvalId = uuid4();
     const hours = agent.approvalTimeoutHours ?? settings.approvalTimeoutHours;
     const timeoutMs = Math.round(hours * 3_600_000);
@@ -161,30 +352,31 @@ export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcom
     const proposedAction = { tool: call.name, arguments: parseArguments(call.arguments) };
     const title = `${agent.name} wants to call ${call.name} for "${goal.title}"`;
     // Known as pending before its row exists: whoever sees the row can decide at once.
-    pendingApprovalId = approvalId;
-    await acts.createApproval({
+    this.pendingApprovalId = approvalId;
+    await this.acts.createApproval({
       approvalId,
       taskId: goal.taskId,
       agentId: agent.id,
       orgId: agent.orgId,
+      workflowId: this.hostWorkflowId,
       step,
       callIndex: index,
       title,
       proposedAction,
       expiresAt,
     });
-    progress.status = 'awaiting_approval';
-    show(`waiting for approval of ${call.name} (request ${approvalId}, expires ${expiresAt})`);
-    notifyLater('approval_needed', approvalId, { approvalId, title, proposedAction, expiresAt });
+    this.progress.status = 'awaiting_approval';
+    this.show(`waiting for approval of ${call.name} (request ${approvalId}, expires ${expiresAt})`);
+    this.notifyLater('approval_needed', approvalId, { approvalId, title, proposedAction, expiresAt });
 
     // A durable timer: no worker slot is held while a human decides, and it fires after any restart.
-    const decided = await condition(() => decisions.has(approvalId), timeoutMs, {
+    const decided = await condition(() => this.decisions.has(approvalId), timeoutMs, {
       summary: `approval ${approvalId} of ${call.name} expires`,
     });
     // Patch: act on a decision only once its row says so, or a crash in between could let the task
     // finish first and mark the approved request expired. Earlier histories replay without the wait.
-    if (decided && patched('approval-recorded-before-acting')) await condition(() => recordedDecisions.has(approvalId));
-    pendingApprovalId = null;
+    if (decided && patched('approval-recorded-before-acting')) await condition(() => this.recordedDecisions.has(approvalId));
+    this.pendingApprovalId = null;
     if (!decided) {
       const expired: ApprovalOutcome = {
         approvalId,
@@ -194,176 +386,51 @@ export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcom
         editedAction: null,
         decidedAt: new Date().toISOString(),
       };
-      decisions.set(approvalId, expired);
-      await acts.recordApprovalDecision(expired);
+      this.decisions.set(approvalId, expired);
+      await this.acts.recordApprovalDecision(expired);
     }
-    const outcome = decisions.get(approvalId)!;
-    progress.status = 'running';
-    notifyLater(outcome.status === 'expired' ? 'approval_expired' : 'approval_decided', approvalId, { ...outcome });
+    const outcome = this.decisions.get(approvalId)!;
+    this.progress.status = 'running';
+    this.notifyLater(outcome.status === 'expired' ? 'approval_expired' : 'approval_decided', approvalId, { ...outcome });
     return outcome;
-  };
+  }
 
   /**
    * Runs a step, waiting on durable timers while it is not admitted (token budget spent, every step slot
    * busy, a resource bucket empty). No worker slot is held while waiting; the task's state says why.
    */
-  const admitted = async <T>(step: () => Promise<T>): Promise<T> => {
+  private async admitted<T>(step: () => Promise<T>): Promise<T> {
     for (;;) {
       try {
         const result = await step();
-        if (progress.status === 'waiting_for_budget') progress.status = 'running';
+        if (this.progress.status === 'waiting_for_budget') this.progress.status = 'running';
         return result;
       } catch (err) {
         const wait = admissionWait(err);
         if (!wait) throw err;
-        if (wait.reason === 'token_budget' && progress.status !== 'waiting_for_budget') {
-          progress.status = 'waiting_for_budget';
-          await acts.setTaskStatus({ taskId: goal.taskId, status: 'waiting_for_budget' });
+        if (wait.reason === 'token_budget' && this.progress.status !== 'waiting_for_budget') {
+          this.progress.status = 'waiting_for_budget';
+          await this.acts.setTaskStatus({ taskId: this.taskId, status: 'waiting_for_budget' });
         }
-        show(`waiting for ${wait.detail}`);
+        this.show(`waiting for ${wait.detail}`);
         await sleep(wait.retryAfterMs);
       }
     }
-  };
-  const rank = goal.score ?? goal.priority * 100;
-
-  const messages: LlmMessage[] = [
-    { role: 'system', content: systemPrompt(input) },
-    { role: 'user', content: taskPrompt(goal.title, goal.input) },
-  ];
-  const timeoutMs = settings.taskTimeoutSeconds * 1000;
-  let activeMs = 0;
-
-  // Patch: the first model call marks the task as started itself, one activity (three history events)
-  // less per task. Histories recorded before it (test/histories/legacy/before-status-patch-*) replay
-  // through the old branch. Once no such run is open, deprecatePatch() and then removal follow.
-  const startsInModelCall = patched('status-in-first-model-call');
-  try {
-    if (!startsInModelCall) await acts.setTaskStatus({ taskId: goal.taskId, status: 'planning' });
-    for (progress.step = 1; progress.step <= settings.maxSteps; progress.step++) {
-      const { step } = progress;
-      if (progress.paused) {
-        show(`paused before step ${step}/${settings.maxSteps}`);
-        await condition(() => !progress.paused);
-      }
-      if (activeMs >= timeoutMs) {
-        return await finish('failed', null, {
-          message: `timed out: ran for more than ${settings.taskTimeoutSeconds}s (AGENT_TIMEOUT_SECONDS)`,
-          type: ErrorType.TaskLimit,
-        });
-      }
-      const stepStarted = Date.now();
-      let waitedMs = 0;
-      show(`thinking (step ${step}/${settings.maxSteps})`);
-      const reply = await admitted(() => acts.callModel(`model call, step ${step}/${settings.maxSteps}`, {
-        taskId: goal.taskId,
-        step,
-        owner: { agentId: agent.id, orgId: agent.orgId, priority: rank, agentBudget: agent.tokenBudgetPerMinute ?? null },
-        markStarted: startsInModelCall && step === 1,
-        provider: agent.provider,
-        fallbackProviders: agent.fallbackProviders ?? [],
-        model: agent.model,
-        messages,
-        toolNames: agent.allowedTools,
-        mcpServers: agent.mcpServers ?? [],
-      }));
-      if (reply.finishReason === 'refusal') {
-        return await finish('failed', null, { message: `model refused: ${reply.content}`, type: ErrorType.ProviderRefusal });
-      }
-      messages.push({ role: 'assistant', content: reply.content, toolCalls: reply.toolCalls });
-      if (reply.toolCalls.length === 0) {
-        return await finish('completed', { answer: reply.content }, null);
-      }
-      progress.status = 'running';
-      const proposals: { tool: string; arguments: unknown }[] = [];
-      for (const [index, call] of reply.toolCalls.entries()) {
-        const gate = gateFor(agent, call, reply.toolPolicies?.[call.name]);
-        const decisionSeq = index + 1;
-        let toRun = call;
-        if (gate === 'propose') {
-          const proposal = { tool: call.name, arguments: parseArguments(call.arguments) };
-          proposals.push(proposal);
-          await acts.recordDecision({
-            taskId: goal.taskId,
-            step,
-            seq: decisionSeq,
-            type: 'tool_call',
-            reasoning: `Proposed ${call.name} for a human to execute (manual autonomy); not executed`,
-            action: proposal,
-            result: { proposed: true, executed: false },
-            confidence: null,
-          });
-          messages.push(toolMessage(call, 'Proposed to a human for manual execution; not executed by the agent.'));
-          continue;
-        }
-        if (gate === 'approve') {
-          const waitStarted = Date.now();
-          const outcome = await requestApproval(step, index, call);
-          waitedMs += Date.now() - waitStarted;
-          if (outcome.status === 'expired' && agent.onApprovalTimeout !== 'escalate') {
-            return await finish('failed', null, {
-              message: `approval ${outcome.approvalId} for ${call.name} expired: ${outcome.reason}`,
-              type: ErrorType.ApprovalExpired,
-            });
-          }
-          if (outcome.status !== 'approved') {
-            const why =
-              outcome.status === 'rejected'
-                ? `Rejected by ${outcome.decidedBy ?? 'a reviewer'}: ${outcome.reason ?? 'no reason given'}`
-                : `No decision arrived in time (${outcome.reason}); escalated`;
-            await acts.recordDecision({
-              taskId: goal.taskId,
-              step,
-              seq: decisionSeq,
-              type: 'escalate',
-              reasoning: `${why}. ${call.name} was not executed.`,
-              action: { tool: call.name, arguments: parseArguments(call.arguments), approvalId: outcome.approvalId },
-              result: { approval: outcome.status },
-              confidence: null,
-            });
-            messages.push(toolMessage(call, `${why}. The action was not executed.`));
-            continue;
-          }
-          if (outcome.editedAction) toRun = { ...call, arguments: JSON.stringify(outcome.editedAction) };
-        }
-        show(`calling tool ${call.name} (step ${step}/${settings.maxSteps})`);
-        const result = await admitted(() => acts.runTool(`${toRun.name}, step ${step}/${settings.maxSteps}`, {
-          taskId: goal.taskId,
-          agentId: agent.id,
-          orgId: agent.orgId,
-          step,
-          index,
-          call: toRun,
-          allowedTools: agent.allowedTools,
-          mcpServers: agent.mcpServers ?? [],
-          // Stable across activity retries and worker crashes: the side effect's identity.
-          idempotencyKey: `${workflowInfo().workflowId}:${step}:${index}`,
-          delegationDepth: goal.delegationDepth,
-          maxDelegationDepth: settings.maxDelegationDepth,
-          priority: rank,
-        }));
-        messages.push({ role: 'tool', toolCallId: result.toolCallId, name: result.name, content: result.content });
-        if (gate === 'run' && reply.toolPolicies?.[call.name]?.sideEffect && !result.isError) {
-          notifyLater('autopilot_executed', `${step}:${index}`, { tool: call.name, arguments: parseArguments(toRun.arguments), result: result.content });
-        }
-      }
-      if (proposals.length > 0) {
-        return await finish('completed', { suggestion: reply.content, proposedActions: proposals, executed: false }, null);
-      }
-      activeMs += Date.now() - stepStarted - waitedMs;
-    }
-    progress.step = settings.maxSteps;
-    return await finish('failed', null, {
-      message: `stopped after ${settings.maxSteps} steps without a final answer (max steps)`,
-      type: ErrorType.TaskLimit,
-    });
-  } catch (err) {
-    if (isCancellation(err)) return await finish('cancelled', null, { message: 'cancelled', type: 'Cancelled' });
-    if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
-      return await finish('failed', null, { message: err.cause.message, type: err.cause.type ?? 'ActivityFailure' });
-    }
-    throw err;
   }
+}
+
+/**
+ * A task as its own workflow (`task-<taskId>`): a crew member's piece of work, a child of the crew (and an
+ * agent's goal in histories from before goals ran inline, see AgentWorkflow).
+ */
+export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcome> {
+  const task = new TaskRun(input, activitiesFor(input.settings), workflowInfo().workflowId);
+  setHandler(pauseTaskSignal, () => task.pause());
+  setHandler(resumeTaskSignal, () => task.resume());
+  setHandler(getTaskProgressQuery, () => task.snapshot());
+  setHandler(decideApprovalUpdate, (request) => task.applyDecision(request), { validator: (request) => task.checkDecision(request) });
+  setHandler(decideApprovalSignal, (request) => task.applyDecisionSignal(request));
+  return task.run();
 }
 
 /** The admission wait an activity failed with, if that is why it failed. */

@@ -70,7 +70,7 @@ async function decide(
   };
   if (approval.status !== 'pending') return settled(approval);
   try {
-    await gateway.decideApproval(approval.taskId, decision);
+    await gateway.decideApproval(approval, decision);
   } catch (err) {
     if (!(err instanceof AgentRejectedError)) throw err;
     const current = await store.approval(orgId, approval.id);

@@ -14,7 +14,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { startAgents, type Bench } from '../context';
 import { activityTimes, every, history, log, pool, round, summarize, taskOutcome, type Summary } from '../lib';
 import { goSignal } from '../trivial-workflows';
-import { taskWorkflowId } from '../../workflows/definitions';
 
 /** A side-effecting tool call, which a copilot agent must have approved, then an answer. */
 const APPROVAL_SCRIPT = [{ call: 'memory_write', args: { key: 'approved', value: 1 } }, { answer: 'ok' }];
@@ -32,7 +31,7 @@ export interface ApprovalResume {
   rawSignalToScheduledMs: Summary;
   ratioP50: number;
   ratioP99: number;
-  approvalTaskIds: string[];
+  approvalAgentIds: string[];
 }
 
 interface Sample {
@@ -66,10 +65,11 @@ export async function approvalResume(b: Bench, samples: number): Promise<Approva
   try {
     for (let i = 0; i < samples; i++) {
       let sentAt = Date.now();
-      await b.gateway.decideApproval(taskIds[i], { approvalId: approvalOf.get(taskIds[i])!, decision: 'approve', decidedBy: 'bench' });
+      const approval = approvalOf.get(taskIds[i])!;
+      await b.gateway.decideApproval({ taskId: taskIds[i], workflowId: approval.workflowId }, { approvalId: approval.id, decision: 'approve', decidedBy: 'bench' });
       callMs.push(Date.now() - sentAt);
-      approvals.push({ workflowId: taskWorkflowId(taskIds[i]), sentAt, activity: 'runTool' });
-      const outcome = await taskOutcome(b.client, taskIds[i]);
+      approvals.push({ workflowId: approval.workflowId, sentAt, activity: 'runTool' });
+      const outcome = await taskOutcome(b.db, taskIds[i]);
       if (outcome.status !== 'completed') throw new Error(`approved task ${taskIds[i]} ended ${outcome.status}: ${outcome.error}`);
 
       const handle = b.client.workflow.getHandle(rawIds[i]);
@@ -94,16 +94,19 @@ export async function approvalResume(b: Bench, samples: number): Promise<Approva
     rawSignalToScheduledMs: summarize(signal.scheduled),
     ratioP50: round(approveToNextActivityMs.p50 / rawSignalToNextActivityMs.p50, 2),
     ratioP99: round(approveToNextActivityMs.p99 / rawSignalToNextActivityMs.p99, 2),
-    approvalTaskIds: taskIds,
+    approvalAgentIds: agents.map((a) => a.id),
   };
 }
 
-/** Waits until every task has its approval request open; returns task id → approval id. */
-async function waitForPendingApprovals(b: Bench, taskIds: string[]): Promise<Map<string, string>> {
+/** Waits until every task has its approval request open; returns task id → the request and the workflow waiting for it. */
+async function waitForPendingApprovals(b: Bench, taskIds: string[]): Promise<Map<string, { id: string; workflowId: string }>> {
   const deadline = Date.now() + 900_000;
   for (;;) {
-    const { rows } = await b.db.query<{ task_id: string; id: string }>(`SELECT task_id, id FROM approvals WHERE status = 'pending' AND task_id = ANY($1::uuid[])`, [taskIds]);
-    if (rows.length === taskIds.length) return new Map(rows.map((r) => [r.task_id, r.id]));
+    const { rows } = await b.db.query<{ task_id: string; id: string; workflow_id: string }>(
+      `SELECT task_id, id, workflow_id FROM approvals WHERE status = 'pending' AND task_id = ANY($1::uuid[])`,
+      [taskIds],
+    );
+    if (rows.length === taskIds.length) return new Map(rows.map((r) => [r.task_id, { id: r.id, workflowId: r.workflow_id }]));
     if (Date.now() > deadline) throw new Error(`only ${rows.length} of ${taskIds.length} approval requests opened in 15 minutes`);
     await sleep(250);
   }

@@ -57,7 +57,7 @@ export async function budgetAndPriorities(
             const title = PHRASINGS[i % PHRASINGS.length].replace('{t}', TOPICS[a % TOPICS.length]);
             const taskId = randomUUID();
             await gateway.submitGoal(agent.id, { taskId, title, input: { script: [{ call: 'memory_read', args: { key: 'x' } }, { answer: 'ok' }] } });
-            if ((await taskOutcome(b.client, taskId)).status === 'completed') completed++;
+            if ((await taskOutcome(b.db, taskId)).status === 'completed') completed++;
           }
         });
       }),

@@ -1,28 +1,31 @@
 /**
  * Scenario 5: how many history events the work of the other scenarios wrote, read back from Temporal.
- * Steps are model turns: the benchmark task has two (tool call, then answer).
+ * Steps are model turns: the benchmark task has two (tool call, then answer). Every goal runs inside its
+ * agent's workflow, so the agents' histories hold all of it.
  */
 import { type Bench } from '../context';
 import { eventTypes, history, pool, round, summarize, type HistoryEvent, type Summary } from '../lib';
-import { agentWorkflowId, taskWorkflowId } from '../../workflows/definitions';
+import { agentWorkflowId } from '../../workflows/definitions';
 
 export interface HistoryEfficiency {
-  /** Task workflow of one LLM step plus one tool step (2 model turns, 1 tool call). */
-  task: { sampled: number; events: Summary; eventsPerStep: number; byType: Record<string, number> };
-  /** Task workflow whose tool call waited for approval. */
+  /**
+   * Events an agent workflow adds per task it runs (one LLM step plus one tool step: 2 model turns, 1 tool
+   * call), in steady state, from agents that ran many tasks. Goals run inside the agent's workflow, so this
+   * is all the history a task writes.
+   */
+  agentPerTask: { sampled: number; events: Summary; eventsPerStep: number; runs: Summary; byType: Record<string, number> };
+  /** Events a task whose tool call waited for approval added to its agent (its history minus an idle agent's). */
   approvalTask: { sampled: number; events: Summary; byType: Record<string, number> };
-  /** Events the agent workflow adds per task it runs (steady state, from agents that ran many tasks). */
-  agentPerTask: { sampled: number; events: Summary; runs: Summary; byType: Record<string, number> };
   /** A parked agent that never ran a task. */
   idleAgentEvents: number;
-  /** Agent + task events per benchmark task. */
+  /** History events per benchmark task, all workflows. */
   totalPerTask: number;
   largest: { workflowId: string; events: number };
 }
 
 export async function historyEfficiency(
   b: Bench,
-  ids: { taskIds: string[]; agentIds: string[]; approvalTaskIds: string[]; idleAgentId: string },
+  ids: { agentIds: string[]; approvalAgentIds: string[]; idleAgentId: string },
   sample: number,
 ): Promise<HistoryEfficiency> {
   const largest = { workflowId: '', events: 0 };
@@ -37,17 +40,15 @@ export async function historyEfficiency(
     return out;
   };
 
-  const tasks = await fetchAll(spread(ids.taskIds, sample).map(taskWorkflowId));
-  const approvalTasks = await fetchAll(spread(ids.approvalTaskIds, sample).map(taskWorkflowId));
+  const approvalAgents = await fetchAll(spread(ids.approvalAgentIds, sample).map(agentWorkflowId));
   const agents = await fetchAll(ids.agentIds.map(agentWorkflowId));
   const idle = await fetch(agentWorkflowId(ids.idleAgentId));
 
-  // Per task cycle: from the first child started to the last child completed, over the children in between.
+  // Per task cycle: from the first task's tool call to the last one's, over the tasks in between (each
+  // benchmark task calls one tool), in the agent's current run.
   const cycles = agents.flatMap((events) => {
-    const first = events.findIndex((e) => e.type === 'START_CHILD_WORKFLOW_EXECUTION_INITIATED');
-    const completed = events.filter((e) => e.type === 'CHILD_WORKFLOW_EXECUTION_COMPLETED');
-    const last = events.lastIndexOf(completed.at(-1)!);
-    return completed.length >= 2 && first >= 0 ? [{ events: events.slice(first, last + 1), tasks: completed.length }] : [];
+    const toolCalls = events.flatMap((e, i) => (e.type === 'ACTIVITY_TASK_SCHEDULED' && e.activity === 'runTool' ? [i] : []));
+    return toolCalls.length >= 3 ? [{ events: events.slice(toolCalls[0], toolCalls.at(-1)), tasks: toolCalls.length - 1 }] : [];
   });
   const perTask = cycles.map((c) => c.events.length / c.tasks);
   const cycleTypes = eventTypes(cycles.flatMap((c) => c.events));
@@ -55,14 +56,16 @@ export async function historyEfficiency(
   const agentByType = Object.fromEntries(Object.entries(cycleTypes).map(([t, n]) => [t, round(n / allTasks, 2)]));
   const runs = await Promise.all(ids.agentIds.map(async (id) => (await b.gateway.state(id))?.runs ?? NaN));
 
-  const taskEvents = summarize(tasks.map((e) => e.length));
   const agentEvents = summarize(perTask);
   return {
-    task: { sampled: tasks.length, events: taskEvents, eventsPerStep: round(taskEvents.mean / 2), byType: eventTypes(tasks[0] ?? []) },
-    approvalTask: { sampled: approvalTasks.length, events: summarize(approvalTasks.map((e) => e.length)), byType: eventTypes(approvalTasks[0] ?? []) },
-    agentPerTask: { sampled: perTask.length, events: agentEvents, runs: summarize(runs), byType: agentByType },
+    agentPerTask: { sampled: perTask.length, events: agentEvents, eventsPerStep: round(agentEvents.mean / 2), runs: summarize(runs), byType: agentByType },
+    approvalTask: {
+      sampled: approvalAgents.length,
+      events: summarize(approvalAgents.map((e) => e.length - idle.length)),
+      byType: eventTypes(approvalAgents[0] ?? []),
+    },
     idleAgentEvents: idle.length,
-    totalPerTask: round(taskEvents.mean + agentEvents.mean),
+    totalPerTask: agentEvents.mean,
     largest,
   };
 }

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startAgents, type Bench } from '../context';
 import { activityTimes, every, history, log, pool, round, rssMiB, summarize, taskOutcome, type Summary } from '../lib';
-import { taskWorkflowId } from '../../workflows/definitions';
+import { agentWorkflowId } from '../../workflows/definitions';
 import { AGENT_SCRIPT } from './throughput';
 
 export interface ParkedAgents {
@@ -27,7 +27,6 @@ export interface ParkedAgents {
   /** Task submitted → first callModel scheduled. */
   wakeToScheduledMs: Summary;
   /** Task submitted → the agent started the task's workflow (its first history event). */
-  wakeToTaskStartedMs: Summary;
   submitMs: Summary;
   idleAgentId: string;
 }
@@ -51,7 +50,7 @@ export async function parkedAgents(b: Bench, opts: { count: number; wakes: numbe
 
     // Wake random agents at a steady rate below capacity, so the delay measured is the wake-up, not a queue.
     const chosen = [...agents].sort(() => Math.random() - 0.5).slice(0, opts.wakes);
-    const wakes: { taskId: string; sentAt: number }[] = [];
+    const wakes: { agentId: string; taskId: string; sentAt: number }[] = [];
     const submitMs: number[] = [];
     const wakeStart = Date.now();
     const submissions = chosen.map(async (agent, i) => {
@@ -60,24 +59,23 @@ export async function parkedAgents(b: Bench, opts: { count: number; wakes: numbe
       const sentAt = Date.now();
       await b.gateway.submitGoal(agent.id, { taskId, title: 'wake up', input: { script: AGENT_SCRIPT } });
       submitMs.push(Date.now() - sentAt);
-      wakes.push({ taskId, sentAt });
+      wakes.push({ agentId: agent.id, taskId, sentAt });
     });
     const wakeTicker = every(10_000, () => log(`parked agents: ${wakes.length}/${opts.wakes} woken`));
     await Promise.all(submissions).finally(wakeTicker);
     await pool(wakes, 50, async (w) => {
-      const outcome = await taskOutcome(b.client, w.taskId);
+      const outcome = await taskOutcome(b.db, w.taskId);
       if (outcome.status !== 'completed') throw new Error(`woken task ${w.taskId} ended ${outcome.status}: ${outcome.error}`);
     });
     const afterWakes = rssMiB(b.workerPid);
 
-    const taskStarted: number[] = [];
     const scheduled: number[] = [];
     const firstStep: number[] = [];
     await pool(wakes, 10, async (w) => {
-      const events = await history(b.client, taskWorkflowId(w.taskId));
-      const times = activityTimes(events, 'callModel');
-      if (!times) throw new Error(`task ${w.taskId}: no callModel in its history`);
-      taskStarted.push(events[0].time - w.sentAt);
+      // The goal runs in the agent's workflow: its first model call after the submission.
+      const events = await history(b.client, agentWorkflowId(w.agentId));
+      const times = activityTimes(events, 'callModel', w.sentAt - 1000);
+      if (!times) throw new Error(`task ${w.taskId}: no callModel in its agent's history`);
       scheduled.push(times.scheduled - w.sentAt);
       firstStep.push(times.started - w.sentAt);
     });
@@ -93,7 +91,6 @@ export async function parkedAgents(b: Bench, opts: { count: number; wakes: numbe
       wakesPerSecond: opts.wakesPerSecond,
       wakeToFirstStepMs: summarize(firstStep),
       wakeToScheduledMs: summarize(scheduled),
-      wakeToTaskStartedMs: summarize(taskStarted),
       submitMs: summarize(submitMs),
       idleAgentId: agents.find((a) => !wokenIds.has(a.id))?.id ?? agents[0].id,
     };

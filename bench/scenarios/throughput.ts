@@ -106,7 +106,7 @@ export async function agentTasks(b: Bench, opts: { agents: number; depth: number
       for (let i = 0; i < opts.depth; i++) outstanding.push(await submit(agentId));
       while (outstanding.length > 0) {
         const { taskId, started } = outstanding.shift()!;
-        const outcome = await taskOutcome(b.client, taskId);
+        const outcome = await taskOutcome(b.db, taskId);
         if (outcome.status !== 'completed') log(`task ${taskId} ${outcome.status}: ${outcome.error}`);
         done(outcome.status === 'completed', Date.now() - started);
         if (Date.now() < until) outstanding.push(await submit(agentId));

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { agentWorkflowId, chatWorkflowId, taskWorkflowId } from '../../workflows/definitions';
+import { agentWorkflowId, chatWorkflowId } from '../../workflows/definitions';
 import { startApi, startWorker, testConfig, waitFor, type TestStack } from '../helpers/stack';
 
 const OUT_DIR = __dirname;
@@ -58,9 +58,6 @@ describe('record canonical histories', () => {
     const looping = await task(a.id, 'loop', Array.from({ length: 12 }, () => ({ call: 'memory_read', args: { key: 'n' } })));
     await stack.api.waitForTask(looping.id);
     await stack.api.post(`/api/v1/agents/${a.id}/archive`);
-    await save('task-answer', taskWorkflowId(plain.id));
-    await save('task-tools', taskWorkflowId(tools.id));
-    await save('task-max-steps', taskWorkflowId(looping.id));
     await save('agent-goal-loop-archived', agentWorkflowId(a.id));
   });
 
@@ -75,7 +72,6 @@ describe('record canonical histories', () => {
     await waitFor(async () => (await stack.api.get(`/api/v1/tasks/${slow.id}`)).body.status === 'planning', 'slow task to start');
     await stack.api.post(`/api/v1/tasks/${slow.id}/cancel`);
     await stack.api.post(`/api/v1/agents/${a.id}/archive`);
-    await save('task-cancelled-running', taskWorkflowId(slow.id));
     await save('agent-pause-cancel', agentWorkflowId(a.id));
   });
 
@@ -87,23 +83,26 @@ describe('record canonical histories', () => {
     const rejected = await task(copilot.id, 'reject me', write);
     await stack.api.post(`/api/v1/approvals/${(await pending(copilot.id)).id}/reject`, { reason: 'no' });
     await stack.api.waitForTask(rejected.id);
-    await save('task-approval-edited', taskWorkflowId(edited.id));
-    await save('task-approval-rejected', taskWorkflowId(rejected.id));
+    await stack.api.post(`/api/v1/agents/${copilot.id}/archive`);
+    await save('agent-approval-edited-rejected', agentWorkflowId(copilot.id));
 
     const expiring = await agent({ name: 'Recorder expiry', autonomy: 'copilot', approvalTimeoutHours: 0.0003 });
     const expired = await task(expiring.id, 'expire', write);
     await stack.api.waitForTask(expired.id);
-    await save('task-approval-expired', taskWorkflowId(expired.id));
+    await stack.api.post(`/api/v1/agents/${expiring.id}/archive`);
+    await save('agent-approval-expired', agentWorkflowId(expiring.id));
 
     const escalating = await agent({ name: 'Recorder escalate', autonomy: 'copilot', approvalTimeoutHours: 0.0003, onApprovalTimeout: 'escalate' });
     const escalated = await task(escalating.id, 'escalate', write);
     await stack.api.waitForTask(escalated.id);
-    await save('task-approval-escalated', taskWorkflowId(escalated.id));
+    await stack.api.post(`/api/v1/agents/${escalating.id}/archive`);
+    await save('agent-approval-escalated', agentWorkflowId(escalating.id));
 
     const manual = await agent({ name: 'Recorder manual', autonomy: 'manual' });
     const proposal = await task(manual.id, 'propose', write);
     await stack.api.waitForTask(proposal.id);
-    await save('task-manual-proposal', taskWorkflowId(proposal.id));
+    await stack.api.post(`/api/v1/agents/${manual.id}/archive`);
+    await save('agent-manual-proposal', agentWorkflowId(manual.id));
   });
 
   it('continue-as-new carries the queue', async () => {
