@@ -146,14 +146,14 @@ export function renderMarkdown(r: Results, baseline?: Baseline): string {
   const shape = r.scenarios.shapeTasks;
   if (shape) {
     out.push(
-      `| 2b | the same shape with no-op work: ShapeAgentWorkflow parents take goals by update and run each as a child of three no-op activities, ${agentTasks?.agents ?? '?'} parents × ${agentTasks?.tasksInFlightPerAgent ?? '?'} in flight | **${shape.perSecond} tasks/s**; agent tasks = **${r.scenarios.agentToShapeRatio} × this** (what the orchestrator adds to the shape's own cost); ${shape.failed} failed | — | |`,
+      `| 2b | the same shape with no-op work: ShapeAgentWorkflow parents take goals by update and run each as a child of three no-op activities, ${agentTasks?.agents ?? '?'} parents × ${agentTasks?.tasksInFlightPerAgent ?? '?'} in flight | **${shape.perSecond} tasks/s** (the shape agent tasks had before goals ran inline); agent tasks = ${r.scenarios.agentToShapeRatio} × this; ${shape.failed} failed | — | |`,
     );
   }
   const inline = r.scenarios.inlineShapeTasks;
   if (inline && ceiling) {
     const ceilingMean = (ceiling.perSecond + (ceilingRecheck?.perSecond ?? ceiling.perSecond)) / 2;
     out.push(
-      `| 2c | the same work inline: each parent runs the three no-op activities itself (no child workflow per goal), the update answering when its goal is done | **${inline.perSecond} tasks/s = ${Math.round((inline.perSecond / ceilingMean) * 100) / 100} × ceiling**${shape ? `; 2b = ${Math.round((shape.perSecond / ceilingMean) * 100) / 100} × ceiling` : ''}; ${inline.failed} failed | — | |`,
+      `| 2c | the same work inline: each parent runs the three no-op activities itself (no child workflow per goal), the update answering when its goal is done: the shape agent tasks have | **${inline.perSecond} tasks/s = ${Math.round((inline.perSecond / ceilingMean) * 100) / 100} × ceiling**${shape ? `; 2b = ${Math.round((shape.perSecond / ceilingMean) * 100) / 100} × ceiling` : ''}${agentTasks ? `; agent tasks = **${Math.round((agentTasks.perSecond / inline.perSecond) * 100) / 100} × this** (what the orchestrator adds to the shape's own cost)` : ''}; ${inline.failed} failed | — | |`,
     );
   }
   if (ap) {
