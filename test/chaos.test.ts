@@ -87,7 +87,8 @@ describe('chaos', () => {
     assert.ok(tally.sideEffects.http_post.applied <= tally.sideEffects.http_post.ledgerKeys);
 
     assert.equal(tally.workflows.nondeterminism, 0);
-    assert.ok(tally.workflows.scanned >= 36, 'the agent and task workflows were scanned');
+    // Every run on the server: the 6 agents (their goals ran inside them), with any continue-as-new runs.
+    assert.ok(tally.workflows.scanned >= 6, `every agent workflow was scanned (${tally.workflows.scanned} runs)`);
   });
 });
 
