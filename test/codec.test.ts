@@ -12,6 +12,7 @@ import { createPayloadCodec, ENCRYPTED_ENCODING, generateKey, METADATA_ENCRYPTIO
 import { getFreePort, startDevServer, type DevServerHandle } from '../temporal/dev-server';
 import { agentWorkflowId } from '../workflows/definitions';
 import { launchChromium, type ChromiumSession } from './helpers/browser';
+import { localActivities, workflowTaskDone } from './helpers/history';
 import { startApi, startWorker, testConfig, waitFor, type ApiClient, type TestStack } from './helpers/stack';
 
 const run = promisify(execFile);
@@ -36,18 +37,6 @@ function collectPayloads(value: unknown, out: Payload[] = [], key = ''): Payload
   }
   return out;
 }
-
-const { EventType } = temporal.api.enums.v1;
-const WORKFLOW_TASK_EVENTS = new Set([
-  EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
-  EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
-  EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
-  EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
-  EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
-]);
-/** Whether the history's last workflow task has completed (its commands follow WORKFLOW_TASK_COMPLETED). */
-const workflowTaskDone = (events: temporal.api.history.v1.IHistoryEvent[]) =>
-  [...events].reverse().find((e) => WORKFLOW_TASK_EVENTS.has(e.eventType!))?.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED;
 
 describe('payload encryption and the codec server', () => {
   const key = generateKey();
@@ -111,8 +100,7 @@ describe('payload encryption and the codec server', () => {
     for (const workflowId of [agentWorkflowId(agent.id)]) {
       const events = await waitFor(async () => {
         const all = await rawHistory(workflowId);
-        const ended = all.some((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity' && Buffer.from(e.markerRecordedEventAttributes.details?.data?.payloads?.[0]?.data ?? []).toString().includes('"finishTask"'));
-        return ended && workflowTaskDone(all) ? all : undefined;
+        return localActivities(all).includes('finishTask') && workflowTaskDone(all) ? all : undefined;
       }, `${workflowId} to record the task's end`);
       // Patch markers (`patched()`) are written by the SDK's core, past the codec: they hold only the patch id.
       const patchMarkers = events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch');

@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { agentWorkflowId } from '../workflows/definitions';
+import { localActivities, workflowTaskDone } from './helpers/history';
 import { startStack, testConfig, waitFor, type TestStack } from './helpers/stack';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
@@ -13,24 +14,7 @@ function scheduledActivities(events: HistoryEvent[]): string[] {
   return events.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
 }
 
-/** Local activities leave one marker each; the activity type is in the marker's data. */
-function localActivities(events: HistoryEvent[]): string[] {
-  return events.flatMap((e) => {
-    const marker = e.markerRecordedEventAttributes;
-    if (marker?.markerName !== 'core_local_activity') return [];
-    const data = marker.details?.data?.payloads?.[0]?.data;
-    return data ? [(JSON.parse(Buffer.from(data).toString()) as { activity_type: string }).activity_type] : [];
-  });
-}
-
 const { EventType } = temporal.api.enums.v1;
-const WORKFLOW_TASK_EVENTS = new Set([
-  EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
-  EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
-  EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
-  EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
-  EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
-]);
 
 /** A history cut into what each workflow task completion decided: the events after one WORKFLOW_TASK_COMPLETED. */
 function workflowTaskGroups(events: HistoryEvent[]): HistoryEvent[][] {
@@ -67,8 +51,7 @@ describe('history of an agent task', () => {
     waitFor(async () => {
       const events = (await stack.client.workflow.getHandle(agentWorkflowId(agentId)).fetchHistory()).events ?? [];
       const ends = localActivities(events).filter((t) => t === 'finishTask').length;
-      const lastTask = [...events].reverse().find((e) => WORKFLOW_TASK_EVENTS.has(e.eventType!));
-      return ends === finished && lastTask?.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED ? events : undefined;
+      return ends === finished && workflowTaskDone(events) ? events : undefined;
     }, `${finished} task ends in the history of agent ${agentId}`);
 
   it('hands off only model and tool calls; records and a cached score run as local activities', { timeout: 120_000 }, async () => {
