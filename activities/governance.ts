@@ -1,5 +1,4 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { PoolClient } from 'pg';
 import type { Config } from '../lib/config';
 import { withTransaction, type Db } from '../lib/db';
 import { ErrorType } from '../lib/errors';
@@ -8,11 +7,11 @@ import type { AdmissionWait } from '../workflows/definitions';
 /**
  * Admission control shared by every worker process, kept in Postgres: token budgets (sliding windows),
  * slots (agents running, steps in flight) and resource token buckets. Each check is one transaction
- * under an advisory lock, so two workers can never both take the last token or the last slot.
+ * under an advisory lock, so two workers can never both take the last token or the last slot. Slots and
+ * reservations, taken several times per task, are SQL functions: one round trip each.
  * A refusal says how long to wait; the workflow waits on a durable timer, holding no worker slot.
  */
 
-const BUDGET_LOCK = 'governance:tokens';
 export type SlotKind = 'agent' | 'step';
 
 /**
@@ -40,6 +39,14 @@ export interface TokenReservation {
   agentBudget?: number | null;
 }
 
+interface BudgetScope {
+  name: string;
+  limit: number;
+  /** The scope's condition on token_ledger; its parameter (if any) is $2. */
+  where: string;
+  params: unknown[];
+}
+
 export type Admission = { granted: true } | { granted: false; wait: AdmissionWait };
 
 /** The failure an activity throws when a step must wait; the workflow sleeps `retryAfterMs` and retries. */
@@ -59,70 +66,68 @@ export function estimateTokens(promptChars: number, config: Config): number {
 export function createGovernance(db: Db, config: Config) {
   const windowSeconds = config.TOKEN_BUDGET_WINDOW_SECONDS;
 
+  /** The budgets a reservation counts against: global always, the org's and the agent's when set. */
+  function budgetScopes(r: TokenReservation): BudgetScope[] {
+    const scopes: BudgetScope[] = [{ name: 'global', limit: config.AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE, where: 'TRUE', params: [] }];
+    if (config.ORG_TOKEN_BUDGET_PER_MINUTE > 0) {
+      scopes.push({ name: `org ${r.orgId}`, limit: config.ORG_TOKEN_BUDGET_PER_MINUTE, where: 'org_id = $2', params: [r.orgId] });
+    }
+    if (r.agentBudget) scopes.push({ name: `agent ${r.agentId}`, limit: r.agentBudget, where: 'agent_id = $2', params: [r.agentId] });
+    return scopes;
+  }
+
   /**
    * Reserves the estimate against every budget that applies (global, org, agent) if all have room in the
    * current window; otherwise says when enough of the window will have expired. Reserving the same id
-   * twice (a retried activity) is answered from the first reservation.
+   * twice (a retried activity) is answered from the first reservation. The check and the reservation are
+   * one statement (`reserve_tokens`, under the budget lock); only a refusal reads the window's rows.
    */
   async function reserveTokens(r: TokenReservation): Promise<Admission> {
-    return withTransaction(db, async (tx) => {
-      await lock(tx, BUDGET_LOCK);
-      const existing = await tx.query('SELECT 1 FROM token_ledger WHERE id = $1', [r.id]);
-      if (existing.rowCount) return { granted: true };
-      const scopes: { name: string; limit: number; where: string; params: unknown[] }[] = [
-        { name: 'global', limit: config.AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE, where: 'TRUE', params: [] },
-      ];
-      if (config.ORG_TOKEN_BUDGET_PER_MINUTE > 0) {
-        scopes.push({ name: `org ${r.orgId}`, limit: config.ORG_TOKEN_BUDGET_PER_MINUTE, where: 'org_id = $2', params: [r.orgId] });
-      }
-      if (r.agentBudget) scopes.push({ name: `agent ${r.agentId}`, limit: r.agentBudget, where: 'agent_id = $2', params: [r.agentId] });
+    const { rows } = await db.query<{ granted: boolean }>(
+      'SELECT reserve_tokens($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) AS granted',
+      [r.id, r.orgId, r.agentId, r.taskId, r.purpose, r.estimate, windowSeconds, config.AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE,
+        config.ORG_TOKEN_BUDGET_PER_MINUTE > 0 ? config.ORG_TOKEN_BUDGET_PER_MINUTE : null, r.agentBudget || null],
+    );
+    if (rows[0].granted) return { granted: true };
+    return { granted: false, wait: await budgetWait(r) };
+  }
 
-      let waitMs = 0;
-      let blocking = '';
-      for (const scope of scopes) {
-        // A call larger than the whole budget can never fit: it may run alone in an empty window.
-        const need = Math.min(r.estimate, scope.limit);
-        // The window's sum answers the common case in one row; its reservations are read only when refused.
-        const sum = await tx.query<{ used: number }>(
-          `SELECT COALESCE(sum(tokens), 0)::bigint AS used FROM token_ledger
-            WHERE reserved_at > clock_timestamp() - make_interval(secs => $1) AND ${scope.where}`,
-          [windowSeconds, ...scope.params],
-        );
-        if (sum.rows[0].used + need <= scope.limit) continue;
-        const rows = await tx.query<{ tokens: number; expires_ms: number; settled: boolean }>(
-          `SELECT tokens, settled_at IS NOT NULL AS settled,
-                  ceil(extract(epoch FROM (reserved_at + make_interval(secs => $1) - clock_timestamp())) * 1000)::int AS expires_ms
-             FROM token_ledger WHERE reserved_at > clock_timestamp() - make_interval(secs => $1) AND ${scope.where}
-            ORDER BY reserved_at`,
-          [windowSeconds, ...scope.params],
-        );
-        const used = rows.rows.reduce((n, row) => n + row.tokens, 0);
-        if (used + need <= scope.limit) continue;
-        // Walk the window from its oldest reservation until enough will have expired.
-        let freed = 0;
-        let until = windowSeconds * 1000;
-        for (const row of rows.rows) {
-          freed += row.tokens;
-          if (used - freed + need <= scope.limit) {
-            until = row.expires_ms;
-            break;
-          }
-        }
-        // Calls in flight hold their whole estimate, and most settle well below it within seconds: ask again
-        // soon rather than waiting for the window to expire, or the budget goes underused.
-        if (rows.rows.some((row) => !row.settled)) until = Math.min(until, IN_FLIGHT_RECHECK_MS);
-        if (until > waitMs) {
-          waitMs = until;
-          blocking = `${scope.name} token budget (${used}/${scope.limit} tokens in the last ${windowSeconds}s, this call needs ~${r.estimate})`;
+  /** How long a refused reservation waits: until enough of the blocking window has expired. */
+  async function budgetWait(r: TokenReservation): Promise<AdmissionWait> {
+    let waitMs = 0;
+    let blocking = '';
+    for (const scope of budgetScopes(r)) {
+      const need = Math.min(r.estimate, scope.limit);
+      const rows = await db.query<{ tokens: number; expires_ms: number; settled: boolean }>(
+        `SELECT tokens, settled_at IS NOT NULL AS settled,
+                ceil(extract(epoch FROM (reserved_at + make_interval(secs => $1) - clock_timestamp())) * 1000)::int AS expires_ms
+           FROM token_ledger WHERE reserved_at > clock_timestamp() - make_interval(secs => $1) AND ${scope.where}
+          ORDER BY reserved_at`,
+        [windowSeconds, ...scope.params],
+      );
+      const used = rows.rows.reduce((n, row) => n + row.tokens, 0);
+      if (used + need <= scope.limit) continue;
+      // Walk the window from its oldest reservation until enough will have expired.
+      let freed = 0;
+      let until = windowSeconds * 1000;
+      for (const row of rows.rows) {
+        freed += row.tokens;
+        if (used - freed + need <= scope.limit) {
+          until = row.expires_ms;
+          break;
         }
       }
-      if (blocking) return { granted: false, wait: { reason: 'token_budget', retryAfterMs: Math.max(100, waitMs + 50), detail: blocking } };
-      await tx.query(
-        `INSERT INTO token_ledger (id, org_id, agent_id, task_id, purpose, estimate, tokens) VALUES ($1, $2, $3, $4, $5, $6, $6)`,
-        [r.id, r.orgId, r.agentId, r.taskId, r.purpose, r.estimate],
-      );
-      return { granted: true };
-    });
+      // Calls in flight hold their whole estimate, and most settle well below it within seconds: ask again
+      // soon rather than waiting for the window to expire, or the budget goes underused.
+      if (rows.rows.some((row) => !row.settled)) until = Math.min(until, IN_FLIGHT_RECHECK_MS);
+      if (until > waitMs) {
+        waitMs = until;
+        blocking = `${scope.name} token budget (${used}/${scope.limit} tokens in the last ${windowSeconds}s, this call needs ~${r.estimate})`;
+      }
+    }
+    // Room came back between the refusal and this read: ask again at once.
+    if (!blocking) return { reason: 'token_budget', retryAfterMs: 100, detail: 'token budget (room freed just now)' };
+    return { reason: 'token_budget', retryAfterMs: Math.max(100, waitMs + 50), detail: blocking };
   }
 
   /** Replaces a reservation's estimate with the real usage (0 when the call failed before using any). */
@@ -136,68 +141,28 @@ export function createGovernance(db: Db, config: Config) {
    * Leases expire, so a slot held by a process that died comes back on its own.
    */
   async function acquireSlot(slotKind: SlotKind, holder: string, priority: number, limit: number, leaseMs: number): Promise<{ granted: boolean; ahead: number }> {
-    const kind = slotPool(slotKind);
-    return withTransaction(db, async (tx) => {
-      await lock(tx, `governance:slot:${kind}`);
-      await tx.query(
-        `UPDATE slot_leases SET released_at = expires_at WHERE kind = $1 AND released_at IS NULL AND expires_at < clock_timestamp()`,
-        [kind],
-      );
-      const renewed = await tx.query(
-        `UPDATE slot_leases SET expires_at = clock_timestamp() + make_interval(secs => $3 / 1000.0)
-          WHERE kind = $1 AND holder = $2 AND released_at IS NULL`,
-        [kind, holder, leaseMs],
-      );
-      if (renewed.rowCount) {
-        // A holder asking again (its next goal) yields when every slot is taken and someone more urgent waits.
-        const { rows } = await tx.query<{ held: number; ahead: number }>(
-          `SELECT (SELECT count(*) FROM slot_leases WHERE kind = $1 AND released_at IS NULL) AS held,
-                  (SELECT count(*) FROM slot_waiters WHERE kind = $1 AND priority > $2
-                     AND seen_at > clock_timestamp() - make_interval(secs => $3)) AS ahead`,
-          [kind, priority, WAITER_STALE_SECONDS],
-        );
-        if (rows[0].held < limit || rows[0].ahead === 0) return { granted: true, ahead: 0 };
-        await tx.query(`UPDATE slot_leases SET released_at = clock_timestamp() WHERE kind = $1 AND holder = $2 AND released_at IS NULL`, [kind, holder]);
-      }
-      await tx.query(`DELETE FROM slot_waiters WHERE kind = $1 AND seen_at < clock_timestamp() - make_interval(secs => $2)`, [
-        kind,
-        WAITER_STALE_SECONDS,
-      ]);
-      // Waiters ahead: higher priority, or the same priority waiting longer (a newcomer waits from now).
-      const { rows } = await tx.query<{ held: number; waiting: boolean; ahead: number }>(
-        `WITH me AS (SELECT since FROM slot_waiters WHERE kind = $1 AND holder = $2)
-         SELECT (SELECT count(*) FROM slot_leases WHERE kind = $1 AND released_at IS NULL) AS held,
-                EXISTS (SELECT 1 FROM me) AS waiting,
-                (SELECT count(*) FROM slot_waiters WHERE kind = $1 AND holder <> $2
-                   AND (priority > $3 OR (priority = $3 AND since < COALESCE((SELECT since FROM me), clock_timestamp())))) AS ahead`,
-        [kind, holder, priority],
-      );
-      const { held, waiting, ahead } = rows[0];
-      if (limit - held <= ahead) {
-        await tx.query(
-          `INSERT INTO slot_waiters (kind, holder, priority) VALUES ($1, $2, $3)
-           ON CONFLICT (kind, holder) DO UPDATE SET seen_at = clock_timestamp(), priority = EXCLUDED.priority`,
-          [kind, holder, priority],
-        );
-        return { granted: false, ahead };
-      }
-      if (waiting) await tx.query('DELETE FROM slot_waiters WHERE kind = $1 AND holder = $2', [kind, holder]);
-      await tx.query(
-        `INSERT INTO slot_leases (kind, holder, priority, expires_at) VALUES ($1, $2, $3, clock_timestamp() + make_interval(secs => $4 / 1000.0))`,
-        [kind, holder, priority, leaseMs],
-      );
-      return { granted: true, ahead: 0 };
-    });
+    // One statement under the pool's advisory lock (migrations/1733600000000_admission_functions.sql).
+    const { rows } = await db.query<{ granted: boolean; ahead: number }>('SELECT granted, ahead FROM acquire_slot($1, $2, $3, $4, $5, $6)', [
+      slotPool(slotKind),
+      holder,
+      Math.round(priority),
+      limit,
+      Math.round(leaseMs),
+      WAITER_STALE_SECONDS,
+    ]);
+    return rows[0];
   }
 
   /** Gives a slot back (a waiter row of the same holder goes too). */
   async function releaseSlot(slotKind: SlotKind, holder: string): Promise<void> {
     const kind = slotPool(slotKind);
     await db.query(
-      `UPDATE slot_leases SET released_at = clock_timestamp() WHERE kind = $1 AND holder = $2 AND released_at IS NULL`,
+      `WITH released AS (
+         UPDATE slot_leases SET released_at = clock_timestamp() WHERE kind = $1 AND holder = $2 AND released_at IS NULL
+       )
+       DELETE FROM slot_waiters WHERE kind = $1 AND holder = $2`,
       [kind, holder],
     );
-    await db.query('DELETE FROM slot_waiters WHERE kind = $1 AND holder = $2', [kind, holder]);
   }
 
   /** Who waits for a slot next: highest priority, then longest waiting. */
@@ -266,10 +231,6 @@ export function createGovernance(db: Db, config: Config) {
 }
 
 export type Governance = ReturnType<typeof createGovernance>;
-
-async function lock(tx: PoolClient, key: string): Promise<void> {
-  await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [key]);
-}
 
 /** A slot of AGENTS_MAX_ACTIVE is held while a goal runs, approvals included; long, renewed each goal. */
 const AGENT_SLOT_LEASE_MS = 7 * 24 * 3_600_000;

@@ -62,26 +62,37 @@ export function createPriorityActivities(deps: StepDeps & { governance: Governan
   const { db, config, governance } = deps;
   const { completeWithFallback } = createStepRunner(deps);
 
-  async function record(input: ScoreGoalInput, hash: string, result: GoalScore, started: number, error?: string): Promise<GoalScore> {
-    const saved = await db.query<{ score: number; source: GoalScore['source'] }>(
-      `INSERT INTO priority_scores (task_id, agent_id, concept_hash, score, source, duration_ms, error) VALUES ($1,$2,$3,$4,$5,$6,$7)
-       ON CONFLICT (task_id) DO UPDATE SET task_id = EXCLUDED.task_id RETURNING score, source`,
-      [input.taskId, input.agentId, hash, result.score, result.source, Date.now() - started, error ?? null],
+  /**
+   * Records the score `scored` selects (one row of score, source and error, or none; its parameters start
+   * at $6) for the task, and copies it to the task's row, in one statement. A score recorded before stands
+   * (a retried activity answers with it), so the queue order never flips. Null when `scored` found nothing.
+   */
+  async function recordScore(input: ScoreGoalInput, hash: string, started: number, scored: string, params: unknown[]): Promise<GoalScore | null> {
+    const { rows } = await db.query<GoalScore>(
+      `WITH scored AS (${scored}), saved AS (
+         INSERT INTO priority_scores (task_id, agent_id, concept_hash, score, source, duration_ms, error)
+         SELECT $1, $2, $3, score, source, $4, error FROM scored
+         ON CONFLICT (task_id) DO UPDATE SET task_id = EXCLUDED.task_id RETURNING score, source
+       ), copied AS (
+         UPDATE tasks SET priority_score = saved.score FROM saved WHERE tasks.id = $5
+       )
+       SELECT score, source FROM saved`,
+      [input.taskId, input.agentId, hash, Date.now() - started, input.taskId, ...params],
     );
-    // A retried activity answers with the first recorded score, so the queue order never flips.
-    const final = saved.rows[0];
-    await db.query('UPDATE tasks SET priority_score = $2 WHERE id = $1', [input.taskId, final.score]);
-    return final;
+    return rows[0] ?? null;
+  }
+
+  async function record(input: ScoreGoalInput, hash: string, result: GoalScore, started: number, error?: string): Promise<GoalScore> {
+    const scored = 'SELECT $6::int AS score, $7::text AS source, $8::text AS error';
+    return (await recordScore(input, hash, started, scored, [result.score, result.source, error ?? null]))!;
   }
 
   /** The score of a task with the same key concepts within PRIORITY_CACHE_MINUTES, recorded for this task; null on a miss. */
   async function fromCache(input: ScoreGoalInput, hash: string, started: number): Promise<GoalScore | null> {
     // The cache is per agent: the same task matters differently to agents with different objectives.
-    const cached = await db.query<{ score: number }>(
-      `SELECT score FROM priority_cache WHERE agent_id = $1 AND concept_hash = $2 AND created_at > now() - make_interval(mins => $3)`,
-      [input.agentId, hash, config.PRIORITY_CACHE_MINUTES],
-    );
-    return cached.rows[0] ? record(input, hash, { score: cached.rows[0].score, source: 'cache' }, started) : null;
+    const cached = `SELECT score, 'cache'::text AS source, NULL::text AS error FROM priority_cache
+                     WHERE agent_id = $2 AND concept_hash = $3 AND created_at > now() - make_interval(mins => $6)`;
+    return recordScore(input, hash, started, cached, [config.PRIORITY_CACHE_MINUTES]);
   }
 
   return {

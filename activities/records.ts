@@ -23,12 +23,18 @@ export interface DecisionInput {
   confidence: number | null;
 }
 
-/** Appends one decision to a task's reasoning trace; unique per (task, step, seq), so retries write it once. */
-export async function insertDecision(db: Db, d: DecisionInput): Promise<void> {
+/**
+ * Appends one decision to a task's reasoning trace; unique per (task, step, seq), so retries write it once.
+ * `alongside` holds data-modifying CTEs (`name AS (UPDATE …)`) with parameters $1…$n that run in the same
+ * statement: the step's other writes land with its decision, atomically and in one round trip.
+ */
+export async function insertDecision(db: Db, d: DecisionInput, alongside?: { ctes: string; params: unknown[] }): Promise<void> {
+  const params = alongside?.params ?? [];
+  const p = (i: number) => `$${params.length + i}`;
   await db.query(
-    `INSERT INTO decisions (task_id, step, seq, decision_type, reasoning, action, result, confidence)
-     VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (task_id, step, seq) DO NOTHING`,
-    [d.taskId, d.step, d.seq, d.type, d.reasoning, JSON.stringify(d.action ?? {}), JSON.stringify(d.result ?? null), d.confidence],
+    `${alongside ? `WITH ${alongside.ctes}\n` : ''}INSERT INTO decisions (task_id, step, seq, decision_type, reasoning, action, result, confidence)
+     VALUES (${[1, 2, 3, 4, 5, 6, 7, 8].map(p).join(',')}) ON CONFLICT (task_id, step, seq) DO NOTHING`,
+    [...params, d.taskId, d.step, d.seq, d.type, d.reasoning, JSON.stringify(d.action ?? {}), JSON.stringify(d.result ?? null), d.confidence],
   );
 }
 
@@ -121,27 +127,33 @@ export function createRecordActivities({ db }: RecordDeps) {
       decision?: { type: string; reasoning: string };
     }): Promise<void> {
       const { outcome, decision } = input;
-      await withTransaction(db, async (client) => {
-        await client.query(
-          `UPDATE tasks SET status = $2, output = $3, error = $4, steps = GREATEST(steps, $5), completed_at = now(), updated_at = now()
-           WHERE id = $1 AND status NOT IN ('completed','failed','cancelled')`,
-          [outcome.taskId, outcome.status, JSON.stringify(outcome.output ?? null), outcome.error, outcome.steps],
-        );
-        // A task that ends while an approval waits (cancelled, archived) leaves no pending request behind.
-        await client.query(
-          `UPDATE approvals SET status = 'expired', decision_reason = $2, decided_at = now()
-           WHERE task_id = $1 AND status = 'pending'`,
-          [outcome.taskId, `task ${outcome.status}`],
-        );
-        if (decision) {
-          await client.query(
-            `INSERT INTO decisions (task_id, step, seq, decision_type, reasoning, action, result)
-             VALUES ($1, $2, 999, $3, $4, $5, $6) ON CONFLICT (task_id, step, seq) DO NOTHING`,
-            [outcome.taskId, outcome.steps, decision.type, decision.reasoning,
-              JSON.stringify({ status: outcome.status }), JSON.stringify(outcome.error ?? outcome.output ?? null)],
-          );
-        }
-      });
+      // One statement: the final state, no pending request left behind (a task can end while an approval
+      // waits: cancelled, archived), and the closing decision when there is one.
+      const ends = `ended AS (
+          UPDATE tasks SET status = $2, output = $3, error = $4, steps = GREATEST(steps, $5), completed_at = now(), updated_at = now()
+           WHERE id = $1 AND status NOT IN ('completed','failed','cancelled')
+        ), expired AS (
+          UPDATE approvals SET status = 'expired', decision_reason = $6, decided_at = now() WHERE task_id = $1 AND status = 'pending'
+        )`;
+      const params = [outcome.taskId, outcome.status, JSON.stringify(outcome.output ?? null), outcome.error, outcome.steps, `task ${outcome.status}`];
+      if (!decision) {
+        await db.query(`WITH ${ends} SELECT 1`, params);
+        return;
+      }
+      await insertDecision(
+        db,
+        {
+          taskId: outcome.taskId,
+          step: outcome.steps,
+          seq: 999,
+          type: decision.type,
+          reasoning: decision.reasoning,
+          action: { status: outcome.status },
+          result: outcome.error ?? outcome.output ?? null,
+          confidence: null,
+        },
+        { ctes: ends, params },
+      );
     },
 
     /**

@@ -349,19 +349,21 @@ export function createStepActivities(deps: StepDeps) {
       });
       endStep(reply.provider, 'ok');
       const final = reply.toolCalls.length === 0;
-      await db.query(
-        `INSERT INTO llm_calls (task_id, step, provider, model, input_tokens, output_tokens) VALUES ($1,$2,$3,$4,$5,$6)
-         ON CONFLICT (task_id, step) DO NOTHING`,
-        [input.taskId, input.step, reply.provider, reply.model, reply.usage.inputTokens, reply.usage.outputTokens],
-      );
-      await db.query(
-        `UPDATE tasks SET steps = GREATEST(steps, $2), updated_at = now(),
-           status = CASE WHEN status = 'waiting_for_budget' THEN 'running' ELSE status END,
-           input_tokens = (SELECT COALESCE(SUM(input_tokens), 0) FROM llm_calls WHERE task_id = $1),
-           output_tokens = (SELECT COALESCE(SUM(output_tokens), 0) FROM llm_calls WHERE task_id = $1)
-         WHERE id = $1`,
-        [input.taskId, input.step],
-      );
+      // The call's usage, the task's counters and the decision, in one statement: a retried activity
+      // finds the call recorded and adds nothing.
+      const recorded = {
+        ctes: `call AS (
+            INSERT INTO llm_calls (task_id, step, provider, model, input_tokens, output_tokens) VALUES ($1,$2,$3,$4,$5,$6)
+            ON CONFLICT (task_id, step) DO NOTHING RETURNING input_tokens, output_tokens
+          ), counted AS (
+            UPDATE tasks SET steps = GREATEST(steps, $2), updated_at = now(),
+              status = CASE WHEN status = 'waiting_for_budget' THEN 'running' ELSE status END,
+              input_tokens = input_tokens + COALESCE((SELECT input_tokens FROM call), 0),
+              output_tokens = output_tokens + COALESCE((SELECT output_tokens FROM call), 0)
+             WHERE id = $1
+          )`,
+        params: [input.taskId, input.step, reply.provider, reply.model, reply.usage.inputTokens, reply.usage.outputTokens],
+      };
       await insertDecision(db, {
         taskId: input.taskId,
         step: input.step,
@@ -373,7 +375,7 @@ export function createStepActivities(deps: StepDeps) {
           : { toolCalls: reply.toolCalls.map((c) => ({ name: c.name, arguments: c.arguments })) },
         result: final ? reply.content : null,
         confidence: null,
-      });
+      }, recorded);
       return {
         content: reply.content,
         toolCalls: reply.toolCalls,
@@ -405,10 +407,10 @@ export function createStepActivities(deps: StepDeps) {
         if (faultDelay > 0 && tools.get(call.name)?.sideEffect) await new Promise((r) => setTimeout(r, faultDelay));
         return result;
       });
-      await db.query(
-        `UPDATE tasks SET status = 'running', updated_at = now() WHERE id = $1 AND status = 'planning'`,
-        [input.taskId],
-      );
+      const running = {
+        ctes: `running AS (UPDATE tasks SET status = 'running', updated_at = now() WHERE id = $1 AND status = 'planning')`,
+        params: [input.taskId],
+      };
       await insertDecision(db, {
         taskId: input.taskId,
         step: input.step,
@@ -418,7 +420,7 @@ export function createStepActivities(deps: StepDeps) {
         action: { tool: call.name, arguments: safeJson(call.arguments), idempotencyKey: input.idempotencyKey },
         result: outcome.isError ? { error: outcome.content } : safeJson(outcome.content),
         confidence: null,
-      });
+      }, running);
       return { toolCallId: call.id, name: call.name, content: outcome.content, isError: outcome.isError };
     },
   };

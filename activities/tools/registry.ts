@@ -60,9 +60,14 @@ export function defineTool<Args>(def: ToolDefinition<Args>): ToolDefinition<Args
 
 export class ToolRegistry {
   private readonly tools = new Map<string, ToolDefinition<unknown>>();
+  /** Each tool's spec, derived once: converting a schema costs more than the rest of a model call's bookkeeping. */
+  private readonly specCache = new Map<string, ToolSpec>();
 
   register(...defs: ToolDefinition<never>[]): this {
-    for (const def of defs) this.tools.set(def.name, def as unknown as ToolDefinition<unknown>);
+    for (const def of defs) {
+      this.tools.set(def.name, def as unknown as ToolDefinition<unknown>);
+      this.specCache.delete(def.name);
+    }
     return this;
   }
 
@@ -91,8 +96,13 @@ export class ToolRegistry {
     return allowed.flatMap((name) => {
       const def = this.tools.get(name);
       if (!def) return [];
-      const { $schema: _ignored, ...parameters } = z.toJSONSchema(def.input, { io: 'input' }) as Record<string, unknown>;
-      return [{ name: def.name, description: def.description, parameters }];
+      let spec = this.specCache.get(name);
+      if (!spec) {
+        const { $schema: _ignored, ...parameters } = z.toJSONSchema(def.input, { io: 'input' }) as Record<string, unknown>;
+        spec = { name: def.name, description: def.description, parameters };
+        this.specCache.set(name, spec);
+      }
+      return [spec];
     });
   }
 }
