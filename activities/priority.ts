@@ -2,6 +2,7 @@ import { registerSecretsIn } from '../lib/logger';
 import { semanticHash } from '../lib/semantic-hash';
 import type { Governance } from './governance';
 import { estimateTokens } from './governance';
+import { insertQueuedTask, type QueuedTaskInput, type QueuedTaskReceipt } from './records';
 import type { StepDeps } from './steps';
 import { createStepRunner } from './steps';
 
@@ -102,6 +103,16 @@ export function createPriorityActivities(deps: StepDeps & { governance: Governan
      */
     async cachedGoalScore(input: ScoreGoalInput): Promise<GoalScore | null> {
       return fromCache(input, semanticHash(input.title, input.input).hash, Date.now());
+    },
+
+    /**
+     * A submitted goal's task row and its score from the cache, in one local activity where a submission
+     * took two (recordTaskQueued, then cachedGoalScore). `cachedScore` is null on a miss: scoreGoal runs.
+     */
+    async recordTaskQueuedWithCachedScore(input: QueuedTaskInput & { scoring: ScoreGoalInput }): Promise<QueuedTaskReceipt & { cachedScore: GoalScore | null }> {
+      const receipt = await insertQueuedTask(db, input);
+      const cachedScore = await fromCache(input.scoring, semanticHash(input.scoring.title, input.scoring.input).hash, Date.now());
+      return { ...receipt, cachedScore };
     },
 
     async scoreGoal(input: ScoreGoalInput): Promise<GoalScore> {

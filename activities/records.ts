@@ -38,6 +38,32 @@ export async function insertDecision(db: Db, d: DecisionInput, alongside?: { cte
   );
 }
 
+export interface QueuedTaskInput {
+  agentId: string;
+  orgId: string;
+  goal: Goal;
+}
+
+export interface QueuedTaskReceipt {
+  /** False when the id was already known (a retried submission or delegation). */
+  created: boolean;
+  status: TaskStatus;
+}
+
+/** Inserts a submitted goal's task row as queued, once per task id. */
+export async function insertQueuedTask(db: Db, input: QueuedTaskInput): Promise<QueuedTaskReceipt> {
+  const { goal } = input;
+  const inserted = await db.query(
+    `INSERT INTO tasks (id, org_id, agent_id, title, task_type, priority, status, input, parent_task_id, delegation_depth, created_at)
+     VALUES ($1,$2,$3,$4,$5,$6,'queued',$7,$8,$9,$10) ON CONFLICT (id) DO NOTHING RETURNING id`,
+    [goal.taskId, input.orgId, input.agentId, goal.title, goal.taskType, goal.priority, JSON.stringify(goal.input),
+      goal.parentTaskId, goal.delegationDepth, goal.submittedAt],
+  );
+  if (inserted.rowCount) return { created: true, status: 'queued' };
+  const existing = await db.query<{ status: TaskStatus }>('SELECT status FROM tasks WHERE id = $1', [goal.taskId]);
+  return { created: false, status: existing.rows[0]?.status ?? 'queued' };
+}
+
 /**
  * Activities that keep Postgres (the queryable projection) in step with the workflows. Every write is
  * idempotent: inserts use ON CONFLICT, agent rows only move forward in `state_version`, and terminal task
@@ -96,17 +122,8 @@ export function createRecordActivities({ db }: RecordDeps) {
     },
 
     /** Inserts a queued task. `created: false` means the id was already known (a retried delegation). */
-    async recordTaskQueued(input: { agentId: string; orgId: string; goal: Goal }): Promise<{ created: boolean; status: TaskStatus }> {
-      const { goal } = input;
-      const inserted = await db.query(
-        `INSERT INTO tasks (id, org_id, agent_id, title, task_type, priority, status, input, parent_task_id, delegation_depth, created_at)
-         VALUES ($1,$2,$3,$4,$5,$6,'queued',$7,$8,$9,$10) ON CONFLICT (id) DO NOTHING RETURNING id`,
-        [goal.taskId, input.orgId, input.agentId, goal.title, goal.taskType, goal.priority, JSON.stringify(goal.input),
-          goal.parentTaskId, goal.delegationDepth, goal.submittedAt],
-      );
-      if (inserted.rowCount) return { created: true, status: 'queued' };
-      const existing = await db.query<{ status: TaskStatus }>('SELECT status FROM tasks WHERE id = $1', [goal.taskId]);
-      return { created: false, status: existing.rows[0]?.status ?? 'queued' };
+    async recordTaskQueued(input: QueuedTaskInput): Promise<QueuedTaskReceipt> {
+      return insertQueuedTask(db, input);
     },
 
     /** Moves a task to a non-terminal status (planning, running, awaiting_approval). */

@@ -53,6 +53,11 @@ export interface CallModelInput {
   owner?: StepOwner;
   /** Moves the task to `planning` before the call (its first step). */
   markStarted?: boolean;
+  /**
+   * A final answer (no tool calls, no refusal) completes the task: its final state is written with the
+   * call's records, and the workflow records no end of its own (`ModelReply.completedTask`).
+   */
+  completesTask?: boolean;
   /** The agent's MCP servers: their allowed tools are offered alongside the built-ins. */
   mcpServers?: McpServer[];
   provider: string | null;
@@ -72,6 +77,8 @@ export interface ModelReply {
   usage: TokenUsage;
   provider: string;
   model: string;
+  /** The task's row was moved to `completed` with this answer (asked for with `completesTask`). */
+  completedTask?: boolean;
 }
 
 export interface RunToolInput {
@@ -349,20 +356,26 @@ export function createStepActivities(deps: StepDeps) {
       });
       endStep(reply.provider, 'ok');
       const final = reply.toolCalls.length === 0;
-      // The call's usage, the task's counters and the decision, in one statement: a retried activity
-      // finds the call recorded and adds nothing.
+      const completes = Boolean(input.completesTask) && final && reply.finishReason !== 'refusal';
+      // The call's usage, the task's counters and the decision (and, for a final answer the workflow asked
+      // to complete with, the task's end) in one statement: a retried activity finds the call recorded and
+      // adds nothing; a task that ended meanwhile (cancelled) keeps its end.
       const recorded = {
         ctes: `call AS (
             INSERT INTO llm_calls (task_id, step, provider, model, input_tokens, output_tokens) VALUES ($1,$2,$3,$4,$5,$6)
             ON CONFLICT (task_id, step) DO NOTHING RETURNING input_tokens, output_tokens
           ), counted AS (
             UPDATE tasks SET steps = GREATEST(steps, $2), updated_at = now(),
-              status = CASE WHEN status = 'waiting_for_budget' THEN 'running' ELSE status END,
+              status = CASE WHEN status IN ('completed','failed','cancelled') THEN status WHEN $7 THEN 'completed'
+                            WHEN status = 'waiting_for_budget' THEN 'running' ELSE status END,
+              output = CASE WHEN $7 AND status NOT IN ('completed','failed','cancelled') THEN $8::jsonb ELSE output END,
+              completed_at = CASE WHEN $7 AND status NOT IN ('completed','failed','cancelled') THEN now() ELSE completed_at END,
               input_tokens = input_tokens + COALESCE((SELECT input_tokens FROM call), 0),
               output_tokens = output_tokens + COALESCE((SELECT output_tokens FROM call), 0)
              WHERE id = $1
           )`,
-        params: [input.taskId, input.step, reply.provider, reply.model, reply.usage.inputTokens, reply.usage.outputTokens],
+        params: [input.taskId, input.step, reply.provider, reply.model, reply.usage.inputTokens, reply.usage.outputTokens,
+          completes, JSON.stringify({ answer: reply.content })],
       };
       await insertDecision(db, {
         taskId: input.taskId,
@@ -384,6 +397,7 @@ export function createStepActivities(deps: StepDeps) {
         usage: reply.usage,
         provider: reply.provider,
         model: reply.model,
+        ...(completes ? { completedTask: true } : {}),
       };
     },
 

@@ -12,8 +12,8 @@ import { createPayloadCodec, ENCRYPTED_ENCODING, generateKey, METADATA_ENCRYPTIO
 import { getFreePort, startDevServer, type DevServerHandle } from '../temporal/dev-server';
 import { agentWorkflowId } from '../workflows/definitions';
 import { launchChromium, type ChromiumSession } from './helpers/browser';
-import { localActivities, workflowTaskDone } from './helpers/history';
-import { startApi, startWorker, testConfig, waitFor, type ApiClient, type TestStack } from './helpers/stack';
+import { idleAgentHistory } from './helpers/history';
+import { startApi, startWorker, testConfig, type ApiClient, type TestStack } from './helpers/stack';
 
 const run = promisify(execFile);
 const KEY_ID = 'codec-test-key';
@@ -95,13 +95,9 @@ describe('payload encryption and the codec server', () => {
     assert.equal(done.status, 'completed', JSON.stringify(done));
     assert.ok(done.output.answer.endsWith(`done with ${SECRET}`), `the worker decrypted the input: ${done.output.answer}`);
 
-    // The goal ran inside the agent's workflow. Its row is final before the workflow task recording it
-    // completes: read the history once that task has completed.
+    // The goal ran inside the agent's workflow: read its history once the agent is idle again.
     for (const workflowId of [agentWorkflowId(agent.id)]) {
-      const events = await waitFor(async () => {
-        const all = await rawHistory(workflowId);
-        return localActivities(all).includes('finishTask') && workflowTaskDone(all) ? all : undefined;
-      }, `${workflowId} to record the task's end`);
+      const events = await idleAgentHistory(stack, agent.id, () => rawHistory(workflowId));
       // Patch markers (`patched()`) are written by the SDK's core, past the codec: they hold only the patch id.
       const patchMarkers = events.filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch');
       for (const marker of collectPayloads(patchMarkers)) assert.match(Buffer.from(marker.data ?? []).toString(), /^\{"id":"[\w-]+","deprecated":(true|false)\}$/);

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { agentWorkflowId } from '../workflows/definitions';
-import { localActivities, workflowTaskDone } from './helpers/history';
+import { idleAgentHistory, localActivities } from './helpers/history';
 import { startStack, testConfig, waitFor, type TestStack } from './helpers/stack';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
@@ -43,16 +43,8 @@ describe('history of an agent task', () => {
     await stack?.stop();
   });
 
-  /**
-   * A task's row is final before the workflow task recording it completes: the agent's history once it has
-   * recorded `finished` task ends and its last workflow task has completed (its commands follow that event).
-   */
-  const settledHistory = (agentId: string, finished: number): Promise<HistoryEvent[]> =>
-    waitFor(async () => {
-      const events = (await stack.client.workflow.getHandle(agentWorkflowId(agentId)).fetchHistory()).events ?? [];
-      const ends = localActivities(events).filter((t) => t === 'finishTask').length;
-      return ends === finished && workflowTaskDone(events) ? events : undefined;
-    }, `${finished} task ends in the history of agent ${agentId}`);
+  const settledHistory = (agentId: string): Promise<HistoryEvent[]> =>
+    idleAgentHistory(stack, agentId, async () => (await stack.client.workflow.getHandle(agentWorkflowId(agentId)).fetchHistory()).events ?? []);
 
   it('hands off only model and tool calls; records and a cached score run as local activities', { timeout: 120_000 }, async () => {
     const agent = await stack.api.createAgent({ name: 'Lean', objective: 'Answer questions', autonomy: 'autopilot' });
@@ -65,7 +57,7 @@ describe('history of an agent task', () => {
     assert.deepEqual(done.output, { answer: '[offline] ok' });
 
     // Both goals are in the agent's current run (it continues as new only past AGENT_HISTORY_LIMIT events).
-    const agentEvents = await settledHistory(agent.id, 2);
+    const agentEvents = await settledHistory(agent.id);
     const steps = ['callModel', 'runTool', 'callModel'];
     assert.deepEqual(
       scheduledActivities(agentEvents),
@@ -77,10 +69,11 @@ describe('history of an agent task', () => {
       'the goals ran in the agent workflow, not as children',
     );
     const local = localActivities(agentEvents);
-    for (const type of ['recordAgent', 'recordTaskQueued', 'cachedGoalScore', 'syncAgentState', 'finishTask']) {
+    for (const type of ['recordAgent', 'recordTaskQueuedWithCachedScore', 'syncAgentState']) {
       assert.ok(local.includes(type), `${type} ran as a local activity (local: ${local.join(', ')})`);
     }
-    assert.equal(local.filter((t) => t === 'recordTaskQueued').length, 2, 'one task row write per goal');
+    assert.equal(local.filter((t) => t === 'recordTaskQueuedWithCachedScore').length, 2, 'one task row write, with its cache lookup, per goal');
+    assert.ok(!local.includes('cachedGoalScore') && !local.includes('finishTask'), `no separate cache lookup or end record (local: ${local.join(', ')})`);
 
     // The projection those local activities wrote.
     const { rows: scores } = await stack.db.query<{ task_id: string; source: string }>(
@@ -107,7 +100,7 @@ describe('history of an agent task', () => {
     assert.equal((await stack.api.post(`/api/v1/approvals/${approval.id}/approve`, { decidedBy: 'alice' })).status, 200);
     assert.equal((await stack.api.waitForTask(task.id)).status, 'completed');
 
-    const events = await settledHistory(agent.id, 1);
+    const events = await settledHistory(agent.id);
     const decided = workflowTaskGroups(events).find((g) => localActivities(g).includes('recordApprovalDecision'));
     assert.ok(decided, 'the decision was recorded in a workflow task');
     assert.ok(decided.some((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED), 'which completed the decision update');

@@ -109,6 +109,7 @@ export function activitiesFor(settings: AgentSettings) {
     notify: notifications.notify,
     syncAgentState: records.syncAgentState,
     recordTaskQueued: records.recordTaskQueued,
+    recordTaskQueuedWithCachedScore: records.recordTaskQueuedWithCachedScore,
     setTaskStatus: records.setTaskStatus,
     finishTask: records.finishTask,
     archiveAgentData: records.archiveAgentData,

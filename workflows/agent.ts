@@ -68,6 +68,8 @@ const SLOT_RECHECK_MS = 10_000;
  * with children; a child still running when this is deployed finishes as a child.
  */
 const INLINE_TASKS_PATCH = 'tasks-inline';
+/** A submission's cache lookup of its score runs in the same local activity as its task row. */
+const SCORE_LOOKUP_WITH_SUBMISSION_PATCH = 'score-lookup-with-submission';
 
 /** How many finished task outcomes the agent remembers, to answer a late cancel truthfully. */
 const RECENT_OUTCOMES = 100;
@@ -253,10 +255,16 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     async (request) => {
       if (agent.knows(request.taskId)) return agent.receipt(request.taskId);
       const goal = toGoal(request, agent.config.priority);
+      const scores = governed && input.settings.priorityScoring;
+      // Patch: the cache lookup of the goal's score rides along with its task row (one local activity,
+      // not two). Earlier histories replay with a separate cachedGoalScore after the submission.
+      const lookupWithRecord = scores && localRecords && patched(SCORE_LOOKUP_WITH_SUBMISSION_PATCH);
+      const queued = { agentId: agent.config.id, orgId: agent.config.orgId, goal };
       agent.submitting += 1;
-      const { created, status } = await acts
-        .recordTaskQueued({ agentId: agent.config.id, orgId: agent.config.orgId, goal })
-        .finally(() => (agent.submitting -= 1));
+      const { created, status, cachedScore } = await (lookupWithRecord
+        ? acts.recordTaskQueuedWithCachedScore({ ...queued, scoring: scoreRequest(goal) })
+        : acts.recordTaskQueued(queued).then((receipt) => ({ ...receipt, cachedScore: null }))
+      ).finally(() => (agent.submitting -= 1));
       // A retried submission (same task id) is answered, not queued twice. A row that is still queued but
       // unknown here was written by an earlier run of this very handler whose workflow task was lost (a local
       // activity runs before its task completes; an update's speculative task leaves no trace): queue it.
@@ -267,7 +275,8 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
       const position = agent.enqueue(goal);
       // About to continue as new: the next run scores it (an activity finishing during the continue-as-new
       // would fail that workflow task).
-      if (governed && input.settings.priorityScoring && !(localRecords && historyTooLong())) scoreInBackground(goal);
+      if (cachedScore) agent.rescore(goal.taskId, cachedScore.score);
+      else if (scores && !(localRecords && historyTooLong())) scoreInBackground(goal, { cacheChecked: lookupWithRecord });
       return { taskId: goal.taskId, status: 'queued', position };
     },
     {
@@ -457,11 +466,9 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     }
   }
 
-  /** Scores a queued goal with the agent's model in the background; the static priority stands meanwhile. */
-  function scoreInBackground(goal: Goal): void {
-    scoring += 1;
-    const unblocks = agent.state.queue.filter((g) => Array.isArray(g.input.dependsOn) && g.input.dependsOn.includes(goal.taskId)).length;
-    const request: ScoreGoalInput = {
+  /** What scoring a goal needs: the goal, the agent's objective and model, and what the goal unblocks. */
+  function scoreRequest(goal: Goal): ScoreGoalInput {
+    return {
       taskId: goal.taskId,
       agentId: agent.config.id,
       orgId: agent.config.orgId,
@@ -469,7 +476,7 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
       title: goal.title,
       input: goal.input,
       staticPriority: goal.priority,
-      unblocks,
+      unblocks: agent.state.queue.filter((g) => Array.isArray(g.input.dependsOn) && g.input.dependsOn.includes(goal.taskId)).length,
       submittedAt: goal.submittedAt,
       provider: agent.config.provider,
       fallbackProviders: agent.config.fallbackProviders ?? [],
@@ -477,8 +484,18 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
       agentBudget: agent.config.tokenBudgetPerMinute ?? null,
       timeoutMs: scoringTimeoutMs,
     };
+  }
+
+  /**
+   * Scores a queued goal with the agent's model in the background; the static priority stands meanwhile.
+   * `cacheChecked`: the submission already looked the score up in the cache (and missed).
+   */
+  function scoreInBackground(goal: Goal, { cacheChecked = false } = {}): void {
+    scoring += 1;
+    const request = scoreRequest(goal);
     // A cache hit is answered by a local activity in this workflow task; only a miss calls the model.
-    (localRecords ? cachedOrScored(request) : acts.scoreGoal(request))
+    const scored = cacheChecked || !localRecords ? acts.scoreGoal(request) : cachedOrScored(request);
+    scored
       .then(
         ({ score }) => agent.rescore(goal.taskId, score),
         (err) => log.warn('priority scoring failed; the static priority stands', { taskId: goal.taskId, error: String(err) }),

@@ -35,6 +35,9 @@ import {
   toolAllowed,
 } from './definitions';
 
+/** The final answer's model call records the task's end (see TaskRun.run). */
+const COMPLETION_IN_MODEL_CALL_PATCH = 'completion-in-final-model-call';
+
 /** What happens to a tool call, by the agent's autonomy and the tool's policy. */
 type Gate = 'run' | 'approve' | 'propose';
 
@@ -160,6 +163,9 @@ export class TaskRun {
     // less per task. Histories recorded before it (test/histories/legacy/before-status-patch-*) replay
     // through the old branch. Once no such run is open, deprecatePatch() and then removal follow.
     const startsInModelCall = patched('status-in-first-model-call');
+    // Patch: a final answer's model call records the task's end itself, one local activity (a marker and
+    // a round trip through the worker) less per task. Earlier histories replay with finishTask.
+    const completesInModelCall = patched(COMPLETION_IN_MODEL_CALL_PATCH);
     try {
       if (!startsInModelCall) await acts.setTaskStatus({ taskId: goal.taskId, status: 'planning' });
       for (progress.step = 1; progress.step <= settings.maxSteps; progress.step++) {
@@ -182,6 +188,7 @@ export class TaskRun {
           step,
           owner: { agentId: agent.id, orgId: agent.orgId, priority: rank, agentBudget: agent.tokenBudgetPerMinute ?? null },
           markStarted: startsInModelCall && step === 1,
+          completesTask: completesInModelCall,
           provider: agent.provider,
           fallbackProviders: agent.fallbackProviders ?? [],
           model: agent.model,
@@ -194,7 +201,7 @@ export class TaskRun {
         }
         messages.push({ role: 'assistant', content: reply.content, toolCalls: reply.toolCalls });
         if (reply.toolCalls.length === 0) {
-          return await this.finish('completed', { answer: reply.content }, null);
+          return await this.finish('completed', { answer: reply.content }, null, reply.completedTask);
         }
         progress.status = 'running';
         const proposals: { tool: string; arguments: unknown }[] = [];
@@ -318,10 +325,12 @@ export class TaskRun {
     );
   }
 
+  /** Records the task's end (unless `recorded`: the model call that answered wrote it) and returns it. */
   private async finish(
     status: TaskOutcome['status'],
     output: unknown,
     error: { message: string; type: string } | null,
+    recorded = false,
   ): Promise<TaskOutcome> {
     const outcome: TaskOutcome = {
       taskId: this.taskId,
@@ -335,7 +344,7 @@ export class TaskRun {
     this.show(status === 'completed' ? 'completed' : `${status}: ${error?.message ?? ''}`);
     // Recording the end must happen even when the task itself was cancelled.
     await CancellationScope.nonCancellable(async () => {
-      await this.acts.finishTask({ outcome, decision: error ? { type: 'escalate', reasoning: error.message } : undefined });
+      if (!recorded) await this.acts.finishTask({ outcome, decision: error ? { type: 'escalate', reasoning: error.message } : undefined });
       await Promise.all(this.notifications);
       await condition(() => this.decisionsInFlight === 0);
     });

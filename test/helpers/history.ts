@@ -1,5 +1,6 @@
 /** Reading recorded workflow histories in tests. */
 import { temporal } from '@temporalio/proto';
+import { waitFor, type TestStack } from './stack';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 const { EventType } = temporal.api.enums.v1;
@@ -26,4 +27,17 @@ export function localActivities(events: HistoryEvent[]): string[] {
     const data = marker.details?.data?.payloads?.[0]?.data;
     return data ? [(JSON.parse(Buffer.from(data).toString()) as { activity_type: string }).activity_type] : [];
   });
+}
+
+/**
+ * An agent's history once it has gone idle after its goals: a goal's row is final before the workflow task
+ * recording it completes, so wait for the agent's row to say IDLE and for its last workflow task to have
+ * completed (its commands follow that event). `fetchEvents` reads the history (decoded or raw).
+ */
+export async function idleAgentHistory(stack: TestStack, agentId: string, fetchEvents: () => Promise<HistoryEvent[]>): Promise<HistoryEvent[]> {
+  return waitFor(async () => {
+    if ((await stack.api.get(`/api/v1/agents/${agentId}`)).body.status !== 'IDLE') return undefined;
+    const events = await fetchEvents();
+    return workflowTaskDone(events) ? events : undefined;
+  }, `agent ${agentId} to go idle and its last workflow task to complete`);
 }
