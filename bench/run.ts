@@ -212,7 +212,9 @@ async function main(): Promise<number> {
     }
     return 0;
   } catch (err) {
-    results.error = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    // A ServiceError's own message is generic: the server's answer is its cause.
+    const cause = err instanceof Error && err.cause instanceof Error ? `\ncaused by: ${err.cause.message}` : '';
+    results.error = (err instanceof Error ? (err.stack ?? err.message) : String(err)) + cause;
     log(`failed: ${results.error}`);
     return 1;
   } finally {
