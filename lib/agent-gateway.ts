@@ -1,11 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  isGrpcDeadlineError,
   isGrpcServiceError,
   ServiceError,
   WithStartWorkflowOperation,
   WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
   type Client,
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -92,8 +94,11 @@ export class AgentGateway {
     return this.client.workflow.executeUpdateWithStart(agentReadyUpdate, { startWorkflowOperation: startOperation });
   }
 
+  /** The update id names the goal, so a submission sent again (see `update`) joins the first one. */
   submitGoal(agentId: string, goal: SubmitGoalInput): Promise<GoalReceipt> {
-    return this.update(`agent ${agentId}`, () => this.handle(agentId).executeUpdate(submitGoalUpdate, { args: [goal] }));
+    return this.update(`agent ${agentId}`, () =>
+      this.handle(agentId).executeUpdate(submitGoalUpdate, { args: [goal], updateId: `goal:${goal.taskId}` }),
+    );
   }
 
   pause(agentId: string): Promise<AgentLiveState> {
@@ -194,15 +199,19 @@ export class AgentGateway {
   }
 
   /**
-   * Translates Temporal's answers into the two outcomes callers care about. An update the server aborted
-   * because the workflow task carrying it failed (it had not run) is sent again: every update here is
-   * idempotent (goals by task id, decisions by update id, transitions by their target state).
+   * Translates Temporal's answers into the two outcomes callers care about. Two failures are sent again,
+   * since every update here is idempotent (goals by task id, decisions by update id, transitions by their
+   * target state): an update the server aborted because the workflow task carrying it failed (it had not
+   * run), and a call whose deadline passed before the workflow accepted it (a busy worker replaying an
+   * evicted agent), at most RPC_TIMEOUT_ATTEMPTS times.
    */
   private async update<T>(target: string, send: () => Promise<T>): Promise<T> {
+    let timeouts = 0;
     for (let attempt = 1; ; attempt++) {
       try {
         return await send();
       } catch (err) {
+        if (isDeadlineExceeded(err) && ++timeouts < RPC_TIMEOUT_ATTEMPTS) continue;
         if (attempt >= UPDATE_ATTEMPTS || !isAbortedByWorkflowTaskFailure(err)) throw this.rejection(target, err);
         await sleep(Math.min(1000, 100 * attempt));
       }
@@ -225,6 +234,14 @@ export class AgentGateway {
  * apart, at most 1 s (about 15 s in all: a loaded worker may need seconds to replay a long history first).
  */
 const UPDATE_ATTEMPTS = 20;
+
+/** Calls of one update that may each run out of time waiting for the workflow to accept it. */
+const RPC_TIMEOUT_ATTEMPTS = 3;
+
+/** The update call's deadline passed (not a cancellation by the caller). */
+function isDeadlineExceeded(err: unknown): boolean {
+  return err instanceof WorkflowUpdateRPCTimeoutOrCancelledError && isGrpcDeadlineError(err);
+}
 
 /**
  * The server aborts updates delivered in a workflow task that failed, e.g. one completing a continue-as-new

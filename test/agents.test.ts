@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { Client, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
+import { AgentGateway } from '../lib/agent-gateway';
 import { startStack, testConfig, waitFor, type TestStack } from './helpers/stack';
 
 describe('agents and tasks through the HTTP API', () => {
@@ -198,5 +201,48 @@ describe('agents and tasks through the HTTP API', () => {
     }
     assert.equal((await stack.api.post('/api/v1/tasks', { agentId: agent.id, title: 'x' })).status, 409);
     assert.equal((await stack.api.patch(`/api/v1/agents/${agent.id}`, { name: 'x' })).status, 409);
+  });
+
+  it('sends a goal again when the call ran out of time, and the agent takes it once', async () => {
+    const agent = await stack.api.createAgent({ name: 'Patient', objective: 'Wait for slow calls' });
+    // The first `lostAnswers` calls reach the server, which takes the update; then their answers are lost
+    // to a deadline, as when a busy worker replays an evicted agent for longer than the call may wait.
+    let lostAnswers = 1;
+    const updateIds: string[] = [];
+    const client = new Client({
+      connection: stack.client.connection,
+      interceptors: {
+        workflow: [
+          {
+            async startUpdate(input, next) {
+              updateIds.push(input.options.updateId ?? '');
+              const output = await next(input);
+              if (lostAnswers-- > 0) {
+                const timeout = Object.assign(new Error('4 DEADLINE_EXCEEDED: context deadline exceeded'), { code: 4, details: 'context deadline exceeded', metadata: {} });
+                throw new WorkflowUpdateRPCTimeoutOrCancelledError('Workflow update call timeout or cancelled', { cause: timeout });
+              }
+              return output;
+            },
+          },
+        ],
+      },
+    });
+    const gateway = new AgentGateway(client, stack.gateway.taskQueue);
+
+    const taskId = randomUUID();
+    const receipt = await gateway.submitGoal(agent.id, { taskId, title: 'answer after a lost reply' });
+    assert.equal(receipt.taskId, taskId);
+    assert.deepEqual(updateIds, [`goal:${taskId}`, `goal:${taskId}`], 'sent twice, under one update id');
+    assert.equal((await stack.api.waitForTask(taskId)).status, 'completed');
+    const rows = await stack.db.query('SELECT count(*)::int AS n FROM tasks WHERE agent_id = $1', [agent.id]);
+    assert.equal(rows.rows[0].n, 1);
+    const live = await stack.api.get(`/api/v1/agents/${agent.id}`);
+    assert.equal(live.body.live.queue.length, 0, 'nothing left over in the queue');
+
+    // A call that keeps running out of time is given up after three attempts, with the timeout as the error.
+    lostAnswers = 3;
+    updateIds.length = 0;
+    await assert.rejects(gateway.submitGoal(agent.id, { taskId: randomUUID(), title: 'never answered' }), WorkflowUpdateRPCTimeoutOrCancelledError);
+    assert.equal(updateIds.length, 3);
   });
 });
