@@ -118,6 +118,8 @@ const PROVIDER_FAILURE: Record<ProviderError['kind'], string> = {
 /** Heartbeats while `work` runs, so a step lost with its worker is retried after the heartbeat timeout. */
 export async function withHeartbeat<T>(work: () => Promise<T>): Promise<T> {
   const ctx = Context.current();
+  // A local activity lives inside its workflow task, which the SDK keeps alive; it has nothing to heartbeat.
+  if (ctx.info.isLocal) return work();
   const every = Math.max(200, (ctx.info.heartbeatTimeoutMs ?? 30_000) / 3);
   const timer = setInterval(() => ctx.heartbeat(), every);
   try {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   isGrpcDeadlineError,
@@ -94,11 +95,13 @@ export class AgentGateway {
     return this.client.workflow.executeUpdateWithStart(agentReadyUpdate, { startWorkflowOperation: startOperation });
   }
 
-  /** The update id names the goal, so a submission sent again (see `update`) joins the first one. */
+  /**
+   * One update id per submission, kept when `update` sends it again, so the server joins a repeat to the
+   * first; a later submission of the same task is a new update and answers the task's current state.
+   */
   submitGoal(agentId: string, goal: SubmitGoalInput): Promise<GoalReceipt> {
-    return this.update(`agent ${agentId}`, () =>
-      this.handle(agentId).executeUpdate(submitGoalUpdate, { args: [goal], updateId: `goal:${goal.taskId}` }),
-    );
+    const updateId = `goal:${goal.taskId}:${randomUUID()}`;
+    return this.update(`agent ${agentId}`, () => this.handle(agentId).executeUpdate(submitGoalUpdate, { args: [goal], updateId }));
   }
 
   pause(agentId: string): Promise<AgentLiveState> {

@@ -29,9 +29,9 @@ function workflowTaskGroups(events: HistoryEvent[]): HistoryEvent[][] {
 
 /**
  * What one agent task costs the server: a goal runs inside its agent's workflow (no child workflow), the
- * Postgres projection writes run as local activities, so a task hands only its model and tool calls to
- * workers, and a goal whose score is cached needs no scoring activity. The rows those local activities
- * write are checked too.
+ * Postgres projection writes and quick read-only tools run as local activities, so a task hands only its
+ * model calls and other tools to workers, and a goal whose score is cached needs no scoring activity. The
+ * rows those local activities write are checked too.
  */
 describe('history of an agent task', () => {
   let stack: TestStack;
@@ -46,7 +46,7 @@ describe('history of an agent task', () => {
   const settledHistory = (agentId: string): Promise<HistoryEvent[]> =>
     idleAgentHistory(stack, agentId, async () => (await stack.client.workflow.getHandle(agentWorkflowId(agentId)).fetchHistory()).events ?? []);
 
-  it('hands off only model and tool calls; records and a cached score run as local activities', { timeout: 120_000 }, async () => {
+  it('hands off only model calls; records, a read-only tool and a cached score run as local activities', { timeout: 120_000 }, async () => {
     const agent = await stack.api.createAgent({ name: 'Lean', objective: 'Answer questions', autonomy: 'autopilot' });
     const script = [{ call: 'memory_read', args: { key: 'x' } }, { answer: 'ok' }];
     const first = await stack.api.createTask({ agentId: agent.id, title: 'read x and answer', input: { script } });
@@ -58,11 +58,11 @@ describe('history of an agent task', () => {
 
     // Both goals are in the agent's current run (it continues as new only past AGENT_HISTORY_LIMIT events).
     const agentEvents = await settledHistory(agent.id);
-    const steps = ['callModel', 'runTool', 'callModel'];
+    const steps = ['callModel', 'callModel'];
     assert.deepEqual(
       scheduledActivities(agentEvents),
       ['scoreGoal', ...steps, ...steps],
-      'each task schedules its model and tool calls only; only the first goal, a cache miss, needed a scoring activity',
+      'each task schedules its model calls only (memory_read is a local tool); only the first goal, a cache miss, needed a scoring activity',
     );
     assert.ok(
       !agentEvents.some((e) => e.eventType === EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED),
@@ -73,6 +73,7 @@ describe('history of an agent task', () => {
       assert.ok(local.includes(type), `${type} ran as a local activity (local: ${local.join(', ')})`);
     }
     assert.equal(local.filter((t) => t === 'recordTaskQueuedWithCachedScore').length, 2, 'one task row write, with its cache lookup, per goal');
+    assert.equal(local.filter((t) => t === 'runTool').length, 2, 'the read-only memory tool ran as a local activity in each goal');
     assert.ok(!local.includes('cachedGoalScore') && !local.includes('finishTask'), `no separate cache lookup or end record (local: ${local.join(', ')})`);
 
     // The projection those local activities wrote.

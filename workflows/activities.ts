@@ -21,24 +21,39 @@ const NON_RETRYABLE = [
 export const LOCAL_RECORDS_PATCH = 'records-as-local-activities';
 
 /**
- * Runs a workflow's local activities one after another, in the order they were called. Local activities
- * that overlap may finish in one order while the workflow runs and be resolved together when it is
- * replayed, so code waiting on them (an update handler and the main loop) could interleave differently
- * and issue other commands. One at a time, every completion is its own activation, live and in replay.
+ * Patch: tools marked `local` (quick reads of our own database) run as local activities. Histories
+ * recorded before it replay with every tool call as an activity.
  */
-function oneAtATime<T extends object>(activities: T): T {
+export const LOCAL_TOOLS_PATCH = 'quick-tools-as-local-activities';
+
+/**
+ * Runs a workflow's local activities one after another, in the order they were called, across every proxy
+ * wrapped by the same queue. Local activities that overlap may finish in one order while the workflow runs
+ * and be resolved together when it is replayed, so code waiting on them (an update handler and the main
+ * loop) could interleave differently and issue other commands. One at a time, every completion is its own
+ * activation, live and in replay.
+ */
+function oneAtATime(): <T extends object>(activities: T) => T {
   let last: Promise<unknown> = Promise.resolve();
-  return new Proxy(activities, {
-    get(target, name) {
-      const run = Reflect.get(target, name) as (...args: unknown[]) => Promise<unknown>;
-      return (...args: unknown[]) => {
-        const next = last.then(() => run(...args));
-        last = next.catch(() => undefined);
-        return next;
-      };
-    },
-  });
+  const inTurn = <R>(run: () => Promise<R>): Promise<R> => {
+    const next = last.then(run);
+    last = next.catch(() => undefined);
+    return next;
+  };
+  return (activities) =>
+    new Proxy(activities, {
+      get(target, name) {
+        const activity = Reflect.get(target, name) as ActivityFunction;
+        return Object.assign((...args: unknown[]) => inTurn(() => activity(...args)), {
+          executeWithOptions: (options: LocalActivityOptions, args: unknown[]) => inTurn(() => activity.executeWithOptions(options, args)),
+        });
+      },
+    });
 }
+
+type ActivityFunction = ((...args: unknown[]) => Promise<unknown>) & {
+  executeWithOptions(options: LocalActivityOptions, args: unknown[]): Promise<unknown>;
+};
 
 /**
  * Activity proxies, one per timeout class. Records are quick database writes retried until they
@@ -54,8 +69,9 @@ export function activitiesFor(settings: AgentSettings) {
     startToCloseTimeout: '30s',
     retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },
   };
+  const serially = oneAtATime();
   const records = patched(LOCAL_RECORDS_PATCH)
-    ? oneAtATime(proxyLocalActivities<Activities>(recordOptions))
+    ? serially(proxyLocalActivities<Activities>(recordOptions))
     : proxyActivities<Activities>(recordOptions);
   const modelOptions: ActivityOptions = {
     startToCloseTimeout: `${settings.llmTimeoutSeconds + 30}s`,
@@ -75,6 +91,12 @@ export function activitiesFor(settings: AgentSettings) {
     retry: { maximumAttempts: settings.maxRetries + 1, initialInterval: '1s', backoffCoefficient: 2 },
   };
   const tools = proxyActivities<Activities>(toolOptions);
+  // A quick read: seconds at most, retried like other tool calls.
+  const localToolOptions: LocalActivityOptions = {
+    startToCloseTimeout: '30s',
+    retry: { maximumAttempts: settings.maxRetries + 1, initialInterval: '1s', backoffCoefficient: 2 },
+  };
+  const localTools = serially(proxyLocalActivities<Activities>(localToolOptions));
   // Notifications must not hold a task back for long: a few quick attempts, then give up (recorded).
   const notifications = proxyActivities<Activities>({
     startToCloseTimeout: '15s',
@@ -129,5 +151,8 @@ export function activitiesFor(settings: AgentSettings) {
     /** A tool call with a one-line summary for the Web UI ("memory_write, step 2/10"). */
     runTool: (summary: string, input: Parameters<Activities['runTool']>[0]) =>
       tools.runTool.executeWithOptions({ ...toolOptions, summary }, [input]),
+    /** The same, as a local activity: for tools whose policy says `local` (see LOCAL_TOOLS_PATCH). */
+    runToolLocally: (summary: string, input: Parameters<Activities['runTool']>[0]) =>
+      localTools.runTool.executeWithOptions({ ...localToolOptions, summary }, [input]),
   };
 }

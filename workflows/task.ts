@@ -16,7 +16,7 @@ import type { ToolCall, LlmMessage } from '../activities/llm/types';
 import type { NotificationInput } from '../activities/approvals';
 import type { ToolPolicy } from '../activities/tools/registry';
 import { ErrorType } from '../lib/errors';
-import { activitiesFor } from './activities';
+import { activitiesFor, LOCAL_TOOLS_PATCH } from './activities';
 import {
   type AdmissionWait,
   decideApprovalSignal,
@@ -166,6 +166,8 @@ export class TaskRun {
     // Patch: a final answer's model call records the task's end itself, one local activity (a marker and
     // a round trip through the worker) less per task. Earlier histories replay with finishTask.
     const completesInModelCall = patched(COMPLETION_IN_MODEL_CALL_PATCH);
+    // Patch: a tool whose policy says `local` runs as a local activity, no hand-off to a worker.
+    const toolsRunLocally = patched(LOCAL_TOOLS_PATCH);
     try {
       if (!startsInModelCall) await acts.setTaskStatus({ taskId: goal.taskId, status: 'planning' });
       for (progress.step = 1; progress.step <= settings.maxSteps; progress.step++) {
@@ -256,7 +258,8 @@ export class TaskRun {
             if (outcome.editedAction) toRun = { ...call, arguments: JSON.stringify(outcome.editedAction) };
           }
           this.show(`calling tool ${call.name} (step ${step}/${settings.maxSteps})`);
-          const result = await this.admitted(() => acts.runTool(this.summary(`${toRun.name}, step ${step}/${settings.maxSteps}`), {
+          const runTool = toolsRunLocally && reply.toolPolicies?.[toRun.name]?.local ? acts.runToolLocally : acts.runTool;
+          const result = await this.admitted(() => runTool(this.summary(`${toRun.name}, step ${step}/${settings.maxSteps}`), {
             taskId: goal.taskId,
             agentId: agent.id,
             orgId: agent.orgId,

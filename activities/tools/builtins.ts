@@ -115,6 +115,7 @@ export const memoryRead = defineTool({
   description: "Read a value from memory: the agent's private memory, or the organisation's shared memory with shared=true.",
   input: z.object({ key: z.string().min(1).max(200), shared: z.boolean().optional() }),
   sideEffect: false,
+  local: true,
   async run({ key, shared }, ctx) {
     const { rows } = await ctx.db.query<{ value: unknown; version: number }>(
       'SELECT value, version FROM memory WHERE org_id = $1 AND scope = $2 AND key = $3',

@@ -23,6 +23,8 @@ export interface ToolContext {
 export interface ToolPolicy {
   sideEffect: boolean;
   requiresApproval: boolean;
+  /** Runs as a local activity (see ToolDefinition.local). */
+  local: boolean;
 }
 
 export interface ToolResult {
@@ -40,6 +42,12 @@ export interface ToolDefinition<Args = unknown> {
   sideEffect: boolean;
   /** Always needs a human's approval, whatever the agent's autonomy (e.g. http_post). */
   requiresApproval?: boolean;
+  /**
+   * Runs as a local activity, inside the workflow task that asked for it: for quick reads of our own
+   * database only (no side effect, no outside call, well under a second), which a retry repeats harmlessly.
+   * It saves the task a hand-off to a worker, a workflow task and two history events.
+   */
+  local?: boolean;
   run(args: Args, ctx: ToolContext): Promise<ToolResult>;
 }
 
@@ -82,7 +90,7 @@ export class ToolRegistry {
         const def = this.tools.get(name);
         // MCP tools are unknown to us: treat them as actions, gated by the agent's autonomy.
         const external = !def && name.startsWith('mcp__');
-        return [name, { sideEffect: def?.sideEffect ?? external, requiresApproval: def?.requiresApproval ?? false }];
+        return [name, { sideEffect: def?.sideEffect ?? external, requiresApproval: def?.requiresApproval ?? false, local: (def?.local ?? false) && !def?.sideEffect }];
       }),
     );
   }
