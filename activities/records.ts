@@ -38,6 +38,31 @@ export async function insertDecision(db: Db, d: DecisionInput, alongside?: { cte
   );
 }
 
+/** The agent's row as its workflow last published it; `stateVersion` orders the writes. */
+export interface AgentStateRecord {
+  agentId: string;
+  status: AgentStatus;
+  currentTaskId: string | null;
+  queueLength: number;
+  stateVersion: number;
+  lastActive: string | null;
+}
+
+/**
+ * Writes the agent's state unless a later version is already there (a retried write, or one overtaken).
+ * `alongside` as for insertDecision.
+ */
+export async function writeAgentState(db: Db, s: AgentStateRecord, alongside?: { ctes: string; params: unknown[] }): Promise<void> {
+  const params = alongside?.params ?? [];
+  const p = (i: number) => `$${params.length + i}`;
+  await db.query(
+    `${alongside ? `WITH ${alongside.ctes}\n` : ''}UPDATE agents SET status = ${p(2)}, current_task_id = ${p(3)}, queue_length = ${p(4)},
+       state_version = ${p(5)}, last_active = COALESCE(${p(6)}::timestamptz, last_active), updated_at = now()
+     WHERE id = ${p(1)} AND state_version < ${p(5)}`,
+    [...params, s.agentId, s.status, s.currentTaskId, s.queueLength, s.stateVersion, s.lastActive],
+  );
+}
+
 export interface QueuedTaskInput {
   agentId: string;
   orgId: string;
@@ -105,20 +130,8 @@ export function createRecordActivities({ db }: RecordDeps) {
     },
 
     /** Records the agent's live status; ignored if a newer state was already written. */
-    async syncAgentState(input: {
-      agentId: string;
-      status: AgentStatus;
-      currentTaskId: string | null;
-      queueLength: number;
-      stateVersion: number;
-      lastActive: string | null;
-    }): Promise<void> {
-      await db.query(
-        `UPDATE agents SET status = $2, current_task_id = $3, queue_length = $4, state_version = $5,
-           last_active = COALESCE($6::timestamptz, last_active), updated_at = now()
-         WHERE id = $1 AND state_version < $5`,
-        [input.agentId, input.status, input.currentTaskId, input.queueLength, input.stateVersion, input.lastActive],
-      );
+    async syncAgentState(input: AgentStateRecord): Promise<void> {
+      await writeAgentState(db, input);
     },
 
     /** Inserts a queued task. `created: false` means the id was already known (a retried delegation). */

@@ -20,7 +20,7 @@ import {
   type TokenUsage,
 } from './llm/types';
 import { admissionFailure, estimateTokens, isAdmissionWait, type Governance } from './governance';
-import { insertDecision } from './records';
+import { insertDecision, writeAgentState, type AgentStateRecord } from './records';
 import { parseMcpToolName, type McpToolSource } from './tools/mcp';
 import { boundToolOutput, ToolError, type ToolPolicy, type ToolRegistry } from './tools/registry';
 
@@ -53,6 +53,11 @@ export interface CallModelInput {
   owner?: StepOwner;
   /** Moves the task to `planning` before the call (its first step). */
   markStarted?: boolean;
+  /**
+   * The agent's state as its goal starts (RUNNING, this task), written before the call: the goal's start
+   * needs no record of its own (see TaskRunOptions.agentStateAtStart).
+   */
+  agentState?: AgentStateRecord;
   /**
    * A final answer (no tool calls, no refusal) completes the task: its final state is written with the
    * call's records, and the workflow records no end of its own (`ModelReply.completedTask`).
@@ -343,12 +348,12 @@ export function createStepActivities(deps: StepDeps) {
     async callModel(input: CallModelInput): Promise<ModelReply> {
       // Values the task marked secret are scrubbed from this process's logs from now on.
       for (const message of input.messages) if (message.role === 'user') registerPromptSecrets(message.content);
-      if (input.markStarted) {
-        await db.query(
-          `UPDATE tasks SET status = 'planning', started_at = COALESCE(started_at, now()), updated_at = now()
-           WHERE id = $1 AND status = 'queued'`,
-          [input.taskId],
-        );
+      const startTask = `UPDATE tasks SET status = 'planning', started_at = COALESCE(started_at, now()), updated_at = now()
+         WHERE id = $1 AND status = 'queued'`;
+      if (input.agentState) {
+        await writeAgentState(db, input.agentState, input.markStarted ? { ctes: `started AS (${startTask})`, params: [input.taskId] } : undefined);
+      } else if (input.markStarted) {
+        await db.query(startTask, [input.taskId]);
       }
       const endStep = workerMetrics.startStep('model');
       const reply = await governedModelCall(input).catch((err: unknown) => {

@@ -75,6 +75,7 @@ describe('history of an agent task', () => {
     assert.equal(local.filter((t) => t === 'recordTaskQueuedWithCachedScore').length, 2, 'one task row write, with its cache lookup, per goal');
     assert.equal(local.filter((t) => t === 'runTool').length, 2, 'the read-only memory tool ran as a local activity in each goal');
     assert.ok(!local.includes('cachedGoalScore') && !local.includes('finishTask'), `no separate cache lookup or end record (local: ${local.join(', ')})`);
+    assert.equal(local.filter((t) => t === 'syncAgentState').length, 2, 'the agent state is recorded as each goal ends; its start rides on the first model call');
 
     // The projection those local activities wrote.
     const { rows: scores } = await stack.db.query<{ task_id: string; source: string }>(
@@ -88,6 +89,24 @@ describe('history of an agent task', () => {
     const state = (await stack.api.get(`/api/v1/agents/${agent.id}`)).body;
     assert.equal(state.status, 'IDLE');
     assert.equal(state.queueLength, 0);
+  });
+
+  it("records the agent's running state with its goal's first model call", { timeout: 60_000 }, async () => {
+    const agent = await stack.api.createAgent({ name: 'Visible', objective: 'Be seen working' });
+    const slow = await stack.api.createTask({ agentId: agent.id, title: 'take a while', input: { script: [{ answer: 'done', delayMs: 3000 }] } });
+    const running = await waitFor(async () => {
+      const row = (await stack.api.get(`/api/v1/agents/${agent.id}`)).body;
+      return row.status === 'RUNNING' && row;
+    }, 'the agent row to say RUNNING');
+    assert.equal(running.currentTaskId, slow.id);
+    assert.equal((await stack.api.waitForTask(slow.id)).status, 'completed');
+    const idle = await waitFor(async () => {
+      const row = (await stack.api.get(`/api/v1/agents/${agent.id}`)).body;
+      return row.status === 'IDLE' && row;
+    }, 'the agent row to say IDLE');
+    assert.equal(idle.currentTaskId, null);
+    const local = localActivities(await settledHistory(agent.id));
+    assert.equal(local.filter((t) => t === 'syncAgentState').length, 1, `only the goal's end is a record of its own (local: ${local.join(', ')})`);
   });
 
   it('records an approval decision and schedules the approved tool call in the same workflow task', { timeout: 120_000 }, async () => {

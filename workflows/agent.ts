@@ -17,6 +17,7 @@ import {
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
 import type { GoalScore, ScoreGoalInput } from '../activities/priority';
+import type { AgentStateRecord } from '../activities/records';
 import { ErrorType } from '../lib/errors';
 import { activitiesFor, LOCAL_RECORDS_PATCH } from './activities';
 import {
@@ -70,6 +71,8 @@ const SLOT_RECHECK_MS = 10_000;
 const INLINE_TASKS_PATCH = 'tasks-inline';
 /** A submission's cache lookup of its score runs in the same local activity as its task row. */
 const SCORE_LOOKUP_WITH_SUBMISSION_PATCH = 'score-lookup-with-submission';
+/** A goal's first model call writes the agent's state as the goal starts. */
+const AGENT_STATE_IN_MODEL_CALL_PATCH = 'agent-state-in-first-model-call';
 
 /** How many finished task outcomes the agent remembers, to answer a late cancel truthfully. */
 const RECENT_OUTCOMES = 100;
@@ -202,8 +205,11 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
 
   /** The AgentStatus search attribute as this run set it: IDLE from the start; unknown after continue-as-new. */
   let searchedStatus: AgentStatus | null = input.carried ? null : 'IDLE';
-  /** Publishes a state change: search attribute, Web UI details and the Postgres projection. */
-  const publish = async (): Promise<void> => {
+  /**
+   * Publishes a state change: search attribute, Web UI details and the Postgres projection. With
+   * `recordLater`, the caller has the row written by an activity it runs next, and gets the row back.
+   */
+  const publish = async ({ recordLater = false } = {}): Promise<AgentStateRecord> => {
     const status = agent.deriveStatus();
     // Goals run back to back in RUNNING: an unchanged status writes no search attribute (no visibility write).
     if (status !== searchedStatus || !localRecords) upsertSearchAttributes([{ key: AgentStatusAttr, value: status }]);
@@ -211,15 +217,17 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     agent.state.status = status;
     agent.state.stateVersion += 1;
     setCurrentDetails(describe(agent));
-    await acts.syncAgentState({
+    const record: AgentStateRecord = {
       agentId: agent.config.id,
       status,
       currentTaskId: agent.state.current?.taskId ?? null,
       queueLength: agent.state.queue.length,
       stateVersion: agent.state.stateVersion,
       lastActive: agent.state.lastActive,
-    });
+    };
+    if (!recordLater) await acts.syncAgentState(record);
     await reminders.follow(agent.state.paused);
+    return record;
   };
 
   const rejectIfArchived = () => {
@@ -512,7 +520,10 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
   async function runGoal(goal: Goal): Promise<void> {
     agent.state.current = goal;
     agent.state.lastActive = new Date().toISOString();
-    await publish();
+    // Patch: the goal's first model call writes the agent's new state (RUNNING, this task) with the task's
+    // start, one local activity less per goal. Earlier histories replay with syncAgentState here.
+    const stateWithFirstCall = localRecords && patched(AGENT_STATE_IN_MODEL_CALL_PATCH);
+    const started = await publish({ recordLater: stateWithFirstCall });
     const scope = new CancellationScope();
     agent.runningScope = scope;
     const taskInput = { goal, agent: agent.config, settings: input.settings, startPaused: agent.state.paused };
@@ -521,7 +532,7 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
       outcome = await scope.run(async () => {
         if (patched(INLINE_TASKS_PATCH)) {
           // A cancelled task records its own end and returns it.
-          agent.runningTask = new TaskRun(taskInput, acts, workflowInfo().workflowId);
+          agent.runningTask = new TaskRun(taskInput, acts, workflowInfo().workflowId, stateWithFirstCall ? started : undefined);
           return agent.runningTask.run();
         }
         const child = await startChild(TaskWorkflow, {

@@ -14,6 +14,7 @@ import {
 } from '@temporalio/workflow';
 import type { ToolCall, LlmMessage } from '../activities/llm/types';
 import type { NotificationInput } from '../activities/approvals';
+import type { AgentStateRecord } from '../activities/records';
 import type { ToolPolicy } from '../activities/tools/registry';
 import { ErrorType } from '../lib/errors';
 import { activitiesFor, LOCAL_TOOLS_PATCH } from './activities';
@@ -80,6 +81,8 @@ export class TaskRun {
     private readonly acts: TaskActivities,
     /** The workflow running this task: approval decisions are sent there. */
     private readonly hostWorkflowId: string,
+    /** The host agent's state as this goal starts, for the first model call to write (see AgentWorkflow's publish). */
+    private readonly agentStateAtStart?: AgentStateRecord,
   ) {
     this.progress = { status: 'planning', step: 0, paused: input.startPaused, activity: 'starting' };
     this.key = taskWorkflowId(input.goal.taskId);
@@ -190,6 +193,7 @@ export class TaskRun {
           step,
           owner: { agentId: agent.id, orgId: agent.orgId, priority: rank, agentBudget: agent.tokenBudgetPerMinute ?? null },
           markStarted: startsInModelCall && step === 1,
+          ...(step === 1 && this.agentStateAtStart ? { agentState: this.agentStateAtStart } : {}),
           completesTask: completesInModelCall,
           provider: agent.provider,
           fallbackProviders: agent.fallbackProviders ?? [],
