@@ -276,6 +276,8 @@ export function createStepRunner(deps: StepDeps) {
 
 /** How long a step waits for a slot inside its activity before waiting on a durable timer instead. */
 const STEP_SLOT_INLINE_WAIT_MS = 3000;
+/** The same for a local tool call, which holds its agent's workflow task while it waits. */
+const LOCAL_STEP_SLOT_INLINE_WAIT_MS = 1000;
 
 export function createStepActivities(deps: StepDeps) {
   const { db, tools } = deps;
@@ -292,8 +294,11 @@ export function createStepActivities(deps: StepDeps) {
     if (priority === undefined) return withHeartbeat(work);
     return withHeartbeat(async () => {
       const limit = deps.config.AGENTS_MAX_CONCURRENT_STEPS;
-      // Steps are short: wait here a little (heartbeating) before handing the wait to a durable timer.
-      const deadline = Date.now() + STEP_SLOT_INLINE_WAIT_MS;
+      // Steps are short: wait here a little (heartbeating) before handing the wait to a durable timer. A
+      // local activity (a local tool) holds its agent's workflow task meanwhile, delaying the agent's
+      // messages (pause, approvals), so it hands over sooner; not at once, since a waiter sleeping on a
+      // timer keeps its place in line while a freed slot stays unused.
+      const deadline = Date.now() + (Context.current().info.isLocal ? LOCAL_STEP_SLOT_INLINE_WAIT_MS : STEP_SLOT_INLINE_WAIT_MS);
       for (;;) {
         const { granted, ahead } = await deps.governance.acquireSlot('step', holder, priority, limit, stepLeaseMs);
         if (granted) break;

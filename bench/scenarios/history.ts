@@ -44,11 +44,13 @@ export async function historyEfficiency(
   const agents = await fetchAll(ids.agentIds.map(agentWorkflowId));
   const idle = await fetch(agentWorkflowId(ids.idleAgentId));
 
-  // Per task cycle: from the first task's tool call to the last one's, over the tasks in between (each
-  // benchmark task calls one tool), in the agent's current run.
+  // Per task cycle: from the first task's first model call to the last one's, over the tasks in between
+  // (each benchmark task makes exactly two model calls; its tool call may leave only a marker), in the
+  // agent's current run.
   const cycles = agents.flatMap((events) => {
-    const toolCalls = events.flatMap((e, i) => (e.type === 'ACTIVITY_TASK_SCHEDULED' && e.activity === 'runTool' ? [i] : []));
-    return toolCalls.length >= 3 ? [{ events: events.slice(toolCalls[0], toolCalls.at(-1)), tasks: toolCalls.length - 1 }] : [];
+    const modelCalls = events.flatMap((e, i) => (e.type === 'ACTIVITY_TASK_SCHEDULED' && e.activity === 'callModel' ? [i] : []));
+    const taskStarts = modelCalls.filter((_, k) => k % 2 === 0);
+    return taskStarts.length >= 3 ? [{ events: events.slice(taskStarts[0], taskStarts.at(-1)), tasks: taskStarts.length - 1 }] : [];
   });
   const perTask = cycles.map((c) => c.events.length / c.tasks);
   const cycleTypes = eventTypes(cycles.flatMap((c) => c.events));
