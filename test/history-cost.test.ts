@@ -94,17 +94,21 @@ describe('history of an agent task', () => {
   it("records the agent's running state with its goal's first model call", { timeout: 60_000 }, async () => {
     const agent = await stack.api.createAgent({ name: 'Visible', objective: 'Be seen working' });
     const slow = await stack.api.createTask({ agentId: agent.id, title: 'take a while', input: { script: [{ answer: 'done', delayMs: 3000 }] } });
+    // The Postgres row itself (the API's agent view takes its status from the workflow's query).
+    const row = async () =>
+      (await stack.db.query<{ status: string; current_task_id: string | null }>('SELECT status, current_task_id FROM agents WHERE id = $1', [agent.id])).rows[0];
     const running = await waitFor(async () => {
-      const row = (await stack.api.get(`/api/v1/agents/${agent.id}`)).body;
-      return row.status === 'RUNNING' && row;
+      const r = await row();
+      return r.status === 'RUNNING' && r;
     }, 'the agent row to say RUNNING');
-    assert.equal(running.currentTaskId, slow.id);
+    assert.equal(running.current_task_id, slow.id);
+    assert.equal((await stack.api.get(`/api/v1/tasks/${slow.id}`)).body.status, 'planning', 'written while the first model call runs');
     assert.equal((await stack.api.waitForTask(slow.id)).status, 'completed');
     const idle = await waitFor(async () => {
-      const row = (await stack.api.get(`/api/v1/agents/${agent.id}`)).body;
-      return row.status === 'IDLE' && row;
+      const r = await row();
+      return r.status === 'IDLE' && r;
     }, 'the agent row to say IDLE');
-    assert.equal(idle.currentTaskId, null);
+    assert.equal(idle.current_task_id, null);
     const local = localActivities(await settledHistory(agent.id));
     assert.equal(local.filter((t) => t === 'syncAgentState').length, 1, `only the goal's end is a record of its own (local: ${local.join(', ')})`);
   });
