@@ -24,17 +24,29 @@ export interface DecisionInput {
 }
 
 /**
- * Appends one decision to a task's reasoning trace; unique per (task, step, seq), so retries write it once.
- * `alongside` holds data-modifying CTEs (`name AS (UPDATE …)`) with parameters $1…$n that run in the same
- * statement: the step's other writes land with its decision, atomically and in one round trip.
+ * Data-modifying CTEs (`name AS (UPDATE …)`) with parameters $1…$n that run in the same statement as a
+ * record's own write: a step's writes land together, atomically and in one round trip.
  */
-export async function insertDecision(db: Db, d: DecisionInput, alongside?: { ctes: string; params: unknown[] }): Promise<void> {
+export interface Alongside {
+  ctes: string;
+  params: unknown[];
+}
+
+/** Runs `write` (placeholders from `p`, numbered after the CTEs') with the CTEs in front of it. */
+async function queryAlongside(db: Db, alongside: Alongside | undefined, write: (p: (i: number) => string) => string, own: unknown[]): Promise<void> {
   const params = alongside?.params ?? [];
-  const p = (i: number) => `$${params.length + i}`;
-  await db.query(
-    `${alongside ? `WITH ${alongside.ctes}\n` : ''}INSERT INTO decisions (task_id, step, seq, decision_type, reasoning, action, result, confidence)
+  const sql = write((i) => `$${params.length + i}`);
+  await db.query(alongside ? `WITH ${alongside.ctes}\n${sql}` : sql, [...params, ...own]);
+}
+
+/** Appends one decision to a task's reasoning trace; unique per (task, step, seq), so retries write it once. */
+export async function insertDecision(db: Db, d: DecisionInput, alongside?: Alongside): Promise<void> {
+  await queryAlongside(
+    db,
+    alongside,
+    (p) => `INSERT INTO decisions (task_id, step, seq, decision_type, reasoning, action, result, confidence)
      VALUES (${[1, 2, 3, 4, 5, 6, 7, 8].map(p).join(',')}) ON CONFLICT (task_id, step, seq) DO NOTHING`,
-    [...params, d.taskId, d.step, d.seq, d.type, d.reasoning, JSON.stringify(d.action ?? {}), JSON.stringify(d.result ?? null), d.confidence],
+    [d.taskId, d.step, d.seq, d.type, d.reasoning, JSON.stringify(d.action ?? {}), JSON.stringify(d.result ?? null), d.confidence],
   );
 }
 
@@ -48,18 +60,15 @@ export interface AgentStateRecord {
   lastActive: string | null;
 }
 
-/**
- * Writes the agent's state unless a later version is already there (a retried write, or one overtaken).
- * `alongside` as for insertDecision.
- */
-export async function writeAgentState(db: Db, s: AgentStateRecord, alongside?: { ctes: string; params: unknown[] }): Promise<void> {
-  const params = alongside?.params ?? [];
-  const p = (i: number) => `$${params.length + i}`;
-  await db.query(
-    `${alongside ? `WITH ${alongside.ctes}\n` : ''}UPDATE agents SET status = ${p(2)}, current_task_id = ${p(3)}, queue_length = ${p(4)},
+/** Writes the agent's state unless a later version is already there (a retried write, or one overtaken). */
+export async function writeAgentState(db: Db, s: AgentStateRecord, alongside?: Alongside): Promise<void> {
+  await queryAlongside(
+    db,
+    alongside,
+    (p) => `UPDATE agents SET status = ${p(2)}, current_task_id = ${p(3)}, queue_length = ${p(4)},
        state_version = ${p(5)}, last_active = COALESCE(${p(6)}::timestamptz, last_active), updated_at = now()
      WHERE id = ${p(1)} AND state_version < ${p(5)}`,
-    [...params, s.agentId, s.status, s.currentTaskId, s.queueLength, s.stateVersion, s.lastActive],
+    [s.agentId, s.status, s.currentTaskId, s.queueLength, s.stateVersion, s.lastActive],
   );
 }
 

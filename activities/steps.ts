@@ -55,7 +55,7 @@ export interface CallModelInput {
   markStarted?: boolean;
   /**
    * The agent's state as its goal starts (RUNNING, this task), written before the call: the goal's start
-   * needs no record of its own (see TaskRunOptions.agentStateAtStart).
+   * needs no record of its own (see TaskRun's agentStateAtStart).
    */
   agentState?: AgentStateRecord;
   /**
