@@ -2,7 +2,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Config } from '../lib/config';
 import { withTransaction, type Db } from '../lib/db';
 import { ErrorType } from '../lib/errors';
-import type { AdmissionWait } from '../workflows/definitions';
+import { activeSlotFreedSignal, agentWorkflowId, type AdmissionWait } from '../workflows/definitions';
 
 /**
  * Admission control shared by every worker process, kept in Postgres: token budgets (sliding windows),
@@ -25,8 +25,14 @@ function slotPool(kind: SlotKind): string {
 /** How soon a refused reservation asks again while other calls of the window have not settled yet. */
 const IN_FLIGHT_RECHECK_MS = 1000;
 
-/** A waiter that has not asked again for this long has gone away (its task was cancelled or finished). */
-const WAITER_STALE_SECONDS = 30;
+/**
+ * A waiter that has not asked again for this long has gone away (its task was cancelled or finished).
+ * Step waiters ask every few seconds; agents sleep until woken, asking again after AGENT_SLOT_RECHECK_SECONDS
+ * (up to four times that), so their place in line is kept longer.
+ */
+function waiterStaleSeconds(slotKind: SlotKind, config: Config): number {
+  return slotKind === 'agent' ? Math.max(30, 5 * config.AGENT_SLOT_RECHECK_SECONDS) : 30;
+}
 
 export interface TokenReservation {
   id: string;
@@ -148,7 +154,7 @@ export function createGovernance(db: Db, config: Config) {
       Math.round(priority),
       limit,
       Math.round(leaseMs),
-      WAITER_STALE_SECONDS,
+      waiterStaleSeconds(slotKind, config),
     ]);
     return rows[0];
   }
@@ -170,9 +176,14 @@ export function createGovernance(db: Db, config: Config) {
     const next = await db.query<{ holder: string }>(
       `SELECT holder FROM slot_waiters WHERE kind = $1 AND seen_at > clock_timestamp() - make_interval(secs => $2)
         ORDER BY priority DESC, since LIMIT 1`,
-      [slotPool(slotKind), WAITER_STALE_SECONDS],
+      [slotPool(slotKind), waiterStaleSeconds(slotKind, config)],
     );
     return next.rows[0]?.holder ?? null;
+  }
+
+  /** Removes a waiter that will never ask again (its workflow is gone). */
+  async function dropWaiter(slotKind: SlotKind, holder: string): Promise<void> {
+    await db.query('DELETE FROM slot_waiters WHERE kind = $1 AND holder = $2', [slotPool(slotKind), holder]);
   }
 
   /**
@@ -227,13 +238,21 @@ export function createGovernance(db: Db, config: Config) {
     }
   }
 
-  return { reserveTokens, settleTokens, acquireSlot, releaseSlot, nextWaiter, takeResources, syncBuckets };
+  return { reserveTokens, settleTokens, acquireSlot, releaseSlot, nextWaiter, dropWaiter, takeResources, syncBuckets };
 }
 
 export type Governance = ReturnType<typeof createGovernance>;
 
-/** A slot of AGENTS_MAX_ACTIVE is held while a goal runs, approvals included; long, renewed each goal. */
-const AGENT_SLOT_LEASE_MS = 7 * 24 * 3_600_000;
+/**
+ * A slot of AGENTS_MAX_ACTIVE is held while a goal works (its waits give it back), renewed whenever it is
+ * taken again. The lease bounds how long a slot can outlive a holder that stopped without releasing it.
+ */
+function agentSlotLeaseMs(config: Config): number {
+  return Math.max(3_600_000, 2 * config.AGENT_TIMEOUT_SECONDS * 1000);
+}
+
+/** How many gone waiters one release skips before giving up on waking anyone (they expire anyway). */
+const MAX_WAKE_ATTEMPTS = 10;
 
 /**
  * The activities agent workflows use to take and give back one of AGENTS_MAX_ACTIVE slots. A refused
@@ -250,7 +269,7 @@ export function createGovernanceActivities(governance: Governance, db: Db, confi
     const client = Context.current().client;
     for (const { holder } of rows) {
       const running = await client.workflow
-        .getHandle(`agent-${holder}`)
+        .getHandle(agentWorkflowId(holder))
         .describe()
         .then((d) => d.status.name === 'RUNNING')
         .catch((err: Error) => (err.name === 'WorkflowNotFoundError' ? false : true));
@@ -262,15 +281,42 @@ export function createGovernanceActivities(governance: Governance, db: Db, confi
     return freed;
   }
 
+  /** Signals the agent waiting next; a waiter whose workflow is gone leaves the line and the next is tried. */
+  async function wakeNextWaiter(): Promise<string | null> {
+    const client = Context.current().client;
+    for (let attempt = 0; attempt < MAX_WAKE_ATTEMPTS; attempt++) {
+      const next = await governance.nextWaiter('agent');
+      if (!next) return null;
+      try {
+        await client.workflow.getHandle(agentWorkflowId(next)).signal(activeSlotFreedSignal);
+        return next;
+      } catch (err) {
+        if ((err as Error).name !== 'WorkflowNotFoundError') throw err;
+        await governance.dropWaiter('agent', next);
+      }
+    }
+    return null;
+  }
+
+  const acquire = (input: { agentId: string; priority: number }) =>
+    governance.acquireSlot('agent', input.agentId, input.priority, config.AGENTS_MAX_ACTIVE, agentSlotLeaseMs(config));
+
   return {
     async acquireAgentSlot(input: { agentId: string; priority: number }): Promise<{ granted: boolean; ahead: number }> {
-      const first = await governance.acquireSlot('agent', input.agentId, input.priority, config.AGENTS_MAX_ACTIVE, AGENT_SLOT_LEASE_MS);
+      const first = await acquire(input);
       if (first.granted || (await freeOrphanedAgentSlots()) === 0) return first;
-      return governance.acquireSlot('agent', input.agentId, input.priority, config.AGENTS_MAX_ACTIVE, AGENT_SLOT_LEASE_MS);
+      return acquire(input);
     },
-    /** Answers the agent waiting next, so the releasing agent can wake it at once. */
-    async releaseAgentSlot(input: { agentId: string }): Promise<{ nextAgentId: string | null }> {
+    /**
+     * Gives the slot back (and leaves the line). With `wakeNext`, signals the agent waiting next itself and
+     * answers null; otherwise answers who that is, for the caller to wake (runs from before that existed).
+     */
+    async releaseAgentSlot(input: { agentId: string; wakeNext?: boolean }): Promise<{ nextAgentId: string | null }> {
       await governance.releaseSlot('agent', input.agentId);
+      if (input.wakeNext) {
+        await wakeNextWaiter();
+        return { nextAgentId: null };
+      }
       return { nextAgentId: await governance.nextWaiter('agent') };
     },
   };

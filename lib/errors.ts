@@ -30,6 +30,8 @@ export const ErrorType = {
   AdmissionWait: 'AdmissionWait',
   /** A runaway fuse refused the work: sub-tasks per task, pending tasks per org. */
   LimitReached: 'LimitReachedError',
+  /** The database refuses a value for good (e.g. a lone surrogate in JSON): retrying cannot store it. */
+  Unstorable: 'UnstorableValueError',
   /** Referenced entity does not exist. */
   NotFound: 'NotFoundError',
 } as const;

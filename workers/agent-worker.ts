@@ -5,6 +5,7 @@ import { DefaultLogger, NativeConnection, Runtime, Worker, makeTelemetryFilterSt
 import type { Logger } from 'pino';
 import { createActivities } from '../activities';
 import { createGovernance } from '../activities/governance';
+import { UnstorableValueInterceptor } from '../activities/unstorable';
 import { ReminderBook } from '../activities/reminders';
 import { createProviderRegistry } from '../activities/llm';
 import { ProviderCircuits } from '../activities/llm/circuits';
@@ -106,6 +107,7 @@ export async function createAgentWorker(opts: AgentWorkerOptions): Promise<Agent
     dataConverter,
     ...(opts.identity ? { identity: opts.identity } : {}),
     activities,
+    interceptors: { activity: [() => ({ inbound: new UnstorableValueInterceptor() })] },
     ...(cpu
       ? {
           tuner: {

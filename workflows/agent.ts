@@ -1,5 +1,6 @@
 import {
   allHandlersFinished,
+  ApplicationFailure,
   CancellationScope,
   ChildWorkflowCancellationType,
   condition,
@@ -55,7 +56,7 @@ import {
   type TaskOutcome,
 } from './definitions';
 import { AgentReminders } from './reminder';
-import { TaskRun, TaskWorkflow } from './task';
+import { BOUNDED_WAITS_PATCH, TaskRun, TaskWorkflow, type ActiveSlot } from './task';
 
 /** Failures that mean the agent itself needs an operator; it stops taking goals until resumed. */
 const AGENT_ERROR_TYPES: readonly string[] = [ErrorType.ProviderAuth, ErrorType.Configuration];
@@ -74,6 +75,9 @@ const SCORE_LOOKUP_WITH_SUBMISSION_PATCH = 'score-lookup-with-submission';
 /** A goal's first model call writes the agent's state as the goal starts. */
 const AGENT_STATE_IN_MODEL_CALL_PATCH = 'agent-state-in-first-model-call';
 
+/** How often an agent waiting for an active slot asks again on its own when no release wakes it. */
+const DEFAULT_SLOT_RECHECK_SECONDS = 60;
+
 /** How many finished task outcomes the agent remembers, to answer a late cancel truthfully. */
 const RECENT_OUTCOMES = 100;
 
@@ -90,6 +94,10 @@ class Agent {
   runningTask: TaskRun | null = null;
   runningChild: ChildWorkflowHandle<typeof TaskWorkflow> | null = null;
   runningScope: CancellationScope | null = null;
+  /** Goals cancelled between leaving the queue and starting: they end without running. */
+  readonly cancelledBeforeStart = new Set<string>();
+  /** Whether this agent holds one of the AGENTS_MAX_ACTIVE slots right now. */
+  holdsSlot = false;
   readonly recentOutcomes = new Map<string, TaskOutcome>();
 
   constructor(input: AgentWorkflowInput) {
@@ -183,6 +191,12 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
   const governed = patched('governance-slots-and-scores');
   // Same decision as the activity proxies made (patched() is memoised): fewer events per goal.
   const localRecords = patched(LOCAL_RECORDS_PATCH);
+  // Patch: waits give the active slot back, slot waits are woken by releases (a long fallback timer) and
+  // continue as new, archive and cancel take effect at any point. Decided once per run.
+  const boundedWaits = governed && localRecords && patched(BOUNDED_WAITS_PATCH);
+  const slotRecheckMs = (input.settings.slotRecheckSeconds ?? DEFAULT_SLOT_RECHECK_SECONDS) * 1000;
+  /** Background scorings, cancelled when the agent is archived (archive must not wait for a slow model). */
+  const scoringScopes = new Set<CancellationScope>();
   /** Scorings still running (cache lookups among them); the next goal is chosen only once they have landed. */
   let scoring = 0;
   let cacheLookups = 0;
@@ -291,6 +305,14 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
       validator: (request) => {
         rejectIfArchived();
         if (!request.taskId || !request.title) throw new Error('taskId and title are required');
+        // Queued goals live in this workflow's state (and travel through continue-as-new): bounded per agent.
+        const max = input.settings.maxQueuedGoals;
+        if (max !== undefined && !agent.knows(request.taskId) && agent.state.queue.length + agent.submitting >= max) {
+          throw ApplicationFailure.create({
+            type: ErrorType.LimitReached,
+            message: `agent ${agent.config.id} already has ${max} goals queued (MAX_QUEUED_GOALS_PER_AGENT); try again when some have run`,
+          });
+        }
       },
     },
   );
@@ -337,7 +359,9 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
         return { taskId, status: 'cancelled', position: 0 };
       }
       if (agent.state.current?.taskId === taskId) {
-        agent.runningScope?.cancel();
+        // Not started yet (its state is being published): the goal ends before it runs anything.
+        if (agent.runningScope) agent.runningScope.cancel();
+        else if (boundedWaits) agent.cancelledBeforeStart.add(taskId);
         await condition(() => agent.state.current?.taskId !== taskId);
       }
       return agent.receipt(taskId);
@@ -377,6 +401,7 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     async () => {
       agent.archiveRequested = true;
       agent.runningScope?.cancel();
+      for (const scope of scoringScopes) scope.cancel();
       await condition(() => agent.archived);
       return agent.snapshot();
     },
@@ -402,7 +427,8 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     if (historyTooLong()) {
       // Between goals nothing runs; let in-flight updates finish so nothing they did is lost, and scorings
       // land (a completion arriving meanwhile would fail the continue-as-new's workflow task).
-      await condition(() => allHandlersFinished() && (!localRecords || scoring === 0));
+      // An archive arriving now is itself an unfinished handler: it ends the wait.
+      await condition(() => (boundedWaits && agent.archiveRequested) || (allHandlersFinished() && (!localRecords || scoring === 0)));
       if (agent.archiveRequested) break;
       if (!agent.state.current) {
         return await continueAsNew<typeof AgentWorkflow>({ agent: agent.config, settings: input.settings, carried: agent.state });
@@ -435,43 +461,79 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
   return agent.snapshot();
 
   /**
-   * Waits for one of AGENTS_MAX_ACTIVE slots (shared by every agent of every worker), asking again on a
-   * durable timer; gives up (false) when the agent is paused, archived or has nothing left to run.
+   * Waits for one of AGENTS_MAX_ACTIVE slots (shared by every agent of every worker) before the next goal;
+   * gives up (false) when the agent is paused, archived, has nothing left to run, or should continue as new.
    */
   async function takeActiveSlot(): Promise<boolean> {
     if (!governed) return true;
     // Holding the slot from the goal before: ask again (and maybe yield to someone more urgent) only now and then.
     if (Date.now() - slotConfirmedAt < SLOT_RECHECK_MS) return true;
+    const wanted = () => !agent.archiveRequested && agent.canStartGoal && !(boundedWaits && historyTooLong());
+    const granted = await waitForSlot(() => rank(agent.state.queue[0]), wanted);
+    // Not waiting any more: leave the line, or the place kept there holds back the agents behind.
+    if (!granted && boundedWaits && !historyTooLong()) await releaseActiveSlot();
+    return granted;
+  }
+
+  /**
+   * Asks for an active slot until it is granted or `wanted` turns false. A refused agent sleeps until the
+   * agent that releases a slot wakes it (activeSlotFreedSignal) or a fallback timer fires, so a long wait
+   * costs a few events per timer; earlier runs polled every few seconds.
+   */
+  async function waitForSlot(priority: () => number, wanted: () => boolean): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       slotFreed = false;
-      const { granted, ahead } = await acts.acquireAgentSlot({ agentId: agent.config.id, priority: rank(agent.state.queue[0]) });
+      const { granted, ahead } = await acts.acquireAgentSlot({ agentId: agent.config.id, priority: priority() });
       if ((agent.state.waitingForSlot ?? false) === granted) {
-        // Only the Web UI summary changes; the status stays IDLE until the goal starts.
+        // Only the Web UI summary changes; the status stays as it is until the goal starts.
         agent.state.waitingForSlot = !granted;
         setCurrentDetails(describe(agent) + (granted ? '' : ` Waiting for an active slot (AGENTS_MAX_ACTIVE), ${ahead} ahead.`));
       }
       if (granted) {
+        agent.holdsSlot = true;
         slotConfirmedAt = Date.now();
         return true;
       }
-      const retryMs = Math.min(5000, 500 * 2 ** Math.min(attempt, 4));
-      await condition(() => slotFreed || agent.archiveRequested || !agent.canStartGoal, retryMs);
-      if (agent.archiveRequested || !agent.canStartGoal) {
+      const retryMs = boundedWaits ? slotRecheckMs * 2 ** Math.min(attempt, 2) : Math.min(5000, 500 * 2 ** Math.min(attempt, 4));
+      await condition(() => slotFreed || !wanted(), retryMs);
+      if (!wanted()) {
         agent.state.waitingForSlot = false;
         return false;
       }
     }
   }
 
-  /** Gives the active slot back and wakes the agent waiting next for one (it polls anyway, so a lost signal only delays it). */
+  /** Gives the active slot back and wakes the agent waiting next for one (it asks again anyway, so a lost wake-up only delays it). */
   async function releaseActiveSlot(): Promise<void> {
     slotConfirmedAt = -Infinity;
+    agent.holdsSlot = false;
+    if (boundedWaits) {
+      // The activity wakes the next waiter itself, skipping agents that are gone.
+      await acts.releaseAgentSlot({ agentId: agent.config.id, wakeNext: true });
+      return;
+    }
     const { nextAgentId } = await acts.releaseAgentSlot({ agentId: agent.config.id });
     if (nextAgentId) {
       await getExternalWorkflowHandle(agentWorkflowId(nextAgentId))
         .signal(activeSlotFreedSignal)
         .catch((err) => log.info('could not wake the next agent', { nextAgentId, error: String(err) }));
     }
+  }
+
+  /**
+   * The running goal's hold on its active slot: given back while it waits (approval, pause, budget) and
+   * taken again, by the goal's priority, before it works again. Cancelling the goal ends a wait for it.
+   */
+  function goalSlot(goal: Goal): ActiveSlot | undefined {
+    if (!boundedWaits) return undefined;
+    return {
+      release: async () => {
+        if (agent.holdsSlot) await releaseActiveSlot();
+      },
+      take: async () => {
+        if (!agent.holdsSlot) await waitForSlot(() => rank(goal), () => true);
+      },
+    };
   }
 
   /** What scoring a goal needs: the goal, the agent's objective and model, and what the goal unblocks. */
@@ -502,7 +564,15 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     scoring += 1;
     const request = scoreRequest(goal);
     // A cache hit is answered by a local activity in this workflow task; only a miss calls the model.
-    const scored = cacheChecked || !localRecords ? acts.scoreGoal(request) : cachedOrScored(request);
+    const score = () => (cacheChecked || !localRecords ? acts.scoreGoal(request) : cachedOrScored(request));
+    let scored: Promise<GoalScore>;
+    if (boundedWaits) {
+      const scope = new CancellationScope();
+      scoringScopes.add(scope);
+      scored = scope.run(score).finally(() => scoringScopes.delete(scope));
+    } else {
+      scored = score();
+    }
     scored
       .then(
         ({ score }) => agent.rescore(goal.taskId, score),
@@ -526,13 +596,16 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     const started = await publish({ recordLater: stateWithFirstCall });
     const scope = new CancellationScope();
     agent.runningScope = scope;
+    // Cancelled or archived while its state was being published: the goal ends as it is, having run nothing.
+    if (boundedWaits && (agent.archiveRequested || agent.cancelledBeforeStart.delete(goal.taskId))) scope.cancel();
     const taskInput = { goal, agent: agent.config, settings: input.settings, startPaused: agent.state.paused };
     let outcome: TaskOutcome;
     try {
       outcome = await scope.run(async () => {
         if (patched(INLINE_TASKS_PATCH)) {
           // A cancelled task records its own end and returns it.
-          agent.runningTask = new TaskRun(taskInput, acts, workflowInfo().workflowId, stateWithFirstCall ? started : undefined);
+          const state = stateWithFirstCall ? started : undefined;
+          agent.runningTask = new TaskRun(taskInput, acts, workflowInfo().workflowId, state, goalSlot(goal));
           return agent.runningTask.run();
         }
         const child = await startChild(TaskWorkflow, {

@@ -95,6 +95,10 @@ export interface AgentSettings {
   maxDelegationDepth: number;
   /** Continue-as-new once the agent's history has this many events. */
   historyLimit: number;
+  /** AGENT_SLOT_RECHECK_SECONDS (absent in runs started before it existed). */
+  slotRecheckSeconds?: number;
+  /** MAX_QUEUED_GOALS_PER_AGENT (absent in runs started before it existed). */
+  maxQueuedGoals?: number;
   /** APPROVAL_TIMEOUT_HOURS: how long an approval request waits before it expires. */
   approvalTimeoutHours: number;
   /** PRIORITY_SCORING: whether queued goals are scored by the model (absent in runs started before it existed). */

@@ -36,6 +36,22 @@ import {
   toolAllowed,
 } from './definitions';
 
+/**
+ * Patch: a goal gives its agent's active slot back while it waits (approval, pause, token budget), admission
+ * waits do not count toward AGENT_TIMEOUT_SECONDS, and a record that can never be stored fails the task
+ * instead of retrying forever (see AgentWorkflow for the agent's side of it).
+ */
+export const BOUNDED_WAITS_PATCH = 'bounded-waits';
+
+/**
+ * The host agent's hold on one of AGENTS_MAX_ACTIVE slots: only agents doing work hold one. A TaskRun
+ * gives it back before a wait and takes it again (by priority, possibly waiting) before it works again.
+ */
+export interface ActiveSlot {
+  release(): Promise<void>;
+  take(): Promise<void>;
+}
+
 /** The final answer's model call records the task's end (see TaskRun.run). */
 const COMPLETION_IN_MODEL_CALL_PATCH = 'completion-in-final-model-call';
 
@@ -75,6 +91,8 @@ export class TaskRun {
   private readonly notifications: Promise<void>[] = [];
   /** The task's identity in side-effect and notification keys (`task-<taskId>`, wherever it runs). */
   private readonly key: string;
+  /** Time spent waiting for admission (budget, step slots, resources): not counted as running time. */
+  private admissionWaitMs = 0;
 
   constructor(
     private readonly input: TaskWorkflowInput,
@@ -83,6 +101,8 @@ export class TaskRun {
     private readonly hostWorkflowId: string,
     /** The host agent's state as this goal starts, for the first model call to write (see AgentWorkflow's publish). */
     private readonly agentStateAtStart?: AgentStateRecord,
+    /** The host agent's active slot (agents only; crew work takes none). */
+    private readonly slot?: ActiveSlot,
   ) {
     this.progress = { status: 'planning', step: 0, paused: input.startPaused, activity: 'starting' };
     this.key = taskWorkflowId(input.goal.taskId);
@@ -171,13 +191,16 @@ export class TaskRun {
     const completesInModelCall = patched(COMPLETION_IN_MODEL_CALL_PATCH);
     // Patch: a tool whose policy says `local` runs as a local activity, no hand-off to a worker.
     const toolsRunLocally = patched(LOCAL_TOOLS_PATCH);
+    const boundedWaits = patched(BOUNDED_WAITS_PATCH);
     try {
       if (!startsInModelCall) await acts.setTaskStatus({ taskId: goal.taskId, status: 'planning' });
       for (progress.step = 1; progress.step <= settings.maxSteps; progress.step++) {
         const { step } = progress;
         if (progress.paused) {
           this.show(`paused before step ${step}/${settings.maxSteps}`);
+          await this.slot?.release();
           await condition(() => !progress.paused);
+          await this.slot?.take();
         }
         if (activeMs >= timeoutMs) {
           return await this.finish('failed', null, {
@@ -186,6 +209,7 @@ export class TaskRun {
           });
         }
         const stepStarted = Date.now();
+        const admissionWaitBefore = this.admissionWaitMs;
         let waitedMs = 0;
         this.show(`thinking (step ${step}/${settings.maxSteps})`);
         const reply = await this.admitted(() => acts.callModel(this.summary(`model call, step ${step}/${settings.maxSteps}`), {
@@ -286,6 +310,7 @@ export class TaskRun {
         if (proposals.length > 0) {
           return await this.finish('completed', { suggestion: reply.content, proposedActions: proposals, executed: false }, null);
         }
+        if (boundedWaits) waitedMs += this.admissionWaitMs - admissionWaitBefore;
         activeMs += Date.now() - stepStarted - waitedMs;
       }
       progress.step = settings.maxSteps;
@@ -295,9 +320,8 @@ export class TaskRun {
       });
     } catch (err) {
       if (isCancellation(err)) return await this.finish('cancelled', null, { message: 'cancelled', type: 'Cancelled' });
-      if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) {
-        return await this.finish('failed', null, { message: err.cause.message, type: err.cause.type ?? 'ActivityFailure' });
-      }
+      const failure = applicationFailure(err);
+      if (failure) return await this.finish('failed', null, { message: failure.message, type: failure.type ?? 'ActivityFailure' });
       throw err;
     }
   }
@@ -351,11 +375,29 @@ export class TaskRun {
     this.show(status === 'completed' ? 'completed' : `${status}: ${error?.message ?? ''}`);
     // Recording the end must happen even when the task itself was cancelled.
     await CancellationScope.nonCancellable(async () => {
-      if (!recorded) await this.acts.finishTask({ outcome, decision: error ? { type: 'escalate', reasoning: error.message } : undefined });
+      if (!recorded) await this.recordEnd(outcome);
       await Promise.all(this.notifications);
       await condition(() => this.decisionsInFlight === 0);
     });
     return outcome;
+  }
+
+  /**
+   * Writes the task's end. An end the database can never store (an output it refuses) is recorded as a
+   * failure naming why, so the agent's other writes are not held behind it.
+   */
+  private async recordEnd(outcome: TaskOutcome): Promise<void> {
+    const decision = outcome.error ? { type: 'escalate' as const, reasoning: outcome.error } : undefined;
+    try {
+      await this.acts.finishTask({ outcome, decision });
+    } catch (err) {
+      const failure = applicationFailure(err);
+      if (failure?.type !== ErrorType.Unstorable) throw err;
+      const reason = `the task's end could not be stored: ${failure.message}`;
+      Object.assign(outcome, { status: 'failed', output: null, error: reason, errorType: ErrorType.Unstorable });
+      this.progress.status = 'failed';
+      await this.acts.finishTask({ outcome, decision: { type: 'escalate', reasoning: reason } });
+    }
   }
 
   /** Opens an approval request and waits for a decision or the timeout; returns how it ended. */
@@ -385,7 +427,9 @@ export class TaskRun {
     this.show(`waiting for approval of ${call.name} (request ${approvalId}, expires ${expiresAt})`);
     this.notifyLater('approval_needed', approvalId, { approvalId, title, proposedAction, expiresAt });
 
-    // A durable timer: no worker slot is held while a human decides, and it fires after any restart.
+    // A durable timer: no worker slot is held while a human decides, and it fires after any restart. Nor
+    // is an active slot: waiting agents would otherwise keep working ones out.
+    await this.slot?.release();
     const decided = await condition(() => this.decisions.has(approvalId), timeoutMs, {
       summary: `approval ${approvalId} of ${call.name} expires`,
     });
@@ -406,6 +450,7 @@ export class TaskRun {
       await this.acts.recordApprovalDecision(expired);
     }
     const outcome = this.decisions.get(approvalId)!;
+    await this.slot?.take();
     this.progress.status = 'running';
     this.notifyLater(outcome.status === 'expired' ? 'approval_expired' : 'approval_decided', approvalId, { ...outcome });
     return outcome;
@@ -429,7 +474,12 @@ export class TaskRun {
           await this.acts.setTaskStatus({ taskId: this.taskId, status: 'waiting_for_budget' });
         }
         this.show(`waiting for ${wait.detail}`);
+        const waitStarted = Date.now();
+        // A budget wait can last the whole window: the active slot goes to an agent that can work meanwhile.
+        if (wait.reason === 'token_budget') await this.slot?.release();
         await sleep(wait.retryAfterMs);
+        await this.slot?.take();
+        this.admissionWaitMs += Date.now() - waitStarted;
       }
     }
   }
@@ -449,11 +499,20 @@ export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcom
   return task.run();
 }
 
+/**
+ * The application failure an activity ended with: an activity's arrives wrapped in an ActivityFailure, a
+ * local activity's non-retryable one as it is.
+ */
+function applicationFailure(err: unknown): ApplicationFailure | null {
+  if (err instanceof ActivityFailure) return err.cause instanceof ApplicationFailure ? err.cause : null;
+  return err instanceof ApplicationFailure ? err : null;
+}
+
 /** The admission wait an activity failed with, if that is why it failed. */
 function admissionWait(err: unknown): AdmissionWait | null {
-  if (!(err instanceof ActivityFailure) || !(err.cause instanceof ApplicationFailure)) return null;
-  if (err.cause.type !== ErrorType.AdmissionWait) return null;
-  return (err.cause.details?.[0] as AdmissionWait | undefined) ?? null;
+  const failure = applicationFailure(err);
+  if (failure?.type !== ErrorType.AdmissionWait) return null;
+  return (failure.details?.[0] as AdmissionWait | undefined) ?? null;
 }
 
 /** "24 h", "1.5 h", "6 min", "3.6 s": readable at every approval timeout scale. */

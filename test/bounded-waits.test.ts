@@ -1,0 +1,208 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { agentWorkflowId, getAgentStateQuery } from '../workflows/definitions';
+import { startFakeOpenAi, type FakeOpenAiServer } from './helpers/fake-openai-server';
+import { startStack, testConfig, waitFor, type TestStack } from './helpers/stack';
+
+/**
+ * Nothing freezes an agent or the system: waiting agents give their active slot back, a long slot wait
+ * stays small in history, unstorable input is refused at the door (and a value the database refuses later
+ * fails its task instead of blocking the agent), admission waits do not count as running time, and the
+ * queue of one agent is bounded.
+ */
+
+const writeThenAnswer = (value: string) => [{ call: 'memory_write', args: { key: 'k', value } }, { answer: `stored ${value}` }];
+
+async function taskStatus(stack: TestStack, taskId: string): Promise<string> {
+  return (await stack.api.get(`/api/v1/tasks/${taskId}`)).body.status;
+}
+
+describe('active slots are held only by agents doing work', () => {
+  let stack: TestStack;
+  before(async () => {
+    stack = await startStack(testConfig({ AGENTS_MAX_ACTIVE: '2', PRIORITY_SCORING: 'off' }));
+  });
+  after(() => stack?.stop());
+
+  it('two copilot agents waiting for approval leave room for a third agent, and resume when approved', async () => {
+    const waiting = await Promise.all(
+      [1, 2].map(async (i) => {
+        const agent = await stack.api.createAgent({ name: `waiter-${i}`, objective: 'write with approval', autonomy: 'copilot' });
+        const task = await stack.api.createTask({ agentId: agent.id, title: `write ${i}`, input: { script: writeThenAnswer(`v${i}`) } });
+        return { agent, task };
+      }),
+    );
+    for (const { task } of waiting) {
+      await waitFor(async () => (await taskStatus(stack, task.id)) === 'awaiting_approval', `task ${task.id} awaiting approval`);
+    }
+    const usage = (await stack.api.get('/api/v1/governance')).body.usage;
+    assert.equal(usage.slots.agent?.held ?? 0, 0, `agents waiting for a human hold no active slot: ${JSON.stringify(usage.slots)}`);
+
+    const worker = await stack.api.createAgent({ name: 'worker', objective: 'answer' });
+    const task = await stack.api.createTask({ agentId: worker.id, title: 'answer now', input: { script: [{ answer: 'done' }] } });
+    const done = await stack.api.waitForTask(task.id, 40_000);
+    assert.equal(done.status, 'completed', JSON.stringify(done));
+
+    for (const { task } of waiting) {
+      const pending = await stack.api.get(`/api/v1/approvals?status=pending`);
+      const approval = pending.body.approvals.find((a: { taskId: string }) => a.taskId === task.id);
+      assert.ok(approval, `an approval request for ${task.id}`);
+      assert.equal((await stack.api.post(`/api/v1/approvals/${approval.id}/approve`, {})).status, 200);
+    }
+    for (const { task } of waiting) assert.equal((await stack.api.waitForTask(task.id)).status, 'completed');
+  });
+
+  it('an agent paused between steps gives its slot back; resumed, it takes one and finishes', async () => {
+    const slowFirstStep = [{ call: 'memory_read', args: { key: 'nothing' }, delayMs: 2500 }, { answer: 'after the pause' }];
+    const agents = await Promise.all([1, 2].map((i) => stack.api.createAgent({ name: `pausing-${i}`, objective: 'read' })));
+    const tasks = await Promise.all(agents.map((agent, i) => stack.api.createTask({ agentId: agent.id, title: `pause ${i}`, input: { script: slowFirstStep } })));
+    for (const task of tasks) await waitFor(async () => (await taskStatus(stack, task.id)) === 'planning', 'the first step to start');
+    // Paused during their first model call: they stop before step 2, holding both slots on earlier code.
+    for (const agent of agents) assert.equal((await stack.api.post(`/api/v1/agents/${agent.id}/pause`)).status, 200);
+    const other = await stack.api.createAgent({ name: 'other', objective: 'answer' });
+    const done = await stack.api.waitForTask((await stack.api.createTask({ agentId: other.id, title: 'go', input: { script: [{ answer: 'ok' }] } })).id, 40_000);
+    assert.equal(done.status, 'completed');
+    for (const task of tasks) assert.ok(['planning', 'running'].includes(await taskStatus(stack, task.id)), 'the paused tasks have not finished');
+    for (const agent of agents) assert.equal((await stack.api.post(`/api/v1/agents/${agent.id}/resume`)).status, 200);
+    for (const task of tasks) {
+      const finished = await stack.api.waitForTask(task.id);
+      assert.equal(finished.status, 'completed');
+      assert.equal(finished.output.answer, '[offline] after the pause');
+    }
+    await waitFor(async () => ((await stack.api.get('/api/v1/governance')).body.usage.slots.agent?.held ?? 0) === 0, 'idle agents to hold no slot');
+  });
+});
+
+describe('a long wait for an active slot', () => {
+  const HISTORY_LIMIT = 100;
+  let stack: TestStack;
+  before(async () => {
+    stack = await startStack(
+      testConfig({ AGENTS_MAX_ACTIVE: '1', AGENT_SLOT_RECHECK_SECONDS: '1', AGENT_HISTORY_LIMIT: String(HISTORY_LIMIT), PRIORITY_SCORING: 'off' }),
+    );
+  });
+  after(() => stack?.stop());
+
+  it('continues as new while it waits, keeps every run small, and runs the goal once the slot is free', async () => {
+    // The only slot is held by another (running, idle) agent, as if it were busy for hours.
+    const holder = await stack.api.createAgent({ name: 'holder', objective: 'hold' });
+    const pool = `agent:${stack.config.TEMPORAL_TASK_QUEUE}`;
+    await stack.db.query(`INSERT INTO slot_leases (kind, holder, priority, expires_at) VALUES ($1, $2, 1, now() + interval '1 day')`, [pool, holder.id]);
+
+    const waiter = await stack.api.createAgent({ name: 'waiter', objective: 'answer' });
+    const task = await stack.api.createTask({ agentId: waiter.id, title: 'wait for a slot', input: { script: [{ answer: 'finally' }] } });
+    const handle = stack.client.workflow.getHandle(agentWorkflowId(waiter.id));
+    const state = await waitFor(
+      async () => {
+        const s = await handle.query(getAgentStateQuery);
+        return s.runs >= 2 ? s : undefined;
+      },
+      'the waiting agent to continue as new',
+      120_000,
+    );
+    assert.equal(state.queue.length, 1, 'the goal travelled through continue-as-new');
+    assert.equal(await taskStatus(stack, task.id), 'queued');
+
+    // Every closed run of this agent stayed near the limit: the wait does not grow one history without end.
+    const runs = stack.client.workflow.list({ query: `WorkflowId = '${agentWorkflowId(waiter.id)}' AND ExecutionStatus = 'ContinuedAsNew'` });
+    let closed = 0;
+    for await (const run of runs) {
+      closed += 1;
+      assert.ok(run.historyLength <= HISTORY_LIMIT + 30, `run ${run.runId} has ${run.historyLength} events`);
+    }
+    assert.ok(closed >= 1, `${closed} continued-as-new runs`);
+
+    await stack.db.query('DELETE FROM slot_leases WHERE kind = $1 AND holder = $2', [pool, holder.id]);
+    const done = await stack.api.waitForTask(task.id, 30_000);
+    assert.equal(done.status, 'completed');
+    assert.equal(done.output.answer, '[offline] finally');
+  });
+});
+
+describe('unstorable values', () => {
+  let stack: TestStack;
+  let openai: FakeOpenAiServer;
+  before(async () => {
+    openai = await startFakeOpenAi();
+    stack = await startStack(testConfig({ OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: openai.url, PRIORITY_SCORING: 'off' }));
+  });
+  after(async () => {
+    await stack?.stop();
+    await openai?.close();
+  });
+
+  it('a lone surrogate in a task is refused with 400 naming the field, and the agent keeps working', async () => {
+    const agent = await stack.api.createAgent({ name: 'sturdy', objective: 'answer', provider: 'offline' });
+    const raw = `{"agentId":"${agent.id}","title":"poison","input":{"x":"\\ud800"}}`;
+    const refused = await stack.api.request('POST', '/api/v1/tasks', undefined, { raw });
+    assert.equal(refused.status, 400, JSON.stringify(refused.body));
+    assert.match(refused.body.error.message, /input\.x/);
+    assert.match(refused.body.error.message, /surrogate/);
+    const title = await stack.api.request('POST', '/api/v1/tasks', undefined, { raw: `{"agentId":"${agent.id}","title":"bad \\udfff end"}` });
+    assert.equal(title.status, 400);
+    assert.match(title.body.error.message, /title/);
+    // A proper pair (an emoji) is fine.
+    const done = await stack.api.waitForTask((await stack.api.createTask({ agentId: agent.id, title: 'ok \u{1F600}', input: { script: [{ answer: 'fine' }] } })).id);
+    assert.equal(done.status, 'completed');
+  });
+
+  it('a value the database refuses later fails its task with the reason, and the next task of the agent completes', async () => {
+    // A manual agent records the model's proposed arguments; these hold a lone surrogate, which jsonb refuses.
+    const agent = await stack.api.createAgent({ name: 'proposer', objective: 'propose', autonomy: 'manual', provider: 'openai', model: 'gpt-test' });
+    openai.enqueue({ kind: 'completion', toolCalls: [{ id: 'call_1', name: 'memory_write', arguments: '{"key":"k","value":"\\ud800"}' }] });
+    const failed = await stack.api.waitForTask((await stack.api.createTask({ agentId: agent.id, title: 'propose a write' })).id);
+    assert.equal(failed.status, 'failed', JSON.stringify(failed));
+    assert.match(failed.error, /database refused a value/);
+    openai.enqueue({ kind: 'completion', content: 'still here', usage: { promptTokens: 5, completionTokens: 2 } });
+    const next = await stack.api.waitForTask((await stack.api.createTask({ agentId: agent.id, title: 'answer' })).id);
+    assert.equal(next.status, 'completed', JSON.stringify(next));
+    assert.equal(next.output.answer, 'still here');
+  });
+});
+
+describe('admission waits and queue bounds', () => {
+  let stack: TestStack;
+  before(async () => {
+    stack = await startStack(
+      testConfig({
+        AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE: '2000',
+        TOKEN_BUDGET_WINDOW_SECONDS: '6',
+        TOKEN_RESERVATION_OUTPUT_TOKENS: '100',
+        AGENT_TIMEOUT_SECONDS: '3',
+        MAX_QUEUED_GOALS_PER_AGENT: '2',
+        PRIORITY_SCORING: 'off',
+      }),
+    );
+  });
+  after(() => stack?.stop());
+
+  it('time spent waiting for the token budget does not count toward AGENT_TIMEOUT_SECONDS', async () => {
+    const agent = await stack.api.createAgent({ name: 'patient', objective: 'write' });
+    // The whole window's budget is spent just now: the task's first step waits about 6 s, twice its time limit.
+    await stack.db.query(
+      `INSERT INTO token_ledger (id, org_id, agent_id, task_id, purpose, estimate, tokens, settled_at) VALUES ($1, $2, $3, NULL, 'step', 2000, 2000, now())`,
+      [randomUUID(), stack.config.DEFAULT_ORG_ID, randomUUID()],
+    );
+    const task = await stack.api.createTask({ agentId: agent.id, title: 'wait, then work', input: { script: writeThenAnswer('w') } });
+    await waitFor(async () => (await taskStatus(stack, task.id)) === 'waiting_for_budget', 'the task to wait for budget');
+    const done = await stack.api.waitForTask(task.id, 40_000);
+    assert.equal(done.status, 'completed', JSON.stringify(done));
+  });
+
+  it('refuses a goal beyond MAX_QUEUED_GOALS_PER_AGENT with 429, and accepts it once the queue has room', async () => {
+    const agent = await stack.api.createAgent({ name: 'busy', objective: 'queue' });
+    assert.equal((await stack.api.post(`/api/v1/agents/${agent.id}/pause`)).status, 200);
+    const queued = [];
+    for (let i = 0; i < 2; i++) queued.push(await stack.api.createTask({ agentId: agent.id, title: `q${i}`, input: { script: [{ answer: `a${i}` }] } }));
+    const refused = await stack.api.post('/api/v1/tasks', { agentId: agent.id, title: 'one too many' });
+    assert.equal(refused.status, 429, JSON.stringify(refused.body));
+    assert.match(refused.body.error.message, /MAX_QUEUED_GOALS_PER_AGENT/);
+    const { rows } = await stack.db.query(`SELECT count(*)::int AS n FROM tasks WHERE agent_id = $1`, [agent.id]);
+    assert.equal(rows[0].n, 2, 'the refused goal left no row');
+    assert.equal((await stack.api.post(`/api/v1/agents/${agent.id}/resume`)).status, 200);
+    for (const task of queued) assert.equal((await stack.api.waitForTask(task.id)).status, 'completed');
+    const later = await stack.api.createTask({ agentId: agent.id, title: 'room again', input: { script: [{ answer: 'yes' }] } });
+    assert.equal((await stack.api.waitForTask(later.id)).status, 'completed');
+  });
+});
