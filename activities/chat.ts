@@ -1,13 +1,15 @@
 import { withTransaction } from '../lib/db';
 import type { LlmMessage } from './llm/types';
-import { createStepRunner, withHeartbeat, type CallModelInput, type ModelReply, type RunToolInput, type StepDeps, type ToolReply } from './steps';
+import { isAdmissionWait } from './governance';
+import { createStepRunner, type CallModelInput, type ModelReply, type RunToolInput, type StepDeps, type ToolReply } from './steps';
 
 /** The Postgres channel chat events travel on, from the worker running a turn to the API streaming it. */
 export const CHAT_EVENTS_CHANNEL = 'chat_events';
 
 export interface ChatEvent {
   turnId: string;
-  type: 'token' | 'tool_call' | 'tool_result';
+  /** `waiting`: the turn waits for admission (token budget, a step slot, a resource); data says why and how long. */
+  type: 'token' | 'tool_call' | 'tool_result' | 'waiting';
   data: Record<string, unknown>;
 }
 
@@ -46,12 +48,18 @@ export function createChatActivities(deps: StepDeps) {
   };
 
   return {
-    /** One streamed model call of a chat turn. Heartbeats, so a disconnected client's cancel reaches it. */
+    /**
+     * One streamed model call of a chat turn. Heartbeats, so a disconnected client's cancel reaches it.
+     * With an owner, it goes through the same admission as a task's step (token budgets, step slots) and
+     * tells the stream when it must wait.
+     */
     async chatModel(input: CallModelInput & { turnId: string }): Promise<ModelReply> {
       const publish = publisher();
-      const reply = await withHeartbeat(() =>
-        runner.completeWithFallback(input, { onToken: (delta) => void publish({ turnId: input.turnId, type: 'token', data: { delta } }) }),
-      );
+      const onToken = (delta: string) => void publish({ turnId: input.turnId, type: 'token', data: { delta } });
+      const reply = await runner.governedModelCall(input, { purpose: 'chat', onToken }).catch(async (err: unknown) => {
+        if (isAdmissionWait(err)) await publish({ turnId: input.turnId, type: 'waiting', data: { ...admissionDetails(err) } });
+        throw err;
+      });
       for (const call of reply.toolCalls) {
         void publish({ turnId: input.turnId, type: 'tool_call', data: { id: call.id, name: call.name, arguments: call.arguments } });
       }
@@ -69,7 +77,10 @@ export function createChatActivities(deps: StepDeps) {
 
     /** One tool call of a chat turn (no reasoning trace: a chat is not a task). */
     async chatTool(input: RunToolInput & { turnId: string }): Promise<ToolReply> {
-      const outcome = await withHeartbeat(() => runner.executeTool(input));
+      const outcome = await runner.governedToolCall(input, () => runner.executeTool(input)).catch(async (err: unknown) => {
+        if (isAdmissionWait(err)) await publisher()({ turnId: input.turnId, type: 'waiting', data: { ...admissionDetails(err) } });
+        throw err;
+      });
       await publisher()({ turnId: input.turnId, type: 'tool_result', data: { name: input.call.name, content: outcome.content, isError: outcome.isError } });
       return { toolCallId: input.call.id, name: input.call.name, content: outcome.content, isError: outcome.isError };
     },
@@ -101,3 +112,8 @@ export function createChatActivities(deps: StepDeps) {
   };
 }
 
+/** What an admission failure says about the wait (reason, retryAfterMs, detail). */
+function admissionDetails(err: unknown): Record<string, unknown> {
+  const details = (err as { details?: unknown[] }).details;
+  return (details?.[0] as Record<string, unknown> | undefined) ?? {};
+}

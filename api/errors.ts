@@ -44,7 +44,7 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
 
 function toHttpError(err: unknown): HttpError {
   if (err instanceof HttpError) return err;
-  if (err instanceof AgentRejectedError) return new HttpError(409, err.reason, err.message);
+  if (err instanceof AgentRejectedError) return new HttpError(err.reason === 'limit_reached' ? 429 : 409, err.reason, err.message);
   const e = err as { type?: string; status?: number; message?: string };
   // body-parser's errors carry a type and a 4xx status.
   if (e.type === 'entity.parse.failed') return new HttpError(400, 'invalid_json', `malformed JSON body: ${e.message}`);

@@ -55,7 +55,7 @@ import {
 export class AgentRejectedError extends Error {
   constructor(
     message: string,
-    readonly reason: 'not_running' | 'invalid_transition',
+    readonly reason: 'not_running' | 'invalid_transition' | 'limit_reached',
   ) {
     super(message);
     this.name = 'AgentRejectedError';
@@ -226,7 +226,7 @@ export class AgentGateway {
       return new AgentRejectedError(`${target} is not running`, 'not_running');
     }
     if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
-      return new AgentRejectedError(err.cause.message, 'invalid_transition');
+      return new AgentRejectedError(err.cause.message, err.cause.type === ErrorType.LimitReached ? 'limit_reached' : 'invalid_transition');
     }
     return err;
   }

@@ -206,3 +206,34 @@ describe('admission waits and queue bounds', () => {
     assert.equal((await stack.api.waitForTask(later.id)).status, 'completed');
   });
 });
+
+describe('archive wins', () => {
+  let stack: TestStack;
+  let openai: FakeOpenAiServer;
+  before(async () => {
+    openai = await startFakeOpenAi();
+    stack = await startStack(testConfig({ OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: openai.url, PRIORITY_SCORING: 'on', PRIORITY_SCORING_TIMEOUT_SECONDS: '10' }));
+  });
+  after(async () => {
+    await stack?.stop();
+    await openai?.close();
+  });
+
+  it('archived while its next goal is being scored, the agent runs nothing of that goal', async () => {
+    const agent = await stack.api.createAgent({ name: 'scored', objective: 'write', provider: 'openai', model: 'gpt-test' });
+    // The scoring call never answers (it would give up after 10 s); were the goal to run, it would write memory.
+    openai.enqueue({ kind: 'hang' });
+    openai.enqueue({ kind: 'completion', toolCalls: [{ id: 'call_1', name: 'memory_write', arguments: '{"key":"k","value":"side effect"}' }] });
+    openai.enqueue({ kind: 'completion', content: 'written', usage: { promptTokens: 5, completionTokens: 2 } });
+    const before = openai.requests.length;
+    const task = await stack.api.createTask({ agentId: agent.id, title: 'write a note' });
+    await waitFor(async () => openai.requests.length > before, 'the scoring call to be sent');
+    const archived = await stack.api.post(`/api/v1/agents/${agent.id}/archive`);
+    assert.equal(archived.status, 200, JSON.stringify(archived.body));
+    const done = await stack.api.waitForTask(task.id);
+    assert.equal(done.status, 'cancelled', JSON.stringify(done));
+    assert.equal(openai.requests.length - before, 1, 'only the scoring call was made; the goal never called the model');
+    const memory = await stack.db.query('SELECT count(*)::int AS n FROM memory WHERE scope = $1', [agent.id]);
+    assert.equal(memory.rows[0].n, 0, 'no side effect of the cancelled goal');
+  });
+});

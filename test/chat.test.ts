@@ -137,3 +137,92 @@ describe('chat', () => {
     assert.match(res.body.content, /no stream please/);
   });
 });
+
+describe('chat under governance', () => {
+  let stack: TestStack;
+  let worker: { stop(): Promise<void> };
+
+  before(async () => {
+    const config = testConfig({
+      AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE: '2000',
+      TOKEN_BUDGET_WINDOW_SECONDS: '5',
+      TOKEN_RESERVATION_OUTPUT_TOKENS: '100',
+      LLM_TIMEOUT_SECONDS: '20',
+    });
+    stack = await startApi(config);
+    worker = await startWorker(config);
+  });
+  after(async () => {
+    await worker?.stop();
+    await stack?.stop();
+  });
+
+  const spendWholeBudget = () =>
+    stack.db.query(
+      `INSERT INTO token_ledger (id, org_id, agent_id, task_id, purpose, estimate, tokens, settled_at) VALUES ($1, $2, $3, NULL, 'step', 2000, 2000, now())`,
+      [randomUUID(), stack.config.DEFAULT_ORG_ID, randomUUID()],
+    );
+
+  it('a turn waits for the token budget, says so on the stream, then answers; the turn is in the token ledger', async () => {
+    const agent = await stack.api.createAgent({ name: 'Budgeted', objective: 'Talk' });
+    await spendWholeBudget();
+    const events = await chat(stack.api, { agentId: agent.id, message: 'are you there?' });
+    const names = events.map((e) => e.event);
+    const waiting = events.find((e) => e.event === 'waiting');
+    assert.ok(waiting, `a waiting event: ${JSON.stringify(names)}`);
+    assert.equal(waiting.data.reason, 'token_budget');
+    assert.ok(names.indexOf('waiting') < names.indexOf('message'), JSON.stringify(names));
+    const { turnId } = events.find((e) => e.event === 'session')!.data;
+    const ledger = await stack.db.query(`SELECT purpose, tokens FROM token_ledger WHERE task_id = $1`, [turnId]);
+    assert.equal(ledger.rows.length, 1, 'one reservation, settled to the real usage');
+    assert.equal(ledger.rows[0].purpose, 'chat');
+    assert.ok(ledger.rows[0].tokens > 0);
+  });
+
+  it('approvalRequiredTools gate chat tool calls, even of an autopilot agent', async () => {
+    const agent = await stack.api.createAgent({ name: 'Careful', objective: 'Talk', autonomy: 'autopilot', approvalRequiredTools: ['memory_write'] });
+    const events = await chat(stack.api, { agentId: agent.id, message: 'remember the code word is green' });
+    const result = events.find((e) => e.event === 'tool_result');
+    assert.ok(!result || result.data.isError, 'no tool ran');
+    const final = events.find((e) => e.event === 'message');
+    assert.ok(final, JSON.stringify(events.map((e) => e.event)));
+    assert.match(final.data.toolCalls[0].result, /needs a human's approval/);
+    const stored = await stack.db.query('SELECT count(*)::int AS n FROM memory WHERE scope = $1', [agent.id]);
+    assert.equal(stored.rows[0].n, 0);
+  });
+});
+
+describe('chat when the budget does not free in time', () => {
+  let stack: TestStack;
+  let worker: { stop(): Promise<void> };
+
+  before(async () => {
+    const config = testConfig({
+      AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE: '2000',
+      TOKEN_BUDGET_WINDOW_SECONDS: '30',
+      TOKEN_RESERVATION_OUTPUT_TOKENS: '100',
+      LLM_TIMEOUT_SECONDS: '2',
+    });
+    stack = await startApi(config);
+    worker = await startWorker(config);
+  });
+  after(async () => {
+    await worker?.stop();
+    await stack?.stop();
+  });
+
+  it('ends the turn with a clear error and stores nothing of it', async () => {
+    const agent = await stack.api.createAgent({ name: 'Starved', objective: 'Talk' });
+    await stack.db.query(
+      `INSERT INTO token_ledger (id, org_id, agent_id, task_id, purpose, estimate, tokens, settled_at) VALUES ($1, $2, $3, NULL, 'step', 2000, 2000, now())`,
+      [randomUUID(), stack.config.DEFAULT_ORG_ID, randomUUID()],
+    );
+    const events = await chat(stack.api, { agentId: agent.id, message: 'hello?' });
+    const error = events.find((e) => e.event === 'error');
+    assert.ok(error, JSON.stringify(events.map((e) => e.event)));
+    assert.match(error.data.error, /not admitted within 2 s: waiting for global token budget/);
+    const { turnId } = events.find((e) => e.event === 'session')!.data;
+    const stored = await stack.db.query('SELECT count(*)::int AS n FROM chat_messages WHERE turn_id = $1', [turnId]);
+    assert.equal(stored.rows[0].n, 0, 'nothing half-stored');
+  });
+});

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Worker } from '@temporalio/worker';
-import { crewWorkflowId } from '../workflows/definitions';
+import { CREW_PARALLEL_ITEMS_AT_ONCE, crewWorkflowId } from '../workflows/definitions';
 import { killHard, startApi, startWorker, testConfig, waitFor, withKillableWorkers, type ApiClient, type TestStack } from './helpers/stack';
 
 /** Polls the crew until it reaches a terminal status and returns its detail. */
@@ -148,6 +148,32 @@ describe('crews', () => {
     assert.equal(done.result.output.answer, reduce.output.answer);
     const member = done.members.find((m: { agentId: string }) => m.agentId === m1.id);
     assert.deepEqual(member.tasks, { total: 2, completed: 2, failed: 0, cancelled: 0 });
+  });
+
+  it('parallel: many work items run at most CREW_PARALLEL_ITEMS_AT_ONCE at a time, all of them mapped', async () => {
+    const [m1, m2, reducer] = [await agent('Bulk mapper 1'), await agent('Bulk mapper 2'), await agent('Bulk reducer')];
+    const items = Array.from({ length: CREW_PARALLEL_ITEMS_AT_ONCE + 5 }, (_, i) => `doc-${i}`);
+    const crew = await createCrew(stack.api, {
+      name: 'Review many docs',
+      goal: 'Summarise each document',
+      process: 'parallel',
+      input: { items },
+      members: [m1.id, m2.id, { agentId: reducer.id, role: 'reducer' }],
+    });
+    await startCrew(stack.api, crew.id);
+    const done = await waitForCrew(stack.api, crew.id);
+    assert.equal(done.status, 'completed', JSON.stringify(done.result));
+    const { rows } = await stack.db.query<{ start: Date; end: Date }>(
+      `SELECT created_at AS start, completed_at AS "end" FROM tasks WHERE crew_id = $1 AND input ? 'item'`,
+      [crew.id],
+    );
+    assert.equal(rows.length, items.length);
+    const edges = rows.flatMap((r) => [{ at: r.start.getTime(), d: 1 }, { at: r.end.getTime(), d: -1 }]).sort((a, b) => a.at - b.at || a.d - b.d);
+    let open = 0;
+    let most = 0;
+    for (const e of edges) most = Math.max(most, (open += e.d));
+    assert.ok(most <= CREW_PARALLEL_ITEMS_AT_ONCE, `${most} work items in flight at once`);
+    assert.ok(most >= 2, 'they still run in parallel');
   });
 
   it('hierarchical: the planner’s DAG runs in dependency order; a failing node is retried, reassigned, and an impossible one degrades the result', async () => {

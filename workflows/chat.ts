@@ -6,24 +6,35 @@ import {
   condition,
   continueAsNew,
   isCancellation,
+  patched,
   setCurrentDetails,
   setHandler,
+  sleep,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { LlmMessage } from '../activities/llm/types';
 import { activitiesFor } from './activities';
 import {
+  type AdmissionWait,
   cancelChatTurnSignal,
   chatTurnUpdate,
   type ChatTurnInput,
   type ChatTurnResult,
   type ChatWorkflowInput,
+  toolAllowed,
 } from './definitions';
+import { ErrorType } from '../lib/errors';
 
 /** A session with no turn for this long ends; the next message starts a new run from the stored history. */
 const IDLE_TIMEOUT = '1 hour';
-/** How much stored history a new run reloads. */
+/** How much stored history a new run reloads, and how much of it the workflow keeps (all of it stays in Postgres). */
 const HISTORY_REPLAY_LIMIT = 50;
+/**
+ * Patch: a turn's model and tool calls go through the same admission as a task's steps (token budgets,
+ * step slots, resource buckets), waiting on durable timers within a bound; `approvalRequiredTools` gate
+ * chat tool calls too. Earlier histories replay with ungoverned calls.
+ */
+const GOVERNED_CHAT_PATCH = 'chat-turns-governed';
 
 /**
  * One chat session with an agent. Each user message is a `chatTurn` update: the model call streams its
@@ -80,7 +91,36 @@ export async function ChatWorkflow(input: ChatWorkflowInput): Promise<void> {
   }
   await condition(allHandlersFinished);
 
+  /**
+   * Runs a call, waiting on durable timers while it is not admitted, for at most LLM_TIMEOUT_SECONDS in
+   * all: a person is waiting on the other end. Past that the turn fails, saying why; nothing is stored.
+   */
+  async function admitted<T>(call: () => Promise<T>, waited: { ms: number }): Promise<T> {
+    const boundMs = settings.llmTimeoutSeconds * 1000;
+    for (;;) {
+      try {
+        return await call();
+      } catch (err) {
+        const wait = admissionWaitOf(err);
+        if (!wait) throw err;
+        if (waited.ms + wait.retryAfterMs > boundMs) {
+          throw ApplicationFailure.create({
+            type: ErrorType.AdmissionWait,
+            message: `not admitted within ${settings.llmTimeoutSeconds} s: waiting for ${wait.detail}; try again later`,
+            nonRetryable: true,
+          });
+        }
+        setCurrentDetails(`Chat with **${agent.name}** · waiting for ${wait.detail}`);
+        waited.ms += wait.retryAfterMs;
+        await sleep(wait.retryAfterMs);
+      }
+    }
+  }
+
   async function runTurn(turn: ChatTurnInput): Promise<ChatTurnResult> {
+    const governed = patched(GOVERNED_CHAT_PATCH);
+    const waited = { ms: 0 };
+    const owner = { agentId: agent.id, orgId: agent.orgId, priority: agent.priority * 100, agentBudget: agent.tokenBudgetPerMinute ?? null };
     setCurrentDetails(`Chat with **${agent.name}** · answering turn ${turn.turnId}`);
     const messages: LlmMessage[] = [
       { role: 'system', content: `You are ${agent.name}. Your objective: ${agent.objective}. Answer the user helpfully.` },
@@ -93,10 +133,11 @@ export async function ChatWorkflow(input: ChatWorkflowInput): Promise<void> {
     let provider = '';
     let model = '';
     for (let step = 1; step <= settings.maxSteps; step++) {
-      const reply = await acts.chatModel({
+      const callModel = () => acts.chatModel({
         turnId: turn.turnId,
         taskId: turn.turnId,
         step,
+        ...(governed ? { owner } : {}),
         provider: agent.provider,
         fallbackProviders: agent.fallbackProviders ?? [],
         model: agent.model,
@@ -104,6 +145,7 @@ export async function ChatWorkflow(input: ChatWorkflowInput): Promise<void> {
         toolNames: agent.allowedTools,
         mcpServers: agent.mcpServers ?? [],
       });
+      const reply = governed ? await admitted(callModel, waited) : await callModel();
       usage.inputTokens += reply.usage.inputTokens;
       usage.outputTokens += reply.usage.outputTokens;
       provider = reply.provider;
@@ -114,10 +156,9 @@ export async function ChatWorkflow(input: ChatWorkflowInput): Promise<void> {
       for (const [index, call] of reply.toolCalls.entries()) {
         const policy = reply.toolPolicies?.[call.name];
         // A chat acts only where the agent may act alone; anything needing a human goes through a task.
-        const needsHuman = policy && (policy.requiresApproval || (policy.sideEffect && agent.autonomy !== 'autopilot'));
-        const result = needsHuman
-          ? { content: `${call.name} needs a human's approval for this agent; create a task for it instead.`, isError: true }
-          : await acts.chatTool({
+        const listed = governed && toolAllowed(agent.approvalRequiredTools ?? [], call.name);
+        const needsHuman = policy && (policy.requiresApproval || listed || (policy.sideEffect && agent.autonomy !== 'autopilot'));
+        const runTool = () => acts.chatTool({
               turnId: turn.turnId,
               taskId: turn.turnId,
               agentId: agent.id,
@@ -130,7 +171,13 @@ export async function ChatWorkflow(input: ChatWorkflowInput): Promise<void> {
               idempotencyKey: `${workflowInfo().workflowId}:${turn.turnId}:${step}:${index}`,
               delegationDepth: 0,
               maxDelegationDepth: settings.maxDelegationDepth,
+              ...(governed ? { priority: owner.priority } : {}),
             });
+        const result = needsHuman
+          ? { content: `${call.name} needs a human's approval for this agent; create a task for it instead.`, isError: true }
+          : governed
+            ? await admitted(runTool, waited)
+            : await runTool();
         toolCalls.push({ name: call.name, arguments: call.arguments, result: result.content, isError: result.isError });
         messages.push({ role: 'tool', toolCallId: call.id, name: call.name, content: result.content });
       }
@@ -149,6 +196,8 @@ export async function ChatWorkflow(input: ChatWorkflowInput): Promise<void> {
       model,
     });
     conversation!.push({ role: 'user', content: turn.message }, { role: 'assistant', content: answer });
+    // Only the recent turns travel in workflow state (and through continue-as-new); Postgres keeps them all.
+    if (conversation!.length > HISTORY_REPLAY_LIMIT) conversation!.splice(0, conversation!.length - HISTORY_REPLAY_LIMIT);
     setCurrentDetails(`Chat with **${agent.name}** · ${conversation!.length / 2} turn(s)`);
     return { turnId: turn.turnId, status: 'completed', content: answer, error: null, toolCalls, usage };
   }
@@ -158,5 +207,13 @@ function failedTurn(turn: ChatTurnInput, err: unknown): ChatTurnResult {
   const base = { turnId: turn.turnId, content: '', toolCalls: [], usage: { inputTokens: 0, outputTokens: 0 } };
   if (isCancellation(err)) return { ...base, status: 'cancelled', error: 'cancelled: the client went away' };
   if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) return { ...base, status: 'failed', error: err.cause.message };
+  if (err instanceof ApplicationFailure) return { ...base, status: 'failed', error: err.message };
   throw err;
+}
+
+/** The admission wait a call failed with, if that is why it failed. */
+function admissionWaitOf(err: unknown): AdmissionWait | null {
+  const failure = err instanceof ActivityFailure ? err.cause : null;
+  if (!(failure instanceof ApplicationFailure) || failure.type !== ErrorType.AdmissionWait) return null;
+  return (failure.details?.[0] as AdmissionWait | undefined) ?? null;
 }

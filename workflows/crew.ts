@@ -6,6 +6,7 @@ import {
   isCancellation,
   log,
   ParentClosePolicy,
+  patched,
   setCurrentDetails,
   setHandler,
   startChild,
@@ -28,6 +29,7 @@ import {
 import {
   AgentIdAttr,
   AgentNameAttr,
+  CREW_PARALLEL_ITEMS_AT_ONCE,
   crewMessageSignal,
   crewStartedUpdate,
   CrewIdAttr,
@@ -77,6 +79,9 @@ const INBOX_LIMIT = 20;
  * MAX_RETRIES times, then reassigned to another capable member; what still fails is named in a partial
  * result. Cancelling the workflow (stop) cancels every child and waits until each has recorded it.
  */
+/** Patch: a parallel crew runs at most CREW_PARALLEL_ITEMS_AT_ONCE work items at a time (earlier runs started them all). */
+const BOUNDED_FAN_OUT_PATCH = 'crew-bounded-fan-out';
+
 export async function CrewWorkflow(input: CrewWorkflowInput): Promise<CrewResult> {
   const acts = activitiesFor(input.settings);
   const members: Member[] = input.members.map((m) => ({ ...m, capabilities: m.agent.capabilities }));
@@ -274,11 +279,9 @@ export async function CrewWorkflow(input: CrewWorkflowInput): Promise<CrewResult
       const split = await runSubTask({ key: 'split', title: `Split into work items: ${input.goal}`, agentId: splitter.agentId, input: { goal: input.goal, responseFormat: 'crew_items', instructions: SPLIT_INSTRUCTIONS, ...context } });
       items = (split.status === 'completed' && parseItems(answerText(split.output))) || [input.goal];
     }
-    const mapped = await Promise.all(
-      items.map((item, i) =>
-        runSubTask({ key: `item-${i + 1}`, title: `${input.goal} (item ${i + 1}/${items.length})`, among: mappers, input: { goal: input.goal, item, ...context } }),
-      ),
-    );
+    const mapItem = (item: unknown, i: number) =>
+      runSubTask({ key: `item-${i + 1}`, title: `${input.goal} (item ${i + 1}/${items.length})`, among: mappers, input: { goal: input.goal, item, ...context } });
+    const mapped = patched(BOUNDED_FAN_OUT_PATCH) ? await atMost(CREW_PARALLEL_ITEMS_AT_ONCE, items, mapItem) : await Promise.all(items.map(mapItem));
     const results = mapped.map((r, i) => ({ item: items[i], status: r.status, output: r.status === 'completed' ? answerText(r.output) : null, error: r.error }));
     for (const r of mapped) if (r.status === 'completed') post({ fromAgentId: r.agentId, toAgentId: reducer.agentId, type: 'response', content: answerText(r.output) });
     const reduced = await runSubTask({ key: 'reduce', title: `Combine ${items.length} result(s): ${input.goal}`, agentId: reducer.agentId, input: { goal: input.goal, results, ...context } });
@@ -409,4 +412,18 @@ export async function CrewWorkflow(input: CrewWorkflowInput): Promise<CrewResult
   });
   log.info('crew finished', { crewId: input.crewId, status: result.status, failed: failed.length });
   return result;
+}
+
+/** Runs `run` over `items` with at most `limit` in flight, starting them in order; results in item order. */
+async function atMost<T, R>(limit: number, items: readonly T[], run: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await run(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return results;
 }

@@ -58,13 +58,22 @@ const COMPLETION_IN_MODEL_CALL_PATCH = 'completion-in-final-model-call';
 /** What happens to a tool call, by the agent's autonomy and the tool's policy. */
 type Gate = 'run' | 'approve' | 'propose';
 
-function gateFor(agent: AgentConfig, call: ToolCall, policy: ToolPolicy | undefined): Gate {
-  // A disallowed or harmless call runs: it either fails as a tool result or changes nothing.
-  if (!policy || !toolAllowed(agent.allowedTools, call.name) || (!policy.sideEffect && !policy.requiresApproval)) return 'run';
+function gateFor(agent: AgentConfig, call: ToolCall, policy: ToolPolicy | undefined, listedByPattern: boolean): Gate {
+  // A disallowed call runs: it fails as a tool result.
+  if (!policy || !toolAllowed(agent.allowedTools, call.name)) return 'run';
+  const required = agent.approvalRequiredTools ?? [];
+  // `mcp__<server>__*` matches every tool of a server, as in allowedTools; and a listed tool is gated even
+  // when it has no side effect (the operator asked for it). Earlier histories compared exact names only.
+  const listed = listedByPattern ? toolAllowed(required, call.name) : required.includes(call.name);
+  // A harmless call runs: it changes nothing.
+  if (!policy.sideEffect && !policy.requiresApproval && !(listedByPattern && listed)) return 'run';
   if (agent.autonomy === 'manual') return 'propose';
-  if (policy.requiresApproval || (agent.approvalRequiredTools ?? []).includes(call.name)) return 'approve';
+  if (policy.requiresApproval || listed) return 'approve';
   return agent.autonomy === 'copilot' ? 'approve' : 'run';
 }
+
+/** Patch: approvalRequiredTools entries match like allowedTools entries (patterns) and gate harmless tools too. */
+const APPROVAL_PATTERNS_PATCH = 'approval-required-tools-patterns';
 
 type TaskActivities = ReturnType<typeof activitiesFor>;
 
@@ -192,6 +201,7 @@ export class TaskRun {
     // Patch: a tool whose policy says `local` runs as a local activity, no hand-off to a worker.
     const toolsRunLocally = patched(LOCAL_TOOLS_PATCH);
     const boundedWaits = patched(BOUNDED_WAITS_PATCH);
+    const approvalPatterns = patched(APPROVAL_PATTERNS_PATCH);
     try {
       if (!startsInModelCall) await acts.setTaskStatus({ taskId: goal.taskId, status: 'planning' });
       for (progress.step = 1; progress.step <= settings.maxSteps; progress.step++) {
@@ -236,7 +246,7 @@ export class TaskRun {
         progress.status = 'running';
         const proposals: { tool: string; arguments: unknown }[] = [];
         for (const [index, call] of reply.toolCalls.entries()) {
-          const gate = gateFor(agent, call, reply.toolPolicies?.[call.name]);
+          const gate = gateFor(agent, call, reply.toolPolicies?.[call.name], approvalPatterns);
           const decisionSeq = index + 1;
           let toRun = call;
           if (gate === 'propose') {
