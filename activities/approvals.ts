@@ -1,10 +1,14 @@
 import type { Logger } from 'pino';
+import type { Config } from '../lib/config';
 import { withTransaction, type Db } from '../lib/db';
+import { outboundAllowHosts, postWebhook } from './tools/safe-http';
 import type { ApprovalOutcome, NotifyTarget } from '../workflows/definitions';
 
 export interface ApprovalDeps {
   db: Db;
   logger: Logger;
+  /** Webhooks follow the outbound address policy (OUTBOUND_ALLOW_HOSTS). */
+  config: Pick<Config, 'OUTBOUND_ALLOW_HOSTS' | 'HTTP_ALLOW_PRIVATE_HOSTS'>;
 }
 
 export interface NotificationInput {
@@ -22,7 +26,7 @@ export interface NotificationInput {
  * The approvals inbox and notifications. Rows are written idempotently: a request is unique per
  * (task, step, call); a decision only moves a request out of `pending`.
  */
-export function createApprovalActivities({ db, logger }: ApprovalDeps) {
+export function createApprovalActivities({ db, logger, config }: ApprovalDeps) {
   return {
     /** Opens an approval request and moves its task to awaiting_approval, in one transaction. */
     async createApproval(input: {
@@ -74,6 +78,7 @@ export function createApprovalActivities({ db, logger }: ApprovalDeps) {
     /**
      * Records a notification and delivers it to the agent's target: the log, or a webhook POST. A failed
      * delivery throws, so the activity's retry policy retries it; the row keeps the attempts and last error.
+     * Webhooks go through the outbound address policy (checked after DNS resolution) and follow no redirect.
      */
     async notify(input: NotificationInput): Promise<void> {
       const { rows } = await db.query<{ id: string; delivered_at: string | null }>(
@@ -88,13 +93,11 @@ export function createApprovalActivities({ db, logger }: ApprovalDeps) {
       const body = { id: row.id, event: input.event, agentId: input.agentId, taskId: input.taskId, ...input.payload };
       try {
         if (input.target.type === 'webhook') {
-          const res = await fetch(input.target.url, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json', 'idempotency-key': input.key },
-            body: JSON.stringify(body),
-            signal: AbortSignal.timeout(10_000),
-          });
-          if (!res.ok) throw new Error(`webhook answered ${res.status}`);
+          const headers = { 'content-type': 'application/json', 'idempotency-key': input.key };
+          const res = await postWebhook(input.target.url, JSON.stringify(body), headers, outboundAllowHosts(config), AbortSignal.timeout(10_000));
+          if (res.status >= 300) {
+            throw new Error(`webhook answered ${res.status}${res.location ? ` (redirect to ${res.location} not followed)` : ''}`);
+          }
         } else {
           logger.info({ notification: body }, `notification: ${input.event}`);
         }

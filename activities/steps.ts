@@ -19,7 +19,7 @@ import {
   type ToolSpec,
   type TokenUsage,
 } from './llm/types';
-import { admissionFailure, estimateTokens, isAdmissionWait, type Governance } from './governance';
+import { admissionFailure, estimateTokens, isAdmissionWait, type Governance, type TokenReservation } from './governance';
 import { insertDecision, writeAgentState, type AgentStateRecord } from './records';
 import { parseMcpToolName, type McpToolSource } from './tools/mcp';
 import { boundToolOutput, ToolError, type ToolPolicy, type ToolRegistry } from './tools/registry';
@@ -140,6 +140,8 @@ export async function withHeartbeat<T>(work: () => Promise<T>): Promise<T> {
  */
 export function createStepRunner(deps: StepDeps) {
   const { db, tools } = deps;
+  // A step slot outlives the longest step, so a slot held by a crashed worker frees itself.
+  const stepLeaseMs = (Math.max(deps.config.LLM_TIMEOUT_SECONDS, 120) + 30) * 1000;
 
   /**
    * Tries the agent's provider, then its fallbacks in order. A provider is skipped while its circuit is
@@ -241,7 +243,7 @@ export function createStepRunner(deps: StepDeps) {
   async function mcpSpecs(input: CallModelInput): Promise<ToolSpec[]> {
     const lists = await Promise.all(
       (input.mcpServers ?? []).map((server) =>
-        deps.mcp.listTools(checkedMcpServer(server, deps.config)).catch((err: unknown) => {
+        deps.mcp.listTools(server, { orgId: input.owner?.orgId }).catch((err: unknown) => {
           deps.logger.warn({ server: server.name, err: String(err) }, 'MCP server unavailable; its tools are not offered');
           return [];
         }),
@@ -265,25 +267,14 @@ export function createStepRunner(deps: StepDeps) {
     }
     if (!args || typeof args !== 'object' || Array.isArray(args)) return fail('arguments must be a JSON object');
     // Connection failures are thrown (Temporal retries the activity); tool errors go back to the model.
-    const result = await deps.mcp.callTool(checkedMcpServer(server, deps.config), target.tool, args as Record<string, unknown>, {
+    // At most once per idempotency key (the side_effects ledger), like the built-in side-effecting tools.
+    const result = await deps.mcp.callTool(server, target.tool, args as Record<string, unknown>, {
       signal: Context.current().cancellationSignal,
+      orgId: input.orgId,
+      ledger: { db, idempotencyKey: input.idempotencyKey, taskId: input.taskId },
     });
     return { content: result.content, isError: result.isError, decisionType: 'tool_call' };
   }
-
-  return { completeWithFallback, executeTool };
-}
-
-/** How long a step waits for a slot inside its activity before waiting on a durable timer instead. */
-const STEP_SLOT_INLINE_WAIT_MS = 3000;
-/** The same for a local tool call, which holds its agent's workflow task while it waits. */
-const LOCAL_STEP_SLOT_INLINE_WAIT_MS = 1000;
-
-export function createStepActivities(deps: StepDeps) {
-  const { db, tools } = deps;
-  // A step slot outlives the longest step, so a slot held by a crashed worker frees itself.
-  const stepLeaseMs = (Math.max(deps.config.LLM_TIMEOUT_SECONDS, 120) + 30) * 1000;
-  const { completeWithFallback, executeTool } = createStepRunner(deps);
 
   /**
    * Holds one of AGENTS_MAX_CONCURRENT_STEPS slots while `work` runs. Without a free slot within a few
@@ -316,25 +307,32 @@ export function createStepActivities(deps: StepDeps) {
   }
 
   /** The model call inside its step slot and token reservation; the reservation settles to the real usage. */
-  async function governedModelCall(input: CallModelInput): Promise<LlmResponse> {
+  async function governedModelCall(
+    input: CallModelInput,
+    opts: { purpose?: TokenReservation['purpose']; onToken?: (delta: string) => void } = {},
+  ): Promise<LlmResponse> {
     const { owner } = input;
-    if (!owner) return withHeartbeat(() => completeWithFallback(input));
+    const call = () => completeWithFallback(input, { onToken: opts.onToken });
+    if (!owner) return withHeartbeat(call);
     return withStepSlot(`${input.taskId}:${input.step}:model`, owner.priority, async () => {
-      const reservationId = `${input.taskId}:${input.step}:${Context.current().info.attempt}`;
+      // Never reused: a reservation found under its id is taken as granted, so the id names this very
+      // attempt of this very activity (a retry, a reset or a re-run of the step reserves again).
+      const { info } = Context.current();
+      const reservationId = `${input.taskId}:${input.step}:${info.workflowExecution?.runId ?? ''}:${info.activityId}:${info.attempt}`;
       const promptChars = input.messages.reduce((n, m) => n + m.content.length, 0);
       const admission = await deps.governance.reserveTokens({
         id: reservationId,
         orgId: owner.orgId,
         agentId: owner.agentId,
         taskId: input.taskId,
-        purpose: 'step',
+        purpose: opts.purpose ?? 'step',
         estimate: estimateTokens(promptChars, deps.config),
         agentBudget: owner.agentBudget,
       });
       if (!admission.granted) throw admissionFailure(admission.wait);
       let used = 0;
       try {
-        const reply = await completeWithFallback(input);
+        const reply = await call();
         used = reply.usage.inputTokens + reply.usage.outputTokens;
         return reply;
       } finally {
@@ -343,6 +341,27 @@ export function createStepActivities(deps: StepDeps) {
       }
     });
   }
+
+  /** A tool call inside its step slot, once the resource buckets it draws on (MCP server, HTTP host) have room. */
+  async function governedToolCall<T>(input: RunToolInput, work: () => Promise<T>): Promise<T> {
+    return withStepSlot(`${input.taskId}:${input.step}:tool:${input.index}`, input.priority, async () => {
+      const wait = await deps.governance.takeResources(resourceNeeds(input));
+      if (!wait.granted) throw admissionFailure(wait.wait);
+      return work();
+    });
+  }
+
+  return { completeWithFallback, executeTool, governedModelCall, governedToolCall };
+}
+
+/** How long a step waits for a slot inside its activity before waiting on a durable timer instead. */
+const STEP_SLOT_INLINE_WAIT_MS = 3000;
+/** The same for a local tool call, which holds its agent's workflow task while it waits. */
+const LOCAL_STEP_SLOT_INLINE_WAIT_MS = 1000;
+
+export function createStepActivities(deps: StepDeps) {
+  const { db, tools } = deps;
+  const { executeTool, governedToolCall, governedModelCall } = createStepRunner(deps);
 
   return {
     /**
@@ -420,9 +439,7 @@ export function createStepActivities(deps: StepDeps) {
      */
     async runTool(input: RunToolInput): Promise<ToolReply> {
       const { call } = input;
-      const outcome = await withStepSlot(`${input.taskId}:${input.step}:tool:${input.index}`, input.priority, async () => {
-        const wait = await deps.governance.takeResources(resourceNeeds(input));
-        if (!wait.granted) throw admissionFailure(wait.wait);
+      const outcome = await governedToolCall(input, async () => {
         const endStep = workerMetrics.startStep('tool');
         const result = await executeTool(input).catch((err: unknown) => {
           endStep(call.name, 'error');
@@ -450,14 +467,6 @@ export function createStepActivities(deps: StepDeps) {
       return { toolCallId: call.id, name: call.name, content: outcome.content, isError: outcome.isError };
     },
   };
-}
-
-/** Refuses a stdio MCP server whose command is not in MCP_ALLOWED_COMMANDS (defence in depth: the API checks too). */
-function checkedMcpServer(server: McpServer, config: Config): McpServer {
-  if (server.transport === 'stdio' && !config.MCP_ALLOWED_COMMANDS.includes(server.command)) {
-    throw ApplicationFailure.nonRetryable(`MCP command "${server.command}" is not in MCP_ALLOWED_COMMANDS`, ErrorType.Configuration);
-  }
-  return server;
 }
 
 function toFailure(provider: string, err: ProviderError): ApplicationFailure {

@@ -6,7 +6,7 @@ import type { Registry } from 'prom-client';
 import { pinoHttp } from 'pino-http';
 import type { AgentGateway } from '../lib/agent-gateway';
 import { payloadCodecFor } from '../lib/codec';
-import type { Config } from '../lib/config';
+import { adminOrgId, type Config } from '../lib/config';
 import { requireApiKey, type KeyVerifier } from './auth';
 import { errorHandler, unknownRoute } from './errors';
 import { rateLimitPerKey, rejectUnstorableInput, rememberSecrets, requestTimeLimit } from './limits';
@@ -21,7 +21,7 @@ import { governanceRoutes } from './routes/governance';
 import { crewRoutes } from './routes/crews';
 import { metaRoutes } from './routes/meta';
 import { taskRoutes } from './routes/tasks';
-import { metricsRoute } from './routes/metrics';
+import { healthRoute, metricsRoute } from './routes/metrics';
 import { openApiDocument } from './openapi';
 import type { Store } from './store';
 
@@ -60,25 +60,35 @@ export function createApp(deps: AppDeps): express.Express {
   );
   // Temporal codec server for the Web UI and CLI; before the API's JSON parser (its own allows larger bodies).
   const codec = payloadCodecFor(deps.config);
-  if (codec) app.use('/codec', codecRoutes(codec, { allowedOrigins: codecCorsOrigins(deps.config) }));
+  // It needs an API key like /api/v1; a key decodes only its own organisation's payloads (ADMIN_ORG_ID's: all).
+  if (codec) {
+    app.use(
+      '/codec',
+      codecRoutes(codec, {
+        apiKeys: deps.apiKeys,
+        adminOrgId: adminOrgId(deps.config),
+        allowUnauthenticated: deps.config.CODEC_ALLOW_UNAUTHENTICATED,
+        allowedOrigins: codecCorsOrigins(deps.config),
+      }),
+    );
+  }
   app.use(helmet());
 
-  app.get('/health', async (_req, res) => {
-    const [postgres, temporal] = await Promise.allSettled([
-      deps.store.ping(),
-      deps.gateway.client.connection.workflowService.getSystemInfo({}),
-    ]);
-    const checks = {
-      postgres: postgres.status === 'fulfilled' ? 'ok' : 'down',
-      temporal: temporal.status === 'fulfilled' ? 'ok' : 'down',
-    };
-    const healthy = checks.postgres === 'ok' && checks.temporal === 'ok';
-    // Open provider circuits degrade no check here (agents fall back), but operators should see them.
-    const openCircuits = checks.postgres === 'ok' ? await deps.store.openCircuits().catch(() => []) : [];
-    res.status(healthy ? 200 : 503).json({ status: healthy ? 'ok' : 'degraded', checks, providers: { openCircuits } });
-  });
+  // Open to anyone, so it must stay cheap: two trivial round trips shared by every caller within a second,
+  // no aggregates and no internals (provider errors and circuits are on the authenticated /metrics).
+  app.get('/health', healthRoute(deps));
 
-  if (deps.metrics) app.get('/metrics', metricsRoute(deps.metrics));
+  if (deps.metrics) {
+    app.get(
+      '/metrics',
+      metricsRoute(deps.metrics, {
+        apiKeys: deps.apiKeys,
+        adminOrgId: adminOrgId(deps.config),
+        token: deps.config.METRICS_TOKEN,
+        cacheSeconds: deps.config.METRICS_CACHE_SECONDS,
+      }),
+    );
+  }
 
   // Authenticate before reading a body: an anonymous client costs one header check. The key sets the org.
   const v1 = express.Router();

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { loadConfig } from '../lib/config';
+import { PageQuery } from './paging';
 import {
   AGENT_STATUSES,
   ApproveBody,
@@ -145,11 +146,14 @@ export const ApprovalList = z.object({ approvals: z.array(Approval), ...page });
 export const Health = z.object({
   status: z.enum(['ok', 'degraded']),
   checks: z.object({ postgres: z.enum(['ok', 'down']), temporal: z.enum(['ok', 'down']) }),
-  providers: z.object({
-    openCircuits: z.array(
-      z.looseObject({ worker: z.string(), provider: z.string(), state: z.string(), lastError: z.string().nullable(), changedAt: timestamp }),
-    ),
-  }),
+  // Only for a key of the operators' organisation (ADMIN_ORG_ID).
+  providers: z
+    .object({
+      openCircuits: z.array(
+        z.looseObject({ worker: z.string(), provider: z.string(), state: z.string(), lastError: z.string().nullable(), changedAt: timestamp }),
+      ),
+    })
+    .optional(),
 });
 
 export const ChatHistory = z.object({
@@ -166,6 +170,7 @@ export const ChatHistory = z.object({
       createdAt: timestamp,
     }),
   ),
+  ...page,
 });
 
 export const ChatTurn = z.looseObject({ sessionId: z.uuid(), agentId: z.uuid(), turnId: z.uuid(), status: z.enum(['completed', 'failed', 'cancelled']) });
@@ -347,7 +352,7 @@ const REQUEST_SCHEMAS = {
   CreateReminderBody,
   CreateMetaBody,
 };
-const QUERY_SCHEMAS = { ListAgentsQuery, ListTasksQuery, ListApprovalsQuery, ListCrewsQuery, ListMetaQuery };
+const QUERY_SCHEMAS = { ListAgentsQuery, ListTasksQuery, ListApprovalsQuery, ListCrewsQuery, ListMetaQuery, PageQuery };
 
 // ---------------------------------------------------------------------------------------------
 // Routes
@@ -378,8 +383,7 @@ route({
   method: 'get',
   path: '/metrics',
   tag: 'operations',
-  public: true,
-  summary: 'Prometheus metrics (agents by status, tasks, queue depth, tokens, approvals, circuits)',
+  summary: 'Prometheus metrics (agents by status, tasks, queue depth, tokens, approvals, circuits); METRICS_TOKEN or a key of ADMIN_ORG_ID',
   responses: { 200: { description: 'Prometheus text exposition format 0.0.4', media: { 'text/plain': 'text' } } },
 });
 route({
@@ -419,11 +423,11 @@ route({
     502: ChatTurn,
   },
 });
-route({ method: 'get', path: '/api/v1/chat/:sessionId', tag: 'chat', summary: "A chat session's stored history", responses: { 200: ChatHistory } });
+route({ method: 'get', path: '/api/v1/chat/:sessionId', tag: 'chat', summary: "One page of a chat session's stored history, oldest first", query: PageQuery, responses: { 200: ChatHistory } });
 
 route({ method: 'post', path: '/api/v1/crews', tag: 'crews', summary: 'Create a crew of existing agents (status idle)', body: CreateCrewBody, responses: { 201: CrewDetail } });
 route({ method: 'get', path: '/api/v1/crews', tag: 'crews', summary: 'List crews, newest first', query: ListCrewsQuery, responses: { 200: CrewList } });
-route({ method: 'get', path: '/api/v1/crews/:id', tag: 'crews', summary: "A crew with its members' state, message log and tasks", responses: { 200: CrewDetail } });
+route({ method: 'get', path: '/api/v1/crews/:id', tag: 'crews', summary: "A crew with its members' state and one page (limit, offset) of its message log and tasks", query: PageQuery, responses: { 200: CrewDetail } });
 route({ method: 'post', path: '/api/v1/crews/:id/start', tag: 'crews', summary: 'Start the crew; answers once it runs (409 once it has finished)', responses: { 200: CrewDetail } });
 route({ method: 'post', path: '/api/v1/crews/:id/stop', tag: 'crews', summary: 'Stop a running crew and its members\' work (409 when idle or finished)', responses: { 200: CrewDetail } });
 route({ method: 'post', path: '/api/v1/crews/:id/messages', tag: 'crews', summary: 'Send a message to a running crew (stored once per messageId)', body: CrewMessageBody, responses: { 202: CrewMessageAccepted } });
@@ -514,7 +518,7 @@ export function openApiDocument(): object {
       description: 'Agents are Temporal workflows; this API starts and changes them and reads their Postgres records. Errors are {"error": {"code", "message", "details?"}}.',
     },
     servers: [{ url: '/' }],
-    // API keys (Authorization: Bearer) when the server requires them; /health, /metrics and this document are public.
+    // API keys (Authorization: Bearer) when the server requires them; /health and this document are public.
     security: [{ bearerAuth: [] }, {}],
     paths,
     components: {

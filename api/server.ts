@@ -30,7 +30,10 @@ async function main(): Promise<void> {
     metrics: createApiMetrics(db, { tokenBudget: { tokensPerWindow: cfg.AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE, windowSeconds: cfg.TOKEN_BUDGET_WINDOW_SECONDS } }),
     apiKeys: apiKeyVerifier(db, cfg),
   });
-  const server = app.listen(cfg.PORT, () => logger.info({ port: cfg.PORT }, `API listening on http://127.0.0.1:${cfg.PORT}`));
+  // API_HOST (default loopback) also bounds who can reach /codec and /metrics.
+  const server = app.listen(cfg.PORT, cfg.API_HOST, () =>
+    logger.info({ host: cfg.API_HOST, port: cfg.PORT }, `API listening on http://${cfg.API_HOST.includes(':') ? `[${cfg.API_HOST}]` : cfg.API_HOST}:${cfg.PORT}`),
+  );
   // Slow clients: headers within 10 s, the whole request within the API's time limit. Responses (SSE
   // chat streams) are not bounded by these; JSON routes have their own limit (api/limits.ts).
   server.headersTimeout = 10_000;

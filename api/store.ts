@@ -1,4 +1,5 @@
 import type { Db } from '../lib/db';
+import { MAX_PAGE_LIMIT, type Page } from './paging';
 import { pendingTasksRefusal } from '../lib/fuses';
 import type { ReminderRow } from '../lib/reminders';
 
@@ -215,13 +216,20 @@ export function createStore(db: Db) {
       return rows;
     },
 
-    async chatHistory(orgId: string, sessionId: string) {
+    /** One page of a session's messages, oldest first. */
+    async chatHistory(orgId: string, sessionId: string, page: Page) {
       const { rows } = await db.query(
         `SELECT id, turn_id AS "turnId", role, content, agent_id AS "agentId", agent_type AS "agentType", metadata, created_at AS "createdAt"
-         FROM chat_messages WHERE org_id = $1 AND session_id = $2 ORDER BY created_at, seq`,
-        [orgId, sessionId],
+         FROM chat_messages WHERE org_id = $1 AND session_id = $2 ORDER BY created_at, seq LIMIT $3 OFFSET $4`,
+        [orgId, sessionId, page.limit, page.offset],
       );
       return rows;
+    },
+
+    /** True when the organisation has a session with this id (a page past its end is still the session). */
+    async chatSessionExists(orgId: string, sessionId: string): Promise<boolean> {
+      const { rows } = await db.query('SELECT 1 FROM chat_messages WHERE org_id = $1 AND session_id = $2 LIMIT 1', [orgId, sessionId]);
+      return rows.length > 0;
     },
 
     /** A session id may be continued by its own organisation, or chosen fresh by a client. */
@@ -295,19 +303,37 @@ export function createStore(db: Db) {
       );
     },
 
-    async crewMessages(crewId: string) {
+    /** One page of a crew's message log, in order. */
+    async crewMessages(crewId: string, page: Page) {
       const { rows } = await db.query(
         `SELECT seq, message_id AS "messageId", from_agent_id AS "fromAgentId", to_agent_id AS "toAgentId", type, content, sent_at AS "sentAt"
-         FROM crew_messages WHERE crew_id = $1 ORDER BY seq`,
-        [crewId],
+         FROM crew_messages WHERE crew_id = $1 ORDER BY seq LIMIT $2 OFFSET $3`,
+        [crewId, page.limit, page.offset],
       );
       return rows;
     },
 
-    /** Each member's work in the crew, from its task rows: counts by status and the tasks still open. */
-    async crewTasks(crewId: string): Promise<{ id: string; agentId: string; title: string; status: string; output: unknown; error: string | null }[]> {
+    /** One page of the crew's task rows, oldest first. */
+    async crewTasks(crewId: string, page: Page): Promise<{ id: string; agentId: string; title: string; status: string; output: unknown; error: string | null }[]> {
       const { rows } = await db.query(
-        `SELECT id, agent_id AS "agentId", title, status, output, error FROM tasks WHERE crew_id = $1 ORDER BY created_at, id`,
+        `SELECT id, agent_id AS "agentId", title, status, output, error FROM tasks WHERE crew_id = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3`,
+        [crewId, page.limit, page.offset],
+      );
+      return rows;
+    },
+
+    /**
+     * Each member's work in the crew, counted in SQL so a long crew costs one small row per member: totals by
+     * status and the ids of tasks still open (at most the crew's concurrency, capped here anyway).
+     */
+    async crewMemberWork(crewId: string): Promise<{ agentId: string; total: number; completed: number; failed: number; cancelled: number; activeTaskIds: string[] }[]> {
+      const { rows } = await db.query(
+        `SELECT agent_id AS "agentId", count(*)::int AS total,
+                count(*) FILTER (WHERE status = 'completed')::int AS completed,
+                count(*) FILTER (WHERE status = 'failed')::int AS failed,
+                count(*) FILTER (WHERE status = 'cancelled')::int AS cancelled,
+                COALESCE((array_agg(id::text ORDER BY created_at, id) FILTER (WHERE status NOT IN ('completed', 'failed', 'cancelled')))[1:${MAX_PAGE_LIMIT}], '{}') AS "activeTaskIds"
+         FROM tasks WHERE crew_id = $1 GROUP BY agent_id`,
         [crewId],
       );
       return rows;

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 import type { AgentSettings } from '../workflows/definitions';
@@ -21,10 +22,35 @@ const ResourceBucketsSchema = z.record(
   z.object({ capacity: z.number().positive(), refillPerSecond: z.number().positive() }).strict(),
 );
 
+/** One operator-defined stdio MCP server: tenants pick it by name and cannot change what it runs. */
+const McpStdioServerSchema = z
+  .object({
+    command: z.string().min(1),
+    args: z.array(z.string()).optional(),
+    env: z.record(z.string(), z.string()).optional(),
+    cwd: z.string().min(1).optional(),
+    /** Tools without side effects: their calls may be repeated after an unknown outcome (no at-most-once ledger). */
+    readOnlyTools: z.array(z.string().min(1)).optional(),
+  })
+  .strict();
+export type McpStdioServer = z.infer<typeof McpStdioServerSchema>;
+const McpStdioServersSchema = z.record(z.string().regex(/^[a-zA-Z0-9-]{1,32}$/, 'use 1-32 letters, digits or "-"'), McpStdioServerSchema);
+
+/** `host`, `host:port`, `[v6]:port` or a CIDR (`10.0.0.0/8`, `fd00::/8`). */
+const outboundEntry = (entry: string) => {
+  const slash = entry.indexOf('/');
+  if (slash < 0) return /^(\[[0-9a-fA-F:.]+\]|[^\s/:[\]]+)(:\d{1,5})?$/.test(entry);
+  const prefix = Number(entry.slice(slash + 1));
+  const family = net.isIP(entry.slice(0, slash));
+  return family !== 0 && Number.isInteger(prefix) && prefix >= 0 && prefix <= (family === 4 ? 32 : 128);
+};
+
 const EnvSchema = z.object({
   NODE_ENV: z.string().default('development'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   PORT: intFromEnv(3300),
+  /** Interface the API (and its /codec and /metrics) listens on; loopback unless a deployment opens it (docker-compose: 0.0.0.0). */
+  API_HOST: z.string().default('127.0.0.1'),
   DATA_DIR: z.string().default(path.join(ROOT_DIR, '.data')),
 
   TEMPORAL_ADDRESS: z.string().default('127.0.0.1:7233'),
@@ -58,6 +84,8 @@ const EnvSchema = z.object({
   ANTHROPIC_MODEL: z.string().default('claude-sonnet-5-5'),
   OLLAMA_BASE_URL: z.string().default('http://127.0.0.1:11434'),
   OLLAMA_MODEL: z.string().default('llama3.1'),
+  /** Key for OLLAMA_BASE_URL when it wants one (a proxy, vLLM with --api-key); never OPENAI_API_KEY. */
+  OLLAMA_API_KEY: z.string().optional(),
   LLM_TIMEOUT_SECONDS: intFromEnv(60, 1),
   /** Consecutive availability failures after which a provider's circuit opens (per worker process). */
   CIRCUIT_FAILURE_THRESHOLD: intFromEnv(5, 1),
@@ -75,8 +103,30 @@ const EnvSchema = z.object({
   HTTP_ALLOWED_HOSTS: list,
   /** Hosts of HTTP_ALLOWED_HOSTS that may resolve to loopback, private or link-local addresses (refused otherwise). */
   HTTP_ALLOW_PRIVATE_HOSTS: list,
-  /** Commands an agent's stdio MCP server may run; empty refuses stdio MCP servers. */
-  MCP_ALLOWED_COMMANDS: list,
+  /**
+   * Hosts (`host`, `host:port`) or CIDRs that outbound connections made for tenants (http tools, MCP HTTP
+   * servers, webhooks) may reach although they are or resolve to loopback, private, link-local or metadata
+   * addresses; everything else non-public is refused. HTTP_ALLOW_PRIVATE_HOSTS is an older name merged in.
+   */
+  OUTBOUND_ALLOW_HOSTS: list.refine((entries) => entries.every(outboundEntry), {
+    message: 'use comma-separated host, host:port or CIDR entries, e.g. 127.0.0.1:8080,10.1.0.0/16',
+  }),
+  /** The stdio MCP servers tenants may use, by name: `{"files": {"command": "...", "args": [], "env": {}, "cwd": "...", "readOnlyTools": []}}`. */
+  MCP_STDIO_SERVERS: z
+    .string()
+    .default('{}')
+    .transform((v, ctx) => {
+      try {
+        return McpStdioServersSchema.parse(JSON.parse(v));
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `must be JSON like {"files":{"command":"/usr/bin/mcp-files","args":["--root","/srv"]}} (${(err as Error).message.split('\n')[0]})` });
+        return z.NEVER;
+      }
+    }),
+  /** An MCP connection unused this long is closed (per worker). */
+  MCP_IDLE_SECONDS: intFromEnv(300, 1),
+  /** Open MCP connections per worker; beyond it the least recently used idle one is closed. */
+  MCP_MAX_CONNECTIONS: intFromEnv(32, 1),
   DEFAULT_ORG_ID: z.string().default('default'),
   /** Crews: the most members one crew may have. */
   CREW_MAX_MEMBERS: intFromEnv(5, 1),
@@ -110,8 +160,15 @@ const EnvSchema = z.object({
   TOKEN_BUDGET_WINDOW_SECONDS: intFromEnv(60, 1),
   /** Output tokens reserved per LLM call on top of the prompt's estimate (settled to the real usage after). */
   TOKEN_RESERVATION_OUTPUT_TOKENS: intFromEnv(512, 1),
-  /** Agents RUNNING a task at once, across every worker; the rest wait by priority. */
+  /**
+   * Agents working on a task at once (running steps), across every worker; the rest wait by priority. An
+   * agent waiting for approval, paused or waiting for budget gives its slot back.
+   */
   AGENTS_MAX_ACTIVE: intFromEnv(10, 1),
+  /** An agent waiting for an active slot is woken when one is released; it asks again by itself after this long. */
+  AGENT_SLOT_RECHECK_SECONDS: intFromEnv(60, 1),
+  /** Goals one agent may have queued; a submission beyond it is refused with 429. */
+  MAX_QUEUED_GOALS_PER_AGENT: intFromEnv(1000, 1),
   /** LLM and tool steps in flight at once across every worker, highest priority first. */
   AGENTS_MAX_CONCURRENT_STEPS: intFromEnv(5, 1),
   /** Host CPU % above which a worker starts no new activity until load drops (100 turns the gate off). */
@@ -160,6 +217,20 @@ const EnvSchema = z.object({
         .map((s) => s.trim())
         .filter(Boolean),
     ),
+  /**
+   * Organisation whose keys may decode every organisation's payloads at /codec and read /metrics
+   * (the operators'); unset: DEFAULT_ORG_ID. Other organisations' keys decode only their own payloads.
+   */
+  ADMIN_ORG_ID: z.string().optional(),
+  /**
+   * Lets /codec answer requests without a key, as ADMIN_ORG_ID, for a Web UI that cannot send one (the dev
+   * server's). Anyone who reaches the API then decrypts every payload: refused unless API_HOST is loopback.
+   */
+  CODEC_ALLOW_UNAUTHENTICATED: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  /** A bearer token for /metrics only (Prometheus' `authorization` setting); keys of ADMIN_ORG_ID work too. */
+  METRICS_TOKEN: z.string().min(16, 'use at least 16 characters').optional(),
+  /** /metrics gauges are read from Postgres at most this often; scrapes in between get the cached text. */
+  METRICS_CACHE_SECONDS: intFromEnv(15),
 });
 
 export type Config = Readonly<z.infer<typeof EnvSchema>> & { readonly aiProvider: ProviderName };
@@ -175,10 +246,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new Error(`Invalid configuration:\n${problems}`);
   }
   const c = parsed.data;
+  if (c.CODEC_ALLOW_UNAUTHENTICATED && !isLoopbackHost(c.API_HOST)) {
+    throw new Error(
+      `Invalid configuration:\n  CODEC_ALLOW_UNAUTHENTICATED: only with a loopback API_HOST (is "${c.API_HOST}"): anyone reaching /codec could decrypt every payload`,
+    );
+  }
   // With no key and no explicit choice the offline provider is the default, so nothing needs network.
   const aiProvider: ProviderName =
     c.AI_PROVIDER ?? (c.OPENAI_API_KEY ? 'openai' : c.ANTHROPIC_API_KEY ? 'anthropic' : 'offline');
   return Object.freeze({ ...c, aiProvider });
+}
+
+/** 127.0.0.0/8, ::1 and localhost: interfaces other machines cannot reach. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** The organisation of operators (ADMIN_ORG_ID, else DEFAULT_ORG_ID). */
+export function adminOrgId(c: Pick<Config, 'ADMIN_ORG_ID' | 'DEFAULT_ORG_ID'>): string {
+  return c.ADMIN_ORG_ID ?? c.DEFAULT_ORG_ID;
 }
 
 let cached: Config | undefined;
@@ -198,6 +284,8 @@ export function agentSettings(c: Config): AgentSettings {
     llmTimeoutSeconds: c.LLM_TIMEOUT_SECONDS,
     maxDelegationDepth: c.MAX_DELEGATION_DEPTH,
     historyLimit: c.AGENT_HISTORY_LIMIT,
+    slotRecheckSeconds: c.AGENT_SLOT_RECHECK_SECONDS,
+    maxQueuedGoals: c.MAX_QUEUED_GOALS_PER_AGENT,
     approvalTimeoutHours: c.APPROVAL_TIMEOUT_HOURS,
     priorityScoring: c.PRIORITY_SCORING === 'on',
     priorityScoringTimeoutSeconds: c.PRIORITY_SCORING_TIMEOUT_SECONDS,

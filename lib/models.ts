@@ -4,6 +4,8 @@
  */
 import { z } from 'zod';
 import { McpServerConfigSchema } from '../activities/tools/mcp';
+import { configuredUrlRefusal, outboundAllowHosts } from '../activities/tools/safe-http';
+import { config as processConfig, type Config } from './config';
 import { ReminderScheduleInput } from './reminders';
 
 export const AGENT_STATUSES = ['IDLE', 'RUNNING', 'PAUSED', 'ERROR', 'ARCHIVED'] as const;
@@ -32,36 +34,66 @@ export const NotifyTarget = z.discriminatedUnion('type', [
   z.object({ type: z.literal('webhook'), url: z.string().url().regex(/^https?:\/\//, 'webhook URLs are http(s)') }).strict(),
 ]);
 
-export const CreateAgentBody = z
-  .object({
-    name,
-    objective: z.string().trim().min(1).max(10_000),
-    type: label.default('general'),
-    capabilities: z.array(label).max(50).default([]),
-    autonomy: z.enum(AUTONOMY_LEVELS).default('autopilot'),
-    priority: z.number().int().min(1).max(10).default(6),
-    allowedTools: z.array(toolName).max(100).default(DEFAULT_TOOLS),
-    systemPrompt: z.string().max(20_000).nullable().default(null),
-    provider: z.enum(PROVIDERS).nullable().default(null),
-    model: z.string().trim().min(1).max(200).nullable().default(null),
-    fallbackProviders: z.array(z.enum(PROVIDERS)).max(5).default([]),
-    mcpServers: z
-      .array(McpServerConfigSchema)
-      .max(10)
-      .default([])
-      .refine((servers) => new Set(servers.map((s) => s.name)).size === servers.length, { message: 'MCP server names must be unique' }),
-    approvalRequiredTools: z.array(toolName).max(100).default([]),
-    approvalTimeoutHours: z.number().positive().max(24 * 365).nullable().default(null),
-    onApprovalTimeout: z.enum(['fail', 'escalate']).default('fail'),
-    notify: NotifyTarget.default({ type: 'log' }),
-    /** The agent's own token budget per budget window (on top of the org and global budgets). */
-    tokenBudgetPerMinute: z.number().int().positive().max(100_000_000).nullable().default(null),
-  })
-  .strict();
+/** The operator settings an agent's outbound URLs and stdio MCP servers are checked against. */
+export type OutboundSettings = Pick<Config, 'OUTBOUND_ALLOW_HOSTS' | 'HTTP_ALLOW_PRIVATE_HOSTS' | 'MCP_STDIO_SERVERS'>;
 
-export const UpdateAgentBody = CreateAgentBody.partial()
-  .strict()
-  .refine((v) => Object.keys(v).length > 0, { message: 'send at least one field to change' });
+/**
+ * The agent bodies checked against `settings` (read when a body is validated): MCP server and webhook URLs
+ * that are non-public without a lookup (IP literals, localhost, metadata names) are refused unless on
+ * OUTBOUND_ALLOW_HOSTS (names are checked again after resolution, when connecting), and a stdio MCP server
+ * must name one of MCP_STDIO_SERVERS. Each refusal names its field.
+ */
+export function agentBodies(settings: () => OutboundSettings) {
+  const mcpServers = z
+    .array(McpServerConfigSchema)
+    .max(10)
+    .refine((servers) => new Set(servers.map((s) => s.name)).size === servers.length, { message: 'MCP server names must be unique' })
+    .superRefine((servers, ctx) => {
+      servers.forEach((server, i) => {
+        if (server.transport === 'http') {
+          const refused = configuredUrlRefusal(server.url, outboundAllowHosts(settings()));
+          if (refused) ctx.addIssue({ code: 'custom', path: [i, 'url'], message: `MCP server URL refused: ${refused}` });
+        } else if (!Object.hasOwn(settings().MCP_STDIO_SERVERS, server.server)) {
+          ctx.addIssue({ code: 'custom', path: [i, 'server'], message: `no stdio MCP server "${server.server}" is defined by the operator (MCP_STDIO_SERVERS)` });
+        }
+      });
+    });
+  const notify = NotifyTarget.superRefine((target, ctx) => {
+    if (target.type !== 'webhook') return;
+    const refused = configuredUrlRefusal(target.url, outboundAllowHosts(settings()));
+    if (refused) ctx.addIssue({ code: 'custom', path: ['url'], message: `webhook URL refused: ${refused}` });
+  });
+  const create = z
+    .object({
+      name,
+      objective: z.string().trim().min(1).max(10_000),
+      type: label.default('general'),
+      capabilities: z.array(label).max(50).default([]),
+      autonomy: z.enum(AUTONOMY_LEVELS).default('autopilot'),
+      priority: z.number().int().min(1).max(10).default(6),
+      allowedTools: z.array(toolName).max(100).default(DEFAULT_TOOLS),
+      systemPrompt: z.string().max(20_000).nullable().default(null),
+      provider: z.enum(PROVIDERS).nullable().default(null),
+      model: z.string().trim().min(1).max(200).nullable().default(null),
+      fallbackProviders: z.array(z.enum(PROVIDERS)).max(5).default([]),
+      mcpServers: mcpServers.default([]),
+      approvalRequiredTools: z.array(toolName).max(100).default([]),
+      approvalTimeoutHours: z.number().positive().max(24 * 365).nullable().default(null),
+      onApprovalTimeout: z.enum(['fail', 'escalate']).default('fail'),
+      notify: notify.default({ type: 'log' }),
+      /** The agent's own token budget per budget window (on top of the org and global budgets). */
+      tokenBudgetPerMinute: z.number().int().positive().max(100_000_000).nullable().default(null),
+    })
+    .strict();
+  const update = create
+    .partial()
+    .strict()
+    .refine((v) => Object.keys(v).length > 0, { message: 'send at least one field to change' });
+  return { CreateAgentBody: create, UpdateAgentBody: update };
+}
+
+/** Checked against the process configuration; code holding its own `Config` uses `agentBodies(() => config)`. */
+export const { CreateAgentBody, UpdateAgentBody } = agentBodies(processConfig);
 
 export const ListAgentsQuery = z
   .object({

@@ -21,7 +21,10 @@ describe('approvals', () => {
 
   before(async () => {
     webhook = await startWebhookReceiver({ failFirst: 1 });
-    const config = testConfig({ HTTP_ALLOWED_HOSTS: webhook.host, HTTP_ALLOW_PRIVATE_HOSTS: webhook.host });
+    // The receiver is on loopback: the operator allows its host for outbound connections. The API checks
+    // agent bodies against the process configuration, the worker against its own: both get it.
+    process.env.OUTBOUND_ALLOW_HOSTS = webhook.host;
+    const config = testConfig({ HTTP_ALLOWED_HOSTS: webhook.host, OUTBOUND_ALLOW_HOSTS: webhook.host });
     stack = await startApi(config);
     worker = await startWorker(config);
   });

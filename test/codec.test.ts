@@ -8,12 +8,13 @@ import { Client, Connection } from '@temporalio/client';
 import type { Payload } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import type { Page } from 'playwright-core';
-import { createPayloadCodec, ENCRYPTED_ENCODING, generateKey, METADATA_ENCRYPTION_KEY_ID, payloadCodecFor } from '../lib/codec';
+import { createPayloadCodec, ENCRYPTED_ENCODING, generateKey, METADATA_ENCRYPTION_KEY_ID, METADATA_ENCRYPTION_ORG, payloadCodecFor } from '../lib/codec';
+import { loadConfig } from '../lib/config';
 import { getFreePort, startDevServer, type DevServerHandle } from '../temporal/dev-server';
 import { agentWorkflowId } from '../workflows/definitions';
 import { launchChromium, type ChromiumSession } from './helpers/browser';
 import { idleAgentHistory } from './helpers/history';
-import { startApi, startWorker, testConfig, type ApiClient, type TestStack } from './helpers/stack';
+import { ApiClient, startApi, startWorker, testConfig, type TestStack } from './helpers/stack';
 
 const run = promisify(execFile);
 const KEY_ID = 'codec-test-key';
@@ -116,7 +117,10 @@ describe('payload encryption and the codec server', () => {
       for (const payload of payloads) {
         assert.equal(Buffer.from(payload.metadata?.encoding ?? []).toString(), ENCRYPTED_ENCODING, `${workflowId}: a payload is stored unencrypted: ${Buffer.from(payload.data ?? []).toString().slice(0, 200)}`);
         assert.equal(Buffer.from(payload.metadata?.[METADATA_ENCRYPTION_KEY_ID] ?? []).toString(), KEY_ID);
-        assert.deepEqual(Object.keys(payload.metadata ?? {}).sort(), ['encoding', METADATA_ENCRYPTION_KEY_ID], 'no plaintext metadata left beside');
+        // Beside the encoding and key id, only the organisation a payload is bound to (also a search attribute).
+        const keys = Object.keys(payload.metadata ?? {}).sort();
+        assert.ok(keys.every((k) => ['encoding', METADATA_ENCRYPTION_KEY_ID, METADATA_ENCRYPTION_ORG].includes(k)), `no plaintext metadata left beside: ${keys.join(', ')}`);
+        if (payload.metadata?.[METADATA_ENCRYPTION_ORG]) assert.equal(Buffer.from(payload.metadata[METADATA_ENCRYPTION_ORG]).toString(), stack.config.DEFAULT_ORG_ID);
       }
       const raw = Buffer.from(temporal.api.history.v1.History.encode({ events }).finish());
       assert.ok(raw.length > 0);
@@ -158,7 +162,9 @@ describe('payload encryption and the codec server', () => {
     const plain = await run(cli, args);
     assert.equal(payloadTexts(plain.stdout).includes(SECRET), false, 'without the codec the CLI sees ciphertext only');
     assert.ok(plain.stdout.includes(b64(ENCRYPTED_ENCODING)));
-    const decoded = await run(cli, [...args, '--codec-endpoint', `${stack.api.baseUrl}/codec`]);
+    const withoutKey = await run(cli, [...args, '--codec-endpoint', `${stack.api.baseUrl}/codec`]).catch((err: { stdout?: string; stderr?: string }) => err);
+    assert.equal(payloadTexts(withoutKey.stdout ?? '').includes(SECRET), false, 'the codec server decodes nothing for a caller without a key');
+    const decoded = await run(cli, [...args, '--codec-endpoint', `${stack.api.baseUrl}/codec`, '--codec-auth', `Bearer ${stack.api.apiKey}`]);
     assert.ok(payloadTexts(decoded.stdout).includes(`"note":"${SECRET}"`), `the CLI shows the plaintext through the codec server:\n${decoded.stdout.slice(0, 1500)}`);
     assert.equal(decoded.stdout.includes(b64(ENCRYPTED_ENCODING)), false, 'nothing is left encrypted');
   });
@@ -282,6 +288,145 @@ describe('payload encryption and the codec server', () => {
   });
 });
 
+/** The codec server's access rules (security): keys, organisations, CORS with `*`. */
+describe('who may use the codec server', () => {
+  const key = generateKey();
+  let stack: TestStack;
+  let worker: { stop(): Promise<void> };
+  let rawConnection: Connection;
+  let rawClient: Client;
+  const otherOrg = `codec-org-${randomUUID().slice(0, 8)}`;
+  let other: ApiClient;
+
+  before(async () => {
+    const config = testConfig({ PAYLOAD_ENCRYPTION_KEY: key, PAYLOAD_ENCRYPTION_KEY_ID: KEY_ID });
+    stack = await startApi(config);
+    worker = await startWorker(config);
+    other = await stack.clientForOrg(otherOrg);
+    rawConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+    rawClient = new Client({ connection: rawConnection, namespace: config.TEMPORAL_NAMESPACE });
+  });
+  after(async () => {
+    await worker?.stop();
+    await stack?.stop();
+    await rawConnection?.close();
+  });
+
+  const toJson = (p: Payload): JsonPayload => ({
+    metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, Buffer.from(v).toString('base64')])),
+    data: Buffer.from(p.data ?? []).toString('base64'),
+  });
+  const decodeAs = (client: ApiClient, payloads: JsonPayload[]) => client.post('/codec/decode', { payloads });
+  const stillEncrypted = (p: JsonPayload) => unb64(p.metadata?.encoding) === ENCRYPTED_ENCODING;
+
+  /** Every payload of a finished task's agent history, as stored (encrypted). */
+  async function agentHistoryPayloads(client: ApiClient, marker: string): Promise<JsonPayload[]> {
+    const agent = await client.createAgent({ name: `Codec ${marker}`, objective: 'Keep secrets' });
+    const task = await client.createTask({ agentId: agent.id, title: `handle ${marker}`, input: { note: marker, script: [{ answer: `done with ${marker}` }] } });
+    assert.equal((await client.waitForTask(task.id)).status, 'completed');
+    const events = await idleAgentHistory({ ...stack, api: client }, agent.id, async () => {
+      const page = await rawClient.workflowService.getWorkflowExecutionHistory({ namespace: stack.config.TEMPORAL_NAMESPACE, execution: { workflowId: agentWorkflowId(agent.id) } });
+      return page.history?.events ?? [];
+    });
+    const payloads = collectPayloads(events).filter((p) => Buffer.from(p.metadata?.encoding ?? []).toString() === ENCRYPTED_ENCODING);
+    assert.ok(payloads.length >= 3);
+    return payloads.map(toJson);
+  }
+
+  it('answers 401 without a valid key, like /api/v1; preflight needs none', async () => {
+    const anonymous = new ApiClient(stack.api.baseUrl);
+    for (const path of ['/codec/decode', '/codec/encode', '/codec/default/decode']) {
+      const res = await anonymous.post(path, { payloads: [jsonPayload(1)] });
+      assert.equal(res.status, 401, `${path}: ${JSON.stringify(res.body)}`);
+      assert.equal(res.body.error.code, 'unauthorized');
+    }
+    assert.equal((await new ApiClient(stack.api.baseUrl, 'tao_not-a-real-key-not-a-real-key-not-a-real-k').post('/codec/decode', { payloads: [] })).status, 401);
+    const preflight = await fetch(`${stack.api.baseUrl}/codec/decode`, {
+      method: 'OPTIONS',
+      headers: { origin: 'http://127.0.0.1:8233', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type' },
+    });
+    assert.equal(preflight.status, 204);
+    assert.equal(preflight.headers.get('access-control-allow-origin'), 'http://127.0.0.1:8233');
+  });
+
+  it("decodes for an organisation only its own payloads; the operators' organisation decodes all", async () => {
+    const ours = `default-org-secret-${randomUUID()}`;
+    const theirs = `other-org-secret-${randomUUID()}`;
+    const defaultPayloads = await agentHistoryPayloads(stack.api, ours);
+    const otherPayloads = await agentHistoryPayloads(other, theirs);
+
+    // Another organisation's key gets the default org's payloads back untouched: still ciphertext.
+    const foreign = await decodeAs(other, defaultPayloads);
+    assert.equal(foreign.status, 200, JSON.stringify(foreign.body));
+    assert.deepEqual(foreign.body.payloads, defaultPayloads);
+
+    // Its own: those bound to it (its workflow and activity inputs) decode, the task input among them.
+    const own = await decodeAs(other, otherPayloads);
+    assert.equal(own.status, 200);
+    const ownTexts = (own.body.payloads as JsonPayload[]).filter((p) => !stillEncrypted(p)).map((p) => unb64(p.data));
+    assert.ok(ownTexts.some((t) => t.includes(`"note":"${theirs}"`)), 'the org reads its own task input');
+    for (const p of otherPayloads.filter((p) => p.metadata?.[METADATA_ENCRYPTION_ORG])) assert.equal(unb64(p.metadata![METADATA_ENCRYPTION_ORG]), otherOrg);
+    // Payloads the codec could not bind (results, summaries) stay encrypted for it.
+    const unbound = (own.body.payloads as JsonPayload[]).filter((_p, i) => !otherPayloads[i]!.metadata?.[METADATA_ENCRYPTION_ORG]);
+    assert.ok(unbound.length > 0 && unbound.every(stillEncrypted));
+
+    // The operators' organisation (ADMIN_ORG_ID, here DEFAULT_ORG_ID) reads everything.
+    const admin = await decodeAs(stack.api, [...defaultPayloads, ...otherPayloads]);
+    assert.equal(admin.status, 200);
+    assert.ok((admin.body.payloads as JsonPayload[]).every((p) => !stillEncrypted(p)));
+    assert.ok((admin.body.payloads as JsonPayload[]).some((p) => unb64(p.data).includes(`"note":"${theirs}"`)));
+
+    // Relabelling a payload for another organisation does not open it: its key was derived for the first.
+    const bound = otherPayloads.find((p) => p.metadata?.[METADATA_ENCRYPTION_ORG])!;
+    const relabelled = { ...bound, metadata: { ...bound.metadata, [METADATA_ENCRYPTION_ORG]: b64(stack.config.DEFAULT_ORG_ID) } };
+    const forged = await decodeAs(stack.api, [relabelled]);
+    assert.equal(forged.status, 400);
+    assert.equal(forged.body.error.code, 'decryption_failed');
+    // Nor does the plain master key: an org's payload is not readable with another org's derived key or without one.
+    const stripped = { ...bound, metadata: { encoding: bound.metadata!.encoding!, [METADATA_ENCRYPTION_KEY_ID]: bound.metadata![METADATA_ENCRYPTION_KEY_ID]! } };
+    assert.equal((await decodeAs(stack.api, [stripped])).body.error?.code, 'decryption_failed');
+  });
+
+  it('still decodes payloads written before organisation binding, for the operators only', async () => {
+    // The format before this change: no org metadata, the configured key itself.
+    const [old] = await createPayloadCodec({ key, keyId: KEY_ID }).encode([{ metadata: { encoding: Buffer.from('json/plain') }, data: Buffer.from('"written long ago"') }]);
+    assert.equal(old!.metadata![METADATA_ENCRYPTION_ORG], undefined);
+    const asAdmin = await decodeAs(stack.api, [toJson(old!)]);
+    assert.equal(unb64(asAdmin.body.payloads[0].data), '"written long ago"');
+    const asOther = await decodeAs(other, [toJson(old!)]);
+    assert.ok(stillEncrypted(asOther.body.payloads[0]));
+    // Encoding through the codec server binds to the caller's organisation.
+    const encoded = await other.post('/codec/encode', { payloads: [jsonPayload({ mine: true })] });
+    assert.equal(unb64(encoded.body.payloads[0].metadata[METADATA_ENCRYPTION_ORG]), otherOrg);
+    assert.deepEqual(JSON.parse(unb64((await decodeAs(other, encoded.body.payloads)).body.payloads[0].data)), { mine: true });
+  });
+
+  it('with CODEC_CORS_ORIGINS=* answers any origin without credentials', async () => {
+    const open = await startApi(testConfig({ PAYLOAD_ENCRYPTION_KEY: key, PAYLOAD_ENCRYPTION_KEY_ID: KEY_ID, CODEC_CORS_ORIGINS: '*' }));
+    try {
+      const preflight = await fetch(`${open.api.baseUrl}/codec/decode`, { method: 'OPTIONS', headers: { origin: 'http://evil.example', 'access-control-request-method': 'POST' } });
+      assert.equal(preflight.headers.get('access-control-allow-origin'), '*');
+      assert.equal(preflight.headers.get('access-control-allow-credentials'), null);
+      const post = await open.api.request('POST', '/codec/decode', { payloads: [] }, { headers: { origin: 'http://evil.example' } });
+      assert.equal(post.headers.get('access-control-allow-origin'), '*');
+      assert.equal(post.headers.get('access-control-allow-credentials'), null);
+      // The configured Web UI (TEMPORAL_UI_URL) is still named, with credentials.
+      const uiOrigin = new URL(open.config.TEMPORAL_UI_URL).origin;
+      const ui = await open.api.request('POST', '/codec/decode', { payloads: [] }, { headers: { origin: uiOrigin } });
+      assert.equal(ui.headers.get('access-control-allow-origin'), uiOrigin);
+      assert.equal(ui.headers.get('access-control-allow-credentials'), 'true');
+    } finally {
+      await open.stop();
+    }
+  });
+
+  it('opens /codec without a key only on request, and only on a loopback API', async () => {
+    assert.throws(() => loadConfig({ CODEC_ALLOW_UNAUTHENTICATED: 'true', API_HOST: '0.0.0.0' }), /CODEC_ALLOW_UNAUTHENTICATED/);
+    assert.equal(loadConfig({ CODEC_ALLOW_UNAUTHENTICATED: 'true' }).API_HOST, '127.0.0.1');
+    assert.equal(loadConfig({}).API_HOST, '127.0.0.1', 'the API binds loopback unless told otherwise');
+  });
+});
+
 /**
  * The Web UI decrypting in a real browser: a dev server of its own started with `--ui-codec-endpoint`
  * pointing at this API's /codec (the runner's dev server cannot know the API's port), whose page calls
@@ -298,7 +443,14 @@ describe('the Web UI shows encrypted payloads through the codec server (headless
     const apiPort = await getFreePort();
     dev = await startDevServer({ cliPath: process.env.TEMPORAL_CLI_PATH, inMemory: true, port: 0, uiPort: 0, codecEndpoint: `http://127.0.0.1:${apiPort}/codec` });
     // The UI's origin (random port) is allowed through TEMPORAL_UI_URL, not the CODEC_CORS_ORIGINS default.
-    const config = testConfig({ TEMPORAL_ADDRESS: dev.address, TEMPORAL_UI_URL: dev.uiUrl!, PAYLOAD_ENCRYPTION_KEY: generateKey(), PAYLOAD_ENCRYPTION_KEY_ID: 'ui-key' });
+    // The dev server's Web UI has no OIDC, so it cannot send a key: the documented opt-in on a loopback API.
+    const config = testConfig({
+      TEMPORAL_ADDRESS: dev.address,
+      TEMPORAL_UI_URL: dev.uiUrl!,
+      PAYLOAD_ENCRYPTION_KEY: generateKey(),
+      PAYLOAD_ENCRYPTION_KEY_ID: 'ui-key',
+      CODEC_ALLOW_UNAUTHENTICATED: 'true',
+    });
     stack = await startApi(config, { port: apiPort });
     api = stack.api;
     worker = await startWorker(config);

@@ -7,7 +7,9 @@
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createAnthropicProvider } from '../activities/llm/anthropic';
+import { createProviderRegistry } from '../activities/llm';
 import { createOpenAiProvider } from '../activities/llm/openai';
+import { loadConfig } from '../lib/config';
 import { ProviderError, type LlmMessage, type LlmProvider, type LlmRequest, type ProviderErrorKind, type ToolSpec } from '../activities/llm/types';
 import { anthropicErrorBody, startFakeAnthropic, type FakeAnthropicServer } from './helpers/fake-anthropic-server';
 import { openAiErrorBody, startFakeOpenAi, type FakeOpenAiServer } from './helpers/fake-openai-server';
@@ -355,6 +357,34 @@ for (const variant of OPENAI_VARIANTS) {
     });
   });
 }
+
+describe('ollama / openai-compatible provider credentials', () => {
+  let fake: FakeOpenAiServer;
+  beforeEach(async () => {
+    fake = await startFakeOpenAi();
+  });
+  afterEach(() => fake.close());
+
+  const registryFor = (env: Record<string, string>) =>
+    createProviderRegistry(loadConfig({ AI_PROVIDER: 'ollama', OLLAMA_BASE_URL: fake.url.replace(/\/v1\/?$/, ''), OLLAMA_MODEL: 'llama-test', ...env }));
+
+  it('never sends OPENAI_API_KEY to OLLAMA_BASE_URL; without OLLAMA_API_KEY no credential at all', async () => {
+    const openAiKey = 'sk-openai-must-stay-home';
+    // The fake answers 401 to a request without a key, as OpenAI would; Ollama would answer. The request is what counts.
+    await rejectionOf(registryFor({ OPENAI_API_KEY: openAiKey }).get(null).complete(ask('hello')));
+    assert.equal(fake.requests.length, 1);
+    const [request] = fake.requests;
+    assert.equal(request.headers.authorization, undefined, 'no Authorization header');
+    assert.equal(JSON.stringify(request.headers).includes(openAiKey), false, 'the OpenAI key appears nowhere in the request');
+  });
+
+  it('sends OLLAMA_API_KEY, and only it, when set', async () => {
+    fake.enqueue({ kind: 'completion', content: 'hi' });
+    const response = await registryFor({ OPENAI_API_KEY: 'sk-openai-must-stay-home', OLLAMA_API_KEY: 'ollama-proxy-key' }).get('ollama').complete(ask('hello'));
+    assert.equal(response.content, 'hi');
+    assert.equal(fake.requests[0]!.headers.authorization, 'Bearer ollama-proxy-key');
+  });
+});
 
 // =============================================================================================
 // Anthropic

@@ -6,29 +6,45 @@
  */
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import {
+  McpConfigError,
   McpConnectionError,
   McpServerConfigSchema,
   McpToolSource,
   mcpToolName,
   parseMcpToolName,
   type McpServerConfig,
+  type McpToolSourceOptions,
 } from '../activities/tools/mcp';
-import { startHttpMcpServer, type HttpMcpServerHandle } from './fixtures/mcp-server';
+import type { McpStdioServer } from '../lib/config';
+import { createPool, type Db } from '../lib/db';
+import { fixtureCallCount, startHttpMcpServer, type HttpMcpServerHandle } from './fixtures/mcp-server';
 
 const ROOT = path.resolve(__dirname, '..');
 const FIXTURE = path.join(__dirname, 'fixtures', 'mcp-server.ts');
 
-const stdioServer: McpServerConfig = {
-  name: 'fixture',
-  transport: 'stdio',
-  command: process.execPath,
-  args: ['--import', 'tsx', FIXTURE, '--stdio'],
-  cwd: ROOT,
+/** The operator's stdio servers (MCP_STDIO_SERVERS); tenants refer to them by name. */
+const STDIO_SERVERS: Record<string, McpStdioServer> = {
+  fixture: { command: process.execPath, args: ['--import', 'tsx', FIXTURE, '--stdio'], cwd: ROOT },
+  ghost: { command: '/nonexistent/mcp-server-binary' },
+  crashy: { command: process.execPath, args: ['-e', 'console.error("missing API key"); process.exit(3)'] },
+  mute: { command: process.execPath, args: ['-e', 'setInterval(() => {}, 1000)'] },
 };
+
+/** What a source gets from the operator's configuration; loopback is allowed for the fixtures. */
+const sourceOptions = (o: McpToolSourceOptions = {}): McpToolSourceOptions => ({
+  stdioServers: STDIO_SERVERS,
+  outboundAllowHosts: ['127.0.0.1'],
+  idleMs: 300_000,
+  maxConnections: 32,
+  ...o,
+});
+
+const stdioServer: McpServerConfig = { name: 'fixture', transport: 'stdio', server: 'fixture' };
 
 function isAlive(pid: number): boolean {
   try {
@@ -111,6 +127,14 @@ describe('MCP tool names and config', { timeout: 60_000 }, () => {
   it('validates server configs strictly', () => {
     assert.ok(McpServerConfigSchema.safeParse(stdioServer).success);
     assert.ok(McpServerConfigSchema.safeParse({ name: 'h', transport: 'http', url: 'http://127.0.0.1:1/mcp', headers: { a: 'b' } }).success);
+    // A tenant picks an operator-defined stdio server; what it runs is not the tenant's to say.
+    for (const field of ['command', 'args', 'env', 'cwd']) {
+      const res = McpServerConfigSchema.safeParse({ ...stdioServer, [field]: field === 'args' ? ['-c', 'id'] : field === 'env' ? { A: '1' } : '/bin/sh' });
+      assert.equal(res.success, false, field);
+      assert.deepEqual(res.error!.issues.map((i) => i.path.join('.')), [field]);
+      assert.match(res.error!.issues[0]!.message, /defined by the operator \(MCP_STDIO_SERVERS\)/);
+    }
+    assert.equal(McpServerConfigSchema.safeParse({ name: 'sh', transport: 'stdio', command: '/bin/sh' }).success, false);
     assert.equal(McpServerConfigSchema.safeParse({ ...stdioServer, name: 'bad name' }).success, false);
     assert.equal(McpServerConfigSchema.safeParse({ ...stdioServer, name: 'x'.repeat(33) }).success, false);
     assert.equal(McpServerConfigSchema.safeParse({ ...stdioServer, extra: 1 }).success, false);
@@ -123,7 +147,7 @@ describe('MCP tool names and config', { timeout: 60_000 }, () => {
 describe('McpToolSource over stdio', { timeout: 60_000 }, () => {
   let source: McpToolSource;
   beforeEach(() => {
-    source = new McpToolSource();
+    source = new McpToolSource(sourceOptions());
   });
   afterEach(async () => {
     await source.close();
@@ -132,7 +156,16 @@ describe('McpToolSource over stdio', { timeout: 60_000 }, () => {
   it('lists tools with qualified names and JSON schemas', async () => {
     const tools = await source.listTools(stdioServer);
     const byName = new Map(tools.map((t) => [t.name, t]));
-    assert.deepEqual([...byName.keys()].sort(), ['mcp__fixture__add', 'mcp__fixture__echo', 'mcp__fixture__fail', 'mcp__fixture__pid', 'mcp__fixture__sleep']);
+    assert.deepEqual([...byName.keys()].sort(), [
+      'mcp__fixture__add',
+      'mcp__fixture__count',
+      'mcp__fixture__echo',
+      'mcp__fixture__fail',
+      'mcp__fixture__hang_once',
+      'mcp__fixture__last_meta',
+      'mcp__fixture__pid',
+      'mcp__fixture__sleep',
+    ]);
     const add = byName.get('mcp__fixture__add')!;
     assert.equal(add.description, 'Adds two numbers.');
     assert.equal(add.parameters.type, 'object');
@@ -155,7 +188,7 @@ describe('McpToolSource over stdio', { timeout: 60_000 }, () => {
     assert.equal(await source.stdioPid(stdioServer), pid);
     assert.equal(source.size, 1);
     // Same config with keys in another order hashes to the same connection.
-    const reordered = { cwd: ROOT, args: stdioServer.transport === 'stdio' ? stdioServer.args : [], command: process.execPath, transport: 'stdio', name: 'fixture' } as const;
+    const reordered = { server: 'fixture', transport: 'stdio', name: 'fixture' } as const;
     assert.equal((await source.callTool(reordered, 'pid', {})).content, String(pid));
     assert.equal(source.size, 1);
   });
@@ -219,11 +252,11 @@ describe('McpToolSource over stdio', { timeout: 60_000 }, () => {
 });
 
 describe('McpToolSource startup failures', { timeout: 60_000 }, () => {
-  const source = new McpToolSource({ connectTimeoutMs: 1_000 });
+  const source = new McpToolSource(sourceOptions({ connectTimeoutMs: 1_000 }));
   after(() => source.close());
 
   it('a command that does not exist yields a clear error', async () => {
-    const err = await rejectionOf(source.listTools({ name: 'ghost', transport: 'stdio', command: '/nonexistent/mcp-server-binary' }));
+    const err = await rejectionOf(source.listTools({ name: 'ghost', transport: 'stdio', server: 'ghost' }));
     assert.ok(err instanceof McpConnectionError, String(err));
     assert.equal(err.server, 'ghost');
     assert.match(err.message, /MCP server "ghost" .*failed to start/);
@@ -234,7 +267,7 @@ describe('McpToolSource startup failures', { timeout: 60_000 }, () => {
   it('a server that exits at once reports its stderr', async () => {
     const err = await rejectionOf(
       source.callTool(
-        { name: 'crashy', transport: 'stdio', command: process.execPath, args: ['-e', 'console.error("missing API key"); process.exit(3)'] },
+        { name: 'crashy', transport: 'stdio', server: 'crashy' },
         'add',
         { a: 1, b: 2 },
       ),
@@ -247,7 +280,7 @@ describe('McpToolSource startup failures', { timeout: 60_000 }, () => {
   it('a server that never answers times out', async () => {
     const started = Date.now();
     const err = await rejectionOf(
-      source.listTools({ name: 'mute', transport: 'stdio', command: process.execPath, args: ['-e', 'setInterval(() => {}, 1000)'] }),
+      source.listTools({ name: 'mute', transport: 'stdio', server: 'mute' }),
     );
     assert.ok(err instanceof McpConnectionError, String(err));
     assert.match(err.message, /timed out after 1000 ms/);
@@ -258,12 +291,27 @@ describe('McpToolSource startup failures', { timeout: 60_000 }, () => {
     const url = `http://127.0.0.1:${await closedPort()}/mcp`;
     const err = await rejectionOf(source.listTools({ name: 'down', transport: 'http', url }));
     assert.ok(err instanceof McpConnectionError, String(err));
-    assert.match(err.message, /MCP server "down" \(http: .*\) failed to start: fetch failed/);
+    assert.match(err.message, /MCP server "down" \(http: .*\) failed to start: connect ECONNREFUSED/);
     assert.match(err.message, /ECONNREFUSED/);
   });
 
   it('rejects invalid configs before connecting', async () => {
-    await assert.rejects(source.listTools({ name: 'bad name', transport: 'stdio', command: 'x' }), /invalid MCP server config/);
+    await assert.rejects(source.listTools({ name: 'bad name', transport: 'stdio', server: 'fixture' }), /invalid MCP server config/);
+  });
+
+  it('runs only stdio servers the operator defined, and never a command from a tenant', async () => {
+    const unknown = { name: 'x', transport: 'stdio', server: 'not-defined' } as const;
+    await assert.rejects(source.listTools(unknown), (err: unknown) => err instanceof McpConfigError && /no stdio MCP server "not-defined" is defined by the operator/.test(err.message));
+    assert.deepEqual(await source.callTool(unknown, 'add', {}), {
+      content: 'MCP server "x": no stdio MCP server "not-defined" is defined by the operator (MCP_STDIO_SERVERS)',
+      isError: true,
+    });
+    // A config of the old shape (stored before this change) is refused, not run.
+    const legacy = { name: 'sh', transport: 'stdio', command: '/bin/sh', args: ['-c', 'id'] } as unknown as McpServerConfig;
+    const res = await source.callTool(legacy, 'add', {});
+    assert.equal(res.isError, true);
+    assert.match(res.content, /defined by the operator/);
+    assert.equal(source.size, 0);
   });
 });
 
@@ -279,7 +327,7 @@ describe('McpToolSource over Streamable HTTP', { timeout: 60_000 }, () => {
     await http.close();
   });
   beforeEach(() => {
-    source = new McpToolSource();
+    source = new McpToolSource(sourceOptions());
   });
   afterEach(async () => {
     await source.close();
@@ -305,5 +353,196 @@ describe('McpToolSource over Streamable HTTP', { timeout: 60_000 }, () => {
     await http.forgetSessions();
     assert.deepEqual(await source.callTool(server, 'add', { a: 20, b: 3 }), { content: '23', isError: false });
     assert.equal(http.sessionsCreated() - before, 2);
+  });
+});
+
+describe('MCP HTTP servers and the outbound address policy', { timeout: 60_000 }, () => {
+  let http: HttpMcpServerHandle;
+  before(async () => {
+    http = await startHttpMcpServer();
+  });
+  after(async () => {
+    await http.close();
+  });
+
+  it('refuses loopback, private and metadata addresses unless the operator allows them, checking names after resolution', async () => {
+    const literal = { name: 'lit', transport: 'http', url: http.url } as const;
+    const named = { name: 'named', transport: 'http', url: `http://localhost:${http.port}/mcp` } as const;
+    const metadata = { name: 'meta', transport: 'http', url: 'http://169.254.169.254/latest/' } as const;
+    const strict = new McpToolSource(sourceOptions({ outboundAllowHosts: [] }));
+    const before = http.sessionsCreated();
+    try {
+      await assert.rejects(strict.listTools(literal), /refused: "127\.0\.0\.1" is a loopback address; only hosts on OUTBOUND_ALLOW_HOSTS/);
+      // Not a literal: refused once resolved, at connection time.
+      await assert.rejects(strict.listTools(named), /refused: "localhost" is resolved to (127\.0\.0\.1|::1), a loopback address/);
+      const called = await strict.callTool(named, 'add', { a: 1, b: 2 });
+      assert.equal(called.isError, true, 'a refusal reaches the model as a tool error');
+      assert.match(called.content, /^MCP server "named": refused: "localhost" is resolved to/);
+      assert.match((await strict.callTool(metadata, 'anything', {})).content, /169\.254\.169\.254" is a link-local \(cloud metadata\) address/);
+      assert.equal(http.sessionsCreated(), before, 'no request reached the server');
+      assert.equal(strict.size, 0);
+    } finally {
+      await strict.close();
+    }
+    // Allowed by host and port, or by address range, the same server is reached.
+    for (const allow of [[`localhost:${http.port}`], ['127.0.0.0/8', '::1/128']]) {
+      const allowed = new McpToolSource(sourceOptions({ outboundAllowHosts: allow }));
+      try {
+        assert.deepEqual(await allowed.callTool(named, 'add', { a: 1, b: 2 }), { content: '3', isError: false }, allow.join());
+      } finally {
+        await allowed.close();
+      }
+    }
+  });
+});
+
+describe('MCP tool calls at most once (side_effects ledger)', { timeout: 60_000 }, () => {
+  let http: HttpMcpServerHandle;
+  let db: Db;
+  let source: McpToolSource;
+  let server: McpServerConfig;
+  const ledgerFor = (key = `task-${randomUUID()}:1:0`) => ({ db, idempotencyKey: key, taskId: randomUUID() });
+  const ledgerRow = async (key: string) => (await db.query('SELECT tool, result FROM side_effects WHERE idempotency_key = $1', [key])).rows[0];
+
+  before(async () => {
+    http = await startHttpMcpServer();
+    server = { name: 'remote', transport: 'http', url: http.url };
+    db = createPool(process.env.DATABASE_URL!, 2);
+    source = new McpToolSource(
+      sourceOptions({ stdioServers: { ...STDIO_SERVERS, readonly: { ...STDIO_SERVERS.fixture!, readOnlyTools: ['hang_once', 'count'] } } }),
+    );
+  });
+  after(async () => {
+    await source.close();
+    await http.close();
+    await db.end();
+  });
+
+  it('records a call as started before sending it: after an unknown outcome the retry reports it and does not call again', async () => {
+    const id = randomUUID();
+    const ledger = ledgerFor();
+    // The first attempt hangs past its time limit: the server got the call, its outcome is unknown.
+    const first = await rejectionOf(source.callTool(server, 'hang_once', { id }, { ledger, timeoutMs: 300 }));
+    assert.match(String((first as Error).message), /timed out/i);
+    assert.equal(fixtureCallCount('hang_once', id), 1);
+    assert.deepEqual(await ledgerRow(ledger.idempotencyKey), { tool: 'mcp__remote__hang_once', result: null });
+
+    const retry = await source.callTool(server, 'hang_once', { id }, { ledger });
+    assert.equal(retry.isError, true);
+    assert.match(retry.content, /^outcome unknown: .* it was not repeated/);
+    assert.equal(fixtureCallCount('hang_once', id), 1, 'the tool ran once');
+  });
+
+  it('replays a recorded result instead of calling again, and sends the idempotency key in _meta', async () => {
+    const id = randomUUID();
+    const ledger = ledgerFor();
+    assert.deepEqual(await source.callTool(server, 'count', { id }, { ledger }), { content: '1', isError: false });
+    assert.deepEqual(JSON.parse((await source.callTool(server, 'last_meta', {})).content), { idempotencyKey: ledger.idempotencyKey });
+    assert.deepEqual(await source.callTool(server, 'count', { id }, { ledger }), { content: '1', isError: false, replayed: true });
+    assert.equal(fixtureCallCount('count', id), 1);
+    assert.deepEqual((await ledgerRow(ledger.idempotencyKey)).result, { content: '1', isError: false });
+  });
+
+  it('releases the claim when the call certainly never reached a server, so a retry may send it', async () => {
+    const ledger = ledgerFor();
+    const down = { name: 'down', transport: 'http', url: `http://127.0.0.1:${await closedPort()}/mcp` } as const;
+    assert.ok((await rejectionOf(source.callTool(down, 'count', { id: 'x' }, { ledger }))) instanceof McpConnectionError);
+    assert.equal(await ledgerRow(ledger.idempotencyKey), undefined);
+    const refused = new McpToolSource(sourceOptions({ outboundAllowHosts: [] }));
+    try {
+      assert.match((await refused.callTool(server, 'count', { id: 'x' }, { ledger })).content, /refused/);
+      assert.equal(await ledgerRow(ledger.idempotencyKey), undefined);
+    } finally {
+      await refused.close();
+    }
+  });
+
+  it('lets read-only tools declared by the operator retry freely', async () => {
+    const readonly = { name: 'ro', transport: 'stdio', server: 'readonly' } as const;
+    const ledger = ledgerFor();
+    const id = randomUUID();
+    await rejectionOf(source.callTool(readonly, 'hang_once', { id }, { ledger, timeoutMs: 300 }));
+    assert.deepEqual(await source.callTool(readonly, 'hang_once', { id }, { ledger }), { content: 'done', isError: false });
+    assert.deepEqual(await source.callTool(readonly, 'count', { id }, { ledger }), { content: '1', isError: false });
+    assert.deepEqual(await source.callTool(readonly, 'count', { id }, { ledger }), { content: '2', isError: false });
+    assert.equal(await ledgerRow(ledger.idempotencyKey), undefined, 'read-only calls leave no ledger row');
+  });
+});
+
+describe('MCP connections: per organisation, idle eviction, per-worker cap', { timeout: 60_000 }, () => {
+  let http: HttpMcpServerHandle;
+  let server: McpServerConfig;
+  before(async () => {
+    http = await startHttpMcpServer();
+    server = { name: 'remote', transport: 'http', url: http.url };
+  });
+  after(async () => {
+    await http.close();
+  });
+  const add = (source: McpToolSource, orgId: string, target: McpServerConfig = server) => source.callTool(target, 'add', { a: 1, b: 1 }, { orgId });
+
+  it('keys connections by organisation and config: organisations never share one', async () => {
+    const source = new McpToolSource(sourceOptions());
+    try {
+      const before = http.sessionsCreated();
+      await add(source, 'org-a');
+      await source.listTools(server, { orgId: 'org-a' });
+      await add(source, 'org-a');
+      assert.equal(source.size, 1);
+      assert.equal(http.sessionsCreated() - before, 1);
+      await add(source, 'org-b');
+      assert.equal(source.size, 2);
+      assert.equal(http.sessionsCreated() - before, 2, 'a second organisation gets its own session');
+      await add(source, 'org-a', stdioServer);
+      await add(source, 'org-b', stdioServer);
+      const [pidA, pidB] = [await source.stdioPid(stdioServer, 'org-a'), await source.stdioPid(stdioServer, 'org-b')];
+      assert.ok(pidA && pidB && pidA !== pidB, 'and its own stdio child');
+      assert.equal(source.size, 4);
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('closes connections unused for the idle time, never one in use', async () => {
+    const source = new McpToolSource(sourceOptions({ idleMs: 600 }));
+    try {
+      const open = http.openSessions();
+      // The stdio child first: it takes longer to start than the idle time.
+      await add(source, 'org-a', stdioServer);
+      await add(source, 'org-a');
+      const pid = (await source.stdioPid(stdioServer, 'org-a'))!;
+      assert.equal(source.size, 2);
+      assert.ok(await waitFor(() => source.size === 0, 5_000), 'idle connections closed');
+      assert.ok(await waitFor(() => http.openSessions() === open), 'the HTTP session was terminated');
+      assert.ok(await waitFor(() => !isAlive(pid)), 'the stdio child was stopped');
+      // A call longer than the idle time keeps its connection.
+      assert.equal((await source.callTool(server, 'sleep', { ms: 1_200 }, { orgId: 'org-a' })).isError, false);
+      assert.equal(source.size, 1);
+      assert.deepEqual(await add(source, 'org-a'), { content: '2', isError: false });
+    } finally {
+      await source.close();
+    }
+  });
+
+  it('caps connections per worker, closing the least recently used first', async () => {
+    const source = new McpToolSource(sourceOptions({ maxConnections: 2 }));
+    try {
+      const open = http.openSessions();
+      await add(source, 'org-a');
+      await add(source, 'org-b');
+      await add(source, 'org-a'); // b is now the least recently used
+      await add(source, 'org-c');
+      assert.equal(source.size, 2);
+      assert.ok(await waitFor(() => http.openSessions() === open + 2), 'the evicted session was terminated');
+      const created = http.sessionsCreated();
+      await add(source, 'org-a');
+      await add(source, 'org-c');
+      assert.equal(http.sessionsCreated(), created, 'a and c kept their connections');
+      await add(source, 'org-b');
+      assert.equal(http.sessionsCreated(), created + 1, 'b connects again');
+      assert.equal(source.size, 2);
+    } finally {
+      await source.close();
+    }
   });
 });

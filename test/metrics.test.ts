@@ -42,7 +42,8 @@ describe('Prometheus metrics after real tasks', () => {
 
   before(async () => {
     openai = await startFakeOpenAi();
-    config = testConfig({ MAX_STEPS: '3' });
+    // Every scrape reads Postgres here: the test watches values change (the cache has its own test).
+    config = testConfig({ MAX_STEPS: '3', METRICS_CACHE_SECONDS: '0' });
     stack = await startApi(config);
     const [metricsPort, sdkPort] = await Promise.all([getFreePort(), getFreePort()]);
     workerMetricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
@@ -66,7 +67,7 @@ describe('Prometheus metrics after real tasks', () => {
   });
 
   const apiMetrics = async () => {
-    const res = await fetch(`${stack.api.baseUrl}/metrics`);
+    const res = await fetch(`${stack.api.baseUrl}/metrics`, { headers: { authorization: `Bearer ${stack.api.apiKey}` } });
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
     return parsePrometheus(await res.text());
@@ -162,5 +163,54 @@ describe('Prometheus metrics after real tasks', () => {
 
     const health = await fetch(workerMetricsUrl.replace('/metrics', '/health'));
     assert.equal(health.status, 200);
+  });
+});
+
+describe('/metrics and /health cost and access (security)', () => {
+  const token = `metrics-token-${randomUUID()}`;
+  let stack: TestStack;
+
+  before(async () => {
+    stack = await startApi(testConfig({ METRICS_TOKEN: token, METRICS_CACHE_SECONDS: '60' }));
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  const scrape = (authorization?: string) => fetch(`${stack.api.baseUrl}/metrics`, { headers: authorization ? { authorization } : {} });
+
+  it('needs METRICS_TOKEN or a key of the operators\' organisation', async () => {
+    assert.equal((await scrape()).status, 401);
+    assert.equal((await scrape('Bearer not-the-token-not-the-token')).status, 401);
+    const tenant = await stack.clientForOrg(`metrics-tenant-${randomUUID().slice(0, 8)}`);
+    assert.equal((await scrape(`Bearer ${tenant.apiKey}`)).status, 401, 'a tenant key does not see every organisation\'s counts');
+    assert.equal((await scrape(`Bearer ${token}`)).status, 200);
+    assert.equal((await scrape(`Bearer ${stack.api.apiKey}`)).status, 200);
+  });
+
+  it('computes its gauges at most once per METRICS_CACHE_SECONDS, not per scrape', async () => {
+    const agentType = `cached-${randomUUID().slice(0, 8)}`;
+    const before = parsePrometheus(await (await scrape(`Bearer ${token}`)).text());
+    assert.equal(value(before, 'agents_agents', { agent_type: agentType }), undefined);
+    // A row that an uncached scrape would count at once.
+    await stack.db.query(
+      `INSERT INTO agents (id, org_id, name, objective, type, autonomy, priority, status, created_at)
+       VALUES (gen_random_uuid(), 'metrics-cache-test', 'cached', 'x', $1, 'autopilot', 5, 'ARCHIVED', now())`,
+      [agentType],
+    );
+    const counted = await stack.db.query(`SELECT count(*)::int AS n FROM agents WHERE type = $1`, [agentType]);
+    assert.equal(counted.rows[0].n, 1);
+    const texts = await Promise.all(Array.from({ length: 5 }, async () => (await scrape(`Bearer ${token}`)).text()));
+    for (const text of texts) assert.equal(value(parsePrometheus(text), 'agents_agents', { agent_type: agentType }), undefined, 'served from the cache');
+    await stack.db.query(`DELETE FROM agents WHERE type = $1`, [agentType]);
+  });
+
+  it('keeps /health open and cheap: no provider internals without an operator key', async () => {
+    const anonymous = await fetch(`${stack.api.baseUrl}/health`);
+    assert.equal(anonymous.status, 200);
+    const body = (await anonymous.json()) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(body).sort(), ['checks', 'status']);
+    const operator = await stack.api.get('/health');
+    assert.ok(Array.isArray(operator.body.providers.openCircuits), 'an operator key still sees open circuits');
   });
 });

@@ -72,7 +72,7 @@ describe('OpenAPI 3.1 contract', () => {
 
   it('health and metrics', async () => {
     conforms('get', '/health', await stack.api.get('/health'), 200);
-    const metrics = await fetch(`${stack.api.baseUrl}/metrics`);
+    const metrics = await fetch(`${stack.api.baseUrl}/metrics`, { headers: { authorization: `Bearer ${stack.api.apiKey}` } });
     conforms('get', '/metrics', { status: metrics.status, headers: metrics.headers, body: await metrics.text() }, 200);
   });
 
@@ -90,7 +90,7 @@ describe('OpenAPI 3.1 contract', () => {
     conforms('get', '/api/v1/agents', await stack.api.get('/api/v1/agents?type=contract&limit=5'), 200);
     conforms('get', '/api/v1/agents/:id', await stack.api.get(`/api/v1/agents/${id}`), 200);
     conforms('get', '/api/v1/agents/:id', await stack.api.get('/api/v1/agents/00000000-0000-4000-8000-000000000000'), 404);
-    conforms('patch', '/api/v1/agents/:id', await stack.api.patch(`/api/v1/agents/${id}`, { priority: 9, notify: { type: 'webhook', url: 'http://127.0.0.1:9/hook' } }), 200);
+    conforms('patch', '/api/v1/agents/:id', await stack.api.patch(`/api/v1/agents/${id}`, { priority: 9, notify: { type: 'webhook', url: 'https://hooks.example.com/hook' } }), 200);
     conforms('post', '/api/v1/agents/:id/pause', await stack.api.post(`/api/v1/agents/${id}/pause`), 200);
     conforms('post', '/api/v1/agents/:id/resume', await stack.api.post(`/api/v1/agents/${id}/resume`), 200);
     conforms('post', '/api/v1/agents/:id/archive', await stack.api.post(`/api/v1/agents/${id}/archive`), 200);

@@ -7,9 +7,10 @@ import { MAX_TOOL_OUTPUT_CHARS } from '../activities/tools/registry';
 import { startApi, startWorker, testConfig, type TestStack } from './helpers/stack';
 
 /**
- * http_get / http_post against SSRF: every non-public address class is refused unless its host is on
- * HTTP_ALLOW_PRIVATE_HOSTS, names are checked after resolution, redirects are checked hop by hop, and
- * responses are bounded in size and time. Then the same refusal and the tool output bound in a real task.
+ * http_get / http_post against SSRF: every non-public address class is refused unless its host or address
+ * range is on OUTBOUND_ALLOW_HOSTS (HTTP_ALLOW_PRIVATE_HOSTS, its older name, merged in), names are checked
+ * after resolution, redirects are checked hop by hop, and responses are bounded in size and time. Then the
+ * same refusal and the tool output bound in a real task.
  */
 describe('safe HTTP for tools (SSRF)', () => {
   let server: http.Server;
@@ -103,7 +104,7 @@ describe('safe HTTP for tools (SSRF)', () => {
     ];
     for (const url of urls) {
       const host = new URL(url).host;
-      await assert.rejects(safeGet(url, { allowedHosts: [host], privateHosts: [] }, signal()), /refused: .* address; only hosts on HTTP_ALLOW_PRIVATE_HOSTS/, url);
+      await assert.rejects(safeGet(url, { allowedHosts: [host], privateHosts: [] }, signal()), /refused: .* address; only hosts on OUTBOUND_ALLOW_HOSTS/, url);
     }
   });
 
@@ -113,6 +114,10 @@ describe('safe HTTP for tools (SSRF)', () => {
     // Allowed explicitly, the same name is reached.
     const ok = await safeGet(`http://localhost:${port}/y`, policy({ privateHosts: [`localhost:${port}`] }), signal());
     assert.equal(ok.body, 'hello from /y');
+    // Or by address range: the resolved address is inside an allowed CIDR.
+    const inRange = await safeGet(`http://localhost:${port}/z`, policy({ privateHosts: ['127.0.0.0/8', '::1/128'] }), signal());
+    assert.equal(inRange.body, 'hello from /z');
+    await assert.rejects(safeGet(`http://localhost:${port}/w`, policy({ privateHosts: ['10.0.0.0/8'] }), signal()), /refused: "localhost" is resolved to/);
   });
 
   it('refuses hosts outside the allowlist and other protocols', async () => {

@@ -83,7 +83,7 @@ export async function createAgentWorker(opts: AgentWorkerOptions): Promise<Agent
     },
   });
 
-  const mcp = new McpToolSource();
+  const mcp = McpToolSource.fromConfig(config);
   const activities = createActivities({
     db,
     config,

@@ -74,13 +74,16 @@ export type NotifyTarget = { type: 'log' } | { type: 'webhook'; url: string };
 
 /** An MCP server an agent may use; its tools are named `mcp__<name>__<tool>`. */
 export type McpServer =
-  | { name: string; transport: 'stdio'; command: string; args?: string[]; env?: Record<string, string>; cwd?: string }
+  | { name: string; transport: 'stdio'; server: string }
   | { name: string; transport: 'http'; url: string; headers?: Record<string, string> };
 
 /** Whether an allowlist permits a tool: exact names, or `mcp__<server>__*` for all of a server's tools. */
 export function toolAllowed(allowedTools: readonly string[], name: string): boolean {
   return allowedTools.some((entry) => entry === name || (entry.endsWith('__*') && name.startsWith(entry.slice(0, -1))));
 }
+
+/** Work items of one parallel crew in flight at once: each is a child workflow and a member's model calls. */
+export const CREW_PARALLEL_ITEMS_AT_ONCE = 8;
 
 /** Runtime limits handed to workflows as arguments: workflows never read the environment. */
 export interface AgentSettings {

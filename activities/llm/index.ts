@@ -39,9 +39,10 @@ export function createProviderRegistry(config: Config): { get(name: string | nul
         });
       case 'ollama':
       case 'openai-compatible':
-        // Ollama and vLLM speak the OpenAI Chat Completions API under /v1; they ignore the key.
+        // Ollama and vLLM speak the OpenAI Chat Completions API under /v1. OPENAI_API_KEY belongs to OpenAI
+        // and never goes to OLLAMA_BASE_URL: only OLLAMA_API_KEY does, and without it no credential is sent.
         return createOpenAiProvider({
-          apiKey: config.OPENAI_API_KEY ?? 'not-needed',
+          apiKey: config.OLLAMA_API_KEY ?? null,
           baseURL: `${config.OLLAMA_BASE_URL.replace(/\/+$/, '')}/v1`,
           defaultModel: config.OLLAMA_MODEL,
           timeoutMs,

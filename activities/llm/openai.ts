@@ -38,7 +38,8 @@ type Chunk = OpenAI.Chat.Completions.ChatCompletionChunk;
 type ToolCallDelta = OpenAI.Chat.Completions.ChatCompletionChunk.Choice.Delta.ToolCall;
 
 export interface OpenAiProviderOptions {
-  apiKey: string;
+  /** null: send no Authorization header at all (a local OpenAI-compatible server without a key). */
+  apiKey: string | null;
   baseURL?: string;
   defaultModel: string;
   timeoutMs: number;
@@ -48,7 +49,16 @@ export interface OpenAiProviderOptions {
 export function createOpenAiProvider(opts: OpenAiProviderOptions): LlmProvider {
   const name = opts.name ?? 'openai';
   // Retries belong to the Temporal activity retry policy, never to the SDK.
-  const client = new OpenAiClient({ apiKey: opts.apiKey, baseURL: opts.baseURL, maxRetries: 0, timeout: opts.timeoutMs });
+  // The SDK falls back to process.env.OPENAI_API_KEY (and OPENAI_ORG_ID, OPENAI_PROJECT_ID) when given
+  // nothing: an OpenAI-compatible server gets a placeholder with the header stripped, and no OpenAI ids.
+  const client = new OpenAiClient({
+    apiKey: opts.apiKey ?? 'unused',
+    baseURL: opts.baseURL,
+    maxRetries: 0,
+    timeout: opts.timeoutMs,
+    ...(name === 'openai-compatible' ? { organization: null, project: null } : {}),
+    ...(opts.apiKey === null ? { defaultHeaders: { authorization: null } } : {}),
+  });
 
   async function complete(request: LlmRequest, options: CompleteOptions = {}): Promise<LlmResponse> {
     const model = request.model || opts.defaultModel;

@@ -6,11 +6,11 @@ import { AgentRejectedError, type AgentGateway } from '../../lib/agent-gateway';
 import { agentSettings } from '../../lib/config';
 import { withTransaction } from '../../lib/db';
 import { pendingTasksRefusal, subtasksRefusal } from '../../lib/fuses';
-import { AUTONOMY_LEVELS, CreateAgentBody } from '../../lib/models';
+import { agentBodies, AUTONOMY_LEVELS } from '../../lib/models';
 import { ReminderRefused, ReminderScheduleInput } from '../../lib/reminders';
 import type { AgentConfig, NewReminder, ReminderView } from '../../workflows/definitions';
 import { defineTool, ToolError, type ToolContext, type ToolDefinition, type ToolResult } from './registry';
-import { checkAllowedUrl, safeGet, safePost, type HttpPolicy } from './safe-http';
+import { checkAllowedUrl, outboundAllowHosts, safeGet, safePost, type HttpPolicy } from './safe-http';
 
 const MAX_HTTP_BODY_CHARS = 4000;
 
@@ -55,7 +55,7 @@ const memoryScope = (ctx: ToolContext, shared: boolean | undefined) => (shared ?
 
 const httpPolicy = (ctx: ToolContext): HttpPolicy => ({
   allowedHosts: ctx.config.HTTP_ALLOWED_HOSTS,
-  privateHosts: ctx.config.HTTP_ALLOW_PRIVATE_HOSTS,
+  privateHosts: outboundAllowHosts(ctx.config),
 });
 
 const requestSignal = (ctx: ToolContext) => AbortSignal.any([AbortSignal.timeout(10_000), ...(ctx.signal ? [ctx.signal] : [])]);
@@ -351,7 +351,8 @@ async function createAgent(agents: AgentManagerPort, args: { name?: string; obje
     throw new ToolError(`agent creation refused: this task is at delegation depth ${ctx.delegationDepth}, the fuse is ${ctx.maxDelegationDepth}`);
   }
   const { action: _action, agentId: _agentId, ...fields } = args;
-  const body = CreateAgentBody.safeParse(fields);
+  // Checked against this worker's operator settings (outbound allowlist, stdio MCP servers).
+  const body = agentBodies(() => ctx.config).CreateAgentBody.safeParse(fields);
   if (!body.success) throw new ToolError(`invalid agent: ${body.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   const agent: AgentConfig = { id: stableUuid(`agent:${ctx.idempotencyKey}`), orgId: ctx.orgId, ...body.data, createdAt: new Date().toISOString() };
   const { result, replayed } = await applyOnce(ctx, 'agent_manager', async (client) => {

@@ -1,10 +1,16 @@
 /**
  * Tools from MCP servers (stdio and Streamable HTTP), through `@modelcontextprotocol/sdk`.
  *
- * One `McpToolSource` per worker process keeps one connected `Client` per server config, keyed by a
- * stable hash of the config. Connections are made lazily on first use, with a timeout, and are made
- * again when the previous one closed (stdio child died, HTTP session gone) or a call failed with a
- * transport error. Tool names exposed to models are qualified: `mcp__<server>__<tool>`.
+ * Tenants configure an agent's servers: an HTTP server by URL, or a stdio server by the name of an entry the
+ * operator defined (MCP_STDIO_SERVERS): a tenant never chooses what a worker runs. HTTP servers go through
+ * the outbound address policy of safe-http (OUTBOUND_ALLOW_HOSTS), checked after DNS resolution.
+ *
+ * One `McpToolSource` per worker process keeps one connected `Client` per organisation and server config.
+ * Connections are made lazily on first use, with a timeout, and are made again when the previous one closed
+ * (stdio child died, HTTP session gone) or a call failed with a transport error. A connection unused for
+ * MCP_IDLE_SECONDS is closed, and beyond MCP_MAX_CONNECTIONS the least recently used idle one is. Tool
+ * calls are at most once per idempotency key (the side_effects ledger), except the tools the operator
+ * declared read-only. Tool names exposed to models are qualified: `mcp__<server>__<tool>`.
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
@@ -12,7 +18,10 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
+import { config as processConfig, type Config, type McpStdioServer } from '../../lib/config';
+import type { Db } from '../../lib/db';
 import type { ToolSpec } from '../llm/types';
+import { OutboundRefusedError, outboundAllowHosts, policedFetch } from './safe-http';
 
 // ---------------------------------------------------------------------------------------------
 // Config
@@ -27,15 +36,24 @@ const ServerNameSchema = z
     message: 'server name must not contain "__" nor end with "_" (it is embedded in mcp__<server>__<tool>)',
   });
 
+/** What only the operator may set for a stdio server: present in a tenant's config, it is refused by name. */
+const operatorOnly = (field: string) =>
+  z
+    .never({ error: `stdio MCP servers are defined by the operator (MCP_STDIO_SERVERS); choose one with "server" instead of setting "${field}"` })
+    .optional();
+
+/** An MCP server as a tenant configures it for an agent. */
 export const McpServerConfigSchema = z.discriminatedUnion('transport', [
   z
     .object({
       name: ServerNameSchema,
       transport: z.literal('stdio'),
-      command: z.string().min(1),
-      args: z.array(z.string()).optional(),
-      env: z.record(z.string(), z.string()).optional(),
-      cwd: z.string().min(1).optional(),
+      /** The operator's entry in MCP_STDIO_SERVERS. */
+      server: z.string().min(1).max(32),
+      command: operatorOnly('command'),
+      args: operatorOnly('args'),
+      env: operatorOnly('env'),
+      cwd: operatorOnly('cwd'),
     })
     .strict(),
   z
@@ -49,7 +67,7 @@ export const McpServerConfigSchema = z.discriminatedUnion('transport', [
 ]);
 
 export type McpServerConfig =
-  | { name: string; transport: 'stdio'; command: string; args?: string[]; env?: Record<string, string>; cwd?: string }
+  | { name: string; transport: 'stdio'; server: string }
   | { name: string; transport: 'http'; url: string; headers?: Record<string, string> };
 
 // Compile-time check that the schema and the hand-written type agree both ways.
@@ -60,6 +78,11 @@ type _SchemaMatchesType = [z.infer<typeof McpServerConfigSchema>] extends [McpSe
   : never;
 const _schemaMatchesType: _SchemaMatchesType = true;
 void _schemaMatchesType;
+
+/** A tenant's config joined with the operator's: what a connection is actually made to. */
+type ResolvedServer =
+  | ({ name: string; transport: 'stdio'; server: string } & McpStdioServer)
+  | { name: string; transport: 'http'; url: string; headers?: Record<string, string> };
 
 // ---------------------------------------------------------------------------------------------
 // Names
@@ -93,13 +116,27 @@ export function parseMcpToolName(name: string): { server: string; tool: string }
  */
 export class McpConnectionError extends Error {
   readonly retryable = true;
+  /** True when the request certainly never reached the server (it may be sent again). */
+  readonly notSent: boolean;
   constructor(
     readonly server: string,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; notSent?: boolean },
   ) {
     super(message, options);
     this.name = 'McpConnectionError';
+    this.notSent = options?.notSent ?? false;
+  }
+}
+
+/** A server config this worker will not connect to (unknown operator entry, old shape): permanent. */
+export class McpConfigError extends Error {
+  constructor(
+    readonly server: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'McpConfigError';
   }
 }
 
@@ -109,11 +146,25 @@ export class McpConnectionError extends Error {
 export interface McpCallOptions {
   signal?: AbortSignal;
   timeoutMs?: number;
+  /** The organisation the call is made for: organisations never share a connection. */
+  orgId?: string;
+  /**
+   * At most once: the call is recorded as started under this key before it is sent, so a retry after an
+   * unknown outcome (crash, timeout) reports that outcome instead of calling again. The key is also sent
+   * to the server in the call's `_meta.idempotencyKey`. Tools the operator declared read-only skip it.
+   */
+  ledger?: { db: Db; idempotencyKey: string; taskId: string };
+}
+
+export interface McpListOptions {
+  orgId?: string;
 }
 
 export interface McpCallResult {
   content: string;
   isError: boolean;
+  /** The ledger already held this call's result: it was not sent again. */
+  replayed?: boolean;
 }
 
 export interface McpToolSourceOptions {
@@ -123,6 +174,14 @@ export interface McpToolSourceOptions {
   requestTimeoutMs?: number;
   /** Client identity sent in initialize. */
   clientInfo?: { name: string; version: string };
+  /** The operator's stdio servers (MCP_STDIO_SERVERS). Default: the process configuration's. */
+  stdioServers?: Readonly<Record<string, McpStdioServer>>;
+  /** Hosts and CIDRs exempt from the outbound address policy (OUTBOUND_ALLOW_HOSTS). Default: the process configuration's. */
+  outboundAllowHosts?: readonly string[];
+  /** A connection unused this long is closed (MCP_IDLE_SECONDS). Default: the process configuration's. */
+  idleMs?: number;
+  /** Open connections at most (MCP_MAX_CONNECTIONS). Default: the process configuration's. */
+  maxConnections?: number;
 }
 
 interface Connection {
@@ -132,28 +191,53 @@ interface Connection {
   transport: StdioClientTransport | StreamableHTTPClientTransport;
   closed: boolean;
   tools?: Promise<ToolSpec[]>;
+  /** Requests in flight on this connection; a busy connection is never evicted. */
+  inUse: number;
   /** Last stderr output of a stdio child (kept for error messages). */
   stderrTail: () => string;
+}
+
+/** A connection, or one being made, with its last use (the map's order is least recently used first). */
+interface Slot {
+  pending: Promise<Connection>;
+  conn?: Connection;
+  lastUsed: number;
+}
+
+interface Settings {
+  stdioServers: Readonly<Record<string, McpStdioServer>>;
+  outboundAllowHosts: readonly string[];
+  idleMs: number;
+  maxConnections: number;
 }
 
 const STDERR_TAIL_BYTES = 4096;
 
 export class McpToolSource {
-  private readonly connections = new Map<string, Promise<Connection>>();
+  private readonly connections = new Map<string, Slot>();
   private readonly connectTimeoutMs: number;
   private readonly requestTimeoutMs: number;
   private readonly clientInfo: { name: string; version: string };
+  private readonly options: McpToolSourceOptions;
+  private resolvedSettings?: Settings;
+  private sweeper?: NodeJS.Timeout;
   private closing = false;
 
   constructor(options: McpToolSourceOptions = {}) {
+    this.options = options;
     this.connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 60_000;
     this.clientInfo = options.clientInfo ?? { name: 'temporal-agent-orchestrator', version: '0.1.0' };
   }
 
+  /** A source with the operator's MCP and outbound settings of `config`. */
+  static fromConfig(config: Config, options: Omit<McpToolSourceOptions, keyof Settings> = {}): McpToolSource {
+    return new McpToolSource({ ...options, ...settingsOf(config) });
+  }
+
   /** Tool specs of one server, names qualified with `mcpToolName`. Cached per connection. */
-  async listTools(server: McpServerConfig): Promise<ToolSpec[]> {
-    return this.withConnection(server, true, (conn) => {
+  async listTools(server: McpServerConfig, opts: McpListOptions = {}): Promise<ToolSpec[]> {
+    return this.withConnection(this.resolve(server), opts.orgId, true, (conn) => {
       if (!conn.tools) {
         const tools = this.fetchTools(conn);
         conn.tools = tools;
@@ -166,7 +250,11 @@ export class McpToolSource {
     });
   }
 
-  /** Calls one tool (unqualified name). Tool-level and protocol-level failures come back as `isError`. */
+  /**
+   * Calls one tool (unqualified name). Tool-level and protocol-level failures, a server config this worker
+   * refuses and an address the outbound policy refuses come back as `isError`; connection failures throw
+   * (the activity retries). With `ledger`, at most once per idempotency key (see McpCallOptions).
+   */
   async callTool(
     server: McpServerConfig,
     tool: string,
@@ -174,32 +262,58 @@ export class McpToolSource {
     opts: McpCallOptions = {},
   ): Promise<McpCallResult> {
     opts.signal?.throwIfAborted();
-    return this.withConnection(server, false, async (conn) => {
-      try {
-        const result = await conn.client.callTool({ name: tool, arguments: args }, undefined, {
-          signal: opts.signal,
-          timeout: opts.timeoutMs ?? this.requestTimeoutMs,
-        });
-        return { content: renderContent(result), isError: result.isError === true };
-      } catch (error) {
-        // Errors the server answered with (unknown tool, invalid params, ...): the model reads them.
-        if (error instanceof McpError && !isTransportError(error) && error.code !== ErrorCode.RequestTimeout) {
-          return { content: error.message, isError: true };
+    let resolved: ResolvedServer;
+    try {
+      resolved = this.resolve(server);
+    } catch (error) {
+      if (error instanceof McpConfigError) return { content: error.message, isError: true };
+      throw error;
+    }
+    const readOnly = resolved.transport === 'stdio' && (resolved.readOnlyTools ?? []).includes(tool);
+    const ledger = readOnly ? undefined : opts.ledger;
+    if (ledger) {
+      const prior = await claimCall(ledger, mcpToolName(resolved.name, tool));
+      if (prior) return prior;
+    }
+    const key = opts.ledger?.idempotencyKey;
+    try {
+      const result = await this.withConnection(resolved, opts.orgId, readOnly, async (conn) => {
+        try {
+          const request = { name: tool, arguments: args, ...(key ? { _meta: { idempotencyKey: key } } : {}) };
+          const result = await conn.client.callTool(request, undefined, {
+            signal: opts.signal,
+            timeout: opts.timeoutMs ?? this.requestTimeoutMs,
+          });
+          return { content: renderContent(result), isError: result.isError === true };
+        } catch (error) {
+          // Errors the server answered with (unknown tool, invalid params, ...): the model reads them.
+          if (error instanceof McpError && !isTransportError(error) && error.code !== ErrorCode.RequestTimeout) {
+            return { content: error.message, isError: true };
+          }
+          throw error;
         }
-        throw error;
-      }
-    });
+      });
+      if (ledger) await settleCall(ledger, result);
+      return result;
+    } catch (error) {
+      const refused = findCause(error, OutboundRefusedError);
+      // Nothing reached the server: a retry may send it (the claim would otherwise read as "outcome unknown").
+      if (ledger && (refused || (error instanceof McpConnectionError && error.notSent))) await releaseCall(ledger);
+      if (refused) return { content: `MCP server "${resolved.name}": ${refused.message}`, isError: true };
+      throw error;
+    }
   }
 
   /** Closes every client; stdio children are terminated. The source can still be used afterwards. */
   async close(): Promise<void> {
     this.closing = true;
     try {
-      const pending = [...this.connections.values()];
+      const slots = [...this.connections.values()];
       this.connections.clear();
+      this.stopSweeper();
       await Promise.all(
-        pending.map(async (p) => {
-          const conn = await p.catch(() => undefined);
+        slots.map(async (slot) => {
+          const conn = await slot.pending.catch(() => undefined);
           if (conn) await this.disposeConnection(conn, true);
         }),
       );
@@ -214,10 +328,18 @@ export class McpToolSource {
   }
 
   /** The pid of a server's stdio child, if connected; for diagnostics and tests. */
-  async stdioPid(server: McpServerConfig): Promise<number | null> {
-    const p = this.connections.get(configKey(parseConfig(server)));
-    const conn = p ? await p.catch(() => undefined) : undefined;
+  async stdioPid(server: McpServerConfig, orgId?: string): Promise<number | null> {
+    const slot = this.connections.get(connectionKey(orgId, this.resolve(server)));
+    const conn = slot ? await slot.pending.catch(() => undefined) : undefined;
     return conn && conn.transport instanceof StdioClientTransport ? conn.transport.pid : null;
+  }
+
+  /** Closes connections idle for the idle time; runs on a timer, callable by tests. */
+  async evictIdle(now = Date.now()): Promise<void> {
+    const { idleMs } = this.settings();
+    const idle = [...this.connections.entries()].filter(([, slot]) => !busy(slot) && now - slot.lastUsed >= idleMs);
+    await Promise.all(idle.map(([key, slot]) => this.evict(key, slot)));
+    if (this.connections.size === 0) this.stopSweeper();
   }
 
   // -------------------------------------------------------------------------------------------
@@ -247,49 +369,128 @@ export class McpToolSource {
    * server, or when `idempotent`.
    */
   private async withConnection<T>(
-    server: McpServerConfig,
+    config: ResolvedServer,
+    orgId: string | undefined,
     idempotent: boolean,
     fn: (conn: Connection) => Promise<T>,
   ): Promise<T> {
-    const config = parseConfig(server);
     for (let attempt = 0; ; attempt++) {
-      const conn = await this.connection(config);
+      const conn = await this.connection(config, connectionKey(orgId, config));
+      conn.inUse += 1;
       try {
         return await fn(conn);
       } catch (error) {
         if (!isTransportError(error) && !conn.closed) throw error;
         conn.tools = undefined;
         await this.drop(conn);
-        if (attempt === 0 && (idempotent || notDelivered(error))) continue;
+        const notSent = notDelivered(error);
+        if (attempt === 0 && (idempotent || notSent)) continue;
         const tail = conn.stderrTail();
         throw new McpConnectionError(
           config.name,
           `MCP server "${config.name}" connection failed: ${errorMessage(error)}${tail ? `\nserver stderr:\n${tail}` : ''}`,
-          { cause: error },
+          { cause: error, notSent },
         );
+      } finally {
+        conn.inUse -= 1;
+        this.touch(conn.key);
       }
     }
   }
 
-  private async connection(config: McpServerConfig): Promise<Connection> {
-    const key = configKey(config);
+  private async connection(config: ResolvedServer, key: string): Promise<Connection> {
     const existing = this.connections.get(key);
     if (existing) {
-      const conn = await existing.catch(() => undefined);
-      if (conn && !conn.closed) return conn;
+      const conn = await existing.pending.catch(() => undefined);
+      if (conn && !conn.closed) {
+        this.touch(key);
+        return conn;
+      }
       // Failed or closed: replace it (unless someone else already did).
       if (this.connections.get(key) === existing) this.connections.delete(key);
-      else return this.connection(config);
+      else return this.connection(config, key);
     }
     const pending = this.connect(key, config);
-    this.connections.set(key, pending);
-    pending.catch(() => {
-      if (this.connections.get(key) === pending) this.connections.delete(key);
-    });
+    const slot: Slot = { pending, lastUsed: Date.now() };
+    this.connections.set(key, slot);
+    pending.then(
+      (conn) => (slot.conn = conn),
+      () => {
+        if (this.connections.get(key) === slot) this.connections.delete(key);
+      },
+    );
+    this.startSweeper();
+    await this.enforceCap(key);
     return pending;
   }
 
-  private async connect(key: string, config: McpServerConfig): Promise<Connection> {
+  /** Marks a connection as just used: it moves to the end of the least-recently-used order. */
+  private touch(key: string): void {
+    const slot = this.connections.get(key);
+    if (!slot) return;
+    slot.lastUsed = Date.now();
+    this.connections.delete(key);
+    this.connections.set(key, slot);
+  }
+
+  /** Beyond the cap, closes the least recently used connections that are not in use (never `keep`). */
+  private async enforceCap(keep: string): Promise<void> {
+    const { maxConnections } = this.settings();
+    const evictions: Promise<void>[] = [];
+    let excess = this.connections.size - maxConnections;
+    for (const [key, slot] of this.connections) {
+      if (excess <= 0) break;
+      if (key === keep || busy(slot)) continue;
+      evictions.push(this.evict(key, slot));
+      excess -= 1;
+    }
+    await Promise.all(evictions);
+  }
+
+  private async evict(key: string, slot: Slot): Promise<void> {
+    if (this.connections.get(key) !== slot) return;
+    this.connections.delete(key);
+    const conn = await slot.pending.catch(() => undefined);
+    if (conn) await this.disposeConnection(conn, true);
+  }
+
+  private startSweeper(): void {
+    if (this.sweeper) return;
+    const { idleMs } = this.settings();
+    this.sweeper = setInterval(() => void this.evictIdle().catch(() => undefined), Math.max(50, Math.min(idleMs / 2, 30_000)));
+    this.sweeper.unref();
+  }
+
+  private stopSweeper(): void {
+    clearInterval(this.sweeper);
+    this.sweeper = undefined;
+  }
+
+  private settings(): Settings {
+    this.resolvedSettings ??= (() => {
+      const o = this.options;
+      // Only what was not passed is read from the process configuration (workers built without options).
+      const fallback = o.stdioServers && o.outboundAllowHosts && o.idleMs !== undefined && o.maxConnections !== undefined ? undefined : settingsOf(processConfig());
+      return {
+        stdioServers: o.stdioServers ?? fallback!.stdioServers,
+        outboundAllowHosts: o.outboundAllowHosts ?? fallback!.outboundAllowHosts,
+        idleMs: o.idleMs ?? fallback!.idleMs,
+        maxConnections: o.maxConnections ?? fallback!.maxConnections,
+      };
+    })();
+    return this.resolvedSettings;
+  }
+
+  /** A tenant's config checked and joined with the operator's stdio entry. */
+  private resolve(server: McpServerConfig): ResolvedServer {
+    const config = parseConfig(server);
+    if (config.transport === 'http') return config;
+    const entry = this.settings().stdioServers[config.server];
+    if (!entry) throw new McpConfigError(config.name, `MCP server "${config.name}": no stdio MCP server "${config.server}" is defined by the operator (MCP_STDIO_SERVERS)`);
+    return { ...entry, name: config.name, transport: 'stdio', server: config.server };
+  }
+
+  private async connect(key: string, config: ResolvedServer): Promise<Connection> {
     let stderrTail = '';
     let childPid: number | null = null;
     let transport: StdioClientTransport | StreamableHTTPClientTransport;
@@ -316,6 +517,8 @@ export class McpToolSource {
     } else {
       transport = new StreamableHTTPClientTransport(new URL(config.url), {
         requestInit: config.headers ? { headers: config.headers } : undefined,
+        // Every request (and every redirect hop the SDK follows) connects only where the address policy allows.
+        fetch: policedFetch(this.settings().outboundAllowHosts),
       });
     }
 
@@ -326,6 +529,7 @@ export class McpToolSource {
       client,
       transport,
       closed: false,
+      inUse: 0,
       stderrTail: () => stderrTail.trim(),
     };
     client.onclose = () => {
@@ -335,7 +539,8 @@ export class McpToolSource {
     // Transport errors also surface on the pending requests; keep them off the console.
     client.onerror = () => undefined;
 
-    const describe = config.transport === 'stdio' ? `stdio: ${[config.command, ...(config.args ?? [])].join(' ')}` : `http: ${config.url}`;
+    // The operator's command line stays out of messages tenants and models read.
+    const describe = config.transport === 'stdio' ? `stdio: ${config.server}` : `http: ${config.url}`;
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(), this.connectTimeoutMs);
     timer.unref?.();
@@ -347,19 +552,21 @@ export class McpToolSource {
       await client.close().catch(() => undefined);
       // A child that never completed the handshake gets no grace period (and cannot outlive us).
       if (childPid !== null && timedOut) killQuietly(childPid);
+      const refused = findCause(error, OutboundRefusedError);
+      if (refused) throw refused;
       const reason = timedOut ? `timed out after ${this.connectTimeoutMs} ms` : errorMessage(error);
       const tail = stderrTail.trim();
       throw new McpConnectionError(
         config.name,
         `MCP server "${config.name}" (${describe}) failed to start: ${reason}${tail ? `\nserver stderr:\n${tail}` : ''}`,
-        { cause: error },
+        { cause: error, notSent: true },
       );
     } finally {
       clearTimeout(timer);
     }
     if (this.closing) {
       await this.disposeConnection(conn, true);
-      throw new McpConnectionError(config.name, `MCP tool source is closing`);
+      throw new McpConnectionError(config.name, `MCP tool source is closing`, { notSent: true });
     }
     return conn;
   }
@@ -367,8 +574,8 @@ export class McpToolSource {
   private async drop(conn: Connection): Promise<void> {
     const current = this.connections.get(conn.key);
     if (current) {
-      const resolved = await current.catch(() => undefined);
-      if (resolved === conn) this.connections.delete(conn.key);
+      const resolved = await current.pending.catch(() => undefined);
+      if (resolved === conn && this.connections.get(conn.key) === current) this.connections.delete(conn.key);
     }
     await this.disposeConnection(conn, false);
   }
@@ -391,14 +598,66 @@ export class McpToolSource {
 function parseConfig(server: McpServerConfig): McpServerConfig {
   const parsed = McpServerConfigSchema.safeParse(server);
   if (!parsed.success) {
-    throw new Error(`invalid MCP server config ${JSON.stringify((server as { name?: unknown })?.name)}: ${z.prettifyError(parsed.error)}`);
+    const name = String((server as { name?: unknown })?.name);
+    throw new McpConfigError(name, `invalid MCP server config ${JSON.stringify(name)}: ${z.prettifyError(parsed.error)}`);
   }
-  return parsed.data;
+  return parsed.data as McpServerConfig;
 }
 
-/** Stable over key order: sha256 of canonical JSON. */
-function configKey(config: McpServerConfig): string {
-  return createHash('sha256').update(canonicalJson(config)).digest('hex');
+/** One connection per organisation and resolved config; stable over key order (sha256 of canonical JSON). */
+function connectionKey(orgId: string | undefined, config: ResolvedServer): string {
+  return createHash('sha256').update(canonicalJson({ orgId: orgId ?? null, config })).digest('hex');
+}
+
+function settingsOf(config: Config): Settings {
+  return {
+    stdioServers: config.MCP_STDIO_SERVERS,
+    outboundAllowHosts: outboundAllowHosts(config),
+    idleMs: config.MCP_IDLE_SECONDS * 1000,
+    maxConnections: config.MCP_MAX_CONNECTIONS,
+  };
+}
+
+/** Still connecting, or a request in flight: not to be evicted. */
+const busy = (slot: Slot) => !slot.conn || slot.conn.inUse > 0;
+
+function findCause<E extends Error>(error: unknown, type: new (...args: never[]) => E): E | undefined {
+  for (let e: unknown = error, depth = 0; e && depth < 6; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof type) return e;
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// At-most-once ledger (side_effects, shared with the built-in side-effecting tools)
+
+/**
+ * Claims the call's idempotency key before the call is sent; the claim commits first, so a retry after a
+ * crash finds it. Returns what the model reads instead of a new call when the key was claimed before: the
+ * recorded result, or "outcome unknown" when the earlier attempt never recorded one.
+ */
+async function claimCall(ledger: NonNullable<McpCallOptions['ledger']>, name: string): Promise<McpCallResult | undefined> {
+  const claim = await ledger.db.query(
+    `INSERT INTO side_effects (idempotency_key, tool, task_id, result) VALUES ($1, $2, $3, 'null')
+     ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key`,
+    [ledger.idempotencyKey, name, ledger.taskId],
+  );
+  if (claim.rowCount) return undefined;
+  const prior = await ledger.db.query<{ result: McpCallResult | null }>('SELECT result FROM side_effects WHERE idempotency_key = $1', [ledger.idempotencyKey]);
+  const result = prior.rows[0]?.result;
+  if (result) return { ...result, replayed: true };
+  return {
+    content: `outcome unknown: an earlier attempt of this ${name} call started but never reported back (idempotency key ${ledger.idempotencyKey}); it was not repeated. Check whether it took effect before calling it again.`,
+    isError: true,
+  };
+}
+
+async function settleCall(ledger: NonNullable<McpCallOptions['ledger']>, result: McpCallResult): Promise<void> {
+  await ledger.db.query('UPDATE side_effects SET result = $2 WHERE idempotency_key = $1', [ledger.idempotencyKey, JSON.stringify(result)]);
+}
+
+async function releaseCall(ledger: NonNullable<McpCallOptions['ledger']>): Promise<void> {
+  await ledger.db.query(`DELETE FROM side_effects WHERE idempotency_key = $1 AND result = 'null'::jsonb`, [ledger.idempotencyKey]);
 }
 
 function canonicalJson(value: unknown): string {

@@ -1,15 +1,20 @@
 /**
- * Outbound HTTP for tools, safe against SSRF. A request may only reach hosts on HTTP_ALLOWED_HOSTS, and
- * never a loopback, private, link-local, unspecified, multicast or cloud-metadata address unless its host
- * is also on HTTP_ALLOW_PRIVATE_HOSTS. Names are resolved first and the socket connects to the address
- * that was checked (a custom `lookup`), so a DNS answer that changes between check and connect
- * (rebinding) cannot slip through. Redirects are followed by hand, each hop checked again; the response
- * is read up to MAX_RESPONSE_BYTES and the whole exchange is bounded in time by the caller's signal.
+ * Outbound connections made for tenants, safe against SSRF: the one address policy for the http tools, MCP
+ * HTTP servers and webhooks. Nothing may reach a loopback, private, link-local, unspecified, multicast or
+ * cloud-metadata address unless the operator exempted its host or address range (OUTBOUND_ALLOW_HOSTS);
+ * the http tools may in addition only reach hosts on HTTP_ALLOWED_HOSTS. Names are resolved first and the
+ * socket connects to the address that was checked (a custom `lookup`), so a DNS answer that changes between
+ * check and connect (rebinding) cannot slip through. Redirects are followed by hand, each hop checked again
+ * (POSTs and webhooks follow none); the response is read up to MAX_RESPONSE_BYTES and the whole exchange is
+ * bounded in time by the caller's signal. `configuredUrlRefusal` is the same policy at configuration time,
+ * for what can be told without DNS.
  */
 import dns from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import net, { BlockList } from 'node:net';
+import { Readable } from 'node:stream';
+import type { Config } from '../../lib/config';
 import { ToolError } from './registry';
 
 export const MAX_REDIRECTS = 5;
@@ -19,8 +24,18 @@ export const MAX_RESPONSE_BYTES = 1024 * 1024;
 export interface HttpPolicy {
   /** HTTP_ALLOWED_HOSTS: `host` or `host:port`. */
   allowedHosts: readonly string[];
-  /** HTTP_ALLOW_PRIVATE_HOSTS: hosts that may resolve to non-public addresses. */
+  /** OUTBOUND_ALLOW_HOSTS: hosts (`host`, `host:port`) or CIDRs that may be reached at non-public addresses. */
   privateHosts: readonly string[];
+}
+
+/** The operator's exemptions from the non-public address refusal, shared by every outbound connection. */
+export function outboundAllowHosts(config: Pick<Config, 'OUTBOUND_ALLOW_HOSTS' | 'HTTP_ALLOW_PRIVATE_HOSTS'>): string[] {
+  return [...new Set([...config.OUTBOUND_ALLOW_HOSTS, ...config.HTTP_ALLOW_PRIVATE_HOSTS])];
+}
+
+/** A connection the address policy refused: permanent for this URL, and nothing was sent. */
+export class OutboundRefusedError extends ToolError {
+  override name = 'OutboundRefusedError';
 }
 
 export interface SafeResponse {
@@ -78,29 +93,101 @@ export function nonPublicAddressKind(address: string): string | undefined {
   return blocked.find((b) => b.family === family && b.list.check(ip, family))?.kind;
 }
 
-const hostMatches = (list: readonly string[], url: URL) => list.includes(url.host) || list.includes(url.hostname);
+const hostMatches = (list: readonly string[], url: URL) => list.includes(url.host) || list.includes(url.hostname) || list.includes(bareHost(url));
 
-/** Refuses a URL outside the allowlist or with a protocol other than http(s). */
-function checkUrl(url: URL, policy: HttpPolicy): void {
+const bareHost = (url: URL) => url.hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase();
+
+/** What the operator exempted: hosts by name (any port, or one port) and address ranges. */
+interface Exemptions {
+  host(url: URL): boolean;
+  address(address: string): boolean;
+}
+
+function exemptions(entries: readonly string[]): Exemptions {
+  const ranges = new BlockList();
+  let anyRange = false;
+  for (const entry of entries) {
+    const slash = entry.indexOf('/');
+    if (slash < 0) continue;
+    const base = entry.slice(0, slash);
+    const family = net.isIP(base);
+    if (!family) continue;
+    ranges.addSubnet(base, Number(entry.slice(slash + 1)), family === 4 ? 'ipv4' : 'ipv6');
+    anyRange = true;
+  }
+  return {
+    host: (url) => hostMatches(entries, url),
+    address: (address) => {
+      if (!anyRange) return false;
+      const bare = address.replace(/^\[|\]$/g, '').replace(/%.*$/, '');
+      const v4 = net.isIPv4(bare) ? bare : embeddedIpv4(bare);
+      return v4 ? ranges.check(v4, 'ipv4') : net.isIPv6(bare) && ranges.check(bare, 'ipv6');
+    },
+  };
+}
+
+/** Names that always mean this machine or a cloud metadata service, whatever DNS says. */
+const SPECIAL_NAMES: [RegExp, string][] = [
+  [/^(localhost|localhost\.localdomain|ip6-localhost|ip6-loopback)$|\.localhost$/, 'loopback'],
+  [/^(metadata|metadata\.google\.internal|metadata\.goog|instance-data|instance-data\.ec2\.internal)$/, 'cloud metadata'],
+];
+
+/**
+ * The configuration-time half of the policy, for URLs a tenant stores (MCP servers, webhooks): protocol,
+ * and hosts that are non-public without a lookup (IP literals, localhost, metadata names), unless exempted.
+ * Names are checked again when they are resolved, at connection time. Returns why the URL is refused.
+ */
+export function configuredUrlRefusal(url: string, allowHosts: readonly string[]): string | undefined {
+  let target: URL;
+  try {
+    target = new URL(url);
+  } catch {
+    return 'not a valid URL';
+  }
+  if (target.protocol !== 'http:' && target.protocol !== 'https:') return `unsupported protocol ${target.protocol}; use http or https`;
+  const exempt = exemptions(allowHosts);
+  if (exempt.host(target)) return undefined;
+  const host = bareHost(target);
+  if (net.isIP(host)) {
+    const kind = nonPublicAddressKind(host);
+    return kind && !exempt.address(host) ? `${host} is a ${kind} address; only OUTBOUND_ALLOW_HOSTS may be reached at such addresses` : undefined;
+  }
+  const special = SPECIAL_NAMES.find(([pattern]) => pattern.test(host));
+  return special ? `"${host}" names a ${special[1]} address; only OUTBOUND_ALLOW_HOSTS may be reached at such addresses` : undefined;
+}
+
+/** Refuses a URL outside the allowlist (when there is one) or with a protocol other than http(s). */
+function checkUrl(url: URL, allowedHosts: readonly string[] | undefined): void {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ToolError(`unsupported protocol ${url.protocol}; use http or https`);
   if (url.username || url.password) throw new ToolError('URLs with credentials are not allowed');
-  if (!hostMatches(policy.allowedHosts, url)) {
-    throw new ToolError(`host "${url.host}" is not in the allowlist (${policy.allowedHosts.join(', ') || 'empty'}); add it to HTTP_ALLOWED_HOSTS`);
+  if (allowedHosts && !hostMatches(allowedHosts, url)) {
+    throw new ToolError(`host "${url.host}" is not in the allowlist (${allowedHosts.join(', ') || 'empty'}); add it to HTTP_ALLOWED_HOSTS`);
   }
 }
 
 const refusal = (host: string, address: string, kind: string) =>
-  new ToolError(`refused: "${host}" is ${address === host ? '' : `resolved to ${address}, `}a ${kind} address; only hosts on HTTP_ALLOW_PRIVATE_HOSTS may reach such addresses`);
+  new OutboundRefusedError(`refused: "${host}" is ${address === host ? '' : `resolved to ${address}, `}a ${kind} address; only hosts on OUTBOUND_ALLOW_HOSTS may reach such addresses`);
+
+/** Refuses an IP-literal host that is not public (literals are never looked up, so the lookup cannot check them). */
+function checkLiteral(url: URL, exempt: Exemptions): void {
+  const literal = url.hostname.replace(/^\[|\]$/g, '');
+  const kind = net.isIP(literal) ? nonPublicAddressKind(literal) : undefined;
+  if (kind && !exempt.host(url) && !exempt.address(literal)) throw refusal(literal, literal, kind);
+}
 
 /**
  * A `lookup` for http(s).request that resolves every address of the name and refuses the connection
- * when any of them is not public (unless allowed): the socket then connects to exactly what was checked.
+ * when any of them is not public (unless exempted): the socket then connects to exactly what was checked.
  */
-function vettedLookup(host: string, allowPrivate: boolean): net.LookupFunction {
+function vettedLookup(url: URL, exempt: Exemptions): net.LookupFunction {
+  const host = url.hostname;
+  const allowHost = exempt.host(url);
   return (hostname, options, callback) => {
     dns.lookup(hostname, { all: true, verbatim: true }, (err, addresses) => {
       if (err) return callback(err, '', 0);
-      const bad = allowPrivate ? undefined : addresses.map((a) => ({ a, kind: nonPublicAddressKind(a.address) })).find((x) => x.kind);
+      const bad = allowHost
+        ? undefined
+        : addresses.map((a) => ({ a, kind: nonPublicAddressKind(a.address) })).find((x) => x.kind && !exempt.address(x.a.address));
       if (bad) return callback(refusal(host, bad.a.address, bad.kind!) as NodeJS.ErrnoException, '', 0);
       const usable = addresses.filter((a) => !options.family || a.family === options.family);
       if (usable.length === 0) return callback(Object.assign(new Error(`no address for ${hostname}`), { code: 'ENOTFOUND' }), '', 0);
@@ -122,25 +209,27 @@ interface Exchange {
  * literal (literals are never looked up). Names are checked when they are resolved, at connect time.
  */
 export function checkAllowedUrl(url: string | URL, policy: HttpPolicy): URL {
+  return checkTarget(url, policy.allowedHosts, exemptions(policy.privateHosts));
+}
+
+function checkTarget(url: string | URL, allowedHosts: readonly string[] | undefined, exempt: Exemptions): URL {
   const target = typeof url === 'string' ? parseUrl(url) : url;
-  checkUrl(target, policy);
-  const literal = target.hostname.replace(/^\[|\]$/g, '');
-  const kind = net.isIP(literal) ? nonPublicAddressKind(literal) : undefined;
-  if (kind && !hostMatches(policy.privateHosts, target)) throw refusal(literal, literal, kind);
+  checkUrl(target, allowedHosts);
+  checkLiteral(target, exempt);
   return target;
 }
 
-/** One request to one URL, no redirects followed. */
-function requestOnce(url: URL, policy: HttpPolicy, exchange: Exchange): Promise<SafeResponse> {
-  checkAllowedUrl(url, policy);
-  const allowPrivate = hostMatches(policy.privateHosts, url);
+/** One request to one URL, no redirects followed; `allowedHosts` undefined: any host the address policy lets through. */
+function requestOnce(url: URL, allowedHosts: readonly string[] | undefined, privateHosts: readonly string[], exchange: Exchange): Promise<SafeResponse> {
+  const exempt = exemptions(privateHosts);
+  checkTarget(url, allowedHosts, exempt);
   const client = url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
     const req = client.request(url, {
       method: exchange.method,
       headers: exchange.headers,
       signal: exchange.signal,
-      lookup: vettedLookup(url.hostname, allowPrivate),
+      lookup: vettedLookup(url, exempt),
       // A fresh connection per request: a pooled socket would skip the lookup.
       agent: false,
     });
@@ -190,7 +279,7 @@ function requestOnce(url: URL, policy: HttpPolicy, exchange: Exchange): Promise<
 export async function safeGet(url: string, policy: HttpPolicy, signal: AbortSignal): Promise<SafeResponse> {
   let target = parseUrl(url);
   for (let hop = 0; ; hop++) {
-    const res = await requestOnce(target, policy, { method: 'GET', signal });
+    const res = await requestOnce(target, policy.allowedHosts, policy.privateHosts, { method: 'GET', signal });
     if (![301, 302, 303, 307, 308].includes(res.status) || !res.location) return res;
     if (hop >= MAX_REDIRECTS) throw new ToolError(`too many redirects (more than ${MAX_REDIRECTS}); last one to ${res.location}`);
     target = parseUrl(res.location, target);
@@ -202,7 +291,49 @@ export async function safeGet(url: string, policy: HttpPolicy, signal: AbortSign
  * returned to the model (with its location) instead of being replayed somewhere else.
  */
 export async function safePost(url: string, body: string, headers: Record<string, string>, policy: HttpPolicy, signal: AbortSignal): Promise<SafeResponse> {
-  return requestOnce(parseUrl(url), policy, { method: 'POST', headers, body, signal });
+  return requestOnce(parseUrl(url), policy.allowedHosts, policy.privateHosts, { method: 'POST', headers, body, signal });
+}
+
+/**
+ * A webhook POST: any host the address policy lets through (the URL is the agent's configuration, not a
+ * model's choice), and no redirect followed, so a redirect cannot lead it to a refused address.
+ */
+export async function postWebhook(url: string, body: string, headers: Record<string, string>, allowHosts: readonly string[], signal: AbortSignal): Promise<SafeResponse> {
+  return requestOnce(parseUrl(url), undefined, allowHosts, { method: 'POST', headers, body, signal });
+}
+
+/**
+ * A `fetch` for clients that bring their own HTTP handling (the MCP SDK's Streamable HTTP transport): the
+ * same address policy, a fresh vetted connection per request, redirects returned rather than followed (a
+ * client that follows one calls this again, so every hop is checked), the response body streamed.
+ */
+export function policedFetch(allowHosts: readonly string[]): (url: string | URL, init?: RequestInit) => Promise<Response> {
+  const exempt = exemptions(allowHosts);
+  return async (input, init = {}) => {
+    const url = checkTarget(String(input), undefined, exempt);
+    if (init.body != null && typeof init.body !== 'string') throw new TypeError('policedFetch sends string bodies only');
+    const method = (init.method ?? 'GET').toUpperCase();
+    const headers: Record<string, string> = {};
+    new Headers(init.headers).forEach((value, key) => (headers[key] = value));
+    const client = url.protocol === 'https:' ? https : http;
+    return new Promise<Response>((resolve, reject) => {
+      const req = client.request(url, { method, headers, signal: init.signal ?? undefined, lookup: vettedLookup(url, exempt), agent: false });
+      req.on('error', reject);
+      req.on('response', (res) => {
+        const answer = new Headers();
+        for (const [key, value] of Object.entries(res.headers)) {
+          for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) answer.append(key, v);
+        }
+        const status = res.statusCode ?? 502;
+        const empty = method === 'HEAD' || status === 204 || status === 304;
+        if (empty) res.resume();
+        resolve(
+          new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), { status, statusText: res.statusMessage, headers: answer }),
+        );
+      });
+      req.end(init.body ?? undefined);
+    });
+  };
 }
 
 function parseUrl(url: string, base?: URL): URL {

@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { agentSettings } from '../../lib/config';
 import { CreateAgentBody, ListAgentsQuery, UpdateAgentBody, Uuid } from '../../lib/models';
-import type { AgentConfig, McpServer } from '../../workflows/definitions';
+import type { AgentConfig } from '../../workflows/definitions';
 import type { AppDeps } from '../app';
-import { conflict, HttpError, notFound, parse } from '../errors';
+import { conflict, notFound, parse } from '../errors';
 
 export function agentRoutes({ store, gateway, config }: AppDeps): Router {
   const router = Router();
@@ -28,7 +28,6 @@ export function agentRoutes({ store, gateway, config }: AppDeps): Router {
     if ((await store.activeAgentCount(orgId)) >= config.MAX_AGENTS) {
       throw conflict(`agent limit reached: MAX_AGENTS is ${config.MAX_AGENTS}; archive an agent first`);
     }
-    checkMcpCommands(body.mcpServers, config.MCP_ALLOWED_COMMANDS);
     const agent: AgentConfig = { id: randomUUID(), orgId, ...body, createdAt: new Date().toISOString() };
     const live = await gateway.start(agent, agentSettings(config));
     res.status(201).json({ ...(await store.agent(orgId, agent.id)), status: live.status, live });
@@ -48,7 +47,6 @@ export function agentRoutes({ store, gateway, config }: AppDeps): Router {
     const agent = await loadAgent(res.locals.orgId, req.params.id);
     const patch = parse(UpdateAgentBody, req.body, 'body');
     if (agent.status === 'ARCHIVED') throw conflict('agent is archived; it cannot be changed');
-    checkMcpCommands(patch.mcpServers, config.MCP_ALLOWED_COMMANDS);
     await gateway.updateConfig(agent.id, patch);
     res.json(await view(res.locals.orgId, agent.id));
   });
@@ -65,13 +63,4 @@ export function agentRoutes({ store, gateway, config }: AppDeps): Router {
   transition('archive');
 
   return router;
-}
-
-/** An agent may only start stdio MCP servers whose command the operator allowed (MCP_ALLOWED_COMMANDS). */
-function checkMcpCommands(servers: McpServer[] | undefined, allowed: readonly string[]): void {
-  for (const server of servers ?? []) {
-    if (server.transport === 'stdio' && !allowed.includes(server.command)) {
-      throw new HttpError(400, 'validation_failed', `MCP server "${server.name}": command "${server.command}" is not in MCP_ALLOWED_COMMANDS`);
-    }
-  }
 }

@@ -4,6 +4,7 @@ import { agentSettings } from '../../lib/config';
 import { ChatBody, Uuid } from '../../lib/models';
 import type { AppDeps } from '../app';
 import { conflict, notFound, parse } from '../errors';
+import { PageQuery } from '../paging';
 
 /**
  * Chat with an agent. POST streams Server-Sent Events: `session` (ids), `token` (text deltas),
@@ -59,9 +60,11 @@ export function chatRoutes({ store, gateway, config, chatEvents }: AppDeps): Rou
 
   router.get('/:sessionId', async (req, res) => {
     const { sessionId } = req.params;
-    const messages = Uuid.safeParse(sessionId).success ? await store.chatHistory(res.locals.orgId, sessionId) : [];
-    if (messages.length === 0) throw notFound('chat session', sessionId);
-    res.json({ sessionId, messages });
+    const page = parse(PageQuery, req.query, 'query');
+    const known = Uuid.safeParse(sessionId).success && (await store.chatSessionExists(res.locals.orgId, sessionId));
+    if (!known) throw notFound('chat session', sessionId);
+    const messages = await store.chatHistory(res.locals.orgId, sessionId, page);
+    res.json({ sessionId, messages, limit: page.limit, offset: page.offset });
   });
 
   return router;

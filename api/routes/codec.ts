@@ -6,13 +6,18 @@
  * protocol asks. Only the last path segment counts, so `/<namespace>/decode` works too (the CLI's
  * `{namespace}` endpoint templating).
  *
+ * Every request needs an API key, like /api/v1 (`Authorization: Bearer <key>`): a key of the operators'
+ * organisation (ADMIN_ORG_ID) decodes every payload, any other key only payloads bound to its own
+ * organisation (lib/codec.ts); the rest come back still encrypted.
+ *
  * The Web UI calls this from the browser, so it answers CORS, preflight included, for the configured
  * origins. Mount it before the API's own JSON parser: payloads are larger than API bodies.
  */
 import express, { Router, type RequestHandler } from 'express';
-import type { Payload, PayloadCodec } from '@temporalio/common';
+import type { Payload } from '@temporalio/common';
 import { z } from 'zod';
-import { PayloadCodecError } from '../../lib/codec';
+import { PayloadCodecError, type CodecCaller, type OrgPayloadCodec } from '../../lib/codec';
+import { requireApiKey, type KeyVerifier } from '../auth';
 import { errorHandler, HttpError, parse } from '../errors';
 
 /** The dev server's Web UI (`temporal server start-dev`, port 8233). */
@@ -22,7 +27,16 @@ const ALLOWED_HEADERS = 'X-Namespace, Content-Type, Authorization';
 const BODY_LIMIT = '8mb';
 
 export interface CodecRoutesOptions {
-  /** Browser origins allowed to call (CODEC_CORS_ORIGINS); `*` allows any. Default: the dev server's Web UI. */
+  /** Resolves the bearer key to its organisation: the same verifier as /api/v1. */
+  apiKeys: KeyVerifier;
+  /** The operators' organisation (ADMIN_ORG_ID): its keys decode every payload. */
+  adminOrgId: string;
+  /**
+   * CODEC_ALLOW_UNAUTHENTICATED: a request without an Authorization header acts as the operators'
+   * organisation (for a Web UI that cannot send a key). A header that is present is still checked.
+   */
+  allowUnauthenticated?: boolean;
+  /** Browser origins allowed to call (CODEC_CORS_ORIGINS); `*` allows any, without credentials. Default: the dev server's Web UI. */
   allowedOrigins?: readonly string[];
 }
 
@@ -39,18 +53,30 @@ const PayloadsBody = z.strictObject({
 });
 type JsonPayload = z.infer<typeof PayloadsBody>['payloads'][number];
 
-export function codecRoutes(codec: PayloadCodec, opts: CodecRoutesOptions = {}): Router {
+export function codecRoutes(codec: OrgPayloadCodec, opts: CodecRoutesOptions): Router {
   const router = Router();
   router.use(cors(opts.allowedOrigins ?? DEFAULT_CODEC_CORS_ORIGINS));
+  // Before the body is read, as for /api/v1: an anonymous client costs one header check.
+  const authenticate = requireApiKey(opts.apiKeys);
+  router.use((req, res, next) => {
+    if (opts.allowUnauthenticated && req.headers.authorization === undefined) {
+      res.locals.orgId = opts.adminOrgId;
+      return next();
+    }
+    return authenticate(req, res, next);
+  });
   router.use(express.json({ limit: BODY_LIMIT }));
 
   const handler =
     (direction: 'encode' | 'decode'): RequestHandler =>
     async (req, res) => {
       const { payloads } = parse(PayloadsBody, req.body, 'body');
+      const orgId: string = res.locals.orgId;
+      const caller: CodecCaller = { orgId, admin: orgId === opts.adminOrgId };
       let result: Payload[];
       try {
-        result = await codec[direction](payloads.map(fromJson));
+        const input = payloads.map(fromJson);
+        result = direction === 'decode' ? await codec.decodeFor(input, caller) : await codec.encodeFor(input, orgId);
       } catch (err) {
         if (err instanceof PayloadCodecError) throw new HttpError(400, err.code, err.message);
         throw err;
@@ -77,15 +103,19 @@ export function codecCorsOrigins(config: { readonly CODEC_CORS_ORIGINS: readonly
 
 function cors(allowedOrigins: readonly string[]): RequestHandler {
   const anyOrigin = allowedOrigins.includes('*');
-  const allowed = new Set(allowedOrigins.map((o) => o.replace(/\/+$/, '')));
+  const allowed = new Set(allowedOrigins.filter((o) => o !== '*').map((o) => o.replace(/\/+$/, '')));
   return (req, res, next) => {
     const origin = req.headers.origin;
     res.vary('Origin');
-    const permitted = origin !== undefined && (anyOrigin || allowed.has(origin));
-    if (permitted) {
+    const listed = origin !== undefined && allowed.has(origin);
+    const permitted = origin !== undefined && (anyOrigin || listed);
+    if (listed) {
       res.setHeader('Access-Control-Allow-Origin', origin);
-      // The Web UI's "Include cross-origin credentials" setting sends cookies; allow them to be read.
+      // The Web UI's "Include cross-origin credentials" setting; only ever for origins named one by one.
       res.setHeader('Access-Control-Allow-Credentials', 'true');
+    } else if (permitted) {
+      // `*` without credentials: the browser then sends no cookies and may not read a credentialed answer.
+      res.setHeader('Access-Control-Allow-Origin', '*');
     }
     if (req.method !== 'OPTIONS') return next();
     if (permitted) {

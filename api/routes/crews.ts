@@ -18,6 +18,7 @@ import {
   type CrewWorkflowInput,
 } from '../../workflows/definitions';
 import type { AppDeps } from '../app';
+import { PageQuery, type Page } from '../paging';
 import { conflict, HttpError, notFound, parse } from '../errors';
 import type { CrewRecord } from '../store';
 
@@ -44,30 +45,33 @@ export function crewRoutes({ store, gateway, config }: AppDeps): Router {
     return handle(crew.id).query(getCrewStateQuery).catch(() => null);
   };
 
-  /** The crew with its message log and each member's state: its agent, its crew tasks and what runs now. */
-  const view = async (orgId: string, id: string) => {
+  /**
+   * The crew with each member's state (its agent, counts of its crew tasks, what runs now) and one page
+   * (`limit`, `offset`) of its message log and of its tasks: a long-running crew answers in bounded work.
+   */
+  const view = async (orgId: string, id: string, page: Page = { limit: 50, offset: 0 }) => {
     const crew = await loadCrew(orgId, id);
-    const [messages, tasks, live, agents] = await Promise.all([
-      store.crewMessages(crew.id),
-      store.crewTasks(crew.id),
+    const [messages, tasks, work, live, agents] = await Promise.all([
+      store.crewMessages(crew.id, page),
+      store.crewTasks(crew.id, page),
+      store.crewMemberWork(crew.id),
       liveState(crew),
       Promise.all(crew.members.map((m) => store.agent(orgId, m.agentId))),
     ]);
     const members = crew.members.map((m, i) => {
-      const own = tasks.filter((t) => t.agentId === m.agentId);
-      const count = (status: string) => own.filter((t) => t.status === status).length;
+      const own = work.find((w) => w.agentId === m.agentId);
       return {
         ...m,
         name: agents[i]?.name ?? null,
         capabilities: agents[i]?.capabilities ?? [],
         agentStatus: agents[i]?.status ?? null,
-        tasks: { total: own.length, completed: count('completed'), failed: count('failed'), cancelled: count('cancelled') },
-        activeTaskIds: own.filter((t) => !['completed', 'failed', 'cancelled'].includes(t.status)).map((t) => t.id),
+        tasks: { total: own?.total ?? 0, completed: own?.completed ?? 0, failed: own?.failed ?? 0, cancelled: own?.cancelled ?? 0 },
+        activeTaskIds: own?.activeTaskIds ?? [],
         running: live?.members.find((l) => l.agentId === m.agentId)?.running ?? 0,
       };
     });
     // The row's status, not the live one: it is written together with the result.
-    return { ...crew, members, messages, tasks, live };
+    return { ...crew, members, messages, tasks, live, limit: page.limit, offset: page.offset };
   };
 
   router.post('/', async (req, res) => {
@@ -96,7 +100,7 @@ export function crewRoutes({ store, gateway, config }: AppDeps): Router {
   });
 
   router.get('/:id', async (req, res) => {
-    res.json(await view(res.locals.orgId, req.params.id));
+    res.json(await view(res.locals.orgId, req.params.id, parse(PageQuery, req.query, 'query')));
   });
 
   /**

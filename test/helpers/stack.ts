@@ -56,13 +56,13 @@ export interface TestStack {
 }
 
 /** Starts the API in process (on a free port) with clients for assertions. Workers are started separately. */
-export async function startApi(config: Config, opts: { port?: number } = {}): Promise<TestStack> {
+export async function startApi(config: Config, opts: { port?: number; logger?: pino.Logger } = {}): Promise<TestStack> {
   const db = createPool(config.DATABASE_URL!);
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter: dataConverterFor(config) });
   const gateway = new AgentGateway(client, config.TEMPORAL_TASK_QUEUE);
   const chatEvents = new ChatEventHub(config.DATABASE_URL!, silentLogger);
-  const app = createApp({ store: createStore(db), chatEvents, gateway, config, logger: silentLogger, metrics: createApiMetrics(db, { tokenBudget: { tokensPerWindow: config.AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE, windowSeconds: config.TOKEN_BUDGET_WINDOW_SECONDS } }), apiKeys: apiKeyVerifier(db, config) });
+  const app = createApp({ store: createStore(db), chatEvents, gateway, config, logger: opts.logger ?? silentLogger, metrics: createApiMetrics(db, { tokenBudget: { tokensPerWindow: config.AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE, windowSeconds: config.TOKEN_BUDGET_WINDOW_SECONDS } }), apiKeys: apiKeyVerifier(db, config) });
   const server = app.listen(opts.port ?? 0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', resolve));
   const { port } = server.address() as AddressInfo;
