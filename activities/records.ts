@@ -143,6 +143,12 @@ export function createRecordActivities({ db }: RecordDeps) {
       await writeAgentState(db, input);
     },
 
+    /** The inputs of queued tasks, by id: goals carried through continue-as-new leave theirs in the row. */
+    async loadGoalInputs(input: { taskIds: string[] }): Promise<Record<string, Record<string, unknown>>> {
+      const { rows } = await db.query<{ id: string; input: Record<string, unknown> }>('SELECT id, input FROM tasks WHERE id = ANY($1)', [input.taskIds]);
+      return Object.fromEntries(rows.map((r) => [r.id, r.input ?? {}]));
+    },
+
     /** Inserts a queued task. `created: false` means the id was already known (a retried delegation). */
     async recordTaskQueued(input: QueuedTaskInput): Promise<QueuedTaskReceipt> {
       return insertQueuedTask(db, input);

@@ -31,6 +31,11 @@ export interface ChaosSize {
   copilotAgents: number;
   /** Copilot agents with a short approval timeout; the approver leaves every other request of theirs to expire. */
   expiringAgents: number;
+  /**
+   * Copilot agents whose one approval stays pending until every other task has finished. AGENTS_MAX_ACTIVE
+   * is set to this number: were waiting agents to keep their active slots, no other agent could work.
+   */
+  stalledAgents: number;
   /** The worker is SIGKILLed this long after each (re)start. */
   killEverySeconds: number;
   /** The chaos stops after this long even if tasks remain. */
@@ -40,8 +45,8 @@ export interface ChaosSize {
 }
 
 export const SIZES: Record<'full' | 'short', ChaosSize> = {
-  full: { agents: 20, tasks: 200, copilotAgents: 5, expiringAgents: 3, killEverySeconds: 6, deadlineSeconds: 900, settleSeconds: 300 },
-  short: { agents: 6, tasks: 30, copilotAgents: 2, expiringAgents: 1, killEverySeconds: 5, deadlineSeconds: 150, settleSeconds: 120 },
+  full: { agents: 20, tasks: 200, copilotAgents: 5, expiringAgents: 3, stalledAgents: 3, killEverySeconds: 6, deadlineSeconds: 900, settleSeconds: 300 },
+  short: { agents: 6, tasks: 30, copilotAgents: 2, expiringAgents: 1, stalledAgents: 2, killEverySeconds: 5, deadlineSeconds: 150, settleSeconds: 120 },
 };
 
 export interface ChaosOptions {
@@ -63,18 +68,20 @@ export interface ChaosTally {
   sideEffects: Record<SideEffectTool, { ledgerKeys: number; applied: number }> & { httpPostOutcomeUnknown: number };
   /** Every run's history: workflow task failures by cause, and the retries the faults caused. */
   workflows: { scanned: number; workflowTaskFailures: Record<string, number>; nondeterminism: number; workflowTaskTimeouts: number; activityRetries: number };
+  /** Whether every other task finished while the stalled agents' approvals were still pending. */
+  stalled: { agents: number; othersFinishedWhileTheyWaited: boolean };
   violations: string[];
   ok: boolean;
 }
 
-type Role = 'autopilot' | 'copilot' | 'expiring';
+type Role = 'autopilot' | 'copilot' | 'expiring' | 'stalled';
 
 interface PlannedTask {
   ticket: string;
   agentId: string;
   role: Role;
-  /** For copilot and expiring agents: what the approver does with this task's request. */
-  approval?: 'approve' | 'reject' | 'leave';
+  /** For copilot, expiring and stalled agents: what the approver does with this task's request ('hold': nothing, until released). */
+  approval?: 'approve' | 'reject' | 'leave' | 'hold';
   id?: string;
 }
 
@@ -126,6 +133,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosTally> {
       HTTP_ALLOWED_HOSTS: receiver.host,
       // The receiver is on loopback, which the HTTP tools refuse unless a host is explicitly allowed.
       HTTP_ALLOW_PRIVATE_HOSTS: receiver.host,
+      // As many active slots as stalled agents: the others can only work if waiting agents give theirs back.
+      AGENTS_MAX_ACTIVE: String(size.stalledAgents),
     };
     const config = loadConfig({ ...process.env, ...env, LOG_LEVEL: 'silent' });
     const workers = new WorkerKeeper(config, env, log);
@@ -143,12 +152,30 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosTally> {
 
     const approver = new Approver(api, byTaskId, log);
     const chaos = new ChaosMonkey(stack, workers, log);
-    const progress = async () => {
+    const progressOf = async (tasks: PlannedTask[]) => {
       const { rows } = await api.db.query<{ n: number }>('SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1) AND status = ANY($2)', [
-        [...byTaskId.keys()],
+        tasks.map((t) => t.id!),
         TERMINAL,
       ]);
-      return rows[0]!.n / plan.length;
+      return rows[0]!.n / tasks.length;
+    };
+    const stalled = plan.filter((t) => t.approval === 'hold');
+    const others = plan.filter((t) => t.approval !== 'hold');
+    const stalledPending = async () => {
+      const { rows } = await api.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM approvals WHERE task_id = ANY($1) AND status = 'pending'`, [stalled.map((t) => t.id!)]);
+      return rows[0]!.n;
+    };
+    let othersFinishedWhileTheyWaited = false;
+    // Once every other task has finished, the stalled approvals (still pending) are released.
+    const progress = async () => {
+      if (!approver.released) {
+        const othersDone = await progressOf(others);
+        if (othersDone < 1) return othersDone * (others.length / plan.length);
+        othersFinishedWhileTheyWaited = (await stalledPending()) === stalled.length;
+        log(`every other task finished while ${stalled.length} stalled approvals waited: ${othersFinishedWhileTheyWaited}; releasing them`);
+        approver.released = true;
+      }
+      return progressOf(plan);
     };
     approver.start();
     const chaosRun = chaos.run(size.killEverySeconds, size.deadlineSeconds, progress);
@@ -178,6 +205,11 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosTally> {
 
     const tally = await verify({ api, plan, approver, flaky: flaky.faults(), answered: flaky.answered(), receiver, chaos, opts });
     tally.durationSeconds = Math.round((Date.now() - started) / 1000);
+    tally.stalled = { agents: size.stalledAgents, othersFinishedWhileTheyWaited };
+    if (!othersFinishedWhileTheyWaited) {
+      tally.violations.push(`agents waiting for approval kept others from working: not every other task finished while the ${stalled.length} stalled approvals waited`);
+      tally.ok = false;
+    }
     return tally;
   } finally {
     await cleanup();
@@ -192,8 +224,10 @@ async function createAgentsAndPlan(api: TestStack, size: ChaosSize, seed: number
   const roles: Role[] = Array.from({ length: size.agents }, (_, i) =>
     i < size.expiringAgents ? 'expiring' : i < size.expiringAgents + size.copilotAgents ? 'copilot' : 'autopilot',
   );
+  const stalledRoles: Role[] = Array.from({ length: size.stalledAgents }, () => 'stalled');
   const agents: { id: string; role: Role }[] = [];
-  for (const [i, role] of roles.entries()) {
+  const stalledAgents: { id: string; role: Role }[] = [];
+  for (const [i, role] of [...roles, ...stalledRoles].entries()) {
     const agent = await api.api.createAgent({
       name: `chaos ${role} ${i}`,
       objective: 'Keep working through failures',
@@ -201,13 +235,17 @@ async function createAgentsAndPlan(api: TestStack, size: ChaosSize, seed: number
       allowedTools: ['memory_write', 'memory_read', 'send_message', 'http_post'],
       ...(role === 'expiring' ? { approvalTimeoutHours: APPROVAL_TIMEOUT_SECONDS / 3600, onApprovalTimeout: 'fail' } : {}),
     });
-    agents.push({ id: agent.id as string, role });
+    (role === 'stalled' ? stalledAgents : agents).push({ id: agent.id as string, role });
   }
-  return Array.from({ length: size.tasks }, (_, k) => {
-    const agent = agents[k % agents.length]!;
-    const approval = agent.role === 'autopilot' ? undefined : agent.role === 'expiring' && random() < 0.5 ? 'leave' : random() < 0.25 ? 'reject' : 'approve';
-    return { ticket: `c${k}`, agentId: agent.id, role: agent.role, approval };
-  });
+  // The stalled agents' tasks are submitted first, so they take the slots before anyone else.
+  const held = stalledAgents.map((agent, k): PlannedTask => ({ ticket: `s${k}`, agentId: agent.id, role: 'stalled', approval: 'hold' }));
+  return held.concat(
+    Array.from({ length: size.tasks }, (_, k) => {
+      const agent = agents[k % agents.length]!;
+      const approval = agent.role === 'autopilot' ? undefined : agent.role === 'expiring' && random() < 0.5 ? 'leave' : random() < 0.25 ? 'reject' : 'approve';
+      return { ticket: `c${k}`, agentId: agent.id, role: agent.role, approval };
+    }),
+  );
 }
 
 /**
@@ -358,6 +396,8 @@ class Approver {
   private readonly inFlight = new Set<string>();
   /** 409 answers for requests that were still pending, asked again later. */
   earlyRefusals = 0;
+  /** Held requests (stalled agents) are decided only once this is set. */
+  released = false;
   private running = false;
   private loop: Promise<void> | undefined;
 
@@ -393,8 +433,9 @@ class Approver {
       if (this.inFlight.has(approval.id) || this.records.get(approval.id)?.status !== undefined) continue;
       const task = this.tasks.get(approval.taskId);
       if (!task) continue;
-      // http_post asks even on autopilot agents; those are approved.
-      const decision = task.approval ?? 'approve';
+      // http_post asks even on autopilot agents; those are approved. Held requests wait for the release.
+      const decision = task.approval === 'hold' ? (this.released ? 'approve' : undefined) : (task.approval ?? 'approve');
+      if (!decision) continue;
       if (decision === 'leave') {
         this.records.set(approval.id, { decision, taskId: approval.taskId });
         continue;
@@ -513,6 +554,7 @@ async function verify(v: VerifyInput): Promise<ChaosTally> {
     nondeterminism: workflows.nondeterminism,
   });
   return {
+    stalled: { agents: v.opts.size.stalledAgents, othersFinishedWhileTheyWaited: false },
     settings: {
       ...v.opts.size,
       faultRate: v.opts.faultRate,

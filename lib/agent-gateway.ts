@@ -45,6 +45,7 @@ import {
   type ChatTurnInput,
   type ChatTurnResult,
   type GoalReceipt,
+  type LifecycleRequest,
   reminderChangeWorkflowId,
   type ReminderChange,
   type ReminderView,
@@ -104,12 +105,14 @@ export class AgentGateway {
     return this.update(`agent ${agentId}`, () => this.handle(agentId).executeUpdate(submitGoalUpdate, { args: [goal], updateId }));
   }
 
-  pause(agentId: string): Promise<AgentLiveState> {
-    return this.update(`agent ${agentId}`, () => this.handle(agentId).executeUpdate(pauseAgentUpdate));
+  /** Pauses an agent; `request.byAgentId` when an agent asks (agent_manager), none for an operator. */
+  pause(agentId: string, request: LifecycleRequest = {}): Promise<AgentLiveState> {
+    return this.update(`agent ${agentId}`, () => this.handle(agentId).executeUpdate(pauseAgentUpdate, { args: [request] }));
   }
 
-  resume(agentId: string): Promise<AgentLiveState> {
-    return this.update(`agent ${agentId}`, () => this.handle(agentId).executeUpdate(resumeAgentUpdate));
+  /** Resumes an agent; an agent's request is refused for an operator's pause or an error stop. */
+  resume(agentId: string, request: LifecycleRequest = {}): Promise<AgentLiveState> {
+    return this.update(`agent ${agentId}`, () => this.handle(agentId).executeUpdate(resumeAgentUpdate, { args: [request] }));
   }
 
   archive(agentId: string): Promise<AgentLiveState> {

@@ -118,6 +118,30 @@ describe('a long wait for an active slot', () => {
     assert.equal(done.status, 'completed');
     assert.equal(done.output.answer, '[offline] finally');
   });
+
+  it('carries queued goals through continue-as-new by reference: the inputs stay in their rows', async () => {
+    const agent = await stack.api.createAgent({ name: 'hoarder', objective: 'answer' });
+    assert.equal((await stack.api.post(`/api/v1/agents/${agent.id}/pause`)).status, 200);
+    const padding = 'x'.repeat(20_000);
+    const tasks = [];
+    for (let i = 0; i < 20; i++) {
+      tasks.push(await stack.api.createTask({ agentId: agent.id, title: `big ${i}`, input: { padding, script: [{ answer: `answer ${i}` }] } }));
+    }
+    const handle = stack.client.workflow.getHandle(agentWorkflowId(agent.id));
+    await waitFor(async () => (await handle.query(getAgentStateQuery)).runs >= 2, 'the paused agent to continue as new', 60_000);
+    const history = await handle.fetchHistory();
+    const started = history.events![0]!.workflowExecutionStartedEventAttributes!;
+    const carriedBytes = (started.input?.payloads ?? []).reduce((n, p) => n + (p.data?.length ?? 0), 0);
+    assert.ok(carriedBytes < 50_000, `the new run was started with ${carriedBytes} bytes for 20 goals of 20 KB`);
+    assert.equal((await handle.query(getAgentStateQuery)).queue.length, 20);
+
+    assert.equal((await stack.api.post(`/api/v1/agents/${agent.id}/resume`)).status, 200);
+    for (const [i, task] of tasks.entries()) {
+      const done = await stack.api.waitForTask(task.id, 60_000);
+      assert.equal(done.status, 'completed');
+      assert.equal(done.output.answer, `[offline] answer ${i}`, 'the goal ran with its own input, read back from its row');
+    }
+  });
 });
 
 describe('unstorable values', () => {

@@ -60,10 +60,15 @@ describe('chaos', () => {
     assert.equal(tally.ok, true);
     assert.equal(code, 0, 'the run exits 0 when every guarantee held');
 
-    // Every task reached completed or failed, with a reason, a trace and a closed workflow.
-    assert.equal(tally.tasks.submitted, 30);
-    assert.equal((tally.tasks.byStatus.completed ?? 0) + (tally.tasks.byStatus.failed ?? 0), 30, JSON.stringify(tally.tasks));
-    assert.deepEqual(tally.tasks.agentHolds, { done: 30 });
+    // Every task (30, and one per stalled agent) reached completed or failed, with a reason, a trace and a closed workflow.
+    const submitted = 30 + tally.stalled.agents;
+    assert.equal(tally.tasks.submitted, submitted);
+    assert.equal((tally.tasks.byStatus.completed ?? 0) + (tally.tasks.byStatus.failed ?? 0), submitted, JSON.stringify(tally.tasks));
+    assert.deepEqual(tally.tasks.agentHolds, { done: submitted });
+
+    // As many agents as AGENTS_MAX_ACTIVE waited for a human the whole time, and every other task still finished.
+    assert.equal(tally.stalled.agents, 2);
+    assert.equal(tally.stalled.othersFinishedWhileTheyWaited, true);
     assert.ok((tally.tasks.byStatus.completed ?? 0) > 0);
 
     // The chaos happened.
@@ -87,8 +92,8 @@ describe('chaos', () => {
     assert.ok(tally.sideEffects.http_post.applied <= tally.sideEffects.http_post.ledgerKeys);
 
     assert.equal(tally.workflows.nondeterminism, 0);
-    // Every run on the server: the 6 agents (their goals ran inside them), with any continue-as-new runs.
-    assert.ok(tally.workflows.scanned >= 6, `every agent workflow was scanned (${tally.workflows.scanned} runs)`);
+    // Every run on the server: the 6 agents and the 2 stalled ones (goals run inside them), with any continue-as-new runs.
+    assert.ok(tally.workflows.scanned >= 8, `every agent workflow was scanned (${tally.workflows.scanned} runs)`);
   });
 });
 

@@ -2,13 +2,16 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { startApi, startWorker, testConfig, type ApiResponse, type TestStack } from './helpers/stack';
+import { generateKey } from '../lib/codec';
+import { ApiClient, startApi, startWorker, testConfig, type ApiResponse, type TestStack } from './helpers/stack';
 
 /**
  * Hostile input over every endpoint: malformed JSON, wrong types, missing and unknown fields, oversized
  * bodies, deep nesting, unicode and control characters, SQL injection, unknown and malformed ids, path
- * traversal, odd content types and query strings. Every answer must be below 500 and every error a JSON
- * body with a code and a message; afterwards the API and the worker still work.
+ * traversal, odd content types and query strings, sent with the fixture's key, another organisation's,
+ * a malformed one or none. Every answer must be below 500 and every error a JSON body with a code and a
+ * message; without a valid key a protected route answers 401; a JSON body holding a NUL character or a
+ * lone UTF-16 surrogate answers 400 invalid_input; afterwards the API and the worker still work.
  */
 
 interface Endpoint {
@@ -54,7 +57,24 @@ const ENDPOINTS: Endpoint[] = [
   { method: 'POST', path: '/api/v1/meta', fields: ['objective', 'maxAgents', 'name'] },
   { method: 'GET', path: '/api/v1/meta', query: ['status', 'limit', 'offset'] },
   { method: 'GET', path: '/api/v1/meta/:id' },
+  // Outside /api/v1, with keys of their own: /metrics (operators and METRICS_TOKEN), the codec server.
+  { method: 'GET', path: '/metrics' },
+  { method: 'POST', path: '/codec/encode', fields: ['payloads'] },
+  { method: 'POST', path: '/codec/decode', fields: ['payloads'] },
+  { method: 'POST', path: '/codec/:id/decode', fields: ['payloads'] },
 ];
+
+/** Routes that answer without a key: the OpenAPI document, and the codec's CORS preflight. */
+const needsKey = (method: string, pathname: string) =>
+  /^\/api\/v1(\/|$)/i.test(pathname) ? !/^\/api\/v1\/openapi\.json\/?$/i.test(pathname) || method !== 'GET'
+  : /^\/codec(\/|$)/i.test(pathname) ? method !== 'OPTIONS'
+  : /^\/metrics\/?$/i.test(pathname) && method === 'GET';
+
+/** Whether a JSON value holds a string (or key) the API must refuse: a NUL character or a lone surrogate. */
+const unstorable = (value: unknown): boolean =>
+  typeof value === 'string'
+    ? value.includes('\u0000') || /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(value)
+    : value !== null && typeof value === 'object' && Object.entries(value).some(([k, v]) => unstorable(k) || unstorable(v));
 
 const SQL_INJECTION = ["' OR '1'='1", "1; DROP TABLE agents;--", '" OR 1=1 --', "'); DELETE FROM tasks; --", "%' UNION SELECT key_hash FROM api_keys --", '$1', '\\x00'];
 const TRAVERSAL = ['../../etc/passwd', '..%2F..%2Fetc%2Fpasswd', '%2e%2e%2f%2e%2e%2fetc', '....//....//etc', '..\\..\\windows\\win.ini', '%00', '/'];
@@ -86,12 +106,17 @@ describe('fuzzing every endpoint with hostile input', () => {
   let crewId: string;
   let reminderId: string;
   let metaId: string;
+  let anonymous: ApiClient;
+  let otherOrg: ApiClient;
   const seen = new Map<string, number>();
 
   before(async () => {
-    const config = testConfig({ META_AGENT_ENABLED: 'true' });
+    // With a payload key, so the codec server (/codec) is there to be fuzzed too.
+    const config = testConfig({ META_AGENT_ENABLED: 'true', PAYLOAD_ENCRYPTION_KEY: generateKey() });
     stack = await startApi(config);
     worker = await startWorker(config);
+    anonymous = new ApiClient(stack.api.baseUrl);
+    otherOrg = await stack.clientForOrg(`fuzz-other-${randomUUID().slice(0, 8)}`);
     const agent = await stack.api.createAgent({ name: 'Fuzz target', objective: 'Receive odd input', autonomy: 'copilot', allowedTools: ['memory_write'] });
     agentId = agent.id;
     const task = await stack.api.createTask({ agentId, title: 'wait', input: { script: [{ call: 'memory_write', args: { key: 'k', value: 1 } }, { answer: 'ok' }] } });
@@ -141,6 +166,13 @@ describe('fuzzing every endpoint with hostile input', () => {
       { weight: 1, arbitrary: deepJson.map((raw) => ({ raw })) },
       { weight: 1, arbitrary: fc.integer({ min: 260_000, max: 400_000 }).map((n) => ({ raw: JSON.stringify({ name: 'x', objective: 'y'.repeat(n) }) })) },
       { weight: 1, arbitrary: fc.constant({ raw: '{"name":"a","name":"b","__proto__":{"admin":true},"constructor":{"prototype":{"x":1}}}' }) },
+      // A field, nested or not, holding what Postgres cannot store: refused with 400 invalid_input.
+      {
+        weight: 1,
+        arbitrary: fc
+          .tuple(fc.constantFrom(...(ep.fields?.length ? ep.fields : ['x'])), fc.constantFrom('\u0000', 'a\u0000b', '\ud800', 'x\udfff', '\udfff\ud800'), fc.boolean())
+          .map(([field, value, nested]) => ({ json: { [field]: nested ? { input: [value] } : value } })),
+      },
     );
 
   const queryArb = (ep: Endpoint) =>
@@ -159,15 +191,31 @@ describe('fuzzing every endpoint with hostile input', () => {
         query: queryArb(ep),
         body: fc.option(bodyArb(ep), { nil: undefined, freq: 3 }),
         contentType: fc.constantFrom('application/json', 'application/json', 'application/json', 'text/plain', 'application/json; charset=utf-16', 'application/x-www-form-urlencoded', 'application/json; charset=latin1'),
+        auth: fc.oneof(
+          { weight: 12, arbitrary: fc.constant<Auth>({ kind: 'own' }) },
+          { weight: 1, arbitrary: fc.constant<Auth>({ kind: 'other org' }) },
+          { weight: 1, arbitrary: fc.constant<Auth>({ kind: 'none' }) },
+          {
+            weight: 2,
+            arbitrary: fc
+              .oneof(
+                fc.stringMatching(/^[\x21-\x7e]{0,80}$/).map((key) => `Bearer ${key}`),
+                fc.constantFrom('Bearer', 'Bearer ', 'bearer  tao_x', 'Basic dXNlcjpwYXNz', `Bearer tao_${'A'.repeat(43)}`, `Bearer ${'x'.repeat(201)}`, 'Token abc', 'Bearer a b'),
+              )
+              .map((header): Auth => ({ kind: 'malformed', header })),
+          },
+        ),
       }),
     );
 
+  type Auth = { kind: 'own' | 'other org' | 'none' } | { kind: 'malformed'; header: string };
   type FuzzRequest = ReturnType<typeof requestArb> extends fc.Arbitrary<infer R> ? R : never;
 
   /** The endpoint's path with this id (and the fixture agent) filled in. */
   const fill = (path: string, id: string) => path.replace(':agent', agentId).replace(':id', id);
 
-  const send = async (r: FuzzRequest): Promise<ApiResponse | undefined> => {
+  /** Sends the request; answers what was sent (its path and whether a JSON body went with it) and the response. */
+  const send = async (r: FuzzRequest): Promise<{ pathname: string; jsonBody?: { value: unknown }; res: ApiResponse } | undefined> => {
     const id = r.encodeId ? encode(r.id) : r.id;
     const path = `${fill(r.ep.path, id)}${r.suffix}${r.query}`;
     let url: URL;
@@ -178,10 +226,13 @@ describe('fuzzing every endpoint with hostile input', () => {
     }
     const hasBody = r.body !== undefined && r.method !== 'GET';
     const raw = r.body === undefined ? undefined : 'raw' in r.body ? r.body.raw : JSON.stringify(r.body.json);
-    return stack.api.request(r.method, `${url.pathname}${url.search}`, undefined, {
+    const client = r.auth.kind === 'own' ? stack.api : r.auth.kind === 'other org' ? otherOrg : anonymous;
+    const res = await client.request(r.method, `${url.pathname}${url.search}`, undefined, {
       ...(hasBody ? { raw } : {}),
-      headers: { 'content-type': r.contentType },
+      headers: { 'content-type': r.contentType, ...(r.auth.kind === 'malformed' ? { authorization: r.auth.header } : {}) },
     });
+    const jsonBody = hasBody && r.body !== undefined && 'json' in r.body ? { value: r.body.json } : undefined;
+    return { pathname: url.pathname, jsonBody, res };
   };
 
   const check = (res: ApiResponse, what: string) => {
@@ -193,18 +244,31 @@ describe('fuzzing every endpoint with hostile input', () => {
       assert.equal(typeof res.body?.error?.code, 'string', `${what}: error code`);
       assert.ok(typeof res.body.error.message === 'string' && res.body.error.message.length >= 10, `${what}: a message a person can act on`);
     } else if (res.status !== 204 && !what.startsWith('OPTIONS')) {
-      // (OPTIONS answers Express's Allow listing.)
-      assert.match(type, /application\/json|text\/event-stream/, `${what}: success is JSON (or a chat stream)`);
+      // (OPTIONS answers Express's Allow listing; /metrics answers Prometheus text.)
+      assert.match(type, /application\/json|text\/event-stream|^text\/plain.*version=0\.0\.4/, `${what}: success is JSON (or a chat stream, or metrics)`);
     }
   };
 
   it('answers every generated request below 500 with a JSON error body', async () => {
     await fc.assert(
       fc.asyncProperty(requestArb(), async (r) => {
-        const res = await send(r);
-        if (res) check(res, `${r.method} ${r.ep.path} id=${JSON.stringify(r.id)} query=${r.query} body=${JSON.stringify(r.body)?.slice(0, 200)}`);
+        const sent = await send(r);
+        if (!sent) return;
+        const { pathname, jsonBody, res } = sent;
+        const what = `${r.method} ${pathname} (${r.auth.kind}) id=${JSON.stringify(r.id)} query=${r.query} body=${JSON.stringify(r.body)?.slice(0, 200)}`;
+        check(res, what);
+        const keyless = r.auth.kind === 'none' || r.auth.kind === 'malformed';
+        if (keyless && needsKey(r.method, pathname)) assert.equal(res.status, 401, `${what}: no valid key, no access`);
+        if (r.auth.kind === 'other org' && /^\/metrics\/?$/.test(pathname) && r.method === 'GET') assert.equal(res.status, 401, `${what}: only operators scrape`);
+        // A body reaches /api/v1's input checks as JSON with a valid key, on a route behind the key.
+        const checked = !keyless && jsonBody && r.contentType === 'application/json' && /^\/api\/v1\//i.test(pathname) && needsKey(r.method, pathname);
+        if (checked && unstorable(jsonBody.value)) {
+          assert.deepEqual([res.status, res.body?.error?.code], [400, 'invalid_input'], `${what}: NUL and lone surrogates are refused`);
+        }
       }),
-      { numRuns: 400, interruptAfterTimeLimit: 8 * 60_000 },
+      // Interrupted is failed: a run slowed down enough to hit the limit must not pass on fewer requests.
+      // A normal run of these 400 requests takes seconds, far within the limit on two cores.
+      { numRuns: 400, interruptAfterTimeLimit: 8 * 60_000, markInterruptAsFailure: true },
     );
   });
 
@@ -227,7 +291,11 @@ describe('fuzzing every endpoint with hostile input', () => {
         const path = fill(ep.path, fixture);
         // Leave the fixtures in place: archiving, cancelling, starting and stopping are exercised with unknown ids.
         const target = /archive|cancel|start|stop/.test(path) ? path.replace(/[0-9a-f-]{36}/, randomUUID()) : path;
-        check(await stack.api.request(ep.method, target, undefined, { raw }), `${kind}: ${ep.method} ${target}`);
+        const res = await stack.api.request(ep.method, target, undefined, { raw });
+        check(res, `${kind}: ${ep.method} ${target}`);
+        if ((kind === 'NUL and control characters' || kind === 'lone surrogates') && target.startsWith('/api/v1/')) {
+          assert.deepEqual([res.status, res.body.error.code], [400, 'invalid_input'], `${kind}: ${ep.method} ${target}`);
+        }
       }
     }
   });
@@ -237,7 +305,11 @@ describe('fuzzing every endpoint with hostile input', () => {
       'taskId=..%2F..%2Fetc', 'limit=1&limit=2', 'type[]=a', `type=${'x'.repeat(5000)}`, 'offset=-0', `status=${encode('\u202e')}`];
     const ids = [...SQL_INJECTION, ...TRAVERSAL.filter((t) => t !== '/'), '\u0000', 'x'.repeat(3000), `${agentId}/../${taskId}`];
     for (const ep of ENDPOINTS) {
-      if (ep.query) for (const q of queries) check(await stack.api.request(ep.method, `${ep.path}?${q}`), `${ep.method} ${ep.path}?${q}`);
+      for (const q of ep.query ? queries : []) {
+        const res = await stack.api.request(ep.method, `${ep.path}?${q}`);
+        check(res, `${ep.method} ${ep.path}?${q}`);
+        if (q.includes('%00')) assert.deepEqual([res.status, res.body.error.code], [400, 'invalid_input'], `${ep.method} ${ep.path}?${q}: NUL is refused`);
+      }
       if (!ep.path.includes(':id')) continue;
       for (const id of ids) {
         const path = fill(ep.path, encode(id));

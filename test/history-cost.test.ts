@@ -128,7 +128,8 @@ describe('history of an agent task', () => {
     const decided = workflowTaskGroups(events).find((g) => localActivities(g).includes('recordApprovalDecision'));
     assert.ok(decided, 'the decision was recorded in a workflow task');
     assert.ok(decided.some((e) => e.eventType === EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED), 'which completed the decision update');
-    assert.deepEqual(localActivities(decided), ['recordApprovalDecision'], 'the decision row is written inside it');
+    // The agent gave its active slot back while it waited; it takes one again before the approved call.
+    assert.deepEqual(localActivities(decided), ['recordApprovalDecision', 'acquireAgentSlot'], 'the decision row is written and a slot taken inside it');
     assert.ok(scheduledActivities(decided).includes('runTool'), `and the approved call is scheduled by it (${scheduledActivities(decided).join(', ')})`);
     const { rows } = await stack.db.query<{ status: string; decided_by: string }>('SELECT status, decided_by FROM approvals WHERE id = $1', [approval.id]);
     assert.deepEqual(rows, [{ status: 'approved', decided_by: 'alice' }]);

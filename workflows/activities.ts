@@ -131,6 +131,7 @@ export function activitiesFor(settings: AgentSettings) {
     notify: notifications.notify,
     syncAgentState: records.syncAgentState,
     recordTaskQueued: records.recordTaskQueued,
+    loadGoalInputs: records.loadGoalInputs,
     recordTaskQueuedWithCachedScore: records.recordTaskQueuedWithCachedScore,
     setTaskStatus: records.setTaskStatus,
     finishTask: records.finishTask,

@@ -51,6 +51,7 @@ import {
   type AgentWorkflowInput,
   type Goal,
   type GoalReceipt,
+  type LifecycleRequest,
   type QueuedGoal,
   type SubmitGoalInput,
   type TaskOutcome,
@@ -319,16 +320,21 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
 
   setHandler(
     pauseAgentUpdate,
-    async () => {
+    // Runs and histories from before LifecycleRequest send no argument: an operator.
+    async (request) => {
       if (!agent.state.paused) {
         agent.state.paused = true;
+        agent.state.pausedByAgentId = request?.byAgentId ?? null;
         agent.runningTask?.pause();
         await agent.runningChild?.signal(pauseTaskSignal);
         await publish();
+      } else if (!request?.byAgentId) {
+        // An operator pausing an agent an agent paused makes the pause theirs: no agent may lift it now.
+        agent.state.pausedByAgentId = null;
       }
       return agent.snapshot();
     },
-    { validator: rejectIfArchived },
+    { validator: (_request: LifecycleRequest | undefined) => rejectIfArchived() },
   );
 
   setHandler(
@@ -336,6 +342,7 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     async () => {
       if (agent.state.paused || agent.state.errorReason) {
         agent.state.paused = false;
+        agent.state.pausedByAgentId = null;
         agent.state.errorReason = null;
         agent.runningTask?.resume();
         await agent.runningChild?.signal(resumeTaskSignal);
@@ -343,7 +350,15 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
       }
       return agent.snapshot();
     },
-    { validator: rejectIfArchived },
+    {
+      validator: (request) => {
+        rejectIfArchived();
+        if (!request?.byAgentId) return;
+        // An agent (agent_manager) lifts only what an agent did: not an operator's pause, not an error stop.
+        if (agent.state.errorReason) throw new Error('it stopped with an error that needs an operator; only an operator can resume it');
+        if (agent.state.paused && !agent.state.pausedByAgentId) throw new Error('it was paused by an operator; only an operator can resume it');
+      },
+    },
   );
 
   setHandler(
@@ -417,7 +432,10 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
 
   // Goals carried over unscored (they arrived while the last run was about to continue as new) are scored now.
   if (localRecords && input.carried && governed && input.settings.priorityScoring) {
-    for (const goal of [...agent.state.queue]) if (goal.score === undefined) scoreInBackground(goal);
+    const unscored = agent.state.queue.filter((goal) => goal.score === undefined);
+    const byRef = unscored.filter((goal) => goal.inputInRow);
+    const inputs = byRef.length > 0 ? await acts.loadGoalInputs({ taskIds: byRef.map((g) => g.taskId) }) : {};
+    for (const goal of unscored) scoreInBackground(goal.inputInRow ? { ...goal, input: inputs[goal.taskId] ?? {} } : goal);
   }
 
   for (;;) {
@@ -431,7 +449,9 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
       await condition(() => (boundedWaits && agent.archiveRequested) || (allHandlersFinished() && (!localRecords || scoring === 0)));
       if (agent.archiveRequested) break;
       if (!agent.state.current) {
-        return await continueAsNew<typeof AgentWorkflow>({ agent: agent.config, settings: input.settings, carried: agent.state });
+        // Queued goals travel by reference: their inputs (up to API_BODY_LIMIT_KB each) stay in their rows.
+        const carried = boundedWaits ? { ...agent.state, queue: agent.state.queue.map(byReference) } : agent.state;
+        return await continueAsNew<typeof AgentWorkflow>({ agent: agent.config, settings: input.settings, carried });
       }
     }
     if (agent.canStartGoal && (await takeActiveSlot())) {
@@ -594,6 +614,11 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     // start, one local activity less per goal. Earlier histories replay with syncAgentState here.
     const stateWithFirstCall = localRecords && patched(AGENT_STATE_IN_MODEL_CALL_PATCH);
     const started = await publish({ recordLater: stateWithFirstCall });
+    if (goal.inputInRow) {
+      const inputs = await acts.loadGoalInputs({ taskIds: [goal.taskId] });
+      goal = { ...goal, input: inputs[goal.taskId] ?? {}, inputInRow: undefined };
+      if (agent.state.current?.taskId === goal.taskId) agent.state.current = goal;
+    }
     const scope = new CancellationScope();
     agent.runningScope = scope;
     // Cancelled or archived while its state was being published: the goal ends as it is, having run nothing.
@@ -645,6 +670,13 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     // When the next goal starts right away, its own publish (RUNNING) covers this transition.
     if (!agent.archiveRequested && !agent.canStartGoal) await publish();
   }
+}
+
+/** A queued goal as it travels through continue-as-new: its input stays in its row, but what orders the queue stays. */
+function byReference(goal: QueuedGoal): QueuedGoal {
+  if (goal.inputInRow) return goal;
+  const { dependsOn } = goal.input;
+  return { ...goal, input: dependsOn === undefined ? {} : { dependsOn }, inputInRow: true };
 }
 
 /** Queue rank of a goal: its AI score 0-1000, or its static 1-10 priority scaled to match until scored. */

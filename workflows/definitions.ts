@@ -121,6 +121,11 @@ export interface Goal {
   delegationDepth: number;
   parentTaskId: string | null;
   submittedAt: string;
+  /**
+   * Set on goals carried through continue-as-new: their input stayed in the task's row (only `dependsOn`
+   * travels), and is read back when the goal starts or is scored.
+   */
+  inputInRow?: boolean;
 }
 
 /** Queue entry: `seq` makes ordering FIFO within one priority. */
@@ -144,6 +149,8 @@ export interface AgentRuntimeState {
   lastActive: string | null;
   /** Set while the next goal waits for one of the AGENTS_MAX_ACTIVE slots. */
   waitingForSlot?: boolean;
+  /** While paused: the agent whose agent_manager paused it; absent or null for an operator's pause. */
+  pausedByAgentId?: string | null;
 }
 
 export interface AgentWorkflowInput {
@@ -220,8 +227,15 @@ export interface TaskOutcome {
 // Updates, not signals, wherever the API must answer with the real outcome (queued, 409 on an
 // impossible transition); the validators reject before anything is written to history.
 export const submitGoalUpdate = defineUpdate<GoalReceipt, [SubmitGoalInput]>('submitGoal');
-export const pauseAgentUpdate = defineUpdate<AgentLiveState>('pauseAgent');
-export const resumeAgentUpdate = defineUpdate<AgentLiveState>('resumeAgent');
+/**
+ * Who asks to pause or resume: an operator (API, CLI; no argument), or an agent through its agent_manager
+ * tool (`byAgentId`). An agent may resume only a pause an agent made, never an operator's.
+ */
+export interface LifecycleRequest {
+  byAgentId?: string;
+}
+export const pauseAgentUpdate = defineUpdate<AgentLiveState, [LifecycleRequest | undefined]>('pauseAgent');
+export const resumeAgentUpdate = defineUpdate<AgentLiveState, [LifecycleRequest | undefined]>('resumeAgent');
 export const archiveAgentUpdate = defineUpdate<AgentLiveState>('archiveAgent');
 export const cancelGoalUpdate = defineUpdate<GoalReceipt, [{ taskId: string; reason?: string }]>('cancelGoal');
 export const updateAgentConfigUpdate = defineUpdate<AgentConfig, [AgentConfigPatch]>('updateAgentConfig');

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
 import type pg from 'pg';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
@@ -6,9 +7,9 @@ import { AgentRejectedError, type AgentGateway } from '../../lib/agent-gateway';
 import { agentSettings } from '../../lib/config';
 import { withTransaction } from '../../lib/db';
 import { pendingTasksRefusal, subtasksRefusal } from '../../lib/fuses';
-import { agentBodies, AUTONOMY_LEVELS } from '../../lib/models';
+import { agentBodies, AUTONOMY_LEVELS, DEFAULT_TOOLS } from '../../lib/models';
 import { ReminderRefused, ReminderScheduleInput } from '../../lib/reminders';
-import type { AgentConfig, NewReminder, ReminderView } from '../../workflows/definitions';
+import { toolAllowed, type AgentConfig, type NewReminder, type ReminderView } from '../../workflows/definitions';
 import { defineTool, ToolError, type ToolContext, type ToolDefinition, type ToolResult } from './registry';
 import { checkAllowedUrl, outboundAllowHosts, safeGet, safePost, type HttpPolicy } from './safe-http';
 
@@ -243,8 +244,8 @@ export interface ReminderPort {
   create(reminder: NewReminder): Promise<ReminderView>;
 }
 
-/** How agent_manager reaches other agents' workflows (AgentGateway). */
-export type AgentManagerPort = Pick<AgentGateway, 'start' | 'pause' | 'resume' | 'archive'>;
+/** How agent_manager reaches other agents' workflows (AgentGateway); `state` reads the caller's own configuration. */
+export type AgentManagerPort = Pick<AgentGateway, 'start' | 'pause' | 'resume' | 'archive' | 'state'>;
 
 const unavailable = (tool: string) => new ToolError(`${tool} is not available in this process`);
 
@@ -297,7 +298,7 @@ export function createAgentManagerTool(agents?: AgentManagerPort) {
   return defineTool({
     name: 'agent_manager',
     description:
-      'Manage the agents of your organisation. action "create" (name, objective; optional type, priority, autonomy, allowedTools) starts a new agent; "list" shows active agents; "pause", "resume" and "archive" (agentId) change one. You cannot pause or archive yourself.',
+      'Manage the agents of your organisation. action "create" (name, objective; optional type, priority, autonomy, allowedTools, approvalRequiredTools, tokenBudgetPerMinute, mcpServers) starts a new agent that never has more than you: only tools you have, an autonomy no higher than yours, a token budget no higher than yours, at least your approval requirements, and only your own MCP servers, named; it runs on your provider and model. "list" shows active agents; "pause", "resume" and "archive" (agentId) change one. You cannot pause or archive yourself, and you can resume only agents paused through this tool, not ones an operator paused.',
     input: z.object({
       action: z.enum(['create', 'list', 'pause', 'resume', 'archive']),
       agentId: z.string().uuid().optional().describe('The agent to pause, resume or archive'),
@@ -305,8 +306,11 @@ export function createAgentManagerTool(agents?: AgentManagerPort) {
       objective: z.string().trim().min(1).max(10_000).optional(),
       type: z.string().trim().min(1).max(100).optional(),
       priority: z.number().int().min(1).max(10).optional(),
-      autonomy: z.enum(AUTONOMY_LEVELS).optional(),
-      allowedTools: z.array(z.string()).max(100).optional(),
+      autonomy: z.enum(AUTONOMY_LEVELS).optional().describe('At most your own; defaults to yours'),
+      allowedTools: z.array(z.string()).max(100).optional().describe('A subset of your tools; defaults to the default tools you have'),
+      approvalRequiredTools: z.array(z.string()).max(100).optional().describe('Added to your own, which the new agent always keeps'),
+      tokenBudgetPerMinute: z.number().int().positive().optional().describe('At most your own; defaults to yours'),
+      mcpServers: z.array(z.string()).max(10).optional().describe('Names of your own MCP servers the new agent may use'),
     }),
     sideEffect: true,
     async run(args, ctx) {
@@ -321,7 +325,9 @@ export function createAgentManagerTool(agents?: AgentManagerPort) {
       if (!target.rowCount) throw new ToolError(`no agent ${agentId} in this organisation`);
       const { result, replayed } = await applyOnce(ctx, 'agent_manager', async () => {
         try {
-          const live = await agents[action](agentId);
+          if (action === 'pause') return await pauseAgent(agents, agentId, ctx);
+          if (action === 'resume') return await resumeAgent(agents, agentId, ctx);
+          const live = await agents.archive(agentId);
           return { agentId, action, status: live.status };
         } catch (err) {
           // Refused (archived, not running): the model should hear it, and nothing is recorded.
@@ -334,6 +340,18 @@ export function createAgentManagerTool(agents?: AgentManagerPort) {
   });
 }
 
+/** Pauses an agent as this agent: the pause is then one an agent may lift (see resumeAgentUpdate). */
+async function pauseAgent(agents: AgentManagerPort, agentId: string, ctx: ToolContext) {
+  const live = await agents.pause(agentId, { byAgentId: ctx.agentId });
+  return { agentId, action: 'pause', status: live.status };
+}
+
+/** Resumes an agent as this agent: its workflow refuses when an operator paused it or an error stopped it. */
+async function resumeAgent(agents: AgentManagerPort, agentId: string, ctx: ToolContext) {
+  const live = await agents.resume(agentId, { byAgentId: ctx.agentId });
+  return { agentId, action: 'resume', status: live.status };
+}
+
 async function activeAgents(ctx: ToolContext) {
   const { rows } = await ctx.db.query(
     `SELECT id, name, type, objective, status, priority FROM agents WHERE org_id = $1 AND status <> 'ARCHIVED' ORDER BY created_at, id LIMIT 100`,
@@ -342,18 +360,94 @@ async function activeAgents(ctx: ToolContext) {
   return rows;
 }
 
+interface CreateArgs {
+  name?: string;
+  objective?: string;
+  type?: string;
+  priority?: number;
+  autonomy?: AgentConfig['autonomy'];
+  allowedTools?: string[];
+  approvalRequiredTools?: string[];
+  tokenBudgetPerMinute?: number;
+  mcpServers?: string[];
+}
+
+const autonomyRank = (level: AgentConfig['autonomy']) => AUTONOMY_LEVELS.indexOf(level);
+
+/** A server entry without its absent optional fields, so parsed and stored entries compare equal. */
+const definedOnly = (value: object) => Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined));
+
+/** Whether `entry` of a new agent's allowlist grants nothing beyond `creator`'s: a pattern only if held as such. */
+const toolCovered = (creator: readonly string[], entry: string) => (entry.endsWith('__*') ? creator.includes(entry) : toolAllowed(creator, entry));
+
+/**
+ * The new agent's fields: what the model asked for, with every privilege it left out taken from its
+ * creator rather than from the API's defaults (which are generous: autopilot, no budget, default tools).
+ * Provider, model and approval routing are always the creator's.
+ */
+function childFields(args: CreateArgs, creator: AgentConfig): Record<string, unknown> {
+  const unknownServers = (args.mcpServers ?? []).filter((name) => !(creator.mcpServers ?? []).some((s) => s.name === name));
+  if (unknownServers.length) {
+    const yours = (creator.mcpServers ?? []).map((s) => s.name).join(', ') || 'none';
+    throw new ToolError(`agent creation refused: you have no MCP server ${unknownServers.map((n) => `"${n}"`).join(', ')} (yours: ${yours}); nothing was created`);
+  }
+  return {
+    name: args.name,
+    objective: args.objective,
+    ...(args.type !== undefined ? { type: args.type } : {}),
+    ...(args.priority !== undefined ? { priority: args.priority } : {}),
+    autonomy: args.autonomy ?? creator.autonomy,
+    allowedTools: args.allowedTools ?? DEFAULT_TOOLS.filter((tool) => toolAllowed(creator.allowedTools, tool)),
+    approvalRequiredTools: [...new Set([...(creator.approvalRequiredTools ?? []), ...(args.approvalRequiredTools ?? [])])],
+    tokenBudgetPerMinute: args.tokenBudgetPerMinute ?? creator.tokenBudgetPerMinute ?? null,
+    // By name: the creator's own entries are copied (headers included) without the model ever seeing them.
+    mcpServers: (creator.mcpServers ?? []).filter((s) => args.mcpServers?.includes(s.name)),
+    provider: creator.provider,
+    model: creator.model,
+    fallbackProviders: creator.fallbackProviders ?? [],
+    approvalTimeoutHours: creator.approvalTimeoutHours ?? null,
+    onApprovalTimeout: creator.onApprovalTimeout ?? 'fail',
+    notify: creator.notify ?? { type: 'log' },
+  };
+}
+
+/** Everything in which `child` would exceed `creator`, as the model should read it; empty when nothing does. */
+function escalations(child: Omit<AgentConfig, 'id' | 'orgId' | 'createdAt'>, creator: AgentConfig): string[] {
+  const found: string[] = [];
+  const extraTools = child.allowedTools.filter((tool) => !toolCovered(creator.allowedTools, tool));
+  if (extraTools.length) found.push(`allowedTools ${extraTools.join(', ')} (yours: ${creator.allowedTools.join(', ') || 'none'})`);
+  if (autonomyRank(child.autonomy) > autonomyRank(creator.autonomy)) found.push(`autonomy ${child.autonomy} (yours: ${creator.autonomy})`);
+  const budget = creator.tokenBudgetPerMinute ?? null;
+  // A creator without a budget of its own is bounded only by the organisation's and the global budgets,
+  // which bound the new agent as well: any agent budget (or none) grants nothing more.
+  if (budget !== null && (child.tokenBudgetPerMinute ?? null) === null) found.push(`tokenBudgetPerMinute none (yours: ${budget})`);
+  else if (budget !== null && child.tokenBudgetPerMinute! > budget) found.push(`tokenBudgetPerMinute ${child.tokenBudgetPerMinute} (yours: ${budget})`);
+  const missing = (creator.approvalRequiredTools ?? []).filter((tool) => !child.approvalRequiredTools.includes(tool));
+  if (missing.length) found.push(`approvalRequiredTools without ${missing.join(', ')}`);
+  const foreign = child.mcpServers.filter((s) => !(creator.mcpServers ?? []).some((mine) => isDeepStrictEqual(definedOnly(mine), definedOnly(s))));
+  if (foreign.length) found.push(`mcpServers ${foreign.map((s) => s.name).join(', ')}`);
+  return found;
+}
+
 /**
  * Starts a new agent in the caller's organisation, at most once per call: its id derives from the
  * idempotency key and its workflow id refuses a second start, so a retry finds the agent it created.
+ * The new agent never has more than its creator (see `escalations`); the creator's configuration is read
+ * from its own workflow, the source of truth (it is running this very task).
  */
-async function createAgent(agents: AgentManagerPort, args: { name?: string; objective?: string } & Record<string, unknown>, ctx: ToolContext) {
+async function createAgent(agents: AgentManagerPort, args: CreateArgs, ctx: ToolContext) {
   if (ctx.delegationDepth >= ctx.maxDelegationDepth) {
     throw new ToolError(`agent creation refused: this task is at delegation depth ${ctx.delegationDepth}, the fuse is ${ctx.maxDelegationDepth}`);
   }
-  const { action: _action, agentId: _agentId, ...fields } = args;
+  const creator = (await agents.state(ctx.agentId))?.agent;
+  if (!creator) throw new ToolError('agent creation refused: your own configuration could not be read');
   // Checked against this worker's operator settings (outbound allowlist, stdio MCP servers).
-  const body = agentBodies(() => ctx.config).CreateAgentBody.safeParse(fields);
+  const body = agentBodies(() => ctx.config).CreateAgentBody.safeParse(childFields(args, creator));
   if (!body.success) throw new ToolError(`invalid agent: ${body.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  const exceeded = escalations(body.data, creator);
+  if (exceeded.length) {
+    throw new ToolError(`agent creation refused: a new agent may not have more than you; exceeded: ${exceeded.join('; ')}. Nothing was created`);
+  }
   const agent: AgentConfig = { id: stableUuid(`agent:${ctx.idempotencyKey}`), orgId: ctx.orgId, ...body.data, createdAt: new Date().toISOString() };
   const { result, replayed } = await applyOnce(ctx, 'agent_manager', async (client) => {
     // An earlier attempt may have started this very agent: it counts against the limit already.
