@@ -22,6 +22,21 @@ const ResourceBucketsSchema = z.record(
   z.object({ capacity: z.number().positive(), refillPerSecond: z.number().positive() }).strict(),
 );
 
+/** A JSON-valued variable (default `{}`) parsed with `schema`; an invalid value names an example of a valid one. */
+function jsonFromEnv<S extends z.ZodType>(schema: S, example: string) {
+  return z
+    .string()
+    .default('{}')
+    .transform((v, ctx): z.output<S> => {
+      try {
+        return schema.parse(JSON.parse(v));
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `must be JSON like ${example} (${(err as Error).message.split('\n')[0]})` });
+        return z.NEVER;
+      }
+    });
+}
+
 /** One operator-defined stdio MCP server: tenants pick it by name and cannot change what it runs. */
 const McpStdioServerSchema = z
   .object({
@@ -112,17 +127,7 @@ const EnvSchema = z.object({
     message: 'use comma-separated host, host:port or CIDR entries, e.g. 127.0.0.1:8080,10.1.0.0/16',
   }),
   /** The stdio MCP servers tenants may use, by name: `{"files": {"command": "...", "args": [], "env": {}, "cwd": "...", "readOnlyTools": []}}`. */
-  MCP_STDIO_SERVERS: z
-    .string()
-    .default('{}')
-    .transform((v, ctx) => {
-      try {
-        return McpStdioServersSchema.parse(JSON.parse(v));
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', message: `must be JSON like {"files":{"command":"/usr/bin/mcp-files","args":["--root","/srv"]}} (${(err as Error).message.split('\n')[0]})` });
-        return z.NEVER;
-      }
-    }),
+  MCP_STDIO_SERVERS: jsonFromEnv(McpStdioServersSchema, '{"files":{"command":"/usr/bin/mcp-files","args":["--root","/srv"]}}'),
   /** An MCP connection unused this long is closed (per worker). */
   MCP_IDLE_SECONDS: intFromEnv(300, 1),
   /** Open MCP connections per worker; beyond it the least recently used idle one is closed. */
@@ -174,17 +179,7 @@ const EnvSchema = z.object({
   /** Host CPU % above which a worker starts no new activity until load drops (100 turns the gate off). */
   AGENTS_CPU_THRESHOLD: z.coerce.number().min(1).max(100).default(85),
   /** Named token buckets for shared resources: `{"name": {"capacity": 10, "refillPerSecond": 2}}`. */
-  RESOURCE_BUCKETS: z
-    .string()
-    .default('{}')
-    .transform((v, ctx) => {
-      try {
-        return ResourceBucketsSchema.parse(JSON.parse(v));
-      } catch (err) {
-        ctx.addIssue({ code: 'custom', message: `must be JSON like {"weather-api":{"capacity":10,"refillPerSecond":2}} (${(err as Error).message.split('\n')[0]})` });
-        return z.NEVER;
-      }
-    }),
+  RESOURCE_BUCKETS: jsonFromEnv(ResourceBucketsSchema, '{"weather-api":{"capacity":10,"refillPerSecond":2}}'),
   /** Score queued tasks 0-1000 with the agent's model; off keeps the static 1-10 priority. */
   PRIORITY_SCORING: z.enum(['on', 'off']).default('on'),
   /** How long a score is reused for tasks with the same key concepts. */

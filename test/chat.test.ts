@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { chatWorkflowId } from '../workflows/definitions';
-import { startApi, startWorker, testConfig, waitFor, type TestStack } from './helpers/stack';
+import { startApi, startStack, startWorker, testConfig, waitFor, type TestStack } from './helpers/stack';
 
 interface SseEvent {
   event: string;
@@ -138,34 +138,37 @@ describe('chat', () => {
   });
 });
 
-describe('chat under governance', () => {
+/** A stack with a 2,000-token budget per `windowSeconds` and chat turns admitted within `llmTimeoutSeconds`; the stack, read after `before`. */
+function budgetedChatStack(windowSeconds: number, llmTimeoutSeconds: number): () => TestStack {
   let stack: TestStack;
-  let worker: { stop(): Promise<void> };
-
   before(async () => {
-    const config = testConfig({
-      AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE: '2000',
-      TOKEN_BUDGET_WINDOW_SECONDS: '5',
-      TOKEN_RESERVATION_OUTPUT_TOKENS: '100',
-      LLM_TIMEOUT_SECONDS: '20',
-    });
-    stack = await startApi(config);
-    worker = await startWorker(config);
-  });
-  after(async () => {
-    await worker?.stop();
-    await stack?.stop();
-  });
-
-  const spendWholeBudget = () =>
-    stack.db.query(
-      `INSERT INTO token_ledger (id, org_id, agent_id, task_id, purpose, estimate, tokens, settled_at) VALUES ($1, $2, $3, NULL, 'step', 2000, 2000, now())`,
-      [randomUUID(), stack.config.DEFAULT_ORG_ID, randomUUID()],
+    stack = await startStack(
+      testConfig({
+        AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE: '2000',
+        TOKEN_BUDGET_WINDOW_SECONDS: String(windowSeconds),
+        TOKEN_RESERVATION_OUTPUT_TOKENS: '100',
+        LLM_TIMEOUT_SECONDS: String(llmTimeoutSeconds),
+      }),
     );
+  });
+  after(() => stack?.stop());
+  return () => stack;
+}
+
+/** Spends the whole window's budget just now, as another agent's call would. */
+const spendWholeBudget = (stack: TestStack) =>
+  stack.db.query(
+    `INSERT INTO token_ledger (id, org_id, agent_id, task_id, purpose, estimate, tokens, settled_at) VALUES ($1, $2, $3, NULL, 'step', 2000, 2000, now())`,
+    [randomUUID(), stack.config.DEFAULT_ORG_ID, randomUUID()],
+  );
+
+describe('chat under governance', () => {
+  const current = budgetedChatStack(5, 20);
 
   it('a turn waits for the token budget, says so on the stream, then answers; the turn is in the token ledger', async () => {
+    const stack = current();
     const agent = await stack.api.createAgent({ name: 'Budgeted', objective: 'Talk' });
-    await spendWholeBudget();
+    await spendWholeBudget(stack);
     const events = await chat(stack.api, { agentId: agent.id, message: 'are you there?' });
     const names = events.map((e) => e.event);
     const waiting = events.find((e) => e.event === 'waiting');
@@ -180,6 +183,7 @@ describe('chat under governance', () => {
   });
 
   it('approvalRequiredTools gate chat tool calls, even of an autopilot agent', async () => {
+    const stack = current();
     const agent = await stack.api.createAgent({ name: 'Careful', objective: 'Talk', autonomy: 'autopilot', approvalRequiredTools: ['memory_write'] });
     const events = await chat(stack.api, { agentId: agent.id, message: 'remember the code word is green' });
     const result = events.find((e) => e.event === 'tool_result');
@@ -193,30 +197,12 @@ describe('chat under governance', () => {
 });
 
 describe('chat when the budget does not free in time', () => {
-  let stack: TestStack;
-  let worker: { stop(): Promise<void> };
-
-  before(async () => {
-    const config = testConfig({
-      AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE: '2000',
-      TOKEN_BUDGET_WINDOW_SECONDS: '30',
-      TOKEN_RESERVATION_OUTPUT_TOKENS: '100',
-      LLM_TIMEOUT_SECONDS: '2',
-    });
-    stack = await startApi(config);
-    worker = await startWorker(config);
-  });
-  after(async () => {
-    await worker?.stop();
-    await stack?.stop();
-  });
+  const current = budgetedChatStack(30, 2);
 
   it('ends the turn with a clear error and stores nothing of it', async () => {
+    const stack = current();
     const agent = await stack.api.createAgent({ name: 'Starved', objective: 'Talk' });
-    await stack.db.query(
-      `INSERT INTO token_ledger (id, org_id, agent_id, task_id, purpose, estimate, tokens, settled_at) VALUES ($1, $2, $3, NULL, 'step', 2000, 2000, now())`,
-      [randomUUID(), stack.config.DEFAULT_ORG_ID, randomUUID()],
-    );
+    await spendWholeBudget(stack);
     const events = await chat(stack.api, { agentId: agent.id, message: 'hello?' });
     const error = events.find((e) => e.event === 'error');
     assert.ok(error, JSON.stringify(events.map((e) => e.event)));
