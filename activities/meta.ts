@@ -81,17 +81,26 @@ export function parseTeamDesign(answer: string, maxAgents: number): { team: Meta
 export function createMetaActivities(deps: { db: Db; config: Config; runner: ReturnType<typeof createStepRunner> }) {
   const { db, config } = deps;
   return {
-    /** Asks the deployment's default model for a team of at most `maxAgents` agents and a sub-task DAG over them. */
-    async designMetaTeam(input: { metaId: string; objective: string; maxAgents: number }): Promise<{ team: MetaTeamMember[]; plan: MetaPlanNode[] }> {
+    /**
+     * Asks the deployment's default model for a team of at most `maxAgents` agents and a sub-task DAG over
+     * them. With the organisation, the call passes the same admission as a task step (token budgets, a step
+     * slot) and fails with an AdmissionWait the workflow sleeps on.
+     */
+    async designMetaTeam(input: { metaId: string; objective: string; maxAgents: number; orgId?: string }): Promise<{ team: MetaTeamMember[]; plan: MetaPlanNode[] }> {
       const prompt = [META_TEAM_MARKER, `Objective: ${input.objective}`, `Team size: at most ${input.maxAgents} agents`, '', TEAM_INSTRUCTIONS].join('\n');
-      const reply = await deps.runner.completeWithFallback({
-        taskId: `meta-${input.metaId}`,
-        step: 0,
-        provider: null,
-        model: null,
-        messages: [{ role: 'user', content: prompt }],
-        toolNames: [],
-      });
+      const owner = input.orgId ? { agentId: `meta-${input.metaId}`, orgId: input.orgId, priority: 500, agentBudget: null } : undefined;
+      const reply = await deps.runner.governedModelCall(
+        {
+          taskId: `meta-${input.metaId}`,
+          step: 0,
+          provider: null,
+          model: null,
+          messages: [{ role: 'user', content: prompt }],
+          toolNames: [],
+          ...(owner ? { owner } : {}),
+        },
+        { purpose: 'meta' },
+      );
       const design = parseTeamDesign(reply.content, input.maxAgents);
       if ('error' in design) throw ApplicationFailure.create({ message: `team design: ${design.error}`, type: UNUSABLE_DESIGN });
       return design;

@@ -1,3 +1,4 @@
+import { Context } from '@temporalio/activity';
 import { registerSecretsIn } from '../lib/logger';
 import { semanticHash } from '../lib/semantic-hash';
 import type { Governance } from './governance';
@@ -126,8 +127,12 @@ export function createPriorityActivities(deps: StepDeps & { governance: Governan
 
       const ageDays = Math.max(0, (Date.now() - Date.parse(input.submittedAt)) / 86_400_000);
       const prompt = scoringPrompt(input, ageDays);
+      // One reservation per attempt: a reservation found under its id counts as granted, and a failed
+      // attempt settled its own to zero, so a retry reusing it would run unchecked and uncounted.
+      const { info } = Context.current();
+      const reservationId = `priority:${input.taskId}:${info.activityId}:${info.attempt}`;
       const reservation = await governance.reserveTokens({
-        id: `priority:${input.taskId}`,
+        id: reservationId,
         orgId: input.orgId,
         agentId: input.agentId,
         taskId: input.taskId,
@@ -167,7 +172,7 @@ export function createPriorityActivities(deps: StepDeps & { governance: Governan
       } catch (err) {
         return record(input, hash, fallback, started, `scoring failed: ${(err as Error).message}`);
       } finally {
-        await governance.settleTokens(`priority:${input.taskId}`, used);
+        await governance.settleTokens(reservationId, used);
       }
     },
   };

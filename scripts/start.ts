@@ -80,6 +80,11 @@ async function main(): Promise<void> {
     console.log(`  Provider:   ${cfg.aiProvider}${cfg.aiProvider === 'offline' ? ' (deterministic, no network; set OPENAI_API_KEY or ANTHROPIC_API_KEY for a real model)' : ''}`);
     console.log(`  API key:    ${apiKey}  (org "${cfg.DEFAULT_ORG_ID}"${cfg.API_KEY ? ', from API_KEY' : `, kept in ${path.join(cfg.DATA_DIR, 'api-key')}`})`);
     console.log(`              curl -H 'Authorization: Bearer ${apiKey}' ${apiUrl}/api/v1/agents\n`);
+    if ((cfg.PAYLOAD_ENCRYPTION_KEY || cfg.PAYLOAD_DECRYPTION_KEYS.length) && !cfg.CODEC_ALLOW_UNAUTHENTICATED) {
+      // The dev server's Web UI cannot send an API key to /codec, which needs one.
+      console.log('  Payloads are encrypted; this Web UI shows them as ciphertext. To let it decrypt on this machine, start');
+      console.log('  with CODEC_ALLOW_UNAUTHENTICATED=true (loopback only; see docs/encryption.md).\n');
+    }
 
     if (!flags['no-demo']) await runDemo(apiUrl, apiKey, stack.temporal.uiUrl ?? '', cfg.TEMPORAL_NAMESPACE);
     if (flags['exit-after-demo']) return await stop(0);

@@ -95,6 +95,9 @@ describe('meta supervisor', () => {
       );
       assert.equal(run.status, 'completed', JSON.stringify(run));
       assert.equal(run.error, null);
+      // The design call was admitted like any step: a reservation of the organisation's budget.
+      const ledger = await stack.db.query(`SELECT org_id, purpose FROM token_ledger WHERE task_id = $1`, [`meta-${id}`]);
+      assert.deepEqual(ledger.rows, [{ org_id: stack.config.DEFAULT_ORG_ID, purpose: 'meta' }]);
 
       // The team: at most 5 agents, each a real agent row with the objective it was designed for.
       assert.ok(run.team.length >= 1 && run.team.length <= 5, `team of ${run.team.length}`);

@@ -1,7 +1,15 @@
-import { patched, proxyActivities, proxyLocalActivities, type ActivityOptions, type LocalActivityOptions } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  patched,
+  proxyActivities,
+  proxyLocalActivities,
+  type ActivityOptions,
+  type LocalActivityOptions,
+} from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { ErrorType } from '../lib/errors';
-import type { AgentSettings } from './definitions';
+import type { AdmissionWait, AgentSettings } from './definitions';
 
 /** Failures that retrying cannot fix; they end the step at once. */
 const NON_RETRYABLE = [
@@ -156,4 +164,20 @@ export function activitiesFor(settings: AgentSettings) {
     runToolLocally: (summary: string, input: Parameters<Activities['runTool']>[0]) =>
       localTools.runTool.executeWithOptions({ ...localToolOptions, summary }, [input]),
   };
+}
+
+/**
+ * The application failure an activity ended with: an activity's arrives wrapped in an ActivityFailure, a
+ * local activity's non-retryable one as it is.
+ */
+export function applicationFailure(err: unknown): ApplicationFailure | null {
+  if (err instanceof ActivityFailure) return err.cause instanceof ApplicationFailure ? err.cause : null;
+  return err instanceof ApplicationFailure ? err : null;
+}
+
+/** The admission wait (budget, step slot, resource) an activity failed with, if that is why it failed. */
+export function admissionWaitOf(err: unknown): AdmissionWait | null {
+  const failure = applicationFailure(err);
+  if (failure?.type !== ErrorType.AdmissionWait) return null;
+  return (failure.details?.[0] as AdmissionWait | undefined) ?? null;
 }

@@ -13,9 +13,8 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { LlmMessage } from '../activities/llm/types';
-import { activitiesFor } from './activities';
+import { activitiesFor, admissionWaitOf } from './activities';
 import {
-  type AdmissionWait,
   cancelChatTurnSignal,
   chatTurnUpdate,
   type ChatTurnInput,
@@ -209,11 +208,4 @@ function failedTurn(turn: ChatTurnInput, err: unknown): ChatTurnResult {
   if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) return { ...base, status: 'failed', error: err.cause.message };
   if (err instanceof ApplicationFailure) return { ...base, status: 'failed', error: err.message };
   throw err;
-}
-
-/** The admission wait a call failed with, if that is why it failed. */
-function admissionWaitOf(err: unknown): AdmissionWait | null {
-  const failure = err instanceof ActivityFailure ? err.cause : null;
-  if (!(failure instanceof ApplicationFailure) || failure.type !== ErrorType.AdmissionWait) return null;
-  return (failure.details?.[0] as AdmissionWait | undefined) ?? null;
 }

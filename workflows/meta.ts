@@ -1,5 +1,5 @@
-import { executeChild, log, setCurrentDetails } from '@temporalio/workflow';
-import { activitiesFor } from './activities';
+import { executeChild, log, patched, setCurrentDetails, sleep } from '@temporalio/workflow';
+import { activitiesFor, admissionWaitOf } from './activities';
 import { CrewWorkflow } from './crew';
 import { answerText } from './crew-plan';
 import {
@@ -11,6 +11,9 @@ import {
   type MetaStatus,
   type MetaWorkflowInput,
 } from './definitions';
+
+/** Patch: the team design's model call passes admission (earlier runs called the model ungoverned). */
+const GOVERNED_DESIGN_PATCH = 'meta-design-governed';
 
 /**
  * The meta supervisor: one objective becomes a team of new specialised agents and a plan of sub-tasks
@@ -41,7 +44,20 @@ export async function MetaSupervisorWorkflow(input: MetaWorkflowInput): Promise<
   await progress('planning');
   let design;
   try {
-    design = await acts.designMetaTeam({ metaId: input.metaId, objective: input.objective, maxAgents: input.maxAgents });
+    // Patch: the design call is admitted like a task step (budgets, step slots); it waits on durable timers.
+    const governed = patched(GOVERNED_DESIGN_PATCH);
+    const request = { metaId: input.metaId, objective: input.objective, maxAgents: input.maxAgents, ...(governed ? { orgId: input.orgId } : {}) };
+    for (;;) {
+      try {
+        design = await acts.designMetaTeam(request);
+        break;
+      } catch (err) {
+        const wait = governed ? admissionWaitOf(err) : null;
+        if (!wait) throw err;
+        setCurrentDetails(`Meta supervisor **${input.name}** is waiting for admission (token budget or a step slot).`);
+        await sleep(wait.retryAfterMs);
+      }
+    }
   } catch (err) {
     return finish(failed(err));
   }

@@ -1,6 +1,4 @@
 import {
-  ActivityFailure,
-  ApplicationFailure,
   CancellationScope,
   condition,
   isCancellation,
@@ -17,9 +15,8 @@ import type { NotificationInput } from '../activities/approvals';
 import type { AgentStateRecord } from '../activities/records';
 import type { ToolPolicy } from '../activities/tools/registry';
 import { ErrorType } from '../lib/errors';
-import { activitiesFor, LOCAL_TOOLS_PATCH } from './activities';
+import { activitiesFor, admissionWaitOf, applicationFailure, LOCAL_TOOLS_PATCH } from './activities';
 import {
-  type AdmissionWait,
   decideApprovalSignal,
   decideApprovalUpdate,
   getTaskProgressQuery,
@@ -477,7 +474,7 @@ export class TaskRun {
         if (this.progress.status === 'waiting_for_budget') this.progress.status = 'running';
         return result;
       } catch (err) {
-        const wait = admissionWait(err);
+        const wait = admissionWaitOf(err);
         if (!wait) throw err;
         if (wait.reason === 'token_budget' && this.progress.status !== 'waiting_for_budget') {
           this.progress.status = 'waiting_for_budget';
@@ -507,22 +504,6 @@ export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcom
   setHandler(decideApprovalUpdate, (request) => task.applyDecision(request), { validator: (request) => task.checkDecision(request) });
   setHandler(decideApprovalSignal, (request) => task.applyDecisionSignal(request));
   return task.run();
-}
-
-/**
- * The application failure an activity ended with: an activity's arrives wrapped in an ActivityFailure, a
- * local activity's non-retryable one as it is.
- */
-function applicationFailure(err: unknown): ApplicationFailure | null {
-  if (err instanceof ActivityFailure) return err.cause instanceof ApplicationFailure ? err.cause : null;
-  return err instanceof ApplicationFailure ? err : null;
-}
-
-/** The admission wait an activity failed with, if that is why it failed. */
-function admissionWait(err: unknown): AdmissionWait | null {
-  const failure = applicationFailure(err);
-  if (failure?.type !== ErrorType.AdmissionWait) return null;
-  return (failure.details?.[0] as AdmissionWait | undefined) ?? null;
 }
 
 /** "24 h", "1.5 h", "6 min", "3.6 s": readable at every approval timeout scale. */
