@@ -62,7 +62,7 @@ export const SCORING_SYSTEM_PROMPT = 'You are the priority scorer of an agent or
  */
 export function createPriorityActivities(deps: StepDeps & { governance: Governance }) {
   const { db, config, governance } = deps;
-  const { completeWithFallback } = createStepRunner(deps);
+  const { completeWithFallback, withStepSlot } = createStepRunner(deps);
 
   /**
    * Records the score `scored` selects (one row of score, source and error, or none; its parameters start
@@ -144,8 +144,9 @@ export function createPriorityActivities(deps: StepDeps & { governance: Governan
 
       let used = 0;
       try {
-        // A slow scoring is abandoned (the request aborted) and the static priority stands.
-        const reply = await completeWithFallback(
+        // A slow scoring is abandoned (the request aborted) and the static priority stands; so is one that
+        // finds every step slot busy for a few seconds (the AdmissionWait is caught below).
+        const reply = await withStepSlot(`${input.taskId}:score`, input.staticPriority * 100, () => completeWithFallback(
           {
             taskId: input.taskId,
             step: 0,
@@ -159,7 +160,7 @@ export function createPriorityActivities(deps: StepDeps & { governance: Governan
             toolNames: [],
           },
           { timeoutMs: input.timeoutMs },
-        );
+        ));
         used = reply.usage.inputTokens + reply.usage.outputTokens;
         const score = parseScore(reply.content);
         if (score === null) return record(input, hash, fallback, started, `unreadable score: ${reply.content.slice(0, 200)}`);

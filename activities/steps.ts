@@ -351,7 +351,7 @@ export function createStepRunner(deps: StepDeps) {
     });
   }
 
-  return { completeWithFallback, executeTool, governedModelCall, governedToolCall };
+  return { completeWithFallback, executeTool, withStepSlot, governedModelCall, governedToolCall };
 }
 
 /** How long a step waits for a slot inside its activity before waiting on a durable timer instead. */

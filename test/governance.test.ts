@@ -275,6 +275,11 @@ describe('resource governance', () => {
       assert.equal(byTask.get(paraphrase.id)?.concept_hash, byTask.get(original.id)?.concept_hash);
       const detail = await stack.api.get(`/api/v1/tasks/${paraphrase.id}`);
       assert.equal(detail.body.priorityScore, byTask.get(original.id)?.score);
+      // The scoring call was admitted like a step: a step slot and a token reservation of its own.
+      const slot = await stack.db.query('SELECT 1 FROM slot_leases WHERE kind = $1 AND holder = $2', [`step:${stack.config.TEMPORAL_TASK_QUEUE}`, `${original.id}:score`]);
+      assert.equal(slot.rowCount, 1, 'the scoring held a step slot');
+      const reserved = await stack.db.query(`SELECT 1 FROM token_ledger WHERE task_id = $1 AND purpose = 'priority'`, [original.id]);
+      assert.equal(reserved.rowCount, 1, 'and reserved tokens once');
 
       // Score order beats static priority: the relevant task (priority 5) runs before the irrelevant one (priority 8).
       await stack.api.post(`/api/v1/agents/${writer.id}/pause`);
