@@ -1,5 +1,4 @@
 import {
-  ActivityFailure,
   allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
@@ -13,7 +12,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { LlmMessage } from '../activities/llm/types';
-import { activitiesFor, admissionWaitOf } from './activities';
+import { activitiesFor, admissionWaitOf, applicationFailure } from './activities';
 import {
   cancelChatTurnSignal,
   chatTurnUpdate,
@@ -205,7 +204,7 @@ export async function ChatWorkflow(input: ChatWorkflowInput): Promise<void> {
 function failedTurn(turn: ChatTurnInput, err: unknown): ChatTurnResult {
   const base = { turnId: turn.turnId, content: '', toolCalls: [], usage: { inputTokens: 0, outputTokens: 0 } };
   if (isCancellation(err)) return { ...base, status: 'cancelled', error: 'cancelled: the client went away' };
-  if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) return { ...base, status: 'failed', error: err.cause.message };
-  if (err instanceof ApplicationFailure) return { ...base, status: 'failed', error: err.message };
+  const failure = applicationFailure(err);
+  if (failure) return { ...base, status: 'failed', error: failure.message };
   throw err;
 }
