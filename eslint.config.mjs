@@ -10,7 +10,11 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-floating-promises': [
         'error',
-        { allowForKnownSafeCalls: [{ from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'suite'] }] },
+        {
+          allowForKnownSafeCalls: [
+            { from: 'package', package: 'node:test', name: ['describe', 'it', 'test', 'suite'] },
+          ],
+        },
       ],
       '@typescript-eslint/consistent-type-imports': ['error', { fixStyle: 'inline-type-imports' }],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
@@ -26,9 +30,28 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['node:*', 'fs', 'path', 'crypto', 'child_process', 'http', 'https', 'net'], message: 'Workflows must be deterministic: do I/O in activities.' },
-            { group: ['@temporalio/client', '@temporalio/worker', '@temporalio/activity', 'pg', 'pino', 'openai', '@anthropic-ai/sdk', 'zod'], message: 'Workflows may import only @temporalio/workflow, @temporalio/common, definitions and types.' },
-            { group: ['../activities', '../activities/*', '../api/*', '../lib/*', '!../lib/errors'], allowTypeImports: true, message: 'Import activities as types only; call them through proxyActivities.' },
+            {
+              group: ['node:*', 'fs', 'path', 'crypto', 'child_process', 'http', 'https', 'net'],
+              message: 'Workflows must be deterministic: do I/O in activities.',
+            },
+            {
+              group: [
+                '@temporalio/client',
+                '@temporalio/worker',
+                '@temporalio/activity',
+                'pg',
+                'pino',
+                'openai',
+                '@anthropic-ai/sdk',
+                'zod',
+              ],
+              message: 'Workflows may import only @temporalio/workflow, @temporalio/common, definitions and types.',
+            },
+            {
+              group: ['../activities', '../activities/*', '../api/*', '../lib/*', '!../lib/errors'],
+              allowTypeImports: true,
+              message: 'Import activities as types only; call them through proxyActivities.',
+            },
           ],
         },
       ],

@@ -46,8 +46,18 @@ export function createApprovalActivities({ db, logger, config }: ApprovalDeps) {
         await client.query(
           `INSERT INTO approvals (id, task_id, agent_id, org_id, step, call_index, title, proposed_action, expires_at, workflow_id)
            VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (task_id, step, call_index) DO NOTHING`,
-          [input.approvalId, input.taskId, input.agentId, input.orgId, input.step, input.callIndex, input.title,
-            JSON.stringify(input.proposedAction), input.expiresAt, input.workflowId ?? null],
+          [
+            input.approvalId,
+            input.taskId,
+            input.agentId,
+            input.orgId,
+            input.step,
+            input.callIndex,
+            input.title,
+            JSON.stringify(input.proposedAction),
+            input.expiresAt,
+            input.workflowId ?? null,
+          ],
         );
         await client.query(
           `UPDATE tasks SET status = 'awaiting_approval', updated_at = now()
@@ -63,8 +73,14 @@ export function createApprovalActivities({ db, logger, config }: ApprovalDeps) {
         const { rows } = await client.query<{ task_id: string }>(
           `UPDATE approvals SET status = $2, decided_by = $3, decision_reason = $4, edited_action = $5, decided_at = $6
            WHERE id = $1 AND status = 'pending' RETURNING task_id`,
-          [input.approvalId, input.status, input.decidedBy, input.reason,
-            input.editedAction ? JSON.stringify(input.editedAction) : null, input.decidedAt],
+          [
+            input.approvalId,
+            input.status,
+            input.decidedBy,
+            input.reason,
+            input.editedAction ? JSON.stringify(input.editedAction) : null,
+            input.decidedAt,
+          ],
         );
         if (rows[0]) {
           await client.query(
@@ -86,7 +102,15 @@ export function createApprovalActivities({ db, logger, config }: ApprovalDeps) {
          VALUES ($1,$2,$3,$4,$5,$6,$7)
          ON CONFLICT (idempotency_key) DO UPDATE SET attempts = notifications.attempts
          RETURNING id, delivered_at`,
-        [input.key, input.orgId, input.agentId, input.taskId, input.event, JSON.stringify(input.payload), JSON.stringify(input.target)],
+        [
+          input.key,
+          input.orgId,
+          input.agentId,
+          input.taskId,
+          input.event,
+          JSON.stringify(input.payload),
+          JSON.stringify(input.target),
+        ],
       );
       const row = rows[0]!;
       if (row.delivered_at) return;
@@ -94,18 +118,32 @@ export function createApprovalActivities({ db, logger, config }: ApprovalDeps) {
       try {
         if (input.target.type === 'webhook') {
           const headers = { 'content-type': 'application/json', 'idempotency-key': input.key };
-          const res = await postWebhook(input.target.url, JSON.stringify(body), headers, outboundAllowHosts(config), AbortSignal.timeout(10_000));
+          const res = await postWebhook(
+            input.target.url,
+            JSON.stringify(body),
+            headers,
+            outboundAllowHosts(config),
+            AbortSignal.timeout(10_000),
+          );
           if (res.status >= 300) {
-            throw new Error(`webhook answered ${res.status}${res.location ? ` (redirect to ${res.location} not followed)` : ''}`);
+            throw new Error(
+              `webhook answered ${res.status}${res.location ? ` (redirect to ${res.location} not followed)` : ''}`,
+            );
           }
         } else {
           logger.info({ notification: body }, `notification: ${input.event}`);
         }
       } catch (err) {
-        await db.query('UPDATE notifications SET attempts = attempts + 1, last_error = $2 WHERE id = $1', [row.id, String(err)]);
+        await db.query('UPDATE notifications SET attempts = attempts + 1, last_error = $2 WHERE id = $1', [
+          row.id,
+          String(err),
+        ]);
         throw err;
       }
-      await db.query('UPDATE notifications SET attempts = attempts + 1, delivered_at = now(), last_error = NULL WHERE id = $1', [row.id]);
+      await db.query(
+        'UPDATE notifications SET attempts = attempts + 1, delivered_at = now(), last_error = NULL WHERE id = $1',
+        [row.id],
+      );
     },
   };
 }

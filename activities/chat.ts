@@ -1,7 +1,14 @@
 import { withTransaction } from '../lib/db';
 import type { LlmMessage } from './llm/types';
 import { isAdmissionWait } from './governance';
-import { createStepRunner, type CallModelInput, type ModelReply, type RunToolInput, type StepDeps, type ToolReply } from './steps';
+import {
+  createStepRunner,
+  type CallModelInput,
+  type ModelReply,
+  type RunToolInput,
+  type StepDeps,
+  type ToolReply,
+} from './steps';
 
 /** The Postgres channel chat events travel on, from the worker running a turn to the API streaming it. */
 export const CHAT_EVENTS_CHANNEL = 'chat_events';
@@ -39,10 +46,12 @@ export function createChatActivities(deps: StepDeps) {
   const publisher = () => {
     let chain = Promise.resolve();
     return (event: ChatEvent) => {
-      chain = chain.then(() => db.query('SELECT pg_notify($1, $2)', [CHAT_EVENTS_CHANNEL, JSON.stringify(event)])).then(
-        () => undefined,
-        () => undefined, // A lost token is cosmetic; the final answer comes back through the update.
-      );
+      chain = chain
+        .then(() => db.query('SELECT pg_notify($1, $2)', [CHAT_EVENTS_CHANNEL, JSON.stringify(event)]))
+        .then(
+          () => undefined,
+          () => undefined, // A lost token is cosmetic; the final answer comes back through the update.
+        );
       return chain;
     };
   };
@@ -57,11 +66,16 @@ export function createChatActivities(deps: StepDeps) {
       const publish = publisher();
       const onToken = (delta: string) => void publish({ turnId: input.turnId, type: 'token', data: { delta } });
       const reply = await runner.governedModelCall(input, { purpose: 'chat', onToken }).catch(async (err: unknown) => {
-        if (isAdmissionWait(err)) await publish({ turnId: input.turnId, type: 'waiting', data: { ...admissionDetails(err) } });
+        if (isAdmissionWait(err))
+          await publish({ turnId: input.turnId, type: 'waiting', data: { ...admissionDetails(err) } });
         throw err;
       });
       for (const call of reply.toolCalls) {
-        void publish({ turnId: input.turnId, type: 'tool_call', data: { id: call.id, name: call.name, arguments: call.arguments } });
+        void publish({
+          turnId: input.turnId,
+          type: 'tool_call',
+          data: { id: call.id, name: call.name, arguments: call.arguments },
+        });
       }
       await publish({ turnId: input.turnId, type: 'token', data: { delta: '' } });
       return {
@@ -77,11 +91,18 @@ export function createChatActivities(deps: StepDeps) {
 
     /** One tool call of a chat turn (no reasoning trace: a chat is not a task). */
     async chatTool(input: RunToolInput & { turnId: string }): Promise<ToolReply> {
-      const outcome = await runner.governedToolCall(input, () => runner.executeTool(input)).catch(async (err: unknown) => {
-        if (isAdmissionWait(err)) await publisher()({ turnId: input.turnId, type: 'waiting', data: { ...admissionDetails(err) } });
-        throw err;
+      const outcome = await runner
+        .governedToolCall(input, () => runner.executeTool(input))
+        .catch(async (err: unknown) => {
+          if (isAdmissionWait(err))
+            await publisher()({ turnId: input.turnId, type: 'waiting', data: { ...admissionDetails(err) } });
+          throw err;
+        });
+      await publisher()({
+        turnId: input.turnId,
+        type: 'tool_result',
+        data: { name: input.call.name, content: outcome.content, isError: outcome.isError },
       });
-      await publisher()({ turnId: input.turnId, type: 'tool_result', data: { name: input.call.name, content: outcome.content, isError: outcome.isError } });
       return { toolCallId: input.call.id, name: input.call.name, content: outcome.content, isError: outcome.isError };
     },
 
@@ -90,10 +111,32 @@ export function createChatActivities(deps: StepDeps) {
       await withTransaction(db, async (client) => {
         const insert = `INSERT INTO chat_messages (org_id, session_id, turn_id, seq, role, content, agent_id, agent_type, metadata)
                         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (turn_id, seq) DO NOTHING`;
-        await client.query(insert, [input.orgId, input.sessionId, input.turnId, 0, 'user', input.user, null, null, '{}']);
         await client.query(insert, [
-          input.orgId, input.sessionId, input.turnId, 1, 'assistant', input.assistant, input.agentId, input.agentType,
-          JSON.stringify({ toolCalls: input.toolCalls, usage: input.usage, provider: input.provider, model: input.model }),
+          input.orgId,
+          input.sessionId,
+          input.turnId,
+          0,
+          'user',
+          input.user,
+          null,
+          null,
+          '{}',
+        ]);
+        await client.query(insert, [
+          input.orgId,
+          input.sessionId,
+          input.turnId,
+          1,
+          'assistant',
+          input.assistant,
+          input.agentId,
+          input.agentType,
+          JSON.stringify({
+            toolCalls: input.toolCalls,
+            usage: input.usage,
+            provider: input.provider,
+            model: input.model,
+          }),
         ]);
       });
     },

@@ -9,7 +9,12 @@ import type { CrewMessage, CrewResult, CrewStatus, Goal } from '../workflows/def
 export function createCrewActivities({ db }: { db: Db }) {
   return {
     /** Moves a crew to planning/running, or records its end; a finished crew is never changed again. */
-    async recordCrewStatus(input: { crewId: string; status: CrewStatus; result?: CrewResult; error?: string | null }): Promise<void> {
+    async recordCrewStatus(input: {
+      crewId: string;
+      status: CrewStatus;
+      result?: CrewResult;
+      error?: string | null;
+    }): Promise<void> {
       const terminal = input.result !== undefined;
       await db.query(
         `UPDATE crews SET status = $2, result = COALESCE($3::jsonb, result), error = COALESCE($4, error),
@@ -40,8 +45,19 @@ export function createCrewActivities({ db }: { db: Db }) {
         `INSERT INTO tasks (id, org_id, agent_id, title, task_type, priority, status, input, parent_task_id, delegation_depth,
            created_at, crew_id)
          VALUES ($1,$2,$3,$4,$5,$6,'queued',$7,$8,$9,$10,$11) ON CONFLICT (id) DO NOTHING`,
-        [goal.taskId, input.orgId, input.agentId, goal.title, goal.taskType, goal.priority, JSON.stringify(goal.input),
-          goal.parentTaskId, goal.delegationDepth, goal.submittedAt, input.crewId],
+        [
+          goal.taskId,
+          input.orgId,
+          input.agentId,
+          goal.title,
+          goal.taskType,
+          goal.priority,
+          JSON.stringify(goal.input),
+          goal.parentTaskId,
+          goal.delegationDepth,
+          goal.submittedAt,
+          input.crewId,
+        ],
       );
     },
   };

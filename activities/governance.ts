@@ -57,7 +57,12 @@ export type Admission = { granted: true } | { granted: false; wait: AdmissionWai
 
 /** The failure an activity throws when a step must wait; the workflow sleeps `retryAfterMs` and retries. */
 export function admissionFailure(wait: AdmissionWait): ApplicationFailure {
-  return ApplicationFailure.create({ message: `waiting: ${wait.detail}`, type: ErrorType.AdmissionWait, nonRetryable: true, details: [wait] });
+  return ApplicationFailure.create({
+    message: `waiting: ${wait.detail}`,
+    type: ErrorType.AdmissionWait,
+    nonRetryable: true,
+    details: [wait],
+  });
 }
 
 export function isAdmissionWait(err: unknown): boolean {
@@ -74,11 +79,19 @@ export function createGovernance(db: Db, config: Config) {
 
   /** The budgets a reservation counts against: global always, the org's and the agent's when set. */
   function budgetScopes(r: TokenReservation): BudgetScope[] {
-    const scopes: BudgetScope[] = [{ name: 'global', limit: config.AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE, where: 'TRUE', params: [] }];
+    const scopes: BudgetScope[] = [
+      { name: 'global', limit: config.AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE, where: 'TRUE', params: [] },
+    ];
     if (config.ORG_TOKEN_BUDGET_PER_MINUTE > 0) {
-      scopes.push({ name: `org ${r.orgId}`, limit: config.ORG_TOKEN_BUDGET_PER_MINUTE, where: 'org_id = $2', params: [r.orgId] });
+      scopes.push({
+        name: `org ${r.orgId}`,
+        limit: config.ORG_TOKEN_BUDGET_PER_MINUTE,
+        where: 'org_id = $2',
+        params: [r.orgId],
+      });
     }
-    if (r.agentBudget) scopes.push({ name: `agent ${r.agentId}`, limit: r.agentBudget, where: 'agent_id = $2', params: [r.agentId] });
+    if (r.agentBudget)
+      scopes.push({ name: `agent ${r.agentId}`, limit: r.agentBudget, where: 'agent_id = $2', params: [r.agentId] });
     return scopes;
   }
 
@@ -91,8 +104,18 @@ export function createGovernance(db: Db, config: Config) {
   async function reserveTokens(r: TokenReservation): Promise<Admission> {
     const { rows } = await db.query<{ granted: boolean }>(
       'SELECT reserve_tokens($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) AS granted',
-      [r.id, r.orgId, r.agentId, r.taskId, r.purpose, r.estimate, windowSeconds, config.AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE,
-        config.ORG_TOKEN_BUDGET_PER_MINUTE > 0 ? config.ORG_TOKEN_BUDGET_PER_MINUTE : null, r.agentBudget || null],
+      [
+        r.id,
+        r.orgId,
+        r.agentId,
+        r.taskId,
+        r.purpose,
+        r.estimate,
+        windowSeconds,
+        config.AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE,
+        config.ORG_TOKEN_BUDGET_PER_MINUTE > 0 ? config.ORG_TOKEN_BUDGET_PER_MINUTE : null,
+        r.agentBudget || null,
+      ],
     );
     if (rows[0].granted) return { granted: true };
     return { granted: false, wait: await budgetWait(r) };
@@ -146,16 +169,25 @@ export function createGovernance(db: Db, config: Config) {
    * holders in priority order (then the longest waiting). Idempotent per holder (renews its lease).
    * Leases expire, so a slot held by a process that died comes back on its own.
    */
-  async function acquireSlot(slotKind: SlotKind, holder: string, priority: number, limit: number, leaseMs: number): Promise<{ granted: boolean; ahead: number }> {
+  async function acquireSlot(
+    slotKind: SlotKind,
+    holder: string,
+    priority: number,
+    limit: number,
+    leaseMs: number,
+  ): Promise<{ granted: boolean; ahead: number }> {
     // One statement under the pool's advisory lock (migrations/1733600000000_admission_functions.sql).
-    const { rows } = await db.query<{ granted: boolean; ahead: number }>('SELECT granted, ahead FROM acquire_slot($1, $2, $3, $4, $5, $6)', [
-      slotPool(slotKind),
-      holder,
-      Math.round(priority),
-      limit,
-      Math.round(leaseMs),
-      waiterStaleSeconds(slotKind, config),
-    ]);
+    const { rows } = await db.query<{ granted: boolean; ahead: number }>(
+      'SELECT granted, ahead FROM acquire_slot($1, $2, $3, $4, $5, $6)',
+      [
+        slotPool(slotKind),
+        holder,
+        Math.round(priority),
+        limit,
+        Math.round(leaseMs),
+        waiterStaleSeconds(slotKind, config),
+      ],
+    );
     return rows[0];
   }
 
@@ -203,7 +235,10 @@ export function createGovernance(db: Db, config: Config) {
       let waitMs = 0;
       let blocking = '';
       for (const bucket of rows) {
-        const need = Math.min(bucket.capacity, needs.filter((n) => n.name === bucket.name).reduce((s, n) => s + n.tokens, 0));
+        const need = Math.min(
+          bucket.capacity,
+          needs.filter((n) => n.name === bucket.name).reduce((s, n) => s + n.tokens, 0),
+        );
         if (bucket.tokens >= need) continue;
         const ms = Math.ceil(((need - bucket.tokens) / bucket.refill_per_second) * 1000);
         if (ms > waitMs) {
@@ -212,11 +247,19 @@ export function createGovernance(db: Db, config: Config) {
         }
       }
       if (blocking) {
-        await tx.query('UPDATE resource_buckets SET waits_total = waits_total + 1 WHERE name = ANY($1)', [rows.map((r) => r.name)]);
-        return { granted: false, wait: { reason: 'resource', retryAfterMs: Math.max(50, waitMs + 20), detail: blocking } };
+        await tx.query('UPDATE resource_buckets SET waits_total = waits_total + 1 WHERE name = ANY($1)', [
+          rows.map((r) => r.name),
+        ]);
+        return {
+          granted: false,
+          wait: { reason: 'resource', retryAfterMs: Math.max(50, waitMs + 20), detail: blocking },
+        };
       }
       for (const bucket of rows) {
-        const need = Math.min(bucket.capacity, needs.filter((n) => n.name === bucket.name).reduce((s, n) => s + n.tokens, 0));
+        const need = Math.min(
+          bucket.capacity,
+          needs.filter((n) => n.name === bucket.name).reduce((s, n) => s + n.tokens, 0),
+        );
         await tx.query(
           `UPDATE resource_buckets SET tokens = $2, updated_at = clock_timestamp(), granted_total = granted_total + 1 WHERE name = $1`,
           [bucket.name, bucket.tokens - need],

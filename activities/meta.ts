@@ -53,24 +53,37 @@ function derivedUuid(seed: string): string {
 }
 
 const strings = (v: unknown): string[] =>
-  Array.isArray(v) ? v.filter((s): s is string => typeof s === 'string' && s.trim() !== '').map((s) => s.trim().slice(0, 100)) : [];
+  Array.isArray(v)
+    ? v.filter((s): s is string => typeof s === 'string' && s.trim() !== '').map((s) => s.trim().slice(0, 100))
+    : [];
 
 /** The team and plan from a model's answer, or why they are not usable. */
-export function parseTeamDesign(answer: string, maxAgents: number): { team: MetaTeamMember[]; plan: MetaPlanNode[] } | { error: string } {
+export function parseTeamDesign(
+  answer: string,
+  maxAgents: number,
+): { team: MetaTeamMember[]; plan: MetaPlanNode[] } | { error: string } {
   const json = extractJson(answer) as { team?: unknown; subtasks?: unknown } | undefined;
-  if (!json || !Array.isArray(json.team) || json.team.length === 0) return { error: 'the answer holds no {"team": [...]} JSON' };
+  if (!json || !Array.isArray(json.team) || json.team.length === 0)
+    return { error: 'the answer holds no {"team": [...]} JSON' };
   const team: MetaTeamMember[] = json.team.slice(0, maxAgents).map((raw: unknown, i) => {
     const r = (raw ?? {}) as Record<string, unknown>;
-    const text = (v: unknown, fallback: string, max: number) => (typeof v === 'string' && v.trim() ? v.trim().slice(0, max) : fallback);
+    const text = (v: unknown, fallback: string, max: number) =>
+      typeof v === 'string' && v.trim() ? v.trim().slice(0, max) : fallback;
     const role = text(r.role, `member-${i + 1}`, 100);
-    return { name: text(r.name, role, 200), role, objective: text(r.objective, role, 10_000), capabilities: strings(r.capabilities).slice(0, 50) };
+    return {
+      name: text(r.name, role, 200),
+      role,
+      objective: text(r.objective, role, 10_000),
+      capabilities: strings(r.capabilities).slice(0, 50),
+    };
   });
   const plan = parsePlan(JSON.stringify({ subtasks: json.subtasks ?? [] }));
   if ('error' in plan) return { error: `the plan is not usable: ${plan.error}` };
   // A sub-task only the dropped members (beyond maxAgents) could take would find no one in the crew.
   const offered = new Set(team.flatMap((m) => m.capabilities));
   const orphan = plan.nodes.find((n) => n.capabilities.some((c) => !offered.has(c)));
-  if (orphan) return { error: `sub-task ${orphan.id} needs capabilities no team member has: ${orphan.capabilities.join(', ')}` };
+  if (orphan)
+    return { error: `sub-task ${orphan.id} needs capabilities no team member has: ${orphan.capabilities.join(', ')}` };
   return { team, plan: plan.nodes };
 }
 
@@ -86,9 +99,22 @@ export function createMetaActivities(deps: { db: Db; config: Config; runner: Ret
      * them. With the organisation, the call passes the same admission as a task step (token budgets, a step
      * slot) and fails with an AdmissionWait the workflow sleeps on.
      */
-    async designMetaTeam(input: { metaId: string; objective: string; maxAgents: number; orgId?: string }): Promise<{ team: MetaTeamMember[]; plan: MetaPlanNode[] }> {
-      const prompt = [META_TEAM_MARKER, `Objective: ${input.objective}`, `Team size: at most ${input.maxAgents} agents`, '', TEAM_INSTRUCTIONS].join('\n');
-      const owner = input.orgId ? { agentId: `meta-${input.metaId}`, orgId: input.orgId, priority: 500, agentBudget: null } : undefined;
+    async designMetaTeam(input: {
+      metaId: string;
+      objective: string;
+      maxAgents: number;
+      orgId?: string;
+    }): Promise<{ team: MetaTeamMember[]; plan: MetaPlanNode[] }> {
+      const prompt = [
+        META_TEAM_MARKER,
+        `Objective: ${input.objective}`,
+        `Team size: at most ${input.maxAgents} agents`,
+        '',
+        TEAM_INSTRUCTIONS,
+      ].join('\n');
+      const owner = input.orgId
+        ? { agentId: `meta-${input.metaId}`, orgId: input.orgId, priority: 500, agentBudget: null }
+        : undefined;
       const reply = await deps.runner.governedModelCall(
         {
           taskId: `meta-${input.metaId}`,
@@ -102,7 +128,8 @@ export function createMetaActivities(deps: { db: Db; config: Config; runner: Ret
         { purpose: 'meta' },
       );
       const design = parseTeamDesign(reply.content, input.maxAgents);
-      if ('error' in design) throw ApplicationFailure.create({ message: `team design: ${design.error}`, type: UNUSABLE_DESIGN });
+      if ('error' in design)
+        throw ApplicationFailure.create({ message: `team design: ${design.error}`, type: UNUSABLE_DESIGN });
       return design;
     },
 
@@ -174,7 +201,13 @@ export function createMetaActivities(deps: { db: Db; config: Config; runner: Ret
       await db.query(
         `INSERT INTO crews (id, org_id, name, goal, process, assignment, members, input)
          VALUES ($1,$2,$3,$4,'hierarchical','capability',$5,'{}') ON CONFLICT (id) DO NOTHING`,
-        [crewId, input.orgId, input.name, input.objective, JSON.stringify(members.map(({ agentId, role, input: i }) => ({ agentId, role, input: i })))],
+        [
+          crewId,
+          input.orgId,
+          input.name,
+          input.objective,
+          JSON.stringify(members.map(({ agentId, role, input: i }) => ({ agentId, role, input: i }))),
+        ],
       );
       return { crewId, members };
     },

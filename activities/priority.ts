@@ -69,7 +69,13 @@ export function createPriorityActivities(deps: StepDeps & { governance: Governan
    * at $6) for the task, and copies it to the task's row, in one statement. A score recorded before stands
    * (a retried activity answers with it), so the queue order never flips. Null when `scored` found nothing.
    */
-  async function recordScore(input: ScoreGoalInput, hash: string, started: number, scored: string, params: unknown[]): Promise<GoalScore | null> {
+  async function recordScore(
+    input: ScoreGoalInput,
+    hash: string,
+    started: number,
+    scored: string,
+    params: unknown[],
+  ): Promise<GoalScore | null> {
     const { rows } = await db.query<GoalScore>(
       `WITH scored AS (${scored}), saved AS (
          INSERT INTO priority_scores (task_id, agent_id, concept_hash, score, source, duration_ms, error)
@@ -84,7 +90,13 @@ export function createPriorityActivities(deps: StepDeps & { governance: Governan
     return rows[0] ?? null;
   }
 
-  async function record(input: ScoreGoalInput, hash: string, result: GoalScore, started: number, error?: string): Promise<GoalScore> {
+  async function record(
+    input: ScoreGoalInput,
+    hash: string,
+    result: GoalScore,
+    started: number,
+    error?: string,
+  ): Promise<GoalScore> {
     const scored = 'SELECT $6::int AS score, $7::text AS source, $8::text AS error';
     return (await recordScore(input, hash, started, scored, [result.score, result.source, error ?? null]))!;
   }
@@ -110,9 +122,15 @@ export function createPriorityActivities(deps: StepDeps & { governance: Governan
      * A submitted goal's task row and its score from the cache, in one local activity where a submission
      * took two (recordTaskQueued, then cachedGoalScore). `cachedScore` is null on a miss: scoreGoal runs.
      */
-    async recordTaskQueuedWithCachedScore(input: QueuedTaskInput & { scoring: ScoreGoalInput }): Promise<QueuedTaskReceipt & { cachedScore: GoalScore | null }> {
+    async recordTaskQueuedWithCachedScore(
+      input: QueuedTaskInput & { scoring: ScoreGoalInput },
+    ): Promise<QueuedTaskReceipt & { cachedScore: GoalScore | null }> {
       const receipt = await insertQueuedTask(db, input);
-      const cachedScore = await fromCache(input.scoring, semanticHash(input.scoring.title, input.scoring.input).hash, Date.now());
+      const cachedScore = await fromCache(
+        input.scoring,
+        semanticHash(input.scoring.title, input.scoring.input).hash,
+        Date.now(),
+      );
       return { ...receipt, cachedScore };
     },
 
@@ -121,7 +139,10 @@ export function createPriorityActivities(deps: StepDeps & { governance: Governan
       // This worker may log a provider error before any step of the task ran here: know its secrets first.
       registerSecretsIn(input.input);
       const { hash, concepts } = semanticHash(input.title, input.input);
-      const fallback: GoalScore = { score: Math.max(0, Math.min(1000, input.staticPriority * 100)), source: 'fallback' };
+      const fallback: GoalScore = {
+        score: Math.max(0, Math.min(1000, input.staticPriority * 100)),
+        source: 'fallback',
+      };
       const cached = await fromCache(input, hash, started);
       if (cached) return cached;
 
@@ -146,24 +167,27 @@ export function createPriorityActivities(deps: StepDeps & { governance: Governan
       try {
         // A slow scoring is abandoned (the request aborted) and the static priority stands; so is one that
         // finds every step slot busy for a few seconds (the AdmissionWait is caught below).
-        const reply = await withStepSlot(`${input.taskId}:score`, input.staticPriority * 100, () => completeWithFallback(
-          {
-            taskId: input.taskId,
-            step: 0,
-            provider: input.provider,
-            fallbackProviders: input.fallbackProviders,
-            model: input.model,
-            messages: [
-              { role: 'system', content: SCORING_SYSTEM_PROMPT },
-              { role: 'user', content: prompt },
-            ],
-            toolNames: [],
-          },
-          { timeoutMs: input.timeoutMs },
-        ));
+        const reply = await withStepSlot(`${input.taskId}:score`, input.staticPriority * 100, () =>
+          completeWithFallback(
+            {
+              taskId: input.taskId,
+              step: 0,
+              provider: input.provider,
+              fallbackProviders: input.fallbackProviders,
+              model: input.model,
+              messages: [
+                { role: 'system', content: SCORING_SYSTEM_PROMPT },
+                { role: 'user', content: prompt },
+              ],
+              toolNames: [],
+            },
+            { timeoutMs: input.timeoutMs },
+          ),
+        );
         used = reply.usage.inputTokens + reply.usage.outputTokens;
         const score = parseScore(reply.content);
-        if (score === null) return record(input, hash, fallback, started, `unreadable score: ${reply.content.slice(0, 200)}`);
+        if (score === null)
+          return record(input, hash, fallback, started, `unreadable score: ${reply.content.slice(0, 200)}`);
         await db.query(
           `INSERT INTO priority_cache (agent_id, concept_hash, concepts, score) VALUES ($1,$2,$3,$4)
            ON CONFLICT (agent_id, concept_hash) DO UPDATE SET score = EXCLUDED.score, concepts = EXCLUDED.concepts, created_at = now()`,

@@ -1,12 +1,5 @@
 import { withTransaction, type Db } from '../lib/db';
-import type {
-  AgentConfig,
-  AgentSettings,
-  AgentStatus,
-  Goal,
-  TaskOutcome,
-  TaskStatus,
-} from '../workflows/definitions';
+import type { AgentConfig, AgentSettings, AgentStatus, Goal, TaskOutcome, TaskStatus } from '../workflows/definitions';
 
 export interface RecordDeps {
   db: Db;
@@ -33,7 +26,12 @@ export interface Alongside {
 }
 
 /** Runs `write` (placeholders from `p`, numbered after the CTEs') with the CTEs in front of it. */
-async function queryAlongside(db: Db, alongside: Alongside | undefined, write: (p: (i: number) => string) => string, own: unknown[]): Promise<void> {
+async function queryAlongside(
+  db: Db,
+  alongside: Alongside | undefined,
+  write: (p: (i: number) => string) => string,
+  own: unknown[],
+): Promise<void> {
   const params = alongside?.params ?? [];
   const sql = write((i) => `$${params.length + i}`);
   await db.query(alongside ? `WITH ${alongside.ctes}\n${sql}` : sql, [...params, ...own]);
@@ -46,7 +44,16 @@ export async function insertDecision(db: Db, d: DecisionInput, alongside?: Along
     alongside,
     (p) => `INSERT INTO decisions (task_id, step, seq, decision_type, reasoning, action, result, confidence)
      VALUES (${[1, 2, 3, 4, 5, 6, 7, 8].map(p).join(',')}) ON CONFLICT (task_id, step, seq) DO NOTHING`,
-    [d.taskId, d.step, d.seq, d.type, d.reasoning, JSON.stringify(d.action ?? {}), JSON.stringify(d.result ?? null), d.confidence],
+    [
+      d.taskId,
+      d.step,
+      d.seq,
+      d.type,
+      d.reasoning,
+      JSON.stringify(d.action ?? {}),
+      JSON.stringify(d.result ?? null),
+      d.confidence,
+    ],
   );
 }
 
@@ -90,8 +97,18 @@ export async function insertQueuedTask(db: Db, input: QueuedTaskInput): Promise<
   const inserted = await db.query(
     `INSERT INTO tasks (id, org_id, agent_id, title, task_type, priority, status, input, parent_task_id, delegation_depth, created_at)
      VALUES ($1,$2,$3,$4,$5,$6,'queued',$7,$8,$9,$10) ON CONFLICT (id) DO NOTHING RETURNING id`,
-    [goal.taskId, input.orgId, input.agentId, goal.title, goal.taskType, goal.priority, JSON.stringify(goal.input),
-      goal.parentTaskId, goal.delegationDepth, goal.submittedAt],
+    [
+      goal.taskId,
+      input.orgId,
+      input.agentId,
+      goal.title,
+      goal.taskType,
+      goal.priority,
+      JSON.stringify(goal.input),
+      goal.parentTaskId,
+      goal.delegationDepth,
+      goal.submittedAt,
+    ],
   );
   if (inserted.rowCount) return { created: true, status: 'queued' };
   const existing = await db.query<{ status: TaskStatus }>('SELECT status FROM tasks WHERE id = $1', [goal.taskId]);
@@ -131,10 +148,29 @@ export function createRecordActivities({ db }: RecordDeps) {
            approval_timeout_hours = EXCLUDED.approval_timeout_hours, on_approval_timeout = EXCLUDED.on_approval_timeout,
            notify = EXCLUDED.notify, token_budget_per_minute = EXCLUDED.token_budget_per_minute, updated_at = now()
          WHERE agents.state_version < EXCLUDED.state_version`,
-        [a.id, a.orgId, a.name, a.objective, a.type, a.capabilities, a.autonomy, a.priority, status, a.allowedTools,
-          a.systemPrompt, a.provider, a.model, JSON.stringify(settings), stateVersion, a.createdAt,
-          a.approvalRequiredTools ?? [], a.approvalTimeoutHours ?? null, a.onApprovalTimeout ?? 'fail',
-          JSON.stringify(a.notify ?? { type: 'log' }), a.tokenBudgetPerMinute ?? null],
+        [
+          a.id,
+          a.orgId,
+          a.name,
+          a.objective,
+          a.type,
+          a.capabilities,
+          a.autonomy,
+          a.priority,
+          status,
+          a.allowedTools,
+          a.systemPrompt,
+          a.provider,
+          a.model,
+          JSON.stringify(settings),
+          stateVersion,
+          a.createdAt,
+          a.approvalRequiredTools ?? [],
+          a.approvalTimeoutHours ?? null,
+          a.onApprovalTimeout ?? 'fail',
+          JSON.stringify(a.notify ?? { type: 'log' }),
+          a.tokenBudgetPerMinute ?? null,
+        ],
       );
     },
 
@@ -145,7 +181,10 @@ export function createRecordActivities({ db }: RecordDeps) {
 
     /** The inputs of queued tasks, by id: goals carried through continue-as-new leave theirs in the row. */
     async loadGoalInputs(input: { taskIds: string[] }): Promise<Record<string, Record<string, unknown>>> {
-      const { rows } = await db.query<{ id: string; input: Record<string, unknown> }>('SELECT id, input FROM tasks WHERE id = ANY($1)', [input.taskIds]);
+      const { rows } = await db.query<{ id: string; input: Record<string, unknown> }>(
+        'SELECT id, input FROM tasks WHERE id = ANY($1)',
+        [input.taskIds],
+      );
       return Object.fromEntries(rows.map((r) => [r.id, r.input ?? {}]));
     },
 
@@ -167,10 +206,7 @@ export function createRecordActivities({ db }: RecordDeps) {
      * Writes a task's final state, with an optional closing decision for its reasoning trace
      * (why it failed or was cancelled). A terminal status is never overwritten.
      */
-    async finishTask(input: {
-      outcome: TaskOutcome;
-      decision?: { type: string; reasoning: string };
-    }): Promise<void> {
+    async finishTask(input: { outcome: TaskOutcome; decision?: { type: string; reasoning: string } }): Promise<void> {
       const { outcome, decision } = input;
       // One statement: the final state, no pending request left behind (a task can end while an approval
       // waits: cancelled, archived), and the closing decision when there is one.
@@ -180,7 +216,14 @@ export function createRecordActivities({ db }: RecordDeps) {
         ), expired AS (
           UPDATE approvals SET status = 'expired', decision_reason = $6, decided_at = now() WHERE task_id = $1 AND status = 'pending'
         )`;
-      const params = [outcome.taskId, outcome.status, JSON.stringify(outcome.output ?? null), outcome.error, outcome.steps, `task ${outcome.status}`];
+      const params = [
+        outcome.taskId,
+        outcome.status,
+        JSON.stringify(outcome.output ?? null),
+        outcome.error,
+        outcome.steps,
+        `task ${outcome.status}`,
+      ];
       if (!decision) {
         await db.query(`WITH ${ends} SELECT 1`, params);
         return;

@@ -61,25 +61,46 @@ export class ReminderBook {
   /** Records the reminder and creates its schedule (paused when its agent is). A retry finds both done. */
   async create(reminder: NewReminder): Promise<ReminderView> {
     const { db, config, schedules } = this.deps;
-    const agent = await db.query<{ status: string }>('SELECT status FROM agents WHERE id = $1 AND org_id = $2', [reminder.agentId, reminder.orgId]);
+    const agent = await db.query<{ status: string }>('SELECT status FROM agents WHERE id = $1 AND org_id = $2', [
+      reminder.agentId,
+      reminder.orgId,
+    ]);
     const agentStatus = agent.rows[0]?.status;
     if (!agentStatus) throw new ReminderRefused(`no agent ${reminder.agentId} in this organisation`);
     let row = await this.row(reminder.reminderId);
     if (!row) {
       const parsed = ReminderScheduleInput.safeParse(reminder.schedule);
-      if (!parsed.success) throw new ReminderRefused(`invalid schedule: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
-      if (agentStatus === 'ARCHIVED') throw new ReminderRefused(`agent ${reminder.agentId} is archived; it takes no reminders`);
-      const { rows } = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM reminders WHERE agent_id = $1 AND status = 'active'`, [
-        reminder.agentId,
-      ]);
+      if (!parsed.success)
+        throw new ReminderRefused(`invalid schedule: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+      if (agentStatus === 'ARCHIVED')
+        throw new ReminderRefused(`agent ${reminder.agentId} is archived; it takes no reminders`);
+      const { rows } = await db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM reminders WHERE agent_id = $1 AND status = 'active'`,
+        [reminder.agentId],
+      );
       if (rows[0]!.n >= config.MAX_REMINDERS_PER_AGENT) {
-        throw new ReminderRefused(`reminder limit reached: MAX_REMINDERS_PER_AGENT is ${config.MAX_REMINDERS_PER_AGENT}; delete a reminder first`);
+        throw new ReminderRefused(
+          `reminder limit reached: MAX_REMINDERS_PER_AGENT is ${config.MAX_REMINDERS_PER_AGENT}; delete a reminder first`,
+        );
       }
-      const template = { input: reminder.input, priority: reminder.priority, taskType: reminder.taskType, delegationDepth: reminder.delegationDepth };
+      const template = {
+        input: reminder.input,
+        priority: reminder.priority,
+        taskType: reminder.taskType,
+        delegationDepth: reminder.delegationDepth,
+      };
       await db.query(
         `INSERT INTO reminders (id, org_id, agent_id, title, schedule, task_template, created_by) VALUES ($1,$2,$3,$4,$5,$6,$7)
          ON CONFLICT (id) DO NOTHING`,
-        [reminder.reminderId, reminder.orgId, reminder.agentId, reminder.title, JSON.stringify(parsed.data), JSON.stringify(template), reminder.createdBy],
+        [
+          reminder.reminderId,
+          reminder.orgId,
+          reminder.agentId,
+          reminder.title,
+          JSON.stringify(parsed.data),
+          JSON.stringify(template),
+          reminder.createdBy,
+        ],
       );
       row = (await this.row(reminder.reminderId))!;
     }
@@ -174,7 +195,9 @@ export class ReminderBook {
   }
 
   private async row(reminderId: string): Promise<ReminderRow | undefined> {
-    const { rows } = await this.deps.db.query<ReminderRow>(`SELECT ${ROW_COLUMNS} FROM reminders WHERE id = $1`, [reminderId]);
+    const { rows } = await this.deps.db.query<ReminderRow>(`SELECT ${ROW_COLUMNS} FROM reminders WHERE id = $1`, [
+      reminderId,
+    ]);
     return rows[0];
   }
 
@@ -188,7 +211,8 @@ export class ReminderBook {
 }
 
 /** The task id of one tick of a reminder: the same on every retry of that tick's fire. */
-export const reminderTaskId = (reminderId: string, scheduledFor: string): string => stableUuid(`reminder:${reminderId}:${scheduledFor}`);
+export const reminderTaskId = (reminderId: string, scheduledFor: string): string =>
+  stableUuid(`reminder:${reminderId}:${scheduledFor}`);
 
 export function createReminderActivities(deps: ReminderDeps) {
   const book = new ReminderBook(deps);
@@ -214,7 +238,9 @@ export function createReminderActivities(deps: ReminderDeps) {
         );
       } catch (err) {
         if (!(err instanceof AgentRejectedError)) throw err;
-        const agent = await deps.db.query<{ status: string }>('SELECT status FROM agents WHERE id = $1', [input.agentId]);
+        const agent = await deps.db.query<{ status: string }>('SELECT status FROM agents WHERE id = $1', [
+          input.agentId,
+        ]);
         if (agent.rows[0]?.status !== 'ARCHIVED') throw err;
         await book.remove(input.reminderId);
         return { ...result, outcome: 'agent_gone' };
@@ -230,7 +256,8 @@ export function createReminderActivities(deps: ReminderDeps) {
       try {
         return await book.create(reminder);
       } catch (err) {
-        if (err instanceof ReminderRefused) throw ApplicationFailure.nonRetryable(err.message, ErrorType.InvalidTransition);
+        if (err instanceof ReminderRefused)
+          throw ApplicationFailure.nonRetryable(err.message, ErrorType.InvalidTransition);
         throw err;
       }
     },

@@ -19,7 +19,13 @@ import {
   type ToolSpec,
   type TokenUsage,
 } from './llm/types';
-import { admissionFailure, estimateTokens, isAdmissionWait, type Governance, type TokenReservation } from './governance';
+import {
+  admissionFailure,
+  estimateTokens,
+  isAdmissionWait,
+  type Governance,
+  type TokenReservation,
+} from './governance';
 import { insertDecision, writeAgentState, type AgentStateRecord } from './records';
 import { parseMcpToolName, type McpToolSource } from './tools/mcp';
 import { boundToolOutput, ToolError, type ToolPolicy, type ToolRegistry } from './tools/registry';
@@ -172,14 +178,17 @@ export function createStepRunner(deps: StepDeps) {
       const model = name === names[0] ? (input.model ?? provider.defaultModel) : provider.defaultModel;
       try {
         const specs = [...tools.specs(input.toolNames), ...(await mcpSpecs(input))];
-        return await deps.circuits.for(name).execute(() =>
-          provider.complete({ model, messages: input.messages, tools: specs }, { signal, onToken }),
-        );
+        return await deps.circuits
+          .for(name)
+          .execute(() => provider.complete({ model, messages: input.messages, tools: specs }, { signal, onToken }));
       } catch (err) {
         if (err instanceof BrokenCircuitError) {
           workerMetrics.providerError(name, 'circuit_open');
           deps.logger.warn({ provider: name, taskId: input.taskId }, 'provider circuit open; trying the next provider');
-          lastFailure = ApplicationFailure.create({ message: `${name}: circuit open`, type: ErrorType.ProviderUnavailable });
+          lastFailure = ApplicationFailure.create({
+            message: `${name}: circuit open`,
+            type: ErrorType.ProviderUnavailable,
+          });
           continue;
         }
         if (!(err instanceof ProviderError)) throw err;
@@ -194,12 +203,16 @@ export function createStepRunner(deps: StepDeps) {
   }
 
   /** Runs a tool call; its output, stored and sent to the model, is cut to MAX_TOOL_OUTPUT_CHARS. */
-  async function executeTool(input: RunToolInput): Promise<{ content: string; isError: boolean; decisionType: string }> {
+  async function executeTool(
+    input: RunToolInput,
+  ): Promise<{ content: string; isError: boolean; decisionType: string }> {
     const outcome = await executeToolUnbounded(input);
     return { ...outcome, content: boundToolOutput(outcome.content) };
   }
 
-  async function executeToolUnbounded(input: RunToolInput): Promise<{ content: string; isError: boolean; decisionType: string }> {
+  async function executeToolUnbounded(
+    input: RunToolInput,
+  ): Promise<{ content: string; isError: boolean; decisionType: string }> {
     const { call } = input;
     const fail = (message: string) => ({ content: message, isError: true, decisionType: 'tool_call' });
     if (!toolAllowed(input.allowedTools, call.name)) return fail(`tool "${call.name}" is not allowed for this agent`);
@@ -231,7 +244,11 @@ export function createStepRunner(deps: StepDeps) {
         submitGoal: deps.submitGoal,
         signal: Context.current().cancellationSignal,
       });
-      return { content: JSON.stringify(result.content), isError: false, decisionType: result.decisionType ?? 'tool_call' };
+      return {
+        content: JSON.stringify(result.content),
+        isError: false,
+        decisionType: result.decisionType ?? 'tool_call',
+      };
     } catch (err) {
       if (err instanceof ToolError) return fail(err.message);
       if (err instanceof TypeError && call.name === 'http_get') return fail(`request failed: ${err.message}`);
@@ -244,7 +261,10 @@ export function createStepRunner(deps: StepDeps) {
     const lists = await Promise.all(
       (input.mcpServers ?? []).map((server) =>
         deps.mcp.listTools(server, { orgId: input.owner?.orgId }).catch((err: unknown) => {
-          deps.logger.warn({ server: server.name, err: String(err) }, 'MCP server unavailable; its tools are not offered');
+          deps.logger.warn(
+            { server: server.name, err: String(err) },
+            'MCP server unavailable; its tools are not offered',
+          );
           return [];
         }),
       ),
@@ -289,12 +309,17 @@ export function createStepRunner(deps: StepDeps) {
       // local activity (a local tool) holds its agent's workflow task meanwhile, delaying the agent's
       // messages (pause, approvals), so it hands over sooner; not at once, since a waiter sleeping on a
       // timer keeps its place in line while a freed slot stays unused.
-      const deadline = Date.now() + (Context.current().info.isLocal ? LOCAL_STEP_SLOT_INLINE_WAIT_MS : STEP_SLOT_INLINE_WAIT_MS);
+      const deadline =
+        Date.now() + (Context.current().info.isLocal ? LOCAL_STEP_SLOT_INLINE_WAIT_MS : STEP_SLOT_INLINE_WAIT_MS);
       for (;;) {
         const { granted, ahead } = await deps.governance.acquireSlot('step', holder, priority, limit, stepLeaseMs);
         if (granted) break;
         if (Date.now() >= deadline) {
-          throw admissionFailure({ reason: 'step_slot', retryAfterMs: Math.min(2000, 200 + ahead * 100), detail: `all ${limit} step slots busy, ${ahead} waiting ahead` });
+          throw admissionFailure({
+            reason: 'step_slot',
+            retryAfterMs: Math.min(2000, 200 + ahead * 100),
+            detail: `all ${limit} step slots busy, ${ahead} waiting ahead`,
+          });
         }
         await new Promise((r) => setTimeout(r, 100));
       }
@@ -375,7 +400,11 @@ export function createStepActivities(deps: StepDeps) {
       const startTask = `UPDATE tasks SET status = 'planning', started_at = COALESCE(started_at, now()), updated_at = now()
          WHERE id = $1 AND status = 'queued'`;
       if (input.agentState) {
-        await writeAgentState(db, input.agentState, input.markStarted ? { ctes: `started AS (${startTask})`, params: [input.taskId] } : undefined);
+        await writeAgentState(
+          db,
+          input.agentState,
+          input.markStarted ? { ctes: `started AS (${startTask})`, params: [input.taskId] } : undefined,
+        );
       } else if (input.markStarted) {
         await db.query(startTask, [input.taskId]);
       }
@@ -405,21 +434,33 @@ export function createStepActivities(deps: StepDeps) {
               output_tokens = output_tokens + COALESCE((SELECT output_tokens FROM call), 0)
              WHERE id = $1
           )`,
-        params: [input.taskId, input.step, reply.provider, reply.model, reply.usage.inputTokens, reply.usage.outputTokens,
-          completes, JSON.stringify({ answer: reply.content })],
+        params: [
+          input.taskId,
+          input.step,
+          reply.provider,
+          reply.model,
+          reply.usage.inputTokens,
+          reply.usage.outputTokens,
+          completes,
+          JSON.stringify({ answer: reply.content }),
+        ],
       };
-      await insertDecision(db, {
-        taskId: input.taskId,
-        step: input.step,
-        seq: 0,
-        type: final ? 'complete' : 'plan',
-        reasoning: reply.content || (final ? '' : `Calling ${reply.toolCalls.map((c) => c.name).join(', ')}`),
-        action: final
-          ? { answer: reply.content }
-          : { toolCalls: reply.toolCalls.map((c) => ({ name: c.name, arguments: c.arguments })) },
-        result: final ? reply.content : null,
-        confidence: null,
-      }, recorded);
+      await insertDecision(
+        db,
+        {
+          taskId: input.taskId,
+          step: input.step,
+          seq: 0,
+          type: final ? 'complete' : 'plan',
+          reasoning: reply.content || (final ? '' : `Calling ${reply.toolCalls.map((c) => c.name).join(', ')}`),
+          action: final
+            ? { answer: reply.content }
+            : { toolCalls: reply.toolCalls.map((c) => ({ name: c.name, arguments: c.arguments })) },
+          result: final ? reply.content : null,
+          confidence: null,
+        },
+        recorded,
+      );
       return {
         content: reply.content,
         toolCalls: reply.toolCalls,
@@ -454,16 +495,20 @@ export function createStepActivities(deps: StepDeps) {
         ctes: `running AS (UPDATE tasks SET status = 'running', updated_at = now() WHERE id = $1 AND status = 'planning')`,
         params: [input.taskId],
       };
-      await insertDecision(db, {
-        taskId: input.taskId,
-        step: input.step,
-        seq: input.index + 1,
-        type: outcome.decisionType,
-        reasoning: outcome.isError ? `Tool ${call.name} failed: ${outcome.content}` : `Called ${call.name}`,
-        action: { tool: call.name, arguments: safeJson(call.arguments), idempotencyKey: input.idempotencyKey },
-        result: outcome.isError ? { error: outcome.content } : safeJson(outcome.content),
-        confidence: null,
-      }, running);
+      await insertDecision(
+        db,
+        {
+          taskId: input.taskId,
+          step: input.step,
+          seq: input.index + 1,
+          type: outcome.decisionType,
+          reasoning: outcome.isError ? `Tool ${call.name} failed: ${outcome.content}` : `Called ${call.name}`,
+          action: { tool: call.name, arguments: safeJson(call.arguments), idempotencyKey: input.idempotencyKey },
+          result: outcome.isError ? { error: outcome.content } : safeJson(outcome.content),
+          confidence: null,
+        },
+        running,
+      );
       return { toolCallId: call.id, name: call.name, content: outcome.content, isError: outcome.isError };
     },
   };

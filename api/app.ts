@@ -55,7 +55,8 @@ export function createApp(deps: AppDeps): express.Express {
         req: (req: { id: unknown; method: string; url: string }) => ({ id: req.id, method: req.method, url: req.url }),
         res: (res: { statusCode: number }) => ({ statusCode: res.statusCode }),
       },
-      customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+      customLogLevel: (_req, res, err) =>
+        err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info',
     }),
   );
   // Temporal codec server for the Web UI and CLI; before the API's JSON parser (its own allows larger bodies).
@@ -95,7 +96,11 @@ export function createApp(deps: AppDeps): express.Express {
   // The contract, public like /health so clients and tools can read it before they have a key.
   v1.get('/openapi.json', (_req, res) => void res.json(openApiDocument()));
   v1.use(requireApiKey(deps.apiKeys), rateLimitPerKey(deps.config.API_RATE_LIMIT_PER_MINUTE));
-  v1.use(express.json({ limit: `${deps.config.API_BODY_LIMIT_KB}kb`, strict: false }), rejectUnstorableInput, rememberSecrets);
+  v1.use(
+    express.json({ limit: `${deps.config.API_BODY_LIMIT_KB}kb`, strict: false }),
+    rejectUnstorableInput,
+    rememberSecrets,
+  );
   // Chat turns stream or wait for the model, bounded by LLM_TIMEOUT_SECONDS, so they have no request time limit.
   const timeLimit = requestTimeLimit(deps.config.API_REQUEST_TIMEOUT_SECONDS);
   v1.use('/agents/:id/reminders', timeLimit, reminderRoutes(deps));

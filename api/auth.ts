@@ -17,7 +17,9 @@ export function requireApiKey(verify: KeyVerifier): RequestHandler {
     const header = req.headers.authorization;
     if (!header) {
       res.setHeader('WWW-Authenticate', 'Bearer');
-      throw unauthorized('missing API key: send the header "Authorization: Bearer <key>" (create a key with: npm run keys -- create --org <org>)');
+      throw unauthorized(
+        'missing API key: send the header "Authorization: Bearer <key>" (create a key with: npm run keys -- create --org <org>)',
+      );
     }
     const match = /^Bearer[ ]+([\x21-\x7e]{1,200})[ ]*$/i.exec(header);
     if (!match) {

@@ -39,12 +39,15 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
     return;
   }
   if (e.status >= 500) req.log?.error({ err }, 'request failed');
-  res.status(e.status).json({ error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } });
+  res
+    .status(e.status)
+    .json({ error: { code: e.code, message: e.message, ...(e.details ? { details: e.details } : {}) } });
 };
 
 function toHttpError(err: unknown): HttpError {
   if (err instanceof HttpError) return err;
-  if (err instanceof AgentRejectedError) return new HttpError(err.reason === 'limit_reached' ? 429 : 409, err.reason, err.message);
+  if (err instanceof AgentRejectedError)
+    return new HttpError(err.reason === 'limit_reached' ? 429 : 409, err.reason, err.message);
   const e = err as { type?: string; status?: number; message?: string };
   // body-parser's errors carry a type and a 4xx status.
   if (e.type === 'entity.parse.failed') return new HttpError(400, 'invalid_json', `malformed JSON body: ${e.message}`);

@@ -19,7 +19,13 @@ export function rateLimitPerKey(perMinute: number): RequestHandler {
     keyGenerator: (_req, res) => `key:${res.locals.apiKeyId}`,
     handler: (_req, res, next) => {
       const retryAfter = res.getHeader('Retry-After');
-      next(new HttpError(429, 'rate_limited', `rate limit of ${perMinute} requests per minute per API key exceeded; retry after ${retryAfter} s`));
+      next(
+        new HttpError(
+          429,
+          'rate_limited',
+          `rate limit of ${perMinute} requests per minute per API key exceeded; retry after ${retryAfter} s`,
+        ),
+      );
     },
   });
 }
@@ -33,12 +39,15 @@ export function requestTimeLimit(seconds: number): RequestHandler {
   return (req, res, next) => {
     const timer = setTimeout(() => {
       if (res.headersSent) return;
-      res.status(503).set('Retry-After', '1').json({
-        error: {
-          code: 'request_timeout',
-          message: `the request did not finish within ${seconds} s; it may still take effect, so read the resource before retrying`,
-        },
-      });
+      res
+        .status(503)
+        .set('Retry-After', '1')
+        .json({
+          error: {
+            code: 'request_timeout',
+            message: `the request did not finish within ${seconds} s; it may still take effect, so read the resource before retrying`,
+          },
+        });
     }, seconds * 1000);
     res.once('close', () => clearTimeout(timer));
     res.once('finish', () => clearTimeout(timer));
@@ -53,7 +62,10 @@ export function requestTimeLimit(seconds: number): RequestHandler {
  * The error names the field. Iterative, so a hostile body cannot exhaust the stack here.
  */
 export const rejectUnstorableInput: RequestHandler = (req, _res, next) => {
-  for (const [where, value] of [['body', req.body], ['query', req.query]] as const) {
+  for (const [where, value] of [
+    ['body', req.body],
+    ['query', req.query],
+  ] as const) {
     const problem = unstorable(value);
     if (problem) throw new HttpError(400, 'invalid_input', `invalid ${where}: ${problem}`, { path: problem.path });
   }
@@ -71,7 +83,8 @@ function unstorableText(text: string): string | undefined {
 
 function unstorable(root: unknown): (string & { path: string }) | undefined {
   const stack: { value: unknown; path: string; depth: number }[] = [{ value: root, path: '', depth: 0 }];
-  const found = (path: string, what: string) => Object.assign(`${path || '(root)'} ${what}`, { path: path || '(root)' });
+  const found = (path: string, what: string) =>
+    Object.assign(`${path || '(root)'} ${what}`, { path: path || '(root)' });
   while (stack.length > 0) {
     const { value, path, depth } = stack.pop()!;
     if (typeof value === 'string') {
@@ -80,7 +93,8 @@ function unstorable(root: unknown): (string & { path: string }) | undefined {
       continue;
     }
     if (value === null || typeof value !== 'object') continue;
-    if (depth >= MAX_JSON_DEPTH) return found(path, `nests deeper than ${MAX_JSON_DEPTH} levels, which is not accepted`);
+    if (depth >= MAX_JSON_DEPTH)
+      return found(path, `nests deeper than ${MAX_JSON_DEPTH} levels, which is not accepted`);
     for (const [key, child] of Object.entries(value)) {
       const childPath = path ? `${path}.${key}` : key;
       const problem = unstorableText(key);

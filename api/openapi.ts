@@ -150,7 +150,13 @@ export const Health = z.object({
   providers: z
     .object({
       openCircuits: z.array(
-        z.looseObject({ worker: z.string(), provider: z.string(), state: z.string(), lastError: z.string().nullable(), changedAt: timestamp }),
+        z.looseObject({
+          worker: z.string(),
+          provider: z.string(),
+          state: z.string(),
+          lastError: z.string().nullable(),
+          changedAt: timestamp,
+        }),
       ),
     })
     .optional(),
@@ -173,9 +179,18 @@ export const ChatHistory = z.object({
   ...page,
 });
 
-export const ChatTurn = z.looseObject({ sessionId: z.uuid(), agentId: z.uuid(), turnId: z.uuid(), status: z.enum(['completed', 'failed', 'cancelled']) });
+export const ChatTurn = z.looseObject({
+  sessionId: z.uuid(),
+  agentId: z.uuid(),
+  turnId: z.uuid(),
+  status: z.enum(['completed', 'failed', 'cancelled']),
+});
 
-const CrewMemberRecord = z.looseObject({ agentId: z.uuid(), role: z.string().nullable(), input: z.record(z.string(), z.unknown()) });
+const CrewMemberRecord = z.looseObject({
+  agentId: z.uuid(),
+  role: z.string().nullable(),
+  input: z.record(z.string(), z.unknown()),
+});
 const crewFields = {
   id: z.uuid(),
   orgId: z.string(),
@@ -211,7 +226,12 @@ export const CrewDetail = z.looseObject({
       name: z.string().nullable(),
       capabilities: z.array(z.string()),
       agentStatus: z.enum(AGENT_STATUSES).nullable(),
-      tasks: z.object({ total: z.number().int(), completed: z.number().int(), failed: z.number().int(), cancelled: z.number().int() }),
+      tasks: z.object({
+        total: z.number().int(),
+        completed: z.number().int(),
+        failed: z.number().int(),
+        cancelled: z.number().int(),
+      }),
       activeTaskIds: z.array(z.uuid()),
       running: z.number().int().min(0),
     }),
@@ -227,12 +247,28 @@ export const CrewDetail = z.looseObject({
       sentAt: timestamp,
     }),
   ),
-  tasks: z.array(z.looseObject({ id: z.uuid(), agentId: z.uuid(), title: z.string(), status: z.enum(TASK_STATUSES), output: z.unknown(), error: z.string().nullable() })),
+  tasks: z.array(
+    z.looseObject({
+      id: z.uuid(),
+      agentId: z.uuid(),
+      title: z.string(),
+      status: z.enum(TASK_STATUSES),
+      output: z.unknown(),
+      error: z.string().nullable(),
+    }),
+  ),
   live: z
     .looseObject({
       crewId: z.uuid(),
       status: z.enum(CREW_STATUSES),
-      members: z.array(z.looseObject({ agentId: z.uuid(), role: z.string().nullable(), running: z.number().int(), assigned: z.number().int() })),
+      members: z.array(
+        z.looseObject({
+          agentId: z.uuid(),
+          role: z.string().nullable(),
+          running: z.number().int(),
+          assigned: z.number().int(),
+        }),
+      ),
       subTasks: z.array(CrewSubTask),
       messages: z.number().int(),
     })
@@ -270,7 +306,14 @@ export const Governance = z.object({
     tokens: z.looseObject({ windowSeconds: z.number(), usedGlobal: count, usedByOrg: count }),
     slots: z.record(z.string(), z.looseObject({ held: count, waiting: count })),
     resources: z.array(
-      z.looseObject({ name: z.string(), capacity: z.number(), refillPerSecond: z.number(), tokens: z.number(), grantedTotal: z.number(), waitsTotal: z.number() }),
+      z.looseObject({
+        name: z.string(),
+        capacity: z.number(),
+        refillPerSecond: z.number(),
+        tokens: z.number(),
+        grantedTotal: z.number(),
+        waitsTotal: z.number(),
+      }),
     ),
     priority: z.looseObject({
       scored: count,
@@ -291,15 +334,30 @@ const metaFields = {
   objective: z.string(),
   maxAgents: z.number().int().min(1),
   status: z.enum(META_STATUSES),
-  plan: z.array(z.looseObject({ id: z.string(), title: z.string(), capabilities: z.array(z.string()), dependsOn: z.array(z.string()) })),
+  plan: z.array(
+    z.looseObject({
+      id: z.string(),
+      title: z.string(),
+      capabilities: z.array(z.string()),
+      dependsOn: z.array(z.string()),
+    }),
+  ),
   crewId: z.uuid().nullable(),
   result: z.unknown(),
   error: z.string().nullable(),
   createdAt: timestamp,
   completedAt: nullableTimestamp,
 };
-const TeamMember = z.looseObject({ name: z.string(), role: z.string(), objective: z.string(), capabilities: z.array(z.string()) });
-export const MetaRun = z.looseObject({ ...metaFields, team: z.array(TeamMember.extend({ agentId: z.uuid().optional() })) });
+const TeamMember = z.looseObject({
+  name: z.string(),
+  role: z.string(),
+  objective: z.string(),
+  capabilities: z.array(z.string()),
+});
+export const MetaRun = z.looseObject({
+  ...metaFields,
+  team: z.array(TeamMember.extend({ agentId: z.uuid().optional() })),
+});
 /** A meta run with each team member's agent (null until created) and its crew. */
 export const MetaRunDetail = z.looseObject({
   ...metaFields,
@@ -378,12 +436,20 @@ interface RouteSpec {
 const ROUTES: RouteSpec[] = [];
 const route = (spec: RouteSpec) => ROUTES.push(spec);
 
-route({ method: 'get', path: '/health', tag: 'operations', public: true, summary: 'Temporal and Postgres checks; 503 when either is down', responses: { 200: Health, 503: Health } });
+route({
+  method: 'get',
+  path: '/health',
+  tag: 'operations',
+  public: true,
+  summary: 'Temporal and Postgres checks; 503 when either is down',
+  responses: { 200: Health, 503: Health },
+});
 route({
   method: 'get',
   path: '/metrics',
   tag: 'operations',
-  summary: 'Prometheus metrics (agents by status, tasks, queue depth, tokens, approvals, circuits); METRICS_TOKEN or a key of ADMIN_ORG_ID',
+  summary:
+    'Prometheus metrics (agents by status, tasks, queue depth, tokens, approvals, circuits); METRICS_TOKEN or a key of ADMIN_ORG_ID',
   responses: { 200: { description: 'Prometheus text exposition format 0.0.4', media: { 'text/plain': 'text' } } },
 });
 route({
@@ -394,68 +460,264 @@ route({
   responses: { 200: { description: 'OpenAPI 3.1 document', media: { 'application/json': 'object' } } },
 });
 
-route({ method: 'post', path: '/api/v1/agents', tag: 'agents', summary: 'Create an agent; its workflow runs when this returns', body: CreateAgentBody, responses: { 201: AgentWithLive } });
-route({ method: 'get', path: '/api/v1/agents', tag: 'agents', summary: 'List agents (archived ones only with status=ARCHIVED)', query: ListAgentsQuery, responses: { 200: AgentList } });
-route({ method: 'get', path: '/api/v1/agents/:id', tag: 'agents', summary: 'An agent with its live workflow state', responses: { 200: AgentWithLive } });
-route({ method: 'patch', path: '/api/v1/agents/:id', tag: 'agents', summary: 'Change an agent; applied by its workflow', body: UpdateAgentBody, responses: { 200: AgentWithLive } });
+route({
+  method: 'post',
+  path: '/api/v1/agents',
+  tag: 'agents',
+  summary: 'Create an agent; its workflow runs when this returns',
+  body: CreateAgentBody,
+  responses: { 201: AgentWithLive },
+});
+route({
+  method: 'get',
+  path: '/api/v1/agents',
+  tag: 'agents',
+  summary: 'List agents (archived ones only with status=ARCHIVED)',
+  query: ListAgentsQuery,
+  responses: { 200: AgentList },
+});
+route({
+  method: 'get',
+  path: '/api/v1/agents/:id',
+  tag: 'agents',
+  summary: 'An agent with its live workflow state',
+  responses: { 200: AgentWithLive },
+});
+route({
+  method: 'patch',
+  path: '/api/v1/agents/:id',
+  tag: 'agents',
+  summary: 'Change an agent; applied by its workflow',
+  body: UpdateAgentBody,
+  responses: { 200: AgentWithLive },
+});
 for (const action of ['pause', 'resume', 'archive'] as const) {
-  route({ method: 'post', path: `/api/v1/agents/:id/${action}`, tag: 'agents', summary: `${action[0]!.toUpperCase()}${action.slice(1)} an agent`, responses: { 200: AgentWithLive } });
+  route({
+    method: 'post',
+    path: `/api/v1/agents/:id/${action}`,
+    tag: 'agents',
+    summary: `${action[0]!.toUpperCase()}${action.slice(1)} an agent`,
+    responses: { 200: AgentWithLive },
+  });
 }
 
-route({ method: 'post', path: '/api/v1/tasks', tag: 'tasks', summary: "Submit a task to an agent's queue", body: CreateTaskBody, responses: { 201: SubmittedTask } });
-route({ method: 'get', path: '/api/v1/tasks', tag: 'tasks', summary: 'List tasks, newest first', query: ListTasksQuery, responses: { 200: TaskList } });
-route({ method: 'get', path: '/api/v1/tasks/:id', tag: 'tasks', summary: 'A task with its reasoning trace', responses: { 200: TaskDetail } });
-route({ method: 'post', path: '/api/v1/tasks/:id/cancel', tag: 'tasks', summary: 'Cancel a queued or running task', body: CancelTaskBody, responses: { 200: Task } });
+route({
+  method: 'post',
+  path: '/api/v1/tasks',
+  tag: 'tasks',
+  summary: "Submit a task to an agent's queue",
+  body: CreateTaskBody,
+  responses: { 201: SubmittedTask },
+});
+route({
+  method: 'get',
+  path: '/api/v1/tasks',
+  tag: 'tasks',
+  summary: 'List tasks, newest first',
+  query: ListTasksQuery,
+  responses: { 200: TaskList },
+});
+route({
+  method: 'get',
+  path: '/api/v1/tasks/:id',
+  tag: 'tasks',
+  summary: 'A task with its reasoning trace',
+  responses: { 200: TaskDetail },
+});
+route({
+  method: 'post',
+  path: '/api/v1/tasks/:id/cancel',
+  tag: 'tasks',
+  summary: 'Cancel a queued or running task',
+  body: CancelTaskBody,
+  responses: { 200: Task },
+});
 
-route({ method: 'get', path: '/api/v1/approvals', tag: 'approvals', summary: 'List approval requests', query: ListApprovalsQuery, responses: { 200: ApprovalList } });
-route({ method: 'get', path: '/api/v1/approvals/:id', tag: 'approvals', summary: 'One approval request', responses: { 200: Approval } });
-route({ method: 'post', path: '/api/v1/approvals/:id/approve', tag: 'approvals', summary: 'Approve (optionally with an edited action)', body: ApproveBody, responses: { 200: Approval } });
-route({ method: 'post', path: '/api/v1/approvals/:id/reject', tag: 'approvals', summary: 'Reject', body: RejectBody, responses: { 200: Approval } });
+route({
+  method: 'get',
+  path: '/api/v1/approvals',
+  tag: 'approvals',
+  summary: 'List approval requests',
+  query: ListApprovalsQuery,
+  responses: { 200: ApprovalList },
+});
+route({
+  method: 'get',
+  path: '/api/v1/approvals/:id',
+  tag: 'approvals',
+  summary: 'One approval request',
+  responses: { 200: Approval },
+});
+route({
+  method: 'post',
+  path: '/api/v1/approvals/:id/approve',
+  tag: 'approvals',
+  summary: 'Approve (optionally with an edited action)',
+  body: ApproveBody,
+  responses: { 200: Approval },
+});
+route({
+  method: 'post',
+  path: '/api/v1/approvals/:id/reject',
+  tag: 'approvals',
+  summary: 'Reject',
+  body: RejectBody,
+  responses: { 200: Approval },
+});
 
 route({
   method: 'post',
   path: '/api/v1/chat',
   tag: 'chat',
-  summary: 'Send a chat message; streams Server-Sent Events (session, token, tool_call, tool_result, message | error), or JSON with "stream": false',
+  summary:
+    'Send a chat message; streams Server-Sent Events (session, token, tool_call, tool_result, message | error), or JSON with "stream": false',
   body: ChatBody,
   responses: {
-    200: { description: 'An event stream (`event: <type>` / `data: <json>`), or the finished turn with "stream": false', media: { 'text/event-stream': 'text', 'application/json': ChatTurn } },
+    200: {
+      description: 'An event stream (`event: <type>` / `data: <json>`), or the finished turn with "stream": false',
+      media: { 'text/event-stream': 'text', 'application/json': ChatTurn },
+    },
     502: ChatTurn,
   },
 });
-route({ method: 'get', path: '/api/v1/chat/:sessionId', tag: 'chat', summary: "One page of a chat session's stored history, oldest first", query: PageQuery, responses: { 200: ChatHistory } });
+route({
+  method: 'get',
+  path: '/api/v1/chat/:sessionId',
+  tag: 'chat',
+  summary: "One page of a chat session's stored history, oldest first",
+  query: PageQuery,
+  responses: { 200: ChatHistory },
+});
 
-route({ method: 'post', path: '/api/v1/crews', tag: 'crews', summary: 'Create a crew of existing agents (status idle)', body: CreateCrewBody, responses: { 201: CrewDetail } });
-route({ method: 'get', path: '/api/v1/crews', tag: 'crews', summary: 'List crews, newest first', query: ListCrewsQuery, responses: { 200: CrewList } });
-route({ method: 'get', path: '/api/v1/crews/:id', tag: 'crews', summary: "A crew with its members' state and one page (limit, offset) of its message log and tasks", query: PageQuery, responses: { 200: CrewDetail } });
-route({ method: 'post', path: '/api/v1/crews/:id/start', tag: 'crews', summary: 'Start the crew; answers once it runs (409 once it has finished)', responses: { 200: CrewDetail } });
-route({ method: 'post', path: '/api/v1/crews/:id/stop', tag: 'crews', summary: 'Stop a running crew and its members\' work (409 when idle or finished)', responses: { 200: CrewDetail } });
-route({ method: 'post', path: '/api/v1/crews/:id/messages', tag: 'crews', summary: 'Send a message to a running crew (stored once per messageId)', body: CrewMessageBody, responses: { 202: CrewMessageAccepted } });
+route({
+  method: 'post',
+  path: '/api/v1/crews',
+  tag: 'crews',
+  summary: 'Create a crew of existing agents (status idle)',
+  body: CreateCrewBody,
+  responses: { 201: CrewDetail },
+});
+route({
+  method: 'get',
+  path: '/api/v1/crews',
+  tag: 'crews',
+  summary: 'List crews, newest first',
+  query: ListCrewsQuery,
+  responses: { 200: CrewList },
+});
+route({
+  method: 'get',
+  path: '/api/v1/crews/:id',
+  tag: 'crews',
+  summary: "A crew with its members' state and one page (limit, offset) of its message log and tasks",
+  query: PageQuery,
+  responses: { 200: CrewDetail },
+});
+route({
+  method: 'post',
+  path: '/api/v1/crews/:id/start',
+  tag: 'crews',
+  summary: 'Start the crew; answers once it runs (409 once it has finished)',
+  responses: { 200: CrewDetail },
+});
+route({
+  method: 'post',
+  path: '/api/v1/crews/:id/stop',
+  tag: 'crews',
+  summary: "Stop a running crew and its members' work (409 when idle or finished)",
+  responses: { 200: CrewDetail },
+});
+route({
+  method: 'post',
+  path: '/api/v1/crews/:id/messages',
+  tag: 'crews',
+  summary: 'Send a message to a running crew (stored once per messageId)',
+  body: CrewMessageBody,
+  responses: { 202: CrewMessageAccepted },
+});
 
-route({ method: 'post', path: '/api/v1/agents/:id/reminders', tag: 'reminders', summary: 'Give an agent a recurring or one-shot goal (409 when archived or at its limit)', body: CreateReminderBody, responses: { 201: Reminder } });
-route({ method: 'get', path: '/api/v1/agents/:id/reminders', tag: 'reminders', summary: "An agent's active reminders with their next fire time", responses: { 200: ReminderList } });
-route({ method: 'get', path: '/api/v1/agents/:id/reminders/:reminderId', tag: 'reminders', summary: 'One reminder', responses: { 200: Reminder } });
-route({ method: 'delete', path: '/api/v1/agents/:id/reminders/:reminderId', tag: 'reminders', summary: 'Remove a reminder and its schedule', responses: { 204: { description: 'Removed', media: {} } } });
+route({
+  method: 'post',
+  path: '/api/v1/agents/:id/reminders',
+  tag: 'reminders',
+  summary: 'Give an agent a recurring or one-shot goal (409 when archived or at its limit)',
+  body: CreateReminderBody,
+  responses: { 201: Reminder },
+});
+route({
+  method: 'get',
+  path: '/api/v1/agents/:id/reminders',
+  tag: 'reminders',
+  summary: "An agent's active reminders with their next fire time",
+  responses: { 200: ReminderList },
+});
+route({
+  method: 'get',
+  path: '/api/v1/agents/:id/reminders/:reminderId',
+  tag: 'reminders',
+  summary: 'One reminder',
+  responses: { 200: Reminder },
+});
+route({
+  method: 'delete',
+  path: '/api/v1/agents/:id/reminders/:reminderId',
+  tag: 'reminders',
+  summary: 'Remove a reminder and its schedule',
+  responses: { 204: { description: 'Removed', media: {} } },
+});
 
-route({ method: 'get', path: '/api/v1/governance', tag: 'governance', summary: "The limits and how much of them is in use (token use by the caller's organisation)", responses: { 200: Governance } });
+route({
+  method: 'get',
+  path: '/api/v1/governance',
+  tag: 'governance',
+  summary: "The limits and how much of them is in use (token use by the caller's organisation)",
+  responses: { 200: Governance },
+});
 
-route({ method: 'post', path: '/api/v1/meta', tag: 'meta', summary: 'Start a meta supervisor for an objective (404 unless META_AGENT_ENABLED)', body: CreateMetaBody, responses: { 201: MetaRunDetail } });
-route({ method: 'get', path: '/api/v1/meta', tag: 'meta', summary: 'List meta supervisor runs, newest first', query: ListMetaQuery, responses: { 200: MetaRunList } });
-route({ method: 'get', path: '/api/v1/meta/:id', tag: 'meta', summary: 'A meta supervisor run with its team and crew', responses: { 200: MetaRunDetail } });
+route({
+  method: 'post',
+  path: '/api/v1/meta',
+  tag: 'meta',
+  summary: 'Start a meta supervisor for an objective (404 unless META_AGENT_ENABLED)',
+  body: CreateMetaBody,
+  responses: { 201: MetaRunDetail },
+});
+route({
+  method: 'get',
+  path: '/api/v1/meta',
+  tag: 'meta',
+  summary: 'List meta supervisor runs, newest first',
+  query: ListMetaQuery,
+  responses: { 200: MetaRunList },
+});
+route({
+  method: 'get',
+  path: '/api/v1/meta/:id',
+  tag: 'meta',
+  summary: 'A meta supervisor run with its team and crew',
+  responses: { 200: MetaRunDetail },
+});
 
 // ---------------------------------------------------------------------------------------------
 // The document
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
-const nameOf = (schema: z.ZodType, table: Record<string, z.ZodType>) => Object.entries(table).find(([, s]) => s === schema)?.[0];
+const nameOf = (schema: z.ZodType, table: Record<string, z.ZodType>) =>
+  Object.entries(table).find(([, s]) => s === schema)?.[0];
 
 function componentSchemas(table: Record<string, z.ZodType>, io: 'input' | 'output'): Record<string, unknown> {
   const registry = z.registry<{ id: string }>();
   for (const [id, schema] of Object.entries(table)) registry.add(schema, { id });
-  const { schemas } = z.toJSONSchema(registry, { io, uri: (id) => `#/components/schemas/${id}`, unrepresentable: 'any' });
+  const { schemas } = z.toJSONSchema(registry, {
+    io,
+    uri: (id) => `#/components/schemas/${id}`,
+    unrepresentable: 'any',
+  });
   // Components live inside the document, which declares its dialect once (jsonSchemaDialect) and
   // names them by their place; zod's own $schema and $id would only repeat that.
-  return Object.fromEntries(Object.entries(schemas).map(([id, { $schema: _dialect, $id: _id, ...schema }]) => [id, schema]));
+  return Object.fromEntries(
+    Object.entries(schemas).map(([id, { $schema: _dialect, $id: _id, ...schema }]) => [id, schema]),
+  );
 }
 
 function queryParameters(query: z.ZodObject) {
@@ -469,32 +731,54 @@ function queryParameters(query: z.ZodObject) {
 }
 
 function operation(spec: RouteSpec) {
-  const pathParams = [...spec.path.matchAll(/:(\w+)/g)].map(([, name]) => ({ name, in: 'path', required: true, schema: { type: 'string' } }));
+  const pathParams = [...spec.path.matchAll(/:(\w+)/g)].map(([, name]) => ({
+    name,
+    in: 'path',
+    required: true,
+    schema: { type: 'string' },
+  }));
   const responses: Record<string, unknown> = {};
   for (const [status, body] of Object.entries(spec.responses)) {
-    const { description, media } = body instanceof z.ZodType ? { description: 'OK', media: { 'application/json': body } } : body;
+    const { description, media } =
+      body instanceof z.ZodType ? { description: 'OK', media: { 'application/json': body } } : body;
     const content = Object.fromEntries(
       Object.entries(media).map(([type, schema]) => [
         type,
-        { schema: schema instanceof z.ZodType ? ref(nameOf(schema, RESPONSE_SCHEMAS)!) : { type: schema === 'text' ? 'string' : 'object' } },
+        {
+          schema:
+            schema instanceof z.ZodType
+              ? ref(nameOf(schema, RESPONSE_SCHEMAS)!)
+              : { type: schema === 'text' ? 'string' : 'object' },
+        },
       ]),
     );
-    responses[status] = { description: Number(status) >= 400 ? 'Failed' : description, ...(Object.keys(content).length ? { content } : {}) };
+    responses[status] = {
+      description: Number(status) >= 400 ? 'Failed' : description,
+      ...(Object.keys(content).length ? { content } : {}),
+    };
   }
   if (!spec.public) {
-    const error = (description: string) => ({ description, content: { 'application/json': { schema: ref('ErrorResponse') } } });
+    const error = (description: string) => ({
+      description,
+      content: { 'application/json': { schema: ref('ErrorResponse') } },
+    });
     responses['400'] ??= error('Malformed JSON or invalid fields (zod issues in details.issues)');
     responses['404'] ??= error('Unknown id or route');
     responses['409'] ??= error('Impossible transition');
   }
   const bodyName = spec.body && nameOf(spec.body, REQUEST_SCHEMAS);
   return {
-    operationId: `${spec.method}${spec.path.replace(/^\/api\/v1/, '').replace(/[/:.](\w)/g, (_m, c: string) => c.toUpperCase()).replace(/\W/g, '')}`,
+    operationId: `${spec.method}${spec.path
+      .replace(/^\/api\/v1/, '')
+      .replace(/[/:.](\w)/g, (_m, c: string) => c.toUpperCase())
+      .replace(/\W/g, '')}`,
     summary: spec.summary,
     tags: [spec.tag],
     ...(spec.public ? { security: [] } : {}),
     parameters: [...pathParams, ...(spec.query ? queryParameters(spec.query) : [])],
-    ...(bodyName ? { requestBody: { required: true, content: { 'application/json': { schema: ref(bodyName) } } } } : {}),
+    ...(bodyName
+      ? { requestBody: { required: true, content: { 'application/json': { schema: ref(bodyName) } } } }
+      : {}),
     responses,
   };
 }
@@ -515,14 +799,19 @@ export function openApiDocument(): object {
     info: {
       title: 'Temporal Agent Orchestrator API',
       version: '1',
-      description: 'Agents are Temporal workflows; this API starts and changes them and reads their Postgres records. Errors are {"error": {"code", "message", "details?"}}.',
+      description:
+        'Agents are Temporal workflows; this API starts and changes them and reads their Postgres records. Errors are {"error": {"code", "message", "details?"}}.',
     },
     servers: [{ url: '/' }],
     // API keys (Authorization: Bearer) when the server requires them; /health and this document are public.
     security: [{ bearerAuth: [] }, {}],
     paths,
     components: {
-      schemas: { ...componentSchemas(RESPONSE_SCHEMAS, 'output'), ...componentSchemas(REQUEST_SCHEMAS, 'input'), ...componentSchemas(QUERY_SCHEMAS, 'input') },
+      schemas: {
+        ...componentSchemas(RESPONSE_SCHEMAS, 'output'),
+        ...componentSchemas(REQUEST_SCHEMAS, 'input'),
+        ...componentSchemas(QUERY_SCHEMAS, 'input'),
+      },
       securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', description: 'API key' } },
     },
   };

@@ -27,12 +27,20 @@ async function main(): Promise<void> {
     gateway: new AgentGateway(client, cfg.TEMPORAL_TASK_QUEUE),
     config: cfg,
     logger,
-    metrics: createApiMetrics(db, { tokenBudget: { tokensPerWindow: cfg.AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE, windowSeconds: cfg.TOKEN_BUDGET_WINDOW_SECONDS } }),
+    metrics: createApiMetrics(db, {
+      tokenBudget: {
+        tokensPerWindow: cfg.AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE,
+        windowSeconds: cfg.TOKEN_BUDGET_WINDOW_SECONDS,
+      },
+    }),
     apiKeys: apiKeyVerifier(db, cfg),
   });
   // API_HOST (default loopback) also bounds who can reach /codec and /metrics.
   const server = app.listen(cfg.PORT, cfg.API_HOST, () =>
-    logger.info({ host: cfg.API_HOST, port: cfg.PORT }, `API listening on http://${cfg.API_HOST.includes(':') ? `[${cfg.API_HOST}]` : cfg.API_HOST}:${cfg.PORT}`),
+    logger.info(
+      { host: cfg.API_HOST, port: cfg.PORT },
+      `API listening on http://${cfg.API_HOST.includes(':') ? `[${cfg.API_HOST}]` : cfg.API_HOST}:${cfg.PORT}`,
+    ),
   );
   // Slow clients: headers within 10 s, the whole request within the API's time limit. Responses (SSE
   // chat streams) are not bounded by these; JSON routes have their own limit (api/limits.ts).
@@ -41,7 +49,9 @@ async function main(): Promise<void> {
 
   const shutdown = () => {
     logger.info('API shutting down');
-    server.close(() => void Promise.allSettled([db.end(), connection.close(), chatEvents.close()]).then(() => process.exit(0)));
+    server.close(
+      () => void Promise.allSettled([db.end(), connection.close(), chatEvents.close()]).then(() => process.exit(0)),
+    );
     // Keep-alive connections may hold the server open; do not wait on them forever.
     setTimeout(() => process.exit(0), 5000).unref();
   };

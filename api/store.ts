@@ -143,11 +143,17 @@ const META_COLUMNS = `id, org_id AS "orgId", name, objective, max_agents AS "max
 export function createStore(db: Db) {
   return {
     async agent(orgId: string, id: string): Promise<AgentRecord | undefined> {
-      const { rows } = await db.query<AgentRecord>(`SELECT ${AGENT_COLUMNS} FROM agents WHERE org_id = $1 AND id = $2`, [orgId, id]);
+      const { rows } = await db.query<AgentRecord>(
+        `SELECT ${AGENT_COLUMNS} FROM agents WHERE org_id = $1 AND id = $2`,
+        [orgId, id],
+      );
       return rows[0];
     },
 
-    async agents(orgId: string, f: { status?: string; type?: string; limit: number; offset: number }): Promise<AgentRecord[]> {
+    async agents(
+      orgId: string,
+      f: { status?: string; type?: string; limit: number; offset: number },
+    ): Promise<AgentRecord[]> {
       const { rows } = await db.query<AgentRecord>(
         `SELECT ${AGENT_COLUMNS} FROM agents
          WHERE org_id = $1 AND ($2::text IS NULL AND status <> 'ARCHIVED' OR status = $2) AND ($3::text IS NULL OR type = $3)
@@ -166,11 +172,17 @@ export function createStore(db: Db) {
     },
 
     async task(orgId: string, id: string): Promise<TaskRecord | undefined> {
-      const { rows } = await db.query<TaskRecord>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE org_id = $1 AND id = $2`, [orgId, id]);
+      const { rows } = await db.query<TaskRecord>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE org_id = $1 AND id = $2`, [
+        orgId,
+        id,
+      ]);
       return rows[0];
     },
 
-    async tasks(orgId: string, f: { agentId?: string; status?: string; limit: number; offset: number }): Promise<TaskRecord[]> {
+    async tasks(
+      orgId: string,
+      f: { agentId?: string; status?: string; limit: number; offset: number },
+    ): Promise<TaskRecord[]> {
       const { rows } = await db.query<TaskRecord>(
         `SELECT ${TASK_COLUMNS} FROM tasks
          WHERE org_id = $1 AND ($2::uuid IS NULL OR agent_id = $2) AND ($3::text IS NULL OR status = $3)
@@ -190,7 +202,10 @@ export function createStore(db: Db) {
     },
 
     async approval(orgId: string, id: string): Promise<ApprovalRecord | undefined> {
-      const { rows } = await db.query<ApprovalRecord>(`SELECT ${APPROVAL_COLUMNS} FROM approvals WHERE org_id = $1 AND id = $2`, [orgId, id]);
+      const { rows } = await db.query<ApprovalRecord>(
+        `SELECT ${APPROVAL_COLUMNS} FROM approvals WHERE org_id = $1 AND id = $2`,
+        [orgId, id],
+      );
       return rows[0];
     },
 
@@ -208,7 +223,9 @@ export function createStore(db: Db) {
     },
 
     /** Provider circuits that are not closed, as each worker last reported them. */
-    async openCircuits(): Promise<{ worker: string; provider: string; state: string; lastError: string | null; changedAt: string }[]> {
+    async openCircuits(): Promise<
+      { worker: string; provider: string; state: string; lastError: string | null; changedAt: string }[]
+    > {
       const { rows } = await db.query(
         `SELECT worker, provider, state, last_error AS "lastError", changed_at AS "changedAt" FROM provider_circuits
          WHERE state <> 'closed' ORDER BY changed_at DESC LIMIT 100`,
@@ -228,7 +245,10 @@ export function createStore(db: Db) {
 
     /** True when the organisation has a session with this id (a page past its end is still the session). */
     async chatSessionExists(orgId: string, sessionId: string): Promise<boolean> {
-      const { rows } = await db.query('SELECT 1 FROM chat_messages WHERE org_id = $1 AND session_id = $2 LIMIT 1', [orgId, sessionId]);
+      const { rows } = await db.query('SELECT 1 FROM chat_messages WHERE org_id = $1 AND session_id = $2 LIMIT 1', [
+        orgId,
+        sessionId,
+      ]);
       return rows.length > 0;
     },
 
@@ -256,13 +276,27 @@ export function createStore(db: Db) {
              FROM (VALUES ('agent:' || $1), ('step:' || $1)) AS k(kind)`,
           [taskQueue],
         ),
-        db.query<{ name: string; capacity: number; refillPerSecond: number; tokens: number; grantedTotal: number; waitsTotal: number }>(
+        db.query<{
+          name: string;
+          capacity: number;
+          refillPerSecond: number;
+          tokens: number;
+          grantedTotal: number;
+          waitsTotal: number;
+        }>(
           `SELECT name, capacity, refill_per_second AS "refillPerSecond",
                   least(capacity, tokens + extract(epoch FROM clock_timestamp() - updated_at) * refill_per_second) AS tokens,
                   granted_total AS "grantedTotal", waits_total AS "waitsTotal"
              FROM resource_buckets ORDER BY name`,
         ),
-        db.query<{ scored: number; cache: number; model: number; fallback: number; p50: number | null; p50Cached: number | null }>(
+        db.query<{
+          scored: number;
+          cache: number;
+          model: number;
+          fallback: number;
+          p50: number | null;
+          p50Cached: number | null;
+        }>(
           `SELECT count(*) AS scored, count(*) FILTER (WHERE s.source = 'cache') AS cache,
                   count(*) FILTER (WHERE s.source = 'model') AS model, count(*) FILTER (WHERE s.source = 'fallback') AS fallback,
                   percentile_cont(0.5) WITHIN GROUP (ORDER BY s.duration_ms) AS p50,
@@ -282,7 +316,10 @@ export function createStore(db: Db) {
 
     // ---- Crews ----
     async crew(orgId: string, id: string): Promise<CrewRecord | undefined> {
-      const { rows } = await db.query<CrewRecord>(`SELECT ${CREW_COLUMNS} FROM crews WHERE org_id = $1 AND id = $2`, [orgId, id]);
+      const { rows } = await db.query<CrewRecord>(`SELECT ${CREW_COLUMNS} FROM crews WHERE org_id = $1 AND id = $2`, [
+        orgId,
+        id,
+      ]);
       return rows[0];
     },
 
@@ -296,7 +333,9 @@ export function createStore(db: Db) {
     },
 
     /** A crew's definition is written here, at creation, before any workflow exists; its workflow owns the rest. */
-    async createCrew(c: Omit<CrewRecord, 'status' | 'result' | 'error' | 'createdAt' | 'startedAt' | 'completedAt'>): Promise<void> {
+    async createCrew(
+      c: Omit<CrewRecord, 'status' | 'result' | 'error' | 'createdAt' | 'startedAt' | 'completedAt'>,
+    ): Promise<void> {
       await db.query(
         `INSERT INTO crews (id, org_id, name, goal, process, assignment, members, input) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)`,
         [c.id, c.orgId, c.name, c.goal, c.process, c.assignment, JSON.stringify(c.members), JSON.stringify(c.input)],
@@ -314,7 +353,12 @@ export function createStore(db: Db) {
     },
 
     /** One page of the crew's task rows, oldest first. */
-    async crewTasks(crewId: string, page: Page): Promise<{ id: string; agentId: string; title: string; status: string; output: unknown; error: string | null }[]> {
+    async crewTasks(
+      crewId: string,
+      page: Page,
+    ): Promise<
+      { id: string; agentId: string; title: string; status: string; output: unknown; error: string | null }[]
+    > {
       const { rows } = await db.query(
         `SELECT id, agent_id AS "agentId", title, status, output, error FROM tasks WHERE crew_id = $1 ORDER BY created_at, id LIMIT $2 OFFSET $3`,
         [crewId, page.limit, page.offset],
@@ -326,7 +370,16 @@ export function createStore(db: Db) {
      * Each member's work in the crew, counted in SQL so a long crew costs one small row per member: totals by
      * status and the ids of tasks still open (at most the crew's concurrency, capped here anyway).
      */
-    async crewMemberWork(crewId: string): Promise<{ agentId: string; total: number; completed: number; failed: number; cancelled: number; activeTaskIds: string[] }[]> {
+    async crewMemberWork(crewId: string): Promise<
+      {
+        agentId: string;
+        total: number;
+        completed: number;
+        failed: number;
+        cancelled: number;
+        activeTaskIds: string[];
+      }[]
+    > {
       const { rows } = await db.query(
         `SELECT agent_id AS "agentId", count(*)::int AS total,
                 count(*) FILTER (WHERE status = 'completed')::int AS completed,
@@ -350,7 +403,10 @@ export function createStore(db: Db) {
 
     // ---- Meta supervisor ----
     async metaRun(orgId: string, id: string): Promise<MetaRunRecord | undefined> {
-      const { rows } = await db.query<MetaRunRecord>(`SELECT ${META_COLUMNS} FROM meta_runs WHERE org_id = $1 AND id = $2`, [orgId, id]);
+      const { rows } = await db.query<MetaRunRecord>(
+        `SELECT ${META_COLUMNS} FROM meta_runs WHERE org_id = $1 AND id = $2`,
+        [orgId, id],
+      );
       return rows[0];
     },
 
@@ -372,7 +428,13 @@ export function createStore(db: Db) {
     },
 
     /** A meta run's request is written here, before its workflow starts; the workflow owns the rest. */
-    async createMetaRun(m: { id: string; orgId: string; name: string; objective: string; maxAgents: number }): Promise<void> {
+    async createMetaRun(m: {
+      id: string;
+      orgId: string;
+      name: string;
+      objective: string;
+      maxAgents: number;
+    }): Promise<void> {
       await db.query(`INSERT INTO meta_runs (id, org_id, name, objective, max_agents) VALUES ($1,$2,$3,$4,$5)`, [
         m.id,
         m.orgId,

@@ -31,7 +31,11 @@ async function main(): Promise<void> {
           {
             setupRequest: (req) => ({
               ...req,
-              body: JSON.stringify({ agentId: agentIds[Math.floor(Math.random() * agentIds.length)], title: 'api bench', input: { script: [{ answer: 'ok' }] } }),
+              body: JSON.stringify({
+                agentId: agentIds[Math.floor(Math.random() * agentIds.length)],
+                title: 'api bench',
+                input: { script: [{ answer: 'ok' }] },
+              }),
             }),
           },
         ]
@@ -46,7 +50,9 @@ async function main(): Promise<void> {
     non2xx: result.non2xx,
     errors: result.errors,
     timeouts: result.timeouts,
-    statusCodes: Object.fromEntries(Object.entries(result.statusCodeStats ?? {}).map(([code, s]) => [code, s.count ?? 0])),
+    statusCodes: Object.fromEntries(
+      Object.entries(result.statusCodeStats ?? {}).map(([code, s]) => [code, s.count ?? 0]),
+    ),
     // Reported here because this process has exited by the time the benchmark reads /proc again.
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
   };

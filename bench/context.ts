@@ -53,7 +53,10 @@ export interface Snapshot {
 }
 
 export async function snapshot(b: Bench): Promise<Snapshot> {
-  const [polls, syncPolls] = await Promise.all([serverCounter(b.metricsPort, 'poll_success'), serverCounter(b.metricsPort, 'poll_success_sync')]);
+  const [polls, syncPolls] = await Promise.all([
+    serverCounter(b.metricsPort, 'poll_success'),
+    serverCounter(b.metricsPort, 'poll_success_sync'),
+  ]);
   return { at: Date.now(), cpu: cpuSeconds(b.named), polls, syncPolls };
 }
 
@@ -70,5 +73,9 @@ export interface Usage {
 
 export function usageBetween(a: Snapshot, z: Snapshot): Usage {
   const seconds = (z.at - a.at) / 1000;
-  return { seconds: round(seconds), cores: coresUsed(a.cpu, z.cpu, seconds), syncMatchRatio: round((z.syncPolls - a.syncPolls) / (z.polls - a.polls || NaN), 2) };
+  return {
+    seconds: round(seconds),
+    cores: coresUsed(a.cpu, z.cpu, seconds),
+    syncMatchRatio: round((z.syncPolls - a.syncPolls) / (z.polls - a.polls || NaN), 2),
+  };
 }

@@ -34,11 +34,22 @@ export function summarize(values: number[]): Summary {
   const s = [...values].sort((a, b) => a - b);
   const at = (q: number) => (s.length ? s[Math.max(0, Math.ceil(q * s.length) - 1)] : NaN);
   const mean = s.length ? s.reduce((a, b) => a + b, 0) / s.length : NaN;
-  return { n: s.length, p50: round(at(0.5)), p90: round(at(0.9)), p99: round(at(0.99)), max: round(s.at(-1) ?? NaN), mean: round(mean) };
+  return {
+    n: s.length,
+    p50: round(at(0.5)),
+    p90: round(at(0.9)),
+    p99: round(at(0.99)),
+    max: round(s.at(-1) ?? NaN),
+    mean: round(mean),
+  };
 }
 
 /** Runs fn over items with at most `concurrency` calls in flight. */
-export async function pool<T>(items: readonly T[], concurrency: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
+export async function pool<T>(
+  items: readonly T[],
+  concurrency: number,
+  fn: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const lanes = Array.from({ length: Math.min(concurrency, items.length) }, async () => {
     while (next < items.length) {
@@ -73,10 +84,21 @@ export interface Child {
 }
 
 /** `node --import tsx <script>` as a child process, so its CPU time and RSS are its own. */
-export function spawnNode(name: string, script: string, env: NodeJS.ProcessEnv, args: string[] = []): Child & { proc: ChildProcess; output(): string } {
+export function spawnNode(
+  name: string,
+  script: string,
+  env: NodeJS.ProcessEnv,
+  args: string[] = [],
+): Child & { proc: ChildProcess; output(): string } {
   // BENCH_CPU_PROFILE_DIR: every child writes a V8 CPU profile there when it exits (open it in Chrome DevTools).
-  const profile = process.env.BENCH_CPU_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_CPU_PROFILE_DIR)}`] : [];
-  const proc = spawn(process.execPath, [...profile, '--import', 'tsx', path.join(ROOT, script), ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const profile = process.env.BENCH_CPU_PROFILE_DIR
+    ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(process.env.BENCH_CPU_PROFILE_DIR)}`]
+    : [];
+  const proc = spawn(process.execPath, [...profile, '--import', 'tsx', path.join(ROOT, script), ...args], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   running.add(proc);
   let out = '';
   let err = '';
@@ -85,7 +107,8 @@ export function spawnNode(name: string, script: string, env: NodeJS.ProcessEnv, 
   let stopping = false;
   proc.once('exit', (code, signal) => {
     running.delete(proc);
-    if (!stopping && code !== 0) reportCrash(new Error(`${name} exited (${signal ?? code}):\n${err.slice(-2000)}${out.slice(-2000)}`));
+    if (!stopping && code !== 0)
+      reportCrash(new Error(`${name} exited (${signal ?? code}):\n${err.slice(-2000)}${out.slice(-2000)}`));
   });
   return {
     name,
@@ -131,13 +154,17 @@ export function cpuSeconds(named: ReadonlyMap<number, string>): Record<string, n
       // except for this process, whose reaped children (API, load generator) are reported while they run.
       const own = Number(fields[11]) + Number(fields[12]);
       const ticks = Number(entry) === process.pid ? own : own + Number(fields[13]) + Number(fields[14]);
-      procs.set(Number(entry), { ppid: Number(fields[1]), cpu: ticks / TICKS, comm: stat.slice(stat.indexOf('(') + 1, close) });
+      procs.set(Number(entry), {
+        ppid: Number(fields[1]),
+        cpu: ticks / TICKS,
+        comm: stat.slice(stat.indexOf('(') + 1, close),
+      });
     } catch {
       // The process exited while we looked.
     }
   }
   const groupOf = (pid: number): string | undefined => {
-    for (let cur = pid; ; ) {
+    for (let cur = pid; ;) {
       if (cur === process.pid) return 'bench';
       if (named.has(cur)) return named.get(cur);
       const parent = procs.get(cur)?.ppid;
@@ -159,7 +186,11 @@ export function cpuSeconds(named: ReadonlyMap<number, string>): Record<string, n
 }
 
 /** Cores used per component between two cpuSeconds readings `seconds` apart. */
-export function coresUsed(before: Record<string, number>, after: Record<string, number>, seconds: number): Record<string, number> {
+export function coresUsed(
+  before: Record<string, number>,
+  after: Record<string, number>,
+  seconds: number,
+): Record<string, number> {
   return Object.fromEntries(Object.keys(after).map((k) => [k, round((after[k] - (before[k] ?? 0)) / seconds, 2)]));
 }
 
@@ -183,12 +214,18 @@ export async function history(client: Client, workflowId: string): Promise<Histo
     type: temporal.api.enums.v1.EventType[e.eventType ?? 0].replace('EVENT_TYPE_', ''),
     time: num(e.eventTime?.seconds) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6,
     activity: e.activityTaskScheduledEventAttributes?.activityType?.name ?? undefined,
-    scheduledId: e.activityTaskStartedEventAttributes ? num(e.activityTaskStartedEventAttributes.scheduledEventId) : undefined,
+    scheduledId: e.activityTaskStartedEventAttributes
+      ? num(e.activityTaskStartedEventAttributes.scheduledEventId)
+      : undefined,
   }));
 }
 
 /** When the first `name` activity scheduled at or after `since` was scheduled and started, by the server's clock. */
-export function activityTimes(events: HistoryEvent[], name: string, since = 0): { scheduled: number; started: number } | undefined {
+export function activityTimes(
+  events: HistoryEvent[],
+  name: string,
+  since = 0,
+): { scheduled: number; started: number } | undefined {
   const scheduled = events.find((e) => e.type === 'ACTIVITY_TASK_SCHEDULED' && e.activity === name && e.time >= since);
   const started = scheduled && events.find((e) => e.type === 'ACTIVITY_TASK_STARTED' && e.scheduledId === scheduled.id);
   return scheduled && started ? { scheduled: scheduled.time, started: started.time } : undefined;
@@ -227,13 +264,18 @@ const FINISHED_TASKS = `SELECT id AS "taskId", status, output, error, steps FROM
  * to the load being measured.
  */
 class FinishedTasks {
-  private readonly waiting = new Map<string, { resolve: (o: TaskOutcome) => void; reject: (e: Error) => void; deadline: number }>();
+  private readonly waiting = new Map<
+    string,
+    { resolve: (o: TaskOutcome) => void; reject: (e: Error) => void; deadline: number }
+  >();
   private polling = false;
 
   constructor(private readonly db: Db) {}
 
   wait(taskId: string, timeoutMs: number): Promise<TaskOutcome> {
-    const done = new Promise<TaskOutcome>((resolve, reject) => this.waiting.set(taskId, { resolve, reject, deadline: Date.now() + timeoutMs }));
+    const done = new Promise<TaskOutcome>((resolve, reject) =>
+      this.waiting.set(taskId, { resolve, reject, deadline: Date.now() + timeoutMs }),
+    );
     if (!this.polling) void this.poll();
     return done;
   }
@@ -243,7 +285,9 @@ class FinishedTasks {
     try {
       while (this.waiting.size > 0) {
         await sleep(100);
-        const { rows } = await this.db.query<Omit<TaskOutcome, 'errorType'>>(FINISHED_TASKS, [[...this.waiting.keys()]]);
+        const { rows } = await this.db.query<Omit<TaskOutcome, 'errorType'>>(FINISHED_TASKS, [
+          [...this.waiting.keys()],
+        ]);
         for (const row of rows) {
           this.waiting.get(row.taskId)?.resolve({ ...row, errorType: null });
           this.waiting.delete(row.taskId);
@@ -278,7 +322,8 @@ export async function serverCounter(metricsPort: number | undefined, name: strin
   const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
   let total = 0;
   for (const line of text.split('\n')) {
-    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `)) total += Number(line.slice(line.lastIndexOf(' ') + 1));
+    if (line.startsWith(`${name}{`) || line.startsWith(`${name} `))
+      total += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return total;
 }

@@ -56,23 +56,42 @@ export interface Baseline {
 
 function ceilingMean(r: Results): number | undefined {
   const { ceiling, ceilingRecheck } = r.scenarios;
-  return ceiling && Math.round(((ceiling.perSecond + (ceilingRecheck?.perSecond ?? ceiling.perSecond)) / 2) * 100) / 100;
+  return (
+    ceiling && Math.round(((ceiling.perSecond + (ceilingRecheck?.perSecond ?? ceiling.perSecond)) / 2) * 100) / 100
+  );
 }
 
 /** "before → after" rows of the headline numbers, for the section comparing a run with its baseline. */
 function comparison(r: Results, base: Baseline): string[] {
   const a = r.scenarios;
   const b = base.results.scenarios;
-  const row = (what: string, before: number | undefined, after: number | undefined, unit = '', lowerIsBetter: boolean | null = false) => {
+  const row = (
+    what: string,
+    before: number | undefined,
+    after: number | undefined,
+    unit = '',
+    lowerIsBetter: boolean | null = false,
+  ) => {
     if (before === undefined && after === undefined) return [];
     const pct = before && after !== undefined ? Math.round(((after - before) / before) * 100) : undefined;
     const change = pct === undefined ? '' : `${pct > 0 ? '+' : pct < 0 ? '−' : '±'}${Math.abs(pct)} %`;
     // null: a reference, not ours to make better or worse (the machine drifts).
-    const better = lowerIsBetter !== null && before !== undefined && after !== undefined && after !== before ? ((after < before) === lowerIsBetter ? ' (better)' : ' (worse)') : '';
+    const better =
+      lowerIsBetter !== null && before !== undefined && after !== undefined && after !== before
+        ? after < before === lowerIsBetter
+          ? ' (better)'
+          : ' (worse)'
+        : '';
     return [`| ${what} | ${before ?? '—'}${unit} | ${after ?? '—'}${unit} | ${change}${better} |`];
   };
   const cpu = (t: Results['scenarios']['agentTasks']) =>
-    t ? Math.round(Object.entries(t.cpuMsPerCompletion).filter(([k]) => k !== 'other').reduce((n, [, v]) => n + v, 0)) : undefined;
+    t
+      ? Math.round(
+          Object.entries(t.cpuMsPerCompletion)
+            .filter(([k]) => k !== 'other')
+            .reduce((n, [, v]) => n + v, 0),
+        )
+      : undefined;
   const lines = [
     `Compared with [baseline.json](baseline.json): commit \`${base.commit}\`, ${base.description} (${base.results.startedAt}).`,
     '',
@@ -83,18 +102,78 @@ function comparison(r: Results, base: Baseline): string[] {
     ...row('2b same shape, no-op, tasks/s', b.shapeTasks?.perSecond, a.shapeTasks?.perSecond, '', null),
     ...row('2 agent tasks / ceiling', b.agentToCeilingRatio, a.agentToCeilingRatio),
     ...row('2 CPU per agent task, all components (ms)', cpu(b.agentTasks), cpu(a.agentTasks), '', true),
-    ...row('2 Temporal server CPU per agent task (ms)', b.agentTasks?.cpuMsPerCompletion.temporal, a.agentTasks?.cpuMsPerCompletion.temporal, '', true),
-    ...row('2 agent worker CPU per agent task (ms)', b.agentTasks?.cpuMsPerCompletion['agent worker'], a.agentTasks?.cpuMsPerCompletion['agent worker'], '', true),
-    ...row('2 PostgreSQL CPU per agent task (ms)', b.agentTasks?.cpuMsPerCompletion.postgres, a.agentTasks?.cpuMsPerCompletion.postgres, '', true),
+    ...row(
+      '2 Temporal server CPU per agent task (ms)',
+      b.agentTasks?.cpuMsPerCompletion.temporal,
+      a.agentTasks?.cpuMsPerCompletion.temporal,
+      '',
+      true,
+    ),
+    ...row(
+      '2 agent worker CPU per agent task (ms)',
+      b.agentTasks?.cpuMsPerCompletion['agent worker'],
+      a.agentTasks?.cpuMsPerCompletion['agent worker'],
+      '',
+      true,
+    ),
+    ...row(
+      '2 PostgreSQL CPU per agent task (ms)',
+      b.agentTasks?.cpuMsPerCompletion.postgres,
+      a.agentTasks?.cpuMsPerCompletion.postgres,
+      '',
+      true,
+    ),
     ...row('2 submitGoal p50 (ms)', b.agentTasks?.submitMs.p50, a.agentTasks?.submitMs.p50, '', true),
-    ...row('3 approval resume p50 (ms)', b.approvalResume?.approveToNextActivityMs.p50, a.approvalResume?.approveToNextActivityMs.p50, '', true),
-    ...row('3 approval resume p99 (ms)', b.approvalResume?.approveToNextActivityMs.p99, a.approvalResume?.approveToNextActivityMs.p99, '', true),
-    ...row('3 approve call p50 (ms)', b.approvalResume?.approveCallMs.p50, a.approvalResume?.approveCallMs.p50, '', true),
-    ...row('3 raw signal p99 (ms)', b.approvalResume?.rawSignalToNextActivityMs.p99, a.approvalResume?.rawSignalToNextActivityMs.p99, '', true),
+    ...row(
+      '3 approval resume p50 (ms)',
+      b.approvalResume?.approveToNextActivityMs.p50,
+      a.approvalResume?.approveToNextActivityMs.p50,
+      '',
+      true,
+    ),
+    ...row(
+      '3 approval resume p99 (ms)',
+      b.approvalResume?.approveToNextActivityMs.p99,
+      a.approvalResume?.approveToNextActivityMs.p99,
+      '',
+      true,
+    ),
+    ...row(
+      '3 approve call p50 (ms)',
+      b.approvalResume?.approveCallMs.p50,
+      a.approvalResume?.approveCallMs.p50,
+      '',
+      true,
+    ),
+    ...row(
+      '3 raw signal p99 (ms)',
+      b.approvalResume?.rawSignalToNextActivityMs.p99,
+      a.approvalResume?.rawSignalToNextActivityMs.p99,
+      '',
+      true,
+    ),
     ...row('4 parked agents started/s', b.parkedAgents?.startsPerSecond, a.parkedAgents?.startsPerSecond),
-    ...row('4 worker RSS per parked agent (KiB)', b.parkedAgents?.workerRssKiBPerAgent, a.parkedAgents?.workerRssKiBPerAgent, '', true),
-    ...row('4 wake-up → first step p50 (ms)', b.parkedAgents?.wakeToFirstStepMs.p50, a.parkedAgents?.wakeToFirstStepMs.p50, '', true),
-    ...row('4 wake-up → first step p99 (ms)', b.parkedAgents?.wakeToFirstStepMs.p99, a.parkedAgents?.wakeToFirstStepMs.p99, '', true),
+    ...row(
+      '4 worker RSS per parked agent (KiB)',
+      b.parkedAgents?.workerRssKiBPerAgent,
+      a.parkedAgents?.workerRssKiBPerAgent,
+      '',
+      true,
+    ),
+    ...row(
+      '4 wake-up → first step p50 (ms)',
+      b.parkedAgents?.wakeToFirstStepMs.p50,
+      a.parkedAgents?.wakeToFirstStepMs.p50,
+      '',
+      true,
+    ),
+    ...row(
+      '4 wake-up → first step p99 (ms)',
+      b.parkedAgents?.wakeToFirstStepMs.p99,
+      a.parkedAgents?.wakeToFirstStepMs.p99,
+      '',
+      true,
+    ),
     ...row('5 history events per task, all workflows', b.history?.totalPerTask, a.history?.totalPerTask, '', true),
   ];
   for (const e of a.api?.endpoints ?? []) {
@@ -125,8 +204,14 @@ export function renderMarkdown(r: Results, baseline?: Baseline): string {
     `| load average (1/5/15 min) | start ${r.loadAverage.start.join(' / ')} · end ${r.loadAverage.end?.join(' / ') ?? '?'}; other work on the machine used **${otherCores(r.usage)} cores** on average during the scenarios (\`other\` below) |`,
     `| versions | Node ${r.versions.node}; ${r.versions.temporalCli}; TypeScript SDK ${r.versions.temporalSdk}; PostgreSQL ${r.versions.postgres} (embedded) |`,
     `| Temporal server | dev server, ${r.server.persistence}, Web UI ${r.server.webUi ? 'on' : 'off'}; ${(r.server.flags ?? []).map((f) => `\`${f}\``).join(', ')} |`,
-    `| workers | two child processes (agent worker \`workers/main.ts\`, reference worker \`bench/trivial-worker.ts\`) with the SDK's default options: ${Object.entries(r.worker).map(([k, v]) => `${k} ${String(v)}`).join(', ')} |`,
-    `| benchmark settings | ${Object.entries(r.settings).map(([k, v]) => `${k} ${String(v)}`).join(', ')} |`,
+    `| workers | two child processes (agent worker \`workers/main.ts\`, reference worker \`bench/trivial-worker.ts\`) with the SDK's default options: ${Object.entries(
+      r.worker,
+    )
+      .map(([k, v]) => `${k} ${String(v)}`)
+      .join(', ')} |`,
+    `| benchmark settings | ${Object.entries(r.settings)
+      .map(([k, v]) => `${k} ${String(v)}`)
+      .join(', ')} |`,
     '',
     '## Results',
     '',
@@ -195,7 +280,9 @@ export function renderMarkdown(r: Results, baseline?: Baseline): string {
 
   // Components that never used a measurable share (e.g. tsx's esbuild service) are left out.
   const usage = r.usage;
-  const groups = [...new Set(Object.values(usage).flatMap((u) => Object.keys(u.cores).filter((g) => Math.abs(u.cores[g]) >= 0.01)))].sort();
+  const groups = [
+    ...new Set(Object.values(usage).flatMap((u) => Object.keys(u.cores).filter((g) => Math.abs(u.cores[g]) >= 0.01))),
+  ].sort();
   out.push(
     '',
     '## Where the CPU went',
@@ -204,10 +291,15 @@ export function renderMarkdown(r: Results, baseline?: Baseline): string {
     '',
     `| scenario | seconds | ${groups.join(' | ')} | sync match |`,
     `| --- | --- | ${groups.map(() => '---').join(' | ')} | --- |`,
-    ...Object.entries(usage).map(([name, u]) => `| ${name} | ${u.seconds} | ${groups.map((g) => u.cores[g] ?? 0).join(' | ')} | ${Number.isFinite(u.syncMatchRatio) ? u.syncMatchRatio : '—'} |`),
+    ...Object.entries(usage).map(
+      ([name, u]) =>
+        `| ${name} | ${u.seconds} | ${groups.map((g) => u.cores[g] ?? 0).join(' | ')} | ${Number.isFinite(u.syncMatchRatio) ? u.syncMatchRatio : '—'} |`,
+    ),
   );
   if (ceiling && agentTasks) {
-    const cg = groups.filter((g) => g !== 'other' && (ceiling.cpuMsPerCompletion[g] || agentTasks.cpuMsPerCompletion[g]));
+    const cg = groups.filter(
+      (g) => g !== 'other' && (ceiling.cpuMsPerCompletion[g] || agentTasks.cpuMsPerCompletion[g]),
+    );
     out.push(
       '',
       'CPU milliseconds per completion inside the steady windows of scenarios 1, 2, 2b and 2c:',
@@ -217,7 +309,9 @@ export function renderMarkdown(r: Results, baseline?: Baseline): string {
       `| trivial workflow | ${cg.map((g) => ceiling.cpuMsPerCompletion[g] ?? 0).join(' | ')} |`,
       `| agent task | ${cg.map((g) => agentTasks.cpuMsPerCompletion[g] ?? 0).join(' | ')} |`,
       ...(shape ? [`| same shape, no-op | ${cg.map((g) => shape.cpuMsPerCompletion[g] ?? 0).join(' | ')} |`] : []),
-      ...(inline ? [`| same shape inline, no-op | ${cg.map((g) => inline.cpuMsPerCompletion[g] ?? 0).join(' | ')} |`] : []),
+      ...(inline
+        ? [`| same shape inline, no-op | ${cg.map((g) => inline.cpuMsPerCompletion[g] ?? 0).join(' | ')} |`]
+        : []),
     );
   }
   if (h) {
@@ -225,8 +319,12 @@ export function renderMarkdown(r: Results, baseline?: Baseline): string {
       '',
       '## History events of one task, by type',
       '',
-      `- agent with one approval task: ${Object.entries(h.approvalTask.byType).map(([t, n]) => `${t} ${n}`).join(', ')}`,
-      `- agent workflow, per task: ${Object.entries(h.agentPerTask.byType).map(([t, n]) => `${t} ${n}`).join(', ')}`,
+      `- agent with one approval task: ${Object.entries(h.approvalTask.byType)
+        .map(([t, n]) => `${t} ${n}`)
+        .join(', ')}`,
+      `- agent workflow, per task: ${Object.entries(h.agentPerTask.byType)
+        .map(([t, n]) => `${t} ${n}`)
+        .join(', ')}`,
     );
   }
   return `${out.join('\n')}\n`;

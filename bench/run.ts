@@ -35,7 +35,10 @@ const QUICK = process.argv.includes('--quick');
  */
 const ONLY = process.argv.includes('--budget-only')
   ? ['7']
-  : process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length).split(',');
+  : process.argv
+      .find((a) => a.startsWith('--only='))
+      ?.slice('--only='.length)
+      .split(',');
 const wanted = (scenario: string): boolean => !ONLY || ONLY.includes(scenario);
 const AGENT_QUEUE = 'bench-agents';
 const BUDGET_QUEUE = 'bench-budget';
@@ -43,8 +46,26 @@ const TRIVIAL_QUEUE = 'bench-trivial';
 
 /** Sizes of a full run and of a --quick smoke check. BENCH_PARKED_AGENTS scales scenario 4 either way. */
 const SIZES = QUICK
-  ? { warmupSeconds: 3, windowSeconds: 15, recheckSeconds: 10, approvals: 30, parked: 300, apiSeconds: 5, budgetWindows: 3, budgetWindowSeconds: 5 }
-  : { warmupSeconds: 10, windowSeconds: 60, recheckSeconds: 30, approvals: 500, parked: 10_000, apiSeconds: 30, budgetWindows: 5, budgetWindowSeconds: 15 };
+  ? {
+      warmupSeconds: 3,
+      windowSeconds: 15,
+      recheckSeconds: 10,
+      approvals: 30,
+      parked: 300,
+      apiSeconds: 5,
+      budgetWindows: 3,
+      budgetWindowSeconds: 5,
+    }
+  : {
+      warmupSeconds: 10,
+      windowSeconds: 60,
+      recheckSeconds: 30,
+      approvals: 500,
+      parked: 10_000,
+      apiSeconds: 30,
+      budgetWindows: 5,
+      budgetWindowSeconds: 15,
+    };
 const PARKED = Number(process.env.BENCH_PARKED_AGENTS ?? SIZES.parked);
 const SETTINGS = {
   ceilingConcurrency: 100,
@@ -105,10 +126,19 @@ async function main(): Promise<number> {
   try {
     const [temporalPort, uiPort, postgresPort] = await Promise.all([getFreePort(), getFreePort(), getFreePort()]);
     log('starting Temporal dev server and PostgreSQL…');
-    const stack = await startLocalStack({ dataDir, temporalPort, uiPort, postgresPort, log: (m) => process.env.BENCH_VERBOSE && log(m) });
+    const stack = await startLocalStack({
+      dataDir,
+      temporalPort,
+      uiPort,
+      postgresPort,
+      log: (m) => process.env.BENCH_VERBOSE && log(m),
+    });
     stopAll.push(() => stack.stop());
     const bundlePath = path.join(dataDir, 'workflow-bundle.js');
-    fs.writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath: path.join(ROOT, 'workflows'), logger: quietLogger })).code);
+    fs.writeFileSync(
+      bundlePath,
+      (await bundleWorkflowCode({ workflowsPath: path.join(ROOT, 'workflows'), logger: quietLogger })).code,
+    );
 
     const env: NodeJS.ProcessEnv = {
       ...process.env,
@@ -128,7 +158,10 @@ async function main(): Promise<number> {
       AGENTS_CPU_THRESHOLD: '100',
       LOG_LEVEL: SETTINGS.workerLogLevel,
     };
-    const children: Child[] = [spawnNode('agent worker', 'workers/main.ts', env), spawnNode('trivial worker', 'bench/trivial-worker.ts', env)];
+    const children: Child[] = [
+      spawnNode('agent worker', 'workers/main.ts', env),
+      spawnNode('trivial worker', 'bench/trivial-worker.ts', env),
+    ];
     for (const child of children) stopAll.push(() => child.stop());
     const connection = await Connection.connect({ address: stack.temporal.address });
     stopAll.push(() => connection.close());
@@ -152,7 +185,10 @@ async function main(): Promise<number> {
       serverPid: stack.temporal.pid,
       metricsPort: stack.temporal.metricsPort,
     };
-    await Promise.race([Promise.all([waitForPollers(client, AGENT_QUEUE), waitForPollers(client, TRIVIAL_QUEUE)]), childCrashed]);
+    await Promise.race([
+      Promise.all([waitForPollers(client, AGENT_QUEUE), waitForPollers(client, TRIVIAL_QUEUE)]),
+      childCrashed,
+    ]);
     Object.assign(results, await collectEnvironment(stack, db, config));
     log('workers are polling; starting the scenarios');
 
@@ -167,17 +203,24 @@ async function main(): Promise<number> {
     const { warmupSeconds, windowSeconds } = SIZES;
     const s = results.scenarios;
 
-    if (wanted('1')) s.ceiling = await scenario('1 ceiling', () => ceiling(b, { concurrency: SETTINGS.ceilingConcurrency, warmupSeconds, windowSeconds }));
+    if (wanted('1'))
+      s.ceiling = await scenario('1 ceiling', () =>
+        ceiling(b, { concurrency: SETTINGS.ceilingConcurrency, warmupSeconds, windowSeconds }),
+      );
     let agentRun: Awaited<ReturnType<typeof agentTasks>> | undefined;
     if (wanted('2')) {
-      agentRun = await scenario('2 agent tasks', () => agentTasks(b, { agents: SETTINGS.agents, depth: SETTINGS.tasksInFlightPerAgent, warmupSeconds, windowSeconds }));
+      agentRun = await scenario('2 agent tasks', () =>
+        agentTasks(b, { agents: SETTINGS.agents, depth: SETTINGS.tasksInFlightPerAgent, warmupSeconds, windowSeconds }),
+      );
       const { agentIds: _agentIds, taskIds: _taskIds, ...agentResult } = agentRun;
       s.agentTasks = agentResult;
     }
     if (wanted('1') && wanted('2')) {
       // The ceiling again, right after: the ratio compares 2 with the mean of the ceilings either side of it,
       // so the machine drifting (other work, a growing database) moves both sides alike.
-      s.ceilingRecheck = await scenario('1b ceiling recheck', () => ceiling(b, { concurrency: SETTINGS.ceilingConcurrency, warmupSeconds, windowSeconds: SIZES.recheckSeconds }));
+      s.ceilingRecheck = await scenario('1b ceiling recheck', () =>
+        ceiling(b, { concurrency: SETTINGS.ceilingConcurrency, warmupSeconds, windowSeconds: SIZES.recheckSeconds }),
+      );
       const ceilingMean = (s.ceiling!.perSecond + s.ceilingRecheck.perSecond) / 2;
       s.agentToCeilingRatio = round(agentRun!.perSecond / ceilingMean, 2);
       log(`agent tasks / ceiling = ${s.agentToCeilingRatio}`);
@@ -187,26 +230,43 @@ async function main(): Promise<number> {
       s.shapeTasks = await scenario('2b same shape, no-op', () => shapeTasks(b, { ...shape, inline: false }));
       s.agentToShapeRatio = round(agentRun.perSecond / s.shapeTasks.perSecond, 2);
       log(`agent tasks / same shape = ${s.agentToShapeRatio}`);
-      s.inlineShapeTasks = await scenario('2c same shape inline, no-op', () => shapeTasks(b, { ...shape, inline: true }));
+      s.inlineShapeTasks = await scenario('2c same shape inline, no-op', () =>
+        shapeTasks(b, { ...shape, inline: true }),
+      );
     }
 
     let approvalAgentIds: string[] = [];
     if (wanted('3')) {
-      const { approvalAgentIds: ids, ...approvals } = await scenario('3 approval resume', () => approvalResume(b, SETTINGS.approvals));
+      const { approvalAgentIds: ids, ...approvals } = await scenario('3 approval resume', () =>
+        approvalResume(b, SETTINGS.approvals),
+      );
       s.approvalResume = approvals;
       approvalAgentIds = ids;
     }
 
     if (agentRun && wanted('4') && wanted('5')) {
       const { idleAgentId, ...parked } = await scenario('4 parked agents', () =>
-        parkedAgents(b, { count: PARKED, wakes: SETTINGS.wakes, wakesPerSecond: SETTINGS.wakesPerSecond, concurrency: SETTINGS.parkedStartConcurrency }),
+        parkedAgents(b, {
+          count: PARKED,
+          wakes: SETTINGS.wakes,
+          wakesPerSecond: SETTINGS.wakesPerSecond,
+          concurrency: SETTINGS.parkedStartConcurrency,
+        }),
       );
       s.parkedAgents = parked;
       const { agentIds } = agentRun;
-      s.history = await scenario('5 history', () => historyEfficiency(b, { agentIds, approvalAgentIds, idleAgentId }, SETTINGS.historySample));
+      s.history = await scenario('5 history', () =>
+        historyEfficiency(b, { agentIds, approvalAgentIds, idleAgentId }, SETTINGS.historySample),
+      );
     }
     if (agentRun && wanted('6')) {
-      s.api = await scenario('6 api', () => apiLatency(b, { seconds: SETTINGS.apiSeconds, connections: SETTINGS.apiConnections, taskAgentIds: agentRun.agentIds }));
+      s.api = await scenario('6 api', () =>
+        apiLatency(b, {
+          seconds: SETTINGS.apiSeconds,
+          connections: SETTINGS.apiConnections,
+          taskAgentIds: agentRun.agentIds,
+        }),
+      );
       // Its own reading covers the API process and the load generators, which have exited by now.
       results.usage['6 api'] = s.api.usage;
     }
@@ -214,7 +274,13 @@ async function main(): Promise<number> {
       s.budget = await scenario('7 budget and priorities', () =>
         budgetAndPriorities(
           b,
-          { budgetTokens: SETTINGS.budgetTokens, windowSeconds: SIZES.budgetWindowSeconds, windows: SIZES.budgetWindows, agents: SETTINGS.budgetAgents, queue: BUDGET_QUEUE },
+          {
+            budgetTokens: SETTINGS.budgetTokens,
+            windowSeconds: SIZES.budgetWindowSeconds,
+            windows: SIZES.budgetWindows,
+            agents: SETTINGS.budgetAgents,
+            queue: BUDGET_QUEUE,
+          },
           (queue) => waitForPollers(client, queue),
         ),
       );
@@ -235,7 +301,9 @@ async function main(): Promise<number> {
     fs.mkdirSync(outDir, { recursive: true });
     fs.writeFileSync(path.join(outDir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
     fs.writeFileSync(path.join(outDir, 'RESULTS.md'), renderMarkdown(results, readBaseline()));
-    log(`wrote ${path.relative(ROOT, path.join(outDir, 'results.json'))} and RESULTS.md (load average at end ${results.loadAverage.end.join(' ')})`);
+    log(
+      `wrote ${path.relative(ROOT, path.join(outDir, 'results.json'))} and RESULTS.md (load average at end ${results.loadAverage.end.join(' ')})`,
+    );
   }
 }
 
@@ -247,15 +315,28 @@ function readBaseline(): Baseline | undefined {
 
 function machine(): Results['machine'] {
   const cpus = os.cpus();
-  return { cpuModel: cpus[0]?.model ?? 'unknown', cores: cpus.length, ramGiB: round(os.totalmem() / 2 ** 30), kernel: os.release() };
+  return {
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    cores: cpus.length,
+    ramGiB: round(os.totalmem() / 2 ** 30),
+    kernel: os.release(),
+  };
 }
 
-async function collectEnvironment(stack: LocalStack, db: Db, config: Config): Promise<Pick<Results, 'versions' | 'server' | 'worker'>> {
-  const version = (pkg: string) => (JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version;
+async function collectEnvironment(
+  stack: LocalStack,
+  db: Db,
+  config: Config,
+): Promise<Pick<Results, 'versions' | 'server' | 'worker'>> {
+  const version = (pkg: string) =>
+    (JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string })
+      .version;
   const { rows } = await db.query<{ server_version: string }>('SHOW server_version');
   // The server's tuning flags as it was really started (temporal/dev-server.ts adds them).
   const args = fs.readFileSync(`/proc/${stack.temporal.pid}/cmdline`, 'utf8').split('\0');
-  const flags = args.flatMap((a, i) => (['--sqlite-pragma', '--dynamic-config-value', '--log-level'].includes(args[i - 1]) ? [`${args[i - 1]} ${a}`] : []));
+  const flags = args.flatMap((a, i) =>
+    ['--sqlite-pragma', '--dynamic-config-value', '--log-level'].includes(args[i - 1]) ? [`${args[i - 1]} ${a}`] : [],
+  );
   const heapMiB = v8.getHeapStatistics().heap_size_limit / 2 ** 20;
   return {
     versions: {
@@ -264,7 +345,11 @@ async function collectEnvironment(stack: LocalStack, db: Db, config: Config): Pr
       temporalSdk: version('@temporalio/worker'),
       postgres: rows[0].server_version,
     },
-    server: { persistence: args.includes('--db-filename') ? 'SQLite file' : 'in memory', webUi: !args.includes('--headless'), flags },
+    server: {
+      persistence: args.includes('--db-filename') ? 'SQLite file' : 'in memory',
+      webUi: !args.includes('--headless'),
+      flags,
+    },
     worker: {
       // Both workers run with the SDK's default options; these are the values it picks on this machine
       // (the cache size follows the heap limit, the same for the child processes as for this one).
@@ -315,10 +400,20 @@ main().then(
 
 /** The headline numbers at the top level of results.json, for scripts comparing runs. */
 function headline(r: Results): Record<string, unknown> {
-  const { ceiling, ceilingRecheck, agentTasks, approvalResume: ap, parkedAgents: pk, history: h, api, budget } = r.scenarios;
+  const {
+    ceiling,
+    ceilingRecheck,
+    agentTasks,
+    approvalResume: ap,
+    parkedAgents: pk,
+    history: h,
+    api,
+    budget,
+  } = r.scenarios;
   const p = (x?: { p50: number; p99: number }) => (x ? { p50: x.p50, p99: x.p99 } : undefined);
   return {
-    ceilingPerSec: ceiling && ceilingRecheck ? round((ceiling.perSecond + ceilingRecheck.perSecond) / 2, 2) : ceiling?.perSecond,
+    ceilingPerSec:
+      ceiling && ceilingRecheck ? round((ceiling.perSecond + ceilingRecheck.perSecond) / 2, 2) : ceiling?.perSecond,
     tasksPerSec: agentTasks?.perSecond,
     ratio: r.scenarios.agentToCeilingRatio,
     shapePerSec: r.scenarios.shapeTasks?.perSecond,
@@ -333,12 +428,19 @@ function headline(r: Results): Record<string, unknown> {
       wakeFirstStepMs: p(pk.wakeToFirstStepMs),
     },
     eventsPerTask: h?.totalPerTask,
-    api: api && Object.fromEntries(api.endpoints.map((e) => [e.endpoint, { p50: e.latencyMs.p50, p99: e.latencyMs.p99, rps: e.perSecond }])),
+    api:
+      api &&
+      Object.fromEntries(
+        api.endpoints.map((e) => [e.endpoint, { p50: e.latencyMs.p50, p99: e.latencyMs.p99, rps: e.perSecond }]),
+      ),
     budget: budget && {
       utilisation: budget.utilisation,
       overshootTokens: budget.overshootTokens,
       reservationTokens: budget.reservationTokens,
-      prioritisationP50Ms: { cacheHit: budget.prioritisationMs.withCacheHit.p50, noCacheHit: budget.prioritisationMs.withoutCacheHit.p50 },
+      prioritisationP50Ms: {
+        cacheHit: budget.prioritisationMs.withCacheHit.p50,
+        noCacheHit: budget.prioritisationMs.withoutCacheHit.p50,
+      },
     },
   };
 }

@@ -59,7 +59,9 @@ export async function ShapeAgentWorkflow(input: { queue: string[]; inline: boole
     done.delete(goalId);
   });
   for (;;) {
-    await condition(() => queue.length > 0 || workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > 2000);
+    await condition(
+      () => queue.length > 0 || workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > 2000,
+    );
     if (queue.length === 0) {
       await condition(allHandlersFinished);
       return await continueAsNew<typeof ShapeAgentWorkflow>({ queue, inline });

@@ -40,7 +40,11 @@ export async function startFlakyProvider(opts: FlakyProviderOptions): Promise<Fl
   const core = await startLoopback((request, res) => {
     const body = isObject(request.body) ? request.body : undefined;
     if (request.path !== '/v1/chat/completions' || !body || !Array.isArray(body.messages)) {
-      return sendJson(res, 400, errorBody('flaky provider: expected a chat completion request', 'invalid_request_error'));
+      return sendJson(
+        res,
+        400,
+        errorBody('flaky provider: expected a chat completion request', 'invalid_request_error'),
+      );
     }
     if (random() < opts.faultRate) {
       const kind = kinds[Math.floor(random() * kinds.length)]!;
@@ -68,7 +72,9 @@ export async function startFlakyProvider(opts: FlakyProviderOptions): Promise<Fl
 function fail(kind: FaultKind, res: ServerResponse): void {
   switch (kind) {
     case 'rate_limit':
-      return sendJson(res, 429, errorBody('Rate limit reached, retry shortly', 'rate_limit_exceeded'), { 'retry-after': '1' });
+      return sendJson(res, 429, errorBody('Rate limit reached, retry shortly', 'rate_limit_exceeded'), {
+        'retry-after': '1',
+      });
     case 'server_error':
       return sendJson(res, 500, errorBody('The server had an error while processing your request', 'server_error'));
     case 'timeout':
@@ -76,7 +82,12 @@ function fail(kind: FaultKind, res: ServerResponse): void {
       return;
     case 'malformed':
       // Well-framed HTTP 200 whose JSON body is cut in half.
-      return sendRaw(res, 200, 'application/json', '{"id":"chatcmpl-chaos","object":"chat.completion","choices":[{"index":0,"mess');
+      return sendRaw(
+        res,
+        200,
+        'application/json',
+        '{"id":"chatcmpl-chaos","object":"chat.completion","choices":[{"index":0,"mess',
+      );
   }
 }
 
@@ -110,14 +121,22 @@ function toToolSpecs(tools: unknown): ToolSpec[] {
   if (!Array.isArray(tools)) return [];
   return tools.filter(isObject).map((t) => {
     const fn = isObject(t.function) ? t.function : {};
-    return { name: String(fn.name), description: String(fn.description ?? ''), parameters: isObject(fn.parameters) ? fn.parameters : {} };
+    return {
+      name: String(fn.name),
+      description: String(fn.description ?? ''),
+      parameters: isObject(fn.parameters) ? fn.parameters : {},
+    };
   });
 }
 
 function completionJson(reply: LlmResponse): unknown {
   const message: Record<string, unknown> = { role: 'assistant', content: reply.content, refusal: null };
   if (reply.toolCalls.length > 0) {
-    message.tool_calls = reply.toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments } }));
+    message.tool_calls = reply.toolCalls.map((c) => ({
+      id: c.id,
+      type: 'function',
+      function: { name: c.name, arguments: c.arguments },
+    }));
   }
   return {
     id: 'chatcmpl-chaos',

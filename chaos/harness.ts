@@ -45,8 +45,26 @@ export interface ChaosSize {
 }
 
 export const SIZES: Record<'full' | 'short', ChaosSize> = {
-  full: { agents: 20, tasks: 200, copilotAgents: 5, expiringAgents: 3, stalledAgents: 3, killEverySeconds: 6, deadlineSeconds: 900, settleSeconds: 300 },
-  short: { agents: 6, tasks: 30, copilotAgents: 2, expiringAgents: 1, stalledAgents: 2, killEverySeconds: 5, deadlineSeconds: 150, settleSeconds: 120 },
+  full: {
+    agents: 20,
+    tasks: 200,
+    copilotAgents: 5,
+    expiringAgents: 3,
+    stalledAgents: 3,
+    killEverySeconds: 6,
+    deadlineSeconds: 900,
+    settleSeconds: 300,
+  },
+  short: {
+    agents: 6,
+    tasks: 30,
+    copilotAgents: 2,
+    expiringAgents: 1,
+    stalledAgents: 2,
+    killEverySeconds: 5,
+    deadlineSeconds: 150,
+    settleSeconds: 120,
+  },
 };
 
 export interface ChaosOptions {
@@ -59,15 +77,47 @@ export interface ChaosOptions {
 }
 
 export interface ChaosTally {
-  settings: ChaosSize & { faultRate: number; faultKinds: readonly FaultKind[]; seed: number; approvalTimeoutSeconds: number; llmTimeoutSeconds: number };
+  settings: ChaosSize & {
+    faultRate: number;
+    faultKinds: readonly FaultKind[];
+    seed: number;
+    approvalTimeoutSeconds: number;
+    llmTimeoutSeconds: number;
+  };
   durationSeconds: number;
-  tasks: { submitted: number; byStatus: Record<string, number>; failureReasons: Record<string, number>; agentHolds: Record<string, number> };
+  tasks: {
+    submitted: number;
+    byStatus: Record<string, number>;
+    failureReasons: Record<string, number>;
+    agentHolds: Record<string, number>;
+  };
   faults: Record<FaultKind, number> & { total: number; modelRequestsAnswered: number };
-  chaos: { workerKills: number; workerStarts: number; workerExitsUnprompted: number; temporalRestarts: number; postgresRestarts: number };
-  approvals: { total: number; approved: number; rejected: number; expired: number; pending: number; leftToExpire: number; decidedByApprover: number; refusedAsLate: number };
+  chaos: {
+    workerKills: number;
+    workerStarts: number;
+    workerExitsUnprompted: number;
+    temporalRestarts: number;
+    postgresRestarts: number;
+  };
+  approvals: {
+    total: number;
+    approved: number;
+    rejected: number;
+    expired: number;
+    pending: number;
+    leftToExpire: number;
+    decidedByApprover: number;
+    refusedAsLate: number;
+  };
   sideEffects: Record<SideEffectTool, { ledgerKeys: number; applied: number }> & { httpPostOutcomeUnknown: number };
   /** Every run's history: workflow task failures by cause, and the retries the faults caused. */
-  workflows: { scanned: number; workflowTaskFailures: Record<string, number>; nondeterminism: number; workflowTaskTimeouts: number; activityRetries: number };
+  workflows: {
+    scanned: number;
+    workflowTaskFailures: Record<string, number>;
+    nondeterminism: number;
+    workflowTaskTimeouts: number;
+    activityRetries: number;
+  };
   /** Whether every other task finished while the stalled agents' approvals were still pending. */
   stalled: { agents: number; othersFinishedWhileTheyWaited: boolean };
   violations: string[];
@@ -97,7 +147,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosTally> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'agents-chaos-'));
   // As root, embedded PostgreSQL runs as its own user, which must be able to enter this directory.
   fs.chmodSync(dataDir, 0o755);
-  const cleanups: (() => Promise<unknown>)[] = [() => Promise.resolve(fs.rmSync(dataDir, { recursive: true, force: true }))];
+  const cleanups: (() => Promise<unknown>)[] = [
+    () => Promise.resolve(fs.rmSync(dataDir, { recursive: true, force: true })),
+  ];
   const cleanup = async () => {
     for (const stop of cleanups.reverse()) await stop().catch((err) => log(`cleanup: ${String(err)}`));
     cleanups.length = 0;
@@ -109,7 +161,10 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosTally> {
     const stack = await startLocalStack({ dataDir, temporalPort, uiPort, postgresPort, log: () => undefined });
     cleanups.push(() => stack.stop());
     const bundlePath = path.join(dataDir, 'workflow-bundle.js');
-    fs.writeFileSync(bundlePath, (await bundleWorkflowCode({ workflowsPath: path.join(ROOT, 'workflows'), logger: quietLogger })).code);
+    fs.writeFileSync(
+      bundlePath,
+      (await bundleWorkflowCode({ workflowsPath: path.join(ROOT, 'workflows'), logger: quietLogger })).code,
+    );
 
     const flaky = await startFlakyProvider({ faultRate: opts.faultRate, kinds: opts.faultKinds, seed: opts.seed });
     cleanups.push(() => flaky.close());
@@ -146,23 +201,32 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosTally> {
     const plan = await createAgentsAndPlan(api, size, opts.seed);
     log(`submitting ${plan.length} tasks across ${size.agents} agents`);
     for (const task of plan) {
-      task.id = (await api.api.createTask({ agentId: task.agentId, title: `chaos ${task.ticket}`, input: { script: scriptFor(task, plan, receiver.url) } })).id;
+      task.id = (
+        await api.api.createTask({
+          agentId: task.agentId,
+          title: `chaos ${task.ticket}`,
+          input: { script: scriptFor(task, plan, receiver.url) },
+        })
+      ).id;
     }
     const byTaskId = new Map(plan.map((t) => [t.id!, t]));
 
     const approver = new Approver(api, byTaskId, log);
     const chaos = new ChaosMonkey(stack, workers, log);
     const progressOf = async (tasks: PlannedTask[]) => {
-      const { rows } = await api.db.query<{ n: number }>('SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1) AND status = ANY($2)', [
-        tasks.map((t) => t.id!),
-        TERMINAL,
-      ]);
+      const { rows } = await api.db.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1) AND status = ANY($2)',
+        [tasks.map((t) => t.id!), TERMINAL],
+      );
       return rows[0]!.n / tasks.length;
     };
     const stalled = plan.filter((t) => t.approval === 'hold');
     const others = plan.filter((t) => t.approval !== 'hold');
     const stalledPending = async () => {
-      const { rows } = await api.db.query<{ n: number }>(`SELECT count(*)::int AS n FROM approvals WHERE task_id = ANY($1) AND status = 'pending'`, [stalled.map((t) => t.id!)]);
+      const { rows } = await api.db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM approvals WHERE task_id = ANY($1) AND status = 'pending'`,
+        [stalled.map((t) => t.id!)],
+      );
       return rows[0]!.n;
     };
     let othersFinishedWhileTheyWaited = false;
@@ -172,7 +236,9 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosTally> {
         const othersDone = await progressOf(others);
         if (othersDone < 1) return othersDone * (others.length / plan.length);
         othersFinishedWhileTheyWaited = (await stalledPending()) === stalled.length;
-        log(`every other task finished while ${stalled.length} stalled approvals waited: ${othersFinishedWhileTheyWaited}; releasing them`);
+        log(
+          `every other task finished while ${stalled.length} stalled approvals waited: ${othersFinishedWhileTheyWaited}; releasing them`,
+        );
         approver.released = true;
       }
       return progressOf(plan);
@@ -203,11 +269,22 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosTally> {
     // A task's row turns terminal just before its agent moves on; give the last ones a moment to.
     await waitForAgentsDone(api.client, plan, 60_000);
 
-    const tally = await verify({ api, plan, approver, flaky: flaky.faults(), answered: flaky.answered(), receiver, chaos, opts });
+    const tally = await verify({
+      api,
+      plan,
+      approver,
+      flaky: flaky.faults(),
+      answered: flaky.answered(),
+      receiver,
+      chaos,
+      opts,
+    });
     tally.durationSeconds = Math.round((Date.now() - started) / 1000);
     tally.stalled = { agents: size.stalledAgents, othersFinishedWhileTheyWaited };
     if (!othersFinishedWhileTheyWaited) {
-      tally.violations.push(`agents waiting for approval kept others from working: not every other task finished while the ${stalled.length} stalled approvals waited`);
+      tally.violations.push(
+        `agents waiting for approval kept others from working: not every other task finished while the ${stalled.length} stalled approvals waited`,
+      );
       tally.ok = false;
     }
     return tally;
@@ -233,16 +310,30 @@ async function createAgentsAndPlan(api: TestStack, size: ChaosSize, seed: number
       objective: 'Keep working through failures',
       autonomy: role === 'autopilot' ? 'autopilot' : 'copilot',
       allowedTools: ['memory_write', 'memory_read', 'send_message', 'http_post'],
-      ...(role === 'expiring' ? { approvalTimeoutHours: APPROVAL_TIMEOUT_SECONDS / 3600, onApprovalTimeout: 'fail' } : {}),
+      ...(role === 'expiring'
+        ? { approvalTimeoutHours: APPROVAL_TIMEOUT_SECONDS / 3600, onApprovalTimeout: 'fail' }
+        : {}),
     });
     (role === 'stalled' ? stalledAgents : agents).push({ id: agent.id as string, role });
   }
   // The stalled agents' tasks are submitted first, so they take the slots before anyone else.
-  const held = stalledAgents.map((agent, k): PlannedTask => ({ ticket: `s${k}`, agentId: agent.id, role: 'stalled', approval: 'hold' }));
+  const held = stalledAgents.map((agent, k): PlannedTask => ({
+    ticket: `s${k}`,
+    agentId: agent.id,
+    role: 'stalled',
+    approval: 'hold',
+  }));
   return held.concat(
     Array.from({ length: size.tasks }, (_, k) => {
       const agent = agents[k % agents.length]!;
-      const approval = agent.role === 'autopilot' ? undefined : agent.role === 'expiring' && random() < 0.5 ? 'leave' : random() < 0.25 ? 'reject' : 'approve';
+      const approval =
+        agent.role === 'autopilot'
+          ? undefined
+          : agent.role === 'expiring' && random() < 0.5
+            ? 'leave'
+            : random() < 0.25
+              ? 'reject'
+              : 'approve';
       return { ticket: `c${k}`, agentId: agent.id, role: agent.role, approval };
     }),
   );
@@ -253,7 +344,10 @@ async function createAgentsAndPlan(api: TestStack, size: ChaosSize, seed: number
  * effect carries the task's ticket so its applications can be counted afterwards.
  */
 function scriptFor(task: PlannedTask, plan: PlannedTask[], receiverUrl: string): unknown[] {
-  const append = (n: number) => ({ call: 'memory_write', args: { key: 'log', op: 'append', value: `${task.ticket}:${n}` } });
+  const append = (n: number) => ({
+    call: 'memory_write',
+    args: { key: 'log', op: 'append', value: `${task.ticket}:${n}` },
+  });
   // Each tool-calling turn takes a moment, as a real model's would, so kills land on work in flight.
   const turn = (entry: object) => ({ ...entry, delayMs: MODEL_LATENCY_MS });
   const answer = { answer: `${task.ticket} done` };
@@ -261,7 +355,10 @@ function scriptFor(task: PlannedTask, plan: PlannedTask[], receiverUrl: string):
   const peer = plan.find((t) => t.agentId !== task.agentId && t.role === 'autopilot')?.agentId ?? task.agentId;
   switch (Number(task.ticket.slice(1)) % 3) {
     case 0:
-      return [turn({ calls: [append(1), { call: 'send_message', args: { toAgentId: peer, content: task.ticket } }] }), answer];
+      return [
+        turn({ calls: [append(1), { call: 'send_message', args: { toAgentId: peer, content: task.ticket } }] }),
+        answer,
+      ];
     case 1:
       // http_post always waits for an approval, even on autopilot.
       return [turn({ call: 'http_post', args: { url: receiverUrl, body: { ticket: task.ticket } } }), answer];
@@ -300,7 +397,10 @@ class WorkerKeeper {
       child.stdout!.on('data', keep);
       child.stderr!.on('data', keep);
       try {
-        await Promise.race([child.ready, sleep(WORKER_START_TIMEOUT_MS).then(() => Promise.reject(new Error('no "worker started" in time')))]);
+        await Promise.race([
+          child.ready,
+          sleep(WORKER_START_TIMEOUT_MS).then(() => Promise.reject(new Error('no "worker started" in time'))),
+        ]);
         this.starts += 1;
         this.current = child;
         this.log(`worker ${child.pid} ready in ${((Date.now() - spawnedAt) / 1000).toFixed(1)} s`);
@@ -356,7 +456,8 @@ class ChaosMonkey {
   async run(killEverySeconds: number, deadlineSeconds: number, progress: () => Promise<number>): Promise<void> {
     const started = Date.now();
     // Progress decides when on a quick run, time on a slow one: both restarts happen before the deadline.
-    const reached = (share: number, done: number) => done >= share || Date.now() - started >= share * deadlineSeconds * 1000;
+    const reached = (share: number, done: number) =>
+      done >= share || Date.now() - started >= share * deadlineSeconds * 1000;
     while (!this.stopped) {
       await this.workers.ensureRunning();
       await sleep(killEverySeconds * 1000);
@@ -434,7 +535,8 @@ class Approver {
       const task = this.tasks.get(approval.taskId);
       if (!task) continue;
       // http_post asks even on autopilot agents; those are approved. Held requests wait for the release.
-      const decision = task.approval === 'hold' ? (this.released ? 'approve' : undefined) : (task.approval ?? 'approve');
+      const decision =
+        task.approval === 'hold' ? (this.released ? 'approve' : undefined) : (task.approval ?? 'approve');
       if (!decision) continue;
       if (decision === 'leave') {
         this.records.set(approval.id, { decision, taskId: approval.taskId });
@@ -447,15 +549,22 @@ class Approver {
 
   private async decide(approvalId: string, taskId: string, decision: 'approve' | 'reject'): Promise<void> {
     try {
-      const res = await this.api.api.post(`/api/v1/approvals/${approvalId}/${decision}`, { decidedBy: 'chaos-approver', reason: 'chaos run' });
-      if (res.status === 409 && (await this.api.api.get(`/api/v1/approvals/${approvalId}`)).body?.status === 'pending') {
+      const res = await this.api.api.post(`/api/v1/approvals/${approvalId}/${decision}`, {
+        decidedBy: 'chaos-approver',
+        reason: 'chaos run',
+      });
+      if (
+        res.status === 409 &&
+        (await this.api.api.get(`/api/v1/approvals/${approvalId}`)).body?.status === 'pending'
+      ) {
         // Refused although still pending: the workflow has not registered the request yet (its worker
         // died between writing the row and recording the activity's result). Asked again next poll.
         this.earlyRefusals += 1;
         return;
       }
       // Other answers (5xx while something restarts) leave it for the next poll.
-      if (res.status === 200 || res.status === 409) this.records.set(approvalId, { decision, status: res.status, taskId });
+      if (res.status === 200 || res.status === 409)
+        this.records.set(approvalId, { decision, status: res.status, taskId });
       else this.log(`approval ${approvalId}: ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
     } catch (err) {
       this.log(`approval ${approvalId}: ${String(err)}`);
@@ -468,7 +577,10 @@ class Approver {
 
 /** Whether the task's agent still runs it or has it queued ('running', 'queued'), or is done with it ('done'). */
 async function agentHold(client: Client, task: PlannedTask): Promise<string> {
-  const state = await client.workflow.getHandle(agentWorkflowId(task.agentId)).query(getAgentStateQuery).catch(() => null);
+  const state = await client.workflow
+    .getHandle(agentWorkflowId(task.agentId))
+    .query(getAgentStateQuery)
+    .catch(() => null);
   if (!state) return 'UNKNOWN';
   if (state.current?.taskId === task.id) return 'running';
   return state.queue.some((g) => g.taskId === task.id) ? 'queued' : 'done';
@@ -520,7 +632,12 @@ export interface Judgement {
 async function verify(v: VerifyInput): Promise<ChaosTally> {
   const { api, plan } = v;
   const ids = plan.map((t) => t.id!);
-  const { rows: taskRows } = await api.db.query<{ id: string; status: string; error: string | null; decisions: number }>(
+  const { rows: taskRows } = await api.db.query<{
+    id: string;
+    status: string;
+    error: string | null;
+    decisions: number;
+  }>(
     `SELECT t.id, t.status, t.error, (SELECT count(*)::int FROM decisions d WHERE d.task_id = t.id) AS decisions
        FROM tasks t WHERE t.id = ANY($1)`,
     [ids],
@@ -530,14 +647,24 @@ async function verify(v: VerifyInput): Promise<ChaosTally> {
   for (const t of plan) {
     const row = rowsById.get(t.id!);
     const hold = await agentHold(api.client, t);
-    tasks.push({ id: t.id!, ticket: t.ticket, status: row?.status, error: row?.error ?? null, decisions: row?.decisions ?? 0, agentHold: hold });
+    tasks.push({
+      id: t.id!,
+      ticket: t.ticket,
+      status: row?.status,
+      error: row?.error ?? null,
+      decisions: row?.decisions ?? 0,
+      agentHold: hold,
+    });
   }
   const { rows: ledger } = await api.db.query<{ key: string; tool: string; taskId: string; result: unknown }>(
     'SELECT idempotency_key AS key, tool, task_id AS "taskId", result FROM side_effects WHERE task_id = ANY($1)',
     [ids],
   );
   const { rows: logs } = await api.db.query<{ value: unknown }>(`SELECT value FROM memory WHERE key = 'log'`);
-  const { rows: messages } = await api.db.query<{ key: string }>('SELECT idempotency_key AS key FROM agent_messages WHERE task_id = ANY($1)', [ids]);
+  const { rows: messages } = await api.db.query<{ key: string }>(
+    'SELECT idempotency_key AS key FROM agent_messages WHERE task_id = ANY($1)',
+    [ids],
+  );
   const { rows: approvals } = await api.db.query<Observations['approvals'][number]>(
     'SELECT id, task_id AS "taskId", step, call_index AS "callIndex", status FROM approvals WHERE task_id = ANY($1)',
     [ids],
@@ -594,13 +721,15 @@ export function judge(o: Observations): Judgement {
   const tasks: Judgement['tasks'] = { submitted: o.tasks.length, byStatus: {}, failureReasons: {}, agentHolds: {} };
   for (const t of o.tasks) {
     count(tasks.agentHolds, t.agentHold);
-    if (t.agentHold !== 'done') violations.push(`task ${t.id} (${t.ticket}) is still ${t.agentHold} in its agent's workflow`);
+    if (t.agentHold !== 'done')
+      violations.push(`task ${t.id} (${t.ticket}) is still ${t.agentHold} in its agent's workflow`);
     if (!t.status) {
       violations.push(`task ${t.id} (${t.ticket}) has no row: lost`);
       continue;
     }
     count(tasks.byStatus, t.status);
-    if (t.status !== 'completed' && t.status !== 'failed') violations.push(`task ${t.id} (${t.ticket}) ended ${t.status}, not completed or failed`);
+    if (t.status !== 'completed' && t.status !== 'failed')
+      violations.push(`task ${t.id} (${t.ticket}) ended ${t.status}, not completed or failed`);
     if (t.status === 'failed') {
       if (!t.error) violations.push(`task ${t.id} (${t.ticket}) failed without a recorded reason`);
       else count(tasks.failureReasons, reasonKind(t.error));
@@ -618,14 +747,21 @@ export function judge(o: Observations): Judgement {
   // memory_write: the markers "<ticket>:<n>" carry no key, so each must appear once and each task must
   // have as many markers as ledger keys.
   const markerCounts = o.memoryMarkers.reduce(count, {});
-  for (const [marker, n] of Object.entries(markerCounts)) if (n > 1) violations.push(`memory_write ${marker} applied ${n} times`);
+  for (const [marker, n] of Object.entries(markerCounts))
+    if (n > 1) violations.push(`memory_write ${marker} applied ${n} times`);
   for (const t of o.tasks) {
     const applied = o.memoryMarkers.filter((m) => m.startsWith(`${t.ticket}:`)).length;
     const keys = o.ledger.filter((l) => l.taskId === t.id && l.tool === 'memory_write').length;
-    if (applied !== keys) violations.push(`task ${t.id} (${t.ticket}): ${applied} memory writes applied, ${keys} ledger keys`);
+    if (applied !== keys)
+      violations.push(`task ${t.id} (${t.ticket}): ${applied} memory writes applied, ${keys} ledger keys`);
   }
   // send_message: each message row names its key; the two sets must be equal.
-  compareKeys('send_message', o.messageKeys, ledgerOf('send_message').map((l) => l.key), violations);
+  compareKeys(
+    'send_message',
+    o.messageKeys,
+    ledgerOf('send_message').map((l) => l.key),
+    violations,
+  );
   // http_post claims its key before sending (at most once). A crash between the request and recording its
   // result leaves the outcome unknown: the receiver may have it, but never twice.
   const receivedCounts = o.httpReceivedKeys.reduce(count, {});
@@ -640,16 +776,29 @@ export function judge(o: Observations): Judgement {
   }
 
   const ledgerKeys = new Set(o.ledger.map((l) => l.key));
-  const approvals: Judgement['approvals'] = { total: o.approvals.length, approved: 0, rejected: 0, expired: 0, pending: 0, leftToExpire: 0, decidedByApprover: 0, refusedAsLate: 0 };
+  const approvals: Judgement['approvals'] = {
+    total: o.approvals.length,
+    approved: 0,
+    rejected: 0,
+    expired: 0,
+    pending: 0,
+    leftToExpire: 0,
+    decidedByApprover: 0,
+    refusedAsLate: 0,
+  };
   for (const a of o.approvals) {
-    if (a.status === 'approved' || a.status === 'rejected' || a.status === 'expired' || a.status === 'pending') approvals[a.status] += 1;
+    if (a.status === 'approved' || a.status === 'rejected' || a.status === 'expired' || a.status === 'pending')
+      approvals[a.status] += 1;
     const key = `task-${a.taskId}:${a.step}:${a.callIndex}`;
     const task = tasksById.get(a.taskId);
     const record = o.approverRecords[a.id];
     if (a.status === 'pending') violations.push(`approval ${a.id} is still pending`);
-    if (a.status === 'approved' && !ledgerKeys.has(key) && task?.status !== 'failed') violations.push(`approval ${a.id} approved but ${key} never ran`);
-    if ((a.status === 'rejected' || a.status === 'expired') && ledgerKeys.has(key)) violations.push(`approval ${a.id} ${a.status} but ${key} ran`);
-    if (a.status === 'expired' && task?.status !== 'failed') violations.push(`approval ${a.id} expired but its task is ${task?.status}`);
+    if (a.status === 'approved' && !ledgerKeys.has(key) && task?.status !== 'failed')
+      violations.push(`approval ${a.id} approved but ${key} never ran`);
+    if ((a.status === 'rejected' || a.status === 'expired') && ledgerKeys.has(key))
+      violations.push(`approval ${a.id} ${a.status} but ${key} ran`);
+    if (a.status === 'expired' && task?.status !== 'failed')
+      violations.push(`approval ${a.id} expired but its task is ${task?.status}`);
     if (record?.decision === 'leave') {
       approvals.leftToExpire += 1;
       if (a.status !== 'expired') violations.push(`approval ${a.id} was left alone but is ${a.status}`);
@@ -657,7 +806,8 @@ export function judge(o: Observations): Judgement {
     if (record?.status === 200) {
       approvals.decidedByApprover += 1;
       const expected = record.decision === 'approve' ? 'approved' : 'rejected';
-      if (a.status !== expected) violations.push(`approval ${a.id}: the API answered ${record.decision} with 200 but it is ${a.status}`);
+      if (a.status !== expected)
+        violations.push(`approval ${a.id}: the API answered ${record.decision} with 200 but it is ${a.status}`);
     }
     if (record?.status === 409) {
       approvals.refusedAsLate += 1;
@@ -711,14 +861,23 @@ async function scanHistories(client: Client): Promise<ChaosTally['workflows']> {
           if (!failed) continue;
           const cause = Cause[failed.cause ?? 0] ?? String(failed.cause);
           failures[cause] = (failures[cause] ?? 0) + 1;
-          if (failed.cause === Cause.WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR || /nondetermin/i.test(failed.failure?.message ?? '')) {
+          if (
+            failed.cause === Cause.WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR ||
+            /nondetermin/i.test(failed.failure?.message ?? '')
+          ) {
             nondeterminism += 1;
           }
         }
       }),
     );
   }
-  return { scanned: runs.length, workflowTaskFailures: failures, nondeterminism, workflowTaskTimeouts, activityRetries };
+  return {
+    scanned: runs.length,
+    workflowTaskFailures: failures,
+    nondeterminism,
+    workflowTaskTimeouts,
+    activityRetries,
+  };
 }
 
 const quietLogger = {
@@ -729,4 +888,3 @@ const quietLogger = {
   warn: (msg: string) => console.error(msg),
   error: (msg: string) => console.error(msg),
 };
-

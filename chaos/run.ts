@@ -17,7 +17,12 @@ const env = z
     CHAOS_FAULT_KINDS: z
       .string()
       .default(FAULT_KINDS.join(','))
-      .transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))
+      .transform((s) =>
+        s
+          .split(',')
+          .map((k) => k.trim())
+          .filter(Boolean),
+      )
       .pipe(z.array(z.enum(FAULT_KINDS)).min(1)),
     CHAOS_SEED: z.coerce.number().int().default(42),
     CHAOS_KILL_EVERY_SECONDS: z.coerce.number().positive().optional(),

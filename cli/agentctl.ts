@@ -46,7 +46,9 @@ class Api {
       });
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new CliError(`cannot reach the API at ${this.opts.apiUrl}: ${cause?.code ?? cause?.message ?? (err as Error).message}`);
+      throw new CliError(
+        `cannot reach the API at ${this.opts.apiUrl}: ${cause?.code ?? cause?.message ?? (err as Error).message}`,
+      );
     }
     const text = await res.text();
     let parsed: Json;
@@ -75,7 +77,8 @@ type Row = Record<string, unknown>;
 /** A plain-text table: a header, then one line per row, columns padded to their widest cell. */
 export function table(rows: Row[], columns: string[]): string {
   if (rows.length === 0) return '(none)';
-  const cell = (v: unknown) => (v === null || v === undefined ? '-' : typeof v === 'object' ? JSON.stringify(v) : String(v)).replace(/\s+/g, ' ');
+  const cell = (v: unknown) =>
+    (v === null || v === undefined ? '-' : typeof v === 'object' ? JSON.stringify(v) : String(v)).replace(/\s+/g, ' ');
   const cells = rows.map((r) => columns.map((c) => cell(r[c])));
   const widths = columns.map((c, i) => Math.min(60, Math.max(c.length, ...cells.map((r) => r[i]!.length))));
   const line = (values: string[]) =>
@@ -90,7 +93,10 @@ function details(record: Row, fields: string[]): string {
   const width = Math.max(...fields.map((f) => f.length));
   return fields
     .filter((f) => record[f] !== undefined)
-    .map((f) => `${f.padEnd(width)}  ${typeof record[f] === 'object' && record[f] !== null ? JSON.stringify(record[f]) : String(record[f] ?? '-')}`)
+    .map(
+      (f) =>
+        `${f.padEnd(width)}  ${typeof record[f] === 'object' && record[f] !== null ? JSON.stringify(record[f]) : String(record[f] ?? '-')}`,
+    )
     .join('\n');
 }
 
@@ -117,16 +123,26 @@ const parseInteger = (what: string) => (value: string) => {
   if (!Number.isInteger(n)) throw new CliError(`${what} must be an integer, got "${value}"`);
   return n;
 };
-const commaList = (value: string) => value.split(',').map((s) => s.trim()).filter(Boolean);
+const commaList = (value: string) =>
+  value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 const query = (params: Record<string, unknown>) => {
-  const q = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== undefined).map(([k, v]): [string, string] => [k, String(v)]));
+  const q = new URLSearchParams(
+    Object.entries(params)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]): [string, string] => [k, String(v)]),
+  );
   return q.size ? `?${q}` : '';
 };
 
 // ---------------------------------------------------------------------------------------------
 // Commands
 
-export function buildProgram(io: { out: (s: string) => void; err: (s: string) => void } = { out: console.log, err: console.error }): Command {
+export function buildProgram(
+  io: { out: (s: string) => void; err: (s: string) => void } = { out: console.log, err: console.error },
+): Command {
   const program = new Command('agentctl')
     .description('Operate the Temporal agent orchestrator through its HTTP API')
     .addOption(new Option('--api-url <url>', 'API base URL').env('AGENTCTL_API_URL').default(DEFAULT_API_URL))
@@ -150,7 +166,13 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
     .requiredOption('--name <name>', 'display name')
     .requiredOption('--objective <text>', 'what the agent is for')
     .option('--type <type>', 'agent type (groups agents in lists and metrics)')
-    .addOption(new Option('--autonomy <level>', 'side-effecting tools: propose, ask, or run').choices(['manual', 'copilot', 'autopilot']))
+    .addOption(
+      new Option('--autonomy <level>', 'side-effecting tools: propose, ask, or run').choices([
+        'manual',
+        'copilot',
+        'autopilot',
+      ]),
+    )
     .option('--priority <1-10>', 'default priority of its tasks', parseInteger('--priority'))
     .option('--tools <list>', 'allowed tools, comma-separated', commaList)
     .option('--provider <name>', 'LLM provider (offline, openai, anthropic, ollama, openai-compatible)')
@@ -169,7 +191,11 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
         ...(o.systemPrompt ? { systemPrompt: o.systemPrompt } : {}),
       };
       const agent = await ctx().api.post('/api/v1/agents', body);
-      show(agent, () => `created agent ${agent.id}\n${details(agent, ['name', 'type', 'status', 'autonomy', 'priority', 'allowedTools'])}`);
+      show(
+        agent,
+        () =>
+          `created agent ${agent.id}\n${details(agent, ['name', 'type', 'status', 'autonomy', 'priority', 'allowedTools'])}`,
+      );
     });
   agents
     .command('list')
@@ -178,7 +204,9 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
     .option('--type <type>', 'agent type')
     .option('--limit <n>', 'at most this many', parseInteger('--limit'))
     .action(async (o) => {
-      const { agents: list } = await ctx().api.get(`/api/v1/agents${query({ status: o.status, type: o.type, limit: o.limit })}`);
+      const { agents: list } = await ctx().api.get(
+        `/api/v1/agents${query({ status: o.status, type: o.type, limit: o.limit })}`,
+      );
       show(list, () => table(list, AGENT_COLUMNS));
     });
   agents
@@ -191,13 +219,34 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
         const state = live
           ? `\ncurrent     ${live.current ? `${live.current.title} (${live.current.taskId})` : '-'}\nqueue       ${live.queue.length}\ncompleted   ${live.goalsCompleted}  failed ${live.goalsFailed}  cancelled ${live.goalsCancelled}`
           : '';
-        return details(agent, ['id', 'name', 'type', 'status', 'objective', 'autonomy', 'priority', 'allowedTools', 'provider', 'model', 'createdAt', 'lastActive']) + state;
+        return (
+          details(agent, [
+            'id',
+            'name',
+            'type',
+            'status',
+            'objective',
+            'autonomy',
+            'priority',
+            'allowedTools',
+            'provider',
+            'model',
+            'createdAt',
+            'lastActive',
+          ]) + state
+        );
       });
     });
   for (const action of ['pause', 'resume', 'archive'] as const) {
     agents
       .command(`${action} <id>`)
-      .description({ pause: 'stop taking new steps (the step in flight finishes)', resume: 'continue where it was', archive: 'cancel queued work and end the agent' }[action])
+      .description(
+        {
+          pause: 'stop taking new steps (the step in flight finishes)',
+          resume: 'continue where it was',
+          archive: 'cancel queued work and end the agent',
+        }[action],
+      )
       .action(async (id: string) => {
         const agent = await ctx().api.post(`/api/v1/agents/${encodeURIComponent(id)}/${action}`);
         show(agent, () => `agent ${agent.id} is ${agent.status}`);
@@ -210,7 +259,7 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
     .command('submit <agentId> <title>')
     .description("queue a task in an agent's goal queue")
     .option('--input <json>', 'task input (JSON object)', parseJson('--input'))
-    .option('--priority <1-10>', 'priority (default: the agent\'s)', parseInteger('--priority'))
+    .option('--priority <1-10>', "priority (default: the agent's)", parseInteger('--priority'))
     .option('--task-type <type>', 'task type')
     .option('--watch', 'then follow its reasoning trace until it ends')
     .action(async (agentId: string, title: string, o) => {
@@ -228,11 +277,13 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
   tasks
     .command('list')
     .description('list tasks, newest first')
-    .option('--agent <id>', 'only this agent\'s')
+    .option('--agent <id>', "only this agent's")
     .addOption(new Option('--status <status>', 'only this status').choices(TASK_STATUSES))
     .option('--limit <n>', 'at most this many', parseInteger('--limit'))
     .action(async (o) => {
-      const { tasks: list } = await ctx().api.get(`/api/v1/tasks${query({ agentId: o.agent, status: o.status, limit: o.limit })}`);
+      const { tasks: list } = await ctx().api.get(
+        `/api/v1/tasks${query({ agentId: o.agent, status: o.status, limit: o.limit })}`,
+      );
       show(list, () => table(list, TASK_COLUMNS));
     });
   tasks
@@ -242,10 +293,24 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
       const task = await ctx().api.get(`/api/v1/tasks/${encodeURIComponent(id)}`);
       show(task, () =>
         [
-          details(task, ['id', 'agentId', 'title', 'status', 'priority', 'steps', 'usage', 'output', 'error', 'createdAt', 'completedAt']),
+          details(task, [
+            'id',
+            'agentId',
+            'title',
+            'status',
+            'priority',
+            'steps',
+            'usage',
+            'output',
+            'error',
+            'createdAt',
+            'completedAt',
+          ]),
           '',
           'reasoning trace:',
-          ...(task.reasoningTrace.length ? task.reasoningTrace.map((d: Json) => `  ${decisionLine(d)}`) : ['  (empty)']),
+          ...(task.reasoningTrace.length
+            ? task.reasoningTrace.map((d: Json) => `  ${decisionLine(d)}`)
+            : ['  (empty)']),
         ].join('\n'),
       );
     });
@@ -254,12 +319,15 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
     .description('cancel a queued or running task')
     .option('--reason <text>', 'why')
     .action(async (id: string, o) => {
-      const task = await ctx().api.post(`/api/v1/tasks/${encodeURIComponent(id)}/cancel`, o.reason ? { reason: o.reason } : {});
+      const task = await ctx().api.post(
+        `/api/v1/tasks/${encodeURIComponent(id)}/cancel`,
+        o.reason ? { reason: o.reason } : {},
+      );
       show(task, () => `task ${task.id} is ${task.status}`);
     });
   tasks
     .command('watch <id>')
-    .description('follow a task\'s reasoning trace live until it ends (exit 1 unless it completes)')
+    .description("follow a task's reasoning trace live until it ends (exit 1 unless it completes)")
     .option('--interval <ms>', 'poll interval', parseInteger('--interval'), 500)
     .option('--timeout <seconds>', 'give up after this long (default: never)', parseInteger('--timeout'))
     .action(async (id: string, o) => watch(id, o));
@@ -292,7 +360,10 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
       }
       if (TERMINAL.has(task.status)) {
         if (json) io.out(JSON.stringify({ ...task, reasoningTrace: undefined }));
-        else io.out(`task ${task.status}${task.error ? `: ${task.error}` : ''}${task.status === 'completed' ? `: ${typeof task.output?.answer === 'string' ? task.output.answer : JSON.stringify(task.output)}` : ''}`);
+        else
+          io.out(
+            `task ${task.status}${task.error ? `: ${task.error}` : ''}${task.status === 'completed' ? `: ${typeof task.output?.answer === 'string' ? task.output.answer : JSON.stringify(task.output)}` : ''}`,
+          );
         if (task.status !== 'completed') process.exitCode = 1;
         return;
       }
@@ -306,9 +377,13 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
   approvals
     .command('list')
     .description('approval requests (pending by default)')
-    .addOption(new Option('--status <status>', 'which').choices(['pending', 'approved', 'rejected', 'expired', 'all']).default('pending'))
-    .option('--agent <id>', 'only this agent\'s')
-    .option('--task <id>', 'only this task\'s')
+    .addOption(
+      new Option('--status <status>', 'which')
+        .choices(['pending', 'approved', 'rejected', 'expired', 'all'])
+        .default('pending'),
+    )
+    .option('--agent <id>', "only this agent's")
+    .option('--task <id>', "only this task's")
     .action(async (o) => {
       const { approvals: list } = await ctx().api.get(
         `/api/v1/approvals${query({ status: o.status === 'all' ? undefined : o.status, agentId: o.agent, taskId: o.task })}`,
@@ -361,7 +436,9 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
     .action(async () => {
       const { api } = ctx();
       // /health answers 503 with a body when degraded: still worth showing.
-      const health = await api.get('/health').catch((err: unknown) => ({ status: 'unreachable', error: (err as Error).message }));
+      const health = await api
+        .get('/health')
+        .catch((err: unknown) => ({ status: 'unreachable', error: (err as Error).message }));
       const [{ agents: agentList }, pending, ...counts] = await Promise.all([
         api.get('/api/v1/agents?limit=500'),
         api.get('/api/v1/approvals?status=pending&limit=500'),
@@ -372,13 +449,20 @@ export function buildProgram(io: { out: (s: string) => void; err: (s: string) =>
       show(summary, () =>
         [
           `API ${program.opts().apiUrl}: ${health.status}${health.checks ? ` (postgres ${health.checks.postgres}, temporal ${health.checks.temporal})` : ''}`,
-          ...(health.providers?.openCircuits?.length ? [`open provider circuits: ${health.providers.openCircuits.map((c: Row) => `${c.provider}@${c.worker}`).join(', ')}`] : []),
+          ...(health.providers?.openCircuits?.length
+            ? [
+                `open provider circuits: ${health.providers.openCircuits.map((c: Row) => `${c.provider}@${c.worker}`).join(', ')}`,
+              ]
+            : []),
           '',
           `AGENTS (${agentList.length})`,
           table(agentList, ['id', 'name', 'type', 'status', 'queueLength', 'currentTaskId']),
           '',
           'TASKS',
-          table([Object.fromEntries(TASK_STATUSES.map((s) => [s, taskCounts[s] >= 500 ? '500+' : taskCounts[s]]))], TASK_STATUSES),
+          table(
+            [Object.fromEntries(TASK_STATUSES.map((s) => [s, taskCounts[s] >= 500 ? '500+' : taskCounts[s]]))],
+            TASK_STATUSES,
+          ),
           '',
           `PENDING APPROVALS (${pending.approvals.length})`,
           table(pending.approvals.map(approvalRow), APPROVAL_COLUMNS),

@@ -102,17 +102,23 @@ export class AgentGateway {
    */
   submitGoal(agentId: string, goal: SubmitGoalInput): Promise<GoalReceipt> {
     const updateId = `goal:${goal.taskId}:${randomUUID()}`;
-    return this.update(`agent ${agentId}`, () => this.handle(agentId).executeUpdate(submitGoalUpdate, { args: [goal], updateId }));
+    return this.update(`agent ${agentId}`, () =>
+      this.handle(agentId).executeUpdate(submitGoalUpdate, { args: [goal], updateId }),
+    );
   }
 
   /** Pauses an agent; `request.byAgentId` when an agent asks (agent_manager), none for an operator. */
   pause(agentId: string, request: LifecycleRequest = {}): Promise<AgentLiveState> {
-    return this.update(`agent ${agentId}`, () => this.handle(agentId).executeUpdate(pauseAgentUpdate, { args: [request] }));
+    return this.update(`agent ${agentId}`, () =>
+      this.handle(agentId).executeUpdate(pauseAgentUpdate, { args: [request] }),
+    );
   }
 
   /** Resumes an agent; an agent's request is refused for an operator's pause or an error stop. */
   resume(agentId: string, request: LifecycleRequest = {}): Promise<AgentLiveState> {
-    return this.update(`agent ${agentId}`, () => this.handle(agentId).executeUpdate(resumeAgentUpdate, { args: [request] }));
+    return this.update(`agent ${agentId}`, () =>
+      this.handle(agentId).executeUpdate(resumeAgentUpdate, { args: [request] }),
+    );
   }
 
   archive(agentId: string): Promise<AgentLiveState> {
@@ -120,11 +126,15 @@ export class AgentGateway {
   }
 
   cancelGoal(agentId: string, taskId: string, reason?: string): Promise<GoalReceipt> {
-    return this.update(`agent ${agentId}`, () => this.handle(agentId).executeUpdate(cancelGoalUpdate, { args: [{ taskId, reason }] }));
+    return this.update(`agent ${agentId}`, () =>
+      this.handle(agentId).executeUpdate(cancelGoalUpdate, { args: [{ taskId, reason }] }),
+    );
   }
 
   updateConfig(agentId: string, patch: AgentConfigPatch): Promise<AgentConfig> {
-    return this.update(`agent ${agentId}`, () => this.handle(agentId).executeUpdate(updateAgentConfigUpdate, { args: [patch] }));
+    return this.update(`agent ${agentId}`, () =>
+      this.handle(agentId).executeUpdate(updateAgentConfigUpdate, { args: [patch] }),
+    );
   }
 
   /**
@@ -132,10 +142,16 @@ export class AgentGateway {
    * the task's own (crew work, and requests recorded without a workflow id). The update id makes a
    * repeated identical request return the first answer instead of deciding twice.
    */
-  decideApproval(approval: { taskId: string; workflowId: string | null }, decision: ApprovalDecisionInput): Promise<ApprovalOutcome> {
+  decideApproval(
+    approval: { taskId: string; workflowId: string | null },
+    decision: ApprovalDecisionInput,
+  ): Promise<ApprovalOutcome> {
     const handle = this.client.workflow.getHandle(approval.workflowId ?? taskWorkflowId(approval.taskId));
     return this.update(`task ${approval.taskId}`, () =>
-      handle.executeUpdate(decideApprovalUpdate, { args: [decision], updateId: `${decision.approvalId}:${decision.decision}` }),
+      handle.executeUpdate(decideApprovalUpdate, {
+        args: [decision],
+        updateId: `${decision.approvalId}:${decision.decision}`,
+      }),
     );
   }
 
@@ -144,7 +160,12 @@ export class AgentGateway {
    * session, or one that ended after being idle). The turn id is the update id: a retried request gets
    * the same turn, not a second one.
    */
-  chatTurn(sessionId: string, agent: AgentConfig, settings: AgentSettings, turn: ChatTurnInput): Promise<ChatTurnResult> {
+  chatTurn(
+    sessionId: string,
+    agent: AgentConfig,
+    settings: AgentSettings,
+    turn: ChatTurnInput,
+  ): Promise<ChatTurnResult> {
     const startWorkflowOperation = new WithStartWorkflowOperation<typeof ChatWorkflow>('ChatWorkflow', {
       workflowId: chatWorkflowId(sessionId),
       taskQueue: this.taskQueue,
@@ -157,7 +178,11 @@ export class AgentGateway {
       ],
       staticSummary: `Chat session ${sessionId} with ${agent.name}`,
     });
-    return this.client.workflow.executeUpdateWithStart(chatTurnUpdate, { args: [turn], updateId: turn.turnId, startWorkflowOperation });
+    return this.client.workflow.executeUpdateWithStart(chatTurnUpdate, {
+      args: [turn],
+      updateId: turn.turnId,
+      startWorkflowOperation,
+    });
   }
 
   /** Tells a session to stop the turn in progress (its client went away). */
@@ -229,7 +254,10 @@ export class AgentGateway {
       return new AgentRejectedError(`${target} is not running`, 'not_running');
     }
     if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
-      return new AgentRejectedError(err.cause.message, err.cause.type === ErrorType.LimitReached ? 'limit_reached' : 'invalid_transition');
+      return new AgentRejectedError(
+        err.cause.message,
+        err.cause.type === ErrorType.LimitReached ? 'limit_reached' : 'invalid_transition',
+      );
     }
     return err;
   }
@@ -256,7 +284,11 @@ function isDeadlineExceeded(err: unknown): boolean {
  */
 function isAbortedByWorkflowTaskFailure(err: unknown): boolean {
   const cause = err instanceof ServiceError ? err.cause : undefined;
-  return isGrpcServiceError(cause) && cause.code === GRPC_FAILED_PRECONDITION && /workflow task (failure|in failed state)/i.test(cause.message);
+  return (
+    isGrpcServiceError(cause) &&
+    cause.code === GRPC_FAILED_PRECONDITION &&
+    /workflow task (failure|in failed state)/i.test(cause.message)
+  );
 }
 const GRPC_FAILED_PRECONDITION = 9;
 

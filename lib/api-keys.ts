@@ -47,7 +47,9 @@ export async function listApiKeys(db: Db, orgId?: string): Promise<ApiKeyRecord[
 
 /** Revokes a key by id; true when a live key was revoked. */
 export async function revokeApiKey(db: Db, id: string): Promise<boolean> {
-  const { rowCount } = await db.query('UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL', [id]);
+  const { rowCount } = await db.query('UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL', [
+    id,
+  ]);
   return (rowCount ?? 0) > 0;
 }
 
@@ -81,5 +83,6 @@ export async function verifyApiKey(
 
 /** The verifier the API uses: database keys, plus API_KEY for DEFAULT_ORG_ID when it is set. */
 export function apiKeyVerifier(db: Db, config: { readonly API_KEY?: string; readonly DEFAULT_ORG_ID: string }) {
-  return (presented: string) => verifyApiKey(db, presented, { envKey: config.API_KEY, envOrgId: config.DEFAULT_ORG_ID });
+  return (presented: string) =>
+    verifyApiKey(db, presented, { envKey: config.API_KEY, envOrgId: config.DEFAULT_ORG_ID });
 }

@@ -98,7 +98,11 @@ export interface PayloadEncryptionConfig {
 export function payloadCodecFor(config: PayloadEncryptionConfig): OrgPayloadCodec | undefined {
   const decryptionKeys = parseDecryptionKeys(config.PAYLOAD_DECRYPTION_KEYS ?? []);
   if (config.PAYLOAD_ENCRYPTION_KEY) {
-    return createPayloadCodec({ key: config.PAYLOAD_ENCRYPTION_KEY, keyId: config.PAYLOAD_ENCRYPTION_KEY_ID, decryptionKeys });
+    return createPayloadCodec({
+      key: config.PAYLOAD_ENCRYPTION_KEY,
+      keyId: config.PAYLOAD_ENCRYPTION_KEY_ID,
+      decryptionKeys,
+    });
   }
   if (Object.keys(decryptionKeys).length > 0) return new AesGcmPayloadCodec(buildKeyRing(decryptionKeys), undefined);
   return undefined;
@@ -164,7 +168,10 @@ class AesGcmPayloadCodec implements OrgPayloadCodec {
       [METADATA_ENCRYPTION_KEY_ID]: utf8.encode(keyId),
     };
     if (bound !== undefined) metadata[METADATA_ENCRYPTION_ORG] = utf8.encode(bound);
-    return { metadata, data: encrypt(temporal.api.common.v1.Payload.encode(payload).finish(), this.keyFor(keyId, bound)) };
+    return {
+      metadata,
+      data: encrypt(temporal.api.common.v1.Payload.encode(payload).finish(), this.keyFor(keyId, bound)),
+    };
   }
 
   private decodeOne(payload: Payload): Payload {
@@ -172,7 +179,10 @@ class AesGcmPayloadCodec implements OrgPayloadCodec {
     if (!isEncryptedPayload(payload)) return payload;
     const keyIdBytes = payload.metadata?.[METADATA_ENCRYPTION_KEY_ID];
     if (keyIdBytes == null || keyIdBytes.length === 0) {
-      throw new PayloadCodecError('missing_key_id', `encrypted payload has no "${METADATA_ENCRYPTION_KEY_ID}" metadata`);
+      throw new PayloadCodecError(
+        'missing_key_id',
+        `encrypted payload has no "${METADATA_ENCRYPTION_KEY_ID}" metadata`,
+      );
     }
     const keyId = fromUtf8.decode(keyIdBytes);
     if (!this.keys.has(keyId)) {
@@ -185,13 +195,19 @@ class AesGcmPayloadCodec implements OrgPayloadCodec {
     }
     const orgId = payloadOrg(payload);
     if (orgId !== undefined && (orgId.length === 0 || orgId.length > MAX_ORG_ID_LENGTH)) {
-      throw new PayloadCodecError('malformed_payload', `encrypted payload names an invalid organisation in "${METADATA_ENCRYPTION_ORG}"`);
+      throw new PayloadCodecError(
+        'malformed_payload',
+        `encrypted payload names an invalid organisation in "${METADATA_ENCRYPTION_ORG}"`,
+      );
     }
     const plaintext = decrypt(payload.data ?? new Uint8Array(), this.keyFor(keyId, orgId), keyId);
     try {
       return temporal.api.common.v1.Payload.decode(plaintext);
     } catch (err) {
-      throw new PayloadCodecError('malformed_payload', `decrypted payload (key id "${keyId}") is not a Payload: ${String(err)}`);
+      throw new PayloadCodecError(
+        'malformed_payload',
+        `decrypted payload (key id "${keyId}") is not a Payload: ${String(err)}`,
+      );
     }
   }
 
@@ -223,7 +239,8 @@ export function payloadOrg(payload: Payload): string | undefined {
  */
 function orgOf(payload: Payload): string | undefined {
   const encoding = payload.metadata?.[METADATA_ENCODING_KEY];
-  if (encoding == null || fromUtf8.decode(encoding) !== 'json/plain' || !payload.data || payload.data[0] !== 0x7b) return undefined;
+  if (encoding == null || fromUtf8.decode(encoding) !== 'json/plain' || !payload.data || payload.data[0] !== 0x7b)
+    return undefined;
   const text = fromUtf8.decode(payload.data);
   if (!text.includes('"orgId"')) return undefined;
   try {
@@ -242,7 +259,10 @@ function encrypt(plaintext: Uint8Array, key: Buffer): Uint8Array {
 
 function decrypt(data: Uint8Array, key: Buffer, keyId: string): Uint8Array {
   if (data.length < IV_BYTES + TAG_BYTES) {
-    throw new PayloadCodecError('malformed_payload', `encrypted payload (key id "${keyId}") is too short: ${data.length} bytes`);
+    throw new PayloadCodecError(
+      'malformed_payload',
+      `encrypted payload (key id "${keyId}") is too short: ${data.length} bytes`,
+    );
   }
   const iv = data.subarray(0, IV_BYTES);
   const tag = data.subarray(data.length - TAG_BYTES);
@@ -251,20 +271,28 @@ function decrypt(data: Uint8Array, key: Buffer, keyId: string): Uint8Array {
   try {
     return Buffer.concat([decipher.update(data.subarray(IV_BYTES, data.length - TAG_BYTES)), decipher.final()]);
   } catch {
-    throw new PayloadCodecError('decryption_failed', `payload does not decrypt with key id "${keyId}": wrong key for that id, or the data was altered`);
+    throw new PayloadCodecError(
+      'decryption_failed',
+      `payload does not decrypt with key id "${keyId}": wrong key for that id, or the data was altered`,
+    );
   }
 }
 
 /** Validates and decodes keys; the active one wins over a decryption key of the same id. */
-function buildKeyRing(decryptionKeys: Readonly<Record<string, string>>, active?: { id: string; key: string }): Map<string, Buffer> {
+function buildKeyRing(
+  decryptionKeys: Readonly<Record<string, string>>,
+  active?: { id: string; key: string },
+): Map<string, Buffer> {
   const ring = new Map<string, Buffer>();
-  for (const [id, key] of Object.entries(decryptionKeys)) ring.set(checkKeyId(id), parseKey(key, `decryption key "${id}"`));
+  for (const [id, key] of Object.entries(decryptionKeys))
+    ring.set(checkKeyId(id), parseKey(key, `decryption key "${id}"`));
   if (active) ring.set(checkKeyId(active.id), parseKey(active.key, 'PAYLOAD_ENCRYPTION_KEY'));
   return ring;
 }
 
 function checkKeyId(id: string): string {
-  if (!KEY_ID_PATTERN.test(id)) throw new Error(`invalid encryption key id "${id}": use 1-100 letters, digits, '_', '.' or '-'`);
+  if (!KEY_ID_PATTERN.test(id))
+    throw new Error(`invalid encryption key id "${id}": use 1-100 letters, digits, '_', '.' or '-'`);
   return id;
 }
 

@@ -31,7 +31,10 @@ function jsonFromEnv<S extends z.ZodType>(schema: S, example: string) {
       try {
         return schema.parse(JSON.parse(v));
       } catch (err) {
-        ctx.addIssue({ code: 'custom', message: `must be JSON like ${example} (${(err as Error).message.split('\n')[0]})` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be JSON like ${example} (${(err as Error).message.split('\n')[0]})`,
+        });
         return z.NEVER;
       }
     });
@@ -49,7 +52,10 @@ const McpStdioServerSchema = z
   })
   .strict();
 export type McpStdioServer = z.infer<typeof McpStdioServerSchema>;
-const McpStdioServersSchema = z.record(z.string().regex(/^[a-zA-Z0-9-]{1,32}$/, 'use 1-32 letters, digits or "-"'), McpStdioServerSchema);
+const McpStdioServersSchema = z.record(
+  z.string().regex(/^[a-zA-Z0-9-]{1,32}$/, 'use 1-32 letters, digits or "-"'),
+  McpStdioServerSchema,
+);
 
 /** `host`, `host:port`, `[v6]:port` or a CIDR (`10.0.0.0/8`, `fd00::/8`). */
 const outboundEntry = (entry: string) => {
@@ -73,7 +79,10 @@ const EnvSchema = z.object({
   TEMPORAL_TASK_QUEUE: z.string().default('agents'),
   TEMPORAL_UI_URL: z.string().default('http://127.0.0.1:8233'),
   /** TLS to the Temporal frontend (lib/temporal-connection.ts); implied by the other TLS settings and by an API key. */
-  TEMPORAL_TLS: z.enum(['true', 'false']).transform((v) => v === 'true').optional(),
+  TEMPORAL_TLS: z
+    .enum(['true', 'false'])
+    .transform((v) => v === 'true')
+    .optional(),
   /** mTLS client certificate and key (PEM files), e.g. for a self-hosted cluster or Temporal Cloud with mTLS. */
   TEMPORAL_TLS_CERT_PATH: z.string().optional(),
   TEMPORAL_TLS_KEY_PATH: z.string().optional(),
@@ -85,7 +94,10 @@ const EnvSchema = z.object({
   /** Port of the worker's own Prometheus /metrics (step durations, provider errors, circuits, SDK metrics); unset: none. */
   WORKER_METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   /** host:port where the Temporal SDK exports its worker metrics (appended to the worker's /metrics); unset: not exported. */
-  TEMPORAL_SDK_METRICS_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'use host:port, e.g. 127.0.0.1:9465').optional(),
+  TEMPORAL_SDK_METRICS_ADDRESS: z
+    .string()
+    .regex(/^[^\s:]+:\d+$/, 'use host:port, e.g. 127.0.0.1:9465')
+    .optional(),
 
   DATABASE_URL: z.string().optional(),
   EMBEDDED_PG_PORT: intFromEnv(5433, 1),
@@ -127,7 +139,10 @@ const EnvSchema = z.object({
     message: 'use comma-separated host, host:port or CIDR entries, e.g. 127.0.0.1:8080,10.1.0.0/16',
   }),
   /** The stdio MCP servers tenants may use, by name: `{"files": {"command": "...", "args": [], "env": {}, "cwd": "...", "readOnlyTools": []}}`. */
-  MCP_STDIO_SERVERS: jsonFromEnv(McpStdioServersSchema, '{"files":{"command":"/usr/bin/mcp-files","args":["--root","/srv"]}}'),
+  MCP_STDIO_SERVERS: jsonFromEnv(
+    McpStdioServersSchema,
+    '{"files":{"command":"/usr/bin/mcp-files","args":["--root","/srv"]}}',
+  ),
   /** An MCP connection unused this long is closed (per worker). */
   MCP_IDLE_SECONDS: intFromEnv(300, 1),
   /** Open MCP connections per worker; beyond it the least recently used idle one is closed. */
@@ -146,7 +161,10 @@ const EnvSchema = z.object({
   /** A JSON request that has not answered after this long gets 503 (chat turns are bounded by LLM_TIMEOUT_SECONDS). */
   API_REQUEST_TIMEOUT_SECONDS: intFromEnv(30, 1),
   /** Meta supervisor: POST /api/v1/meta designs and runs a team of new agents for one objective. Off: 404. */
-  META_AGENT_ENABLED: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  META_AGENT_ENABLED: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
   /** Heartbeat timeout of LLM and tool activities: how fast a crashed worker's step is retried elsewhere. */
   ACTIVITY_HEARTBEAT_SECONDS: intFromEnv(10, 1),
   /** Agent workflows continue-as-new once their history reaches this many events. */
@@ -199,7 +217,10 @@ const EnvSchema = z.object({
     })
     .optional(),
   /** Written into each encrypted payload, so the key can be rotated. */
-  PAYLOAD_ENCRYPTION_KEY_ID: z.string().regex(/^[\w.-]{1,100}$/, "use 1-100 letters, digits, '_', '.' or '-'").default('default'),
+  PAYLOAD_ENCRYPTION_KEY_ID: z
+    .string()
+    .regex(/^[\w.-]{1,100}$/, "use 1-100 letters, digits, '_', '.' or '-'")
+    .default('default'),
   /** Retired keys, decrypt only: `keyId:base64key,…`. Sensitive, like PAYLOAD_ENCRYPTION_KEY. */
   PAYLOAD_DECRYPTION_KEYS: list,
   /** Browser origins allowed to call the codec server (/codec): the Temporal Web UI. `*` allows any. */
@@ -221,7 +242,10 @@ const EnvSchema = z.object({
    * Lets /codec answer requests without a key, as ADMIN_ORG_ID, for a Web UI that cannot send one (the dev
    * server's). Anyone who reaches the API then decrypts every payload: refused unless API_HOST is loopback.
    */
-  CODEC_ALLOW_UNAUTHENTICATED: z.enum(['true', 'false']).default('false').transform((v) => v === 'true'),
+  CODEC_ALLOW_UNAUTHENTICATED: z
+    .enum(['true', 'false'])
+    .default('false')
+    .transform((v) => v === 'true'),
   /** A bearer token for /metrics only (Prometheus' `authorization` setting); keys of ADMIN_ORG_ID work too. */
   METRICS_TOKEN: z.string().min(16, 'use at least 16 characters').optional(),
   /** /metrics gauges are read from Postgres at most this often; scrapes in between get the cached text. */

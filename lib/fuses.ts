@@ -18,10 +18,17 @@ export async function pendingTasksRefusal(db: Db, orgId: string, limit: number):
 }
 
 /** Sub-tasks a task has created, against MAX_SUBTASKS_PER_TASK (the task being created again on a retry does not count). */
-export async function subtasksRefusal(db: Db, parentTaskId: string, childTaskId: string, limit: number): Promise<string | null> {
-  const { rows } = await db.query<{ n: number }>('SELECT count(*) AS n FROM tasks WHERE parent_task_id = $1 AND id <> $2', [
-    parentTaskId,
-    childTaskId,
-  ]);
-  return rows[0].n >= limit ? `this task already created ${rows[0].n} sub-tasks (MAX_SUBTASKS_PER_TASK=${limit})` : null;
+export async function subtasksRefusal(
+  db: Db,
+  parentTaskId: string,
+  childTaskId: string,
+  limit: number,
+): Promise<string | null> {
+  const { rows } = await db.query<{ n: number }>(
+    'SELECT count(*) AS n FROM tasks WHERE parent_task_id = $1 AND id <> $2',
+    [parentTaskId, childTaskId],
+  );
+  return rows[0].n >= limit
+    ? `this task already created ${rows[0].n} sub-tasks (MAX_SUBTASKS_PER_TASK=${limit})`
+    : null;
 }

@@ -33,7 +33,13 @@ export const REDACT_PATHS = [
 ];
 
 /** Environment variables whose values are scrubbed from every log line, wherever they appear. */
-const SECRET_ENV = ['API_KEY', 'OPENAI_API_KEY', 'ANTHROPIC_API_KEY', 'PAYLOAD_ENCRYPTION_KEY', 'PAYLOAD_DECRYPTION_KEYS'];
+const SECRET_ENV = [
+  'API_KEY',
+  'OPENAI_API_KEY',
+  'ANTHROPIC_API_KEY',
+  'PAYLOAD_ENCRYPTION_KEY',
+  'PAYLOAD_DECRYPTION_KEYS',
+];
 /** Shorter values would blank out ordinary words; path redaction still hides them in structured fields. */
 const MIN_SECRET_LENGTH = 6;
 /** A long-lived worker sees many tasks; remember the most recent secrets only. */
@@ -148,7 +154,8 @@ function replaceSecret(line: string, secret: string): string {
  */
 export function scrubSecrets(line: string): string {
   let out = line;
-  for (const pattern of CREDENTIAL_PATTERNS) out = out.replace(pattern, (_m, bearer?: string) => `${typeof bearer === 'string' ? bearer : ''}${CENSOR}`);
+  for (const pattern of CREDENTIAL_PATTERNS)
+    out = out.replace(pattern, (_m, bearer?: string) => `${typeof bearer === 'string' ? bearer : ''}${CENSOR}`);
   for (const secret of secrets) out = replaceSecret(out, secret);
   if (tenantSecrets.size === 0) return out;
   const named = WORKFLOW_ID_FIELD.exec(line)?.[1];
@@ -182,5 +189,8 @@ export function createLogger(
   destination: { write(line: string): unknown } = process.stdout,
 ): Logger {
   registerEnvSecrets(process.env);
-  return pino({ name, level, redact: { paths: REDACT_PATHS, censor: CENSOR } }, { write: (line: string) => destination.write(scrubSecrets(line)) });
+  return pino(
+    { name, level, redact: { paths: REDACT_PATHS, censor: CENSOR } },
+    { write: (line: string) => destination.write(scrubSecrets(line)) },
+  );
 }

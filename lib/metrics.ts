@@ -102,7 +102,12 @@ export function createApiMetrics(db: Db, opts: { tokenBudget?: TokenBudgetSettin
       },
     });
 
-  fromQuery('agents_agents', 'Agents by status and type', ['status', 'agent_type'], `SELECT status, type AS agent_type, count(*) AS value FROM agents GROUP BY 1, 2`);
+  fromQuery(
+    'agents_agents',
+    'Agents by status and type',
+    ['status', 'agent_type'],
+    `SELECT status, type AS agent_type, count(*) AS value FROM agents GROUP BY 1, 2`,
+  );
   fromQuery(
     'agents_tasks',
     'Tasks by agent type and status (queued, planning, awaiting_approval, running, completed, failed, cancelled)',

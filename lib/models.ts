@@ -26,12 +26,23 @@ const PROVIDERS = ['offline', 'openai', 'anthropic', 'ollama', 'openai-compatibl
 const name = z.string().trim().min(1).max(200);
 const toolName = z
   .string()
-  .regex(/^[a-zA-Z0-9_.-]{1,64}$|^mcp__[a-zA-Z0-9-]+(?:_[a-zA-Z0-9-]+)*__\*$/, 'tool names are letters, digits, _ . - (or mcp__<server>__*)');
+  .regex(
+    /^[a-zA-Z0-9_.-]{1,64}$|^mcp__[a-zA-Z0-9-]+(?:_[a-zA-Z0-9-]+)*__\*$/,
+    'tool names are letters, digits, _ . - (or mcp__<server>__*)',
+  );
 const label = z.string().trim().min(1).max(100);
 
 export const NotifyTarget = z.discriminatedUnion('type', [
   z.object({ type: z.literal('log') }).strict(),
-  z.object({ type: z.literal('webhook'), url: z.string().url().regex(/^https?:\/\//, 'webhook URLs are http(s)') }).strict(),
+  z
+    .object({
+      type: z.literal('webhook'),
+      url: z
+        .string()
+        .url()
+        .regex(/^https?:\/\//, 'webhook URLs are http(s)'),
+    })
+    .strict(),
 ]);
 
 /** The operator settings an agent's outbound URLs and stdio MCP servers are checked against. */
@@ -47,14 +58,21 @@ export function agentBodies(settings: () => OutboundSettings) {
   const mcpServers = z
     .array(McpServerConfigSchema)
     .max(10)
-    .refine((servers) => new Set(servers.map((s) => s.name)).size === servers.length, { message: 'MCP server names must be unique' })
+    .refine((servers) => new Set(servers.map((s) => s.name)).size === servers.length, {
+      message: 'MCP server names must be unique',
+    })
     .superRefine((servers, ctx) => {
       servers.forEach((server, i) => {
         if (server.transport === 'http') {
           const refused = configuredUrlRefusal(server.url, outboundAllowHosts(settings()));
-          if (refused) ctx.addIssue({ code: 'custom', path: [i, 'url'], message: `MCP server URL refused: ${refused}` });
+          if (refused)
+            ctx.addIssue({ code: 'custom', path: [i, 'url'], message: `MCP server URL refused: ${refused}` });
         } else if (!Object.hasOwn(settings().MCP_STDIO_SERVERS, server.server)) {
-          ctx.addIssue({ code: 'custom', path: [i, 'server'], message: `no stdio MCP server "${server.server}" is defined by the operator (MCP_STDIO_SERVERS)` });
+          ctx.addIssue({
+            code: 'custom',
+            path: [i, 'server'],
+            message: `no stdio MCP server "${server.server}" is defined by the operator (MCP_STDIO_SERVERS)`,
+          });
         }
       });
     });
@@ -78,7 +96,12 @@ export function agentBodies(settings: () => OutboundSettings) {
       fallbackProviders: z.array(z.enum(PROVIDERS)).max(5).default([]),
       mcpServers: mcpServers.default([]),
       approvalRequiredTools: z.array(toolName).max(100).default([]),
-      approvalTimeoutHours: z.number().positive().max(24 * 365).nullable().default(null),
+      approvalTimeoutHours: z
+        .number()
+        .positive()
+        .max(24 * 365)
+        .nullable()
+        .default(null),
       onApprovalTimeout: z.enum(['fail', 'escalate']).default('fail'),
       notify: notify.default({ type: 'log' }),
       /** The agent's own token budget per budget window (on top of the org and global budgets). */
@@ -136,7 +159,11 @@ export const ListApprovalsQuery = z
 const decidedBy = z.string().trim().min(1).max(200).optional();
 
 export const ApproveBody = z
-  .object({ editedAction: z.record(z.string(), z.unknown()).optional(), reason: z.string().max(2000).optional(), decidedBy })
+  .object({
+    editedAction: z.record(z.string(), z.unknown()).optional(),
+    reason: z.string().max(2000).optional(),
+    decidedBy,
+  })
   .strict();
 
 export const RejectBody = z.object({ reason: z.string().max(2000).optional(), decidedBy }).strict();
@@ -162,7 +189,10 @@ export const CREW_STATUSES = ['idle', 'planning', 'running', 'completed', 'faile
 export const CREW_MESSAGE_TYPES = ['request', 'response', 'status_update', 'handoff'] as const;
 
 const CrewMemberEntry = z.union([
-  z.string().uuid().transform((agentId) => ({ agentId, role: null, input: {} })),
+  z
+    .string()
+    .uuid()
+    .transform((agentId) => ({ agentId, role: null, input: {} })),
   z
     .object({
       agentId: z.string().uuid(),
@@ -183,7 +213,9 @@ export const createCrewBody = (maxMembers: number) =>
         .array(CrewMemberEntry)
         .min(1)
         .max(maxMembers, `a crew has at most ${maxMembers} members (CREW_MAX_MEMBERS)`)
-        .refine((ms) => new Set(ms.map((m) => m.agentId)).size === ms.length, { message: 'each agent may be a member once' }),
+        .refine((ms) => new Set(ms.map((m) => m.agentId)).size === ms.length, {
+          message: 'each agent may be a member once',
+        }),
       assignment: z.enum(['capability', 'least-loaded', 'round-robin']).default('capability'),
       input: z.record(z.string(), z.unknown()).default({}),
     })

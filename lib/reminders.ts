@@ -19,7 +19,8 @@ const CRON_FIELDS = ['minute', 'hour', 'day-of-month', 'month', 'day-of-week'] a
 /** "30s", "5m", "1h", "2d" in milliseconds, or a sentence saying why the text is not a duration. */
 export function parseEvery(text: string): { ms: number } | { problem: string } {
   const match = /^(\d+)(s|m|h|d)$/.exec(text.trim());
-  if (!match) return { problem: `"${text}" is not a duration; use a number and a unit s, m, h or d, like "30s" or "5m"` };
+  if (!match)
+    return { problem: `"${text}" is not a duration; use a number and a unit s, m, h or d, like "30s" or "5m"` };
   const ms = Number(match[1]) * EVERY_UNITS_MS[match[2] as keyof typeof EVERY_UNITS_MS];
   if (ms < MIN_EVERY_MS) return { problem: `"${text}" is too short; the shortest interval is 1s` };
   if (ms > MAX_EVERY_MS) return { problem: `"${text}" is too long; the longest interval is 366d` };
@@ -97,7 +98,9 @@ export const ReminderScheduleSchema = z.union([
     .strict(),
   z
     .object({
-      at: z.iso.datetime({ offset: true }).refine((v) => Date.parse(v) > Date.now(), { message: 'must be in the future' }),
+      at: z.iso
+        .datetime({ offset: true })
+        .refine((v) => Date.parse(v) > Date.now(), { message: 'must be in the future' }),
     })
     .strict(),
 ]);
@@ -113,7 +116,11 @@ export const ReminderScheduleInput = z.record(z.string(), z.unknown()).transform
   const keys = Object.keys(value);
   const kinds = ['every', 'cron', 'at'].filter((k) => keys.includes(k));
   if (kinds.length !== 1) {
-    ctx.addIssue({ code: 'custom', message: 'send exactly one of {"every": "30s"}, {"cron": "0 9 * * 1-5", "timezone": "Europe/Berlin"} or {"at": "<ISO time>"}' });
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        'send exactly one of {"every": "30s"}, {"cron": "0 9 * * 1-5", "timezone": "Europe/Berlin"} or {"at": "<ISO time>"}',
+    });
     return z.NEVER;
   }
   const member = ReminderScheduleSchema.options[['every', 'cron', 'at'].indexOf(kinds[0]!)]!;
@@ -191,7 +198,13 @@ export interface ReminderRow {
  * whether it is paused, when it fires next and how often it has fired.
  */
 export async function describeReminder(schedules: ScheduleClient, row: ReminderRow): Promise<ReminderView> {
-  const view = { id: row.id, agentId: row.agentId, title: row.title, schedule: row.schedule, createdAt: new Date(row.createdAt).toISOString() };
+  const view = {
+    id: row.id,
+    agentId: row.agentId,
+    title: row.title,
+    schedule: row.schedule,
+    createdAt: new Date(row.createdAt).toISOString(),
+  };
   if (row.status === 'removed') return { ...view, status: 'removed', nextFireAt: null, firesSoFar: 0 };
   try {
     const d = await schedules.getHandle(reminderScheduleId(row.id)).describe();

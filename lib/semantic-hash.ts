@@ -7,7 +7,10 @@ import { createHash } from 'node:crypto';
  * set sorted (word order does not change what a task is about).
  */
 export function keyConcepts(text: string): string[] {
-  let t = ` ${text.toLowerCase().normalize('NFKD').replace(/[\u0300-\u036f]/g, '')} `;
+  let t = ` ${text
+    .toLowerCase()
+    .normalize('NFKD')
+    .replace(/[\u0300-\u036f]/g, '')} `;
   for (const [phrase, concept] of PHRASES) t = t.replaceAll(` ${phrase} `, ` ${concept} `);
   const words = t.split(/[^a-z0-9]+/).filter((w) => w.length > 1 && !STOP_WORDS.has(w));
   const concepts = new Set<string>();
@@ -32,7 +35,8 @@ function stem(word: string): string {
   if (/^\d+$/.test(word)) return word;
   const w = word.replace(/ise(s|d)?$|isation$|ising$/, 'ize');
   for (const suffix of ['ations', 'ation', 'ings', 'ing', 'ies', 'ied', 'ed', 'es', 'ly', 's']) {
-    if (w.endsWith(suffix) && w.length - suffix.length >= 3) return suffix === 'ies' || suffix === 'ied' ? `${w.slice(0, -3)}y` : w.slice(0, -suffix.length);
+    if (w.endsWith(suffix) && w.length - suffix.length >= 3)
+      return suffix === 'ies' || suffix === 'ied' ? `${w.slice(0, -3)}y` : w.slice(0, -suffix.length);
   }
   return w;
 }
@@ -59,7 +63,9 @@ const SYNONYM_GROUPS: Record<string, string[]> = {
   customer: ['client', 'user'],
   bug: ['defect', 'issue', 'error'],
 };
-const SYNONYMS = new Map<string, string>(Object.entries(SYNONYM_GROUPS).flatMap(([concept, words]) => words.map((w) => [w, concept])));
+const SYNONYMS = new Map<string, string>(
+  Object.entries(SYNONYM_GROUPS).flatMap(([concept, words]) => words.map((w) => [w, concept])),
+);
 
 const STOP_WORDS = new Set(
   'a an the and or but of on in at to for from by with about into onto over under as is are was were be been being this that these those it its our your their my we you they i me us them please can could would should will shall may might must do does did done up out new some any all each every per via then than so such very just also more most less least'.split(

@@ -18,9 +18,11 @@ export function temporalConnectionOptions(config: Config): TemporalConnectionOpt
   const read = (file: string | undefined) => (file ? fs.readFileSync(file) : undefined);
   const cert = read(config.TEMPORAL_TLS_CERT_PATH);
   const key = read(config.TEMPORAL_TLS_KEY_PATH);
-  if (Boolean(cert) !== Boolean(key)) throw new Error('set both TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH, or neither');
+  if (Boolean(cert) !== Boolean(key))
+    throw new Error('set both TEMPORAL_TLS_CERT_PATH and TEMPORAL_TLS_KEY_PATH, or neither');
   const ca = read(config.TEMPORAL_TLS_CA_PATH);
-  const wantTls = config.TEMPORAL_TLS ?? Boolean(cert || ca || config.TEMPORAL_API_KEY || config.TEMPORAL_TLS_SERVER_NAME);
+  const wantTls =
+    config.TEMPORAL_TLS ?? Boolean(cert || ca || config.TEMPORAL_API_KEY || config.TEMPORAL_TLS_SERVER_NAME);
   const tls: TLSConfig | boolean | undefined = !wantTls
     ? undefined
     : cert || ca || config.TEMPORAL_TLS_SERVER_NAME

@@ -62,7 +62,14 @@ export function parseComposeYaml(source: string): YamlMap {
     let anchor: string | undefined;
     const m = /^&([\w-]+)\s*(.*)$/.exec(rest);
     if (m) [anchor, rest] = [m[1], m[2]!];
-    const value = rest !== '' ? scalar(rest, no) : pos < lines.length && lines[pos]!.indent > parentIndent ? block(lines[pos]!.indent) : lines[pos]?.text.startsWith('- ') && lines[pos]!.indent === parentIndent ? block(parentIndent) : null;
+    const value =
+      rest !== ''
+        ? scalar(rest, no)
+        : pos < lines.length && lines[pos]!.indent > parentIndent
+          ? block(lines[pos]!.indent)
+          : lines[pos]?.text.startsWith('- ') && lines[pos]!.indent === parentIndent
+            ? block(parentIndent)
+            : null;
     if (anchor) anchors.set(anchor, value);
     return value;
   };
@@ -71,7 +78,11 @@ export function parseComposeYaml(source: string): YamlMap {
     const first = lines[pos]!;
     if (first.text === '-' || first.text.startsWith('- ')) {
       const items: Yaml[] = [];
-      while (pos < lines.length && lines[pos]!.indent === indent && (lines[pos]!.text === '-' || lines[pos]!.text.startsWith('- '))) {
+      while (
+        pos < lines.length &&
+        lines[pos]!.indent === indent &&
+        (lines[pos]!.text === '-' || lines[pos]!.text.startsWith('- '))
+      ) {
         const line = lines[pos]!;
         const rest = line.text.slice(1).trim();
         if (/^[\w.-]+:(\s|$)/.test(rest)) {
@@ -96,7 +107,8 @@ export function parseComposeYaml(source: string): YamlMap {
       pos++;
       const value = valueAfter(m[2] ?? '', indent, line.no);
       if (key === '<<') {
-        if (!value || typeof value !== 'object' || Array.isArray(value)) throw new Error(`line ${line.no}: << needs a mapping`);
+        if (!value || typeof value !== 'object' || Array.isArray(value))
+          throw new Error(`line ${line.no}: << needs a mapping`);
         for (const [k, v] of Object.entries(value)) if (!(k in map)) map[k] = v;
       } else {
         // Explicit keys win over merged ones, whatever their order.
@@ -105,7 +117,8 @@ export function parseComposeYaml(source: string): YamlMap {
         map[key] = value;
       }
     }
-    if (pos < lines.length && lines[pos]!.indent > indent) throw new Error(`line ${lines[pos]!.no}: unexpected indentation`);
+    if (pos < lines.length && lines[pos]!.indent > indent)
+      throw new Error(`line ${lines[pos]!.no}: unexpected indentation`);
     return map;
   };
 
@@ -158,7 +171,9 @@ export interface ComposeReport {
 
 const CONDITIONS = ['service_started', 'service_healthy', 'service_completed_successfully'];
 
-export function checkCompose(opts: { composeText?: string; dockerfileText?: string; root?: string } = {}): ComposeReport {
+export function checkCompose(
+  opts: { composeText?: string; dockerfileText?: string; root?: string } = {},
+): ComposeReport {
   const root = opts.root ?? ROOT;
   const problems: string[] = [];
   const exists = (p: string) => fs.existsSync(path.resolve(root, p));
@@ -166,7 +181,12 @@ export function checkCompose(opts: { composeText?: string; dockerfileText?: stri
   try {
     doc = parseComposeYaml(opts.composeText ?? fs.readFileSync(path.join(root, 'docker-compose.yml'), 'utf8'));
   } catch (err) {
-    return { services: [], startOrder: [], dependencies: {}, problems: [`docker-compose.yml does not parse: ${(err as Error).message}`] };
+    return {
+      services: [],
+      startOrder: [],
+      dependencies: {},
+      problems: [`docker-compose.yml does not parse: ${(err as Error).message}`],
+    };
   }
   const services = (doc.services ?? {}) as Record<string, YamlMap>;
   const names = Object.keys(services);
@@ -179,21 +199,25 @@ export function checkCompose(opts: { composeText?: string; dockerfileText?: stri
       const context = typeof build === 'string' ? build : String(build.context ?? '.');
       const dockerfile = typeof build === 'string' ? 'Dockerfile' : String(build.dockerfile ?? 'Dockerfile');
       if (!exists(context)) problems.push(`${name}: build context ${context} does not exist`);
-      if (!exists(path.join(context, dockerfile))) problems.push(`${name}: ${path.join(context, dockerfile)} does not exist`);
+      if (!exists(path.join(context, dockerfile)))
+        problems.push(`${name}: ${path.join(context, dockerfile)} does not exist`);
     }
     for (const volume of (svc.volumes ?? []) as Yaml[]) {
       const source = typeof volume === 'string' ? volume.split(':')[0]! : '';
-      if (/^\.{0,2}\//.test(source) && !exists(source)) problems.push(`${name}: mounts ${source}, which does not exist`);
+      if (/^\.{0,2}\//.test(source) && !exists(source))
+        problems.push(`${name}: mounts ${source}, which does not exist`);
     }
     for (const file of (svc.env_file ?? []) as Yaml[]) {
       const entry = typeof file === 'string' ? { path: file, required: true } : (file as YamlMap);
-      if (entry.required !== false && !exists(String(entry.path))) problems.push(`${name}: env_file ${entry.path} does not exist`);
+      if (entry.required !== false && !exists(String(entry.path)))
+        problems.push(`${name}: env_file ${entry.path} does not exist`);
     }
     const deps = svc.depends_on;
     dependencies[name] = {};
     if (Array.isArray(deps)) for (const d of deps) dependencies[name][String(d)] = 'service_started';
     else if (deps && typeof deps === 'object') {
-      for (const [d, spec] of Object.entries(deps)) dependencies[name][d] = String((spec as YamlMap | null)?.condition ?? 'service_started');
+      for (const [d, spec] of Object.entries(deps))
+        dependencies[name][d] = String((spec as YamlMap | null)?.condition ?? 'service_started');
     }
     for (const [d, condition] of Object.entries(dependencies[name])) {
       if (!names.includes(d)) problems.push(`${name}: depends on unknown service ${d}`);
@@ -203,14 +227,17 @@ export function checkCompose(opts: { composeText?: string; dockerfileText?: stri
       }
     }
     const oneShot = svc.restart === 'no';
-    if (!oneShot && !hasHealthcheck(svc, opts, root)) problems.push(`${name}: long-running service without a health check`);
+    if (!oneShot && !hasHealthcheck(svc, opts, root))
+      problems.push(`${name}: long-running service without a health check`);
   }
 
   // Start waves (a topological order); a cycle leaves services unplaced.
   const startOrder: string[][] = [];
   const placed = new Set<string>();
   while (placed.size < names.length) {
-    const wave = names.filter((n) => !placed.has(n) && Object.keys(dependencies[n] ?? {}).every((d) => placed.has(d) || !names.includes(d)));
+    const wave = names.filter(
+      (n) => !placed.has(n) && Object.keys(dependencies[n] ?? {}).every((d) => placed.has(d) || !names.includes(d)),
+    );
     if (wave.length === 0) {
       problems.push(`depends_on cycle among: ${names.filter((n) => !placed.has(n)).join(', ')}`);
       break;
@@ -225,7 +252,8 @@ export function checkCompose(opts: { composeText?: string; dockerfileText?: stri
   const script = readIfExists(path.join(root, 'temporal/register-search-attributes.sh'));
   const registered = /^ATTRIBUTES="([^"]*)"/m.exec(script)?.[1]?.split(/\s+/).sort() ?? [];
   const used = Object.keys(SEARCH_ATTRIBUTES).sort();
-  if (registered.join() !== used.join()) problems.push(`register-search-attributes.sh registers [${registered}] but the code uses [${used}]`);
+  if (registered.join() !== used.join())
+    problems.push(`register-search-attributes.sh registers [${registered}] but the code uses [${used}]`);
 
   return { services: names, startOrder, dependencies, problems };
 }
@@ -234,7 +262,9 @@ function hasHealthcheck(svc: YamlMap, opts: { dockerfileText?: string }, root: s
   const hc = svc.healthcheck as YamlMap | undefined;
   if (hc) return hc.disable !== true && Array.isArray(hc.test);
   // A service built from the project's Dockerfile inherits its HEALTHCHECK.
-  return Boolean(svc.build) && /^HEALTHCHECK\s/m.test(opts.dockerfileText ?? readIfExists(path.join(root, 'Dockerfile')));
+  return (
+    Boolean(svc.build) && /^HEALTHCHECK\s/m.test(opts.dockerfileText ?? readIfExists(path.join(root, 'Dockerfile')))
+  );
 }
 
 function checkDockerfile(text: string, root: string): string[] {
@@ -243,10 +273,15 @@ function checkDockerfile(text: string, root: string): string[] {
   const stages = [...text.matchAll(/^FROM\s+\S+(?:\s+AS\s+(\S+))?/gim)];
   if (stages.length < 2) problems.push('Dockerfile: not a multi-stage build');
   const users = [...text.matchAll(/^USER\s+(\S+)/gm)].map((m) => m[1]);
-  if (users.length === 0 || ['root', '0'].includes(users.at(-1)!)) problems.push('Dockerfile: the final stage does not switch to a non-root USER');
+  if (users.length === 0 || ['root', '0'].includes(users.at(-1)!))
+    problems.push('Dockerfile: the final stage does not switch to a non-root USER');
   for (const m of text.matchAll(/^COPY\s+(?!--from)(.+)$/gm)) {
-    const parts = m[1]!.trim().split(/\s+/).filter((p) => !p.startsWith('--'));
-    for (const source of parts.slice(0, -1)) if (!fs.existsSync(path.resolve(root, source))) problems.push(`Dockerfile: COPY ${source}, which does not exist`);
+    const parts = m[1]!
+      .trim()
+      .split(/\s+/)
+      .filter((p) => !p.startsWith('--'));
+    for (const source of parts.slice(0, -1))
+      if (!fs.existsSync(path.resolve(root, source))) problems.push(`Dockerfile: COPY ${source}, which does not exist`);
   }
   if (!/^HEALTHCHECK\s/m.test(text)) problems.push('Dockerfile: no HEALTHCHECK');
   return problems;

@@ -37,14 +37,22 @@ async function main(): Promise<number> {
   const children: ChildProcess[] = [];
   // The API needs a key, as in docker-compose.yml (API_KEY): the caller's, or one made for this run.
   const apiKey = process.env.API_KEY ?? `tao_${randomBytes(24).toString('base64url')}`;
-  const env: Record<string, string | undefined> = { ...process.env, API_KEY: apiKey, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn' };
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    API_KEY: apiKey,
+    LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
+  };
   const cliPath = await findTemporalCli();
   const [apiPort, workerMetricsPort] = await Promise.all([getFreePort(), getFreePort()]);
   const apiUrl = `http://127.0.0.1:${apiPort}`;
   let uiUrl: string | undefined;
 
   const spawnNode = (entry: string, extra: Record<string, string>) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry)], { cwd: ROOT, env: { ...env, ...extra }, stdio: ['ignore', 'inherit', 'inherit'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry)], {
+      cwd: ROOT,
+      env: { ...env, ...extra },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
     children.push(child);
     return child;
   };
@@ -53,7 +61,10 @@ async function main(): Promise<number> {
   const services: Record<string, () => Promise<string>> = {
     async postgresql() {
       if (!env.DATABASE_URL) {
-        const postgres = await startEmbeddedPostgres({ dataDir: path.join(dataDir, 'postgres'), port: await getFreePort() });
+        const postgres = await startEmbeddedPostgres({
+          dataDir: path.join(dataDir, 'postgres'),
+          port: await getFreePort(),
+        });
         running.push(postgres);
         env.DATABASE_URL = postgres.url;
       }
@@ -69,7 +80,12 @@ async function main(): Promise<number> {
     },
     async temporal() {
       if (!process.env.TEMPORAL_ADDRESS) {
-        const server = await startDevServer({ cliPath, dbFilename: path.join(dataDir, 'temporal.sqlite'), port: 0, uiPort: 0 });
+        const server = await startDevServer({
+          cliPath,
+          dbFilename: path.join(dataDir, 'temporal.sqlite'),
+          port: 0,
+          uiPort: 0,
+        });
         running.push(server);
         env.TEMPORAL_ADDRESS = server.address;
         uiUrl = server.uiUrl;
@@ -127,7 +143,14 @@ async function main(): Promise<number> {
         }),
       );
     }
-    const status = await run(process.execPath, [path.join(ROOT, 'cli/agentctl.cjs'), '--api-url', apiUrl, '--api-key', apiKey, 'status']);
+    const status = await run(process.execPath, [
+      path.join(ROOT, 'cli/agentctl.cjs'),
+      '--api-url',
+      apiUrl,
+      '--api-key',
+      apiKey,
+      'status',
+    ]);
     console.log(`agentctl status:\n${status.replace(/^/gm, '  ')}`);
     if (flags.exit) {
       await stopAll();
@@ -145,12 +168,20 @@ async function main(): Promise<number> {
 /** Runs a command to completion; rejects with its output when it fails. */
 function run(command: string, args: string[], extraEnv: Record<string, string> = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, {
+      cwd: ROOT,
+      env: { ...process.env, ...extraEnv },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (c: Buffer) => (output += c.toString()));
     child.stderr.on('data', (c: Buffer) => (output += c.toString()));
     child.once('error', reject);
-    child.once('close', (code) => (code === 0 ? resolve(output) : reject(new Error(`${path.basename(command)} ${args.join(' ')} exited ${code}:\n${output}`))));
+    child.once('close', (code) =>
+      code === 0
+        ? resolve(output)
+        : reject(new Error(`${path.basename(command)} ${args.join(' ')} exited ${code}:\n${output}`)),
+    );
   });
 }
 

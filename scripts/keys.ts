@@ -32,7 +32,9 @@ program
   .option('--name <name>', 'what the key is for', '')
   .action(async (opts: { org: string; name: string }) => {
     const { key, record } = await withDb((db) => createApiKey(db, opts.org, opts.name));
-    console.log(`Created key ${record.id} (${record.prefix}…) for org "${record.orgId}". It is shown only now:\n\n  ${key}\n`);
+    console.log(
+      `Created key ${record.id} (${record.prefix}…) for org "${record.orgId}". It is shown only now:\n\n  ${key}\n`,
+    );
     console.log(`Use it as: curl -H 'Authorization: Bearer ${key}' http://127.0.0.1:${config().PORT}/api/v1/agents`);
   });
 
@@ -42,7 +44,10 @@ program
   .option('--org <org>', 'only this organisation')
   .action(async (opts: { org?: string }) => {
     const keys = await withDb((db) => listApiKeys(db, opts.org));
-    for (const k of keys) console.log(`${k.id}  ${k.prefix}…  org=${k.orgId}  ${k.name ? `"${k.name}"  ` : ''}${k.revokedAt ? `revoked ${k.revokedAt}` : 'active'}`);
+    for (const k of keys)
+      console.log(
+        `${k.id}  ${k.prefix}…  org=${k.orgId}  ${k.name ? `"${k.name}"  ` : ''}${k.revokedAt ? `revoked ${k.revokedAt}` : 'active'}`,
+      );
     if (keys.length === 0) console.log('no keys');
   });
 

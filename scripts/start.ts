@@ -20,7 +20,9 @@ import { startLocalStack, type LocalStack } from './local-stack';
 const ROOT = path.resolve(__dirname, '..');
 
 async function main(): Promise<void> {
-  const { values: flags } = parseArgs({ options: { 'no-demo': { type: 'boolean' }, 'exit-after-demo': { type: 'boolean' } } });
+  const { values: flags } = parseArgs({
+    options: { 'no-demo': { type: 'boolean' }, 'exit-after-demo': { type: 'boolean' } },
+  });
   const cfg = config();
   const [host, port] = cfg.TEMPORAL_ADDRESS.split(':');
   const uiPort = Number(new URL(cfg.TEMPORAL_UI_URL).port || 8233);
@@ -48,7 +50,10 @@ async function main(): Promise<void> {
       postgresPort: cfg.EMBEDDED_PG_PORT,
       databaseUrl: cfg.DATABASE_URL,
       // The Web UI decrypts payloads through the API's codec server when encryption is on.
-      codecEndpoint: cfg.PAYLOAD_ENCRYPTION_KEY || cfg.PAYLOAD_DECRYPTION_KEYS.length ? `http://127.0.0.1:${cfg.PORT}/codec` : undefined,
+      codecEndpoint:
+        cfg.PAYLOAD_ENCRYPTION_KEY || cfg.PAYLOAD_DECRYPTION_KEYS.length
+          ? `http://127.0.0.1:${cfg.PORT}/codec`
+          : undefined,
       log: (msg) => process.env.LOG_LEVEL === 'debug' && console.log(`  ${msg}`),
     });
     console.log(`  Temporal ${stack.temporal.address} (host ${host}), PostgreSQL ready, migrations applied.`);
@@ -63,7 +68,11 @@ async function main(): Promise<void> {
       DATABASE_URL: stack.databaseUrl,
     };
     for (const entry of ['workers/main.ts', 'api/server.ts']) {
-      const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry)], { cwd: ROOT, env, stdio: 'inherit' });
+      const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry)], {
+        cwd: ROOT,
+        env,
+        stdio: 'inherit',
+      });
       child.on('exit', (code, signal) => {
         if (!stopping) {
           console.error(`${entry} exited (${signal ?? code}); stopping.`);
@@ -77,12 +86,18 @@ async function main(): Promise<void> {
     await waitForHealth(apiUrl);
     console.log(`\n  API:        ${apiUrl}  (health: ${apiUrl}/health)`);
     console.log(`  Web UI:     ${stack.temporal.uiUrl}/namespaces/${cfg.TEMPORAL_NAMESPACE}/workflows`);
-    console.log(`  Provider:   ${cfg.aiProvider}${cfg.aiProvider === 'offline' ? ' (deterministic, no network; set OPENAI_API_KEY or ANTHROPIC_API_KEY for a real model)' : ''}`);
-    console.log(`  API key:    ${apiKey}  (org "${cfg.DEFAULT_ORG_ID}"${cfg.API_KEY ? ', from API_KEY' : `, kept in ${path.join(cfg.DATA_DIR, 'api-key')}`})`);
+    console.log(
+      `  Provider:   ${cfg.aiProvider}${cfg.aiProvider === 'offline' ? ' (deterministic, no network; set OPENAI_API_KEY or ANTHROPIC_API_KEY for a real model)' : ''}`,
+    );
+    console.log(
+      `  API key:    ${apiKey}  (org "${cfg.DEFAULT_ORG_ID}"${cfg.API_KEY ? ', from API_KEY' : `, kept in ${path.join(cfg.DATA_DIR, 'api-key')}`})`,
+    );
     console.log(`              curl -H 'Authorization: Bearer ${apiKey}' ${apiUrl}/api/v1/agents\n`);
     if ((cfg.PAYLOAD_ENCRYPTION_KEY || cfg.PAYLOAD_DECRYPTION_KEYS.length) && !cfg.CODEC_ALLOW_UNAUTHENTICATED) {
       // The dev server's Web UI cannot send an API key to /codec, which needs one.
-      console.log('  Payloads are encrypted; this Web UI shows them as ciphertext. To let it decrypt on this machine, start');
+      console.log(
+        '  Payloads are encrypted; this Web UI shows them as ciphertext. To let it decrypt on this machine, start',
+      );
       console.log('  with CODEC_ALLOW_UNAUTHENTICATED=true (loopback only; see docs/encryption.md).\n');
     }
 
@@ -131,7 +146,10 @@ async function runDemo(apiUrl: string, apiKey: string, uiUrl: string, namespace:
     title: 'Prepare the launch checklist',
     input: {
       script: [
-        { call: 'memory_write', args: { key: 'launch-checklist', op: 'set', value: ['book the venue', 'send the invites'] } },
+        {
+          call: 'memory_write',
+          args: { key: 'launch-checklist', op: 'set', value: ['book the venue', 'send the invites'] },
+        },
         { call: 'memory_read', args: { key: 'launch-checklist' } },
         { answer: 'The launch checklist has two items: book the venue, send the invites.' },
       ],
@@ -145,7 +163,8 @@ async function runDemo(apiUrl: string, apiKey: string, uiUrl: string, namespace:
     detail = await call('GET', `/api/v1/tasks/${task.id}`);
   } while (!['completed', 'failed', 'cancelled'].includes(detail.status) && Date.now() < deadline);
   console.log(`Demo task ${detail.status}: ${detail.output?.answer ?? detail.error ?? '(no output yet)'}`);
-  for (const d of detail.reasoningTrace ?? []) console.log(`  step ${d.step} ${d.decisionType.padEnd(9)} ${d.reasoning}`);
+  for (const d of detail.reasoningTrace ?? [])
+    console.log(`  step ${d.step} ${d.decisionType.padEnd(9)} ${d.reasoning}`);
   console.log(`  See it in the Web UI: ${uiUrl}/namespaces/${namespace}/workflows/${agentWorkflowId(agent.id)}`);
   console.log(`  Or via the API:       curl -H 'Authorization: Bearer ${apiKey}' ${apiUrl}/api/v1/tasks/${task.id}\n`);
 }

@@ -43,10 +43,7 @@ export interface FindTemporalCliOptions {
 
 /** Where `go install` (GOBIN) and the SDK download put the binary. */
 export function temporalCliCacheDir(): string {
-  return (
-    process.env.TEMPORAL_CLI_CACHE_DIR ||
-    path.join(os.homedir(), '.cache', 'agent-orchestrator', 'temporal-cli')
-  );
+  return process.env.TEMPORAL_CLI_CACHE_DIR || path.join(os.homedir(), '.cache', 'agent-orchestrator', 'temporal-cli');
 }
 
 /**
@@ -558,12 +555,18 @@ async function waitForFrontend(
   while (Date.now() < deadline) {
     const attempt = connectAndDescribe(address, namespace);
     const outcome = await Promise.race([
-      attempt.then((connection) => ({ connection }), (error: unknown) => ({ error })),
+      attempt.then(
+        (connection) => ({ connection }),
+        (error: unknown) => ({ error }),
+      ),
       earlyExit.then((exitError) => ({ exitError })),
     ]);
     if ('connection' in outcome) return outcome.connection;
     if ('exitError' in outcome) {
-      attempt.then((c) => c.close(), () => {});
+      attempt.then(
+        (c) => c.close(),
+        () => {},
+      );
       throw outcome.exitError;
     }
     lastError = outcome.error;

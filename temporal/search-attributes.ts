@@ -21,4 +21,6 @@ export type SearchAttributeName = keyof typeof SEARCH_ATTRIBUTES;
 /** Typed keys for `upsertSearchAttributes` / `typedSearchAttributes`, e.g. `SEARCH_ATTRIBUTE_KEYS.AgentId`. */
 export const SEARCH_ATTRIBUTE_KEYS = Object.fromEntries(
   Object.entries(SEARCH_ATTRIBUTES).map(([name, type]) => [name, defineSearchAttributeKey(name, type)]),
-) as { readonly [K in SearchAttributeName]: ReturnType<typeof defineSearchAttributeKey<(typeof SEARCH_ATTRIBUTES)[K]>> };
+) as {
+  readonly [K in SearchAttributeName]: ReturnType<typeof defineSearchAttributeKey<(typeof SEARCH_ATTRIBUTES)[K]>>;
+};

@@ -23,7 +23,13 @@ async function main(): Promise<void> {
   const cliPath = await findTemporalCli({ log });
   const started = Date.now();
   // e.g. http://127.0.0.1:3300/codec, when the API runs with PAYLOAD_ENCRYPTION_KEY.
-  const server = await startDevServer({ cliPath, port, uiPort, codecEndpoint: process.env.TEMPORAL_CODEC_ENDPOINT || undefined, log });
+  const server = await startDevServer({
+    cliPath,
+    port,
+    uiPort,
+    codecEndpoint: process.env.TEMPORAL_CODEC_ENDPOINT || undefined,
+    log,
+  });
 
   console.log(`Temporal dev server ready in ${Date.now() - started} ms (pid ${server.pid})`);
   console.log(`  address:   ${server.address}   namespace: ${server.namespace}`);

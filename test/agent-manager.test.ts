@@ -21,7 +21,9 @@ describe('agent_manager', () => {
     // An organisation of its own, so MAX_AGENTS counts only this file's agents.
     config = testConfig({ DEFAULT_ORG_ID: orgId, MAX_AGENTS: '3', MAX_DELEGATION_DEPTH: '1' });
     stack = await startApi(config);
-    otherOrg = await startApi(testConfig({ TEMPORAL_TASK_QUEUE: config.TEMPORAL_TASK_QUEUE, DEFAULT_ORG_ID: `${orgId}-other` }));
+    otherOrg = await startApi(
+      testConfig({ TEMPORAL_TASK_QUEUE: config.TEMPORAL_TASK_QUEUE, DEFAULT_ORG_ID: `${orgId}-other` }),
+    );
     worker = await startWorker(config);
   });
   after(async () => {
@@ -46,21 +48,36 @@ describe('agent_manager', () => {
   const run = (agentId: string, script: unknown[]) => runFor(stack.api, agentId, script);
   /** An organisation of its own on the same API, so a test has MAX_AGENTS to itself. */
   const freshOrg = () => stack.clientForOrg(`${orgId}-${randomUUID().slice(0, 8)}`);
-  const names = async (api: ApiClient) => (await api.get('/api/v1/agents')).body.agents.map((a: { name: string }) => a.name).sort();
+  const names = async (api: ApiClient) =>
+    (await api.get('/api/v1/agents')).body.agents.map((a: { name: string }) => a.name).sort();
 
   it('creates, lists, pauses, resumes and archives another agent', async () => {
-    const manager = await stack.api.createAgent({ name: 'Manager', objective: 'Run a team', allowedTools: ['agent_manager'] });
+    const manager = await stack.api.createAgent({
+      name: 'Manager',
+      objective: 'Run a team',
+      allowedTools: ['agent_manager'],
+    });
     const [created] = await run(manager.id, [
-      { call: 'agent_manager', args: { action: 'create', name: 'Scout', objective: 'Watch BTC and ETH prices', priority: 7 } },
+      {
+        call: 'agent_manager',
+        args: { action: 'create', name: 'Scout', objective: 'Watch BTC and ETH prices', priority: 7 },
+      },
       { answer: 'created' },
     ]);
     const scoutId = created.result.agentId;
     assert.match(scoutId, /^[0-9a-f-]{36}$/);
     const scout = await stack.api.get(`/api/v1/agents/${scoutId}`);
     assert.equal(scout.status, 200, 'the new agent belongs to the same organisation');
-    assert.deepEqual([scout.body.name, scout.body.priority, scout.body.status, scout.body.orgId], ['Scout', 7, 'IDLE', orgId]);
+    assert.deepEqual(
+      [scout.body.name, scout.body.priority, scout.body.status, scout.body.orgId],
+      ['Scout', 7, 'IDLE', orgId],
+    );
     // The new agent works like any other.
-    assert.equal((await stack.api.waitForTask((await stack.api.createTask({ agentId: scoutId, title: 'check prices' })).id)).status, 'completed');
+    assert.equal(
+      (await stack.api.waitForTask((await stack.api.createTask({ agentId: scoutId, title: 'check prices' })).id))
+        .status,
+      'completed',
+    );
 
     const [listed, paused, resumed, archived] = await run(manager.id, [
       { call: 'agent_manager', args: { action: 'list' } },
@@ -70,7 +87,10 @@ describe('agent_manager', () => {
       { answer: 'done' },
     ]);
     assert.deepEqual(listed.result.agents.map((a: { name: string }) => a.name).sort(), ['Manager', 'Scout']);
-    assert.deepEqual([paused.result.status, resumed.result.status, archived.result.status], ['PAUSED', 'IDLE', 'ARCHIVED']);
+    assert.deepEqual(
+      [paused.result.status, resumed.result.status, archived.result.status],
+      ['PAUSED', 'IDLE', 'ARCHIVED'],
+    );
     const after = await stack.api.get(`/api/v1/agents/${scoutId}`);
     assert.equal(after.body.status, 'ARCHIVED');
     const description = await stack.client.workflow.getHandle(`agent-${scoutId}`).describe();
@@ -79,7 +99,11 @@ describe('agent_manager', () => {
 
   it('refuses itself, other organisations, the agent limit and the delegation fuse', async () => {
     const outsider = await otherOrg.api.createAgent({ name: 'Outsider', objective: 'Elsewhere' });
-    const boss = await stack.api.createAgent({ name: 'Boss', objective: 'Delegate', allowedTools: ['agent_manager', 'create_task'] });
+    const boss = await stack.api.createAgent({
+      name: 'Boss',
+      objective: 'Delegate',
+      allowedTools: ['agent_manager', 'create_task'],
+    });
     const results = await run(boss.id, [
       { call: 'agent_manager', args: { action: 'archive', agentId: boss.id } },
       { call: 'agent_manager', args: { action: 'archive', agentId: outsider.id } },
@@ -94,27 +118,52 @@ describe('agent_manager', () => {
     assert.equal(errors[2], undefined, 'the first creation fits: Manager, Boss, Helper');
     assert.match(errors[3], /agent limit reached: MAX_AGENTS is 3/);
     assert.match(errors[4], /invalid agent: name/);
-    assert.equal((await otherOrg.api.get(`/api/v1/agents/${outsider.id}`)).body.status, 'IDLE', 'the other organisation is untouched');
+    assert.equal(
+      (await otherOrg.api.get(`/api/v1/agents/${outsider.id}`)).body.status,
+      'IDLE',
+      'the other organisation is untouched',
+    );
     const names = (await stack.api.get('/api/v1/agents')).body.agents.map((a: { name: string }) => a.name).sort();
     assert.deepEqual(names, ['Boss', 'Helper', 'Manager']);
 
     // Archive Helper to make room, then delegate a creation: the delegated task is at depth 1, the fuse.
     const helperId = results[2].result.agentId;
-    await run(boss.id, [{ call: 'agent_manager', args: { action: 'archive', agentId: helperId } }, { answer: 'archived' }]);
+    await run(boss.id, [
+      { call: 'agent_manager', args: { action: 'archive', agentId: helperId } },
+      { answer: 'archived' },
+    ]);
     const [delegation] = (
       await stack.api.waitForTask(
         (
           await stack.api.createTask({
             agentId: boss.id,
             title: 'delegate',
-            input: { script: [{ call: 'create_task', args: { agentId: boss.id, title: 'deep', input: { script: [{ call: 'agent_manager', args: { action: 'create', name: 'Deep', objective: 'Too deep' } }] } } }] },
+            input: {
+              script: [
+                {
+                  call: 'create_task',
+                  args: {
+                    agentId: boss.id,
+                    title: 'deep',
+                    input: {
+                      script: [
+                        { call: 'agent_manager', args: { action: 'create', name: 'Deep', objective: 'Too deep' } },
+                      ],
+                    },
+                  },
+                },
+              ],
+            },
           })
         ).id,
       )
     ).reasoningTrace.filter((d: any) => d.decisionType === 'delegate');
     const deep = await stack.api.waitForTask(delegation.result.taskId);
     assert.equal(deep.delegationDepth, 1);
-    assert.match(deep.reasoningTrace.find((d: any) => d.decisionType === 'tool_call').result.error, /delegation depth 1, the fuse is 1/);
+    assert.match(
+      deep.reasoningTrace.find((d: any) => d.decisionType === 'tool_call').result.error,
+      /delegation depth 1, the fuse is 1/,
+    );
     assert.ok(!(await stack.api.get('/api/v1/agents')).body.agents.some((a: { name: string }) => a.name === 'Deep'));
   });
 
@@ -151,25 +200,48 @@ describe('agent_manager', () => {
 
   it('waits for approval in copilot mode and creates nothing when rejected', async () => {
     // Make room under MAX_AGENTS for this copilot agent.
-    for (const a of (await stack.api.get('/api/v1/agents')).body.agents.filter((x: { name: string }) => ['Once', 'Boss'].includes(x.name))) {
+    for (const a of (await stack.api.get('/api/v1/agents')).body.agents.filter((x: { name: string }) =>
+      ['Once', 'Boss'].includes(x.name),
+    )) {
       await stack.api.post(`/api/v1/agents/${a.id}/archive`);
     }
-    const careful = await stack.api.createAgent({ name: 'Careful', objective: 'Ask first', autonomy: 'copilot', allowedTools: ['agent_manager'] });
+    const careful = await stack.api.createAgent({
+      name: 'Careful',
+      objective: 'Ask first',
+      autonomy: 'copilot',
+      allowedTools: ['agent_manager'],
+    });
     const task = await stack.api.createTask({
       agentId: careful.id,
       title: 'hire',
-      input: { script: [{ call: 'agent_manager', args: { action: 'create', name: 'Hire', objective: 'Work' } }, { answer: 'asked' }] },
+      input: {
+        script: [
+          { call: 'agent_manager', args: { action: 'create', name: 'Hire', objective: 'Work' } },
+          { answer: 'asked' },
+        ],
+      },
     });
-    const approval = await waitFor(async () => (await stack.api.get(`/api/v1/approvals?taskId=${task.id}&status=pending`)).body.approvals?.[0], 'an approval request');
+    const approval = await waitFor(
+      async () => (await stack.api.get(`/api/v1/approvals?taskId=${task.id}&status=pending`)).body.approvals?.[0],
+      'an approval request',
+    );
     assert.equal(approval.proposedAction.tool, 'agent_manager');
-    assert.equal((await stack.api.post(`/api/v1/approvals/${approval.id}/reject`, { reason: 'no hiring' })).status, 200);
+    assert.equal(
+      (await stack.api.post(`/api/v1/approvals/${approval.id}/reject`, { reason: 'no hiring' })).status,
+      200,
+    );
     await stack.api.waitForTask(task.id);
     assert.ok(!(await stack.api.get('/api/v1/agents')).body.agents.some((a: { name: string }) => a.name === 'Hire'));
   });
 
   it('never creates an agent with more tools, budget, MCP servers or fewer approvals than its creator', async () => {
     const api = await freshOrg();
-    const docs = { name: 'docs', transport: 'http', url: 'https://docs.example.invalid/mcp', headers: { 'x-team': 'lead' } };
+    const docs = {
+      name: 'docs',
+      transport: 'http',
+      url: 'https://docs.example.invalid/mcp',
+      headers: { 'x-team': 'lead' },
+    };
     const lead = await api.createAgent({
       name: 'Lead',
       objective: 'Build a team',
@@ -180,23 +252,37 @@ describe('agent_manager', () => {
       provider: 'offline',
       model: 'offline-small',
     });
-    const create = (name: string, extra: Record<string, unknown> = {}) => ({ call: 'agent_manager', args: { action: 'create', name, objective: 'Help the lead', ...extra } });
+    const create = (name: string, extra: Record<string, unknown> = {}) => ({
+      call: 'agent_manager',
+      args: { action: 'create', name, objective: 'Help the lead', ...extra },
+    });
     const results = await runFor(api, lead.id, [
       create('Poster', { allowedTools: ['memory_read', 'http_post'] }),
       create('Other server', { allowedTools: ['mcp__other__*'] }),
       create('Big spender', { tokenBudgetPerMinute: 200_000 }),
       create('Stranger', { mcpServers: ['web'] }),
       create('Everything', { allowedTools: ['http_get', 'memory_read'], tokenBudgetPerMinute: 999_999 }),
-      create('Analyst', { allowedTools: ['memory_read', 'mcp__docs__search'], approvalRequiredTools: ['mcp__docs__search'], mcpServers: ['docs'] }),
+      create('Analyst', {
+        allowedTools: ['memory_read', 'mcp__docs__search'],
+        approvalRequiredTools: ['mcp__docs__search'],
+        mcpServers: ['docs'],
+      }),
       create('Plain'),
       { answer: 'hired' },
     ]);
     const errors = results.map((d: any) => d.result.error);
-    assert.match(errors[0], /agent creation refused: .*exceeded: allowedTools http_post \(yours: agent_manager, memory_read, mcp__docs__\*\)\. Nothing was created/);
+    assert.match(
+      errors[0],
+      /agent creation refused: .*exceeded: allowedTools http_post \(yours: agent_manager, memory_read, mcp__docs__\*\)\. Nothing was created/,
+    );
     assert.match(errors[1], /exceeded: allowedTools mcp__other__\*/);
     assert.match(errors[2], /exceeded: tokenBudgetPerMinute 200000 \(yours: 100000\)/);
     assert.match(errors[3], /you have no MCP server "web" \(yours: docs\); nothing was created/);
-    assert.match(errors[4], /exceeded: allowedTools http_get .*; tokenBudgetPerMinute 999999 \(yours: 100000\)/, 'every excess is named');
+    assert.match(
+      errors[4],
+      /exceeded: allowedTools http_get .*; tokenBudgetPerMinute 999999 \(yours: 100000\)/,
+      'every excess is named',
+    );
     assert.deepEqual(errors.slice(5), [undefined, undefined], JSON.stringify(results.slice(5)));
     assert.deepEqual(await names(api), ['Analyst', 'Lead', 'Plain'], 'refused creations leave nothing behind');
 
@@ -204,8 +290,16 @@ describe('agent_manager', () => {
     assert.deepEqual(analyst.allowedTools, ['memory_read', 'mcp__docs__search']);
     assert.equal(analyst.autonomy, 'autopilot');
     assert.equal(analyst.tokenBudgetPerMinute, 100_000, "an agent left without a budget gets its creator's");
-    assert.deepEqual(analyst.approvalRequiredTools.sort(), ['mcp__docs__search', 'memory_read'], "the creator's approvals are kept");
-    assert.deepEqual([analyst.provider, analyst.model], ['offline', 'offline-small'], "the creator's provider and model");
+    assert.deepEqual(
+      analyst.approvalRequiredTools.sort(),
+      ['mcp__docs__search', 'memory_read'],
+      "the creator's approvals are kept",
+    );
+    assert.deepEqual(
+      [analyst.provider, analyst.model],
+      ['offline', 'offline-small'],
+      "the creator's provider and model",
+    );
     assert.deepEqual(analyst.live.agent.mcpServers, [docs], "the creator's own server entry, named");
     const plain = (await api.get(`/api/v1/agents/${results[6].result.agentId}`)).body;
     assert.deepEqual(plain.allowedTools, ['memory_read'], 'the default tools the creator has, and no others');
@@ -214,9 +308,17 @@ describe('agent_manager', () => {
 
   it('never creates an agent with a higher autonomy than its creator', async () => {
     const api = await freshOrg();
-    const careful = await api.createAgent({ name: 'Cautious', objective: 'Ask first', autonomy: 'copilot', allowedTools: ['agent_manager', 'memory_write'] });
+    const careful = await api.createAgent({
+      name: 'Cautious',
+      objective: 'Ask first',
+      autonomy: 'copilot',
+      allowedTools: ['agent_manager', 'memory_write'],
+    });
     const [bold, inherited] = await runFor(api, careful.id, [
-      { call: 'agent_manager', args: { action: 'create', name: 'Bold', objective: 'Act alone', autonomy: 'autopilot' } },
+      {
+        call: 'agent_manager',
+        args: { action: 'create', name: 'Bold', objective: 'Act alone', autonomy: 'autopilot' },
+      },
       { call: 'agent_manager', args: { action: 'create', name: 'Careful too', objective: 'Act carefully' } },
       { answer: 'done' },
     ]);
@@ -229,12 +331,18 @@ describe('agent_manager', () => {
 
   it("resumes only agents paused through the tool, never an operator's pause", async () => {
     const api = await freshOrg();
-    const manager = await api.createAgent({ name: 'Supervisor', objective: 'Keep the team in line', allowedTools: ['agent_manager'] });
+    const manager = await api.createAgent({
+      name: 'Supervisor',
+      objective: 'Keep the team in line',
+      allowedTools: ['agent_manager'],
+    });
     const worker = await api.createAgent({ name: 'Crew hand', objective: 'Work' });
     const status = async () => (await api.get(`/api/v1/agents/${worker.id}`)).body.status;
     const resume = { call: 'agent_manager', args: { action: 'resume', agentId: worker.id } };
     const pause = { call: 'agent_manager', args: { action: 'pause', agentId: worker.id } };
-    const refused = new RegExp(`agent ${worker.id} refused to resume: it was paused by an operator; only an operator can resume it`);
+    const refused = new RegExp(
+      `agent ${worker.id} refused to resume: it was paused by an operator; only an operator can resume it`,
+    );
 
     // An operator's pause (API) stays.
     assert.equal((await api.post(`/api/v1/agents/${worker.id}/pause`)).status, 200);
@@ -271,6 +379,9 @@ describe('agent_manager', () => {
     assert.equal(await status(), 'PAUSED');
     // The worker still works once an operator resumes it.
     assert.equal((await api.post(`/api/v1/agents/${worker.id}/resume`)).status, 200);
-    assert.equal((await api.waitForTask((await api.createTask({ agentId: worker.id, title: 'back to work' })).id)).status, 'completed');
+    assert.equal(
+      (await api.waitForTask((await api.createTask({ agentId: worker.id, title: 'back to work' })).id)).status,
+      'completed',
+    );
   });
 });

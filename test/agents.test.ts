@@ -11,7 +11,12 @@ describe('agents and tasks through the HTTP API', () => {
   after(() => stack?.stop());
 
   it('creates an agent that is immediately readable and listed', async () => {
-    const agent = await stack.api.createAgent({ name: 'Researcher', objective: 'Find facts', type: 'research', capabilities: ['web'] });
+    const agent = await stack.api.createAgent({
+      name: 'Researcher',
+      objective: 'Find facts',
+      type: 'research',
+      capabilities: ['web'],
+    });
     assert.match(agent.id, /^[0-9a-f-]{36}$/);
     assert.equal(agent.status, 'IDLE');
     assert.equal(agent.priority, 6);
@@ -84,15 +89,23 @@ describe('agents and tasks through the HTTP API', () => {
   });
 
   it('returns invalid tool arguments and unknown tools to the model instead of failing', async () => {
-    const agent = await stack.api.createAgent({ name: 'Clumsy', objective: 'Make mistakes', allowedTools: ['memory_write'] });
+    const agent = await stack.api.createAgent({
+      name: 'Clumsy',
+      objective: 'Make mistakes',
+      allowedTools: ['memory_write'],
+    });
     const script = [
       { call: 'memory_write', args: { op: 'set' } },
       { call: 'http_get', args: { url: 'http://127.0.0.1:1/' } },
       { answer: 'recovered' },
     ];
-    const done = await stack.api.waitForTask((await stack.api.createTask({ agentId: agent.id, title: 'try', input: { script } })).id);
+    const done = await stack.api.waitForTask(
+      (await stack.api.createTask({ agentId: agent.id, title: 'try', input: { script } })).id,
+    );
     assert.equal(done.status, 'completed');
-    const results = done.reasoningTrace.filter((d: { decisionType: string }) => d.decisionType === 'tool_call').map((d: any) => d.result.error);
+    const results = done.reasoningTrace
+      .filter((d: { decisionType: string }) => d.decisionType === 'tool_call')
+      .map((d: any) => d.result.error);
     assert.match(results[0], /invalid arguments: key/);
     assert.match(results[1], /not allowed/);
   });
@@ -100,7 +113,9 @@ describe('agents and tasks through the HTTP API', () => {
   it('fails a task that reaches the step limit, with the reason in its trace', async () => {
     const agent = await stack.api.createAgent({ name: 'Looper', objective: 'Loop' });
     const script = Array.from({ length: 20 }, () => ({ call: 'memory_read', args: { key: 'x' } }));
-    const done = await stack.api.waitForTask((await stack.api.createTask({ agentId: agent.id, title: 'loop', input: { script } })).id);
+    const done = await stack.api.waitForTask(
+      (await stack.api.createTask({ agentId: agent.id, title: 'loop', input: { script } })).id,
+    );
     assert.equal(done.status, 'failed');
     assert.match(done.error, /after 10 steps/);
     assert.equal(done.reasoningTrace.at(-1).decisionType, 'escalate');
@@ -114,12 +129,18 @@ describe('agents and tasks through the HTTP API', () => {
       { answer: 'done' },
     ];
     const task = await stack.api.createTask({ agentId: agent.id, title: 'slow work', input: { script } });
-    await waitFor(async () => (await stack.api.get(`/api/v1/tasks/${task.id}`)).body.status === 'planning', 'task to start');
+    await waitFor(
+      async () => (await stack.api.get(`/api/v1/tasks/${task.id}`)).body.status === 'planning',
+      'task to start',
+    );
     const paused = await stack.api.post(`/api/v1/agents/${agent.id}/pause`);
     assert.equal(paused.status, 200);
     assert.equal(paused.body.status, 'PAUSED');
     // The step in flight finishes; no further step starts while paused.
-    await waitFor(async () => (await stack.api.get(`/api/v1/tasks/${task.id}`)).body.reasoningTrace.length >= 2, 'first step to finish');
+    await waitFor(
+      async () => (await stack.api.get(`/api/v1/tasks/${task.id}`)).body.reasoningTrace.length >= 2,
+      'first step to finish',
+    );
     await new Promise((r) => setTimeout(r, 1500));
     const whilePaused = (await stack.api.get(`/api/v1/tasks/${task.id}`)).body;
     assert.notEqual(whilePaused.status, 'completed');
@@ -128,7 +149,9 @@ describe('agents and tasks through the HTTP API', () => {
     assert.equal((await stack.api.post(`/api/v1/agents/${agent.id}/resume`)).status, 200);
     const done = await stack.api.waitForTask(task.id);
     assert.equal(done.status, 'completed');
-    const progress = done.reasoningTrace.filter((d: any) => d.decisionType === 'tool_call').map((d: any) => d.result.value);
+    const progress = done.reasoningTrace
+      .filter((d: any) => d.decisionType === 'tool_call')
+      .map((d: any) => d.result.value);
     assert.deepEqual(progress.at(-1), ['one', 'two'], 'each step ran once, in order');
   });
 
@@ -140,7 +163,10 @@ describe('agents and tasks through the HTTP API', () => {
       input: { script: [{ answer: 'never', delayMs: 20_000 }] },
     });
     const queued = await stack.api.createTask({ agentId: agent.id, title: 'waiting' });
-    await waitFor(async () => (await stack.api.get(`/api/v1/tasks/${running.id}`)).body.status === 'planning', 'long task to start');
+    await waitFor(
+      async () => (await stack.api.get(`/api/v1/tasks/${running.id}`)).body.status === 'planning',
+      'long task to start',
+    );
 
     const cancelQueued = await stack.api.post(`/api/v1/tasks/${queued.id}/cancel`, { reason: 'not needed' });
     assert.equal(cancelQueued.status, 200, JSON.stringify(cancelQueued.body));
@@ -190,7 +216,10 @@ describe('agents and tasks through the HTTP API', () => {
     assert.equal(description.status.name, 'COMPLETED');
 
     const listed = await stack.api.get('/api/v1/agents');
-    assert.ok(!listed.body.agents.some((a: { id: string }) => a.id === agent.id), 'archived agents are not listed by default');
+    assert.ok(
+      !listed.body.agents.some((a: { id: string }) => a.id === agent.id),
+      'archived agents are not listed by default',
+    );
     const archivedList = await stack.api.get('/api/v1/agents?status=ARCHIVED');
     assert.ok(archivedList.body.agents.some((a: { id: string }) => a.id === agent.id));
 
@@ -218,8 +247,14 @@ describe('agents and tasks through the HTTP API', () => {
               updateIds.push(input.options.updateId ?? '');
               const output = await next(input);
               if (lostAnswers-- > 0) {
-                const timeout = Object.assign(new Error('4 DEADLINE_EXCEEDED: context deadline exceeded'), { code: 4, details: 'context deadline exceeded', metadata: {} });
-                throw new WorkflowUpdateRPCTimeoutOrCancelledError('Workflow update call timeout or cancelled', { cause: timeout });
+                const timeout = Object.assign(new Error('4 DEADLINE_EXCEEDED: context deadline exceeded'), {
+                  code: 4,
+                  details: 'context deadline exceeded',
+                  metadata: {},
+                });
+                throw new WorkflowUpdateRPCTimeoutOrCancelledError('Workflow update call timeout or cancelled', {
+                  cause: timeout,
+                });
               }
               return output;
             },
@@ -233,7 +268,10 @@ describe('agents and tasks through the HTTP API', () => {
     const receipt = await gateway.submitGoal(agent.id, { taskId, title: 'answer after a lost reply' });
     assert.equal(receipt.taskId, taskId);
     assert.equal(updateIds.length, 2, 'sent twice');
-    assert.ok(updateIds[0].startsWith(`goal:${taskId}:`) && updateIds[1] === updateIds[0], `under one update id (${updateIds.join(', ')})`);
+    assert.ok(
+      updateIds[0].startsWith(`goal:${taskId}:`) && updateIds[1] === updateIds[0],
+      `under one update id (${updateIds.join(', ')})`,
+    );
     assert.equal((await stack.api.waitForTask(taskId)).status, 'completed');
     const rows = await stack.db.query('SELECT count(*)::int AS n FROM tasks WHERE agent_id = $1', [agent.id]);
     assert.equal(rows.rows[0].n, 1);
@@ -243,7 +281,10 @@ describe('agents and tasks through the HTTP API', () => {
     // A call that keeps running out of time is given up after three attempts, with the timeout as the error.
     lostAnswers = 3;
     updateIds.length = 0;
-    await assert.rejects(gateway.submitGoal(agent.id, { taskId: randomUUID(), title: 'never answered' }), WorkflowUpdateRPCTimeoutOrCancelledError);
+    await assert.rejects(
+      gateway.submitGoal(agent.id, { taskId: randomUUID(), title: 'never answered' }),
+      WorkflowUpdateRPCTimeoutOrCancelledError,
+    );
     assert.equal(updateIds.length, 3);
   });
 });

@@ -18,20 +18,35 @@ describe('API errors', () => {
   };
 
   it('rejects malformed JSON with 400', async () => {
-    expectError(await stack.api.request('POST', '/api/v1/agents', undefined, { raw: '{"name": "x",' }), 400, /malformed JSON/);
+    expectError(
+      await stack.api.request('POST', '/api/v1/agents', undefined, { raw: '{"name": "x",' }),
+      400,
+      /malformed JSON/,
+    );
   });
 
   it('rejects invalid fields with the zod issues', async () => {
-    const res = await stack.api.post('/api/v1/agents', { name: '', objective: 'x', priority: 11, autonomy: 'yolo', extra: 1 });
+    const res = await stack.api.post('/api/v1/agents', {
+      name: '',
+      objective: 'x',
+      priority: 11,
+      autonomy: 'yolo',
+      extra: 1,
+    });
     expectError(res, 400, /invalid body/);
     const paths = res.body.error.details.issues.map((i: { path: string }) => i.path);
-    for (const field of ['name', 'priority', 'autonomy', '(root)']) assert.ok(paths.includes(field), `issue for ${field}: ${paths}`);
+    for (const field of ['name', 'priority', 'autonomy', '(root)'])
+      assert.ok(paths.includes(field), `issue for ${field}: ${paths}`);
   });
 
   it('rejects a missing body and wrong types', async () => {
     expectError(await stack.api.post('/api/v1/agents'), 400, /name/);
     expectError(await stack.api.post('/api/v1/agents', ['not', 'an', 'object']), 400, /invalid body/);
-    expectError(await stack.api.post('/api/v1/tasks', { agentId: 'not-a-uuid', title: 5 }), 400, /agentId.*title|title.*agentId/);
+    expectError(
+      await stack.api.post('/api/v1/tasks', { agentId: 'not-a-uuid', title: 5 }),
+      400,
+      /agentId.*title|title.*agentId/,
+    );
     expectError(await stack.api.get('/api/v1/tasks?status=done'), 400, /status/);
     expectError(await stack.api.get('/api/v1/agents?limit=-1'), 400, /limit/);
     expectError(await stack.api.patch(`/api/v1/agents/${randomUUID()}`, {}), 404, /no agent/);

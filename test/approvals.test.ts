@@ -49,10 +49,15 @@ describe('approvals', () => {
 
   it('manual: the agent proposes, nothing is executed, the task completes with the suggestion', async () => {
     const agent = await stack.api.createAgent({ name: 'Advisor', objective: 'Suggest', autonomy: 'manual' });
-    const done = await stack.api.waitForTask((await stack.api.createTask({ agentId: agent.id, title: 'suggest', input: { script: writeScript('plan', 'A') } })).id);
+    const done = await stack.api.waitForTask(
+      (await stack.api.createTask({ agentId: agent.id, title: 'suggest', input: { script: writeScript('plan', 'A') } }))
+        .id,
+    );
     assert.equal(done.status, 'completed');
     assert.equal(done.output.executed, false);
-    assert.deepEqual(done.output.proposedActions, [{ tool: 'memory_write', arguments: { key: 'plan', op: 'set', value: 'A' } }]);
+    assert.deepEqual(done.output.proposedActions, [
+      { tool: 'memory_write', arguments: { key: 'plan', op: 'set', value: 'A' } },
+    ]);
     assert.equal(await memory(agent.id, 'plan'), undefined, 'nothing executed');
     const proposal = done.reasoningTrace.find((d: any) => d.decisionType === 'tool_call');
     assert.deepEqual(proposal.result, { proposed: true, executed: false });
@@ -67,12 +72,17 @@ describe('approvals', () => {
     });
     const { task, approval } = await pendingApproval(agent.id, writeScript('draft', 'v1'));
     assert.equal(approval.status, 'pending');
-    assert.deepEqual(approval.proposedAction, { tool: 'memory_write', arguments: { key: 'draft', op: 'set', value: 'v1' } });
+    assert.deepEqual(approval.proposedAction, {
+      tool: 'memory_write',
+      arguments: { key: 'draft', op: 'set', value: 'v1' },
+    });
     assert.ok(Date.parse(approval.expiresAt) > Date.now() + 23 * 3600_000, 'default expiry is 24 h');
     assert.equal((await stack.api.get(`/api/v1/tasks/${task.id}`)).body.status, 'awaiting_approval');
     // The goal runs in its agent's workflow, which waits for the decision; the Web UI shows its current details.
     assert.equal(approval.workflowId, agentWorkflowId(agent.id));
-    const metadata = await stack.client.workflow.getHandle(approval.workflowId).query<{ currentDetails: string }>('__temporal_workflow_metadata');
+    const metadata = await stack.client.workflow
+      .getHandle(approval.workflowId)
+      .query<{ currentDetails: string }>('__temporal_workflow_metadata');
     assert.match(metadata.currentDetails, /waiting for approval of memory_write/);
 
     const res = await stack.api.post(`/api/v1/approvals/${approval.id}/approve`, { decidedBy: 'alice' });
@@ -95,7 +105,9 @@ describe('approvals', () => {
   it('approve with edits: the edit is validated against the tool schema and executed instead', async () => {
     const agent = await stack.api.createAgent({ name: 'Editor', objective: 'Edit', autonomy: 'copilot' });
     const { task, approval } = await pendingApproval(agent.id, writeScript('headline', 'draft headline'));
-    const invalid = await stack.api.post(`/api/v1/approvals/${approval.id}/approve`, { editedAction: { key: 5, op: 'explode' } });
+    const invalid = await stack.api.post(`/api/v1/approvals/${approval.id}/approve`, {
+      editedAction: { key: 5, op: 'explode' },
+    });
     assert.equal(invalid.status, 400);
     assert.match(invalid.body.error.message, /editedAction does not match memory_write/);
     const ok = await stack.api.post(`/api/v1/approvals/${approval.id}/approve`, {
@@ -133,7 +145,9 @@ describe('approvals', () => {
     ]);
     assert.deepEqual([approve.status, reject.status].sort(), [200, 409], `${approve.status} / ${reject.status}`);
     const winner = approve.status === 200 ? 'approved' : 'rejected';
-    const repeat = await stack.api.post(`/api/v1/approvals/${approval.id}/${winner === 'approved' ? 'approve' : 'reject'}`);
+    const repeat = await stack.api.post(
+      `/api/v1/approvals/${approval.id}/${winner === 'approved' ? 'approve' : 'reject'}`,
+    );
     assert.equal(repeat.status, 200, 'the same decision again is answered, not refused');
     assert.equal(repeat.body.status, winner);
     const done = await stack.api.waitForTask(task.id);
@@ -157,7 +171,10 @@ describe('approvals', () => {
     const late = await stack.api.post(`/api/v1/approvals/${approval.id}/approve`);
     assert.equal(late.status, 409);
     assert.match(late.body.error.message, /expired/);
-    await waitFor(async () => webhook.received.some((r) => r.body.taskId === task.id && r.body.event === 'approval_expired'), 'expired webhook');
+    await waitFor(
+      async () => webhook.received.some((r) => r.body.taskId === task.id && r.body.event === 'approval_expired'),
+      'expired webhook',
+    );
 
     const escalating = await stack.api.createAgent({
       name: 'Escalator',
@@ -166,9 +183,14 @@ describe('approvals', () => {
       approvalTimeoutHours: 0.0005,
       onApprovalTimeout: 'escalate',
     });
-    const escalated = await stack.api.waitForTask((await pendingApproval(escalating.id, writeScript('late', true))).task.id);
+    const escalated = await stack.api.waitForTask(
+      (await pendingApproval(escalating.id, writeScript('late', true))).task.id,
+    );
     assert.equal(escalated.status, 'completed');
-    assert.match(escalated.reasoningTrace.find((d: any) => d.decisionType === 'escalate').reasoning, /No decision arrived in time/);
+    assert.match(
+      escalated.reasoningTrace.find((d: any) => d.decisionType === 'escalate').reasoning,
+      /No decision arrived in time/,
+    );
   });
 
   it('autopilot executes and notifies; a tool marked always-approve still waits (http_post)', async () => {
@@ -179,7 +201,10 @@ describe('approvals', () => {
       allowedTools: ['memory_write', 'http_post'],
       notify: { type: 'webhook', url: webhook.url },
     });
-    const auto = await stack.api.waitForTask((await stack.api.createTask({ agentId: agent.id, title: 'act', input: { script: writeScript('auto', 'done') } })).id);
+    const auto = await stack.api.waitForTask(
+      (await stack.api.createTask({ agentId: agent.id, title: 'act', input: { script: writeScript('auto', 'done') } }))
+        .id,
+    );
     assert.equal(auto.status, 'completed');
     await waitFor(
       async () => webhook.received.find((r) => r.body.taskId === auto.id && r.body.event === 'autopilot_executed'),
@@ -193,30 +218,72 @@ describe('approvals', () => {
     assert.equal(approval.proposedAction.tool, 'http_post');
     assert.equal((await stack.api.post(`/api/v1/approvals/${approval.id}/approve`)).status, 200);
     assert.equal((await stack.api.waitForTask(task.id)).status, 'completed');
-    assert.ok(webhook.received.some((r) => r.body.hello === 'world'), 'the approved POST was sent');
+    assert.ok(
+      webhook.received.some((r) => r.body.hello === 'world'),
+      'the approved POST was sent',
+    );
   });
 
   it('a decision can be sent with the Temporal CLI, as an update or as a signal', async () => {
     const cli = process.env.TEMPORAL_CLI_PATH!;
     const address = stack.config.TEMPORAL_ADDRESS;
-    const agent = await stack.api.createAgent({ name: 'Terminal', objective: 'Be approved from a shell', autonomy: 'copilot' });
+    const agent = await stack.api.createAgent({
+      name: 'Terminal',
+      objective: 'Be approved from a shell',
+      autonomy: 'copilot',
+    });
 
     const first = await pendingApproval(agent.id, writeScript('cli', 'update'));
     const payload = JSON.stringify({ approvalId: first.approval.id, decision: 'approve', decidedBy: 'ops-cli' });
-    const { stdout } = await run(cli, ['workflow', 'update', 'execute', '--address', address, '--workflow-id', first.approval.workflowId, '--name', 'decideApproval', '--input', payload]);
+    const { stdout } = await run(cli, [
+      'workflow',
+      'update',
+      'execute',
+      '--address',
+      address,
+      '--workflow-id',
+      first.approval.workflowId,
+      '--name',
+      'decideApproval',
+      '--input',
+      payload,
+    ]);
     assert.match(stdout, /approved/);
     assert.equal((await stack.api.waitForTask(first.task.id)).status, 'completed');
     assert.equal((await stack.api.get(`/api/v1/approvals/${first.approval.id}`)).body.decidedBy, 'ops-cli');
 
     const second = await pendingApproval(agent.id, writeScript('cli', 'signal'));
     const signal = JSON.stringify({ approvalId: second.approval.id, decision: 'reject', reason: 'from a shell' });
-    await run(cli, ['workflow', 'signal', '--address', address, '--workflow-id', second.approval.workflowId, '--name', 'decideApprovalSignal', '--input', signal]);
+    await run(cli, [
+      'workflow',
+      'signal',
+      '--address',
+      address,
+      '--workflow-id',
+      second.approval.workflowId,
+      '--name',
+      'decideApprovalSignal',
+      '--input',
+      signal,
+    ]);
     assert.equal((await stack.api.waitForTask(second.task.id)).status, 'completed');
     assert.equal((await stack.api.get(`/api/v1/approvals/${second.approval.id}`)).body.status, 'rejected');
 
     const wrong = JSON.stringify({ approvalId: randomUUID(), decision: 'approve' });
     await assert.rejects(
-      run(cli, ['workflow', 'update', 'execute', '--address', address, '--workflow-id', second.approval.workflowId, '--name', 'decideApproval', '--input', wrong]),
+      run(cli, [
+        'workflow',
+        'update',
+        'execute',
+        '--address',
+        address,
+        '--workflow-id',
+        second.approval.workflowId,
+        '--name',
+        'decideApproval',
+        '--input',
+        wrong,
+      ]),
       'an update for an unknown request is refused',
     );
   });
@@ -228,7 +295,12 @@ describe('approvals', () => {
     await spawned.ready;
     const agent = await stack.api.createAgent({ name: 'Durable', objective: 'Outlive workers', autonomy: 'copilot' });
     const { task, approval } = await pendingApproval(agent.id, writeScript('durable', 'kept'));
-    const shortLived = await stack.api.createAgent({ name: 'Durable timer', objective: 'Expire on time', autonomy: 'copilot', approvalTimeoutHours: 0.001 });
+    const shortLived = await stack.api.createAgent({
+      name: 'Durable timer',
+      objective: 'Expire on time',
+      autonomy: 'copilot',
+      approvalTimeoutHours: 0.001,
+    });
     const timed = await pendingApproval(shortLived.id, writeScript('never', true));
     await killHard(spawned);
 

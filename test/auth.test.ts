@@ -2,7 +2,15 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { createApiKey, revokeApiKey } from '../lib/api-keys';
-import { ApiClient, startApi, startWorker, testConfig, waitFor, type ApiResponse, type TestStack } from './helpers/stack';
+import {
+  ApiClient,
+  startApi,
+  startWorker,
+  testConfig,
+  waitFor,
+  type ApiResponse,
+  type TestStack,
+} from './helpers/stack';
 
 /** The resources of the owning organisation that the rows below address. */
 interface Ids {
@@ -41,12 +49,35 @@ const ROUTES: Route[] = [
   { name: 'read a chat session', method: 'GET', path: (i) => `/api/v1/chat/${i.session}`, owner: [200] },
   { name: 'read a crew', method: 'GET', path: (i) => `/api/v1/crews/${i.crew}`, owner: [200] },
   { name: 'read a meta run', method: 'GET', path: (i) => `/api/v1/meta/${i.meta}`, owner: [200] },
-  { name: "list an agent's reminders", method: 'GET', path: (i) => `/api/v1/agents/${i.agent}/reminders`, owner: [200] },
-  { name: 'change an agent (PATCH)', method: 'PATCH', path: (i) => `/api/v1/agents/${i.agent}`, body: () => ({ priority: 3 }), owner: [200] },
+  {
+    name: "list an agent's reminders",
+    method: 'GET',
+    path: (i) => `/api/v1/agents/${i.agent}/reminders`,
+    owner: [200],
+  },
+  {
+    name: 'change an agent (PATCH)',
+    method: 'PATCH',
+    path: (i) => `/api/v1/agents/${i.agent}`,
+    body: () => ({ priority: 3 }),
+    owner: [200],
+  },
   { name: 'pause an agent', method: 'POST', path: (i) => `/api/v1/agents/${i.agent}/pause`, owner: [200] },
   { name: 'resume an agent', method: 'POST', path: (i) => `/api/v1/agents/${i.agent}/resume`, owner: [200] },
-  { name: 'submit a task to an agent', method: 'POST', path: () => '/api/v1/tasks', body: (i) => ({ agentId: i.agent, title: 'intrude' }), owner: [201] },
-  { name: 'chat with an agent', method: 'POST', path: () => '/api/v1/chat', body: (i) => ({ agentId: i.chatAgent, message: 'hello', stream: false }), owner: [200] },
+  {
+    name: 'submit a task to an agent',
+    method: 'POST',
+    path: () => '/api/v1/tasks',
+    body: (i) => ({ agentId: i.agent, title: 'intrude' }),
+    owner: [201],
+  },
+  {
+    name: 'chat with an agent',
+    method: 'POST',
+    path: () => '/api/v1/chat',
+    body: (i) => ({ agentId: i.chatAgent, message: 'hello', stream: false }),
+    owner: [200],
+  },
   {
     name: 'continue a chat session with an own agent',
     method: 'POST',
@@ -55,12 +86,41 @@ const ROUTES: Route[] = [
     unknownIdIsNew: true,
   },
   { name: 'start a crew', method: 'POST', path: (i) => `/api/v1/crews/${i.crew}/start`, owner: [200] },
-  { name: 'message a crew', method: 'POST', path: (i) => `/api/v1/crews/${i.crew}/messages`, body: () => ({ type: 'request', content: 'stop working' }), owner: [202] },
+  {
+    name: 'message a crew',
+    method: 'POST',
+    path: (i) => `/api/v1/crews/${i.crew}/messages`,
+    body: () => ({ type: 'request', content: 'stop working' }),
+    owner: [202],
+  },
   { name: 'stop a crew', method: 'POST', path: (i) => `/api/v1/crews/${i.crew}/stop`, owner: [200] },
-  { name: 'give an agent a reminder', method: 'POST', path: (i) => `/api/v1/agents/${i.agent}/reminders`, body: () => ({ title: 'intrude', schedule: { every: '1m' } }), owner: [201] },
-  { name: "delete an agent's reminder", method: 'DELETE', path: (i) => `/api/v1/agents/${i.agent}/reminders/${i.reminder}`, owner: [204] },
-  { name: 'approve a request', method: 'POST', path: (i) => `/api/v1/approvals/${i.approval}/approve`, body: () => ({ decidedBy: 'mallory' }), owner: [200] },
-  { name: 'reject a request', method: 'POST', path: (i) => `/api/v1/approvals/${i.approval}/reject`, body: () => ({ reason: 'no' }), owner: [409] },
+  {
+    name: 'give an agent a reminder',
+    method: 'POST',
+    path: (i) => `/api/v1/agents/${i.agent}/reminders`,
+    body: () => ({ title: 'intrude', schedule: { every: '1m' } }),
+    owner: [201],
+  },
+  {
+    name: "delete an agent's reminder",
+    method: 'DELETE',
+    path: (i) => `/api/v1/agents/${i.agent}/reminders/${i.reminder}`,
+    owner: [204],
+  },
+  {
+    name: 'approve a request',
+    method: 'POST',
+    path: (i) => `/api/v1/approvals/${i.approval}/approve`,
+    body: () => ({ decidedBy: 'mallory' }),
+    owner: [200],
+  },
+  {
+    name: 'reject a request',
+    method: 'POST',
+    path: (i) => `/api/v1/approvals/${i.approval}/reject`,
+    body: () => ({ reason: 'no' }),
+    owner: [409],
+  },
   { name: 'cancel a task', method: 'POST', path: (i) => `/api/v1/tasks/${i.task}/cancel`, owner: [200, 409] },
   { name: 'archive an agent', method: 'POST', path: (i) => `/api/v1/agents/${i.agent}/archive`, owner: [200] },
 ];
@@ -72,7 +132,12 @@ const LISTS: { name: string; path(ids: Ids): string; items: string; owned(ids: I
   { name: 'tasks', path: () => '/api/v1/tasks', items: 'tasks', owned: (i) => i.task },
   { name: 'tasks of an agent', path: (i) => `/api/v1/tasks?agentId=${i.agent}`, items: 'tasks', owned: (i) => i.task },
   { name: 'approvals', path: () => '/api/v1/approvals', items: 'approvals', owned: (i) => i.approval },
-  { name: 'approvals of a task', path: (i) => `/api/v1/approvals?taskId=${i.task}`, items: 'approvals', owned: (i) => i.approval },
+  {
+    name: 'approvals of a task',
+    path: (i) => `/api/v1/approvals?taskId=${i.task}`,
+    items: 'approvals',
+    owned: (i) => i.approval,
+  },
   { name: 'crews', path: () => '/api/v1/crews', items: 'crews', owned: (i) => i.crew },
   { name: 'crews by status', path: () => '/api/v1/crews?status=idle', items: 'crews', owned: (i) => i.crew },
   { name: 'meta runs', path: () => '/api/v1/meta', items: 'runs', owned: (i) => i.meta },
@@ -93,14 +158,22 @@ describe('API keys and organisation isolation', () => {
     owner = stack.api;
     stranger = await stack.clientForOrg(strangerOrg);
 
-    const agent = await owner.createAgent({ name: 'Careful', objective: 'Ask first', autonomy: 'copilot', allowedTools: ['memory_write'] });
+    const agent = await owner.createAgent({
+      name: 'Careful',
+      objective: 'Ask first',
+      autonomy: 'copilot',
+      allowedTools: ['memory_write'],
+    });
     const chatAgent = await owner.createAgent({ name: 'Talker', objective: 'Chat' });
     const task = await owner.createTask({
       agentId: agent.id,
       title: 'write with approval',
       input: { script: [{ call: 'memory_write', args: { key: 'k', value: 'v' } }, { answer: 'written' }] },
     });
-    const approval = await waitFor(async () => (await owner.get(`/api/v1/approvals?status=pending&taskId=${task.id}`)).body.approvals[0], 'approval');
+    const approval = await waitFor(
+      async () => (await owner.get(`/api/v1/approvals?status=pending&taskId=${task.id}`)).body.approvals[0],
+      'approval',
+    );
     const chat = await owner.post('/api/v1/chat', { agentId: chatAgent.id, message: 'my secret plan', stream: false });
     assert.equal(chat.status, 200, JSON.stringify(chat.body));
     // The crew's one member works slowly, so the crew still runs when the owner messages and stops it.
@@ -112,7 +185,10 @@ describe('API keys and organisation isolation', () => {
       members: [{ agentId: member.id, input: { script: [{ answer: 'late', delayMs: 30_000 }] } }],
     });
     assert.equal(crew.status, 201, JSON.stringify(crew.body));
-    const reminder = await owner.post(`/api/v1/agents/${agent.id}/reminders`, { title: 'daily review', schedule: { every: '1d' } });
+    const reminder = await owner.post(`/api/v1/agents/${agent.id}/reminders`, {
+      title: 'daily review',
+      schedule: { every: '1d' },
+    });
     assert.equal(reminder.status, 201, JSON.stringify(reminder.body));
     const meta = await owner.post('/api/v1/meta', { objective: 'Plan our secret launch', maxAgents: 1 });
     assert.equal(meta.status, 201, JSON.stringify(meta.body));
@@ -134,7 +210,8 @@ describe('API keys and organisation isolation', () => {
     await stack?.stop();
   });
 
-  const call = (client: ApiClient, route: Route, i: Ids) => client.request(route.method, route.path(i), route.body?.(i));
+  const call = (client: ApiClient, route: Route, i: Ids) =>
+    client.request(route.method, route.path(i), route.body?.(i));
   const withUnknownIds = (i: Ids): Ids => ({
     ...i,
     agent: randomUUID(),
@@ -163,7 +240,8 @@ describe('API keys and organisation isolation', () => {
     }
     assert.equal((await anonymous.get('/api/v1/agents')).status, 401);
     assert.equal((await anonymous.get('/api/v1/no-such-route')).status, 401);
-    const bad = (authorization: string) => anonymous.request('GET', '/api/v1/agents', undefined, { headers: { authorization } });
+    const bad = (authorization: string) =>
+      anonymous.request('GET', '/api/v1/agents', undefined, { headers: { authorization } });
     assert.match((await bad('Basic dXNlcjpwdw==')).body.error.message, /malformed Authorization header/);
     assert.match((await bad('Bearer tao_not-a-real-key')).body.error.message, /invalid or revoked API key/);
     assert.match((await bad(`Bearer ${owner.apiKey}x`)).body.error.message, /invalid or revoked/);
@@ -193,7 +271,11 @@ describe('API keys and organisation isolation', () => {
       if (!route.unknownIdIsNew) {
         const unknownIds = withUnknownIds(ids);
         const unknown = await call(stranger, route, unknownIds);
-        assert.deepEqual(shape(res, ids), shape(unknown, unknownIds), `${route.name}: indistinguishable from an unknown id`);
+        assert.deepEqual(
+          shape(res, ids),
+          shape(unknown, unknownIds),
+          `${route.name}: indistinguishable from an unknown id`,
+        );
       }
       assert.ok(!JSON.stringify(res.body).includes(stack.config.DEFAULT_ORG_ID + '"'), `${route.name}: no org named`);
     }
@@ -206,14 +288,22 @@ describe('API keys and organisation isolation', () => {
     assert.equal(approval.status, 'pending');
     assert.equal((await owner.get(`/api/v1/tasks/${ids.task}`)).body.status, 'awaiting_approval');
     const tasks = (await owner.get(`/api/v1/tasks?agentId=${ids.agent}`)).body.tasks;
-    assert.deepEqual(tasks.map((t: { id: string }) => t.id), [ids.task], 'no task was submitted by the stranger');
+    assert.deepEqual(
+      tasks.map((t: { id: string }) => t.id),
+      [ids.task],
+      'no task was submitted by the stranger',
+    );
     const history = (await owner.get(`/api/v1/chat/${ids.session}`)).body.messages;
     assert.equal(history.length, 2, 'the session holds only the owner turn');
     const crew = (await owner.get(`/api/v1/crews/${ids.crew}`)).body;
     assert.equal(crew.status, 'idle', 'the crew was not started');
     assert.deepEqual(crew.messages, [], 'no message reached the crew');
     const reminders = (await owner.get(`/api/v1/agents/${ids.agent}/reminders`)).body.reminders;
-    assert.deepEqual(reminders.map((r: { id: string; status: string }) => [r.id, r.status]), [[ids.reminder, 'active']], 'no reminder added or removed');
+    assert.deepEqual(
+      reminders.map((r: { id: string; status: string }) => [r.id, r.status]),
+      [[ids.reminder, 'active']],
+      'no reminder added or removed',
+    );
   });
 
   it("governance shows each organisation its own usage, not another's", async () => {
@@ -230,7 +320,10 @@ describe('API keys and organisation isolation', () => {
     for (const list of LISTS) {
       const mine = await owner.get(list.path(ids));
       assert.equal(mine.status, 200);
-      assert.ok(mine.body[list.items].some((r: { id: string }) => r.id === list.owned(ids)), `owner sees its ${list.name}`);
+      assert.ok(
+        mine.body[list.items].some((r: { id: string }) => r.id === list.owned(ids)),
+        `owner sees its ${list.name}`,
+      );
       const theirs = await stranger.get(list.path(ids));
       assert.equal(theirs.status, 200);
       const leaked = theirs.body[list.items].filter((r: { orgId: string }) => r.orgId !== strangerOrg);
@@ -252,7 +345,9 @@ describe('API_KEY, rate limits, security headers and the request time limit', ()
 
   before(async () => {
     // No worker: an agent's creation waits for one, which the time limit cuts off.
-    stack = await startApi(testConfig({ API_KEY: envKey, API_RATE_LIMIT_PER_MINUTE: '5', API_REQUEST_TIMEOUT_SECONDS: '1' }));
+    stack = await startApi(
+      testConfig({ API_KEY: envKey, API_RATE_LIMIT_PER_MINUTE: '5', API_REQUEST_TIMEOUT_SECONDS: '1' }),
+    );
   });
   after(async () => stack?.stop());
 
@@ -281,7 +376,11 @@ describe('API_KEY, rate limits, security headers and the request time limit', ()
 
   it('sends security headers', async () => {
     const client = await stack.clientForOrg('headers');
-    for (const res of [await client.get('/api/v1/agents'), await client.get('/health'), await client.get('/api/v1/nope')]) {
+    for (const res of [
+      await client.get('/api/v1/agents'),
+      await client.get('/health'),
+      await client.get('/api/v1/nope'),
+    ]) {
       assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
       assert.match(res.headers.get('content-security-policy') ?? '', /default-src 'self'/);
       assert.equal(res.headers.get('x-frame-options'), 'SAMEORIGIN');

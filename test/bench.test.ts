@@ -16,9 +16,22 @@ it('npm run bench -- --quick runs every scenario and writes its results', { time
   fs.rmSync(out, { force: true });
   // The benchmark starts its own server and database: none of the test runner's addresses leak into it.
   const env = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => !['TEMPORAL_ADDRESS', 'TEMPORAL_UI_URL', 'DATABASE_URL', 'WORKFLOW_BUNDLE_PATH', 'TEMPORAL_TASK_QUEUE'].includes(k)),
+    Object.entries(process.env).filter(
+      ([k]) =>
+        ![
+          'TEMPORAL_ADDRESS',
+          'TEMPORAL_UI_URL',
+          'DATABASE_URL',
+          'WORKFLOW_BUNDLE_PATH',
+          'TEMPORAL_TASK_QUEUE',
+        ].includes(k),
+    ),
   );
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/run.ts'), '--quick'], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/run.ts'), '--quick'], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-6000)));
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
@@ -44,7 +57,8 @@ it('npm run bench -- --quick runs every scenario and writes its results', { time
   positive(r.parkedAgents.wakeFirstStepMs.p50, 'parkedAgents.wakeFirstStepMs.p50');
   positive(r.eventsPerTask, 'eventsPerTask');
   assert.equal(Object.keys(r.api).length, 4);
-  for (const [route, v] of Object.entries(r.api) as [string, { p50: number; rps: number }][]) positive(v.rps, `api ${route} rps`);
+  for (const [route, v] of Object.entries(r.api) as [string, { p50: number; rps: number }][])
+    positive(v.rps, `api ${route} rps`);
   // The budget scenario ran with demand above the budget: tokens were used, and reservations were recorded.
   positive(r.budget.utilisation, 'budget.utilisation');
   positive(r.budget.reservationTokens, 'budget.reservationTokens');

@@ -12,7 +12,10 @@ import { startStack, testConfig, waitFor, type TestStack } from './helpers/stack
  * queue of one agent is bounded.
  */
 
-const writeThenAnswer = (value: string) => [{ call: 'memory_write', args: { key: 'k', value } }, { answer: `stored ${value}` }];
+const writeThenAnswer = (value: string) => [
+  { call: 'memory_write', args: { key: 'k', value } },
+  { answer: `stored ${value}` },
+];
 
 async function taskStatus(stack: TestStack, taskId: string): Promise<string> {
   return (await stack.api.get(`/api/v1/tasks/${taskId}`)).body.status;
@@ -28,13 +31,24 @@ describe('active slots are held only by agents doing work', () => {
   it('two copilot agents waiting for approval leave room for a third agent, and resume when approved', async () => {
     const waiting = await Promise.all(
       [1, 2].map(async (i) => {
-        const agent = await stack.api.createAgent({ name: `waiter-${i}`, objective: 'write with approval', autonomy: 'copilot' });
-        const task = await stack.api.createTask({ agentId: agent.id, title: `write ${i}`, input: { script: writeThenAnswer(`v${i}`) } });
+        const agent = await stack.api.createAgent({
+          name: `waiter-${i}`,
+          objective: 'write with approval',
+          autonomy: 'copilot',
+        });
+        const task = await stack.api.createTask({
+          agentId: agent.id,
+          title: `write ${i}`,
+          input: { script: writeThenAnswer(`v${i}`) },
+        });
         return { agent, task };
       }),
     );
     for (const { task } of waiting) {
-      await waitFor(async () => (await taskStatus(stack, task.id)) === 'awaiting_approval', `task ${task.id} awaiting approval`);
+      await waitFor(
+        async () => (await taskStatus(stack, task.id)) === 'awaiting_approval',
+        `task ${task.id} awaiting approval`,
+      );
     }
     // The slot goes back just after the request is recorded (the next local activity of the same workflow task).
     await waitFor(
@@ -44,7 +58,11 @@ describe('active slots are held only by agents doing work', () => {
     );
 
     const worker = await stack.api.createAgent({ name: 'worker', objective: 'answer' });
-    const task = await stack.api.createTask({ agentId: worker.id, title: 'answer now', input: { script: [{ answer: 'done' }] } });
+    const task = await stack.api.createTask({
+      agentId: worker.id,
+      title: 'answer now',
+      input: { script: [{ answer: 'done' }] },
+    });
     const done = await stack.api.waitForTask(task.id, 40_000);
     assert.equal(done.status, 'completed', JSON.stringify(done));
 
@@ -58,23 +76,43 @@ describe('active slots are held only by agents doing work', () => {
   });
 
   it('an agent paused between steps gives its slot back; resumed, it takes one and finishes', async () => {
-    const slowFirstStep = [{ call: 'memory_read', args: { key: 'nothing' }, delayMs: 2500 }, { answer: 'after the pause' }];
-    const agents = await Promise.all([1, 2].map((i) => stack.api.createAgent({ name: `pausing-${i}`, objective: 'read' })));
-    const tasks = await Promise.all(agents.map((agent, i) => stack.api.createTask({ agentId: agent.id, title: `pause ${i}`, input: { script: slowFirstStep } })));
-    for (const task of tasks) await waitFor(async () => (await taskStatus(stack, task.id)) === 'planning', 'the first step to start');
+    const slowFirstStep = [
+      { call: 'memory_read', args: { key: 'nothing' }, delayMs: 2500 },
+      { answer: 'after the pause' },
+    ];
+    const agents = await Promise.all(
+      [1, 2].map((i) => stack.api.createAgent({ name: `pausing-${i}`, objective: 'read' })),
+    );
+    const tasks = await Promise.all(
+      agents.map((agent, i) =>
+        stack.api.createTask({ agentId: agent.id, title: `pause ${i}`, input: { script: slowFirstStep } }),
+      ),
+    );
+    for (const task of tasks)
+      await waitFor(async () => (await taskStatus(stack, task.id)) === 'planning', 'the first step to start');
     // Paused during their first model call: they stop before step 2, holding both slots on earlier code.
     for (const agent of agents) assert.equal((await stack.api.post(`/api/v1/agents/${agent.id}/pause`)).status, 200);
     const other = await stack.api.createAgent({ name: 'other', objective: 'answer' });
-    const done = await stack.api.waitForTask((await stack.api.createTask({ agentId: other.id, title: 'go', input: { script: [{ answer: 'ok' }] } })).id, 40_000);
+    const done = await stack.api.waitForTask(
+      (await stack.api.createTask({ agentId: other.id, title: 'go', input: { script: [{ answer: 'ok' }] } })).id,
+      40_000,
+    );
     assert.equal(done.status, 'completed');
-    for (const task of tasks) assert.ok(['planning', 'running'].includes(await taskStatus(stack, task.id)), 'the paused tasks have not finished');
+    for (const task of tasks)
+      assert.ok(
+        ['planning', 'running'].includes(await taskStatus(stack, task.id)),
+        'the paused tasks have not finished',
+      );
     for (const agent of agents) assert.equal((await stack.api.post(`/api/v1/agents/${agent.id}/resume`)).status, 200);
     for (const task of tasks) {
       const finished = await stack.api.waitForTask(task.id);
       assert.equal(finished.status, 'completed');
       assert.equal(finished.output.answer, '[offline] after the pause');
     }
-    await waitFor(async () => ((await stack.api.get('/api/v1/governance')).body.usage.slots.agent?.held ?? 0) === 0, 'idle agents to hold no slot');
+    await waitFor(
+      async () => ((await stack.api.get('/api/v1/governance')).body.usage.slots.agent?.held ?? 0) === 0,
+      'idle agents to hold no slot',
+    );
   });
 });
 
@@ -83,7 +121,12 @@ describe('a long wait for an active slot', () => {
   let stack: TestStack;
   before(async () => {
     stack = await startStack(
-      testConfig({ AGENTS_MAX_ACTIVE: '1', AGENT_SLOT_RECHECK_SECONDS: '1', AGENT_HISTORY_LIMIT: String(HISTORY_LIMIT), PRIORITY_SCORING: 'off' }),
+      testConfig({
+        AGENTS_MAX_ACTIVE: '1',
+        AGENT_SLOT_RECHECK_SECONDS: '1',
+        AGENT_HISTORY_LIMIT: String(HISTORY_LIMIT),
+        PRIORITY_SCORING: 'off',
+      }),
     );
   });
   after(() => stack?.stop());
@@ -92,10 +135,17 @@ describe('a long wait for an active slot', () => {
     // The only slot is held by another (running, idle) agent, as if it were busy for hours.
     const holder = await stack.api.createAgent({ name: 'holder', objective: 'hold' });
     const pool = `agent:${stack.config.TEMPORAL_TASK_QUEUE}`;
-    await stack.db.query(`INSERT INTO slot_leases (kind, holder, priority, expires_at) VALUES ($1, $2, 1, now() + interval '1 day')`, [pool, holder.id]);
+    await stack.db.query(
+      `INSERT INTO slot_leases (kind, holder, priority, expires_at) VALUES ($1, $2, 1, now() + interval '1 day')`,
+      [pool, holder.id],
+    );
 
     const waiter = await stack.api.createAgent({ name: 'waiter', objective: 'answer' });
-    const task = await stack.api.createTask({ agentId: waiter.id, title: 'wait for a slot', input: { script: [{ answer: 'finally' }] } });
+    const task = await stack.api.createTask({
+      agentId: waiter.id,
+      title: 'wait for a slot',
+      input: { script: [{ answer: 'finally' }] },
+    });
     const handle = stack.client.workflow.getHandle(agentWorkflowId(waiter.id));
     const state = await waitFor(
       async () => {
@@ -109,7 +159,9 @@ describe('a long wait for an active slot', () => {
     assert.equal(await taskStatus(stack, task.id), 'queued');
 
     // Every closed run of this agent stayed near the limit: the wait does not grow one history without end.
-    const runs = stack.client.workflow.list({ query: `WorkflowId = '${agentWorkflowId(waiter.id)}' AND ExecutionStatus = 'ContinuedAsNew'` });
+    const runs = stack.client.workflow.list({
+      query: `WorkflowId = '${agentWorkflowId(waiter.id)}' AND ExecutionStatus = 'ContinuedAsNew'`,
+    });
     let closed = 0;
     for await (const run of runs) {
       closed += 1;
@@ -129,10 +181,20 @@ describe('a long wait for an active slot', () => {
     const padding = 'x'.repeat(20_000);
     const tasks = [];
     for (let i = 0; i < 20; i++) {
-      tasks.push(await stack.api.createTask({ agentId: agent.id, title: `big ${i}`, input: { padding, script: [{ answer: `answer ${i}` }] } }));
+      tasks.push(
+        await stack.api.createTask({
+          agentId: agent.id,
+          title: `big ${i}`,
+          input: { padding, script: [{ answer: `answer ${i}` }] },
+        }),
+      );
     }
     const handle = stack.client.workflow.getHandle(agentWorkflowId(agent.id));
-    await waitFor(async () => (await handle.query(getAgentStateQuery)).runs >= 2, 'the paused agent to continue as new', 60_000);
+    await waitFor(
+      async () => (await handle.query(getAgentStateQuery)).runs >= 2,
+      'the paused agent to continue as new',
+      60_000,
+    );
     const history = await handle.fetchHistory();
     const started = history.events![0]!.workflowExecutionStartedEventAttributes!;
     const carriedBytes = (started.input?.payloads ?? []).reduce((n, p) => n + (p.data?.length ?? 0), 0);
@@ -143,7 +205,11 @@ describe('a long wait for an active slot', () => {
     for (const [i, task] of tasks.entries()) {
       const done = await stack.api.waitForTask(task.id, 60_000);
       assert.equal(done.status, 'completed');
-      assert.equal(done.output.answer, `[offline] answer ${i}`, 'the goal ran with its own input, read back from its row');
+      assert.equal(
+        done.output.answer,
+        `[offline] answer ${i}`,
+        'the goal ran with its own input, read back from its row',
+      );
     }
   });
 });
@@ -153,7 +219,9 @@ describe('unstorable values', () => {
   let openai: FakeOpenAiServer;
   before(async () => {
     openai = await startFakeOpenAi();
-    stack = await startStack(testConfig({ OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: openai.url, PRIORITY_SCORING: 'off' }));
+    stack = await startStack(
+      testConfig({ OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: openai.url, PRIORITY_SCORING: 'off' }),
+    );
   });
   after(async () => {
     await stack?.stop();
@@ -167,19 +235,40 @@ describe('unstorable values', () => {
     assert.equal(refused.status, 400, JSON.stringify(refused.body));
     assert.match(refused.body.error.message, /input\.x/);
     assert.match(refused.body.error.message, /surrogate/);
-    const title = await stack.api.request('POST', '/api/v1/tasks', undefined, { raw: `{"agentId":"${agent.id}","title":"bad \\udfff end"}` });
+    const title = await stack.api.request('POST', '/api/v1/tasks', undefined, {
+      raw: `{"agentId":"${agent.id}","title":"bad \\udfff end"}`,
+    });
     assert.equal(title.status, 400);
     assert.match(title.body.error.message, /title/);
     // A proper pair (an emoji) is fine.
-    const done = await stack.api.waitForTask((await stack.api.createTask({ agentId: agent.id, title: 'ok \u{1F600}', input: { script: [{ answer: 'fine' }] } })).id);
+    const done = await stack.api.waitForTask(
+      (
+        await stack.api.createTask({
+          agentId: agent.id,
+          title: 'ok \u{1F600}',
+          input: { script: [{ answer: 'fine' }] },
+        })
+      ).id,
+    );
     assert.equal(done.status, 'completed');
   });
 
   it('a value the database refuses later fails its task with the reason, and the next task of the agent completes', async () => {
     // A manual agent records the model's proposed arguments; these hold a lone surrogate, which jsonb refuses.
-    const agent = await stack.api.createAgent({ name: 'proposer', objective: 'propose', autonomy: 'manual', provider: 'openai', model: 'gpt-test' });
-    openai.enqueue({ kind: 'completion', toolCalls: [{ id: 'call_1', name: 'memory_write', arguments: '{"key":"k","value":"\\ud800"}' }] });
-    const failed = await stack.api.waitForTask((await stack.api.createTask({ agentId: agent.id, title: 'propose a write' })).id);
+    const agent = await stack.api.createAgent({
+      name: 'proposer',
+      objective: 'propose',
+      autonomy: 'manual',
+      provider: 'openai',
+      model: 'gpt-test',
+    });
+    openai.enqueue({
+      kind: 'completion',
+      toolCalls: [{ id: 'call_1', name: 'memory_write', arguments: '{"key":"k","value":"\\ud800"}' }],
+    });
+    const failed = await stack.api.waitForTask(
+      (await stack.api.createTask({ agentId: agent.id, title: 'propose a write' })).id,
+    );
     assert.equal(failed.status, 'failed', JSON.stringify(failed));
     assert.match(failed.error, /database refused a value/);
     openai.enqueue({ kind: 'completion', content: 'still here', usage: { promptTokens: 5, completionTokens: 2 } });
@@ -212,8 +301,15 @@ describe('admission waits and queue bounds', () => {
       `INSERT INTO token_ledger (id, org_id, agent_id, task_id, purpose, estimate, tokens, settled_at) VALUES ($1, $2, $3, NULL, 'step', 2000, 2000, now())`,
       [randomUUID(), stack.config.DEFAULT_ORG_ID, randomUUID()],
     );
-    const task = await stack.api.createTask({ agentId: agent.id, title: 'wait, then work', input: { script: writeThenAnswer('w') } });
-    await waitFor(async () => (await taskStatus(stack, task.id)) === 'waiting_for_budget', 'the task to wait for budget');
+    const task = await stack.api.createTask({
+      agentId: agent.id,
+      title: 'wait, then work',
+      input: { script: writeThenAnswer('w') },
+    });
+    await waitFor(
+      async () => (await taskStatus(stack, task.id)) === 'waiting_for_budget',
+      'the task to wait for budget',
+    );
     const done = await stack.api.waitForTask(task.id, 40_000);
     assert.equal(done.status, 'completed', JSON.stringify(done));
   });
@@ -222,7 +318,10 @@ describe('admission waits and queue bounds', () => {
     const agent = await stack.api.createAgent({ name: 'busy', objective: 'queue' });
     assert.equal((await stack.api.post(`/api/v1/agents/${agent.id}/pause`)).status, 200);
     const queued = [];
-    for (let i = 0; i < 2; i++) queued.push(await stack.api.createTask({ agentId: agent.id, title: `q${i}`, input: { script: [{ answer: `a${i}` }] } }));
+    for (let i = 0; i < 2; i++)
+      queued.push(
+        await stack.api.createTask({ agentId: agent.id, title: `q${i}`, input: { script: [{ answer: `a${i}` }] } }),
+      );
     const refused = await stack.api.post('/api/v1/tasks', { agentId: agent.id, title: 'one too many' });
     assert.equal(refused.status, 429, JSON.stringify(refused.body));
     assert.match(refused.body.error.message, /MAX_QUEUED_GOALS_PER_AGENT/);
@@ -230,7 +329,11 @@ describe('admission waits and queue bounds', () => {
     assert.equal(rows[0].n, 2, 'the refused goal left no row');
     assert.equal((await stack.api.post(`/api/v1/agents/${agent.id}/resume`)).status, 200);
     for (const task of queued) assert.equal((await stack.api.waitForTask(task.id)).status, 'completed');
-    const later = await stack.api.createTask({ agentId: agent.id, title: 'room again', input: { script: [{ answer: 'yes' }] } });
+    const later = await stack.api.createTask({
+      agentId: agent.id,
+      title: 'room again',
+      input: { script: [{ answer: 'yes' }] },
+    });
     assert.equal((await stack.api.waitForTask(later.id)).status, 'completed');
   });
 });
@@ -240,7 +343,14 @@ describe('archive wins', () => {
   let openai: FakeOpenAiServer;
   before(async () => {
     openai = await startFakeOpenAi();
-    stack = await startStack(testConfig({ OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: openai.url, PRIORITY_SCORING: 'on', PRIORITY_SCORING_TIMEOUT_SECONDS: '10' }));
+    stack = await startStack(
+      testConfig({
+        OPENAI_API_KEY: 'sk-test',
+        OPENAI_BASE_URL: openai.url,
+        PRIORITY_SCORING: 'on',
+        PRIORITY_SCORING_TIMEOUT_SECONDS: '10',
+      }),
+    );
   });
   after(async () => {
     await stack?.stop();
@@ -248,10 +358,18 @@ describe('archive wins', () => {
   });
 
   it('archived while its next goal is being scored, the agent runs nothing of that goal', async () => {
-    const agent = await stack.api.createAgent({ name: 'scored', objective: 'write', provider: 'openai', model: 'gpt-test' });
+    const agent = await stack.api.createAgent({
+      name: 'scored',
+      objective: 'write',
+      provider: 'openai',
+      model: 'gpt-test',
+    });
     // The scoring call never answers (it would give up after 10 s); were the goal to run, it would write memory.
     openai.enqueue({ kind: 'hang' });
-    openai.enqueue({ kind: 'completion', toolCalls: [{ id: 'call_1', name: 'memory_write', arguments: '{"key":"k","value":"side effect"}' }] });
+    openai.enqueue({
+      kind: 'completion',
+      toolCalls: [{ id: 'call_1', name: 'memory_write', arguments: '{"key":"k","value":"side effect"}' }],
+    });
     openai.enqueue({ kind: 'completion', content: 'written', usage: { promptTokens: 5, completionTokens: 2 } });
     const before = openai.requests.length;
     const task = await stack.api.createTask({ agentId: agent.id, title: 'write a note' });

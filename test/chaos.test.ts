@@ -51,59 +51,80 @@ describe('chaos', () => {
     assert.match(more, /approval a0: the API answered reject with 200 but it is approved/);
   });
 
-  it('keeps every guarantee through worker kills, server and database restarts and provider faults', { timeout: 8 * 60_000 }, async () => {
-    const jsonPath = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'chaos-test-')), 'tally.json');
-    const { code, output } = await runShortChaos(jsonPath, { CHAOS_FAULT_RATE: '0.2', CHAOS_SEED: '7' });
-    assert.ok(fs.existsSync(jsonPath), `no tally written (exit ${code}):\n${output.slice(-3000)}`);
-    const tally = JSON.parse(fs.readFileSync(jsonPath, 'utf8')) as ChaosTally;
-    assert.deepEqual(tally.violations, [], output.slice(-3000));
-    assert.equal(tally.ok, true);
-    assert.equal(code, 0, 'the run exits 0 when every guarantee held');
+  it(
+    'keeps every guarantee through worker kills, server and database restarts and provider faults',
+    { timeout: 8 * 60_000 },
+    async () => {
+      const jsonPath = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'chaos-test-')), 'tally.json');
+      const { code, output } = await runShortChaos(jsonPath, { CHAOS_FAULT_RATE: '0.2', CHAOS_SEED: '7' });
+      assert.ok(fs.existsSync(jsonPath), `no tally written (exit ${code}):\n${output.slice(-3000)}`);
+      const tally = JSON.parse(fs.readFileSync(jsonPath, 'utf8')) as ChaosTally;
+      assert.deepEqual(tally.violations, [], output.slice(-3000));
+      assert.equal(tally.ok, true);
+      assert.equal(code, 0, 'the run exits 0 when every guarantee held');
 
-    // Every task (30, and one per stalled agent) reached completed or failed, with a reason, a trace and a closed workflow.
-    const submitted = 30 + tally.stalled.agents;
-    assert.equal(tally.tasks.submitted, submitted);
-    assert.equal((tally.tasks.byStatus.completed ?? 0) + (tally.tasks.byStatus.failed ?? 0), submitted, JSON.stringify(tally.tasks));
-    assert.deepEqual(tally.tasks.agentHolds, { done: submitted });
+      // Every task (30, and one per stalled agent) reached completed or failed, with a reason, a trace and a closed workflow.
+      const submitted = 30 + tally.stalled.agents;
+      assert.equal(tally.tasks.submitted, submitted);
+      assert.equal(
+        (tally.tasks.byStatus.completed ?? 0) + (tally.tasks.byStatus.failed ?? 0),
+        submitted,
+        JSON.stringify(tally.tasks),
+      );
+      assert.deepEqual(tally.tasks.agentHolds, { done: submitted });
 
-    // As many agents as AGENTS_MAX_ACTIVE waited for a human the whole time, and every other task still finished.
-    assert.equal(tally.stalled.agents, 2);
-    assert.equal(tally.stalled.othersFinishedWhileTheyWaited, true);
-    assert.ok((tally.tasks.byStatus.completed ?? 0) > 0);
+      // As many agents as AGENTS_MAX_ACTIVE waited for a human the whole time, and every other task still finished.
+      assert.equal(tally.stalled.agents, 2);
+      assert.equal(tally.stalled.othersFinishedWhileTheyWaited, true);
+      assert.ok((tally.tasks.byStatus.completed ?? 0) > 0);
 
-    // The chaos happened.
-    assert.ok(tally.chaos.workerKills >= 1, JSON.stringify(tally.chaos));
-    assert.equal(tally.chaos.temporalRestarts, 1);
-    assert.equal(tally.chaos.postgresRestarts, 1);
-    assert.ok(tally.faults.total > 0, JSON.stringify(tally.faults));
-    assert.ok(tally.workflows.activityRetries > 0, 'faults and kills forced activity retries');
+      // The chaos happened.
+      assert.ok(tally.chaos.workerKills >= 1, JSON.stringify(tally.chaos));
+      assert.equal(tally.chaos.temporalRestarts, 1);
+      assert.equal(tally.chaos.postgresRestarts, 1);
+      assert.ok(tally.faults.total > 0, JSON.stringify(tally.faults));
+      assert.ok(tally.workflows.activityRetries > 0, 'faults and kills forced activity retries');
 
-    // Approvals: all settled; some decided through the API, some left to expire (their tasks failed).
-    assert.equal(tally.approvals.pending, 0);
-    assert.equal(tally.approvals.total, tally.approvals.approved + tally.approvals.rejected + tally.approvals.expired);
-    assert.ok(tally.approvals.decidedByApprover > 0, JSON.stringify(tally.approvals));
-    assert.ok(tally.approvals.expired >= tally.approvals.leftToExpire && tally.approvals.leftToExpire > 0, JSON.stringify(tally.approvals));
-    assert.match(Object.keys(tally.tasks.failureReasons).join('\n'), /expired/);
+      // Approvals: all settled; some decided through the API, some left to expire (their tasks failed).
+      assert.equal(tally.approvals.pending, 0);
+      assert.equal(
+        tally.approvals.total,
+        tally.approvals.approved + tally.approvals.rejected + tally.approvals.expired,
+      );
+      assert.ok(tally.approvals.decidedByApprover > 0, JSON.stringify(tally.approvals));
+      assert.ok(
+        tally.approvals.expired >= tally.approvals.leftToExpire && tally.approvals.leftToExpire > 0,
+        JSON.stringify(tally.approvals),
+      );
+      assert.match(Object.keys(tally.tasks.failureReasons).join('\n'), /expired/);
 
-    // Side effects: each ledger key applied exactly once (http_post: at most once).
-    assert.ok(tally.sideEffects.memory_write.ledgerKeys > 0);
-    assert.equal(tally.sideEffects.memory_write.applied, tally.sideEffects.memory_write.ledgerKeys);
-    assert.equal(tally.sideEffects.send_message.applied, tally.sideEffects.send_message.ledgerKeys);
-    assert.ok(tally.sideEffects.http_post.applied <= tally.sideEffects.http_post.ledgerKeys);
+      // Side effects: each ledger key applied exactly once (http_post: at most once).
+      assert.ok(tally.sideEffects.memory_write.ledgerKeys > 0);
+      assert.equal(tally.sideEffects.memory_write.applied, tally.sideEffects.memory_write.ledgerKeys);
+      assert.equal(tally.sideEffects.send_message.applied, tally.sideEffects.send_message.ledgerKeys);
+      assert.ok(tally.sideEffects.http_post.applied <= tally.sideEffects.http_post.ledgerKeys);
 
-    assert.equal(tally.workflows.nondeterminism, 0);
-    // Every run on the server: the 6 agents and the 2 stalled ones (goals run inside them), with any continue-as-new runs.
-    assert.ok(tally.workflows.scanned >= 8, `every agent workflow was scanned (${tally.workflows.scanned} runs)`);
-  });
+      assert.equal(tally.workflows.nondeterminism, 0);
+      // Every run on the server: the 6 agents and the 2 stalled ones (goals run inside them), with any continue-as-new runs.
+      assert.ok(tally.workflows.scanned >= 8, `every agent workflow was scanned (${tally.workflows.scanned} runs)`);
+    },
+  );
 });
 
-function runShortChaos(jsonPath: string, env: Record<string, string>): Promise<{ code: number | null; output: string }> {
+function runShortChaos(
+  jsonPath: string,
+  env: Record<string, string>,
+): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'chaos/run.ts'), '--short', '--json', jsonPath], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', path.join(ROOT, 'chaos/run.ts'), '--short', '--json', jsonPath],
+      {
+        cwd: ROOT,
+        env: { ...process.env, ...env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -117,7 +138,14 @@ function observations(): Observations {
     tasks: [
       { id: 't0', ticket: 'c0', status: 'completed', error: null, decisions: 3, agentHold: 'done' },
       { id: 't1', ticket: 'c1', status: 'completed', error: null, decisions: 2, agentHold: 'done' },
-      { id: 't2', ticket: 'c2', status: 'failed', error: 'approval x for memory_write expired: no decision', decisions: 2, agentHold: 'done' },
+      {
+        id: 't2',
+        ticket: 'c2',
+        status: 'failed',
+        error: 'approval x for memory_write expired: no decision',
+        decisions: 2,
+        agentHold: 'done',
+      },
     ],
     ledger: [
       { key: 'task-t0:1:0', tool: 'memory_write', taskId: 't0', result: {} },
@@ -131,7 +159,10 @@ function observations(): Observations {
       { id: 'a0', taskId: 't0', step: 1, callIndex: 0, status: 'approved' },
       { id: 'a1', taskId: 't2', step: 2, callIndex: 0, status: 'expired' },
     ],
-    approverRecords: { a0: { decision: 'approve', status: 200, taskId: 't0' }, a1: { decision: 'leave', taskId: 't2' } },
+    approverRecords: {
+      a0: { decision: 'approve', status: 200, taskId: 't0' },
+      a1: { decision: 'leave', taskId: 't2' },
+    },
     nondeterminism: 0,
   };
 }

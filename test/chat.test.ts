@@ -11,7 +11,11 @@ interface SseEvent {
 }
 
 /** Posts a chat message and reads the SSE stream event by event; `stopAfter` aborts when it returns true. */
-async function chat(api: { baseUrl: string; apiKey?: string }, body: Record<string, unknown>, stopAfter?: (e: SseEvent) => boolean): Promise<SseEvent[]> {
+async function chat(
+  api: { baseUrl: string; apiKey?: string },
+  body: Record<string, unknown>,
+  stopAfter?: (e: SseEvent) => boolean,
+): Promise<SseEvent[]> {
   const abort = new AbortController();
   const res = await fetch(`${api.baseUrl}/api/v1/chat`, {
     method: 'POST',
@@ -79,20 +83,27 @@ describe('chat', () => {
 
     const history = await stack.api.get(`/api/v1/chat/${session.data.sessionId}`);
     assert.equal(history.status, 200);
-    assert.deepEqual(history.body.messages.map((m: any) => m.role), ['user', 'assistant']);
+    assert.deepEqual(
+      history.body.messages.map((m: any) => m.role),
+      ['user', 'assistant'],
+    );
     const answer = history.body.messages[1];
     assert.equal(answer.agentType, 'support');
     assert.equal(answer.content, final.data.content);
     assert.ok(answer.metadata.usage.outputTokens > 0);
 
     // The session continues with its context.
-    const second = await chat(stack.api, { agentType: 'support', sessionId: session.data.sessionId, message: 'second message' });
+    const second = await chat(stack.api, {
+      agentType: 'support',
+      sessionId: session.data.sessionId,
+      message: 'second message',
+    });
     assert.ok(second.some((e) => e.event === 'message'));
     const longer = await stack.api.get(`/api/v1/chat/${session.data.sessionId}`);
     assert.equal(longer.body.messages.length, 4);
   });
 
-  it('calls the agent\'s tools and reports them as events and in the history metadata', async () => {
+  it("calls the agent's tools and reports them as events and in the history metadata", async () => {
     const events = await chat(stack.api, { agentId: agent.id, message: 'remember the code word is blue' });
     const call = events.find((e) => e.event === 'tool_call');
     const result = events.find((e) => e.event === 'tool_result');
@@ -112,10 +123,14 @@ describe('chat', () => {
     const handle = stack.client.workflow.getHandle(chatWorkflowId(sessionId));
     // 300 words at 15 ms each would take 4.5 s; the cancelled activity must end well before that.
     const cancelledAt = Date.now();
-    await waitFor(async () => {
-      const history = await handle.fetchHistory();
-      return history.events?.some((e) => e.activityTaskCanceledEventAttributes);
-    }, 'the model call to be cancelled', 15_000);
+    await waitFor(
+      async () => {
+        const history = await handle.fetchHistory();
+        return history.events?.some((e) => e.activityTaskCanceledEventAttributes);
+      },
+      'the model call to be cancelled',
+      15_000,
+    );
     assert.ok(Date.now() - cancelledAt < 4500, 'generation stopped early');
     const stored = await stack.db.query('SELECT count(*)::int AS n FROM chat_messages WHERE turn_id = $1', [turnId]);
     assert.equal(stored.rows[0].n, 0, 'no half-written turn');
@@ -184,7 +199,12 @@ describe('chat under governance', () => {
 
   it('approvalRequiredTools gate chat tool calls, even of an autopilot agent', async () => {
     const stack = current();
-    const agent = await stack.api.createAgent({ name: 'Careful', objective: 'Talk', autonomy: 'autopilot', approvalRequiredTools: ['memory_write'] });
+    const agent = await stack.api.createAgent({
+      name: 'Careful',
+      objective: 'Talk',
+      autonomy: 'autopilot',
+      approvalRequiredTools: ['memory_write'],
+    });
     const events = await chat(stack.api, { agentId: agent.id, message: 'remember the code word is green' });
     const result = events.find((e) => e.event === 'tool_result');
     assert.ok(!result || result.data.isError, 'no tool ran');

@@ -49,7 +49,18 @@ describe('agentctl CLI', () => {
   let agentId: string;
 
   it('agents create, list, get', async () => {
-    const created = await ok(['agents', 'create', '--name', 'CLI agent', '--objective', 'Be driven from a terminal', '--type', 'cli', '--priority', '7']);
+    const created = await ok([
+      'agents',
+      'create',
+      '--name',
+      'CLI agent',
+      '--objective',
+      'Be driven from a terminal',
+      '--type',
+      'cli',
+      '--priority',
+      '7',
+    ]);
     const id = /created agent ([0-9a-f-]{36})/.exec(created.stdout)?.[1];
     assert.ok(id, created.stdout);
     agentId = id;
@@ -57,9 +68,15 @@ describe('agentctl CLI', () => {
 
     const table = (await ok(['agents', 'list', '--type', 'cli'])).stdout.split('\n');
     assert.match(table[0]!, /^ID\s+NAME\s+TYPE\s+STATUS/);
-    assert.ok(table.some((line) => line.startsWith(id) && /CLI agent\s+cli\s+IDLE/.test(line)), table.join('\n'));
+    assert.ok(
+      table.some((line) => line.startsWith(id) && /CLI agent\s+cli\s+IDLE/.test(line)),
+      table.join('\n'),
+    );
     const listed = await json(['agents', 'list', '--type', 'cli']);
-    assert.deepEqual(listed.map((a: any) => a.id), [id]);
+    assert.deepEqual(
+      listed.map((a: any) => a.id),
+      [id],
+    );
 
     const shown = await ok(['agents', 'get', id]);
     assert.match(shown.stdout, /name\s+CLI agent/);
@@ -74,14 +91,26 @@ describe('agentctl CLI', () => {
       // A slow model turn: watch must say it is still waiting.
       { answer: 'noted: the launch is on Friday', delayMs: 8000 },
     ];
-    const submitted = await json(['tasks', 'submit', agentId, 'remember the launch', '--input', JSON.stringify({ script })]);
+    const submitted = await json([
+      'tasks',
+      'submit',
+      agentId,
+      'remember the launch',
+      '--input',
+      JSON.stringify({ script }),
+    ]);
     assert.equal(submitted.status, 'queued');
 
     const watched = await ok(['tasks', 'watch', submitted.id, '--interval', '200']);
     const lines = watched.stdout.trim().split('\n');
     assert.deepEqual(
       lines.map((l) => l.replace(/\s+/g, ' ')),
-      ['step 1 plan [offline] Step 1 of the script.', 'step 1 tool_call Called memory_write', 'step 2 complete [offline] noted: the launch is on Friday', 'task completed: [offline] noted: the launch is on Friday'],
+      [
+        'step 1 plan [offline] Step 1 of the script.',
+        'step 1 tool_call Called memory_write',
+        'step 2 complete [offline] noted: the launch is on Friday',
+        'task completed: [offline] noted: the launch is on Friday',
+      ],
     );
     assert.match(watched.stderr, /… still (planning|running) \(\d+s, step 1\)/, watched.stderr);
 
@@ -94,9 +123,15 @@ describe('agentctl CLI', () => {
 
     // --watch on submit, and --json watch as one JSON line per decision then the task.
     const both = await ok(['tasks', 'submit', agentId, 'plan the offsite', '--watch']);
-    assert.match(both.stdout, /^submitted task [0-9a-f-]{36} \(queued, position \d\)\nstep 1 complete .*\ntask completed: /);
+    assert.match(
+      both.stdout,
+      /^submitted task [0-9a-f-]{36} \(queued, position \d\)\nstep 1 complete .*\ntask completed: /,
+    );
     const id = /submitted task (\S+)/.exec(both.stdout)![1]!;
-    const ndjson = (await ok(['--json', 'tasks', 'watch', id])).stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const ndjson = (await ok(['--json', 'tasks', 'watch', id])).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(ndjson[0].decisionType, 'complete');
     assert.equal(ndjson.at(-1).status, 'completed');
   });
@@ -125,7 +160,10 @@ describe('agentctl CLI', () => {
 
     const unknown = await cli(['tasks', 'get', '00000000-0000-4000-8000-000000000000']);
     assert.equal(unknown.code, 1);
-    assert.equal(unknown.stderr.trim(), 'error: no task with id "00000000-0000-4000-8000-000000000000" (HTTP 404, not_found)');
+    assert.equal(
+      unknown.stderr.trim(),
+      'error: no task with id "00000000-0000-4000-8000-000000000000" (HTTP 404, not_found)',
+    );
     const invalid = await cli(['agents', 'create', '--name', 'x', '--objective', 'y', '--priority', '11']);
     assert.equal(invalid.code, 1);
     assert.match(invalid.stderr, /^error: invalid body: priority: Too big/);
@@ -135,18 +173,35 @@ describe('agentctl CLI', () => {
     const closedPort = await getFreePort();
     const unreachable = await cli(['agents', 'list', '--api-url', `http://127.0.0.1:${closedPort}`]);
     assert.equal(unreachable.code, 1);
-    assert.equal(unreachable.stderr.trim(), `error: cannot reach the API at http://127.0.0.1:${closedPort}: ECONNREFUSED`);
+    assert.equal(
+      unreachable.stderr.trim(),
+      `error: cannot reach the API at http://127.0.0.1:${closedPort}: ECONNREFUSED`,
+    );
     const usage = await cli(['agents', 'frobnicate']);
     assert.notEqual(usage.code, 0);
     assert.match(usage.stderr, /unknown command 'frobnicate'/);
   });
 
   it('approvals list, approve, reject', async () => {
-    const careful = await json(['agents', 'create', '--name', 'Careful', '--objective', 'Ask first', '--autonomy', 'copilot']);
-    const write = (key: string) => JSON.stringify({ script: [{ call: 'memory_write', args: { key, op: 'set', value: 1 } }] });
+    const careful = await json([
+      'agents',
+      'create',
+      '--name',
+      'Careful',
+      '--objective',
+      'Ask first',
+      '--autonomy',
+      'copilot',
+    ]);
+    const write = (key: string) =>
+      JSON.stringify({ script: [{ call: 'memory_write', args: { key, op: 'set', value: 1 } }] });
     // The agent runs one task at a time: each request is pending while its task waits.
     const pendingFor = (taskId: string) =>
-      waitFor(async () => (await json(['approvals', 'list', '--task', taskId]))[0], `the approval request of ${taskId}`, 60_000);
+      waitFor(
+        async () => (await json(['approvals', 'list', '--task', taskId]))[0],
+        `the approval request of ${taskId}`,
+        60_000,
+      );
     const first = await json(['tasks', 'submit', careful.id, 'write a', '--input', write('a')]);
     const firstRequest = await pendingFor(first.id);
     const table = await ok(['approvals', 'list', '--agent', careful.id]);
@@ -157,11 +212,17 @@ describe('agentctl CLI', () => {
 
     const second = await json(['tasks', 'submit', careful.id, 'write b', '--input', write('b')]);
     const secondRequest = await pendingFor(second.id);
-    assert.match((await ok(['approvals', 'reject', secondRequest.id, '--reason', 'not now', '--by', 'bob'])).stdout, /rejected by bob/);
+    assert.match(
+      (await ok(['approvals', 'reject', secondRequest.id, '--reason', 'not now', '--by', 'bob'])).stdout,
+      /rejected by bob/,
+    );
     const again = await cli(['approvals', 'approve', secondRequest.id]);
     assert.equal(again.code, 1);
     assert.match(again.stderr, /approval request is already rejected by bob \(HTTP 409/);
-    assert.deepEqual((await json(['approvals', 'list', '--status', 'all', '--agent', careful.id])).map((a: any) => a.status).sort(), ['approved', 'rejected']);
+    assert.deepEqual(
+      (await json(['approvals', 'list', '--status', 'all', '--agent', careful.id])).map((a: any) => a.status).sort(),
+      ['approved', 'rejected'],
+    );
   });
 
   it('crews start and stop call the crews API', async () => {
@@ -180,7 +241,10 @@ describe('agentctl CLI', () => {
     const status = await ok(['status']);
     assert.match(status.stdout, /: ok \(postgres ok, temporal ok\)/);
     assert.match(status.stdout, /^AGENTS \(\d+\)\nID\s+NAME/m);
-    assert.match(status.stdout, /^TASKS\nQUEUED\s+PLANNING\s+AWAITING_APPROVAL\s+RUNNING\s+COMPLETED\s+FAILED\s+CANCELLED\n/m);
+    assert.match(
+      status.stdout,
+      /^TASKS\nQUEUED\s+PLANNING\s+AWAITING_APPROVAL\s+RUNNING\s+COMPLETED\s+FAILED\s+CANCELLED\n/m,
+    );
     assert.match(status.stdout, /^PENDING APPROVALS \(\d+\)/m);
     const summary = await json(['status']);
     const counted = (await stack.api.get('/api/v1/tasks?status=completed&limit=500')).body.tasks.length;
@@ -200,7 +264,10 @@ describe('agentctl CLI', () => {
     try {
       assert.equal((await ok(['--api-url', url, '--api-key', 'k-123', 'agents', 'list'])).stdout.trim(), '(none)');
       await ok(['agents', 'list'], { AGENTCTL_API_URL: url, AGENTCTL_API_KEY: 'k-env' });
-      assert.deepEqual(seen.map((h) => h.authorization), ['Bearer k-123', 'Bearer k-env']);
+      assert.deepEqual(
+        seen.map((h) => h.authorization),
+        ['Bearer k-123', 'Bearer k-env'],
+      );
     } finally {
       server.close();
     }

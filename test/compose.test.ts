@@ -13,8 +13,16 @@ describe('docker-compose.yml without Docker', () => {
   it('parses, references existing files, and starts in dependency order', () => {
     const report = checkCompose();
     assert.deepEqual(report.problems, []);
-    assert.deepEqual(report.startOrder, [['postgresql'], ['temporal'], ['temporal-admin-tools', 'temporal-ui'], ['worker', 'api']]);
-    assert.deepEqual(report.dependencies.api, { postgresql: 'service_healthy', 'temporal-admin-tools': 'service_completed_successfully' });
+    assert.deepEqual(report.startOrder, [
+      ['postgresql'],
+      ['temporal'],
+      ['temporal-admin-tools', 'temporal-ui'],
+      ['worker', 'api'],
+    ]);
+    assert.deepEqual(report.dependencies.api, {
+      postgresql: 'service_healthy',
+      'temporal-admin-tools': 'service_completed_successfully',
+    });
     const doc = parseComposeYaml(compose) as any;
     // Anchors and merge keys resolved: the worker keeps the shared settings and adds its metrics port.
     assert.equal(doc.services.worker.environment.TEMPORAL_ADDRESS, 'temporal:7233');
@@ -27,9 +35,15 @@ describe('docker-compose.yml without Docker', () => {
   it('reports missing files, unknown services, cycles, missing health checks and a root image', () => {
     const broken = compose
       .replace('./temporal/dynamicconfig:', './temporal/no-such-dir:')
-      .replace(/temporal-admin-tools:\n {6}condition: service_completed_successfully/, 'temporal-admin-toolz:\n      condition: service_completed_successfully')
+      .replace(
+        /temporal-admin-tools:\n {6}condition: service_completed_successfully/,
+        'temporal-admin-toolz:\n      condition: service_completed_successfully',
+      )
       .replace(/(  postgresql:\n    image: postgres:16\n)/, '$1    depends_on: [api]\n');
-    const report = checkCompose({ composeText: broken, dockerfileText: 'FROM node:20\nCOPY nothing-here ./x\nUSER root\n' });
+    const report = checkCompose({
+      composeText: broken,
+      dockerfileText: 'FROM node:20\nCOPY nothing-here ./x\nUSER root\n',
+    });
     const expected = [
       /temporal: mounts \.\/temporal\/no-such-dir/,
       /worker: depends on unknown service temporal-admin-toolz/,
@@ -40,17 +54,28 @@ describe('docker-compose.yml without Docker', () => {
       /Dockerfile: no HEALTHCHECK/,
       /worker: long-running service without a health check|api: long-running service without a health check/,
     ];
-    for (const pattern of expected) assert.ok(report.problems.some((p) => pattern.test(p)), `${pattern} in ${JSON.stringify(report.problems, null, 1)}`);
-    assert.match(checkCompose({ composeText: 'services:\n\tapi: {}\n' }).problems[0]!, /does not parse: line 2: tab indentation/);
+    for (const pattern of expected)
+      assert.ok(
+        report.problems.some((p) => pattern.test(p)),
+        `${pattern} in ${JSON.stringify(report.problems, null, 1)}`,
+      );
+    assert.match(
+      checkCompose({ composeText: 'services:\n\tapi: {}\n' }).problems[0]!,
+      /does not parse: line 2: tab indentation/,
+    );
   });
 
   it('runs the same start-up order against the dev server until `agentctl status` answers', async () => {
     const result = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'scripts/compose-local.ts'), '--exit'], {
-        cwd: ROOT,
-        env: { ...process.env, TEMPORAL_TASK_QUEUE: `compose-${process.pid}` },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', path.join(ROOT, 'scripts/compose-local.ts'), '--exit'],
+        {
+          cwd: ROOT,
+          env: { ...process.env, TEMPORAL_TASK_QUEUE: `compose-${process.pid}` },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       let output = '';
       child.stdout.on('data', (c: Buffer) => (output += c.toString()));
       child.stderr.on('data', (c: Buffer) => (output += c.toString()));
@@ -62,7 +87,10 @@ describe('docker-compose.yml without Docker', () => {
     assert.deepEqual(order.slice(0, 2), ['postgresql', 'temporal']);
     assert.deepEqual(order.slice(2, 4).sort(), ['temporal-admin-tools', 'temporal-ui']);
     assert.deepEqual(order.slice(4, 6).sort(), ['api', 'worker']);
-    assert.match(result.output, /temporal-admin-tools: completed successfully: Search attributes ready on 'default': AgentId AgentName/);
+    assert.match(
+      result.output,
+      /temporal-admin-tools: completed successfully: Search attributes ready on 'default': AgentId AgentName/,
+    );
     assert.match(result.output, /agentctl status:\n {2}API http:\/\/127\.0\.0\.1:\d+: ok \(postgres ok, temporal ok\)/);
   });
 });

@@ -23,8 +23,24 @@ interface Endpoint {
   query?: string[];
 }
 
-const AGENT_FIELDS = ['name', 'objective', 'type', 'capabilities', 'autonomy', 'priority', 'allowedTools', 'systemPrompt', 'provider', 'model',
-  'fallbackProviders', 'mcpServers', 'approvalRequiredTools', 'approvalTimeoutHours', 'onApprovalTimeout', 'notify'];
+const AGENT_FIELDS = [
+  'name',
+  'objective',
+  'type',
+  'capabilities',
+  'autonomy',
+  'priority',
+  'allowedTools',
+  'systemPrompt',
+  'provider',
+  'model',
+  'fallbackProviders',
+  'mcpServers',
+  'approvalRequiredTools',
+  'approvalTimeoutHours',
+  'onApprovalTimeout',
+  'notify',
+];
 const ENDPOINTS: Endpoint[] = [
   { method: 'GET', path: '/api/v1/agents', query: ['status', 'type', 'limit', 'offset'] },
   { method: 'POST', path: '/api/v1/agents', fields: AGENT_FIELDS },
@@ -48,8 +64,16 @@ const ENDPOINTS: Endpoint[] = [
   { method: 'GET', path: '/api/v1/crews/:id' },
   { method: 'POST', path: '/api/v1/crews/:id/start', fields: [] },
   { method: 'POST', path: '/api/v1/crews/:id/stop', fields: [] },
-  { method: 'POST', path: '/api/v1/crews/:id/messages', fields: ['fromAgentId', 'toAgentId', 'type', 'content', 'messageId'] },
-  { method: 'POST', path: '/api/v1/agents/:id/reminders', fields: ['title', 'schedule', 'taskType', 'input', 'priority'] },
+  {
+    method: 'POST',
+    path: '/api/v1/crews/:id/messages',
+    fields: ['fromAgentId', 'toAgentId', 'type', 'content', 'messageId'],
+  },
+  {
+    method: 'POST',
+    path: '/api/v1/agents/:id/reminders',
+    fields: ['title', 'schedule', 'taskType', 'input', 'priority'],
+  },
   { method: 'GET', path: '/api/v1/agents/:id/reminders' },
   { method: 'GET', path: '/api/v1/agents/:agent/reminders/:id' },
   { method: 'DELETE', path: '/api/v1/agents/:agent/reminders/:id' },
@@ -66,20 +90,58 @@ const ENDPOINTS: Endpoint[] = [
 
 /** Routes that answer without a key: the OpenAPI document, and the codec's CORS preflight. */
 const needsKey = (method: string, pathname: string) =>
-  /^\/api\/v1(\/|$)/i.test(pathname) ? !/^\/api\/v1\/openapi\.json\/?$/i.test(pathname) || method !== 'GET'
-  : /^\/codec(\/|$)/i.test(pathname) ? method !== 'OPTIONS'
-  : /^\/metrics\/?$/i.test(pathname) && method === 'GET';
+  /^\/api\/v1(\/|$)/i.test(pathname)
+    ? !/^\/api\/v1\/openapi\.json\/?$/i.test(pathname) || method !== 'GET'
+    : /^\/codec(\/|$)/i.test(pathname)
+      ? method !== 'OPTIONS'
+      : /^\/metrics\/?$/i.test(pathname) && method === 'GET';
 
 /** Whether a JSON value holds a string (or key) the API must refuse: a NUL character or a lone surrogate. */
 const unstorable = (value: unknown): boolean =>
   typeof value === 'string'
     ? value.includes('\u0000') || /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.test(value)
-    : value !== null && typeof value === 'object' && Object.entries(value).some(([k, v]) => unstorable(k) || unstorable(v));
+    : value !== null &&
+      typeof value === 'object' &&
+      Object.entries(value).some(([k, v]) => unstorable(k) || unstorable(v));
 
-const SQL_INJECTION = ["' OR '1'='1", "1; DROP TABLE agents;--", '" OR 1=1 --', "'); DELETE FROM tasks; --", "%' UNION SELECT key_hash FROM api_keys --", '$1', '\\x00'];
-const TRAVERSAL = ['../../etc/passwd', '..%2F..%2Fetc%2Fpasswd', '%2e%2e%2f%2e%2e%2fetc', '....//....//etc', '..\\..\\windows\\win.ini', '%00', '/'];
-const ODD_STRINGS = ['\u0000', 'a\u0000b', '\u202egnp.exe', '\ud800', '\udfff\ud800', '\u0007\u001b[31m', '\r\n\r\nHTTP/1.1 200 OK', '🤖'.repeat(50), 'x'.repeat(5000),
-  '', ' ', 'null', '{}', '1e309', '-0', 'NaN', '__proto__', 'constructor'];
+const SQL_INJECTION = [
+  "' OR '1'='1",
+  '1; DROP TABLE agents;--',
+  '" OR 1=1 --',
+  "'); DELETE FROM tasks; --",
+  "%' UNION SELECT key_hash FROM api_keys --",
+  '$1',
+  '\\x00',
+];
+const TRAVERSAL = [
+  '../../etc/passwd',
+  '..%2F..%2Fetc%2Fpasswd',
+  '%2e%2e%2f%2e%2e%2fetc',
+  '....//....//etc',
+  '..\\..\\windows\\win.ini',
+  '%00',
+  '/',
+];
+const ODD_STRINGS = [
+  '\u0000',
+  'a\u0000b',
+  '\u202egnp.exe',
+  '\ud800',
+  '\udfff\ud800',
+  '\u0007\u001b[31m',
+  '\r\n\r\nHTTP/1.1 200 OK',
+  '🤖'.repeat(50),
+  'x'.repeat(5000),
+  '',
+  ' ',
+  'null',
+  '{}',
+  '1e309',
+  '-0',
+  'NaN',
+  '__proto__',
+  'constructor',
+];
 
 /** encodeURIComponent, or every UTF-8 byte percent-encoded for strings it refuses (lone surrogates). */
 const encode = (s: string) => {
@@ -117,9 +179,18 @@ describe('fuzzing every endpoint with hostile input', () => {
     worker = await startWorker(config);
     anonymous = new ApiClient(stack.api.baseUrl);
     otherOrg = await stack.clientForOrg(`fuzz-other-${randomUUID().slice(0, 8)}`);
-    const agent = await stack.api.createAgent({ name: 'Fuzz target', objective: 'Receive odd input', autonomy: 'copilot', allowedTools: ['memory_write'] });
+    const agent = await stack.api.createAgent({
+      name: 'Fuzz target',
+      objective: 'Receive odd input',
+      autonomy: 'copilot',
+      allowedTools: ['memory_write'],
+    });
     agentId = agent.id;
-    const task = await stack.api.createTask({ agentId, title: 'wait', input: { script: [{ call: 'memory_write', args: { key: 'k', value: 1 } }, { answer: 'ok' }] } });
+    const task = await stack.api.createTask({
+      agentId,
+      title: 'wait',
+      input: { script: [{ call: 'memory_write', args: { key: 'k', value: 1 } }, { answer: 'ok' }] },
+    });
     taskId = task.id;
     for (let i = 0; i < 100 && !approvalId; i++) {
       approvalId = (await stack.api.get(`/api/v1/approvals?taskId=${taskId}`)).body.approvals[0]?.id;
@@ -128,7 +199,12 @@ describe('fuzzing every endpoint with hostile input', () => {
     assert.ok(approvalId, 'an approval to aim at');
     const member = await stack.api.createAgent({ name: 'Fuzz crew member', objective: 'Work in a crew' });
     const created = await Promise.all([
-      stack.api.post('/api/v1/crews', { name: 'Fuzz crew', goal: 'Receive odd input', process: 'sequential', members: [member.id] }),
+      stack.api.post('/api/v1/crews', {
+        name: 'Fuzz crew',
+        goal: 'Receive odd input',
+        process: 'sequential',
+        members: [member.id],
+      }),
       stack.api.post(`/api/v1/agents/${agentId}/reminders`, { title: 'Fuzz reminder', schedule: { every: '1h' } }),
       stack.api.post('/api/v1/meta', { objective: 'Receive odd input', maxAgents: 1 }),
     ]);
@@ -147,50 +223,108 @@ describe('fuzzing every endpoint with hostile input', () => {
       fc.constantFrom(agentId, taskId, approvalId, crewId, reminderId, metaId),
       fc.uuid(),
       nastyString.filter((s) => s.length > 0),
-      fc.constantFrom('00000000-0000-0000-0000-000000000000', 'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF', `${randomUUID()}x`, randomUUID().toUpperCase()),
+      fc.constantFrom(
+        '00000000-0000-0000-0000-000000000000',
+        'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF',
+        `${randomUUID()}x`,
+        randomUUID().toUpperCase(),
+      ),
     );
 
-  const deepJson = fc.integer({ min: 10, max: 30_000 }).chain((depth) =>
-    fc.constantFrom('[', '{"a":').map((open) => `${open.repeat(depth)}1${(open === '[' ? ']' : '}').repeat(depth)}`),
-  );
+  const deepJson = fc
+    .integer({ min: 10, max: 30_000 })
+    .chain((depth) =>
+      fc.constantFrom('[', '{"a":').map((open) => `${open.repeat(depth)}1${(open === '[' ? ']' : '}').repeat(depth)}`),
+    );
   const fieldValue = () =>
-    fc.oneof(fc.jsonValue({ maxDepth: 3 }), nastyString, fc.constantFrom(agentId, taskId, approvalId), fc.integer(), fc.double(), fc.boolean(), fc.constant(null));
+    fc.oneof(
+      fc.jsonValue({ maxDepth: 3 }),
+      nastyString,
+      fc.constantFrom(agentId, taskId, approvalId),
+      fc.integer(),
+      fc.double(),
+      fc.boolean(),
+      fc.constant(null),
+    );
 
   /** A body: raw text (malformed, oversized, deep) or a JSON value shaped more or less like the route's. */
   const bodyArb = (ep: Endpoint) =>
     fc.oneof(
-      { weight: 4, arbitrary: fc.dictionary(fc.oneof(fc.constantFrom(...(ep.fields?.length ? ep.fields : ['x'])), nastyString), fieldValue(), { maxKeys: 8 }).map((v) => ({ json: v })) },
+      {
+        weight: 4,
+        arbitrary: fc
+          .dictionary(
+            fc.oneof(fc.constantFrom(...(ep.fields?.length ? ep.fields : ['x'])), nastyString),
+            fieldValue(),
+            { maxKeys: 8 },
+          )
+          .map((v) => ({ json: v })),
+      },
       { weight: 1, arbitrary: fc.jsonValue({ maxDepth: 4 }).map((v) => ({ json: v })) },
       { weight: 1, arbitrary: fc.string({ maxLength: 200 }).map((raw) => ({ raw })) },
       { weight: 1, arbitrary: fc.jsonValue().map((v) => ({ raw: JSON.stringify(v).slice(0, -1) || '{' })) },
       { weight: 1, arbitrary: deepJson.map((raw) => ({ raw })) },
-      { weight: 1, arbitrary: fc.integer({ min: 260_000, max: 400_000 }).map((n) => ({ raw: JSON.stringify({ name: 'x', objective: 'y'.repeat(n) }) })) },
-      { weight: 1, arbitrary: fc.constant({ raw: '{"name":"a","name":"b","__proto__":{"admin":true},"constructor":{"prototype":{"x":1}}}' }) },
+      {
+        weight: 1,
+        arbitrary: fc
+          .integer({ min: 260_000, max: 400_000 })
+          .map((n) => ({ raw: JSON.stringify({ name: 'x', objective: 'y'.repeat(n) }) })),
+      },
+      {
+        weight: 1,
+        arbitrary: fc.constant({
+          raw: '{"name":"a","name":"b","__proto__":{"admin":true},"constructor":{"prototype":{"x":1}}}',
+        }),
+      },
       // A field, nested or not, holding what Postgres cannot store: refused with 400 invalid_input.
       {
         weight: 1,
         arbitrary: fc
-          .tuple(fc.constantFrom(...(ep.fields?.length ? ep.fields : ['x'])), fc.constantFrom('\u0000', 'a\u0000b', '\ud800', 'x\udfff', '\udfff\ud800'), fc.boolean())
+          .tuple(
+            fc.constantFrom(...(ep.fields?.length ? ep.fields : ['x'])),
+            fc.constantFrom('\u0000', 'a\u0000b', '\ud800', 'x\udfff', '\udfff\ud800'),
+            fc.boolean(),
+          )
           .map(([field, value, nested]) => ({ json: { [field]: nested ? { input: [value] } : value } })),
       },
     );
 
   const queryArb = (ep: Endpoint) =>
     fc
-      .array(fc.tuple(fc.oneof(fc.constantFrom(...(ep.query ?? ['x'])), nastyString), fc.oneof(nastyString, fc.integer().map(String), fc.constant('99999999999999999999'), fc.constant('-1'))), { maxLength: 4 })
+      .array(
+        fc.tuple(
+          fc.oneof(fc.constantFrom(...(ep.query ?? ['x'])), nastyString),
+          fc.oneof(nastyString, fc.integer().map(String), fc.constant('99999999999999999999'), fc.constant('-1')),
+        ),
+        { maxLength: 4 },
+      )
       .map((pairs) => (pairs.length ? `?${pairs.map(([k, v]) => `${encode(k)}=${encode(v)}`).join('&')}` : ''));
 
   const requestArb = () =>
     fc.constantFrom(...ENDPOINTS).chain((ep) =>
       fc.record({
         ep: fc.constant(ep),
-        method: fc.oneof({ weight: 9, arbitrary: fc.constant(ep.method) }, { weight: 1, arbitrary: fc.constantFrom('PUT', 'DELETE', 'OPTIONS', 'POST', 'PATCH') }),
+        method: fc.oneof(
+          { weight: 9, arbitrary: fc.constant(ep.method) },
+          { weight: 1, arbitrary: fc.constantFrom('PUT', 'DELETE', 'OPTIONS', 'POST', 'PATCH') },
+        ),
         id: idArb(),
         encodeId: fc.boolean(),
-        suffix: fc.oneof({ weight: 9, arbitrary: fc.constant('') }, { weight: 1, arbitrary: fc.constantFrom('/x', '/../agents', '/%2e%2e/tasks', '//', '/;') }),
+        suffix: fc.oneof(
+          { weight: 9, arbitrary: fc.constant('') },
+          { weight: 1, arbitrary: fc.constantFrom('/x', '/../agents', '/%2e%2e/tasks', '//', '/;') },
+        ),
         query: queryArb(ep),
         body: fc.option(bodyArb(ep), { nil: undefined, freq: 3 }),
-        contentType: fc.constantFrom('application/json', 'application/json', 'application/json', 'text/plain', 'application/json; charset=utf-16', 'application/x-www-form-urlencoded', 'application/json; charset=latin1'),
+        contentType: fc.constantFrom(
+          'application/json',
+          'application/json',
+          'application/json',
+          'text/plain',
+          'application/json; charset=utf-16',
+          'application/x-www-form-urlencoded',
+          'application/json; charset=latin1',
+        ),
         auth: fc.oneof(
           { weight: 12, arbitrary: fc.constant<Auth>({ kind: 'own' }) },
           { weight: 1, arbitrary: fc.constant<Auth>({ kind: 'other org' }) },
@@ -200,7 +334,16 @@ describe('fuzzing every endpoint with hostile input', () => {
             arbitrary: fc
               .oneof(
                 fc.stringMatching(/^[\x21-\x7e]{0,80}$/).map((key) => `Bearer ${key}`),
-                fc.constantFrom('Bearer', 'Bearer ', 'bearer  tao_x', 'Basic dXNlcjpwYXNz', `Bearer tao_${'A'.repeat(43)}`, `Bearer ${'x'.repeat(201)}`, 'Token abc', 'Bearer a b'),
+                fc.constantFrom(
+                  'Bearer',
+                  'Bearer ',
+                  'bearer  tao_x',
+                  'Basic dXNlcjpwYXNz',
+                  `Bearer tao_${'A'.repeat(43)}`,
+                  `Bearer ${'x'.repeat(201)}`,
+                  'Token abc',
+                  'Bearer a b',
+                ),
               )
               .map((header): Auth => ({ kind: 'malformed', header })),
           },
@@ -215,7 +358,9 @@ describe('fuzzing every endpoint with hostile input', () => {
   const fill = (path: string, id: string) => path.replace(':agent', agentId).replace(':id', id);
 
   /** Sends the request; answers what was sent (its path and whether a JSON body went with it) and the response. */
-  const send = async (r: FuzzRequest): Promise<{ pathname: string; jsonBody?: { value: unknown }; res: ApiResponse } | undefined> => {
+  const send = async (
+    r: FuzzRequest,
+  ): Promise<{ pathname: string; jsonBody?: { value: unknown }; res: ApiResponse } | undefined> => {
     const id = r.encodeId ? encode(r.id) : r.id;
     const path = `${fill(r.ep.path, id)}${r.suffix}${r.query}`;
     let url: URL;
@@ -229,7 +374,10 @@ describe('fuzzing every endpoint with hostile input', () => {
     const client = r.auth.kind === 'own' ? stack.api : r.auth.kind === 'other org' ? otherOrg : anonymous;
     const res = await client.request(r.method, `${url.pathname}${url.search}`, undefined, {
       ...(hasBody ? { raw } : {}),
-      headers: { 'content-type': r.contentType, ...(r.auth.kind === 'malformed' ? { authorization: r.auth.header } : {}) },
+      headers: {
+        'content-type': r.contentType,
+        ...(r.auth.kind === 'malformed' ? { authorization: r.auth.header } : {}),
+      },
     });
     const jsonBody = hasBody && r.body !== undefined && 'json' in r.body ? { value: r.body.json } : undefined;
     return { pathname: url.pathname, jsonBody, res };
@@ -242,10 +390,17 @@ describe('fuzzing every endpoint with hostile input', () => {
     if (res.status >= 400) {
       assert.match(type, /application\/json/, `${what}: an error is JSON`);
       assert.equal(typeof res.body?.error?.code, 'string', `${what}: error code`);
-      assert.ok(typeof res.body.error.message === 'string' && res.body.error.message.length >= 10, `${what}: a message a person can act on`);
+      assert.ok(
+        typeof res.body.error.message === 'string' && res.body.error.message.length >= 10,
+        `${what}: a message a person can act on`,
+      );
     } else if (res.status !== 204 && !what.startsWith('OPTIONS')) {
       // (OPTIONS answers Express's Allow listing; /metrics answers Prometheus text.)
-      assert.match(type, /application\/json|text\/event-stream|^text\/plain.*version=0\.0\.4/, `${what}: success is JSON (or a chat stream, or metrics)`);
+      assert.match(
+        type,
+        /application\/json|text\/event-stream|^text\/plain.*version=0\.0\.4/,
+        `${what}: success is JSON (or a chat stream, or metrics)`,
+      );
     }
   };
 
@@ -259,11 +414,21 @@ describe('fuzzing every endpoint with hostile input', () => {
         check(res, what);
         const keyless = r.auth.kind === 'none' || r.auth.kind === 'malformed';
         if (keyless && needsKey(r.method, pathname)) assert.equal(res.status, 401, `${what}: no valid key, no access`);
-        if (r.auth.kind === 'other org' && /^\/metrics\/?$/.test(pathname) && r.method === 'GET') assert.equal(res.status, 401, `${what}: only operators scrape`);
+        if (r.auth.kind === 'other org' && /^\/metrics\/?$/.test(pathname) && r.method === 'GET')
+          assert.equal(res.status, 401, `${what}: only operators scrape`);
         // A body reaches /api/v1's input checks as JSON with a valid key, on a route behind the key.
-        const checked = !keyless && jsonBody && r.contentType === 'application/json' && /^\/api\/v1\//i.test(pathname) && needsKey(r.method, pathname);
+        const checked =
+          !keyless &&
+          jsonBody &&
+          r.contentType === 'application/json' &&
+          /^\/api\/v1\//i.test(pathname) &&
+          needsKey(r.method, pathname);
         if (checked && unstorable(jsonBody.value)) {
-          assert.deepEqual([res.status, res.body?.error?.code], [400, 'invalid_input'], `${what}: NUL and lone surrogates are refused`);
+          assert.deepEqual(
+            [res.status, res.body?.error?.code],
+            [400, 'invalid_input'],
+            `${what}: NUL and lone surrogates are refused`,
+          );
         }
       }),
       // Interrupted is failed: a run slowed down enough to hit the limit must not pass on fewer requests.
@@ -280,40 +445,89 @@ describe('fuzzing every endpoint with hostile input', () => {
       'missing fields': '{}',
       'unknown fields': '{"definitelyNotAField": 1}',
       'deep nesting': `${'['.repeat(5000)}${']'.repeat(5000)}`,
-      'oversized': JSON.stringify({ objective: 'x'.repeat(300_000) }),
-      'NUL and control characters': JSON.stringify({ name: 'a\u0000b', objective: '\u0007\u001b', message: '\u0000', reason: '\u0000', title: '\u0000' }),
-      'SQL injection': JSON.stringify({ name: SQL_INJECTION[1], objective: SQL_INJECTION[0], agentId: SQL_INJECTION[4], title: SQL_INJECTION[3], reason: SQL_INJECTION[2] }),
+      oversized: JSON.stringify({ objective: 'x'.repeat(300_000) }),
+      'NUL and control characters': JSON.stringify({
+        name: 'a\u0000b',
+        objective: '\u0007\u001b',
+        message: '\u0000',
+        reason: '\u0000',
+        title: '\u0000',
+      }),
+      'SQL injection': JSON.stringify({
+        name: SQL_INJECTION[1],
+        objective: SQL_INJECTION[0],
+        agentId: SQL_INJECTION[4],
+        title: SQL_INJECTION[3],
+        reason: SQL_INJECTION[2],
+      }),
       'lone surrogates': '{"name":"\\ud800","objective":"\\udfff","message":"\\ud800","title":"\\ud800"}',
     };
     for (const ep of ENDPOINTS.filter((e) => e.fields)) {
       for (const [kind, raw] of Object.entries(kinds)) {
-        const fixture = ep.path.includes('approvals') ? approvalId : ep.path.includes('tasks/') ? taskId : ep.path.includes('crews/') ? crewId : agentId;
+        const fixture = ep.path.includes('approvals')
+          ? approvalId
+          : ep.path.includes('tasks/')
+            ? taskId
+            : ep.path.includes('crews/')
+              ? crewId
+              : agentId;
         const path = fill(ep.path, fixture);
         // Leave the fixtures in place: archiving, cancelling, starting and stopping are exercised with unknown ids.
         const target = /archive|cancel|start|stop/.test(path) ? path.replace(/[0-9a-f-]{36}/, randomUUID()) : path;
         const res = await stack.api.request(ep.method, target, undefined, { raw });
         check(res, `${kind}: ${ep.method} ${target}`);
         if ((kind === 'NUL and control characters' || kind === 'lone surrogates') && target.startsWith('/api/v1/')) {
-          assert.deepEqual([res.status, res.body.error.code], [400, 'invalid_input'], `${kind}: ${ep.method} ${target}`);
+          assert.deepEqual(
+            [res.status, res.body.error.code],
+            [400, 'invalid_input'],
+            `${kind}: ${ep.method} ${target}`,
+          );
         }
       }
     }
   });
 
   it('covers hostile query strings and ids on every endpoint', async () => {
-    const queries = ['offset=99999999999999999999', 'offset=1e400', 'limit=1e2', 'limit=0x10', 'type=%00', 'status=%00', `agentId=${encode(SQL_INJECTION[0]!)}`,
-      'taskId=..%2F..%2Fetc', 'limit=1&limit=2', 'type[]=a', `type=${'x'.repeat(5000)}`, 'offset=-0', `status=${encode('\u202e')}`];
-    const ids = [...SQL_INJECTION, ...TRAVERSAL.filter((t) => t !== '/'), '\u0000', 'x'.repeat(3000), `${agentId}/../${taskId}`];
+    const queries = [
+      'offset=99999999999999999999',
+      'offset=1e400',
+      'limit=1e2',
+      'limit=0x10',
+      'type=%00',
+      'status=%00',
+      `agentId=${encode(SQL_INJECTION[0]!)}`,
+      'taskId=..%2F..%2Fetc',
+      'limit=1&limit=2',
+      'type[]=a',
+      `type=${'x'.repeat(5000)}`,
+      'offset=-0',
+      `status=${encode('\u202e')}`,
+    ];
+    const ids = [
+      ...SQL_INJECTION,
+      ...TRAVERSAL.filter((t) => t !== '/'),
+      '\u0000',
+      'x'.repeat(3000),
+      `${agentId}/../${taskId}`,
+    ];
     for (const ep of ENDPOINTS) {
       for (const q of ep.query ? queries : []) {
         const res = await stack.api.request(ep.method, `${ep.path}?${q}`);
         check(res, `${ep.method} ${ep.path}?${q}`);
-        if (q.includes('%00')) assert.deepEqual([res.status, res.body.error.code], [400, 'invalid_input'], `${ep.method} ${ep.path}?${q}: NUL is refused`);
+        if (q.includes('%00'))
+          assert.deepEqual(
+            [res.status, res.body.error.code],
+            [400, 'invalid_input'],
+            `${ep.method} ${ep.path}?${q}: NUL is refused`,
+          );
       }
       if (!ep.path.includes(':id')) continue;
       for (const id of ids) {
         const path = fill(ep.path, encode(id));
-        check(await stack.api.request(ep.method, path, ep.method === 'GET' ? undefined : {}), `${ep.method} ${path.slice(0, 200)}`);
+        check(
+          await stack.api.request(ep.method, path, ep.method === 'GET' ? undefined : {}),
+          `${ep.method} ${path.slice(0, 200)}`,
+        );
       }
     }
   });
@@ -322,7 +536,9 @@ describe('fuzzing every endpoint with hostile input', () => {
     const health = await stack.api.get('/health');
     assert.equal(health.status, 200);
     const agent = await stack.api.createAgent({ name: 'After the storm', objective: 'Still works' });
-    const done = await stack.api.waitForTask((await stack.api.createTask({ agentId: agent.id, title: 'remember it still works' })).id);
+    const done = await stack.api.waitForTask(
+      (await stack.api.createTask({ agentId: agent.id, title: 'remember it still works' })).id,
+    );
     assert.equal(done.status, 'completed');
   });
 });

@@ -29,7 +29,13 @@ function maxOverlap(intervals: Interval[]): number {
 
 /** Two model steps and two tool steps, one of them a local tool (memory_read): every one takes a step slot. */
 const memoryScript = (i: number) => [
-  { calls: [{ call: 'memory_write', args: { key: `k${i}`, value: `v${i}` } }, { call: 'memory_read', args: { key: `k${i}` } }], delayMs: 120 },
+  {
+    calls: [
+      { call: 'memory_write', args: { key: `k${i}`, value: `v${i}` } },
+      { call: 'memory_read', args: { key: `k${i}` } },
+    ],
+    delayMs: 120,
+  },
   { answer: `stored ${i}`, delayMs: 120 },
 ];
 
@@ -67,13 +73,16 @@ describe('resource governance', () => {
         ),
       );
       const tasks = await Promise.all(
-        agents.map((agent, i) => stack.api.createTask({ agentId: agent.id, title: `note ${i}`, input: { script: memoryScript(i) } })),
+        agents.map((agent, i) =>
+          stack.api.createTask({ agentId: agent.id, title: `note ${i}`, input: { script: memoryScript(i) } }),
+        ),
       );
       let sawWaitingForBudget = false;
       await waitFor(
         async () => {
           const waiting = await stack.api.get('/api/v1/tasks?status=waiting_for_budget&limit=500');
-          if (waiting.body.tasks.some((t: { agentId: string }) => agents.some((a) => a.id === t.agentId))) sawWaitingForBudget = true;
+          if (waiting.body.tasks.some((t: { agentId: string }) => agents.some((a) => a.id === t.agentId)))
+            sawWaitingForBudget = true;
           const { rows } = await stack.db.query<{ n: number }>(
             `SELECT count(*) AS n FROM tasks WHERE id = ANY($1) AND status IN ('completed','failed','cancelled')`,
             [tasks.map((t) => t.id)],
@@ -88,8 +97,14 @@ describe('resource governance', () => {
         [tasks.map((t) => t.id)],
       );
       assert.deepEqual(statuses.rows, [{ status: 'completed', n: 50 }]);
-      const dbg = await stack.db.query(`SELECT count(*) AS n, sum(tokens) AS t, min(reserved_at) AS a, max(reserved_at) AS b FROM token_ledger WHERE agent_id = ANY($1)`, [agents.map((a) => a.id)]);
-      assert.ok(sawWaitingForBudget, `some task was seen waiting_for_budget through the API ${JSON.stringify(dbg.rows)}`);
+      const dbg = await stack.db.query(
+        `SELECT count(*) AS n, sum(tokens) AS t, min(reserved_at) AS a, max(reserved_at) AS b FROM token_ledger WHERE agent_id = ANY($1)`,
+        [agents.map((a) => a.id)],
+      );
+      assert.ok(
+        sawWaitingForBudget,
+        `some task was seen waiting_for_budget through the API ${JSON.stringify(dbg.rows)}`,
+      );
 
       // Tokens: for every window starting at a reservation, the settled tokens stay within the budget
       // plus one reservation.
@@ -102,9 +117,15 @@ describe('resource governance', () => {
       let worstWindow = 0;
       for (const start of ledger.rows) {
         const inWindow = ledger.rows.filter((r) => r.at >= start.at && r.at < start.at + WINDOW_SECONDS * 1000);
-        worstWindow = Math.max(worstWindow, inWindow.reduce((n, r) => n + r.tokens, 0));
+        worstWindow = Math.max(
+          worstWindow,
+          inWindow.reduce((n, r) => n + r.tokens, 0),
+        );
       }
-      assert.ok(worstWindow <= BUDGET + largestReservation, `worst window ${worstWindow} > ${BUDGET} + ${largestReservation}`);
+      assert.ok(
+        worstWindow <= BUDGET + largestReservation,
+        `worst window ${worstWindow} > ${BUDGET} + ${largestReservation}`,
+      );
       const total = ledger.rows.reduce((n, r) => n + r.tokens, 0);
       assert.ok(total > BUDGET * 2, `demand (${total} tokens) exceeded the budget several times over`);
 
@@ -120,10 +141,16 @@ describe('resource governance', () => {
       const agentLeases = await leases('agent');
       const stepLeases = await leases('step');
       assert.ok(agentLeases.length >= 50, `every task ran in an agent slot (${agentLeases.length} leases)`);
-      assert.ok(stepLeases.length >= 200, `every model and tool step, local tools included, ran in a step slot (${stepLeases.length} leases)`);
+      assert.ok(
+        stepLeases.length >= 200,
+        `every model and tool step, local tools included, ran in a step slot (${stepLeases.length} leases)`,
+      );
       const activeAtOnce = maxOverlap(agentLeases);
       const stepsAtOnce = maxOverlap(stepLeases);
-      assert.ok(activeAtOnce <= MAX_ACTIVE && activeAtOnce >= 2, `agents running at once: ${activeAtOnce} (limit ${MAX_ACTIVE})`);
+      assert.ok(
+        activeAtOnce <= MAX_ACTIVE && activeAtOnce >= 2,
+        `agents running at once: ${activeAtOnce} (limit ${MAX_ACTIVE})`,
+      );
       assert.ok(stepsAtOnce <= MAX_STEPS && stepsAtOnce >= 2, `steps at once: ${stepsAtOnce} (limit ${MAX_STEPS})`);
 
       // Each agent gives its slot back once it has processed its last child's completion, just after the task row is final.
@@ -177,9 +204,13 @@ describe('resource governance', () => {
     it('throttles a burst of calls to a shared resource so it never answers 429', async () => {
       const url = `http://127.0.0.1:${(limited.address() as AddressInfo).port}/quote`;
       const agents = await Promise.all(
-        Array.from({ length: 10 }, (_, i) => stack.api.createAgent({ name: `caller-${i}`, objective: 'fetch quotes', allowedTools: ['http_get'] })),
+        Array.from({ length: 10 }, (_, i) =>
+          stack.api.createAgent({ name: `caller-${i}`, objective: 'fetch quotes', allowedTools: ['http_get'] }),
+        ),
       );
-      const tasks = await Promise.all(agents.map((a) => stack.api.createTask({ agentId: a.id, title: `fetch ${url}` })));
+      const tasks = await Promise.all(
+        agents.map((a) => stack.api.createTask({ agentId: a.id, title: `fetch ${url}` })),
+      );
       const done = await Promise.all(tasks.map((t) => stack.api.waitForTask(t.id, 60_000)));
       assert.deepEqual(
         done.map((t) => t.status),
@@ -201,7 +232,11 @@ describe('resource governance', () => {
 
     it('refuses delegation beyond depth 5, sub-tasks beyond the cap, and pending tasks beyond the org cap', async () => {
       const helper = await stack.api.createAgent({ name: 'helper', objective: 'help' });
-      const delegator = await stack.api.createAgent({ name: 'delegator', objective: 'delegate', allowedTools: ['create_task'] });
+      const delegator = await stack.api.createAgent({
+        name: 'delegator',
+        objective: 'delegate',
+        allowedTools: ['create_task'],
+      });
       const delegate = (title: string) => ({ call: 'create_task', args: { agentId: helper.id, title } });
 
       // A chain already five deep: its sub-task would be the sixth level.
@@ -213,7 +248,9 @@ describe('resource governance', () => {
         delegationDepth: 5,
       });
       const deepTask = await stack.api.waitForTask(deep);
-      const deepResult = deepTask.reasoningTrace.find((d: { action: { tool?: string } }) => d.action?.tool === 'create_task');
+      const deepResult = deepTask.reasoningTrace.find(
+        (d: { action: { tool?: string } }) => d.action?.tool === 'create_task',
+      );
       assert.match(deepResult.result.error, /delegation refused: depth 6 exceeds the fuse of 5/);
 
       const shallow = randomUUID();
@@ -224,9 +261,15 @@ describe('resource governance', () => {
         delegationDepth: 4,
       });
       const fanOut = await stack.api.waitForTask(shallow);
-      const results = fanOut.reasoningTrace.filter((d: { action: { tool?: string } }) => d.action?.tool === 'create_task');
+      const results = fanOut.reasoningTrace.filter(
+        (d: { action: { tool?: string } }) => d.action?.tool === 'create_task',
+      );
       assert.equal(results.length, 3);
-      assert.equal(results.filter((d: { result: { error?: string } }) => !d.result.error).length, 2, 'depth 5 is allowed, twice');
+      assert.equal(
+        results.filter((d: { result: { error?: string } }) => !d.result.error).length,
+        2,
+        'depth 5 is allowed, twice',
+      );
       assert.match(results[2].result.error, /already created 2 sub-tasks \(MAX_SUBTASKS_PER_TASK=2\)/);
 
       // The org cap, set just above what the org has pending now (once the sub-tasks above are done).
@@ -240,7 +283,12 @@ describe('resource governance', () => {
       const { rows } = await stack.db.query<{ n: number }>(
         `SELECT count(*) AS n FROM tasks WHERE org_id = 'default' AND status NOT IN ('completed','failed','cancelled')`,
       );
-      const capped = await startApi(testConfig({ MAX_PENDING_TASKS_PER_ORG: String(rows[0].n + 1), TEMPORAL_TASK_QUEUE: stack.config.TEMPORAL_TASK_QUEUE }));
+      const capped = await startApi(
+        testConfig({
+          MAX_PENDING_TASKS_PER_ORG: String(rows[0].n + 1),
+          TEMPORAL_TASK_QUEUE: stack.config.TEMPORAL_TASK_QUEUE,
+        }),
+      );
       try {
         await stack.api.post(`/api/v1/agents/${helper.id}/pause`);
         const first = await capped.api.post('/api/v1/tasks', { agentId: helper.id, title: 'fits' });
@@ -257,11 +305,21 @@ describe('resource governance', () => {
     });
 
     it('scores tasks with the model, reuses the score for a paraphrase, and works in score order', async () => {
-      const writer = await stack.api.createAgent({ name: 'writer', objective: 'Publish articles about AI and summarize quarterly sales reports', priority: 5 });
+      const writer = await stack.api.createAgent({
+        name: 'writer',
+        objective: 'Publish articles about AI and summarize quarterly sales reports',
+        priority: 5,
+      });
       const original = await stack.api.createTask({ agentId: writer.id, title: 'Write blog post about AI' });
       // Scoring runs in the background; the paraphrase comes once the first score is cached.
-      await waitFor(async () => (await stack.api.get(`/api/v1/tasks/${original.id}`)).body.priorityScore !== null, 'the first score');
-      const paraphrase = await stack.api.createTask({ agentId: writer.id, title: 'Create an article on artificial intelligence' });
+      await waitFor(
+        async () => (await stack.api.get(`/api/v1/tasks/${original.id}`)).body.priorityScore !== null,
+        'the first score',
+      );
+      const paraphrase = await stack.api.createTask({
+        agentId: writer.id,
+        title: 'Create an article on artificial intelligence',
+      });
       await stack.api.waitForTask(original.id);
       await stack.api.waitForTask(paraphrase.id);
       const scores = await stack.db.query<{ task_id: string; score: number; source: string; concept_hash: string }>(
@@ -276,17 +334,32 @@ describe('resource governance', () => {
       const detail = await stack.api.get(`/api/v1/tasks/${paraphrase.id}`);
       assert.equal(detail.body.priorityScore, byTask.get(original.id)?.score);
       // The scoring call was admitted like a step: a step slot and a token reservation of its own.
-      const slot = await stack.db.query('SELECT 1 FROM slot_leases WHERE kind = $1 AND holder = $2', [`step:${stack.config.TEMPORAL_TASK_QUEUE}`, `${original.id}:score`]);
+      const slot = await stack.db.query('SELECT 1 FROM slot_leases WHERE kind = $1 AND holder = $2', [
+        `step:${stack.config.TEMPORAL_TASK_QUEUE}`,
+        `${original.id}:score`,
+      ]);
       assert.equal(slot.rowCount, 1, 'the scoring held a step slot');
-      const reserved = await stack.db.query(`SELECT 1 FROM token_ledger WHERE task_id = $1 AND purpose = 'priority'`, [original.id]);
+      const reserved = await stack.db.query(`SELECT 1 FROM token_ledger WHERE task_id = $1 AND purpose = 'priority'`, [
+        original.id,
+      ]);
       assert.equal(reserved.rowCount, 1, 'and reserved tokens once');
 
       // Score order beats static priority: the relevant task (priority 5) runs before the irrelevant one (priority 8).
       await stack.api.post(`/api/v1/agents/${writer.id}/pause`);
-      const irrelevant = await stack.api.createTask({ agentId: writer.id, title: 'Water the office plants', priority: 8 });
-      const relevant = await stack.api.createTask({ agentId: writer.id, title: 'Summarize the quarterly sales reports', priority: 5 });
+      const irrelevant = await stack.api.createTask({
+        agentId: writer.id,
+        title: 'Water the office plants',
+        priority: 8,
+      });
+      const relevant = await stack.api.createTask({
+        agentId: writer.id,
+        title: 'Summarize the quarterly sales reports',
+        priority: 5,
+      });
       await waitFor(async () => {
-        const { rows: scored } = await stack.db.query('SELECT 1 FROM priority_scores WHERE task_id = ANY($1)', [[irrelevant.id, relevant.id]]);
+        const { rows: scored } = await stack.db.query('SELECT 1 FROM priority_scores WHERE task_id = ANY($1)', [
+          [irrelevant.id, relevant.id],
+        ]);
         return scored.length === 2;
       }, 'both tasks scored');
       await stack.api.post(`/api/v1/agents/${writer.id}/resume`);
@@ -295,13 +368,21 @@ describe('resource governance', () => {
       assert.ok(Date.parse(a.startedAt) < Date.parse(b.startedAt), 'the higher score started first');
 
       const view = await stack.api.get('/api/v1/governance');
-      assert.ok(view.body.usage.priority.cache >= 1 && view.body.usage.priority.hitRatio > 0, JSON.stringify(view.body.usage.priority));
+      assert.ok(
+        view.body.usage.priority.cache >= 1 && view.body.usage.priority.hitRatio > 0,
+        JSON.stringify(view.body.usage.priority),
+      );
     });
   });
 
   it('a worker above the CPU threshold hands out no activity slot beyond its minimum until load drops', async () => {
     const cpu = { percent: 95 };
-    const slots = new CpuGatedActivitySlots(cpu, { thresholdPercent: 85, maxSlots: 10, minimumSlots: 1, recheckMs: 10 });
+    const slots = new CpuGatedActivitySlots(cpu, {
+      thresholdPercent: 85,
+      maxSlots: 10,
+      minimumSlots: 1,
+      recheckMs: 10,
+    });
     const abort = new AbortController();
     const ctx = {} as never;
     await slots.reserveSlot(ctx, abort.signal);

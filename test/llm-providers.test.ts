@@ -10,7 +10,14 @@ import { createAnthropicProvider } from '../activities/llm/anthropic';
 import { createProviderRegistry } from '../activities/llm';
 import { createOpenAiProvider } from '../activities/llm/openai';
 import { loadConfig } from '../lib/config';
-import { ProviderError, type LlmMessage, type LlmProvider, type LlmRequest, type ProviderErrorKind, type ToolSpec } from '../activities/llm/types';
+import {
+  ProviderError,
+  type LlmMessage,
+  type LlmProvider,
+  type LlmRequest,
+  type ProviderErrorKind,
+  type ToolSpec,
+} from '../activities/llm/types';
 import { anthropicErrorBody, startFakeAnthropic, type FakeAnthropicServer } from './helpers/fake-anthropic-server';
 import { openAiErrorBody, startFakeOpenAi, type FakeOpenAiServer } from './helpers/fake-openai-server';
 
@@ -21,7 +28,15 @@ const WEATHER_TOOL: ToolSpec = {
 };
 
 function ask(text: string, extra: Partial<LlmRequest> = {}): LlmRequest {
-  return { model: 'test-model', messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: text }], tools: [], ...extra };
+  return {
+    model: 'test-model',
+    messages: [
+      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content: text },
+    ],
+    tools: [],
+    ...extra,
+  };
 }
 
 async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
@@ -41,7 +56,11 @@ async function expectProviderError(promise: Promise<unknown>, kind: ProviderErro
 }
 
 /** Streams a completion and records, at the first token, how far the server had got. */
-async function streamWithProbe(provider: LlmProvider, request: LlmRequest, progress: { framesSent: number; framesTotal: number }) {
+async function streamWithProbe(
+  provider: LlmProvider,
+  request: LlmRequest,
+  progress: { framesSent: number; framesTotal: number },
+) {
   const tokens: string[] = [];
   let framesAtFirstToken = -1;
   const response = await provider.complete(request, {
@@ -71,7 +90,13 @@ for (const variant of OPENAI_VARIANTS) {
     let fake: FakeOpenAiServer;
     let provider: LlmProvider;
     const makeProvider = (timeoutMs = 5000): LlmProvider =>
-      createOpenAiProvider({ apiKey: 'sk-test', baseURL: fake.url, defaultModel: 'default-model', timeoutMs, name: variant.name });
+      createOpenAiProvider({
+        apiKey: 'sk-test',
+        baseURL: fake.url,
+        defaultModel: 'default-model',
+        timeoutMs,
+        name: variant.name,
+      });
 
     beforeEach(async () => {
       fake = await startFakeOpenAi();
@@ -80,7 +105,12 @@ for (const variant of OPENAI_VARIANTS) {
     afterEach(() => fake.close());
 
     it('returns a plain answer with usage and sends the documented request shape', async () => {
-      fake.enqueue({ kind: 'completion', content: 'Hello there.', usage: { promptTokens: 12, completionTokens: 3 }, model: 'test-model-2025' });
+      fake.enqueue({
+        kind: 'completion',
+        content: 'Hello there.',
+        usage: { promptTokens: 12, completionTokens: 3 },
+        model: 'test-model-2025',
+      });
 
       const response = await provider.complete(ask('Hi', { maxTokens: 50, temperature: 0.2 }));
 
@@ -118,7 +148,12 @@ for (const variant of OPENAI_VARIANTS) {
 
     it('round-trips a tool call: tool_calls out, tool message with tool_call_id back', async () => {
       const call = { id: 'call_abc123', name: 'get_weather', arguments: '{"city":"Paris"}' };
-      fake.enqueue({ kind: 'completion', content: null, toolCalls: [call], usage: { promptTokens: 40, completionTokens: 9 } });
+      fake.enqueue({
+        kind: 'completion',
+        content: null,
+        toolCalls: [call],
+        usage: { promptTokens: 40, completionTokens: 9 },
+      });
       fake.enqueue({ kind: 'completion', content: 'Sunny, 21°C.', usage: { promptTokens: 60, completionTokens: 6 } });
 
       const first = await provider.complete(ask('Weather in Paris?', { tools: [WEATHER_TOOL] }));
@@ -126,7 +161,14 @@ for (const variant of OPENAI_VARIANTS) {
       assert.equal(first.finishReason, 'tool_calls');
       assert.equal(first.content, '');
       assert.deepEqual(bodyOf(fake.requests[0]).tools, [
-        { type: 'function', function: { name: WEATHER_TOOL.name, description: WEATHER_TOOL.description, parameters: WEATHER_TOOL.parameters } },
+        {
+          type: 'function',
+          function: {
+            name: WEATHER_TOOL.name,
+            description: WEATHER_TOOL.description,
+            parameters: WEATHER_TOOL.parameters,
+          },
+        },
       ]);
 
       const history: LlmMessage[] = [
@@ -149,7 +191,12 @@ for (const variant of OPENAI_VARIANTS) {
     });
 
     it('streams tokens before the server sends the last chunk, with the same final response as non-streaming', async () => {
-      const reply = { kind: 'completion' as const, content: 'One two three four five.', usage: { promptTokens: 8, completionTokens: 5 }, chunkDelayMs: 30 };
+      const reply = {
+        kind: 'completion' as const,
+        content: 'One two three four five.',
+        usage: { promptTokens: 8, completionTokens: 5 },
+        chunkDelayMs: 30,
+      };
       fake.enqueue(reply);
       fake.enqueue(reply);
 
@@ -183,7 +230,9 @@ for (const variant of OPENAI_VARIANTS) {
       fake.enqueue(reply);
 
       const plain = await provider.complete(ask('Paris and Oslo?', { tools: [WEATHER_TOOL] }));
-      const streamed = await provider.complete(ask('Paris and Oslo?', { tools: [WEATHER_TOOL] }), { onToken: () => {} });
+      const streamed = await provider.complete(ask('Paris and Oslo?', { tools: [WEATHER_TOOL] }), {
+        onToken: () => {},
+      });
 
       assert.deepEqual(streamed.toolCalls, reply.toolCalls);
       assert.equal(streamed.finishReason, 'tool_calls');
@@ -223,13 +272,21 @@ for (const variant of OPENAI_VARIANTS) {
     });
 
     it('treats an exhausted quota (429 insufficient_quota) as non-retryable', async () => {
-      fake.enqueue({ kind: 'error', status: 429, body: openAiErrorBody('You exceeded your current quota.', 'insufficient_quota', 'insufficient_quota') });
+      fake.enqueue({
+        kind: 'error',
+        status: 429,
+        body: openAiErrorBody('You exceeded your current quota.', 'insufficient_quota', 'insufficient_quota'),
+      });
       const err = await expectProviderError(provider.complete(ask('Hi')), 'auth');
       assert.equal(err.retryable, false);
     });
 
     it('classifies 500 as unavailable', async () => {
-      fake.enqueue({ kind: 'error', status: 500, body: openAiErrorBody('The server had an error while processing your request.', 'server_error') });
+      fake.enqueue({
+        kind: 'error',
+        status: 500,
+        body: openAiErrorBody('The server had an error while processing your request.', 'server_error'),
+      });
       const err = await expectProviderError(provider.complete(ask('Hi')), 'unavailable');
       assert.equal(err.details.status, 500);
       assert.equal(fake.requests.length, 1, 'the SDK must not retry on its own');
@@ -262,7 +319,13 @@ for (const variant of OPENAI_VARIANTS) {
     });
 
     it('classifies a stream that closes cleanly before finish_reason as network', async () => {
-      const partial = { id: 'x', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { content: 'Half an ans' }, finish_reason: null }] };
+      const partial = {
+        id: 'x',
+        object: 'chat.completion.chunk',
+        created: 1,
+        model: 'm',
+        choices: [{ index: 0, delta: { content: 'Half an ans' }, finish_reason: null }],
+      };
       fake.enqueue({ kind: 'sse', chunks: [partial], done: false });
       await expectProviderError(provider.complete(ask('Hi'), { onToken: () => {} }), 'network');
     });
@@ -273,13 +336,18 @@ for (const variant of OPENAI_VARIANTS) {
     });
 
     it('classifies 401 as auth', async () => {
-      fake.enqueue({ kind: 'error', status: 401, body: openAiErrorBody('Incorrect API key provided: sk-test.', 'invalid_request_error', 'invalid_api_key') });
+      fake.enqueue({
+        kind: 'error',
+        status: 401,
+        body: openAiErrorBody('Incorrect API key provided: sk-test.', 'invalid_request_error', 'invalid_api_key'),
+      });
       const err = await expectProviderError(provider.complete(ask('Hi')), 'auth');
       assert.equal(err.retryable, false);
     });
 
     it('classifies a context-length 400 as context_length', async () => {
-      const message = "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.";
+      const message =
+        "This model's maximum context length is 8192 tokens. However, your messages resulted in 9000 tokens.";
       // OpenAI wraps errors in `error` with a code; vLLM sends a flat body with a numeric code.
       const body =
         variant.name === 'openai'
@@ -344,7 +412,9 @@ for (const variant of OPENAI_VARIANTS) {
     it("rethrows the caller's abort as-is, not as a ProviderError", async () => {
       fake.enqueue({ kind: 'completion', content: 'a b c d e f', chunkDelayMs: 50 });
       const controller = new AbortController();
-      const err = await rejectionOf(provider.complete(ask('Hi'), { signal: controller.signal, onToken: () => controller.abort() }));
+      const err = await rejectionOf(
+        provider.complete(ask('Hi'), { signal: controller.signal, onToken: () => controller.abort() }),
+      );
       assert.ok(!(err instanceof ProviderError), `expected the abort, got ${String(err)}`);
       assert.equal((err as Error).name, 'AbortError');
     });
@@ -352,7 +422,13 @@ for (const variant of OPENAI_VARIANTS) {
     it('rethrows an exception from onToken untouched', async () => {
       fake.enqueue({ kind: 'completion', content: 'a b c' });
       const boom = new Error('sink closed');
-      const err = await rejectionOf(provider.complete(ask('Hi'), { onToken: () => { throw boom; } }));
+      const err = await rejectionOf(
+        provider.complete(ask('Hi'), {
+          onToken: () => {
+            throw boom;
+          },
+        }),
+      );
       assert.equal(err, boom);
     });
   });
@@ -366,7 +442,14 @@ describe('ollama / openai-compatible provider credentials', () => {
   afterEach(() => fake.close());
 
   const registryFor = (env: Record<string, string>) =>
-    createProviderRegistry(loadConfig({ AI_PROVIDER: 'ollama', OLLAMA_BASE_URL: fake.url.replace(/\/v1\/?$/, ''), OLLAMA_MODEL: 'llama-test', ...env }));
+    createProviderRegistry(
+      loadConfig({
+        AI_PROVIDER: 'ollama',
+        OLLAMA_BASE_URL: fake.url.replace(/\/v1\/?$/, ''),
+        OLLAMA_MODEL: 'llama-test',
+        ...env,
+      }),
+    );
 
   it('never sends OPENAI_API_KEY to OLLAMA_BASE_URL; without OLLAMA_API_KEY no credential at all', async () => {
     const openAiKey = 'sk-openai-must-stay-home';
@@ -375,12 +458,21 @@ describe('ollama / openai-compatible provider credentials', () => {
     assert.equal(fake.requests.length, 1);
     const [request] = fake.requests;
     assert.equal(request.headers.authorization, undefined, 'no Authorization header');
-    assert.equal(JSON.stringify(request.headers).includes(openAiKey), false, 'the OpenAI key appears nowhere in the request');
+    assert.equal(
+      JSON.stringify(request.headers).includes(openAiKey),
+      false,
+      'the OpenAI key appears nowhere in the request',
+    );
   });
 
   it('sends OLLAMA_API_KEY, and only it, when set', async () => {
     fake.enqueue({ kind: 'completion', content: 'hi' });
-    const response = await registryFor({ OPENAI_API_KEY: 'sk-openai-must-stay-home', OLLAMA_API_KEY: 'ollama-proxy-key' }).get('ollama').complete(ask('hello'));
+    const response = await registryFor({
+      OPENAI_API_KEY: 'sk-openai-must-stay-home',
+      OLLAMA_API_KEY: 'ollama-proxy-key',
+    })
+      .get('ollama')
+      .complete(ask('hello'));
     assert.equal(response.content, 'hi');
     assert.equal(fake.requests[0]!.headers.authorization, 'Bearer ollama-proxy-key');
   });
@@ -402,7 +494,12 @@ describe('anthropic provider', () => {
   afterEach(() => fake.close());
 
   it('returns a plain answer with usage and sends the documented request shape', async () => {
-    fake.enqueue({ kind: 'message', content: [{ type: 'text', text: 'Hello there.' }], usage: { inputTokens: 20, outputTokens: 4 }, model: 'claude-test-2025' });
+    fake.enqueue({
+      kind: 'message',
+      content: [{ type: 'text', text: 'Hello there.' }],
+      usage: { inputTokens: 20, outputTokens: 4 },
+      model: 'claude-test-2025',
+    });
 
     // temperature is set on purpose: API version 2026-10-21 rejects it, so the adapter must not send it.
     const response = await provider.complete(ask('Hi', { temperature: 0.3 }));
@@ -526,7 +623,13 @@ describe('anthropic provider', () => {
       content: [
         { type: 'text' as const, text: 'Let me look that up.' },
         // The model's streamed JSON carries whitespace; the result must match the non-streaming JSON.stringify form.
-        { type: 'tool_use' as const, id: 'toolu_9', name: 'get_weather', input: { city: 'Paris', unit: 'C' }, rawInputJson: '{"city": "Paris", "unit": "C"}' },
+        {
+          type: 'tool_use' as const,
+          id: 'toolu_9',
+          name: 'get_weather',
+          input: { city: 'Paris', unit: 'C' },
+          rawInputJson: '{"city": "Paris", "unit": "C"}',
+        },
       ],
       usage: { inputTokens: 25, outputTokens: 17 },
       chunkDelayMs: 25,
@@ -545,8 +648,14 @@ describe('anthropic provider', () => {
     assert.equal(streamed.tokens.join(''), 'Let me look that up.');
     assert.ok(streamed.tokens.length > 1, 'text arrived in several deltas');
     assert.deepEqual(streamed.response, plain);
-    assert.deepEqual(streamed.response.toolCalls, [{ id: 'toolu_9', name: 'get_weather', arguments: '{"city":"Paris","unit":"C"}' }]);
-    assert.deepEqual(streamed.response.usage, { inputTokens: 25, outputTokens: 17 }, 'output tokens come from message_delta');
+    assert.deepEqual(streamed.response.toolCalls, [
+      { id: 'toolu_9', name: 'get_weather', arguments: '{"city":"Paris","unit":"C"}' },
+    ]);
+    assert.deepEqual(
+      streamed.response.usage,
+      { inputTokens: 25, outputTokens: 17 },
+      'output tokens come from message_delta',
+    );
     assert.equal(bodyOf(fake.requests[1]).stream, true);
   });
 
@@ -570,14 +679,22 @@ describe('anthropic provider', () => {
       headers: { 'retry-after': retryAt },
     });
     const err = await expectProviderError(provider.complete(ask('Hi')), 'rate_limited');
-    assert.ok(err.details.retryAfterMs !== undefined && err.details.retryAfterMs > 28_000 && err.details.retryAfterMs <= 30_000, `retryAfterMs=${err.details.retryAfterMs}`);
+    assert.ok(
+      err.details.retryAfterMs !== undefined && err.details.retryAfterMs > 28_000 && err.details.retryAfterMs <= 30_000,
+      `retryAfterMs=${err.details.retryAfterMs}`,
+    );
     assert.equal(err.details.status, 429);
     assert.equal(err.details.provider, 'anthropic');
     assert.equal(fake.requests.length, 1, 'the SDK must not retry on its own');
   });
 
   it('classifies 429 with retry-after in seconds', async () => {
-    fake.enqueue({ kind: 'error', status: 429, body: anthropicErrorBody('rate_limit_error', 'slow down'), headers: { 'retry-after': '12' } });
+    fake.enqueue({
+      kind: 'error',
+      status: 429,
+      body: anthropicErrorBody('rate_limit_error', 'slow down'),
+      headers: { 'retry-after': '12' },
+    });
     const err = await expectProviderError(provider.complete(ask('Hi')), 'rate_limited');
     assert.equal(err.details.retryAfterMs, 12_000);
   });
@@ -596,7 +713,22 @@ describe('anthropic provider', () => {
     fake.enqueue({
       kind: 'sse',
       events: [
-        { event: 'message_start', data: { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'm', content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 5, output_tokens: 1 } } } },
+        {
+          event: 'message_start',
+          data: {
+            type: 'message_start',
+            message: {
+              id: 'msg_1',
+              type: 'message',
+              role: 'assistant',
+              model: 'm',
+              content: [],
+              stop_reason: null,
+              stop_sequence: null,
+              usage: { input_tokens: 5, output_tokens: 1 },
+            },
+          },
+        },
         { event: 'error', data: anthropicErrorBody('overloaded_error', 'Overloaded') },
       ],
     });
@@ -624,9 +756,30 @@ describe('anthropic provider', () => {
     fake.enqueue({
       kind: 'sse',
       events: [
-        { event: 'message_start', data: { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'm', content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 5, output_tokens: 1 } } } },
-        { event: 'content_block_start', data: { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } } },
-        { event: 'content_block_delta', data: { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Half an ans' } } },
+        {
+          event: 'message_start',
+          data: {
+            type: 'message_start',
+            message: {
+              id: 'msg_1',
+              type: 'message',
+              role: 'assistant',
+              model: 'm',
+              content: [],
+              stop_reason: null,
+              stop_sequence: null,
+              usage: { input_tokens: 5, output_tokens: 1 },
+            },
+          },
+        },
+        {
+          event: 'content_block_start',
+          data: { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
+        },
+        {
+          event: 'content_block_delta',
+          data: { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Half an ans' } },
+        },
       ],
     });
     await expectProviderError(provider.complete(ask('Hi'), { onToken: () => {} }), 'network');
@@ -651,7 +804,11 @@ describe('anthropic provider', () => {
   });
 
   it('classifies "prompt is too long" as context_length', async () => {
-    fake.enqueue({ kind: 'error', status: 400, body: anthropicErrorBody('invalid_request_error', 'prompt is too long: 210000 tokens > 200000 maximum') });
+    fake.enqueue({
+      kind: 'error',
+      status: 400,
+      body: anthropicErrorBody('invalid_request_error', 'prompt is too long: 210000 tokens > 200000 maximum'),
+    });
     await expectProviderError(provider.complete(ask('Hi')), 'context_length');
   });
 
@@ -671,7 +828,11 @@ describe('anthropic provider', () => {
   });
 
   it('maps stop_reason refusal to finishReason refusal, streaming or not', async () => {
-    const reply = { kind: 'message' as const, content: [{ type: 'text' as const, text: "I can't help with that." }], stopReason: 'refusal' as const };
+    const reply = {
+      kind: 'message' as const,
+      content: [{ type: 'text' as const, text: "I can't help with that." }],
+      stopReason: 'refusal' as const,
+    };
     fake.enqueue(reply);
     fake.enqueue(reply);
     const plain = await provider.complete(ask('Something bad'));
@@ -684,7 +845,9 @@ describe('anthropic provider', () => {
   it("rethrows the caller's abort as-is, not as a ProviderError", async () => {
     fake.enqueue({ kind: 'message', content: [{ type: 'text', text: 'a b c d e f' }], chunkDelayMs: 50 });
     const controller = new AbortController();
-    const err = await rejectionOf(provider.complete(ask('Hi'), { signal: controller.signal, onToken: () => controller.abort() }));
+    const err = await rejectionOf(
+      provider.complete(ask('Hi'), { signal: controller.signal, onToken: () => controller.abort() }),
+    );
     assert.ok(!(err instanceof ProviderError), `expected the abort, got ${String(err)}`);
     assert.equal((err as Error).name, 'AbortError');
   });

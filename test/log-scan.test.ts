@@ -29,7 +29,11 @@ describe('secrets never reach the logs', () => {
   let logs = '';
 
   const spawnProcess = (entry: string, env: Record<string, string>, ready: string) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry)], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry)], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     children.push(child);
     child.stdout!.on('data', (chunk: Buffer) => (logs += chunk.toString()));
     child.stderr!.on('data', (chunk: Buffer) => (logs += chunk.toString()));
@@ -55,7 +59,10 @@ describe('secrets never reach the logs', () => {
       // The suite's other files share the default organisation and its agent count.
       MAX_AGENTS: '1000000',
     };
-    await Promise.all([spawnProcess('api/server.ts', env, 'API listening'), spawnProcess('workers/main.ts', env, 'worker started')]);
+    await Promise.all([
+      spawnProcess('api/server.ts', env, 'API listening'),
+      spawnProcess('workers/main.ts', env, 'worker started'),
+    ]);
     api = new ApiClient(`http://127.0.0.1:${port}`, envApiKey);
   });
   after(async () => {
@@ -73,22 +80,51 @@ describe('secrets never reach the logs', () => {
   });
 
   it('a task with a secret-marked input, provider errors echoing secrets and careless clients leave no secret in the logs', async () => {
-    const agent = await api.createAgent({ name: 'Keeper', objective: 'Handle credentials', provider: 'openai', allowedTools: ['memory_write'] });
+    const agent = await api.createAgent({
+      name: 'Keeper',
+      objective: 'Handle credentials',
+      provider: 'openai',
+      allowedTools: ['memory_write'],
+    });
     // A provider error that echoes the key and the prompt (retryable: logged by the worker, then retried).
-    openai.enqueue({ kind: 'error', status: 500, body: openAiErrorBody(`upstream failed for key ${providerKey} on prompt containing ${secretValue}`, 'server_error') });
+    openai.enqueue({
+      kind: 'error',
+      status: 500,
+      body: openAiErrorBody(
+        `upstream failed for key ${providerKey} on prompt containing ${secretValue}`,
+        'server_error',
+      ),
+    });
     openai.enqueue({
       kind: 'completion',
-      toolCalls: [{ id: 'call_1', name: 'memory_write', arguments: JSON.stringify({ key: 'customer-token', value: secretValue }) }],
+      toolCalls: [
+        {
+          id: 'call_1',
+          name: 'memory_write',
+          arguments: JSON.stringify({ key: 'customer-token', value: secretValue }),
+        },
+      ],
     });
-    openai.enqueue({ kind: 'completion', content: 'Stored the token.', usage: { promptTokens: 10, completionTokens: 3 } });
+    openai.enqueue({
+      kind: 'completion',
+      content: 'Stored the token.',
+      usage: { promptTokens: 10, completionTokens: 3 },
+    });
 
     const viaDbKey = new ApiClient(api.baseUrl, dbApiKey);
-    const task = await viaDbKey.createTask({ agentId: agent.id, title: 'store the customer token', input: { secrets: { customerToken: secretValue }, customer: 'ACME' } });
+    const task = await viaDbKey.createTask({
+      agentId: agent.id,
+      title: 'store the customer token',
+      input: { secrets: { customerToken: secretValue }, customer: 'ACME' },
+    });
     const done = await viaDbKey.waitForTask(task.id, 60_000);
     assert.equal(done.status, 'completed', JSON.stringify(done));
     // The model did receive the secret, and the credentials went out where they belong.
     const sent = openai.requests.filter((r) => r.path.endsWith('/chat/completions'));
-    assert.ok(sent.some((r) => JSON.stringify(r.body).includes(secretValue)), 'the prompt carried the secret to the model');
+    assert.ok(
+      sent.some((r) => JSON.stringify(r.body).includes(secretValue)),
+      'the prompt carried the secret to the model',
+    );
     assert.ok(sent.every((r) => r.headers.authorization === `Bearer ${providerKey}`));
 
     // Careless clients: a key in the query string, a wrong key, a key in a header the API ignores.
@@ -97,8 +133,13 @@ describe('secrets never reach the logs', () => {
     await viaDbKey.request('GET', `/api/v1/nothing/${secretValue}`, undefined, { headers: { 'x-api-key': envApiKey } });
 
     // Logs of the finished run: wait for the notification of the tool call, then stop both processes.
-    await waitFor(async () => logs.includes('notification: autopilot_executed'), 'the autopilot notification in the log');
-    await Promise.all(children.map((c) => new Promise<void>((resolve) => (c.once('exit', () => resolve()), c.kill('SIGTERM')))));
+    await waitFor(
+      async () => logs.includes('notification: autopilot_executed'),
+      'the autopilot notification in the log',
+    );
+    await Promise.all(
+      children.map((c) => new Promise<void>((resolve) => (c.once('exit', () => resolve()), c.kill('SIGTERM')))),
+    );
 
     const lines = logs.split('\n').filter(Boolean);
     assert.ok(lines.length > 50, `trace logging captured (${lines.length} lines)`);

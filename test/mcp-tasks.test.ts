@@ -6,7 +6,15 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { nonPublicAddressKind } from '../activities/tools/safe-http';
 import { fixtureCallCount, startHttpMcpServer } from './fixtures/mcp-server';
-import { killHard, startApi, startWorker, testConfig, waitFor, withKillableWorkers, type TestStack } from './helpers/stack';
+import {
+  killHard,
+  startApi,
+  startWorker,
+  testConfig,
+  waitFor,
+  withKillableWorkers,
+  type TestStack,
+} from './helpers/stack';
 
 const ROOT = path.resolve(__dirname, '..');
 
@@ -14,7 +22,11 @@ const ROOT = path.resolve(__dirname, '..');
 // outbound connections. Set in the environment, so the API's body checks, in-process workers and worker
 // processes all read them.
 process.env.MCP_STDIO_SERVERS = JSON.stringify({
-  calc: { command: process.execPath, args: ['--import', 'tsx', path.join(__dirname, 'fixtures/mcp-server.ts'), '--stdio'], cwd: ROOT },
+  calc: {
+    command: process.execPath,
+    args: ['--import', 'tsx', path.join(__dirname, 'fixtures/mcp-server.ts'), '--stdio'],
+    cwd: ROOT,
+  },
 });
 process.env.OUTBOUND_ALLOW_HOSTS = '127.0.0.1';
 
@@ -50,7 +62,10 @@ describe('MCP tools in tasks', () => {
       { call: 'mcp__calc__echo', args: { text: 'not allowed' } },
       { answer: 'added' },
     ];
-    const done = await stack.api.waitForTask((await stack.api.createTask({ agentId: agent.id, title: 'add', input: { script } })).id, 60_000);
+    const done = await stack.api.waitForTask(
+      (await stack.api.createTask({ agentId: agent.id, title: 'add', input: { script } })).id,
+      60_000,
+    );
     assert.equal(done.status, 'completed', JSON.stringify(done));
     const calls = done.reasoningTrace.filter((d: any) => d.decisionType === 'tool_call');
     assert.equal(calls[0].result, 5);
@@ -64,8 +79,15 @@ describe('MCP tools in tasks', () => {
       allowedTools: ['mcp__web__*'],
       mcpServers: [{ name: 'web', transport: 'http', url: http.url }],
     });
-    const script = [{ call: 'mcp__web__echo', args: { text: 'over http' } }, { call: 'mcp__web__fail', args: {} }, { answer: 'echoed' }];
-    const done = await stack.api.waitForTask((await stack.api.createTask({ agentId: agent.id, title: 'echo', input: { script } })).id, 60_000);
+    const script = [
+      { call: 'mcp__web__echo', args: { text: 'over http' } },
+      { call: 'mcp__web__fail', args: {} },
+      { answer: 'echoed' },
+    ];
+    const done = await stack.api.waitForTask(
+      (await stack.api.createTask({ agentId: agent.id, title: 'echo', input: { script } })).id,
+      60_000,
+    );
     assert.equal(done.status, 'completed');
     const calls = done.reasoningTrace.filter((d: any) => d.decisionType === 'tool_call');
     assert.equal(calls[0].result, 'over http');
@@ -95,19 +117,44 @@ describe('MCP tools in tasks', () => {
   });
 
   it('refuses a stdio server that sets what it runs, or one the operator did not define, naming the field', async () => {
-    for (const [field, value] of [['command', '/bin/sh'], ['args', ['-c', 'id']], ['env', { LD_PRELOAD: '/tmp/x.so' }], ['cwd', '/']] as const) {
-      const res = await stack.api.post('/api/v1/agents', { name: 'Sneaky', objective: 'Run things', mcpServers: [{ ...stdioServer, [field]: value }] });
+    for (const [field, value] of [
+      ['command', '/bin/sh'],
+      ['args', ['-c', 'id']],
+      ['env', { LD_PRELOAD: '/tmp/x.so' }],
+      ['cwd', '/'],
+    ] as const) {
+      const res = await stack.api.post('/api/v1/agents', {
+        name: 'Sneaky',
+        objective: 'Run things',
+        mcpServers: [{ ...stdioServer, [field]: value }],
+      });
       assert.equal(res.status, 400, field);
-      assert.match(res.body.error.message, new RegExp(`mcpServers\\.0\\.${field}: stdio MCP servers are defined by the operator \\(MCP_STDIO_SERVERS\\)`));
+      assert.match(
+        res.body.error.message,
+        new RegExp(`mcpServers\\.0\\.${field}: stdio MCP servers are defined by the operator \\(MCP_STDIO_SERVERS\\)`),
+      );
     }
-    const legacy = await stack.api.post('/api/v1/agents', { name: 'Sneaky', objective: 'Run things', mcpServers: [{ name: 'sh', transport: 'stdio', command: '/bin/sh' }] });
+    const legacy = await stack.api.post('/api/v1/agents', {
+      name: 'Sneaky',
+      objective: 'Run things',
+      mcpServers: [{ name: 'sh', transport: 'stdio', command: '/bin/sh' }],
+    });
     assert.equal(legacy.status, 400);
     assert.match(legacy.body.error.message, /mcpServers\.0\.command: stdio MCP servers are defined by the operator/);
-    const unknown = await stack.api.post('/api/v1/agents', { name: 'Sneaky', objective: 'Run things', mcpServers: [{ name: 'x', transport: 'stdio', server: 'shell' }] });
+    const unknown = await stack.api.post('/api/v1/agents', {
+      name: 'Sneaky',
+      objective: 'Run things',
+      mcpServers: [{ name: 'x', transport: 'stdio', server: 'shell' }],
+    });
     assert.equal(unknown.status, 400);
-    assert.match(unknown.body.error.message, /mcpServers\.0\.server: no stdio MCP server "shell" is defined by the operator/);
+    assert.match(
+      unknown.body.error.message,
+      /mcpServers\.0\.server: no stdio MCP server "shell" is defined by the operator/,
+    );
     const agent = await stack.api.createAgent({ name: 'Patched', objective: 'Run things' });
-    const patch = await stack.api.patch(`/api/v1/agents/${agent.id}`, { mcpServers: [{ ...stdioServer, command: '/bin/sh' }] });
+    const patch = await stack.api.patch(`/api/v1/agents/${agent.id}`, {
+      mcpServers: [{ ...stdioServer, command: '/bin/sh' }],
+    });
     assert.equal(patch.status, 400);
     assert.match(patch.body.error.message, /mcpServers\.0\.command/);
   });
@@ -115,8 +162,12 @@ describe('MCP tools in tasks', () => {
   it('refuses at connection time a server whose name resolves to a loopback address', async (t) => {
     // The machine's own name passes the configuration check (no lookup there) and resolves to loopback here.
     const host = os.hostname();
-    const address = await dns.lookup(host).then((a) => a.address, () => undefined);
-    if (!address || nonPublicAddressKind(address) !== 'loopback') return t.skip(`${host} does not resolve to a loopback address on this machine`);
+    const address = await dns.lookup(host).then(
+      (a) => a.address,
+      () => undefined,
+    );
+    if (!address || nonPublicAddressKind(address) !== 'loopback')
+      return t.skip(`${host} does not resolve to a loopback address on this machine`);
     const before = http.sessionsCreated();
     const agent = await stack.api.createAgent({
       name: 'Rebound',
@@ -125,10 +176,16 @@ describe('MCP tools in tasks', () => {
       mcpServers: [{ name: 'near', transport: 'http', url: `http://${host}:${http.port}/mcp` }],
     });
     const script = [{ call: 'mcp__near__add', args: { a: 1, b: 2 } }, { answer: 'refused' }];
-    const done = await stack.api.waitForTask((await stack.api.createTask({ agentId: agent.id, title: 'add', input: { script } })).id, 60_000);
+    const done = await stack.api.waitForTask(
+      (await stack.api.createTask({ agentId: agent.id, title: 'add', input: { script } })).id,
+      60_000,
+    );
     assert.equal(done.status, 'completed', JSON.stringify(done));
     const call = done.reasoningTrace.find((d: any) => d.decisionType === 'tool_call');
-    assert.match(call.result.error, new RegExp(`refused: "${host}" is resolved to ${address.replace(/\./g, '\\.')}, a loopback address`));
+    assert.match(
+      call.result.error,
+      new RegExp(`refused: "${host}" is resolved to ${address.replace(/\./g, '\\.')}, a loopback address`),
+    );
     assert.equal(http.sessionsCreated(), before, 'no request reached the server');
   });
 });
@@ -166,7 +223,9 @@ describe('MCP tool calls at most once across a worker crash', () => {
     assert.equal(fixtureCallCount('hang_once', id), 1, 'the tool ran once');
     const call = done.reasoningTrace.find((d: any) => d.decisionType === 'tool_call');
     assert.match(call.result.error, /^outcome unknown: .*not repeated/);
-    const ledger = await crash.stack.db.query('SELECT tool, result FROM side_effects WHERE idempotency_key = $1', [`task-${task.id}:1:0`]);
+    const ledger = await crash.stack.db.query('SELECT tool, result FROM side_effects WHERE idempotency_key = $1', [
+      `task-${task.id}:1:0`,
+    ]);
     assert.deepEqual(ledger.rows, [{ tool: 'mcp__web__hang_once', result: null }]);
   });
 });

@@ -126,15 +126,31 @@ describe('MCP tool names and config', { timeout: 60_000 }, () => {
 
   it('validates server configs strictly', () => {
     assert.ok(McpServerConfigSchema.safeParse(stdioServer).success);
-    assert.ok(McpServerConfigSchema.safeParse({ name: 'h', transport: 'http', url: 'http://127.0.0.1:1/mcp', headers: { a: 'b' } }).success);
+    assert.ok(
+      McpServerConfigSchema.safeParse({
+        name: 'h',
+        transport: 'http',
+        url: 'http://127.0.0.1:1/mcp',
+        headers: { a: 'b' },
+      }).success,
+    );
     // A tenant picks an operator-defined stdio server; what it runs is not the tenant's to say.
     for (const field of ['command', 'args', 'env', 'cwd']) {
-      const res = McpServerConfigSchema.safeParse({ ...stdioServer, [field]: field === 'args' ? ['-c', 'id'] : field === 'env' ? { A: '1' } : '/bin/sh' });
+      const res = McpServerConfigSchema.safeParse({
+        ...stdioServer,
+        [field]: field === 'args' ? ['-c', 'id'] : field === 'env' ? { A: '1' } : '/bin/sh',
+      });
       assert.equal(res.success, false, field);
-      assert.deepEqual(res.error!.issues.map((i) => i.path.join('.')), [field]);
+      assert.deepEqual(
+        res.error!.issues.map((i) => i.path.join('.')),
+        [field],
+      );
       assert.match(res.error!.issues[0]!.message, /defined by the operator \(MCP_STDIO_SERVERS\)/);
     }
-    assert.equal(McpServerConfigSchema.safeParse({ name: 'sh', transport: 'stdio', command: '/bin/sh' }).success, false);
+    assert.equal(
+      McpServerConfigSchema.safeParse({ name: 'sh', transport: 'stdio', command: '/bin/sh' }).success,
+      false,
+    );
     assert.equal(McpServerConfigSchema.safeParse({ ...stdioServer, name: 'bad name' }).success, false);
     assert.equal(McpServerConfigSchema.safeParse({ ...stdioServer, name: 'x'.repeat(33) }).success, false);
     assert.equal(McpServerConfigSchema.safeParse({ ...stdioServer, extra: 1 }).success, false);
@@ -180,8 +196,14 @@ describe('McpToolSource over stdio', { timeout: 60_000 }, () => {
     assert.deepEqual(await source.callTool(stdioServer, 'add', { a: 2, b: 3 }), { content: '5', isError: false });
     const pid = await source.stdioPid(stdioServer);
     assert.ok(pid && isAlive(pid));
-    assert.deepEqual(await source.callTool(stdioServer, 'echo', { text: 'hi there' }), { content: 'hi there', isError: false });
-    assert.deepEqual(await source.callTool(stdioServer, 'fail', {}), { content: 'this tool always fails', isError: true });
+    assert.deepEqual(await source.callTool(stdioServer, 'echo', { text: 'hi there' }), {
+      content: 'hi there',
+      isError: false,
+    });
+    assert.deepEqual(await source.callTool(stdioServer, 'fail', {}), {
+      content: 'this tool always fails',
+      isError: true,
+    });
     // The server process answering is the one we spawned, every time.
     assert.equal((await source.callTool(stdioServer, 'pid', {})).content, String(pid));
     assert.equal((await source.callTool(stdioServer, 'pid', {})).content, String(pid));
@@ -215,7 +237,7 @@ describe('McpToolSource over stdio', { timeout: 60_000 }, () => {
     const controller = new AbortController();
     const call = source.callTool(stdioServer, 'sleep', { ms: 5_000 }, { signal: controller.signal });
     setTimeout(() => controller.abort(new Error('stop now')), 100);
-    assert.match(String((await rejectionOf(call) as Error).message), /stop now/);
+    assert.match(String(((await rejectionOf(call)) as Error).message), /stop now/);
     assert.deepEqual(await source.callTool(stdioServer, 'add', { a: 1, b: 1 }), { content: '2', isError: false });
   });
 
@@ -244,7 +266,9 @@ describe('McpToolSource over stdio', { timeout: 60_000 }, () => {
   });
 
   it('shares one connection between concurrent first uses', async () => {
-    const results = await Promise.all([1, 2, 3, 4, 5].map((n) => source.callTool(stdioServer, 'pid', {}).then((r) => r.content + n)));
+    const results = await Promise.all(
+      [1, 2, 3, 4, 5].map((n) => source.callTool(stdioServer, 'pid', {}).then((r) => r.content + n)),
+    );
     const pids = new Set(results.map((r) => r.slice(0, -1)));
     assert.equal(pids.size, 1);
     assert.equal(source.size, 1);
@@ -266,11 +290,7 @@ describe('McpToolSource startup failures', { timeout: 60_000 }, () => {
 
   it('a server that exits at once reports its stderr', async () => {
     const err = await rejectionOf(
-      source.callTool(
-        { name: 'crashy', transport: 'stdio', server: 'crashy' },
-        'add',
-        { a: 1, b: 2 },
-      ),
+      source.callTool({ name: 'crashy', transport: 'stdio', server: 'crashy' }, 'add', { a: 1, b: 2 }),
     );
     assert.ok(err instanceof McpConnectionError, String(err));
     assert.match(err.message, /MCP server "crashy" .*failed to start/);
@@ -279,9 +299,7 @@ describe('McpToolSource startup failures', { timeout: 60_000 }, () => {
 
   it('a server that never answers times out', async () => {
     const started = Date.now();
-    const err = await rejectionOf(
-      source.listTools({ name: 'mute', transport: 'stdio', server: 'mute' }),
-    );
+    const err = await rejectionOf(source.listTools({ name: 'mute', transport: 'stdio', server: 'mute' }));
     assert.ok(err instanceof McpConnectionError, String(err));
     assert.match(err.message, /timed out after 1000 ms/);
     assert.ok(Date.now() - started < 5_000);
@@ -296,18 +314,31 @@ describe('McpToolSource startup failures', { timeout: 60_000 }, () => {
   });
 
   it('rejects invalid configs before connecting', async () => {
-    await assert.rejects(source.listTools({ name: 'bad name', transport: 'stdio', server: 'fixture' }), /invalid MCP server config/);
+    await assert.rejects(
+      source.listTools({ name: 'bad name', transport: 'stdio', server: 'fixture' }),
+      /invalid MCP server config/,
+    );
   });
 
   it('runs only stdio servers the operator defined, and never a command from a tenant', async () => {
     const unknown = { name: 'x', transport: 'stdio', server: 'not-defined' } as const;
-    await assert.rejects(source.listTools(unknown), (err: unknown) => err instanceof McpConfigError && /no stdio MCP server "not-defined" is defined by the operator/.test(err.message));
+    await assert.rejects(
+      source.listTools(unknown),
+      (err: unknown) =>
+        err instanceof McpConfigError &&
+        /no stdio MCP server "not-defined" is defined by the operator/.test(err.message),
+    );
     assert.deepEqual(await source.callTool(unknown, 'add', {}), {
       content: 'MCP server "x": no stdio MCP server "not-defined" is defined by the operator (MCP_STDIO_SERVERS)',
       isError: true,
     });
     // A config of the old shape (stored before this change) is refused, not run.
-    const legacy = { name: 'sh', transport: 'stdio', command: '/bin/sh', args: ['-c', 'id'] } as unknown as McpServerConfig;
+    const legacy = {
+      name: 'sh',
+      transport: 'stdio',
+      command: '/bin/sh',
+      args: ['-c', 'id'],
+    } as unknown as McpServerConfig;
     const res = await source.callTool(legacy, 'add', {});
     assert.equal(res.isError, true);
     assert.match(res.content, /defined by the operator/);
@@ -372,13 +403,22 @@ describe('MCP HTTP servers and the outbound address policy', { timeout: 60_000 }
     const strict = new McpToolSource(sourceOptions({ outboundAllowHosts: [] }));
     const before = http.sessionsCreated();
     try {
-      await assert.rejects(strict.listTools(literal), /refused: "127\.0\.0\.1" is a loopback address; only hosts on OUTBOUND_ALLOW_HOSTS/);
+      await assert.rejects(
+        strict.listTools(literal),
+        /refused: "127\.0\.0\.1" is a loopback address; only hosts on OUTBOUND_ALLOW_HOSTS/,
+      );
       // Not a literal: refused once resolved, at connection time.
-      await assert.rejects(strict.listTools(named), /refused: "localhost" is resolved to (127\.0\.0\.1|::1), a loopback address/);
+      await assert.rejects(
+        strict.listTools(named),
+        /refused: "localhost" is resolved to (127\.0\.0\.1|::1), a loopback address/,
+      );
       const called = await strict.callTool(named, 'add', { a: 1, b: 2 });
       assert.equal(called.isError, true, 'a refusal reaches the model as a tool error');
       assert.match(called.content, /^MCP server "named": refused: "localhost" is resolved to/);
-      assert.match((await strict.callTool(metadata, 'anything', {})).content, /169\.254\.169\.254" is a link-local \(cloud metadata\) address/);
+      assert.match(
+        (await strict.callTool(metadata, 'anything', {})).content,
+        /169\.254\.169\.254" is a link-local \(cloud metadata\) address/,
+      );
       assert.equal(http.sessionsCreated(), before, 'no request reached the server');
       assert.equal(strict.size, 0);
     } finally {
@@ -388,7 +428,11 @@ describe('MCP HTTP servers and the outbound address policy', { timeout: 60_000 }
     for (const allow of [[`localhost:${http.port}`], ['127.0.0.0/8', '::1/128']]) {
       const allowed = new McpToolSource(sourceOptions({ outboundAllowHosts: allow }));
       try {
-        assert.deepEqual(await allowed.callTool(named, 'add', { a: 1, b: 2 }), { content: '3', isError: false }, allow.join());
+        assert.deepEqual(
+          await allowed.callTool(named, 'add', { a: 1, b: 2 }),
+          { content: '3', isError: false },
+          allow.join(),
+        );
       } finally {
         await allowed.close();
       }
@@ -402,14 +446,20 @@ describe('MCP tool calls at most once (side_effects ledger)', { timeout: 60_000 
   let source: McpToolSource;
   let server: McpServerConfig;
   const ledgerFor = (key = `task-${randomUUID()}:1:0`) => ({ db, idempotencyKey: key, taskId: randomUUID() });
-  const ledgerRow = async (key: string) => (await db.query('SELECT tool, result FROM side_effects WHERE idempotency_key = $1', [key])).rows[0];
+  const ledgerRow = async (key: string) =>
+    (await db.query('SELECT tool, result FROM side_effects WHERE idempotency_key = $1', [key])).rows[0];
 
   before(async () => {
     http = await startHttpMcpServer();
     server = { name: 'remote', transport: 'http', url: http.url };
     db = createPool(process.env.DATABASE_URL!, 2);
     source = new McpToolSource(
-      sourceOptions({ stdioServers: { ...STDIO_SERVERS, readonly: { ...STDIO_SERVERS.fixture!, readOnlyTools: ['hang_once', 'count'] } } }),
+      sourceOptions({
+        stdioServers: {
+          ...STDIO_SERVERS,
+          readonly: { ...STDIO_SERVERS.fixture!, readOnlyTools: ['hang_once', 'count'] },
+        },
+      }),
     );
   });
   after(async () => {
@@ -437,8 +487,14 @@ describe('MCP tool calls at most once (side_effects ledger)', { timeout: 60_000 
     const id = randomUUID();
     const ledger = ledgerFor();
     assert.deepEqual(await source.callTool(server, 'count', { id }, { ledger }), { content: '1', isError: false });
-    assert.deepEqual(JSON.parse((await source.callTool(server, 'last_meta', {})).content), { idempotencyKey: ledger.idempotencyKey });
-    assert.deepEqual(await source.callTool(server, 'count', { id }, { ledger }), { content: '1', isError: false, replayed: true });
+    assert.deepEqual(JSON.parse((await source.callTool(server, 'last_meta', {})).content), {
+      idempotencyKey: ledger.idempotencyKey,
+    });
+    assert.deepEqual(await source.callTool(server, 'count', { id }, { ledger }), {
+      content: '1',
+      isError: false,
+      replayed: true,
+    });
     assert.equal(fixtureCallCount('count', id), 1);
     assert.deepEqual((await ledgerRow(ledger.idempotencyKey)).result, { content: '1', isError: false });
   });
@@ -446,7 +502,9 @@ describe('MCP tool calls at most once (side_effects ledger)', { timeout: 60_000 
   it('releases the claim when the call certainly never reached a server, so a retry may send it', async () => {
     const ledger = ledgerFor();
     const down = { name: 'down', transport: 'http', url: `http://127.0.0.1:${await closedPort()}/mcp` } as const;
-    assert.ok((await rejectionOf(source.callTool(down, 'count', { id: 'x' }, { ledger }))) instanceof McpConnectionError);
+    assert.ok(
+      (await rejectionOf(source.callTool(down, 'count', { id: 'x' }, { ledger }))) instanceof McpConnectionError,
+    );
     assert.equal(await ledgerRow(ledger.idempotencyKey), undefined);
     const refused = new McpToolSource(sourceOptions({ outboundAllowHosts: [] }));
     try {
@@ -462,7 +520,10 @@ describe('MCP tool calls at most once (side_effects ledger)', { timeout: 60_000 
     const ledger = ledgerFor();
     const id = randomUUID();
     await rejectionOf(source.callTool(readonly, 'hang_once', { id }, { ledger, timeoutMs: 300 }));
-    assert.deepEqual(await source.callTool(readonly, 'hang_once', { id }, { ledger }), { content: 'done', isError: false });
+    assert.deepEqual(await source.callTool(readonly, 'hang_once', { id }, { ledger }), {
+      content: 'done',
+      isError: false,
+    });
     assert.deepEqual(await source.callTool(readonly, 'count', { id }, { ledger }), { content: '1', isError: false });
     assert.deepEqual(await source.callTool(readonly, 'count', { id }, { ledger }), { content: '2', isError: false });
     assert.equal(await ledgerRow(ledger.idempotencyKey), undefined, 'read-only calls leave no ledger row');
@@ -479,7 +540,8 @@ describe('MCP connections: per organisation, idle eviction, per-worker cap', { t
   after(async () => {
     await http.close();
   });
-  const add = (source: McpToolSource, orgId: string, target: McpServerConfig = server) => source.callTool(target, 'add', { a: 1, b: 1 }, { orgId });
+  const add = (source: McpToolSource, orgId: string, target: McpServerConfig = server) =>
+    source.callTool(target, 'add', { a: 1, b: 1 }, { orgId });
 
   it('keys connections by organisation and config: organisations never share one', async () => {
     const source = new McpToolSource(sourceOptions());

@@ -30,7 +30,8 @@ function activitiesFor(stack: TestStack, config: Config) {
 /** Runs an activity in a mock activity context (with the test's client when given), typed by the activity. */
 function inActivityContext(taskQueue: string, client?: TestStack['client']) {
   const env = new MockActivityEnvironment({ taskQueue }, client ? { client } : {});
-  return <A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A): Promise<R> => env.run(fn, ...args) as Promise<R>;
+  return <A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A): Promise<R> =>
+    env.run(fn, ...args) as Promise<R>;
 }
 
 describe('meta supervisor', () => {
@@ -47,7 +48,10 @@ describe('meta supervisor', () => {
       assert.equal(stack.config.META_AGENT_ENABLED, false);
       const runs = async () => (await stack.db.query('SELECT count(*)::int AS n FROM meta_runs')).rows[0].n as number;
       const before = await runs();
-      for (const res of [await stack.api.post('/api/v1/meta', { objective: 'Plan a launch' }), await stack.api.get('/api/v1/meta')]) {
+      for (const res of [
+        await stack.api.post('/api/v1/meta', { objective: 'Plan a launch' }),
+        await stack.api.get('/api/v1/meta'),
+      ]) {
         assert.equal(res.status, 404);
         assert.match(res.body.error.message, /META_AGENT_ENABLED=true/);
       }
@@ -96,7 +100,9 @@ describe('meta supervisor', () => {
       assert.equal(run.status, 'completed', JSON.stringify(run));
       assert.equal(run.error, null);
       // The design call was admitted like any step: a reservation of the organisation's budget.
-      const ledger = await stack.db.query(`SELECT org_id, purpose FROM token_ledger WHERE task_id = $1`, [`meta-${id}`]);
+      const ledger = await stack.db.query(`SELECT org_id, purpose FROM token_ledger WHERE task_id = $1`, [
+        `meta-${id}`,
+      ]);
       assert.deepEqual(ledger.rows, [{ org_id: stack.config.DEFAULT_ORG_ID, purpose: 'meta' }]);
 
       // The team: at most 5 agents, each a real agent row with the objective it was designed for.
@@ -124,8 +130,14 @@ describe('meta supervisor', () => {
 
       // Every planned sub-task ran on a created agent with the capability it needed, after its dependencies.
       const plan: { id: string; capabilities: string[]; dependsOn: string[] }[] = run.plan;
-      assert.ok(plan.some((n) => n.dependsOn.length > 0), 'the plan has dependencies');
-      assert.deepEqual(run.result.subTasks.map((s: { key: string }) => s.key), plan.map((n) => n.id));
+      assert.ok(
+        plan.some((n) => n.dependsOn.length > 0),
+        'the plan has dependencies',
+      );
+      assert.deepEqual(
+        run.result.subTasks.map((s: { key: string }) => s.key),
+        plan.map((n) => n.id),
+      );
       const { rows: tasks } = await stack.db.query(
         'SELECT id, agent_id, status, output, started_at, completed_at FROM tasks WHERE crew_id = $1',
         [run.crewId],
@@ -141,7 +153,10 @@ describe('meta supervisor', () => {
         assert.equal(task.agent_id, sub.agentId);
         const member = run.team.find((m: { agentId: string }) => m.agentId === sub.agentId);
         const node = plan.find((n) => n.id === sub.key)!;
-        assert.ok(node.capabilities.every((c) => member.capabilities.includes(c)), `${sub.key} ran on a capable member`);
+        assert.ok(
+          node.capabilities.every((c) => member.capabilities.includes(c)),
+          `${sub.key} ran on a capable member`,
+        );
         taskOf.set(sub.key, task);
       }
       for (const node of plan) {
@@ -153,7 +168,8 @@ describe('meta supervisor', () => {
       }
 
       // The result combines every sub-task's answer.
-      for (const task of tasks) assert.ok(run.result.combined.includes(task.output.answer), 'the combined result holds each answer');
+      for (const task of tasks)
+        assert.ok(run.result.combined.includes(task.output.answer), 'the combined result holds each answer');
 
       const list = await stack.api.get('/api/v1/meta');
       assert.equal(list.status, 200);
@@ -161,9 +177,17 @@ describe('meta supervisor', () => {
 
       // Both histories replay with the current workflow code.
       const workflowIds = [metaWorkflowId(id), crewWorkflowId(run.crewId)];
-      const histories = await Promise.all(workflowIds.map(async (workflowId) => ({ workflowId, history: await stack.client.workflow.getHandle(workflowId).fetchHistory() })));
+      const histories = await Promise.all(
+        workflowIds.map(async (workflowId) => ({
+          workflowId,
+          history: await stack.client.workflow.getHandle(workflowId).fetchHistory(),
+        })),
+      );
       const failures: string[] = [];
-      for await (const result of Worker.runReplayHistories({ workflowBundle: { codePath: process.env.WORKFLOW_BUNDLE_PATH! } }, histories)) {
+      for await (const result of Worker.runReplayHistories(
+        { workflowBundle: { codePath: process.env.WORKFLOW_BUNDLE_PATH! } },
+        histories,
+      )) {
         if (result.error) failures.push(`${result.workflowId}: ${result.error.message.split('\n')[0]}`);
       }
       assert.deepEqual(failures, []);
@@ -172,7 +196,11 @@ describe('meta supervisor', () => {
     it('a team design with fewer agents allowed stays within maxAgents', async () => {
       const activities = activitiesFor(stack, stack.config);
       const call = inActivityContext(stack.config.TEMPORAL_TASK_QUEUE);
-      const design = await call(activities.designMetaTeam, { metaId: 'ad0a7c2e-0000-4000-8000-000000000001', objective: 'Audit the build', maxAgents: 2 });
+      const design = await call(activities.designMetaTeam, {
+        metaId: 'ad0a7c2e-0000-4000-8000-000000000001',
+        objective: 'Audit the build',
+        maxAgents: 2,
+      });
       assert.equal(design.team.length, 2);
       const capabilities = new Set(design.team.flatMap((m) => m.capabilities));
       for (const node of design.plan) assert.ok(node.capabilities.every((c) => capabilities.has(c)));
@@ -183,26 +211,46 @@ describe('meta supervisor', () => {
       const call = inActivityContext(stack.config.TEMPORAL_TASK_QUEUE, stack.client);
       const metaId = 'ad0a7c2e-0000-4000-8000-000000000002';
       const design = await call(activities.designMetaTeam, { metaId, objective: 'Write release notes', maxAgents: 3 });
-      const input = { metaId, orgId: stack.config.DEFAULT_ORG_ID, name: 'Retried', objective: 'Write release notes', team: design.team, settings: agentSettings(stack.config) };
+      const input = {
+        metaId,
+        orgId: stack.config.DEFAULT_ORG_ID,
+        name: 'Retried',
+        objective: 'Write release notes',
+        team: design.team,
+        settings: agentSettings(stack.config),
+      };
       // What MAX_AGENTS counts: the organisation's agents that are not archived.
       const count = async () =>
-        (await stack.db.query(`SELECT count(*)::int AS n FROM agents WHERE org_id = $1 AND status <> 'ARCHIVED'`, [input.orgId])).rows[0].n as number;
+        (
+          await stack.db.query(`SELECT count(*)::int AS n FROM agents WHERE org_id = $1 AND status <> 'ARCHIVED'`, [
+            input.orgId,
+          ])
+        ).rows[0].n as number;
       const before = await count();
 
       const first = await call(activities.createMetaTeam, input);
       const second = await call(activities.createMetaTeam, input);
       // Two attempts at once (a retry racing a slow first attempt) also meet the same agents.
-      const [third, fourth] = await Promise.all([call(activities.createMetaTeam, input), call(activities.createMetaTeam, input)]);
+      const [third, fourth] = await Promise.all([
+        call(activities.createMetaTeam, input),
+        call(activities.createMetaTeam, input),
+      ]);
       const ids = first.members.map((m) => m.agentId);
       assert.equal(ids.length, 3);
       for (const other of [second, third, fourth]) {
-        assert.deepEqual(other.members.map((m) => m.agentId), ids);
+        assert.deepEqual(
+          other.members.map((m) => m.agentId),
+          ids,
+        );
         assert.equal(other.crewId, first.crewId);
       }
       assert.equal(await count(), before + 3);
       const crews = await stack.db.query('SELECT members FROM crews WHERE id = $1', [first.crewId]);
       assert.equal(crews.rowCount, 1);
-      assert.deepEqual(crews.rows[0].members.map((m: { agentId: string }) => m.agentId), ids);
+      assert.deepEqual(
+        crews.rows[0].members.map((m: { agentId: string }) => m.agentId),
+        ids,
+      );
       for (const id of ids) {
         const agent = await stack.api.get(`/api/v1/agents/${id}`);
         assert.equal(agent.status, 200);
@@ -210,8 +258,13 @@ describe('meta supervisor', () => {
 
       // A team that would pass MAX_AGENTS is refused before any agent is created.
       const limited = activitiesFor(stack, { ...stack.config, MAX_AGENTS: before + 3 + 1 });
-      const refused = await call(limited.createMetaTeam, { ...input, metaId: 'ad0a7c2e-0000-4000-8000-000000000003' })
-        .then(() => null, (err: unknown) => err);
+      const refused = await call(limited.createMetaTeam, {
+        ...input,
+        metaId: 'ad0a7c2e-0000-4000-8000-000000000003',
+      }).then(
+        () => null,
+        (err: unknown) => err,
+      );
       assert.ok(refused instanceof ApplicationFailure, String(refused));
       assert.equal(refused.type, 'AgentLimitReached');
       assert.equal(refused.nonRetryable, true);

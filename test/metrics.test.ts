@@ -18,7 +18,9 @@ function parsePrometheus(text: string): Sample[] {
   for (const line of text.split('\n')) {
     const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
     if (!m || line.startsWith('#')) continue;
-    const labels = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map(([, k, v]) => [k!, v!]));
+    const labels = Object.fromEntries(
+      [...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map(([, k, v]) => [k!, v!]),
+    );
     samples.push({ name: m[1]!, labels, value: Number(m[3]) });
   }
   return samples;
@@ -67,7 +69,9 @@ describe('Prometheus metrics after real tasks', () => {
   });
 
   const apiMetrics = async () => {
-    const res = await fetch(`${stack.api.baseUrl}/metrics`, { headers: { authorization: `Bearer ${stack.api.apiKey}` } });
+    const res = await fetch(`${stack.api.baseUrl}/metrics`, {
+      headers: { authorization: `Bearer ${stack.api.apiKey}` },
+    });
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
     return parsePrometheus(await res.text());
@@ -78,14 +82,25 @@ describe('Prometheus metrics after real tasks', () => {
 
   it('reflects the tasks, tokens, queue and approvals of a real run', async () => {
     const counter = await stack.api.createAgent({ name: 'Counter', objective: 'Count', type: agentType });
-    const write = { script: [{ call: 'memory_write', args: { key: 'n', op: 'increment', value: 1 } }, { answer: 'counted' }] };
+    const write = {
+      script: [{ call: 'memory_write', args: { key: 'n', op: 'increment', value: 1 } }, { answer: 'counted' }],
+    };
     const done = [await run(counter.id, 'count once', write), await run(counter.id, 'count twice', write)];
     const loop = { script: Array.from({ length: 5 }, () => ({ call: 'memory_read', args: { key: 'n' } })) };
     const failed = await run(counter.id, 'loop past the step limit', loop);
-    assert.deepEqual([...done.map((t) => t.status), failed.status], ['completed', 'completed', 'failed'], JSON.stringify([...done, failed].map((t) => t.error)));
+    assert.deepEqual(
+      [...done.map((t) => t.status), failed.status],
+      ['completed', 'completed', 'failed'],
+      JSON.stringify([...done, failed].map((t) => t.error)),
+    );
 
     // A copilot agent waits for a decision; the wait is measured once it is approved.
-    const careful = await stack.api.createAgent({ name: 'Careful', objective: 'Ask first', type: agentType, autonomy: 'copilot' });
+    const careful = await stack.api.createAgent({
+      name: 'Careful',
+      objective: 'Ask first',
+      type: agentType,
+      autonomy: 'copilot',
+    });
     const pending = await stack.api.createTask({ agentId: careful.id, title: 'write with approval', input: write });
     const approval = await waitFor(
       async () => (await stack.api.get(`/api/v1/approvals?taskId=${pending.id}&status=pending`)).body.approvals[0],
@@ -119,8 +134,14 @@ describe('Prometheus metrics after real tasks', () => {
     const tasks = [...done, failed];
     const tokens = (direction: 'inputTokens' | 'outputTokens') => tasks.reduce((sum, t) => sum + t.usage[direction], 0);
     assert.ok(tokens('inputTokens') > 0);
-    assert.equal(value(samples, 'agents_tokens_used', { agent_type: agentType, direction: 'input' }), tokens('inputTokens'));
-    assert.equal(value(samples, 'agents_tokens_used', { agent_type: agentType, direction: 'output' }), tokens('outputTokens'));
+    assert.equal(
+      value(samples, 'agents_tokens_used', { agent_type: agentType, direction: 'input' }),
+      tokens('inputTokens'),
+    );
+    assert.equal(
+      value(samples, 'agents_tokens_used', { agent_type: agentType, direction: 'output' }),
+      tokens('outputTokens'),
+    );
     // The budget window (60 s) still holds these tasks' model calls.
     assert.equal(value(samples, 'agents_token_budget_tokens'), stack.config.AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE);
     assert.ok(value(samples, 'agents_token_budget_used_tokens')! >= tokens('inputTokens') + tokens('outputTokens'));
@@ -135,14 +156,24 @@ describe('Prometheus metrics after real tasks', () => {
 
   it("serves the worker's step durations, provider errors and circuit state, and the SDK's worker metrics", async () => {
     const before = await workerMetrics();
-    const modelCalls = value(before, 'agents_step_duration_seconds_count', { kind: 'model', target: 'offline', outcome: 'ok' }) ?? 0;
+    const modelCalls =
+      value(before, 'agents_step_duration_seconds_count', { kind: 'model', target: 'offline', outcome: 'ok' }) ?? 0;
     // Each tool call of the first test was timed: three tasks called memory_write once each.
-    assert.equal(value(before, 'agents_step_duration_seconds_count', { kind: 'tool', target: 'memory_write', outcome: 'ok' }), 3);
+    assert.equal(
+      value(before, 'agents_step_duration_seconds_count', { kind: 'tool', target: 'memory_write', outcome: 'ok' }),
+      3,
+    );
     assert.ok(modelCalls >= 7, `model calls timed: ${modelCalls}`);
 
     // OpenAI fails with a 500: counted by kind; the circuit (threshold 1) opens; the offline fallback answers.
     openai.enqueue({ kind: 'error', status: 500, body: openAiErrorBody('boom', 'server_error') });
-    const agent = await stack.api.createAgent({ name: 'Fallback', objective: 'Answer', type: agentType, provider: 'openai', fallbackProviders: ['offline'] });
+    const agent = await stack.api.createAgent({
+      name: 'Fallback',
+      objective: 'Answer',
+      type: agentType,
+      provider: 'openai',
+      fallbackProviders: ['offline'],
+    });
     const done = await run(agent.id, 'answer somehow');
     assert.equal(done.status, 'completed', JSON.stringify(done));
 
@@ -150,16 +181,29 @@ describe('Prometheus metrics after real tasks', () => {
     assert.equal(value(after, 'agents_provider_errors_total', { provider: 'openai', kind: 'unavailable' }), 1);
     assert.equal(value(after, 'agents_provider_circuit_state', { provider: 'openai' }), 2, 'open');
     assert.equal(value(after, 'agents_provider_circuit_state', { provider: 'offline' }), 0, 'closed');
-    assert.equal(value(after, 'agents_step_duration_seconds_count', { kind: 'model', target: 'offline', outcome: 'ok' }), modelCalls + 1);
-    const buckets = after.filter((s) => s.name === 'agents_step_duration_seconds_bucket' && s.labels.target === 'memory_write');
+    assert.equal(
+      value(after, 'agents_step_duration_seconds_count', { kind: 'model', target: 'offline', outcome: 'ok' }),
+      modelCalls + 1,
+    );
+    const buckets = after.filter(
+      (s) => s.name === 'agents_step_duration_seconds_bucket' && s.labels.target === 'memory_write',
+    );
     assert.equal(buckets.find((b) => b.labels.le === '+Inf')?.value, 3);
 
     // The Temporal SDK's own metrics, from its Prometheus exporter, in the same scrape.
     const sdk = after.filter((s) => s.name.startsWith('temporal_'));
     assert.ok(sdk.length > 0, 'SDK metrics present');
-    const activityTasks = sdk.filter((s) => /^temporal_activity_execution_latency.*_count$/.test(s.name) && s.labels.activity_type === 'callModel');
-    assert.ok(activityTasks.length > 0 && activityTasks[0]!.value >= modelCalls, JSON.stringify(sdk.map((s) => s.name).slice(0, 40)));
-    assert.ok(sdk.some((s) => s.labels.task_queue === config.TEMPORAL_TASK_QUEUE), 'labelled with the task queue');
+    const activityTasks = sdk.filter(
+      (s) => /^temporal_activity_execution_latency.*_count$/.test(s.name) && s.labels.activity_type === 'callModel',
+    );
+    assert.ok(
+      activityTasks.length > 0 && activityTasks[0]!.value >= modelCalls,
+      JSON.stringify(sdk.map((s) => s.name).slice(0, 40)),
+    );
+    assert.ok(
+      sdk.some((s) => s.labels.task_queue === config.TEMPORAL_TASK_QUEUE),
+      'labelled with the task queue',
+    );
 
     const health = await fetch(workerMetricsUrl.replace('/metrics', '/health'));
     assert.equal(health.status, 200);
@@ -177,13 +221,18 @@ describe('/metrics and /health cost and access (security)', () => {
     await stack?.stop();
   });
 
-  const scrape = (authorization?: string) => fetch(`${stack.api.baseUrl}/metrics`, { headers: authorization ? { authorization } : {} });
+  const scrape = (authorization?: string) =>
+    fetch(`${stack.api.baseUrl}/metrics`, { headers: authorization ? { authorization } : {} });
 
-  it('needs METRICS_TOKEN or a key of the operators\' organisation', async () => {
+  it("needs METRICS_TOKEN or a key of the operators' organisation", async () => {
     assert.equal((await scrape()).status, 401);
     assert.equal((await scrape('Bearer not-the-token-not-the-token')).status, 401);
     const tenant = await stack.clientForOrg(`metrics-tenant-${randomUUID().slice(0, 8)}`);
-    assert.equal((await scrape(`Bearer ${tenant.apiKey}`)).status, 401, 'a tenant key does not see every organisation\'s counts');
+    assert.equal(
+      (await scrape(`Bearer ${tenant.apiKey}`)).status,
+      401,
+      "a tenant key does not see every organisation's counts",
+    );
     assert.equal((await scrape(`Bearer ${token}`)).status, 200);
     assert.equal((await scrape(`Bearer ${stack.api.apiKey}`)).status, 200);
   });
@@ -201,7 +250,12 @@ describe('/metrics and /health cost and access (security)', () => {
     const counted = await stack.db.query(`SELECT count(*)::int AS n FROM agents WHERE type = $1`, [agentType]);
     assert.equal(counted.rows[0].n, 1);
     const texts = await Promise.all(Array.from({ length: 5 }, async () => (await scrape(`Bearer ${token}`)).text()));
-    for (const text of texts) assert.equal(value(parsePrometheus(text), 'agents_agents', { agent_type: agentType }), undefined, 'served from the cache');
+    for (const text of texts)
+      assert.equal(
+        value(parsePrometheus(text), 'agents_agents', { agent_type: agentType }),
+        undefined,
+        'served from the cache',
+      );
     await stack.db.query(`DELETE FROM agents WHERE type = $1`, [agentType]);
   });
 

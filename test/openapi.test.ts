@@ -44,10 +44,16 @@ describe('OpenAPI 3.1 contract', () => {
     }
     const mediaType = (res.headers.get('content-type') ?? '').split(';')[0]!.trim();
     const media = response.content[mediaType];
-    assert.ok(media, `${method.toUpperCase()} ${template} ${res.status} documents ${mediaType} (has ${Object.keys(response.content)})`);
+    assert.ok(
+      media,
+      `${method.toUpperCase()} ${template} ${res.status} documents ${mediaType} (has ${Object.keys(response.content)})`,
+    );
     const schema = media.schema.$ref ? { $ref: `${DOC_ID}${media.schema.$ref}` } : media.schema;
     const validate = ajv.compile(schema);
-    assert.ok(validate(res.body), `${method.toUpperCase()} ${template} ${res.status}: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(res.body).slice(0, 2000)}`);
+    assert.ok(
+      validate(res.body),
+      `${method.toUpperCase()} ${template} ${res.status}: ${ajv.errorsText(validate.errors)}\n${JSON.stringify(res.body).slice(0, 2000)}`,
+    );
     if (res.status < 400) covered.add(`${method} ${template}`);
   };
 
@@ -60,24 +66,35 @@ describe('OpenAPI 3.1 contract', () => {
     addFormats(ajv);
     // The document as one resource, so `#/components/schemas/…` references resolve inside it.
     ajv.addSchema(doc, DOC_ID, undefined, false);
-    for (const name of Object.keys(doc.components.schemas)) ajv.compile({ $ref: `${DOC_ID}#/components/schemas/${name}` });
+    for (const name of Object.keys(doc.components.schemas))
+      ajv.compile({ $ref: `${DOC_ID}#/components/schemas/${name}` });
     conforms('get', '/api/v1/openapi.json', res, 200);
     // Request schemas come from lib/models.ts: the document rejects what the API rejects.
     const createAgent = ajv.compile({ $ref: `${DOC_ID}#/components/schemas/CreateAgentBody` });
     assert.equal(createAgent({ name: 'A', objective: 'B', priority: 7 }), true);
     assert.equal(createAgent({ name: 'A', objective: 'B', priority: 11 }), false);
     assert.equal(createAgent({ name: 'A', objective: 'B', surprise: true }), false);
-    assert.ok(doc.paths['/api/v1/tasks'].get.parameters.some((p: any) => p.name === 'status' && p.schema.enum.includes('awaiting_approval')));
+    assert.ok(
+      doc.paths['/api/v1/tasks'].get.parameters.some(
+        (p: any) => p.name === 'status' && p.schema.enum.includes('awaiting_approval'),
+      ),
+    );
   });
 
   it('health and metrics', async () => {
     conforms('get', '/health', await stack.api.get('/health'), 200);
-    const metrics = await fetch(`${stack.api.baseUrl}/metrics`, { headers: { authorization: `Bearer ${stack.api.apiKey}` } });
+    const metrics = await fetch(`${stack.api.baseUrl}/metrics`, {
+      headers: { authorization: `Bearer ${stack.api.apiKey}` },
+    });
     conforms('get', '/metrics', { status: metrics.status, headers: metrics.headers, body: await metrics.text() }, 200);
   });
 
   it('agents: create, list, read, change, pause, resume, archive, and errors', async () => {
-    const created = await stack.api.post('/api/v1/agents', { name: 'Contract', objective: 'Conform', type: 'contract' });
+    const created = await stack.api.post('/api/v1/agents', {
+      name: 'Contract',
+      objective: 'Conform',
+      type: 'contract',
+    });
     conforms('post', '/api/v1/agents', created, 201);
     const id = created.body.id;
     // The schemas are strict enough to catch a drifted response.
@@ -89,8 +106,21 @@ describe('OpenAPI 3.1 contract', () => {
     conforms('post', '/api/v1/agents', await stack.api.post('/api/v1/agents', { name: '' }), 400);
     conforms('get', '/api/v1/agents', await stack.api.get('/api/v1/agents?type=contract&limit=5'), 200);
     conforms('get', '/api/v1/agents/:id', await stack.api.get(`/api/v1/agents/${id}`), 200);
-    conforms('get', '/api/v1/agents/:id', await stack.api.get('/api/v1/agents/00000000-0000-4000-8000-000000000000'), 404);
-    conforms('patch', '/api/v1/agents/:id', await stack.api.patch(`/api/v1/agents/${id}`, { priority: 9, notify: { type: 'webhook', url: 'https://hooks.example.com/hook' } }), 200);
+    conforms(
+      'get',
+      '/api/v1/agents/:id',
+      await stack.api.get('/api/v1/agents/00000000-0000-4000-8000-000000000000'),
+      404,
+    );
+    conforms(
+      'patch',
+      '/api/v1/agents/:id',
+      await stack.api.patch(`/api/v1/agents/${id}`, {
+        priority: 9,
+        notify: { type: 'webhook', url: 'https://hooks.example.com/hook' },
+      }),
+      200,
+    );
     conforms('post', '/api/v1/agents/:id/pause', await stack.api.post(`/api/v1/agents/${id}/pause`), 200);
     conforms('post', '/api/v1/agents/:id/resume', await stack.api.post(`/api/v1/agents/${id}/resume`), 200);
     conforms('post', '/api/v1/agents/:id/archive', await stack.api.post(`/api/v1/agents/${id}/archive`), 200);
@@ -106,29 +136,59 @@ describe('OpenAPI 3.1 contract', () => {
     await stack.api.waitForTask(submitted.body.id);
     const detail = await stack.api.get(`/api/v1/tasks/${submitted.body.id}`);
     conforms('get', '/api/v1/tasks/:id', detail, 200);
-    assert.deepEqual(detail.body.reasoningTrace.map((d: any) => d.decisionType), ['plan', 'tool_call', 'complete']);
+    assert.deepEqual(
+      detail.body.reasoningTrace.map((d: any) => d.decisionType),
+      ['plan', 'tool_call', 'complete'],
+    );
     conforms('get', '/api/v1/tasks', await stack.api.get(`/api/v1/tasks?agentId=${agent.id}`), 200);
     conforms('get', '/api/v1/tasks', await stack.api.get('/api/v1/tasks?status=nonsense'), 400);
 
     await stack.api.post(`/api/v1/agents/${agent.id}/pause`);
     const queued = await stack.api.createTask({ agentId: agent.id, title: 'never runs' });
-    conforms('post', '/api/v1/tasks/:id/cancel', await stack.api.post(`/api/v1/tasks/${queued.id}/cancel`, { reason: 'not needed' }), 200);
+    conforms(
+      'post',
+      '/api/v1/tasks/:id/cancel',
+      await stack.api.post(`/api/v1/tasks/${queued.id}/cancel`, { reason: 'not needed' }),
+      200,
+    );
     conforms('post', '/api/v1/tasks/:id/cancel', await stack.api.post(`/api/v1/tasks/${queued.id}/cancel`, {}), 409);
   });
 
   it('approvals: list, read, approve, reject', async () => {
     const agent = await stack.api.createAgent({ name: 'Asker', objective: 'Ask', autonomy: 'copilot' });
     const pending = async (key: string) => {
-      const task = await stack.api.createTask({ agentId: agent.id, title: `write ${key}`, input: { script: [{ call: 'memory_write', args: { key, op: 'set', value: 1 } }] } });
-      return waitFor(async () => (await stack.api.get(`/api/v1/approvals?taskId=${task.id}`)).body.approvals[0], 'an approval request');
+      const task = await stack.api.createTask({
+        agentId: agent.id,
+        title: `write ${key}`,
+        input: { script: [{ call: 'memory_write', args: { key, op: 'set', value: 1 } }] },
+      });
+      return waitFor(
+        async () => (await stack.api.get(`/api/v1/approvals?taskId=${task.id}`)).body.approvals[0],
+        'an approval request',
+      );
     };
     const first = await pending('a');
     conforms('get', '/api/v1/approvals', await stack.api.get('/api/v1/approvals?status=pending'), 200);
     conforms('get', '/api/v1/approvals/:id', await stack.api.get(`/api/v1/approvals/${first.id}`), 200);
-    conforms('post', '/api/v1/approvals/:id/approve', await stack.api.post(`/api/v1/approvals/${first.id}/approve`, { decidedBy: 'carol' }), 200);
+    conforms(
+      'post',
+      '/api/v1/approvals/:id/approve',
+      await stack.api.post(`/api/v1/approvals/${first.id}/approve`, { decidedBy: 'carol' }),
+      200,
+    );
     const second = await pending('b');
-    conforms('post', '/api/v1/approvals/:id/reject', await stack.api.post(`/api/v1/approvals/${second.id}/reject`, { reason: 'no' }), 200);
-    conforms('post', '/api/v1/approvals/:id/approve', await stack.api.post(`/api/v1/approvals/${second.id}/approve`, {}), 409);
+    conforms(
+      'post',
+      '/api/v1/approvals/:id/reject',
+      await stack.api.post(`/api/v1/approvals/${second.id}/reject`, { reason: 'no' }),
+      200,
+    );
+    conforms(
+      'post',
+      '/api/v1/approvals/:id/approve',
+      await stack.api.post(`/api/v1/approvals/${second.id}/approve`, {}),
+      409,
+    );
   });
 
   it('chat: a JSON turn, an event stream, the stored history', async () => {
@@ -147,22 +207,43 @@ describe('OpenAPI 3.1 contract', () => {
   });
 
   it('crews: create, list, read, start, message, stop, and errors', async () => {
-    const [slow, next] = [await stack.api.createAgent({ name: 'Slow member', objective: 'Take time' }), await stack.api.createAgent({ name: 'Next member', objective: 'Follow' })];
+    const [slow, next] = [
+      await stack.api.createAgent({ name: 'Slow member', objective: 'Take time' }),
+      await stack.api.createAgent({ name: 'Next member', objective: 'Follow' }),
+    ];
     const created = await stack.api.post('/api/v1/crews', {
       name: 'Contract crew',
       goal: 'Conform while running',
       process: 'sequential',
-      members: [{ agentId: slow.id, role: 'first', input: { script: [{ answer: 'too late', delayMs: 30_000 }] } }, next.id],
+      members: [
+        { agentId: slow.id, role: 'first', input: { script: [{ answer: 'too late', delayMs: 30_000 }] } },
+        next.id,
+      ],
     });
     conforms('post', '/api/v1/crews', created, 201);
     const id = created.body.id;
-    conforms('post', '/api/v1/crews', await stack.api.post('/api/v1/crews', { name: 'No members', goal: 'g', process: 'sequential', members: [] }), 400);
+    conforms(
+      'post',
+      '/api/v1/crews',
+      await stack.api.post('/api/v1/crews', { name: 'No members', goal: 'g', process: 'sequential', members: [] }),
+      400,
+    );
     conforms('get', '/api/v1/crews', await stack.api.get('/api/v1/crews?status=idle&limit=5'), 200);
     conforms('get', '/api/v1/crews', await stack.api.get('/api/v1/crews?status=dancing'), 400);
     conforms('get', '/api/v1/crews/:id', await stack.api.get(`/api/v1/crews/${id}`), 200);
-    conforms('get', '/api/v1/crews/:id', await stack.api.get('/api/v1/crews/00000000-0000-4000-8000-000000000000'), 404);
+    conforms(
+      'get',
+      '/api/v1/crews/:id',
+      await stack.api.get('/api/v1/crews/00000000-0000-4000-8000-000000000000'),
+      404,
+    );
     conforms('post', '/api/v1/crews/:id/stop', await stack.api.post(`/api/v1/crews/${id}/stop`), 409);
-    conforms('post', '/api/v1/crews/:id/messages', await stack.api.post(`/api/v1/crews/${id}/messages`, { type: 'request', content: 'not yet' }), 409);
+    conforms(
+      'post',
+      '/api/v1/crews/:id/messages',
+      await stack.api.post(`/api/v1/crews/${id}/messages`, { type: 'request', content: 'not yet' }),
+      409,
+    );
 
     const started = await stack.api.post(`/api/v1/crews/${id}/start`);
     conforms('post', '/api/v1/crews/:id/start', started, 200);
@@ -172,7 +253,12 @@ describe('OpenAPI 3.1 contract', () => {
     assert.equal(crewSchema({ ...started.body, members: [{ ...started.body.members[0], running: '1' }] }), false);
     const message = { fromAgentId: null, toAgentId: next.id, type: 'status_update', content: 'deadline is noon' };
     conforms('post', '/api/v1/crews/:id/messages', await stack.api.post(`/api/v1/crews/${id}/messages`, message), 202);
-    conforms('post', '/api/v1/crews/:id/messages', await stack.api.post(`/api/v1/crews/${id}/messages`, { ...message, toAgentId: randomUUID() }), 400);
+    conforms(
+      'post',
+      '/api/v1/crews/:id/messages',
+      await stack.api.post(`/api/v1/crews/${id}/messages`, { ...message, toAgentId: randomUUID() }),
+      400,
+    );
     const running = await waitFor(async () => {
       const res = await stack.api.get(`/api/v1/crews/${id}`);
       return res.body.messages.length && res.body.tasks.length ? res : undefined;
@@ -188,14 +274,41 @@ describe('OpenAPI 3.1 contract', () => {
   it('reminders: create, list, read, delete, and errors', async () => {
     const agent = await stack.api.createAgent({ name: 'Reminded', objective: 'Remember' });
     const base = `/api/v1/agents/${agent.id}/reminders`;
-    const created = await stack.api.post(base, { title: 'hourly check', schedule: { every: '1h' }, input: { note: 'x' } });
+    const created = await stack.api.post(base, {
+      title: 'hourly check',
+      schedule: { every: '1h' },
+      input: { note: 'x' },
+    });
     conforms('post', '/api/v1/agents/:id/reminders', created, 201);
-    conforms('post', '/api/v1/agents/:id/reminders', await stack.api.post(base, { title: 'bad', schedule: { cron: 'every day' } }), 400);
-    conforms('post', '/api/v1/agents/:id/reminders', await stack.api.post('/api/v1/agents/00000000-0000-4000-8000-000000000000/reminders', { title: 't', schedule: { every: '1h' } }), 404);
+    conforms(
+      'post',
+      '/api/v1/agents/:id/reminders',
+      await stack.api.post(base, { title: 'bad', schedule: { cron: 'every day' } }),
+      400,
+    );
+    conforms(
+      'post',
+      '/api/v1/agents/:id/reminders',
+      await stack.api.post('/api/v1/agents/00000000-0000-4000-8000-000000000000/reminders', {
+        title: 't',
+        schedule: { every: '1h' },
+      }),
+      404,
+    );
     conforms('get', '/api/v1/agents/:id/reminders', await stack.api.get(base), 200);
     conforms('get', '/api/v1/agents/:id/reminders/:reminderId', await stack.api.get(`${base}/${created.body.id}`), 200);
-    conforms('delete', '/api/v1/agents/:id/reminders/:reminderId', await stack.api.request('DELETE', `${base}/${created.body.id}`), 204);
-    conforms('delete', '/api/v1/agents/:id/reminders/:reminderId', await stack.api.request('DELETE', `${base}/${created.body.id}`), 404);
+    conforms(
+      'delete',
+      '/api/v1/agents/:id/reminders/:reminderId',
+      await stack.api.request('DELETE', `${base}/${created.body.id}`),
+      204,
+    );
+    conforms(
+      'delete',
+      '/api/v1/agents/:id/reminders/:reminderId',
+      await stack.api.request('DELETE', `${base}/${created.body.id}`),
+      404,
+    );
     const removed = await stack.api.get(`${base}/${created.body.id}`);
     conforms('get', '/api/v1/agents/:id/reminders/:reminderId', removed, 200);
     assert.equal(removed.body.status, 'removed');
@@ -206,11 +319,20 @@ describe('OpenAPI 3.1 contract', () => {
     conforms('get', '/api/v1/governance', res, 200);
     assert.ok(res.body.usage.tokens.usedByOrg > 0, 'the tasks above used tokens');
     const governanceSchema = ajv.compile({ $ref: `${DOC_ID}#/components/schemas/Governance` });
-    assert.equal(governanceSchema({ ...res.body, usage: { ...res.body.usage, tokens: { ...res.body.usage.tokens, usedByOrg: '12' } } }), false);
+    assert.equal(
+      governanceSchema({
+        ...res.body,
+        usage: { ...res.body.usage, tokens: { ...res.body.usage.tokens, usedByOrg: '12' } },
+      }),
+      false,
+    );
   });
 
   it('meta: start, list, read a finished run, and errors', async () => {
-    const created = await stack.api.post('/api/v1/meta', { objective: 'Write a short product announcement', maxAgents: 2 });
+    const created = await stack.api.post('/api/v1/meta', {
+      objective: 'Write a short product announcement',
+      maxAgents: 2,
+    });
     conforms('post', '/api/v1/meta', created, 201);
     conforms('post', '/api/v1/meta', await stack.api.post('/api/v1/meta', { objective: 'x', maxAgents: 6 }), 400);
     conforms('get', '/api/v1/meta', await stack.api.get('/api/v1/meta?limit=5'), 200);
@@ -224,7 +346,10 @@ describe('OpenAPI 3.1 contract', () => {
       120_000,
     );
     conforms('get', '/api/v1/meta/:id', finished, 200);
-    assert.ok(finished.body.team.length >= 1 && finished.body.team.every((m: { agentId: string | null }) => m.agentId), JSON.stringify(finished.body.team));
+    assert.ok(
+      finished.body.team.length >= 1 && finished.body.team.every((m: { agentId: string | null }) => m.agentId),
+      JSON.stringify(finished.body.team),
+    );
     assert.ok(finished.body.crew, 'the run names its crew');
     conforms('get', '/api/v1/meta', await stack.api.get('/api/v1/meta?status=completed'), 200);
   });

@@ -36,7 +36,11 @@ describe('providers through tasks', () => {
     await Promise.all([openai?.close(), anthropic?.close()]);
   });
 
-  const openAiAnswer = (content: string) => ({ kind: 'completion' as const, content, usage: { promptTokens: 12, completionTokens: 3 } });
+  const openAiAnswer = (content: string) => ({
+    kind: 'completion' as const,
+    content,
+    usage: { promptTokens: 12, completionTokens: 3 },
+  });
   const anthropicAnswer = (text: string) => ({
     kind: 'message' as const,
     content: [{ type: 'text' as const, text }],
@@ -45,11 +49,23 @@ describe('providers through tasks', () => {
   const chatRequests = () => openai.requests.filter((r) => r.path.endsWith('/chat/completions'));
 
   it('honours 429 retry-after through activity retries, then completes with the real usage', async () => {
-    const agent = await stack.api.createAgent({ name: 'OpenAI agent', objective: 'Answer', provider: 'openai', model: 'gpt-test' });
+    const agent = await stack.api.createAgent({
+      name: 'OpenAI agent',
+      objective: 'Answer',
+      provider: 'openai',
+      model: 'gpt-test',
+    });
     const before = chatRequests().length;
-    openai.enqueue({ kind: 'error', status: 429, body: openAiErrorBody('slow down', 'rate_limit_exceeded'), headers: { 'retry-after': '2' } });
+    openai.enqueue({
+      kind: 'error',
+      status: 429,
+      body: openAiErrorBody('slow down', 'rate_limit_exceeded'),
+      headers: { 'retry-after': '2' },
+    });
     openai.enqueue(openAiAnswer('Paris is the capital of France.'));
-    const done = await stack.api.waitForTask((await stack.api.createTask({ agentId: agent.id, title: 'capital of France?' })).id);
+    const done = await stack.api.waitForTask(
+      (await stack.api.createTask({ agentId: agent.id, title: 'capital of France?' })).id,
+    );
     assert.equal(done.status, 'completed', JSON.stringify(done));
     assert.equal(done.output.answer, 'Paris is the capital of France.');
     assert.deepEqual(done.usage, { inputTokens: 12, outputTokens: 3 });
@@ -58,31 +74,48 @@ describe('providers through tasks', () => {
     const body = calls[1]!.body as { model: string; messages: { role: string; content: string }[]; tools: unknown[] };
     assert.equal(body.model, 'gpt-test');
     assert.match(body.messages[1]!.content, /Task: capital of France\?/);
-    assert.ok(body.tools.length > 0, 'the agent\'s tools are offered with their JSON schemas');
+    assert.ok(body.tools.length > 0, "the agent's tools are offered with their JSON schemas");
   });
 
   it('fails fast on 401 as a non-retryable failure with the reason on the task', async () => {
     const agent = await stack.api.createAgent({ name: 'Bad key', objective: 'Fail', provider: 'openai' });
     const before = chatRequests().length;
-    openai.enqueue({ kind: 'error', status: 401, body: openAiErrorBody('Incorrect API key provided', 'invalid_request_error', 'invalid_api_key') });
+    openai.enqueue({
+      kind: 'error',
+      status: 401,
+      body: openAiErrorBody('Incorrect API key provided', 'invalid_request_error', 'invalid_api_key'),
+    });
     const done = await stack.api.waitForTask((await stack.api.createTask({ agentId: agent.id, title: 'anything' })).id);
     assert.equal(done.status, 'failed');
     assert.match(done.error, /openai: .*(401|API key)/i);
     assert.equal(chatRequests().length - before, 1, 'not retried');
     // Bad credentials need an operator: the agent stops taking goals until resumed. The agent learns the
     // outcome from its child a moment after the task row is final.
-    await waitFor(async () => (await stack.api.get(`/api/v1/agents/${agent.id}`)).body.status === 'ERROR', 'the agent to enter ERROR');
+    await waitFor(
+      async () => (await stack.api.get(`/api/v1/agents/${agent.id}`)).body.status === 'ERROR',
+      'the agent to enter ERROR',
+    );
   });
 
   it('returns malformed tool arguments to the model, which repairs its call', async () => {
     const agent = await stack.api.createAgent({ name: 'Repairer', objective: 'Store things', provider: 'openai' });
-    openai.enqueue({ kind: 'completion', toolCalls: [{ id: 'call_1', name: 'memory_write', arguments: '{"key": "city", "value": ' }] });
-    openai.enqueue({ kind: 'completion', toolCalls: [{ id: 'call_2', name: 'memory_write', arguments: '{"key":"city","value":"Paris"}' }] });
+    openai.enqueue({
+      kind: 'completion',
+      toolCalls: [{ id: 'call_1', name: 'memory_write', arguments: '{"key": "city", "value": ' }],
+    });
+    openai.enqueue({
+      kind: 'completion',
+      toolCalls: [{ id: 'call_2', name: 'memory_write', arguments: '{"key":"city","value":"Paris"}' }],
+    });
     openai.enqueue(openAiAnswer('Stored.'));
     const before = chatRequests().length;
-    const done = await stack.api.waitForTask((await stack.api.createTask({ agentId: agent.id, title: 'store the city' })).id);
+    const done = await stack.api.waitForTask(
+      (await stack.api.createTask({ agentId: agent.id, title: 'store the city' })).id,
+    );
     assert.equal(done.status, 'completed');
-    const second = chatRequests()[before + 1]!.body as { messages: { role: string; content: string; tool_call_id?: string }[] };
+    const second = chatRequests()[before + 1]!.body as {
+      messages: { role: string; content: string; tool_call_id?: string }[];
+    };
     const toolReply = second.messages.find((m) => m.role === 'tool' && m.tool_call_id === 'call_1');
     assert.match(toolReply!.content, /not valid JSON/);
     const stored = await stack.db.query('SELECT value FROM memory WHERE scope = $1 AND key = $2', [agent.id, 'city']);
@@ -96,7 +129,8 @@ describe('providers through tasks', () => {
       provider: 'openai',
       fallbackProviders: ['anthropic'],
     });
-    const run = async (title: string) => stack.api.waitForTask((await stack.api.createTask({ agentId: agent.id, title })).id);
+    const run = async (title: string) =>
+      stack.api.waitForTask((await stack.api.createTask({ agentId: agent.id, title })).id);
     const openAiBefore = chatRequests().length;
 
     for (let i = 0; i < 2; i++) {
@@ -116,7 +150,9 @@ describe('providers through tasks', () => {
 
     const health = await stack.api.get('/health');
     assert.ok(
-      health.body.providers.openCircuits.some((c: { provider: string; state: string }) => c.provider === 'openai' && c.state === 'open'),
+      health.body.providers.openCircuits.some(
+        (c: { provider: string; state: string }) => c.provider === 'openai' && c.state === 'open',
+      ),
       JSON.stringify(health.body),
     );
   });

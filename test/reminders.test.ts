@@ -8,7 +8,10 @@ import { killHard, startStack, testConfig, waitFor, withKillableWorkers, type Te
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The tasks a reminder has fired, by scheduled time (each tick's task carries the reminder and its tick). */
-async function fires(stack: TestStack, reminderId: string): Promise<{ id: string; scheduledFor: string; status: string }[]> {
+async function fires(
+  stack: TestStack,
+  reminderId: string,
+): Promise<{ id: string; scheduledFor: string; status: string }[]> {
   const { rows } = await stack.db.query(
     `SELECT id, input->'reminder'->>'scheduledFor' AS "scheduledFor", status FROM tasks
      WHERE input->'reminder'->>'id' = $1 ORDER BY input->'reminder'->>'scheduledFor'`,
@@ -29,7 +32,9 @@ async function scheduleGone(stack: TestStack, reminderId: string): Promise<boole
 
 /** Minutes east of UTC of a zone at an instant, from the runtime's time zone database. */
 function utcOffsetMinutes(at: Date, timeZone: string): number {
-  const name = new Intl.DateTimeFormat('en-US', { timeZone, timeZoneName: 'longOffset' }).formatToParts(at).find((p) => p.type === 'timeZoneName')!.value;
+  const name = new Intl.DateTimeFormat('en-US', { timeZone, timeZoneName: 'longOffset' })
+    .formatToParts(at)
+    .find((p) => p.type === 'timeZoneName')!.value;
   const match = /GMT([+-])(\d{2}):(\d{2})/.exec(name);
   return match ? (match[1] === '-' ? -1 : 1) * (Number(match[2]) * 60 + Number(match[3])) : 0;
 }
@@ -52,7 +57,11 @@ describe('reminders', () => {
     const created = Date.now();
     assert.equal(reminder.status, 'active');
     assert.ok(Date.parse(reminder.nextFireAt) > before, 'the next fire is in the future');
-    assert.equal(Date.parse(reminder.nextFireAt) % 2000, 0, 'intervals count from the epoch: every 2s is on even seconds');
+    assert.equal(
+      Date.parse(reminder.nextFireAt) % 2000,
+      0,
+      'intervals count from the epoch: every 2s is on even seconds',
+    );
 
     await waitFor(async () => (await fires(stack, reminder.id)).length >= 3, 'three fires', 20_000);
     const deleted = await stack.api.request('DELETE', `/api/v1/agents/${agent.id}/reminders/${reminder.id}`);
@@ -72,18 +81,28 @@ describe('reminders', () => {
     assert.ok(times.at(-1)! < deletedAt, 'nothing fires after the delete');
 
     // The agent ran exactly one task per tick.
-    await waitFor(async () => (await fires(stack, reminder.id)).every((t) => t.status === 'completed'), 'fired tasks to finish');
+    await waitFor(
+      async () => (await fires(stack, reminder.id)).every((t) => t.status === 'completed'),
+      'fired tasks to finish',
+    );
     const live = (await stack.api.get(`/api/v1/agents/${agent.id}`)).body.live;
     assert.equal(live.goalsCompleted, times.length);
     const listed = await stack.api.get(`/api/v1/agents/${agent.id}/reminders`);
     assert.deepEqual(listed.body.reminders, []);
-    assert.equal((await stack.api.request('DELETE', `/api/v1/agents/${agent.id}/reminders/${reminder.id}`)).status, 404);
+    assert.equal(
+      (await stack.api.request('DELETE', `/api/v1/agents/${agent.id}/reminders/${reminder.id}`)).status,
+      404,
+    );
   });
 
   it('fires a one-shot reminder once at its time', async () => {
     const agent = await stack.api.createAgent({ name: 'Alarm', objective: 'Wake up' });
     const at = new Date(Math.ceil((Date.now() + 3000) / 1000) * 1000);
-    const reminder = await createReminder(agent.id, { title: 'wake up', schedule: { at: at.toISOString() }, priority: 9 });
+    const reminder = await createReminder(agent.id, {
+      title: 'wake up',
+      schedule: { at: at.toISOString() },
+      priority: 9,
+    });
     assert.equal(reminder.nextFireAt, at.toISOString());
     const [fired] = await waitFor(async () => {
       const f = await fires(stack, reminder.id);
@@ -113,7 +132,10 @@ describe('reminders', () => {
     const startAt = new Date(change - 2 * day).toISOString();
 
     const agent = await stack.api.createAgent({ name: 'Morning', objective: 'Morning routine' });
-    const reminder = await createReminder(agent.id, { title: 'morning report', schedule: { cron: '30 9 * * *', timezone: zone, startAt } });
+    const reminder = await createReminder(agent.id, {
+      title: 'morning report',
+      schedule: { cron: '30 9 * * *', timezone: zone, startAt },
+    });
     const description = await stack.client.schedule.getHandle(reminderScheduleId(reminder.id)).describe();
     const next = description.info.nextActionTimes.slice(0, 5).map((d) => d.toISOString());
     // `change` is midnight UTC of the day the clocks move (at 02:00 or 03:00 local, before 09:30).
@@ -125,7 +147,11 @@ describe('reminders', () => {
     });
     assert.deepEqual(next, expected);
     assert.equal(reminder.nextFireAt, expected[0]);
-    assert.notEqual(new Date(expected[1]!).getUTCHours(), new Date(expected[2]!).getUTCHours(), 'the UTC hour changes with the clocks');
+    assert.notEqual(
+      new Date(expected[1]!).getUTCHours(),
+      new Date(expected[2]!).getUTCHours(),
+      'the UTC hour changes with the clocks',
+    );
   });
 
   it('pauses with its agent and fires again when the agent resumes', async () => {
@@ -145,7 +171,10 @@ describe('reminders', () => {
     assert.equal((await fires(stack, reminder.id)).length, atPause, 'no fires while paused');
 
     assert.equal((await stack.api.post(`/api/v1/agents/${agent.id}/resume`)).status, 200);
-    assert.equal((await stack.client.schedule.getHandle(reminderScheduleId(reminder.id)).describe()).state.paused, false);
+    assert.equal(
+      (await stack.client.schedule.getHandle(reminderScheduleId(reminder.id)).describe()).state.paused,
+      false,
+    );
     await waitFor(async () => (await fires(stack, reminder.id)).length > atPause, 'a fire after resume', 15_000);
     const reminderCreatedWhilePaused = await (async () => {
       await stack.api.post(`/api/v1/agents/${agent.id}/pause`);
@@ -157,16 +186,25 @@ describe('reminders', () => {
   it('removes every reminder of an archived agent', async () => {
     const agent = await stack.api.createAgent({ name: 'Leaver', objective: 'Leave' });
     const hourly = await createReminder(agent.id, { title: 'hourly', schedule: { every: '1h' } });
-    const weekdays = await createReminder(agent.id, { title: 'weekdays', schedule: { cron: '0 9 * * 1-5', timezone: 'Europe/Berlin' } });
+    const weekdays = await createReminder(agent.id, {
+      title: 'weekdays',
+      schedule: { cron: '0 9 * * 1-5', timezone: 'Europe/Berlin' },
+    });
     assert.equal((await stack.api.get(`/api/v1/agents/${agent.id}/reminders`)).body.reminders.length, 2);
 
     assert.equal((await stack.api.post(`/api/v1/agents/${agent.id}/archive`)).status, 200);
     assert.ok(await scheduleGone(stack, hourly.id), 'hourly schedule deleted');
     assert.ok(await scheduleGone(stack, weekdays.id), 'cron schedule deleted');
     const { rows } = await stack.db.query('SELECT status FROM reminders WHERE agent_id = $1', [agent.id]);
-    assert.deepEqual(rows.map((r) => r.status), ['removed', 'removed']);
+    assert.deepEqual(
+      rows.map((r) => r.status),
+      ['removed', 'removed'],
+    );
     assert.deepEqual((await stack.api.get(`/api/v1/agents/${agent.id}/reminders`)).body.reminders, []);
-    const refused = await stack.api.post(`/api/v1/agents/${agent.id}/reminders`, { title: 'again', schedule: { every: '1h' } });
+    const refused = await stack.api.post(`/api/v1/agents/${agent.id}/reminders`, {
+      title: 'again',
+      schedule: { every: '1h' },
+    });
     assert.equal(refused.status, 409);
   });
 
@@ -174,13 +212,16 @@ describe('reminders', () => {
     const agent = await stack.api.createAgent({ name: 'Recorded', objective: 'Be replayed' });
     const reminder = await createReminder(agent.id, { title: 'tick', schedule: { every: '1s' } });
     await waitFor(async () => (await fires(stack, reminder.id)).length >= 1, 'a fire', 15_000);
-    const [fired] = (await stack.client.schedule.getHandle(reminderScheduleId(reminder.id)).describe()).info.recentActions;
+    const [fired] = (await stack.client.schedule.getHandle(reminderScheduleId(reminder.id)).describe()).info
+      .recentActions;
     await stack.api.post(`/api/v1/agents/${agent.id}/pause`);
     await stack.api.post(`/api/v1/agents/${agent.id}/resume`);
     await stack.api.post(`/api/v1/agents/${agent.id}/archive`);
 
     const agentHistory = await stack.client.workflow.getHandle(`agent-${agent.id}`).fetchHistory();
-    const activities = agentHistory.events!.flatMap((e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? []);
+    const activities = agentHistory.events!.flatMap(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? [],
+    );
     assert.deepEqual(
       activities.filter((name) => /Reminder/.test(name)),
       ['setAgentRemindersPaused', 'setAgentRemindersPaused', 'removeAgentReminders'],
@@ -210,21 +251,41 @@ describe('reminders', () => {
       assert.equal(res.status, 400, JSON.stringify(schedule));
       assert.match(res.body.error.message, message);
     }
-    const unknown = await stack.api.post('/api/v1/agents/00000000-0000-4000-8000-000000000000/reminders', { title: 't', schedule: { every: '1h' } });
+    const unknown = await stack.api.post('/api/v1/agents/00000000-0000-4000-8000-000000000000/reminders', {
+      title: 't',
+      schedule: { every: '1h' },
+    });
     assert.equal(unknown.status, 404);
     assert.equal((await stack.api.get('/api/v1/agents/not-a-uuid/reminders')).status, 404);
-    assert.equal((await stack.api.request('DELETE', `/api/v1/agents/${agent.id}/reminders/00000000-0000-4000-8000-000000000000`)).status, 404);
-    assert.deepEqual((await stack.api.get(`/api/v1/agents/${agent.id}/reminders`)).body.reminders, [], 'nothing was created');
+    assert.equal(
+      (await stack.api.request('DELETE', `/api/v1/agents/${agent.id}/reminders/00000000-0000-4000-8000-000000000000`))
+        .status,
+      404,
+    );
+    assert.deepEqual(
+      (await stack.api.get(`/api/v1/agents/${agent.id}/reminders`)).body.reminders,
+      [],
+      'nothing was created',
+    );
   });
 
   it('lets an agent schedule its own recurring goal with create_reminder', async () => {
-    const agent = await stack.api.createAgent({ name: 'Planner', objective: 'Plan ahead', allowedTools: ['create_reminder'] });
+    const agent = await stack.api.createAgent({
+      name: 'Planner',
+      objective: 'Plan ahead',
+      allowedTools: ['create_reminder'],
+    });
     const script = [
-      { call: 'create_reminder', args: { title: 'weekly review', schedule: { cron: '0 16 * * 5', timezone: 'America/New_York' } } },
+      {
+        call: 'create_reminder',
+        args: { title: 'weekly review', schedule: { cron: '0 16 * * 5', timezone: 'America/New_York' } },
+      },
       { call: 'create_reminder', args: { title: 'broken', schedule: { cron: '0 9 * * 8' } } },
       { answer: 'scheduled' },
     ];
-    const task = await stack.api.waitForTask((await stack.api.createTask({ agentId: agent.id, title: 'plan', input: { script } })).id);
+    const task = await stack.api.waitForTask(
+      (await stack.api.createTask({ agentId: agent.id, title: 'plan', input: { script } })).id,
+    );
     assert.equal(task.status, 'completed');
     const [created, refused] = task.reasoningTrace.filter((d: any) => d.decisionType === 'tool_call');
     assert.equal(created.result.title, 'weekly review');
@@ -252,25 +313,42 @@ describe('a reminder fire interrupted by a worker crash', () => {
     const slow = await crash.start({ FAULT_DELAY_AFTER_SIDE_EFFECT_MS: '60000' });
     const agent = await crash.stack.api.createAgent({ name: 'Steady', objective: 'Once per tick' });
     const at = new Date(Math.ceil((Date.now() + 3000) / 1000) * 1000);
-    const res = await crash.stack.api.post(`/api/v1/agents/${agent.id}/reminders`, { title: 'once', schedule: { at: at.toISOString() } });
+    const res = await crash.stack.api.post(`/api/v1/agents/${agent.id}/reminders`, {
+      title: 'once',
+      schedule: { at: at.toISOString() },
+    });
     assert.equal(res.status, 201, JSON.stringify(res.body));
     const reminderId = res.body.id;
 
-    const [submitted] = await waitFor(async () => {
-      const f = await fires(crash.stack, reminderId);
-      return f.length ? f : undefined;
-    }, 'the fire to submit its goal', 20_000);
+    const [submitted] = await waitFor(
+      async () => {
+        const f = await fires(crash.stack, reminderId);
+        return f.length ? f : undefined;
+      },
+      'the fire to submit its goal',
+      20_000,
+    );
     const schedule = crash.stack.client.schedule.getHandle(reminderScheduleId(reminderId));
     const [running] = (await schedule.describe()).info.runningActions;
     assert.ok(running, 'the fire has not reported yet');
     await killHard(slow);
 
     await crash.start();
-    const fire = crash.stack.client.workflow.getHandle(running.workflow.workflowId, running.workflow.firstExecutionRunId);
+    const fire = crash.stack.client.workflow.getHandle(
+      running.workflow.workflowId,
+      running.workflow.firstExecutionRunId,
+    );
     const result = await fire.result();
-    assert.deepEqual(result, { reminderId, taskId: submitted!.id, scheduledFor: at.toISOString(), outcome: 'submitted' });
+    assert.deepEqual(result, {
+      reminderId,
+      taskId: submitted!.id,
+      scheduledFor: at.toISOString(),
+      outcome: 'submitted',
+    });
     const history = await fire.fetchHistory();
-    const attempts = history.events!.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!.attempt);
+    const attempts = history
+      .events!.filter((e) => e.activityTaskStartedEventAttributes)
+      .map((e) => e.activityTaskStartedEventAttributes!.attempt);
     assert.deepEqual(attempts, [2], 'the fire was retried after the crash (the history records the last attempt)');
 
     const task = await crash.stack.api.waitForTask(submitted!.id, 60_000);

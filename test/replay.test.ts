@@ -3,7 +3,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
-import { bundleWorkflowCode, DefaultLogger, makeTelemetryFilterString, Runtime, Worker, type ReplayWorkerOptions } from '@temporalio/worker';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  makeTelemetryFilterString,
+  Runtime,
+  Worker,
+  type ReplayWorkerOptions,
+} from '@temporalio/worker';
 import { silentLogger } from './helpers/stack';
 
 const HISTORIES = path.join(__dirname, 'histories');
@@ -18,7 +25,12 @@ Runtime.install({
 function loadHistories() {
   const files = [HISTORIES, path.join(HISTORIES, 'legacy')]
     .filter((dir) => fs.existsSync(dir))
-    .flatMap((dir) => fs.readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => path.join(dir, f)));
+    .flatMap((dir) =>
+      fs
+        .readdirSync(dir)
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => path.join(dir, f)),
+    );
   return files.map((file) => ({
     workflowId: path.relative(HISTORIES, file),
     history: historyFromJSON(JSON.parse(fs.readFileSync(file, 'utf8'))),
@@ -31,17 +43,27 @@ async function replayAll(options: ReplayWorkerOptions) {
   let replayed = 0;
   for await (const result of Worker.runReplayHistories(options, loadHistories())) {
     replayed += 1;
-    if (result.error) failures.push({ workflowId: result.workflowId, error: `${result.error.name}: ${result.error.message.split('\n')[0]}` });
+    if (result.error)
+      failures.push({
+        workflowId: result.workflowId,
+        error: `${result.error.name}: ${result.error.message.split('\n')[0]}`,
+      });
   }
   return { replayed, failures };
 }
 
 describe('replay of recorded histories', () => {
-  it('replays every recorded history with the current workflow code, deterministically', { timeout: 120_000 }, async () => {
-    const { replayed, failures } = await replayAll({ workflowBundle: { codePath: process.env.WORKFLOW_BUNDLE_PATH! } });
-    assert.ok(replayed >= 12, `at least 12 histories (found ${replayed}); record them with npm run histories:record`);
-    assert.deepEqual(failures, []);
-  });
+  it(
+    'replays every recorded history with the current workflow code, deterministically',
+    { timeout: 120_000 },
+    async () => {
+      const { replayed, failures } = await replayAll({
+        workflowBundle: { codePath: process.env.WORKFLOW_BUNDLE_PATH! },
+      });
+      assert.ok(replayed >= 12, `at least 12 histories (found ${replayed}); record them with npm run histories:record`);
+      assert.deepEqual(failures, []);
+    },
+  );
 
   it('catches an incompatible workflow change', { timeout: 120_000 }, async () => {
     const { code } = await bundleWorkflowCode({
@@ -51,6 +73,7 @@ describe('replay of recorded histories', () => {
     const { failures } = await replayAll({ workflowBundle: { code } });
     const taskHistories = loadHistories().filter((h) => path.basename(h.workflowId).includes('task-'));
     assert.equal(failures.length, taskHistories.length, 'every TaskWorkflow history fails to replay');
-    for (const failure of failures) assert.match(failure.error, /DeterminismViolation|Nondeterminism|nondetermin/i, failure.error);
+    for (const failure of failures)
+      assert.match(failure.error, /DeterminismViolation|Nondeterminism|nondetermin/i, failure.error);
   });
 });

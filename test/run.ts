@@ -15,7 +15,13 @@ const ROOT = path.resolve(__dirname, '..');
 
 async function main(): Promise<number> {
   const only = process.argv.slice(2);
-  const files = (only.length ? only : fs.readdirSync(__dirname).filter((f) => f.endsWith('.test.ts')).sort().map((f) => path.join('test', f)));
+  const files = only.length
+    ? only
+    : fs
+        .readdirSync(__dirname)
+        .filter((f) => f.endsWith('.test.ts'))
+        .sort()
+        .map((f) => path.join('test', f));
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'agents-test-'));
   // As root, embedded PostgreSQL runs as its own user, which must be able to enter this directory.
   fs.chmodSync(dataDir, 0o755);
@@ -54,11 +60,15 @@ async function main(): Promise<number> {
     };
     console.error(`Running ${files.length} test file(s) against Temporal ${stack.temporal.address}`);
     return await new Promise<number>((resolve) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files], {
-        cwd: ROOT,
-        env,
-        stdio: 'inherit',
-      });
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-reporter=spec', ...files],
+        {
+          cwd: ROOT,
+          env,
+          stdio: 'inherit',
+        },
+      );
       const forward = (sig: NodeJS.Signals) => child.kill(sig);
       process.on('SIGINT', forward);
       process.on('SIGTERM', forward);

@@ -16,7 +16,9 @@ describe('tenant limits (security)', () => {
   let orgB: ApiClient;
 
   before(async () => {
-    stack = await startApi(testConfig(), { logger: createLogger('api', 'info', { write: (line: string) => lines.push(line) }) });
+    stack = await startApi(testConfig(), {
+      logger: createLogger('api', 'info', { write: (line: string) => lines.push(line) }),
+    });
     orgA = await stack.clientForOrg(`sec-a-${randomUUID().slice(0, 8)}`);
     orgB = await stack.clientForOrg(`sec-b-${randomUUID().slice(0, 8)}`);
   });
@@ -29,7 +31,11 @@ describe('tenant limits (security)', () => {
   it("a value one organisation marks secret is scrubbed from its own log lines, never from another organisation's", async () => {
     const marker = `victim-visible-${randomUUID()}`;
     // Org A marks the string secret (the task itself is refused: the body is read all the same).
-    const marked = await orgA.post('/api/v1/tasks', { agentId: randomUUID(), title: 'mark', input: { secrets: { token: marker } } });
+    const marked = await orgA.post('/api/v1/tasks', {
+      agentId: randomUUID(),
+      title: 'mark',
+      input: { secrets: { token: marker } },
+    });
     assert.ok(marked.status >= 400 && marked.status < 500, JSON.stringify(marked.body));
 
     const idA = `req-a-${randomUUID()}`;
@@ -39,8 +45,14 @@ describe('tenant limits (security)', () => {
     await new Promise((r) => setTimeout(r, 200));
 
     assert.ok(linesOf(idB).length > 0 && linesOf(idA).length > 0, 'both requests were logged');
-    assert.ok(linesOf(idB).some((l) => l.includes(marker)), `org B's line keeps the string: ${linesOf(idB).join('\n')}`);
-    assert.ok(linesOf(idA).every((l) => !l.includes(marker)), `org A's own line is scrubbed: ${linesOf(idA).join('\n')}`);
+    assert.ok(
+      linesOf(idB).some((l) => l.includes(marker)),
+      `org B's line keeps the string: ${linesOf(idB).join('\n')}`,
+    );
+    assert.ok(
+      linesOf(idA).every((l) => !l.includes(marker)),
+      `org A's own line is scrubbed: ${linesOf(idA).join('\n')}`,
+    );
     assert.ok(linesOf(idA).some((l) => l.includes('[redacted]')));
   });
 
@@ -96,6 +108,7 @@ describe('tenant limits (security)', () => {
     assert.equal(last.body.messages.length, 10);
     assert.equal(last.body.messages[0].content, 'crew message 251');
     assert.deepEqual(last.body.tasks, []);
-    for (const query of ['limit=500', 'offset=200000']) assert.equal((await stack.api.get(`/api/v1/crews/${crewId}?${query}`)).status, 400, query);
+    for (const query of ['limit=500', 'offset=200000'])
+      assert.equal((await stack.api.get(`/api/v1/crews/${crewId}?${query}`)).status, 400, query);
   });
 });

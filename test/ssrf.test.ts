@@ -2,7 +2,13 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { MAX_RESPONSE_BYTES, nonPublicAddressKind, safeGet, safePost, type HttpPolicy } from '../activities/tools/safe-http';
+import {
+  MAX_RESPONSE_BYTES,
+  nonPublicAddressKind,
+  safeGet,
+  safePost,
+  type HttpPolicy,
+} from '../activities/tools/safe-http';
 import { MAX_TOOL_OUTPUT_CHARS } from '../activities/tools/registry';
 import { startApi, startWorker, testConfig, type TestStack } from './helpers/stack';
 
@@ -58,7 +64,11 @@ describe('safe HTTP for tools (SSRF)', () => {
   });
 
   const local = () => `127.0.0.1:${port}`;
-  const policy = (p: Partial<HttpPolicy> = {}): HttpPolicy => ({ allowedHosts: [local(), `localhost:${port}`], privateHosts: [local()], ...p });
+  const policy = (p: Partial<HttpPolicy> = {}): HttpPolicy => ({
+    allowedHosts: [local(), `localhost:${port}`],
+    privateHosts: [local()],
+    ...p,
+  });
   const signal = () => AbortSignal.timeout(5000);
 
   it('classifies every non-public address range', () => {
@@ -104,20 +114,34 @@ describe('safe HTTP for tools (SSRF)', () => {
     ];
     for (const url of urls) {
       const host = new URL(url).host;
-      await assert.rejects(safeGet(url, { allowedHosts: [host], privateHosts: [] }, signal()), /refused: .* address; only hosts on OUTBOUND_ALLOW_HOSTS/, url);
+      await assert.rejects(
+        safeGet(url, { allowedHosts: [host], privateHosts: [] }, signal()),
+        /refused: .* address; only hosts on OUTBOUND_ALLOW_HOSTS/,
+        url,
+      );
     }
   });
 
   it('checks names after resolving them: localhost resolves to loopback and is refused', async () => {
-    await assert.rejects(safeGet(`http://localhost:${port}/x`, policy(), signal()), /refused: "localhost" is resolved to (127\.0\.0\.1|::1), a loopback address/);
+    await assert.rejects(
+      safeGet(`http://localhost:${port}/x`, policy(), signal()),
+      /refused: "localhost" is resolved to (127\.0\.0\.1|::1), a loopback address/,
+    );
     assert.ok(!seen.includes('/x'), 'no request reached the server');
     // Allowed explicitly, the same name is reached.
     const ok = await safeGet(`http://localhost:${port}/y`, policy({ privateHosts: [`localhost:${port}`] }), signal());
     assert.equal(ok.body, 'hello from /y');
     // Or by address range: the resolved address is inside an allowed CIDR.
-    const inRange = await safeGet(`http://localhost:${port}/z`, policy({ privateHosts: ['127.0.0.0/8', '::1/128'] }), signal());
+    const inRange = await safeGet(
+      `http://localhost:${port}/z`,
+      policy({ privateHosts: ['127.0.0.0/8', '::1/128'] }),
+      signal(),
+    );
     assert.equal(inRange.body, 'hello from /z');
-    await assert.rejects(safeGet(`http://localhost:${port}/w`, policy({ privateHosts: ['10.0.0.0/8'] }), signal()), /refused: "localhost" is resolved to/);
+    await assert.rejects(
+      safeGet(`http://localhost:${port}/w`, policy({ privateHosts: ['10.0.0.0/8'] }), signal()),
+      /refused: "localhost" is resolved to/,
+    );
   });
 
   it('refuses hosts outside the allowlist and other protocols', async () => {
@@ -132,7 +156,10 @@ describe('safe HTTP for tools (SSRF)', () => {
     assert.equal(followed.body, 'hello from /hello');
     await assert.rejects(safeGet(`http://${local()}/loop`, policy(), signal()), /too many redirects \(more than 5\)/);
     const toMetadata = `http://${local()}/redirect?to=${encodeURIComponent('http://169.254.169.254/latest/meta-data/')}`;
-    await assert.rejects(safeGet(toMetadata, policy({ allowedHosts: [local(), '169.254.169.254'] }), signal()), /refused: "169.254.169.254" is a link-local/);
+    await assert.rejects(
+      safeGet(toMetadata, policy({ allowedHosts: [local(), '169.254.169.254'] }), signal()),
+      /refused: "169.254.169.254" is a link-local/,
+    );
     const toOther = `http://${local()}/redirect?to=${encodeURIComponent('http://example.com/')}`;
     await assert.rejects(safeGet(toOther, policy(), signal()), /host "example.com" is not in the allowlist/);
     const toLocalhost = `http://${local()}/redirect?to=${encodeURIComponent(`http://localhost:${port}/sneaky`)}`;
@@ -141,11 +168,20 @@ describe('safe HTTP for tools (SSRF)', () => {
   });
 
   it('does not follow a redirect of a POST', async () => {
-    const res = await safePost(`http://${local()}/submit`, '{}', { 'content-type': 'application/json' }, policy(), signal());
+    const res = await safePost(
+      `http://${local()}/submit`,
+      '{}',
+      { 'content-type': 'application/json' },
+      policy(),
+      signal(),
+    );
     assert.equal(res.status, 303);
     assert.equal(res.location, '/posted');
     assert.ok(!seen.includes('/posted'));
-    await assert.rejects(safePost('http://10.0.0.1/', '{}', {}, { allowedHosts: ['10.0.0.1'], privateHosts: [] }, signal()), /private address/);
+    await assert.rejects(
+      safePost('http://10.0.0.1/', '{}', {}, { allowedHosts: ['10.0.0.1'], privateHosts: [] }, signal()),
+      /private address/,
+    );
   });
 
   it('stops reading at the size bound and gives up at the time bound', async () => {
@@ -172,7 +208,11 @@ describe('safe HTTP for tools (SSRF)', () => {
     });
 
     it('returns the refusal to the model and bounds tool output in the trace', async () => {
-      const agent = await stack.api.createAgent({ name: 'Prober', objective: 'Probe', allowedTools: ['http_get', 'memory_write', 'memory_read'] });
+      const agent = await stack.api.createAgent({
+        name: 'Prober',
+        objective: 'Probe',
+        allowedTools: ['http_get', 'memory_write', 'memory_read'],
+      });
       const big = 'x'.repeat(MAX_TOOL_OUTPUT_CHARS + 5000);
       const script = [
         { call: 'http_get', args: { url: `http://${local()}/internal` } },
@@ -181,7 +221,9 @@ describe('safe HTTP for tools (SSRF)', () => {
         { call: 'memory_read', args: { key: 'big' } },
         { answer: 'done' },
       ];
-      const done = await stack.api.waitForTask((await stack.api.createTask({ agentId: agent.id, title: 'probe', input: { script } })).id);
+      const done = await stack.api.waitForTask(
+        (await stack.api.createTask({ agentId: agent.id, title: 'probe', input: { script } })).id,
+      );
       assert.equal(done.status, 'completed');
       const results = done.reasoningTrace.filter((d: any) => d.decisionType === 'tool_call').map((d: any) => d.result);
       assert.match(results[0].error, /refused: "127.0.0.1" is a loopback address/);

@@ -18,7 +18,12 @@ const UI_TIMEOUT_MS = 60_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The UI's markdown renderer turns straight quotes into typographic ones; compare text without that. */
-const plainQuotes = (text: string) => text.replace(/[\u201C\u201D\u201E]/g, '"').replace(/[\u2018\u2019]/g, "'").replace(/\s+/g, ' ').trim();
+const plainQuotes = (text: string) =>
+  text
+    .replace(/[\u201C\u201D\u201E]/g, '"')
+    .replace(/[\u2018\u2019]/g, "'")
+    .replace(/\s+/g, ' ')
+    .trim();
 
 /** Workflow ids listed in the rows of the workflow table. */
 async function listedWorkflowIds(page: Page): Promise<string[]> {
@@ -84,17 +89,39 @@ describe('Temporal Web UI (headless Chromium)', { timeout: 240_000 }, () => {
   };
 
   before(async () => {
-    assert.ok(uiUrl, 'TEMPORAL_UI_URL is not set: run this through test/run.ts, which starts the dev server with its Web UI');
+    assert.ok(
+      uiUrl,
+      'TEMPORAL_UI_URL is not set: run this through test/run.ts, which starts the dev server with its Web UI',
+    );
     fs.mkdirSync(outDir, { recursive: true });
     const config = testConfig();
     stack = await startApi(config);
     worker = await startWorker(config);
 
-    agent = await stack.api.createAgent({ name: agentName, objective: 'Review drafts before they are stored', autonomy: 'copilot' });
-    other = await stack.api.createAgent({ name: 'Bystander', objective: 'Be somewhere else in the list', autonomy: 'autopilot' });
-    const script = (key: string) => [{ call: 'memory_write', args: { key, op: 'set', value: 'v1' } }, { answer: `stored ${key}` }];
-    task = await stack.api.createTask({ agentId: agent.id, title: taskTitle, input: { script: script('release-note') } });
-    otherTask = await stack.api.createTask({ agentId: other.id, title: 'something unrelated', input: { script: script('other') } });
+    agent = await stack.api.createAgent({
+      name: agentName,
+      objective: 'Review drafts before they are stored',
+      autonomy: 'copilot',
+    });
+    other = await stack.api.createAgent({
+      name: 'Bystander',
+      objective: 'Be somewhere else in the list',
+      autonomy: 'autopilot',
+    });
+    const script = (key: string) => [
+      { call: 'memory_write', args: { key, op: 'set', value: 'v1' } },
+      { answer: `stored ${key}` },
+    ];
+    task = await stack.api.createTask({
+      agentId: agent.id,
+      title: taskTitle,
+      input: { script: script('release-note') },
+    });
+    otherTask = await stack.api.createTask({
+      agentId: other.id,
+      title: 'something unrelated',
+      input: { script: script('other') },
+    });
     approval = await waitFor(async () => {
       const res = await stack.api.get(`/api/v1/approvals?status=pending&agentId=${agent.id}`);
       return res.body.approvals.find((a: { taskId: string }) => a.taskId === task.id);
@@ -129,7 +156,9 @@ describe('Temporal Web UI (headless Chromium)', { timeout: 240_000 }, () => {
         loads++;
         await page().goto(url, { waitUntil: 'domcontentloaded' });
         try {
-          await page().getByRole('link', { name: agentWorkflowId(agent.id), exact: true }).waitFor({ timeout: 10_000 });
+          await page()
+            .getByRole('link', { name: agentWorkflowId(agent.id), exact: true })
+            .waitFor({ timeout: 10_000 });
         } catch {
           seen = await listedWorkflowIds(page());
           continue;
@@ -137,7 +166,9 @@ describe('Temporal Web UI (headless Chromium)', { timeout: 240_000 }, () => {
         t.diagnostic(`list showed the agent's workflow after ${Date.now() - started} ms (${loads} page load(s))`);
         return listedWorkflowIds(page());
       }
-      throw new Error(`the list filtered by ${query} did not show ${expected.join(' and ')} within ${UI_TIMEOUT_MS} ms (rows: ${seen.join(', ') || 'none'})`);
+      throw new Error(
+        `the list filtered by ${query} did not show ${expected.join(' and ')} within ${UI_TIMEOUT_MS} ms (rows: ${seen.join(', ') || 'none'})`,
+      );
     });
     await screenshot('workflow-list');
     assert.deepEqual([...ids].sort(), expected, 'exactly the agent is listed (its goals run inside its workflow)');
@@ -152,9 +183,14 @@ describe('Temporal Web UI (headless Chromium)', { timeout: 240_000 }, () => {
     await openPage();
     const started = Date.now();
     await step('workflow-page', async () => {
-      await page().goto(`${uiUrl}/namespaces/default/workflows/${agentWorkflowId(agent.id)}`, { waitUntil: 'domcontentloaded' });
+      await page().goto(`${uiUrl}/namespaces/default/workflows/${agentWorkflowId(agent.id)}`, {
+        waitUntil: 'domcontentloaded',
+      });
       // The page header names the workflow; the run's page long-polls its history, so wait for elements, not the network.
-      await page().getByRole('heading', { name: agentWorkflowId(agent.id) }).first().waitFor({ timeout: UI_TIMEOUT_MS });
+      await page()
+        .getByRole('heading', { name: agentWorkflowId(agent.id) })
+        .first()
+        .waitFor({ timeout: UI_TIMEOUT_MS });
       t.diagnostic(`workflow page header shown after ${Date.now() - started} ms`);
       await page().getByRole('tab', { name: 'User Metadata' }).click();
       await page().waitForURL(/\/user-metadata$/);
@@ -169,7 +205,9 @@ describe('Temporal Web UI (headless Chromium)', { timeout: 240_000 }, () => {
         if (shown === expectedSummary) return shown;
         await sleep(500);
       }
-      throw new Error(`the Summary section never showed ${JSON.stringify(expectedSummary)}; it shows ${shown instanceof Error ? `nothing (${shown.message.split('\n')[0]})` : JSON.stringify(shown)}`);
+      throw new Error(
+        `the Summary section never showed ${JSON.stringify(expectedSummary)}; it shows ${shown instanceof Error ? `nothing (${shown.message.split('\n')[0]})` : JSON.stringify(shown)}`,
+      );
     });
     assert.equal(summary, expectedSummary);
     t.diagnostic(`summary shown after ${Date.now() - started} ms`);
@@ -188,7 +226,10 @@ describe('Temporal Web UI (headless Chromium)', { timeout: 240_000 }, () => {
         `Current Details never said "waiting for approval of memory_write"; it shows ${shown instanceof Error ? `nothing (${shown.message.split('\n')[0]})` : JSON.stringify(shown)}`,
       );
     });
-    assert.match(details, new RegExp(`^${agentName} · waiting for approval of memory_write \\(request ${approval!.id}, expires \\S+\\)$`));
+    assert.match(
+      details,
+      new RegExp(`^${agentName} · waiting for approval of memory_write \\(request ${approval!.id}, expires \\S+\\)$`),
+    );
     t.diagnostic(`current details shown after ${Date.now() - started} ms`);
     await screenshot('agent-workflow');
   });

@@ -10,7 +10,10 @@ describe('worker crash', () => {
   const crash = withKillableWorkers();
 
   const counter = async (agentId: string, key: string) => {
-    const { rows } = await crash.stack.db.query('SELECT value, version FROM memory WHERE scope = $1 AND key = $2', [agentId, key]);
+    const { rows } = await crash.stack.db.query('SELECT value, version FROM memory WHERE scope = $1 AND key = $2', [
+      agentId,
+      key,
+    ]);
     return rows[0] as { value: number; version: number } | undefined;
   };
 
@@ -26,7 +29,11 @@ describe('worker crash', () => {
     await waitFor(async () => (await counter(agent.id, 'hits'))?.value === 1, 'the side effect', 20_000);
     await new Promise((r) => setTimeout(r, 500));
     await killHard(first);
-    assert.notEqual((await crash.stack.api.get(`/api/v1/tasks/${task.id}`)).body.status, 'completed', 'killed mid-task');
+    assert.notEqual(
+      (await crash.stack.api.get(`/api/v1/tasks/${task.id}`)).body.status,
+      'completed',
+      'killed mid-task',
+    );
 
     await crash.start();
     const done = await crash.stack.api.waitForTask(task.id, 60_000);
@@ -44,7 +51,8 @@ describe('worker crash', () => {
     const task = await crash.stack.api.createTask({ agentId: agent.id, title: 'apply once', input: { script } });
     const key = `task-${task.id}:1:0`;
     await waitFor(
-      async () => (await crash.stack.db.query('SELECT 1 FROM side_effects WHERE idempotency_key = $1', [key])).rowCount === 1,
+      async () =>
+        (await crash.stack.db.query('SELECT 1 FROM side_effects WHERE idempotency_key = $1', [key])).rowCount === 1,
       'the side effect to commit',
       20_000,
     );
@@ -53,10 +61,16 @@ describe('worker crash', () => {
     await crash.start();
     const done = await crash.stack.api.waitForTask(task.id, 60_000);
     assert.equal(done.status, 'completed');
-    assert.deepEqual(await counter(agent.id, 'applied'), { value: 1, version: 1 }, 'the retried activity did not apply it again');
+    assert.deepEqual(
+      await counter(agent.id, 'applied'),
+      { value: 1, version: 1 },
+      'the retried activity did not apply it again',
+    );
     const toolCall = done.reasoningTrace.find((d: { decisionType: string }) => d.decisionType === 'tool_call');
     assert.equal(toolCall.result.replayed, true, 'the retry returned the recorded result');
-    const ledger = await crash.stack.db.query('SELECT count(*)::int AS n FROM side_effects WHERE task_id = $1', [task.id]);
+    const ledger = await crash.stack.db.query('SELECT count(*)::int AS n FROM side_effects WHERE task_id = $1', [
+      task.id,
+    ]);
     assert.equal(ledger.rows[0].n, 1);
   });
 });

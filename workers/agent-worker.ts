@@ -44,7 +44,14 @@ function installRuntime(logger: Logger, sdkMetricsAddress: string | undefined): 
   runtimeInstalled = true;
   const level = logger.isLevelEnabled('debug') ? 'DEBUG' : 'WARN';
   const sdkLogger = new DefaultLogger(level, ({ level: entryLevel, message, meta }) => {
-    const method = entryLevel === 'TRACE' || entryLevel === 'DEBUG' ? 'debug' : entryLevel === 'INFO' ? 'info' : entryLevel === 'WARN' ? 'warn' : 'error';
+    const method =
+      entryLevel === 'TRACE' || entryLevel === 'DEBUG'
+        ? 'debug'
+        : entryLevel === 'INFO'
+          ? 'info'
+          : entryLevel === 'WARN'
+            ? 'warn'
+            : 'error';
     logger[method]({ sdk: meta }, message);
   });
   Runtime.install({
@@ -91,7 +98,10 @@ export async function createAgentWorker(opts: AgentWorkerOptions): Promise<Agent
     providers: createProviderRegistry(config),
     circuits,
     mcp,
-    tools: createToolRegistry({ agents: gateway, reminders: new ReminderBook({ db, config, schedules: client.schedule }) }),
+    tools: createToolRegistry({
+      agents: gateway,
+      reminders: new ReminderBook({ db, config, schedules: client.schedule }),
+    }),
     submitGoal: (agentId, goal) => gateway.submitGoal(agentId, goal),
     schedules: client.schedule,
   });
@@ -112,7 +122,11 @@ export async function createAgentWorker(opts: AgentWorkerOptions): Promise<Agent
       ? {
           tuner: {
             workflowTaskSlotSupplier: { type: 'fixed-size', numSlots: 40 },
-            activityTaskSlotSupplier: new CpuGatedActivitySlots(cpu, { thresholdPercent: config.AGENTS_CPU_THRESHOLD, maxSlots: 100, minimumSlots: 2 }),
+            activityTaskSlotSupplier: new CpuGatedActivitySlots(cpu, {
+              thresholdPercent: config.AGENTS_CPU_THRESHOLD,
+              maxSlots: 100,
+              minimumSlots: 2,
+            }),
             localActivityTaskSlotSupplier: { type: 'fixed-size', numSlots: 100 },
             nexusTaskSlotSupplier: { type: 'fixed-size', numSlots: 10 },
           },

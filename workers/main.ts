@@ -18,10 +18,17 @@ async function main(): Promise<void> {
     identity: process.env.WORKER_IDENTITY,
   });
   const metrics = cfg.WORKER_METRICS_PORT
-    ? await serveWorkerMetrics({ port: cfg.WORKER_METRICS_PORT, sdkMetricsAddress: cfg.TEMPORAL_SDK_METRICS_ADDRESS, logger })
+    ? await serveWorkerMetrics({
+        port: cfg.WORKER_METRICS_PORT,
+        sdkMetricsAddress: cfg.TEMPORAL_SDK_METRICS_ADDRESS,
+        logger,
+      })
     : undefined;
   for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => agentWorker.shutdown());
-  logger.info({ taskQueue: cfg.TEMPORAL_TASK_QUEUE, temporal: cfg.TEMPORAL_ADDRESS, metricsPort: metrics?.port }, 'worker started');
+  logger.info(
+    { taskQueue: cfg.TEMPORAL_TASK_QUEUE, temporal: cfg.TEMPORAL_ADDRESS, metricsPort: metrics?.port },
+    'worker started',
+  );
   await agentWorker.run().finally(() => metrics?.close());
   logger.info('worker stopped');
 }

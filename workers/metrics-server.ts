@@ -45,7 +45,9 @@ async function metricsText(sdkMetricsAddress: string | undefined, logger: Logger
   const own = await workerMetrics.registry.metrics();
   if (!sdkMetricsAddress) return own;
   // The SDK's exporter answers on its own port; a scrape still succeeds without it, and the log says why.
-  const sdk = await fetch(`http://${sdkMetricsAddress.replace(/^0\.0\.0\.0:/, '127.0.0.1:')}/metrics`, { signal: AbortSignal.timeout(3000) })
+  const sdk = await fetch(`http://${sdkMetricsAddress.replace(/^0\.0\.0\.0:/, '127.0.0.1:')}/metrics`, {
+    signal: AbortSignal.timeout(3000),
+  })
     .then((r) => (r.ok ? r.text() : Promise.reject(new Error(`status ${r.status}`))))
     .catch((err: unknown) => {
       logger.warn({ err: String(err), sdkMetricsAddress }, 'Temporal SDK metrics unavailable');

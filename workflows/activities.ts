@@ -53,7 +53,8 @@ function oneAtATime(): <T extends object>(activities: T) => T {
       get(target, name) {
         const activity = Reflect.get(target, name) as ActivityFunction;
         return Object.assign((...args: unknown[]) => inTurn(() => activity(...args)), {
-          executeWithOptions: (options: LocalActivityOptions, args: unknown[]) => inTurn(() => activity.executeWithOptions(options, args)),
+          executeWithOptions: (options: LocalActivityOptions, args: unknown[]) =>
+            inTurn(() => activity.executeWithOptions(options, args)),
         });
       },
     });
@@ -119,7 +120,12 @@ export function activitiesFor(settings: AgentSettings) {
   const chat = proxyActivities<Activities>({
     startToCloseTimeout: `${settings.llmTimeoutSeconds + 30}s`,
     heartbeatTimeout: '3s',
-    retry: { maximumAttempts: settings.maxRetries + 1, initialInterval: '1s', backoffCoefficient: 2, nonRetryableErrorTypes: NON_RETRYABLE },
+    retry: {
+      maximumAttempts: settings.maxRetries + 1,
+      initialInterval: '1s',
+      backoffCoefficient: 2,
+      nonRetryableErrorTypes: NON_RETRYABLE,
+    },
   });
   // Creating a meta team starts up to five agent workflows: longer than a record, retried until it works.
   const teams = proxyActivities<Activities>({

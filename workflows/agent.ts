@@ -166,7 +166,12 @@ class Agent {
   }
 
   snapshot(): AgentLiveState {
-    return { ...(JSON.parse(JSON.stringify(this.state)) as AgentRuntimeState), status: this.deriveStatus(), agent: this.config, historyLength: workflowInfo().historyLength };
+    return {
+      ...(JSON.parse(JSON.stringify(this.state)) as AgentRuntimeState),
+      status: this.deriveStatus(),
+      agent: this.config,
+      historyLength: workflowInfo().historyLength,
+    };
   }
 
   receipt(taskId: string): GoalReceipt {
@@ -211,7 +216,8 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     if (cacheLookups > 0) await condition(() => cacheLookups === 0);
     if (scoring > 0) await condition(() => scoring === 0, scoringTimeoutMs);
   };
-  const historyTooLong = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > input.settings.historyLimit;
+  const historyTooLong = () =>
+    workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > input.settings.historyLimit;
   /** When this agent last had its active slot confirmed; back-to-back goals within SLOT_RECHECK_MS keep it. */
   let slotConfirmedAt = -Infinity;
   /** Set when the agent that released an active slot says this agent is next. */
@@ -284,22 +290,25 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
       const lookupWithRecord = scores && localRecords && patched(SCORE_LOOKUP_WITH_SUBMISSION_PATCH);
       const queued = { agentId: agent.config.id, orgId: agent.config.orgId, goal };
       agent.submitting += 1;
-      const { created, status, cachedScore } = await (lookupWithRecord
-        ? acts.recordTaskQueuedWithCachedScore({ ...queued, scoring: scoreRequest(goal) })
-        : acts.recordTaskQueued(queued).then((receipt) => ({ ...receipt, cachedScore: null }))
+      const { created, status, cachedScore } = await (
+        lookupWithRecord
+          ? acts.recordTaskQueuedWithCachedScore({ ...queued, scoring: scoreRequest(goal) })
+          : acts.recordTaskQueued(queued).then((receipt) => ({ ...receipt, cachedScore: null }))
       ).finally(() => (agent.submitting -= 1));
       // A retried submission (same task id) is answered, not queued twice. A row that is still queued but
       // unknown here was written by an earlier run of this very handler whose workflow task was lost (a local
       // activity runs before its task completes; an update's speculative task leaves no trace): queue it.
       const known = !created && !(localRecords && status === 'queued');
-      if (known || agent.knows(goal.taskId) || agent.archiveRequested) return { taskId: goal.taskId, status, position: 0 };
+      if (known || agent.knows(goal.taskId) || agent.archiveRequested)
+        return { taskId: goal.taskId, status, position: 0 };
       // No publish here: the status does not change, and the queue length reaches Postgres with the
       // next transition. This keeps a burst of submissions from doubling the history.
       const position = agent.enqueue(goal);
       // About to continue as new: the next run scores it (an activity finishing during the continue-as-new
       // would fail that workflow task).
       if (cachedScore) agent.rescore(goal.taskId, cachedScore.score);
-      else if (scores && !(localRecords && historyTooLong())) scoreInBackground(goal, { cacheChecked: lookupWithRecord });
+      else if (scores && !(localRecords && historyTooLong()))
+        scoreInBackground(goal, { cacheChecked: lookupWithRecord });
       return { taskId: goal.taskId, status: 'queued', position };
     },
     {
@@ -355,8 +364,10 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
         rejectIfArchived();
         if (!request?.byAgentId) return;
         // An agent (agent_manager) lifts only what an agent did: not an operator's pause, not an error stop.
-        if (agent.state.errorReason) throw new Error('it stopped with an error that needs an operator; only an operator can resume it');
-        if (agent.state.paused && !agent.state.pausedByAgentId) throw new Error('it was paused by an operator; only an operator can resume it');
+        if (agent.state.errorReason)
+          throw new Error('it stopped with an error that needs an operator; only an operator can resume it');
+        if (agent.state.paused && !agent.state.pausedByAgentId)
+          throw new Error('it was paused by an operator; only an operator can resume it');
       },
     },
   );
@@ -406,7 +417,8 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     {
       validator: (patch: AgentConfigPatch) => {
         rejectIfArchived();
-        if (patch.priority !== undefined && !(patch.priority >= 1 && patch.priority <= 10)) throw new Error('priority must be 1-10');
+        if (patch.priority !== undefined && !(patch.priority >= 1 && patch.priority <= 10))
+          throw new Error('priority must be 1-10');
       },
     },
   );
@@ -425,7 +437,12 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
 
   // ---- The agent's life ----
   if (!input.carried) {
-    await acts.recordAgent({ agent: agent.config, settings: input.settings, status: 'IDLE', stateVersion: ++agent.state.stateVersion });
+    await acts.recordAgent({
+      agent: agent.config,
+      settings: input.settings,
+      status: 'IDLE',
+      stateVersion: ++agent.state.stateVersion,
+    });
   }
   agent.recorded = true;
   setCurrentDetails(describe(agent));
@@ -435,7 +452,8 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     const unscored = agent.state.queue.filter((goal) => goal.score === undefined);
     const byRef = unscored.filter((goal) => goal.inputInRow);
     const inputs = byRef.length > 0 ? await acts.loadGoalInputs({ taskIds: byRef.map((g) => g.taskId) }) : {};
-    for (const goal of unscored) scoreInBackground(goal.inputInRow ? { ...goal, input: inputs[goal.taskId] ?? {} } : goal);
+    for (const goal of unscored)
+      scoreInBackground(goal.inputInRow ? { ...goal, input: inputs[goal.taskId] ?? {} } : goal);
   }
 
   for (;;) {
@@ -446,7 +464,9 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
       // Between goals nothing runs; let in-flight updates finish so nothing they did is lost, and scorings
       // land (a completion arriving meanwhile would fail the continue-as-new's workflow task).
       // An archive arriving now is itself an unfinished handler: it ends the wait.
-      await condition(() => (boundedWaits && agent.archiveRequested) || (allHandlersFinished() && (!localRecords || scoring === 0)));
+      await condition(
+        () => (boundedWaits && agent.archiveRequested) || (allHandlersFinished() && (!localRecords || scoring === 0)),
+      );
       if (agent.archiveRequested) break;
       if (!agent.state.current) {
         // Queued goals travel by reference: their inputs (up to API_BODY_LIMIT_KB each) stay in their rows.
@@ -507,14 +527,18 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
       if ((agent.state.waitingForSlot ?? false) === granted) {
         // Only the Web UI summary changes; the status stays as it is until the goal starts.
         agent.state.waitingForSlot = !granted;
-        setCurrentDetails(describe(agent) + (granted ? '' : ` Waiting for an active slot (AGENTS_MAX_ACTIVE), ${ahead} ahead.`));
+        setCurrentDetails(
+          describe(agent) + (granted ? '' : ` Waiting for an active slot (AGENTS_MAX_ACTIVE), ${ahead} ahead.`),
+        );
       }
       if (granted) {
         agent.holdsSlot = true;
         slotConfirmedAt = Date.now();
         return true;
       }
-      const retryMs = boundedWaits ? slotRecheckMs * 2 ** Math.min(attempt, 2) : Math.min(5000, 500 * 2 ** Math.min(attempt, 4));
+      const retryMs = boundedWaits
+        ? slotRecheckMs * 2 ** Math.min(attempt, 2)
+        : Math.min(5000, 500 * 2 ** Math.min(attempt, 4));
       await condition(() => slotFreed || !wanted(), retryMs);
       if (!wanted()) {
         agent.state.waitingForSlot = false;
@@ -551,7 +575,11 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
         if (agent.holdsSlot) await releaseActiveSlot();
       },
       take: async () => {
-        if (!agent.holdsSlot) await waitForSlot(() => rank(goal), () => true);
+        if (!agent.holdsSlot)
+          await waitForSlot(
+            () => rank(goal),
+            () => true,
+          );
       },
     };
   }
@@ -566,7 +594,9 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
       title: goal.title,
       input: goal.input,
       staticPriority: goal.priority,
-      unblocks: agent.state.queue.filter((g) => Array.isArray(g.input.dependsOn) && g.input.dependsOn.includes(goal.taskId)).length,
+      unblocks: agent.state.queue.filter(
+        (g) => Array.isArray(g.input.dependsOn) && g.input.dependsOn.includes(goal.taskId),
+      ).length,
       submittedAt: goal.submittedAt,
       provider: agent.config.provider,
       fallbackProviders: agent.config.fallbackProviders ?? [],
@@ -596,7 +626,8 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     scored
       .then(
         ({ score }) => agent.rescore(goal.taskId, score),
-        (err) => log.warn('priority scoring failed; the static priority stands', { taskId: goal.taskId, error: String(err) }),
+        (err) =>
+          log.warn('priority scoring failed; the static priority stands', { taskId: goal.taskId, error: String(err) }),
       )
       .finally(() => (scoring -= 1));
   }
@@ -704,7 +735,14 @@ function toGoal(request: SubmitGoalInput, defaultPriority: number): Goal {
 }
 
 function cancelledOutcome(taskId: string, reason?: string): TaskOutcome {
-  return { taskId, status: 'cancelled', output: null, error: reason ?? 'cancelled by request', errorType: 'Cancelled', steps: 0 };
+  return {
+    taskId,
+    status: 'cancelled',
+    output: null,
+    error: reason ?? 'cancelled by request',
+    errorType: 'Cancelled',
+    steps: 0,
+  };
 }
 
 function describe(agent: Agent): string {

@@ -75,9 +75,14 @@ export async function ChatWorkflow(input: ChatWorkflowInput): Promise<void> {
   );
 
   setCurrentDetails(`Chat with **${agent.name}**`);
-  conversation ??= (await acts.loadChatHistory({ orgId: agent.orgId, sessionId, limit: HISTORY_REPLAY_LIMIT })) as NonNullable<typeof conversation>;
+  conversation ??= (await acts.loadChatHistory({
+    orgId: agent.orgId,
+    sessionId,
+    limit: HISTORY_REPLAY_LIMIT,
+  })) as NonNullable<typeof conversation>;
 
-  const historyTooLong = () => workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > settings.historyLimit;
+  const historyTooLong = () =>
+    workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > settings.historyLimit;
   for (;;) {
     const woke = await condition(() => busy || historyTooLong(), IDLE_TIMEOUT);
     if (!woke) break;
@@ -118,10 +123,18 @@ export async function ChatWorkflow(input: ChatWorkflowInput): Promise<void> {
   async function runTurn(turn: ChatTurnInput): Promise<ChatTurnResult> {
     const governed = patched(GOVERNED_CHAT_PATCH);
     const waited = { ms: 0 };
-    const owner = { agentId: agent.id, orgId: agent.orgId, priority: agent.priority * 100, agentBudget: agent.tokenBudgetPerMinute ?? null };
+    const owner = {
+      agentId: agent.id,
+      orgId: agent.orgId,
+      priority: agent.priority * 100,
+      agentBudget: agent.tokenBudgetPerMinute ?? null,
+    };
     setCurrentDetails(`Chat with **${agent.name}** · answering turn ${turn.turnId}`);
     const messages: LlmMessage[] = [
-      { role: 'system', content: `You are ${agent.name}. Your objective: ${agent.objective}. Answer the user helpfully.` },
+      {
+        role: 'system',
+        content: `You are ${agent.name}. Your objective: ${agent.objective}. Answer the user helpfully.`,
+      },
       ...conversation!,
       { role: 'user', content: turn.message },
     ];
@@ -131,18 +144,19 @@ export async function ChatWorkflow(input: ChatWorkflowInput): Promise<void> {
     let provider = '';
     let model = '';
     for (let step = 1; step <= settings.maxSteps; step++) {
-      const callModel = () => acts.chatModel({
-        turnId: turn.turnId,
-        taskId: turn.turnId,
-        step,
-        ...(governed ? { owner } : {}),
-        provider: agent.provider,
-        fallbackProviders: agent.fallbackProviders ?? [],
-        model: agent.model,
-        messages,
-        toolNames: agent.allowedTools,
-        mcpServers: agent.mcpServers ?? [],
-      });
+      const callModel = () =>
+        acts.chatModel({
+          turnId: turn.turnId,
+          taskId: turn.turnId,
+          step,
+          ...(governed ? { owner } : {}),
+          provider: agent.provider,
+          fallbackProviders: agent.fallbackProviders ?? [],
+          model: agent.model,
+          messages,
+          toolNames: agent.allowedTools,
+          mcpServers: agent.mcpServers ?? [],
+        });
       const reply = governed ? await admitted(callModel, waited) : await callModel();
       usage.inputTokens += reply.usage.inputTokens;
       usage.outputTokens += reply.usage.outputTokens;
@@ -155,24 +169,29 @@ export async function ChatWorkflow(input: ChatWorkflowInput): Promise<void> {
         const policy = reply.toolPolicies?.[call.name];
         // A chat acts only where the agent may act alone; anything needing a human goes through a task.
         const listed = governed && toolAllowed(agent.approvalRequiredTools ?? [], call.name);
-        const needsHuman = policy && (policy.requiresApproval || listed || (policy.sideEffect && agent.autonomy !== 'autopilot'));
-        const runTool = () => acts.chatTool({
-              turnId: turn.turnId,
-              taskId: turn.turnId,
-              agentId: agent.id,
-              orgId: agent.orgId,
-              step,
-              index,
-              call,
-              allowedTools: agent.allowedTools,
-              mcpServers: agent.mcpServers ?? [],
-              idempotencyKey: `${workflowInfo().workflowId}:${turn.turnId}:${step}:${index}`,
-              delegationDepth: 0,
-              maxDelegationDepth: settings.maxDelegationDepth,
-              ...(governed ? { priority: owner.priority } : {}),
-            });
+        const needsHuman =
+          policy && (policy.requiresApproval || listed || (policy.sideEffect && agent.autonomy !== 'autopilot'));
+        const runTool = () =>
+          acts.chatTool({
+            turnId: turn.turnId,
+            taskId: turn.turnId,
+            agentId: agent.id,
+            orgId: agent.orgId,
+            step,
+            index,
+            call,
+            allowedTools: agent.allowedTools,
+            mcpServers: agent.mcpServers ?? [],
+            idempotencyKey: `${workflowInfo().workflowId}:${turn.turnId}:${step}:${index}`,
+            delegationDepth: 0,
+            maxDelegationDepth: settings.maxDelegationDepth,
+            ...(governed ? { priority: owner.priority } : {}),
+          });
         const result = needsHuman
-          ? { content: `${call.name} needs a human's approval for this agent; create a task for it instead.`, isError: true }
+          ? {
+              content: `${call.name} needs a human's approval for this agent; create a task for it instead.`,
+              isError: true,
+            }
           : governed
             ? await admitted(runTool, waited)
             : await runTool();
@@ -195,7 +214,8 @@ export async function ChatWorkflow(input: ChatWorkflowInput): Promise<void> {
     });
     conversation!.push({ role: 'user', content: turn.message }, { role: 'assistant', content: answer });
     // Only the recent turns travel in workflow state (and through continue-as-new); Postgres keeps them all.
-    if (conversation!.length > HISTORY_REPLAY_LIMIT) conversation!.splice(0, conversation!.length - HISTORY_REPLAY_LIMIT);
+    if (conversation!.length > HISTORY_REPLAY_LIMIT)
+      conversation!.splice(0, conversation!.length - HISTORY_REPLAY_LIMIT);
     setCurrentDetails(`Chat with **${agent.name}** · ${conversation!.length / 2} turn(s)`);
     return { turnId: turn.turnId, status: 'completed', content: answer, error: null, toolCalls, usage };
   }

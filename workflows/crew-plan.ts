@@ -14,7 +14,8 @@ export const PLAN_INSTRUCTIONS =
   '{"subtasks":[{"id":"short-id","title":"what to do","capabilities":["required capability"],"dependsOn":["id of a sub-task that must finish first"]}]}';
 export const VOTE_INSTRUCTIONS =
   'Decide the question. Answer only with JSON: {"decision":"your choice","confidence":0.0-1.0,"reason":"one sentence"}';
-export const SPLIT_INSTRUCTIONS = 'Split the goal into independent work items. Answer only with a JSON array of strings.';
+export const SPLIT_INSTRUCTIONS =
+  'Split the goal into independent work items. Answer only with a JSON array of strings.';
 
 export interface PlanNode {
   id: string;
@@ -76,7 +77,8 @@ export function extractJson(text: string): unknown {
   return undefined;
 }
 
-const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((s): s is string => typeof s === 'string' && s.trim() !== '').map((s) => s.trim()) : []);
+const strings = (v: unknown): string[] =>
+  Array.isArray(v) ? v.filter((s): s is string => typeof s === 'string' && s.trim() !== '').map((s) => s.trim()) : [];
 
 /**
  * Reads a planner's answer into sub-tasks in an order where every dependency comes first, or explains
@@ -116,7 +118,12 @@ export function parsePlan(answer: string): { nodes: PlanNode[] } | { error: stri
 export function parseVote(agentId: string, answer: string): Vote | null {
   const json = extractJson(answer) as { decision?: unknown; confidence?: unknown } | undefined;
   if (!json || typeof json !== 'object') return null;
-  const decision = typeof json.decision === 'string' ? json.decision.trim() : typeof json.decision === 'boolean' ? String(json.decision) : '';
+  const decision =
+    typeof json.decision === 'string'
+      ? json.decision.trim()
+      : typeof json.decision === 'boolean'
+        ? String(json.decision)
+        : '';
   const confidence = Number(json.confidence);
   if (!decision || !Number.isFinite(confidence)) return null;
   return { agentId, decision, confidence: Math.min(1, Math.max(0, confidence)) };
@@ -162,7 +169,8 @@ export class Roster<M extends RosterMember> {
 
   pick(required: string[], among: M[] = this.members, exclude: ReadonlySet<string> = new Set()): M | null {
     const open = among.filter((m) => !exclude.has(m.agentId));
-    const capable = this.strategy === 'capability' ? open.filter((m) => required.every((c) => m.capabilities.includes(c))) : open;
+    const capable =
+      this.strategy === 'capability' ? open.filter((m) => required.every((c) => m.capabilities.includes(c))) : open;
     if (!capable.length) return null;
     if (this.strategy === 'round-robin') {
       for (let i = 0; i < this.members.length; i++) {

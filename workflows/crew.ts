@@ -108,10 +108,17 @@ export async function CrewWorkflow(input: CrewWorkflowInput): Promise<CrewResult
    * order the workflow saw the messages; the write runs where a stop cannot cancel it.
    */
   const post = (message: Omit<CrewMessageInput, 'messageId'> & { messageId?: string }): void => {
-    const stored: CrewMessage = { ...message, messageId: message.messageId ?? uuid4(), seq: messageLog.length + 1, sentAt: new Date().toISOString() };
+    const stored: CrewMessage = {
+      ...message,
+      messageId: message.messageId ?? uuid4(),
+      seq: messageLog.length + 1,
+      sentAt: new Date().toISOString(),
+    };
     seenMessageIds.add(stored.messageId);
     messageLog.push(stored);
-    writes.push(CancellationScope.nonCancellable(() => acts.recordCrewMessage({ crewId: input.crewId, message: stored })));
+    writes.push(
+      CancellationScope.nonCancellable(() => acts.recordCrewMessage({ crewId: input.crewId, message: stored })),
+    );
   };
 
   setHandler(getCrewStateQuery, snapshot);
@@ -126,7 +133,9 @@ export async function CrewWorkflow(input: CrewWorkflowInput): Promise<CrewResult
 
   const setStatus = async (status: CrewStatus): Promise<void> => {
     state.status = status;
-    setCurrentDetails(`Crew **${input.name}** (${input.process}) is ${status}: ${reports.filter((r) => r.status === 'completed').length} sub-task(s) done.`);
+    setCurrentDetails(
+      `Crew **${input.name}** (${input.process}) is ${status}: ${reports.filter((r) => r.status === 'completed').length} sub-task(s) done.`,
+    );
     await acts.recordCrewStatus({ crewId: input.crewId, status });
   };
 
@@ -150,7 +159,14 @@ export async function CrewWorkflow(input: CrewWorkflowInput): Promise<CrewResult
       input: {
         ...spec.input,
         ...member.input,
-        crew: { crewId: input.crewId, name: input.name, goal: input.goal, process: input.process, role: member.role, attempt: attempt + 1 },
+        crew: {
+          crewId: input.crewId,
+          name: input.name,
+          goal: input.goal,
+          process: input.process,
+          role: member.role,
+          attempt: attempt + 1,
+        },
         ...(inbox.length ? { messages: inbox } : {}),
       },
       priority: member.agent.priority,
@@ -194,7 +210,15 @@ export async function CrewWorkflow(input: CrewWorkflowInput): Promise<CrewResult
    * choice, then reassignments by the strategy), and reports what happened.
    */
   const runSubTask = async (spec: SubTaskSpec): Promise<CrewSubTaskReport> => {
-    const report: CrewSubTaskReport = { key: spec.key, title: spec.title, status: 'failed', agentId: null, taskIds: [], output: null, error: null };
+    const report: CrewSubTaskReport = {
+      key: spec.key,
+      title: spec.title,
+      status: 'failed',
+      agentId: null,
+      taskIds: [],
+      output: null,
+      error: null,
+    };
     reports.push(report);
     const among = spec.among ?? members;
     const tried = new Set<string>();
@@ -205,7 +229,12 @@ export async function CrewWorkflow(input: CrewWorkflowInput): Promise<CrewResult
       tried.add(member.agentId);
       report.agentId = member.agentId;
       if (spec.requestedBy && spec.requestedBy !== member.agentId) {
-        post({ fromAgentId: spec.requestedBy, toAgentId: member.agentId, type: 'request', content: `Please do "${spec.title}".` });
+        post({
+          fromAgentId: spec.requestedBy,
+          toAgentId: member.agentId,
+          type: 'request',
+          content: `Please do "${spec.title}".`,
+        });
       }
       for (let attempt = 0; attempt <= input.settings.maxRetries; attempt++) {
         const outcome = await runOnMember(member, spec, attempt);
@@ -215,7 +244,12 @@ export async function CrewWorkflow(input: CrewWorkflowInput): Promise<CrewResult
           report.output = outcome.output;
           report.error = null;
           if (spec.requestedBy && spec.requestedBy !== member.agentId) {
-            post({ fromAgentId: member.agentId, toAgentId: spec.requestedBy, type: 'response', content: answerText(outcome.output) });
+            post({
+              fromAgentId: member.agentId,
+              toAgentId: spec.requestedBy,
+              type: 'response',
+              content: answerText(outcome.output),
+            });
           }
           return report;
         }
@@ -241,7 +275,15 @@ export async function CrewWorkflow(input: CrewWorkflowInput): Promise<CrewResult
   };
 
   const skip = (key: string, title: string, error: string): CrewSubTaskReport => {
-    const report: CrewSubTaskReport = { key, title, status: 'skipped', agentId: null, taskIds: [], output: null, error };
+    const report: CrewSubTaskReport = {
+      key,
+      title,
+      status: 'skipped',
+      agentId: null,
+      taskIds: [],
+      output: null,
+      error,
+    };
     reports.push(report);
     return report;
   };
@@ -260,11 +302,22 @@ export async function CrewWorkflow(input: CrewWorkflowInput): Promise<CrewResult
         skip(`step-${i + 1}`, title, 'an earlier step failed');
         continue;
       }
-      const report = await runSubTask({ key: `step-${i + 1}`, title, agentId: member.agentId, input: { goal: input.goal, step: i + 1, steps: members.length, previous, ...context } });
+      const report = await runSubTask({
+        key: `step-${i + 1}`,
+        title,
+        agentId: member.agentId,
+        input: { goal: input.goal, step: i + 1, steps: members.length, previous, ...context },
+      });
       if (report.status !== 'completed') continue;
       previous = report.output;
       const next = members[i + 1];
-      if (next) post({ fromAgentId: report.agentId, toAgentId: next.agentId, type: 'handoff', content: answerText(report.output) });
+      if (next)
+        post({
+          fromAgentId: report.agentId,
+          toAgentId: next.agentId,
+          type: 'handoff',
+          content: answerText(report.output),
+        });
     }
     return previous;
   };
@@ -276,15 +329,39 @@ export async function CrewWorkflow(input: CrewWorkflowInput): Promise<CrewResult
     let items = Array.isArray(input.input.items) ? (input.input.items as unknown[]) : null;
     if (!items) {
       const splitter = byRole('splitter') ?? members[0]!;
-      const split = await runSubTask({ key: 'split', title: `Split into work items: ${input.goal}`, agentId: splitter.agentId, input: { goal: input.goal, responseFormat: 'crew_items', instructions: SPLIT_INSTRUCTIONS, ...context } });
+      const split = await runSubTask({
+        key: 'split',
+        title: `Split into work items: ${input.goal}`,
+        agentId: splitter.agentId,
+        input: { goal: input.goal, responseFormat: 'crew_items', instructions: SPLIT_INSTRUCTIONS, ...context },
+      });
       items = (split.status === 'completed' && parseItems(answerText(split.output))) || [input.goal];
     }
     const mapItem = (item: unknown, i: number) =>
-      runSubTask({ key: `item-${i + 1}`, title: `${input.goal} (item ${i + 1}/${items.length})`, among: mappers, input: { goal: input.goal, item, ...context } });
-    const mapped = patched(BOUNDED_FAN_OUT_PATCH) ? await atMost(CREW_PARALLEL_ITEMS_AT_ONCE, items, mapItem) : await Promise.all(items.map(mapItem));
-    const results = mapped.map((r, i) => ({ item: items[i], status: r.status, output: r.status === 'completed' ? answerText(r.output) : null, error: r.error }));
-    for (const r of mapped) if (r.status === 'completed') post({ fromAgentId: r.agentId, toAgentId: reducer.agentId, type: 'response', content: answerText(r.output) });
-    const reduced = await runSubTask({ key: 'reduce', title: `Combine ${items.length} result(s): ${input.goal}`, agentId: reducer.agentId, input: { goal: input.goal, results, ...context } });
+      runSubTask({
+        key: `item-${i + 1}`,
+        title: `${input.goal} (item ${i + 1}/${items.length})`,
+        among: mappers,
+        input: { goal: input.goal, item, ...context },
+      });
+    const mapped = patched(BOUNDED_FAN_OUT_PATCH)
+      ? await atMost(CREW_PARALLEL_ITEMS_AT_ONCE, items, mapItem)
+      : await Promise.all(items.map(mapItem));
+    const results = mapped.map((r, i) => ({
+      item: items[i],
+      status: r.status,
+      output: r.status === 'completed' ? answerText(r.output) : null,
+      error: r.error,
+    }));
+    for (const r of mapped)
+      if (r.status === 'completed')
+        post({ fromAgentId: r.agentId, toAgentId: reducer.agentId, type: 'response', content: answerText(r.output) });
+    const reduced = await runSubTask({
+      key: 'reduce',
+      title: `Combine ${items.length} result(s): ${input.goal}`,
+      agentId: reducer.agentId,
+      input: { goal: input.goal, results, ...context },
+    });
     return reduced.status === 'completed' ? { answer: answerText(reduced.output), results } : { results };
   };
 
@@ -293,12 +370,23 @@ export async function CrewWorkflow(input: CrewWorkflowInput): Promise<CrewResult
     if (input.plan) return runPlan(null, members, input.plan);
     const planner = byRole('planner') ?? members[0]!;
     const workers = members.length > 1 ? members.filter((m) => m !== planner) : members;
-    const roster_ = workers.map((m) => ({ agentId: m.agentId, name: m.agent.name, role: m.role, capabilities: m.capabilities }));
+    const roster_ = workers.map((m) => ({
+      agentId: m.agentId,
+      name: m.agent.name,
+      role: m.role,
+      capabilities: m.capabilities,
+    }));
     const planned = await runSubTask({
       key: 'plan',
       title: `Plan: ${input.goal}`,
       agentId: planner.agentId,
-      input: { goal: input.goal, members: roster_, responseFormat: 'crew_plan', instructions: PLAN_INSTRUCTIONS, ...context },
+      input: {
+        goal: input.goal,
+        members: roster_,
+        responseFormat: 'crew_plan',
+        instructions: PLAN_INSTRUCTIONS,
+        ...context,
+      },
     });
     if (planned.status !== 'completed') return null;
     const plan = parsePlan(answerText(planned.output));
@@ -320,20 +408,31 @@ export async function CrewWorkflow(input: CrewWorkflowInput): Promise<CrewResult
       skip('plan', `Plan: ${input.goal}`, `the given plan is not usable: ${plan.error}`);
       return null;
     }
-    post({ fromAgentId: planner?.agentId ?? null, toAgentId: null, type: 'status_update', content: `Plan: ${plan.nodes.map((n) => `${n.id} "${n.title}"${n.dependsOn.length ? ` after ${n.dependsOn.join(', ')}` : ''}`).join('; ')}` });
+    post({
+      fromAgentId: planner?.agentId ?? null,
+      toAgentId: null,
+      type: 'status_update',
+      content: `Plan: ${plan.nodes.map((n) => `${n.id} "${n.title}"${n.dependsOn.length ? ` after ${n.dependsOn.join(', ')}` : ''}`).join('; ')}`,
+    });
     await setStatus('running');
     const done = new Map<string, Promise<CrewSubTaskReport>>();
     const run = async (node: PlanNode): Promise<CrewSubTaskReport> => {
       const deps = await Promise.all(node.dependsOn.map((d) => done.get(d)!));
       const failed = deps.filter((d) => d.status !== 'completed').map((d) => d.key);
-      if (failed.length) return skip(node.id, node.title, `skipped: depends on ${failed.join(', ')}, which did not complete`);
+      if (failed.length)
+        return skip(node.id, node.title, `skipped: depends on ${failed.join(', ')}, which did not complete`);
       return runSubTask({
         key: node.id,
         title: node.title,
         capabilities: node.capabilities,
         among: workers,
         requestedBy: planner?.agentId,
-        input: { goal: input.goal, subtask: node, dependencies: deps.map((d) => ({ id: d.key, title: d.title, output: answerText(d.output) })), ...context },
+        input: {
+          goal: input.goal,
+          subtask: node,
+          dependencies: deps.map((d) => ({ id: d.key, title: d.title, output: answerText(d.output) })),
+          ...context,
+        },
       });
     };
     // Dependencies come first in the plan's order, so every promise a node awaits already exists.
@@ -341,7 +440,9 @@ export async function CrewWorkflow(input: CrewWorkflowInput): Promise<CrewResult
     const finished = await Promise.all(done.values());
     return {
       plan: plan.nodes,
-      outputs: Object.fromEntries(finished.filter((r) => r.status === 'completed').map((r) => [r.key, answerText(r.output)])),
+      outputs: Object.fromEntries(
+        finished.filter((r) => r.status === 'completed').map((r) => [r.key, answerText(r.output)]),
+      ),
     };
   };
 
@@ -354,7 +455,13 @@ export async function CrewWorkflow(input: CrewWorkflowInput): Promise<CrewResult
           title: `Decide: ${input.goal}`,
           agentId: m.agentId,
           noReassign: true,
-          input: { question: input.goal, options: input.input.options ?? null, responseFormat: 'crew_vote', instructions: VOTE_INSTRUCTIONS, ...context },
+          input: {
+            question: input.goal,
+            options: input.input.options ?? null,
+            responseFormat: 'crew_vote',
+            instructions: VOTE_INSTRUCTIONS,
+            ...context,
+          },
         }),
       ),
     );
@@ -365,7 +472,12 @@ export async function CrewWorkflow(input: CrewWorkflowInput): Promise<CrewResult
       const vote = ballot.status === 'completed' ? parseVote(agentId, answerText(ballot.output)) : null;
       if (vote) {
         votes.push(vote);
-        post({ fromAgentId: agentId, toAgentId: null, type: 'response', content: `${vote.decision} (confidence ${vote.confidence})` });
+        post({
+          fromAgentId: agentId,
+          toAgentId: null,
+          type: 'response',
+          content: `${vote.decision} (confidence ${vote.confidence})`,
+        });
       } else {
         abstained.push({ agentId, reason: ballot.error ?? 'the answer holds no {"decision", "confidence"} JSON' });
         if (ballot.status === 'completed') {
@@ -390,7 +502,9 @@ export async function CrewWorkflow(input: CrewWorkflowInput): Promise<CrewResult
     if (!isCancellation(err)) throw err;
   }
   const stopped = CancellationScope.current().consideredCancelled;
-  const failed = reports.filter((r) => r.status !== 'completed').map((r) => ({ key: r.key, title: r.title, error: r.error }));
+  const failed = reports
+    .filter((r) => r.status !== 'completed')
+    .map((r) => ({ key: r.key, title: r.title, error: r.error }));
   const anyCompleted = reports.some((r) => r.status === 'completed');
   const result: CrewResult = {
     status: stopped ? 'stopped' : output !== null && anyCompleted ? 'completed' : 'failed',
@@ -404,8 +518,15 @@ export async function CrewWorkflow(input: CrewWorkflowInput): Promise<CrewResult
     await Promise.allSettled([...runningChildren]);
     await Promise.all(writes);
     state.status = result.status;
-    setCurrentDetails(`Crew **${input.name}** ${result.status}${result.partial ? ` (partial: ${failed.map((f) => f.key).join(', ')} did not complete)` : ''}.`);
-    await acts.recordCrewStatus({ crewId: input.crewId, status: result.status, result, error: failed[0]?.error ?? null });
+    setCurrentDetails(
+      `Crew **${input.name}** ${result.status}${result.partial ? ` (partial: ${failed.map((f) => f.key).join(', ')} did not complete)` : ''}.`,
+    );
+    await acts.recordCrewStatus({
+      crewId: input.crewId,
+      status: result.status,
+      result,
+      error: failed[0]?.error ?? null,
+    });
     await condition(allHandlersFinished);
     // Messages that arrived while the end was being recorded are stored too.
     await Promise.all(writes);
@@ -415,7 +536,11 @@ export async function CrewWorkflow(input: CrewWorkflowInput): Promise<CrewResult
 }
 
 /** Runs `run` over `items` with at most `limit` in flight, starting them in order; results in item order. */
-async function atMost<T, R>(limit: number, items: readonly T[], run: (item: T, index: number) => Promise<R>): Promise<R[]> {
+async function atMost<T, R>(
+  limit: number,
+  items: readonly T[],
+  run: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
   const results: R[] = new Array<R>(items.length);
   let next = 0;
   const lane = async (): Promise<void> => {

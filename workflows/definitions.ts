@@ -420,7 +420,8 @@ export const getCrewStateQuery = defineQuery<CrewLiveState>('getCrewState');
 // server appends the tick's time to the fire workflow's id and sets TemporalScheduledStartTime on it.
 export const reminderScheduleId = (reminderId: string): string => `reminder-${reminderId}`;
 export const reminderFireWorkflowId = (reminderId: string): string => `reminder-${reminderId}-fire`;
-export const reminderChangeWorkflowId = (reminderId: string, op: 'create' | 'remove'): string => `reminder-${reminderId}-${op}`;
+export const reminderChangeWorkflowId = (reminderId: string, op: 'create' | 'remove'): string =>
+  `reminder-${reminderId}-${op}`;
 export const ScheduledStartTimeAttr = defineSearchAttributeKey('TemporalScheduledStartTime', 'DATETIME');
 
 /** What every fire of a reminder submits to its agent. */

@@ -23,7 +23,10 @@ const GOVERNED_DESIGN_PATCH = 'meta-design-governed';
  */
 export async function MetaSupervisorWorkflow(input: MetaWorkflowInput): Promise<MetaResult> {
   const acts = activitiesFor(input.settings);
-  const progress = async (status: MetaStatus, extra: Omit<Parameters<typeof acts.recordMetaRun>[0], 'metaId' | 'status'> = {}) => {
+  const progress = async (
+    status: MetaStatus,
+    extra: Omit<Parameters<typeof acts.recordMetaRun>[0], 'metaId' | 'status'> = {},
+  ) => {
     setCurrentDetails(`Meta supervisor **${input.name}** is ${status}.`);
     await acts.recordMetaRun({ metaId: input.metaId, status, ...extra });
   };
@@ -46,7 +49,12 @@ export async function MetaSupervisorWorkflow(input: MetaWorkflowInput): Promise<
   try {
     // Patch: the design call is admitted like a task step (budgets, step slots); it waits on durable timers.
     const governed = patched(GOVERNED_DESIGN_PATCH);
-    const request = { metaId: input.metaId, objective: input.objective, maxAgents: input.maxAgents, ...(governed ? { orgId: input.orgId } : {}) };
+    const request = {
+      metaId: input.metaId,
+      objective: input.objective,
+      maxAgents: input.maxAgents,
+      ...(governed ? { orgId: input.orgId } : {}),
+    };
     for (;;) {
       try {
         design = await acts.designMetaTeam(request);
@@ -66,7 +74,14 @@ export async function MetaSupervisorWorkflow(input: MetaWorkflowInput): Promise<
   // 2. The agents and their crew are created (idempotently: ids are derived from this run).
   let created;
   try {
-    created = await acts.createMetaTeam({ metaId: input.metaId, orgId: input.orgId, name: input.name, objective: input.objective, team: design.team, settings: input.settings });
+    created = await acts.createMetaTeam({
+      metaId: input.metaId,
+      orgId: input.orgId,
+      name: input.name,
+      objective: input.objective,
+      team: design.team,
+      settings: input.settings,
+    });
   } catch (err) {
     return finish(failed(err));
   }
@@ -120,7 +135,11 @@ export async function MetaSupervisorWorkflow(input: MetaWorkflowInput): Promise<
     crewId: created.crewId,
     combined: combined || null,
     subTasks,
-    error: incomplete.length ? `sub-tasks did not complete: ${incomplete.join('; ')}` : crew.status === 'completed' ? null : `crew ${crew.status}`,
+    error: incomplete.length
+      ? `sub-tasks did not complete: ${incomplete.join('; ')}`
+      : crew.status === 'completed'
+        ? null
+        : `crew ${crew.status}`,
   });
 }
 

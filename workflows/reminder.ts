@@ -48,7 +48,10 @@ function scheduledFireTime(reminderId: string): string {
   const prefix = `${reminderFireWorkflowId(reminderId)}-`;
   const suffix = info.workflowId.startsWith(prefix) ? Date.parse(info.workflowId.slice(prefix.length)) : NaN;
   if (!Number.isNaN(suffix)) return new Date(suffix).toISOString();
-  throw ApplicationFailure.nonRetryable(`workflow ${info.workflowId} was not started by reminder ${reminderId}'s schedule`, ErrorType.NotFound);
+  throw ApplicationFailure.nonRetryable(
+    `workflow ${info.workflowId} was not started by reminder ${reminderId}'s schedule`,
+    ErrorType.NotFound,
+  );
 }
 
 /** Agents started before reminders existed replay without these activities. */

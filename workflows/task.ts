@@ -135,10 +135,12 @@ export class TaskRun {
     const known = this.decisions.get(request.approvalId);
     if (known) {
       if (known.status === 'expired') throw new Error('approval request expired');
-      if (known.status !== (request.decision === 'approve' ? 'approved' : 'rejected')) throw new Error(`approval request already ${known.status}`);
+      if (known.status !== (request.decision === 'approve' ? 'approved' : 'rejected'))
+        throw new Error(`approval request already ${known.status}`);
       return;
     }
-    if (this.pendingApprovalId !== request.approvalId) throw new Error(`no pending approval request ${request.approvalId} on this task`);
+    if (this.pendingApprovalId !== request.approvalId)
+      throw new Error(`no pending approval request ${request.approvalId} on this task`);
     if (request.decision === 'reject' && request.editedAction) throw new Error('editedAction applies to approve only');
   }
 
@@ -219,22 +221,32 @@ export class TaskRun {
         const admissionWaitBefore = this.admissionWaitMs;
         let waitedMs = 0;
         this.show(`thinking (step ${step}/${settings.maxSteps})`);
-        const reply = await this.admitted(() => acts.callModel(this.summary(`model call, step ${step}/${settings.maxSteps}`), {
-          taskId: goal.taskId,
-          step,
-          owner: { agentId: agent.id, orgId: agent.orgId, priority: rank, agentBudget: agent.tokenBudgetPerMinute ?? null },
-          markStarted: startsInModelCall && step === 1,
-          ...(step === 1 && this.agentStateAtStart ? { agentState: this.agentStateAtStart } : {}),
-          completesTask: completesInModelCall,
-          provider: agent.provider,
-          fallbackProviders: agent.fallbackProviders ?? [],
-          model: agent.model,
-          messages,
-          toolNames: agent.allowedTools,
-          mcpServers: agent.mcpServers ?? [],
-        }));
+        const reply = await this.admitted(() =>
+          acts.callModel(this.summary(`model call, step ${step}/${settings.maxSteps}`), {
+            taskId: goal.taskId,
+            step,
+            owner: {
+              agentId: agent.id,
+              orgId: agent.orgId,
+              priority: rank,
+              agentBudget: agent.tokenBudgetPerMinute ?? null,
+            },
+            markStarted: startsInModelCall && step === 1,
+            ...(step === 1 && this.agentStateAtStart ? { agentState: this.agentStateAtStart } : {}),
+            completesTask: completesInModelCall,
+            provider: agent.provider,
+            fallbackProviders: agent.fallbackProviders ?? [],
+            model: agent.model,
+            messages,
+            toolNames: agent.allowedTools,
+            mcpServers: agent.mcpServers ?? [],
+          }),
+        );
         if (reply.finishReason === 'refusal') {
-          return await this.finish('failed', null, { message: `model refused: ${reply.content}`, type: ErrorType.ProviderRefusal });
+          return await this.finish('failed', null, {
+            message: `model refused: ${reply.content}`,
+            type: ErrorType.ProviderRefusal,
+          });
         }
         messages.push({ role: 'assistant', content: reply.content, toolCalls: reply.toolCalls });
         if (reply.toolCalls.length === 0) {
@@ -293,29 +305,40 @@ export class TaskRun {
             if (outcome.editedAction) toRun = { ...call, arguments: JSON.stringify(outcome.editedAction) };
           }
           this.show(`calling tool ${call.name} (step ${step}/${settings.maxSteps})`);
-          const runTool = toolsRunLocally && reply.toolPolicies?.[toRun.name]?.local ? acts.runToolLocally : acts.runTool;
-          const result = await this.admitted(() => runTool(this.summary(`${toRun.name}, step ${step}/${settings.maxSteps}`), {
-            taskId: goal.taskId,
-            agentId: agent.id,
-            orgId: agent.orgId,
-            step,
-            index,
-            call: toRun,
-            allowedTools: agent.allowedTools,
-            mcpServers: agent.mcpServers ?? [],
-            // Stable across activity retries and worker crashes: the side effect's identity.
-            idempotencyKey: `${this.key}:${step}:${index}`,
-            delegationDepth: goal.delegationDepth,
-            maxDelegationDepth: settings.maxDelegationDepth,
-            priority: rank,
-          }));
+          const runTool =
+            toolsRunLocally && reply.toolPolicies?.[toRun.name]?.local ? acts.runToolLocally : acts.runTool;
+          const result = await this.admitted(() =>
+            runTool(this.summary(`${toRun.name}, step ${step}/${settings.maxSteps}`), {
+              taskId: goal.taskId,
+              agentId: agent.id,
+              orgId: agent.orgId,
+              step,
+              index,
+              call: toRun,
+              allowedTools: agent.allowedTools,
+              mcpServers: agent.mcpServers ?? [],
+              // Stable across activity retries and worker crashes: the side effect's identity.
+              idempotencyKey: `${this.key}:${step}:${index}`,
+              delegationDepth: goal.delegationDepth,
+              maxDelegationDepth: settings.maxDelegationDepth,
+              priority: rank,
+            }),
+          );
           messages.push({ role: 'tool', toolCallId: result.toolCallId, name: result.name, content: result.content });
           if (gate === 'run' && reply.toolPolicies?.[call.name]?.sideEffect && !result.isError) {
-            this.notifyLater('autopilot_executed', `${step}:${index}`, { tool: call.name, arguments: parseArguments(toRun.arguments), result: result.content });
+            this.notifyLater('autopilot_executed', `${step}:${index}`, {
+              tool: call.name,
+              arguments: parseArguments(toRun.arguments),
+              result: result.content,
+            });
           }
         }
         if (proposals.length > 0) {
-          return await this.finish('completed', { suggestion: reply.content, proposedActions: proposals, executed: false }, null);
+          return await this.finish(
+            'completed',
+            { suggestion: reply.content, proposedActions: proposals, executed: false },
+            null,
+          );
         }
         if (boundedWaits) waitedMs += this.admissionWaitMs - admissionWaitBefore;
         activeMs += Date.now() - stepStarted - waitedMs;
@@ -328,7 +351,8 @@ export class TaskRun {
     } catch (err) {
       if (isCancellation(err)) return await this.finish('cancelled', null, { message: 'cancelled', type: 'Cancelled' });
       const failure = applicationFailure(err);
-      if (failure) return await this.finish('failed', null, { message: failure.message, type: failure.type ?? 'ActivityFailure' });
+      if (failure)
+        return await this.finish('failed', null, { message: failure.message, type: failure.type ?? 'ActivityFailure' });
       throw err;
     }
   }
@@ -442,7 +466,8 @@ export class TaskRun {
     });
     // Patch: act on a decision only once its row says so, or a crash in between could let the task
     // finish first and mark the approved request expired. Earlier histories replay without the wait.
-    if (decided && patched('approval-recorded-before-acting')) await condition(() => this.recordedDecisions.has(approvalId));
+    if (decided && patched('approval-recorded-before-acting'))
+      await condition(() => this.recordedDecisions.has(approvalId));
     this.pendingApprovalId = null;
     if (!decided) {
       const expired: ApprovalOutcome = {
@@ -459,7 +484,9 @@ export class TaskRun {
     const outcome = this.decisions.get(approvalId)!;
     await this.slot?.take();
     this.progress.status = 'running';
-    this.notifyLater(outcome.status === 'expired' ? 'approval_expired' : 'approval_decided', approvalId, { ...outcome });
+    this.notifyLater(outcome.status === 'expired' ? 'approval_expired' : 'approval_decided', approvalId, {
+      ...outcome,
+    });
     return outcome;
   }
 
@@ -501,7 +528,9 @@ export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcom
   setHandler(pauseTaskSignal, () => task.pause());
   setHandler(resumeTaskSignal, () => task.resume());
   setHandler(getTaskProgressQuery, () => task.snapshot());
-  setHandler(decideApprovalUpdate, (request) => task.applyDecision(request), { validator: (request) => task.checkDecision(request) });
+  setHandler(decideApprovalUpdate, (request) => task.applyDecision(request), {
+    validator: (request) => task.checkDecision(request),
+  });
   setHandler(decideApprovalSignal, (request) => task.applyDecisionSignal(request));
   return task.run();
 }

@@ -96,7 +96,9 @@ function isSocketFailure(err: Error): boolean {
   if (err instanceof TypeError && /terminated|fetch failed/i.test(err.message)) return true;
   const cause = (err as { cause?: unknown }).cause;
   const code = (err as { code?: unknown }).code ?? (isRecord(cause) ? cause.code : undefined);
-  return typeof code === 'string' && /^(ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|UND_ERR_)/.test(code);
+  return (
+    typeof code === 'string' && /^(ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|UND_ERR_)/.test(code)
+  );
 }
 
 function describeCause(err: Error): string {

@@ -2,7 +2,12 @@
  * Anthropic Messages API adapter (tool_use). Failure classification and the deadline watchdog are
  * shared with the OpenAI adapter so both providers retry identically under Temporal.
  */
-import Anthropic, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from '@anthropic-ai/sdk';
+import Anthropic, {
+  APIConnectionError,
+  APIConnectionTimeoutError,
+  APIError,
+  APIUserAbortError,
+} from '@anthropic-ai/sdk';
 import {
   classifyHttpFailure,
   classifyTransportError,
@@ -60,7 +65,12 @@ export function createAnthropicProvider(opts: AnthropicProviderOptions): LlmProv
         : await singleMessage(client, params, watchdog);
       return { ...result, provider: name, model: result.model || model };
     } catch (err) {
-      throw settleFailure(err, { provider: name, watchdog, callerSignal: options.signal, classify: classifyAnthropicError });
+      throw settleFailure(err, {
+        provider: name,
+        watchdog,
+        callerSignal: options.signal,
+        classify: classifyAnthropicError,
+      });
     } finally {
       watchdog.dispose();
     }
@@ -96,11 +106,17 @@ function toWireConversation(messages: LlmMessage[]): { system: string; messages:
 /** Called for non-system messages only; system text goes to the `system` parameter. */
 function toWireTurn(message: LlmMessage): { role: 'user' | 'assistant'; blocks: ContentBlockParam[] } {
   if (message.role === 'assistant') {
-    return { role: 'assistant', blocks: [...textBlocks(message.content), ...(message.toolCalls ?? []).map(toToolUseBlock)] };
+    return {
+      role: 'assistant',
+      blocks: [...textBlocks(message.content), ...(message.toolCalls ?? []).map(toToolUseBlock)],
+    };
   }
   if (message.role === 'tool') {
     // Anthropic has no tool role: results travel in the next user turn.
-    return { role: 'user', blocks: [{ type: 'tool_result', tool_use_id: message.toolCallId, content: message.content }] };
+    return {
+      role: 'user',
+      blocks: [{ type: 'tool_result', tool_use_id: message.toolCallId, content: message.content }],
+    };
   }
   return { role: 'user', blocks: textBlocks(message.content) };
 }
@@ -196,7 +212,8 @@ function readMessage(raw: unknown): ProviderResult {
   let content = '';
   for (const block of message.content) {
     if (block.type === 'text') content += block.text;
-    if (block.type === 'tool_use') toolCalls.push({ id: block.id, name: block.name, arguments: JSON.stringify(block.input ?? {}) });
+    if (block.type === 'tool_use')
+      toolCalls.push({ id: block.id, name: block.name, arguments: JSON.stringify(block.input ?? {}) });
   }
   return {
     content,
@@ -287,7 +304,12 @@ class EventAssembler {
 
   /** message_delta usage is cumulative; null fields mean "unchanged since message_start". */
   private mergeUsage(delta: Anthropic.Messages.MessageDeltaUsage): void {
-    for (const key of ['input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens'] as const) {
+    for (const key of [
+      'input_tokens',
+      'output_tokens',
+      'cache_creation_input_tokens',
+      'cache_read_input_tokens',
+    ] as const) {
       const value = delta[key];
       if (typeof value === 'number') this.usage[key] = value;
     }
@@ -300,7 +322,10 @@ class EventAssembler {
     }
     const ordered = [...this.blocks.entries()].sort(([a], [b]) => a - b).map(([, block]) => block);
     return {
-      content: ordered.filter((block) => block.type === 'text').map((block) => block.text).join(''),
+      content: ordered
+        .filter((block) => block.type === 'text')
+        .map((block) => block.text)
+        .join(''),
       toolCalls: ordered.filter((block) => block.type === 'tool_use').map(toStreamedToolCall),
       usage: { inputTokens: inputTokensOf(this.usage), outputTokens: this.usage.output_tokens ?? 0 },
       finishReason: mapStopReason(this.stopReason),
@@ -339,7 +364,13 @@ function classifyAnthropicApiError(err: APIError, provider: string): ProviderErr
   const message = err.apiMessage ?? err.message;
   if (err.status === undefined) return classifyStreamErrorEvent(err.type, message, provider);
   // 529 overloaded falls in the 5xx range and maps to unavailable.
-  return classifyHttpFailure({ provider, status: err.status, headers: err.headers, code: err.type ?? undefined, message });
+  return classifyHttpFailure({
+    provider,
+    status: err.status,
+    headers: err.headers,
+    code: err.type ?? undefined,
+    message,
+  });
 }
 
 /** An `event: error` inside a 200 stream carries only the error type (e.g. overloaded_error). */

@@ -4,7 +4,13 @@ import { createOfflineProvider } from './offline';
 import { createOpenAiProvider } from './openai';
 import type { LlmProvider } from './types';
 
-export const PROVIDER_NAMES: readonly ProviderName[] = ['offline', 'openai', 'anthropic', 'ollama', 'openai-compatible'];
+export const PROVIDER_NAMES: readonly ProviderName[] = [
+  'offline',
+  'openai',
+  'anthropic',
+  'ollama',
+  'openai-compatible',
+];
 
 export class ProviderConfigError extends Error {}
 

@@ -84,25 +84,34 @@ function decide(task: TaskPrompt, turn: number, messages: LlmMessage[], offered:
   const script = Array.isArray(task.input.script) ? (task.input.script as ScriptEntry[]) : undefined;
   // Only results since the latest user message belong to this turn (a chat has earlier turns).
   const lastUser = messages.map((m) => m.role).lastIndexOf('user');
-  const toolResults = messages.slice(lastUser + 1).filter((m): m is Extract<LlmMessage, { role: 'tool' }> => m.role === 'tool');
+  const toolResults = messages
+    .slice(lastUser + 1)
+    .filter((m): m is Extract<LlmMessage, { role: 'tool' }> => m.role === 'tool');
   if (script) {
     const entry = script[turn];
     if (!entry) return { content: summarise(task, toolResults), toolCalls: [] };
     const calls = entry.calls ?? (entry.call ? [{ call: entry.call, args: entry.args }] : []);
     const toolCalls = calls.map((c) => ({ name: c.call, arguments: JSON.stringify(c.args ?? {}) }));
-    const content = entry.answer !== undefined ? `[offline] ${entry.answer}` : `[offline] Step ${turn + 1} of the script.`;
+    const content =
+      entry.answer !== undefined ? `[offline] ${entry.answer}` : `[offline] Step ${turn + 1} of the script.`;
     return { content, toolCalls, delayMs: entry.delayMs };
   }
   if (toolResults.length > 0) return { content: summarise(task, toolResults), toolCalls: [] };
   const text = `${task.title} ${JSON.stringify(task.input)}`;
   const url = /https?:\/\/[^\s"'<>]+/.exec(text)?.[0];
   if (url && offered.has('http_get')) {
-    return { content: `[offline] I will fetch ${url} to answer.`, toolCalls: [{ name: 'http_get', arguments: JSON.stringify({ url }) }] };
+    return {
+      content: `[offline] I will fetch ${url} to answer.`,
+      toolCalls: [{ name: 'http_get', arguments: JSON.stringify({ url }) }],
+    };
   }
   const remember = /^remember\s+(.+)$/i.exec(task.title.trim());
   if (remember && offered.has('memory_write')) {
     const args = { key: 'notes', op: 'append', value: remember[1] };
-    return { content: '[offline] I will store this note.', toolCalls: [{ name: 'memory_write', arguments: JSON.stringify(args) }] };
+    return {
+      content: '[offline] I will store this note.',
+      toolCalls: [{ name: 'memory_write', arguments: JSON.stringify(args) }],
+    };
   }
   const crewAnswer = crewFormatAnswer(task.input);
   if (crewAnswer) return { content: `[offline] ${JSON.stringify(crewAnswer)}`, toolCalls: [] };
@@ -150,7 +159,12 @@ function metaTeamPrompt(messages: LlmMessage[]): unknown {
   const objective = /^Objective:\s*(.*)$/m.exec(text)?.[1]?.trim() ?? '';
   const size = Math.min(5, Math.max(1, Number(/^Team size: at most (\d+)/m.exec(text)?.[1]) || 3));
   const specs = [...META_SPECIALISTS.slice(0, size - 1), META_WRITER];
-  const team = specs.map((s) => ({ name: `${s.role[0]!.toUpperCase()}${s.role.slice(1)}`, role: s.role, objective: `${s.verb} ${objective}`, capabilities: [s.capability] }));
+  const team = specs.map((s) => ({
+    name: `${s.role[0]!.toUpperCase()}${s.role.slice(1)}`,
+    role: s.role,
+    objective: `${s.verb} ${objective}`,
+    capabilities: [s.capability],
+  }));
   const ids = specs.map((s) => s.capability);
   const subtasks = specs.map((s, i) => ({
     id: s.capability,
@@ -166,21 +180,31 @@ function crewFormatAnswer(input: Record<string, unknown>): unknown {
   const goal = String(input.goal ?? input.question ?? '');
   switch (input.responseFormat) {
     case 'crew_plan': {
-      const members = Array.isArray(input.members) ? (input.members as { name?: string; capabilities?: string[] }[]) : [];
+      const members = Array.isArray(input.members)
+        ? (input.members as { name?: string; capabilities?: string[] }[])
+        : [];
       const parts = members.map((m, i) => ({
         id: `part-${i + 1}`,
         title: `${goal}: the part for ${m.name ?? `member ${i + 1}`}`,
         capabilities: (m.capabilities ?? []).slice(0, 1),
         dependsOn: [],
       }));
-      return { subtasks: [...parts, { id: 'combine', title: `Combine the parts: ${goal}`, capabilities: [], dependsOn: parts.map((p) => p.id) }] };
+      return {
+        subtasks: [
+          ...parts,
+          { id: 'combine', title: `Combine the parts: ${goal}`, capabilities: [], dependsOn: parts.map((p) => p.id) },
+        ],
+      };
     }
     case 'crew_vote': {
       const options = Array.isArray(input.options) ? input.options : [];
       return { decision: String(options[0] ?? 'yes'), confidence: 0.7, reason: 'the first option (offline provider)' };
     }
     case 'crew_items':
-      return goal.split(/,|\band\b/).map((s) => s.trim()).filter(Boolean);
+      return goal
+        .split(/,|\band\b/)
+        .map((s) => s.trim())
+        .filter(Boolean);
     default:
       return undefined;
   }

@@ -71,7 +71,12 @@ export function createOpenAiProvider(opts: OpenAiProviderOptions): LlmProvider {
         : await singleCompletion(client, params, watchdog);
       return { ...result, provider: name, model: result.model || model };
     } catch (err) {
-      throw settleFailure(err, { provider: name, watchdog, callerSignal: options.signal, classify: classifyOpenAiError });
+      throw settleFailure(err, {
+        provider: name,
+        watchdog,
+        callerSignal: options.signal,
+        classify: classifyOpenAiError,
+      });
     } finally {
       watchdog.dispose();
     }
@@ -85,7 +90,12 @@ export function createOpenAiProvider(opts: OpenAiProviderOptions): LlmProvider {
  * SDK would then drop the message (and with it the context-length signal), so wrap such bodies first.
  */
 class OpenAiClient extends OpenAI {
-  protected override makeStatusError(status: number, error: object, message: string | undefined, headers: Headers): APIError {
+  protected override makeStatusError(
+    status: number,
+    error: object,
+    message: string | undefined,
+    headers: Headers,
+  ): APIError {
     const unwrapped = isRecord(error) && !('error' in error) && typeof error.message === 'string';
     return super.makeStatusError(status, unwrapped ? { error } : error, message, headers);
   }
@@ -135,7 +145,10 @@ function toWireAssistant(content: string, toolCalls: ToolCall[]): WireMessage {
 }
 
 function toWireTool(tool: ToolSpec): WireTool {
-  return { type: 'function', function: { name: tool.name, description: tool.description, parameters: tool.parameters } };
+  return {
+    type: 'function',
+    function: { name: tool.name, description: tool.description, parameters: tool.parameters },
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -158,7 +171,9 @@ function readCompletion(completion: unknown): ProviderResult {
   const message = (choice as unknown as Completion['choices'][number]).message;
   const toolCalls = (message.tool_calls ?? []).flatMap((call, index) => {
     if (call.type !== undefined && call.type !== 'function') return [];
-    return [{ id: call.id || `call_${index}`, name: call.function.name, arguments: rawArguments(call.function.arguments) }];
+    return [
+      { id: call.id || `call_${index}`, name: call.function.name, arguments: rawArguments(call.function.arguments) },
+    ];
   });
   return finishResult({
     content: message.content ?? '',

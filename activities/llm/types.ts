@@ -62,14 +62,7 @@ export interface LlmProvider {
 }
 
 export type ProviderErrorKind =
-  | 'rate_limited'
-  | 'unavailable'
-  | 'timeout'
-  | 'network'
-  | 'auth'
-  | 'invalid_request'
-  | 'context_length'
-  | 'refusal';
+  'rate_limited' | 'unavailable' | 'timeout' | 'network' | 'auth' | 'invalid_request' | 'context_length' | 'refusal';
 
 /** A classified provider failure. `retryable` tells the activity whether to let Temporal retry. */
 export class ProviderError extends Error {
@@ -83,6 +76,8 @@ export class ProviderError extends Error {
   }
 
   get retryable(): boolean {
-    return this.kind === 'rate_limited' || this.kind === 'unavailable' || this.kind === 'timeout' || this.kind === 'network';
+    return (
+      this.kind === 'rate_limited' || this.kind === 'unavailable' || this.kind === 'timeout' || this.kind === 'network'
+    );
   }
 }

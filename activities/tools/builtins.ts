@@ -32,9 +32,10 @@ export async function applyOnce(
       [ctx.idempotencyKey, tool, ctx.taskId],
     );
     if (!claimed.rowCount) {
-      const prior = await client.query<{ result: unknown }>('SELECT result FROM side_effects WHERE idempotency_key = $1', [
-        ctx.idempotencyKey,
-      ]);
+      const prior = await client.query<{ result: unknown }>(
+        'SELECT result FROM side_effects WHERE idempotency_key = $1',
+        [ctx.idempotencyKey],
+      );
       return { result: prior.rows[0]?.result, replayed: true };
     }
     const result = await effect(client);
@@ -59,9 +60,11 @@ const httpPolicy = (ctx: ToolContext): HttpPolicy => ({
   privateHosts: outboundAllowHosts(ctx.config),
 });
 
-const requestSignal = (ctx: ToolContext) => AbortSignal.any([AbortSignal.timeout(10_000), ...(ctx.signal ? [ctx.signal] : [])]);
+const requestSignal = (ctx: ToolContext) =>
+  AbortSignal.any([AbortSignal.timeout(10_000), ...(ctx.signal ? [ctx.signal] : [])]);
 
-const truncate = (body: string) => (body.length > MAX_HTTP_BODY_CHARS ? `${body.slice(0, MAX_HTTP_BODY_CHARS)}…[truncated]` : body);
+const truncate = (body: string) =>
+  body.length > MAX_HTTP_BODY_CHARS ? `${body.slice(0, MAX_HTTP_BODY_CHARS)}…[truncated]` : body;
 
 export const httpGet = defineTool({
   name: 'http_get',
@@ -99,21 +102,32 @@ export const httpPost = defineTool({
       [ctx.idempotencyKey, ctx.taskId],
     );
     if (!claim.rowCount) {
-      const prior = await ctx.db.query<{ result: unknown }>('SELECT result FROM side_effects WHERE idempotency_key = $1', [ctx.idempotencyKey]);
+      const prior = await ctx.db.query<{ result: unknown }>(
+        'SELECT result FROM side_effects WHERE idempotency_key = $1',
+        [ctx.idempotencyKey],
+      );
       if (prior.rows[0]?.result !== null) return { content: { ...(prior.rows[0]!.result as object), replayed: true } };
       throw new ToolError('a previous attempt may already have sent this request; not sending it again');
     }
     const headers = { 'content-type': 'application/json', 'idempotency-key': ctx.idempotencyKey };
     const res = await safePost(url, JSON.stringify(body), headers, httpPolicy(ctx), requestSignal(ctx));
-    const result = { status: res.status, body: truncate(res.body), ...(res.location ? { location: res.location } : {}) };
-    await ctx.db.query('UPDATE side_effects SET result = $2 WHERE idempotency_key = $1', [ctx.idempotencyKey, JSON.stringify(result)]);
+    const result = {
+      status: res.status,
+      body: truncate(res.body),
+      ...(res.location ? { location: res.location } : {}),
+    };
+    await ctx.db.query('UPDATE side_effects SET result = $2 WHERE idempotency_key = $1', [
+      ctx.idempotencyKey,
+      JSON.stringify(result),
+    ]);
     return { content: result };
   },
 });
 
 export const memoryRead = defineTool({
   name: 'memory_read',
-  description: "Read a value from memory: the agent's private memory, or the organisation's shared memory with shared=true.",
+  description:
+    "Read a value from memory: the agent's private memory, or the organisation's shared memory with shared=true.",
   input: z.object({ key: z.string().min(1).max(200), shared: z.boolean().optional() }),
   sideEffect: false,
   local: true,
@@ -148,7 +162,8 @@ export const memoryWrite = defineTool({
   }),
   sideEffect: true,
   async run({ key, value, op, shared }, ctx) {
-    if (op === 'increment' && typeof value !== 'number' && value !== undefined) throw new ToolError('increment needs a numeric value');
+    if (op === 'increment' && typeof value !== 'number' && value !== undefined)
+      throw new ToolError('increment needs a numeric value');
     const initial = op === 'increment' ? (value ?? 1) : op === 'append' ? [value ?? null] : (value ?? null);
     // For append the inserted row holds the one-element list; on conflict its first element is appended.
     const { result, replayed } = await applyOnce(ctx, 'memory_write', async (client) => {
@@ -191,7 +206,7 @@ export const sendMessage = defineTool({
 
 export const createTask = defineTool({
   name: 'create_task',
-  description: 'Delegate a task to another agent of the same organisation. The task joins that agent\'s goal queue.',
+  description: "Delegate a task to another agent of the same organisation. The task joins that agent's goal queue.",
   input: z.object({
     agentId: z.string().uuid(),
     title: z.string().min(1).max(500),
@@ -229,13 +244,21 @@ export const createTask = defineTool({
       return { content: receipt, decisionType: 'delegate' };
     } catch (err) {
       // The target refused (archived meanwhile): the model should hear it; anything else is retried.
-      if (err instanceof AgentRejectedError) throw new ToolError(`agent ${args.agentId} refused the task: ${err.message}`);
+      if (err instanceof AgentRejectedError)
+        throw new ToolError(`agent ${args.agentId} refused the task: ${err.message}`);
       throw err;
     }
   },
 });
 
-export const BUILTIN_TOOLS: ToolDefinition<never>[] = [httpGet, httpPost, memoryRead, memoryWrite, sendMessage, createTask] as never[];
+export const BUILTIN_TOOLS: ToolDefinition<never>[] = [
+  httpGet,
+  httpPost,
+  memoryRead,
+  memoryWrite,
+  sendMessage,
+  createTask,
+] as never[];
 
 // ---- Reminders and agent management (wired with the worker's Temporal client; see tools/index.ts) ----
 
@@ -253,7 +276,7 @@ export function createReminderTool(reminders?: ReminderPort) {
   return defineTool({
     name: 'create_reminder',
     description:
-      'Schedule a goal for yourself (or another agent of your organisation): once at a time, every interval, or on a cron schedule in a time zone. Each time it fires, the goal joins the agent\'s queue.',
+      "Schedule a goal for yourself (or another agent of your organisation): once at a time, every interval, or on a cron schedule in a time zone. Each time it fires, the goal joins the agent's queue.",
     input: z.object({
       title: z.string().trim().min(1).max(500).describe('The goal each fire adds'),
       schedule: ReminderScheduleInput.describe(
@@ -307,10 +330,22 @@ export function createAgentManagerTool(agents?: AgentManagerPort) {
       type: z.string().trim().min(1).max(100).optional(),
       priority: z.number().int().min(1).max(10).optional(),
       autonomy: z.enum(AUTONOMY_LEVELS).optional().describe('At most your own; defaults to yours'),
-      allowedTools: z.array(z.string()).max(100).optional().describe('A subset of your tools; defaults to the default tools you have'),
-      approvalRequiredTools: z.array(z.string()).max(100).optional().describe('Added to your own, which the new agent always keeps'),
+      allowedTools: z
+        .array(z.string())
+        .max(100)
+        .optional()
+        .describe('A subset of your tools; defaults to the default tools you have'),
+      approvalRequiredTools: z
+        .array(z.string())
+        .max(100)
+        .optional()
+        .describe('Added to your own, which the new agent always keeps'),
       tokenBudgetPerMinute: z.number().int().positive().optional().describe('At most your own; defaults to yours'),
-      mcpServers: z.array(z.string()).max(10).optional().describe('Names of your own MCP servers the new agent may use'),
+      mcpServers: z
+        .array(z.string())
+        .max(10)
+        .optional()
+        .describe('Names of your own MCP servers the new agent may use'),
     }),
     sideEffect: true,
     async run(args, ctx) {
@@ -321,7 +356,10 @@ export function createAgentManagerTool(agents?: AgentManagerPort) {
       const action = args.action;
       const agentId = args.agentId;
       if (agentId === ctx.agentId && action !== 'resume') throw new ToolError(`an agent cannot ${action} itself`);
-      const target = await ctx.db.query<{ status: string }>('SELECT status FROM agents WHERE id = $1 AND org_id = $2', [agentId, ctx.orgId]);
+      const target = await ctx.db.query<{ status: string }>('SELECT status FROM agents WHERE id = $1 AND org_id = $2', [
+        agentId,
+        ctx.orgId,
+      ]);
       if (!target.rowCount) throw new ToolError(`no agent ${agentId} in this organisation`);
       const { result, replayed } = await applyOnce(ctx, 'agent_manager', async () => {
         try {
@@ -331,7 +369,8 @@ export function createAgentManagerTool(agents?: AgentManagerPort) {
           return { agentId, action, status: live.status };
         } catch (err) {
           // Refused (archived, not running): the model should hear it, and nothing is recorded.
-          if (err instanceof AgentRejectedError) throw new ToolError(`agent ${agentId} refused to ${action}: ${err.message}`);
+          if (err instanceof AgentRejectedError)
+            throw new ToolError(`agent ${agentId} refused to ${action}: ${err.message}`);
           throw err;
         }
       });
@@ -378,7 +417,8 @@ const autonomyRank = (level: AgentConfig['autonomy']) => AUTONOMY_LEVELS.indexOf
 const definedOnly = (value: object) => Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined));
 
 /** Whether `entry` of a new agent's allowlist grants nothing beyond `creator`'s: a pattern only if held as such. */
-const toolCovered = (creator: readonly string[], entry: string) => (entry.endsWith('__*') ? creator.includes(entry) : toolAllowed(creator, entry));
+const toolCovered = (creator: readonly string[], entry: string) =>
+  entry.endsWith('__*') ? creator.includes(entry) : toolAllowed(creator, entry);
 
 /**
  * The new agent's fields: what the model asked for, with every privilege it left out taken from its
@@ -386,10 +426,14 @@ const toolCovered = (creator: readonly string[], entry: string) => (entry.endsWi
  * Provider, model and approval routing are always the creator's.
  */
 function childFields(args: CreateArgs, creator: AgentConfig): Record<string, unknown> {
-  const unknownServers = (args.mcpServers ?? []).filter((name) => !(creator.mcpServers ?? []).some((s) => s.name === name));
+  const unknownServers = (args.mcpServers ?? []).filter(
+    (name) => !(creator.mcpServers ?? []).some((s) => s.name === name),
+  );
   if (unknownServers.length) {
     const yours = (creator.mcpServers ?? []).map((s) => s.name).join(', ') || 'none';
-    throw new ToolError(`agent creation refused: you have no MCP server ${unknownServers.map((n) => `"${n}"`).join(', ')} (yours: ${yours}); nothing was created`);
+    throw new ToolError(
+      `agent creation refused: you have no MCP server ${unknownServers.map((n) => `"${n}"`).join(', ')} (yours: ${yours}); nothing was created`,
+    );
   }
   return {
     name: args.name,
@@ -398,7 +442,9 @@ function childFields(args: CreateArgs, creator: AgentConfig): Record<string, unk
     ...(args.priority !== undefined ? { priority: args.priority } : {}),
     autonomy: args.autonomy ?? creator.autonomy,
     allowedTools: args.allowedTools ?? DEFAULT_TOOLS.filter((tool) => toolAllowed(creator.allowedTools, tool)),
-    approvalRequiredTools: [...new Set([...(creator.approvalRequiredTools ?? []), ...(args.approvalRequiredTools ?? [])])],
+    approvalRequiredTools: [
+      ...new Set([...(creator.approvalRequiredTools ?? []), ...(args.approvalRequiredTools ?? [])]),
+    ],
     tokenBudgetPerMinute: args.tokenBudgetPerMinute ?? creator.tokenBudgetPerMinute ?? null,
     // By name: the creator's own entries are copied (headers included) without the model ever seeing them.
     mcpServers: (creator.mcpServers ?? []).filter((s) => args.mcpServers?.includes(s.name)),
@@ -415,16 +461,22 @@ function childFields(args: CreateArgs, creator: AgentConfig): Record<string, unk
 function escalations(child: Omit<AgentConfig, 'id' | 'orgId' | 'createdAt'>, creator: AgentConfig): string[] {
   const found: string[] = [];
   const extraTools = child.allowedTools.filter((tool) => !toolCovered(creator.allowedTools, tool));
-  if (extraTools.length) found.push(`allowedTools ${extraTools.join(', ')} (yours: ${creator.allowedTools.join(', ') || 'none'})`);
-  if (autonomyRank(child.autonomy) > autonomyRank(creator.autonomy)) found.push(`autonomy ${child.autonomy} (yours: ${creator.autonomy})`);
+  if (extraTools.length)
+    found.push(`allowedTools ${extraTools.join(', ')} (yours: ${creator.allowedTools.join(', ') || 'none'})`);
+  if (autonomyRank(child.autonomy) > autonomyRank(creator.autonomy))
+    found.push(`autonomy ${child.autonomy} (yours: ${creator.autonomy})`);
   const budget = creator.tokenBudgetPerMinute ?? null;
   // A creator without a budget of its own is bounded only by the organisation's and the global budgets,
   // which bound the new agent as well: any agent budget (or none) grants nothing more.
-  if (budget !== null && (child.tokenBudgetPerMinute ?? null) === null) found.push(`tokenBudgetPerMinute none (yours: ${budget})`);
-  else if (budget !== null && child.tokenBudgetPerMinute! > budget) found.push(`tokenBudgetPerMinute ${child.tokenBudgetPerMinute} (yours: ${budget})`);
+  if (budget !== null && (child.tokenBudgetPerMinute ?? null) === null)
+    found.push(`tokenBudgetPerMinute none (yours: ${budget})`);
+  else if (budget !== null && child.tokenBudgetPerMinute! > budget)
+    found.push(`tokenBudgetPerMinute ${child.tokenBudgetPerMinute} (yours: ${budget})`);
   const missing = (creator.approvalRequiredTools ?? []).filter((tool) => !child.approvalRequiredTools.includes(tool));
   if (missing.length) found.push(`approvalRequiredTools without ${missing.join(', ')}`);
-  const foreign = child.mcpServers.filter((s) => !(creator.mcpServers ?? []).some((mine) => isDeepStrictEqual(definedOnly(mine), definedOnly(s))));
+  const foreign = child.mcpServers.filter(
+    (s) => !(creator.mcpServers ?? []).some((mine) => isDeepStrictEqual(definedOnly(mine), definedOnly(s))),
+  );
   if (foreign.length) found.push(`mcpServers ${foreign.map((s) => s.name).join(', ')}`);
   return found;
 }
@@ -437,18 +489,30 @@ function escalations(child: Omit<AgentConfig, 'id' | 'orgId' | 'createdAt'>, cre
  */
 async function createAgent(agents: AgentManagerPort, args: CreateArgs, ctx: ToolContext) {
   if (ctx.delegationDepth >= ctx.maxDelegationDepth) {
-    throw new ToolError(`agent creation refused: this task is at delegation depth ${ctx.delegationDepth}, the fuse is ${ctx.maxDelegationDepth}`);
+    throw new ToolError(
+      `agent creation refused: this task is at delegation depth ${ctx.delegationDepth}, the fuse is ${ctx.maxDelegationDepth}`,
+    );
   }
   const creator = (await agents.state(ctx.agentId))?.agent;
   if (!creator) throw new ToolError('agent creation refused: your own configuration could not be read');
   // Checked against this worker's operator settings (outbound allowlist, stdio MCP servers).
   const body = agentBodies(() => ctx.config).CreateAgentBody.safeParse(childFields(args, creator));
-  if (!body.success) throw new ToolError(`invalid agent: ${body.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!body.success)
+    throw new ToolError(
+      `invalid agent: ${body.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   const exceeded = escalations(body.data, creator);
   if (exceeded.length) {
-    throw new ToolError(`agent creation refused: a new agent may not have more than you; exceeded: ${exceeded.join('; ')}. Nothing was created`);
+    throw new ToolError(
+      `agent creation refused: a new agent may not have more than you; exceeded: ${exceeded.join('; ')}. Nothing was created`,
+    );
   }
-  const agent: AgentConfig = { id: stableUuid(`agent:${ctx.idempotencyKey}`), orgId: ctx.orgId, ...body.data, createdAt: new Date().toISOString() };
+  const agent: AgentConfig = {
+    id: stableUuid(`agent:${ctx.idempotencyKey}`),
+    orgId: ctx.orgId,
+    ...body.data,
+    createdAt: new Date().toISOString(),
+  };
   const { result, replayed } = await applyOnce(ctx, 'agent_manager', async (client) => {
     // An earlier attempt may have started this very agent: it counts against the limit already.
     const { rows } = await client.query<{ n: number; mine: boolean }>(

@@ -1,4 +1,10 @@
-import { BUILTIN_TOOLS, createAgentManagerTool, createReminderTool, type AgentManagerPort, type ReminderPort } from './builtins';
+import {
+  BUILTIN_TOOLS,
+  createAgentManagerTool,
+  createReminderTool,
+  type AgentManagerPort,
+  type ReminderPort,
+} from './builtins';
 import { ToolRegistry } from './registry';
 
 /**
@@ -7,5 +13,9 @@ import { ToolRegistry } from './registry';
  * policies) those tools answer that they are unavailable.
  */
 export function createToolRegistry(ports: { agents?: AgentManagerPort; reminders?: ReminderPort } = {}): ToolRegistry {
-  return new ToolRegistry().register(...BUILTIN_TOOLS, createAgentManagerTool(ports.agents) as never, createReminderTool(ports.reminders) as never);
+  return new ToolRegistry().register(
+    ...BUILTIN_TOOLS,
+    createAgentManagerTool(ports.agents) as never,
+    createReminderTool(ports.reminders) as never,
+  );
 }

@@ -39,7 +39,9 @@ const ServerNameSchema = z
 /** What only the operator may set for a stdio server: present in a tenant's config, it is refused by name. */
 const operatorOnly = (field: string) =>
   z
-    .never({ error: `stdio MCP servers are defined by the operator (MCP_STDIO_SERVERS); choose one with "server" instead of setting "${field}"` })
+    .never({
+      error: `stdio MCP servers are defined by the operator (MCP_STDIO_SERVERS); choose one with "server" instead of setting "${field}"`,
+    })
     .optional();
 
 /** An MCP server as a tenant configures it for an agent. */
@@ -90,7 +92,8 @@ type ResolvedServer =
 const PREFIX = 'mcp__';
 
 export function mcpToolName(server: string, tool: string): string {
-  if (!ServerNameSchema.safeParse(server).success) throw new Error(`invalid MCP server name: ${JSON.stringify(server)}`);
+  if (!ServerNameSchema.safeParse(server).success)
+    throw new Error(`invalid MCP server name: ${JSON.stringify(server)}`);
   if (tool.length === 0) throw new Error('MCP tool name must not be empty');
   return `${PREFIX}${server}__${tool}`;
 }
@@ -457,7 +460,10 @@ export class McpToolSource {
   private startSweeper(): void {
     if (this.sweeper) return;
     const { idleMs } = this.settings();
-    this.sweeper = setInterval(() => void this.evictIdle().catch(() => undefined), Math.max(50, Math.min(idleMs / 2, 30_000)));
+    this.sweeper = setInterval(
+      () => void this.evictIdle().catch(() => undefined),
+      Math.max(50, Math.min(idleMs / 2, 30_000)),
+    );
     this.sweeper.unref();
   }
 
@@ -470,7 +476,10 @@ export class McpToolSource {
     this.resolvedSettings ??= (() => {
       const o = this.options;
       // Only what was not passed is read from the process configuration (workers built without options).
-      const fallback = o.stdioServers && o.outboundAllowHosts && o.idleMs !== undefined && o.maxConnections !== undefined ? undefined : settingsOf(processConfig());
+      const fallback =
+        o.stdioServers && o.outboundAllowHosts && o.idleMs !== undefined && o.maxConnections !== undefined
+          ? undefined
+          : settingsOf(processConfig());
       return {
         stdioServers: o.stdioServers ?? fallback!.stdioServers,
         outboundAllowHosts: o.outboundAllowHosts ?? fallback!.outboundAllowHosts,
@@ -486,7 +495,11 @@ export class McpToolSource {
     const config = parseConfig(server);
     if (config.transport === 'http') return config;
     const entry = this.settings().stdioServers[config.server];
-    if (!entry) throw new McpConfigError(config.name, `MCP server "${config.name}": no stdio MCP server "${config.server}" is defined by the operator (MCP_STDIO_SERVERS)`);
+    if (!entry)
+      throw new McpConfigError(
+        config.name,
+        `MCP server "${config.name}": no stdio MCP server "${config.server}" is defined by the operator (MCP_STDIO_SERVERS)`,
+      );
     return { ...entry, name: config.name, transport: 'stdio', server: config.server };
   }
 
@@ -547,7 +560,8 @@ export class McpToolSource {
     try {
       await client.connect(transport, { timeout: this.connectTimeoutMs, signal: controller.signal });
     } catch (error) {
-      const timedOut = controller.signal.aborted || (error instanceof McpError && error.code === ErrorCode.RequestTimeout);
+      const timedOut =
+        controller.signal.aborted || (error instanceof McpError && error.code === ErrorCode.RequestTimeout);
       conn.closed = true;
       await client.close().catch(() => undefined);
       // A child that never completed the handshake gets no grace period (and cannot outlive us).
@@ -584,7 +598,12 @@ export class McpToolSource {
     const wasClosed = conn.closed;
     conn.closed = true;
     conn.tools = undefined;
-    if (terminateSession && !wasClosed && conn.transport instanceof StreamableHTTPClientTransport && conn.transport.sessionId) {
+    if (
+      terminateSession &&
+      !wasClosed &&
+      conn.transport instanceof StreamableHTTPClientTransport &&
+      conn.transport.sessionId
+    ) {
       // Polite DELETE so the server frees the session; never let it block shutdown.
       await withTimeout(conn.transport.terminateSession(), 2_000).catch(() => undefined);
     }
@@ -599,14 +618,19 @@ function parseConfig(server: McpServerConfig): McpServerConfig {
   const parsed = McpServerConfigSchema.safeParse(server);
   if (!parsed.success) {
     const name = String((server as { name?: unknown })?.name);
-    throw new McpConfigError(name, `invalid MCP server config ${JSON.stringify(name)}: ${z.prettifyError(parsed.error)}`);
+    throw new McpConfigError(
+      name,
+      `invalid MCP server config ${JSON.stringify(name)}: ${z.prettifyError(parsed.error)}`,
+    );
   }
   return parsed.data as McpServerConfig;
 }
 
 /** One connection per organisation and resolved config; stable over key order (sha256 of canonical JSON). */
 function connectionKey(orgId: string | undefined, config: ResolvedServer): string {
-  return createHash('sha256').update(canonicalJson({ orgId: orgId ?? null, config })).digest('hex');
+  return createHash('sha256')
+    .update(canonicalJson({ orgId: orgId ?? null, config }))
+    .digest('hex');
 }
 
 function settingsOf(config: Config): Settings {
@@ -636,14 +660,20 @@ function findCause<E extends Error>(error: unknown, type: new (...args: never[])
  * crash finds it. Returns what the model reads instead of a new call when the key was claimed before: the
  * recorded result, or "outcome unknown" when the earlier attempt never recorded one.
  */
-async function claimCall(ledger: NonNullable<McpCallOptions['ledger']>, name: string): Promise<McpCallResult | undefined> {
+async function claimCall(
+  ledger: NonNullable<McpCallOptions['ledger']>,
+  name: string,
+): Promise<McpCallResult | undefined> {
   const claim = await ledger.db.query(
     `INSERT INTO side_effects (idempotency_key, tool, task_id, result) VALUES ($1, $2, $3, 'null')
      ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key`,
     [ledger.idempotencyKey, name, ledger.taskId],
   );
   if (claim.rowCount) return undefined;
-  const prior = await ledger.db.query<{ result: McpCallResult | null }>('SELECT result FROM side_effects WHERE idempotency_key = $1', [ledger.idempotencyKey]);
+  const prior = await ledger.db.query<{ result: McpCallResult | null }>(
+    'SELECT result FROM side_effects WHERE idempotency_key = $1',
+    [ledger.idempotencyKey],
+  );
   const result = prior.rows[0]?.result;
   if (result) return { ...result, replayed: true };
   return {
@@ -653,11 +683,16 @@ async function claimCall(ledger: NonNullable<McpCallOptions['ledger']>, name: st
 }
 
 async function settleCall(ledger: NonNullable<McpCallOptions['ledger']>, result: McpCallResult): Promise<void> {
-  await ledger.db.query('UPDATE side_effects SET result = $2 WHERE idempotency_key = $1', [ledger.idempotencyKey, JSON.stringify(result)]);
+  await ledger.db.query('UPDATE side_effects SET result = $2 WHERE idempotency_key = $1', [
+    ledger.idempotencyKey,
+    JSON.stringify(result),
+  ]);
 }
 
 async function releaseCall(ledger: NonNullable<McpCallOptions['ledger']>): Promise<void> {
-  await ledger.db.query(`DELETE FROM side_effects WHERE idempotency_key = $1 AND result = 'null'::jsonb`, [ledger.idempotencyKey]);
+  await ledger.db.query(`DELETE FROM side_effects WHERE idempotency_key = $1 AND result = 'null'::jsonb`, [
+    ledger.idempotencyKey,
+  ]);
 }
 
 function canonicalJson(value: unknown): string {
@@ -676,21 +711,36 @@ function renderContent(result: Record<string, unknown>): string {
   const content = result.content;
   if (!Array.isArray(content)) {
     // Legacy `{ toolResult }` shape, or structured-only output.
-    if ('toolResult' in result) return typeof result.toolResult === 'string' ? result.toolResult : JSON.stringify(result.toolResult);
+    if ('toolResult' in result)
+      return typeof result.toolResult === 'string' ? result.toolResult : JSON.stringify(result.toolResult);
     if (result.structuredContent !== undefined) return JSON.stringify(result.structuredContent);
     return '';
   }
   if (content.length === 0 && result.structuredContent !== undefined) return JSON.stringify(result.structuredContent);
   return content
     .map((part: unknown) =>
-      part !== null && typeof part === 'object' && (part as { type?: unknown }).type === 'text' && typeof (part as { text?: unknown }).text === 'string'
+      part !== null &&
+      typeof part === 'object' &&
+      (part as { type?: unknown }).type === 'text' &&
+      typeof (part as { text?: unknown }).text === 'string'
         ? (part as { text: string }).text
         : JSON.stringify(part),
     )
     .join('\n');
 }
 
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+]);
 
 function errorCode(error: unknown): string | undefined {
   for (let e: unknown = error, depth = 0; e && depth < 5; e = (e as { cause?: unknown }).cause, depth++) {

@@ -90,7 +90,14 @@ export class ToolRegistry {
         const def = this.tools.get(name);
         // MCP tools are unknown to us: treat them as actions, gated by the agent's autonomy.
         const external = !def && name.startsWith('mcp__');
-        return [name, { sideEffect: def?.sideEffect ?? external, requiresApproval: def?.requiresApproval ?? false, local: (def?.local ?? false) && !def?.sideEffect }];
+        return [
+          name,
+          {
+            sideEffect: def?.sideEffect ?? external,
+            requiresApproval: def?.requiresApproval ?? false,
+            local: (def?.local ?? false) && !def?.sideEffect,
+          },
+        ];
       }),
     );
   }
@@ -106,7 +113,10 @@ export class ToolRegistry {
       if (!def) return [];
       let spec = this.specCache.get(name);
       if (!spec) {
-        const { $schema: _ignored, ...parameters } = z.toJSONSchema(def.input, { io: 'input' }) as Record<string, unknown>;
+        const { $schema: _ignored, ...parameters } = z.toJSONSchema(def.input, { io: 'input' }) as Record<
+          string,
+          unknown
+        >;
         spec = { name: def.name, description: def.description, parameters };
         this.specCache.set(name, spec);
       }

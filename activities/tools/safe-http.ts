@@ -29,7 +29,9 @@ export interface HttpPolicy {
 }
 
 /** The operator's exemptions from the non-public address refusal, shared by every outbound connection. */
-export function outboundAllowHosts(config: Pick<Config, 'OUTBOUND_ALLOW_HOSTS' | 'HTTP_ALLOW_PRIVATE_HOSTS'>): string[] {
+export function outboundAllowHosts(
+  config: Pick<Config, 'OUTBOUND_ALLOW_HOSTS' | 'HTTP_ALLOW_PRIVATE_HOSTS'>,
+): string[] {
   return [...new Set([...config.OUTBOUND_ALLOW_HOSTS, ...config.HTTP_ALLOW_PRIVATE_HOSTS])];
 }
 
@@ -93,9 +95,14 @@ export function nonPublicAddressKind(address: string): string | undefined {
   return blocked.find((b) => b.family === family && b.list.check(ip, family))?.kind;
 }
 
-const hostMatches = (list: readonly string[], url: URL) => list.includes(url.host) || list.includes(url.hostname) || list.includes(bareHost(url));
+const hostMatches = (list: readonly string[], url: URL) =>
+  list.includes(url.host) || list.includes(url.hostname) || list.includes(bareHost(url));
 
-const bareHost = (url: URL) => url.hostname.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase();
+const bareHost = (url: URL) =>
+  url.hostname
+    .replace(/^\[|\]$/g, '')
+    .replace(/\.$/, '')
+    .toLowerCase();
 
 /** What the operator exempted: hosts by name (any port, or one port) and address ranges. */
 interface Exemptions {
@@ -129,7 +136,10 @@ function exemptions(entries: readonly string[]): Exemptions {
 /** Names that always mean this machine or a cloud metadata service, whatever DNS says. */
 const SPECIAL_NAMES: [RegExp, string][] = [
   [/^(localhost|localhost\.localdomain|ip6-localhost|ip6-loopback)$|\.localhost$/, 'loopback'],
-  [/^(metadata|metadata\.google\.internal|metadata\.goog|instance-data|instance-data\.ec2\.internal)$/, 'cloud metadata'],
+  [
+    /^(metadata|metadata\.google\.internal|metadata\.goog|instance-data|instance-data\.ec2\.internal)$/,
+    'cloud metadata',
+  ],
 ];
 
 /**
@@ -144,29 +154,39 @@ export function configuredUrlRefusal(url: string, allowHosts: readonly string[])
   } catch {
     return 'not a valid URL';
   }
-  if (target.protocol !== 'http:' && target.protocol !== 'https:') return `unsupported protocol ${target.protocol}; use http or https`;
+  if (target.protocol !== 'http:' && target.protocol !== 'https:')
+    return `unsupported protocol ${target.protocol}; use http or https`;
   const exempt = exemptions(allowHosts);
   if (exempt.host(target)) return undefined;
   const host = bareHost(target);
   if (net.isIP(host)) {
     const kind = nonPublicAddressKind(host);
-    return kind && !exempt.address(host) ? `${host} is a ${kind} address; only OUTBOUND_ALLOW_HOSTS may be reached at such addresses` : undefined;
+    return kind && !exempt.address(host)
+      ? `${host} is a ${kind} address; only OUTBOUND_ALLOW_HOSTS may be reached at such addresses`
+      : undefined;
   }
   const special = SPECIAL_NAMES.find(([pattern]) => pattern.test(host));
-  return special ? `"${host}" names a ${special[1]} address; only OUTBOUND_ALLOW_HOSTS may be reached at such addresses` : undefined;
+  return special
+    ? `"${host}" names a ${special[1]} address; only OUTBOUND_ALLOW_HOSTS may be reached at such addresses`
+    : undefined;
 }
 
 /** Refuses a URL outside the allowlist (when there is one) or with a protocol other than http(s). */
 function checkUrl(url: URL, allowedHosts: readonly string[] | undefined): void {
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ToolError(`unsupported protocol ${url.protocol}; use http or https`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new ToolError(`unsupported protocol ${url.protocol}; use http or https`);
   if (url.username || url.password) throw new ToolError('URLs with credentials are not allowed');
   if (allowedHosts && !hostMatches(allowedHosts, url)) {
-    throw new ToolError(`host "${url.host}" is not in the allowlist (${allowedHosts.join(', ') || 'empty'}); add it to HTTP_ALLOWED_HOSTS`);
+    throw new ToolError(
+      `host "${url.host}" is not in the allowlist (${allowedHosts.join(', ') || 'empty'}); add it to HTTP_ALLOWED_HOSTS`,
+    );
   }
 }
 
 const refusal = (host: string, address: string, kind: string) =>
-  new OutboundRefusedError(`refused: "${host}" is ${address === host ? '' : `resolved to ${address}, `}a ${kind} address; only hosts on OUTBOUND_ALLOW_HOSTS may reach such addresses`);
+  new OutboundRefusedError(
+    `refused: "${host}" is ${address === host ? '' : `resolved to ${address}, `}a ${kind} address; only hosts on OUTBOUND_ALLOW_HOSTS may reach such addresses`,
+  );
 
 /** Refuses an IP-literal host that is not public (literals are never looked up, so the lookup cannot check them). */
 function checkLiteral(url: URL, exempt: Exemptions): void {
@@ -187,10 +207,13 @@ function vettedLookup(url: URL, exempt: Exemptions): net.LookupFunction {
       if (err) return callback(err, '', 0);
       const bad = allowHost
         ? undefined
-        : addresses.map((a) => ({ a, kind: nonPublicAddressKind(a.address) })).find((x) => x.kind && !exempt.address(x.a.address));
+        : addresses
+            .map((a) => ({ a, kind: nonPublicAddressKind(a.address) }))
+            .find((x) => x.kind && !exempt.address(x.a.address));
       if (bad) return callback(refusal(host, bad.a.address, bad.kind!) as NodeJS.ErrnoException, '', 0);
       const usable = addresses.filter((a) => !options.family || a.family === options.family);
-      if (usable.length === 0) return callback(Object.assign(new Error(`no address for ${hostname}`), { code: 'ENOTFOUND' }), '', 0);
+      if (usable.length === 0)
+        return callback(Object.assign(new Error(`no address for ${hostname}`), { code: 'ENOTFOUND' }), '', 0);
       if (options.all) return (callback as unknown as (e: null, a: dns.LookupAddress[]) => void)(null, usable);
       callback(null, usable[0]!.address, usable[0]!.family);
     });
@@ -220,7 +243,12 @@ function checkTarget(url: string | URL, allowedHosts: readonly string[] | undefi
 }
 
 /** One request to one URL, no redirects followed; `allowedHosts` undefined: any host the address policy lets through. */
-function requestOnce(url: URL, allowedHosts: readonly string[] | undefined, privateHosts: readonly string[], exchange: Exchange): Promise<SafeResponse> {
+function requestOnce(
+  url: URL,
+  allowedHosts: readonly string[] | undefined,
+  privateHosts: readonly string[],
+  exchange: Exchange,
+): Promise<SafeResponse> {
   const exempt = exemptions(privateHosts);
   checkTarget(url, allowedHosts, exempt);
   const client = url.protocol === 'https:' ? https : http;
@@ -281,7 +309,8 @@ export async function safeGet(url: string, policy: HttpPolicy, signal: AbortSign
   for (let hop = 0; ; hop++) {
     const res = await requestOnce(target, policy.allowedHosts, policy.privateHosts, { method: 'GET', signal });
     if (![301, 302, 303, 307, 308].includes(res.status) || !res.location) return res;
-    if (hop >= MAX_REDIRECTS) throw new ToolError(`too many redirects (more than ${MAX_REDIRECTS}); last one to ${res.location}`);
+    if (hop >= MAX_REDIRECTS)
+      throw new ToolError(`too many redirects (more than ${MAX_REDIRECTS}); last one to ${res.location}`);
     target = parseUrl(res.location, target);
   }
 }
@@ -290,15 +319,32 @@ export async function safeGet(url: string, policy: HttpPolicy, signal: AbortSign
  * POST that never follows a redirect: the body is a side effect sent at most once, so a 3xx answer is
  * returned to the model (with its location) instead of being replayed somewhere else.
  */
-export async function safePost(url: string, body: string, headers: Record<string, string>, policy: HttpPolicy, signal: AbortSignal): Promise<SafeResponse> {
-  return requestOnce(parseUrl(url), policy.allowedHosts, policy.privateHosts, { method: 'POST', headers, body, signal });
+export async function safePost(
+  url: string,
+  body: string,
+  headers: Record<string, string>,
+  policy: HttpPolicy,
+  signal: AbortSignal,
+): Promise<SafeResponse> {
+  return requestOnce(parseUrl(url), policy.allowedHosts, policy.privateHosts, {
+    method: 'POST',
+    headers,
+    body,
+    signal,
+  });
 }
 
 /**
  * A webhook POST: any host the address policy lets through (the URL is the agent's configuration, not a
  * model's choice), and no redirect followed, so a redirect cannot lead it to a refused address.
  */
-export async function postWebhook(url: string, body: string, headers: Record<string, string>, allowHosts: readonly string[], signal: AbortSignal): Promise<SafeResponse> {
+export async function postWebhook(
+  url: string,
+  body: string,
+  headers: Record<string, string>,
+  allowHosts: readonly string[],
+  signal: AbortSignal,
+): Promise<SafeResponse> {
   return requestOnce(parseUrl(url), undefined, allowHosts, { method: 'POST', headers, body, signal });
 }
 
@@ -307,17 +353,26 @@ export async function postWebhook(url: string, body: string, headers: Record<str
  * same address policy, a fresh vetted connection per request, redirects returned rather than followed (a
  * client that follows one calls this again, so every hop is checked), the response body streamed.
  */
-export function policedFetch(allowHosts: readonly string[]): (url: string | URL, init?: RequestInit) => Promise<Response> {
+export function policedFetch(
+  allowHosts: readonly string[],
+): (url: string | URL, init?: RequestInit) => Promise<Response> {
   const exempt = exemptions(allowHosts);
   return async (input, init = {}) => {
     const url = checkTarget(String(input), undefined, exempt);
-    if (init.body != null && typeof init.body !== 'string') throw new TypeError('policedFetch sends string bodies only');
+    if (init.body != null && typeof init.body !== 'string')
+      throw new TypeError('policedFetch sends string bodies only');
     const method = (init.method ?? 'GET').toUpperCase();
     const headers: Record<string, string> = {};
     new Headers(init.headers).forEach((value, key) => (headers[key] = value));
     const client = url.protocol === 'https:' ? https : http;
     return new Promise<Response>((resolve, reject) => {
-      const req = client.request(url, { method, headers, signal: init.signal ?? undefined, lookup: vettedLookup(url, exempt), agent: false });
+      const req = client.request(url, {
+        method,
+        headers,
+        signal: init.signal ?? undefined,
+        lookup: vettedLookup(url, exempt),
+        agent: false,
+      });
       req.on('error', reject);
       req.on('response', (res) => {
         const answer = new Headers();
@@ -328,7 +383,11 @@ export function policedFetch(allowHosts: readonly string[]): (url: string | URL,
         const empty = method === 'HEAD' || status === 204 || status === 304;
         if (empty) res.resume();
         resolve(
-          new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), { status, statusText: res.statusMessage, headers: answer }),
+          new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), {
+            status,
+            statusText: res.statusMessage,
+            headers: answer,
+          }),
         );
       });
       req.end(init.body ?? undefined);

@@ -34,16 +34,35 @@ export function approvalRoutes({ store, gateway, tools }: AppDeps & { tools: Too
       const valid = tool?.input.safeParse(body.editedAction);
       if (valid && !valid.success) {
         const issues = valid.error.issues.map((i) => ({ path: i.path.join('.') || '(root)', message: i.message }));
-        throw new HttpError(400, 'validation_failed', `editedAction does not match ${approval.proposedAction.tool}'s input: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, { issues });
+        throw new HttpError(
+          400,
+          'validation_failed',
+          `editedAction does not match ${approval.proposedAction.tool}'s input: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+          { issues },
+        );
       }
     }
-    res.json(await decide(store, gateway, res.locals.orgId, approval, { approvalId: approval.id, decision: 'approve', ...body, decidedBy: body.decidedBy ?? 'api' }));
+    res.json(
+      await decide(store, gateway, res.locals.orgId, approval, {
+        approvalId: approval.id,
+        decision: 'approve',
+        ...body,
+        decidedBy: body.decidedBy ?? 'api',
+      }),
+    );
   });
 
   router.post('/:id/reject', async (req, res) => {
     const approval = await loadApproval(res.locals.orgId, req.params.id);
     const body = parse(RejectBody, req.body, 'body');
-    res.json(await decide(store, gateway, res.locals.orgId, approval, { approvalId: approval.id, decision: 'reject', ...body, decidedBy: body.decidedBy ?? 'api' }));
+    res.json(
+      await decide(store, gateway, res.locals.orgId, approval, {
+        approvalId: approval.id,
+        decision: 'reject',
+        ...body,
+        decidedBy: body.decidedBy ?? 'api',
+      }),
+    );
   });
 
   return router;

@@ -25,9 +25,11 @@ export function chatRoutes({ store, gateway, config, chatEvents }: AppDeps): Rou
     const live = await gateway.state(record.id);
     if (!live) throw conflict('agent is not running');
     const sessionId = body.sessionId ?? randomUUID();
-    if (body.sessionId && !(await store.chatSessionAllowed(orgId, sessionId))) throw notFound('chat session', sessionId);
+    if (body.sessionId && !(await store.chatSessionAllowed(orgId, sessionId)))
+      throw notFound('chat session', sessionId);
     const turnId = randomUUID();
-    const turn = () => gateway.chatTurn(sessionId, live.agent, agentSettings(config), { turnId, message: body.message });
+    const turn = () =>
+      gateway.chatTurn(sessionId, live.agent, agentSettings(config), { turnId, message: body.message });
 
     if (!body.stream) {
       const result = await turn();

@@ -44,12 +44,14 @@ const Base64 = z.string().regex(/^[A-Za-z0-9+/_-]*={0,2}$/, 'must be base64');
 const PayloadsBody = z.strictObject({
   // Proto3 JSON leaves out an empty list: `{}` is a message with no payloads (the CLI sends it for an
   // update or signal without arguments) and gets `{"payloads": []}`.
-  payloads: z.array(
-    z.object({
-      metadata: z.record(z.string(), Base64).nullish(),
-      data: Base64.nullish(),
-    }),
-  ).default([]),
+  payloads: z
+    .array(
+      z.object({
+        metadata: z.record(z.string(), Base64).nullish(),
+        data: Base64.nullish(),
+      }),
+    )
+    .default([]),
 });
 type JsonPayload = z.infer<typeof PayloadsBody>['payloads'][number];
 
@@ -91,7 +93,10 @@ export function codecRoutes(codec: OrgPayloadCodec, opts: CodecRoutesOptions): R
 }
 
 /** CODEC_CORS_ORIGINS plus the origin of the configured Web UI (TEMPORAL_UI_URL), without duplicates. */
-export function codecCorsOrigins(config: { readonly CODEC_CORS_ORIGINS: readonly string[]; readonly TEMPORAL_UI_URL?: string }): string[] {
+export function codecCorsOrigins(config: {
+  readonly CODEC_CORS_ORIGINS: readonly string[];
+  readonly TEMPORAL_UI_URL?: string;
+}): string[] {
   const origins = new Set(config.CODEC_CORS_ORIGINS.map((o) => o.replace(/\/+$/, '')));
   try {
     if (config.TEMPORAL_UI_URL) origins.add(new URL(config.TEMPORAL_UI_URL).origin);
@@ -142,7 +147,9 @@ function fromJson({ metadata, data }: JsonPayload): Payload {
 /** proto3 JSON: bytes as standard base64; empty data is left out, as protobuf JSON encoders do. */
 function toJson({ metadata, data }: Payload): JsonPayload {
   const json: JsonPayload = {
-    metadata: Object.fromEntries(Object.entries(metadata ?? {}).map(([k, v]) => [k, Buffer.from(v ?? []).toString('base64')])),
+    metadata: Object.fromEntries(
+      Object.entries(metadata ?? {}).map(([k, v]) => [k, Buffer.from(v ?? []).toString('base64')]),
+    ),
   };
   if (data && data.length > 0) json.data = Buffer.from(data).toString('base64');
   return json;

@@ -1,5 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { WithStartWorkflowOperation, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import {
+  WithStartWorkflowOperation,
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowNotFoundError,
+} from '@temporalio/client';
 import { Router } from 'express';
 import { agentSettings } from '../../lib/config';
 import { createCrewBody, CrewMessageBody, ListCrewsQuery, Uuid } from '../../lib/models';
@@ -42,7 +46,9 @@ export function crewRoutes({ store, gateway, config }: AppDeps): Router {
 
   const liveState = async (crew: CrewRecord): Promise<CrewLiveState | null> => {
     if (crew.status === 'idle' || TERMINAL_CREW_STATUSES.includes(crew.status as CrewStatus)) return null;
-    return handle(crew.id).query(getCrewStateQuery).catch(() => null);
+    return handle(crew.id)
+      .query(getCrewStateQuery)
+      .catch(() => null);
   };
 
   /**
@@ -65,7 +71,12 @@ export function crewRoutes({ store, gateway, config }: AppDeps): Router {
         name: agents[i]?.name ?? null,
         capabilities: agents[i]?.capabilities ?? [],
         agentStatus: agents[i]?.status ?? null,
-        tasks: { total: own?.total ?? 0, completed: own?.completed ?? 0, failed: own?.failed ?? 0, cancelled: own?.cancelled ?? 0 },
+        tasks: {
+          total: own?.total ?? 0,
+          completed: own?.completed ?? 0,
+          failed: own?.failed ?? 0,
+          cancelled: own?.cancelled ?? 0,
+        },
         activeTaskIds: own?.activeTaskIds ?? [],
         running: live?.members.find((l) => l.agentId === m.agentId)?.running ?? 0,
       };
@@ -82,11 +93,17 @@ export function crewRoutes({ store, gateway, config }: AppDeps): Router {
     const issues = body.members.flatMap((m, i) => {
       const agent = agents[i];
       if (!agent) return [{ path: `members.${i}.agentId`, message: `no agent "${m.agentId}" in this organisation` }];
-      if (agent.status === 'ARCHIVED') return [{ path: `members.${i}.agentId`, message: `agent "${m.agentId}" is archived` }];
+      if (agent.status === 'ARCHIVED')
+        return [{ path: `members.${i}.agentId`, message: `agent "${m.agentId}" is archived` }];
       return [];
     });
     if (issues.length) {
-      throw new HttpError(400, 'validation_failed', `invalid body: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, { issues });
+      throw new HttpError(
+        400,
+        'validation_failed',
+        `invalid body: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+        { issues },
+      );
     }
     const id = randomUUID();
     await store.createCrew({ id, orgId, ...body });
@@ -111,11 +128,13 @@ export function crewRoutes({ store, gateway, config }: AppDeps): Router {
   router.post('/:id/start', async (req, res) => {
     const orgId: string = res.locals.orgId;
     const crew = await loadCrew(orgId, req.params.id);
-    if (TERMINAL_CREW_STATUSES.includes(crew.status as CrewStatus)) throw conflict(`crew is already ${crew.status}; it cannot start again`);
+    if (TERMINAL_CREW_STATUSES.includes(crew.status as CrewStatus))
+      throw conflict(`crew is already ${crew.status}; it cannot start again`);
     const members = await Promise.all(
       crew.members.map(async (m) => {
         const live = await gateway.state(m.agentId);
-        if (!live || live.status === 'ARCHIVED') throw conflict(`member agent ${m.agentId} is not running; it cannot join the crew`);
+        if (!live || live.status === 'ARCHIVED')
+          throw conflict(`member agent ${m.agentId} is not running; it cannot join the crew`);
         return { ...m, agent: live.agent };
       }),
     );
@@ -149,7 +168,8 @@ export function crewRoutes({ store, gateway, config }: AppDeps): Router {
         }),
       });
     } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError) throw conflict('crew already ran; it cannot start again');
+      if (err instanceof WorkflowExecutionAlreadyStartedError)
+        throw conflict('crew already ran; it cannot start again');
       throw err;
     }
     res.json(await view(orgId, crew.id));
@@ -163,7 +183,10 @@ export function crewRoutes({ store, gateway, config }: AppDeps): Router {
     if (TERMINAL_CREW_STATUSES.includes(crew.status as CrewStatus)) throw conflict(`crew is already ${crew.status}`);
     try {
       await handle(crew.id).cancel();
-      await Promise.race([handle(crew.id).result(), new Promise((resolve) => setTimeout(resolve, STOP_WAIT_MS).unref())]);
+      await Promise.race([
+        handle(crew.id).result(),
+        new Promise((resolve) => setTimeout(resolve, STOP_WAIT_MS).unref()),
+      ]);
     } catch (err) {
       if (!(err instanceof WorkflowNotFoundError)) throw err;
     }
@@ -180,7 +203,12 @@ export function crewRoutes({ store, gateway, config }: AppDeps): Router {
       .filter((field) => body[field] !== null && !memberIds.has(body[field]!))
       .map((field) => ({ path: field, message: 'not a member of this crew' }));
     if (issues.length) {
-      throw new HttpError(400, 'validation_failed', `invalid body: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, { issues });
+      throw new HttpError(
+        400,
+        'validation_failed',
+        `invalid body: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+        { issues },
+      );
     }
     if (crew.status === 'idle' || TERMINAL_CREW_STATUSES.includes(crew.status as CrewStatus)) {
       throw conflict(`crew is ${crew.status}; messages reach running crews only`);

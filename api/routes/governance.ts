@@ -5,7 +5,11 @@ import type { AppDeps } from '../app';
 export function governanceRoutes({ store, config }: AppDeps): Router {
   const router = Router();
   router.get('/', async (_req, res) => {
-    const usage = await store.governance(res.locals.orgId, config.TOKEN_BUDGET_WINDOW_SECONDS, config.TEMPORAL_TASK_QUEUE);
+    const usage = await store.governance(
+      res.locals.orgId,
+      config.TOKEN_BUDGET_WINDOW_SECONDS,
+      config.TEMPORAL_TASK_QUEUE,
+    );
     res.json({
       limits: {
         globalTokenBudget: config.AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE,

@@ -16,7 +16,11 @@ export function metaRoutes({ store, gateway, config }: AppDeps): Router {
 
   router.use((_req, _res, next) => {
     if (!config.META_AGENT_ENABLED) {
-      throw new HttpError(404, 'not_found', 'the meta supervisor is disabled; set META_AGENT_ENABLED=true to enable it');
+      throw new HttpError(
+        404,
+        'not_found',
+        'the meta supervisor is disabled; set META_AGENT_ENABLED=true to enable it',
+      );
     }
     next();
   });
@@ -37,7 +41,8 @@ export function metaRoutes({ store, gateway, config }: AppDeps): Router {
     const body = parse(CreateMetaBody, req.body, 'body');
     const orgId: string = res.locals.orgId;
     const id = randomUUID();
-    const name = body.name ?? `Meta: ${body.objective.length > 60 ? `${body.objective.slice(0, 59)}…` : body.objective}`;
+    const name =
+      body.name ?? `Meta: ${body.objective.length > 60 ? `${body.objective.slice(0, 59)}…` : body.objective}`;
     await store.createMetaRun({ id, orgId, name, objective: body.objective, maxAgents: body.maxAgents });
     await gateway.client.workflow.start<typeof MetaSupervisorWorkflow>('MetaSupervisorWorkflow', {
       workflowId: metaWorkflowId(id),

@@ -26,7 +26,10 @@ function bearer(req: Request): string | undefined {
 }
 
 /** True when `presented` is METRICS_TOKEN or a key of the operators' organisation. */
-async function mayScrape(presented: string | undefined, opts: Pick<MetricsRouteOptions, 'apiKeys' | 'adminOrgId' | 'token'>): Promise<boolean> {
+async function mayScrape(
+  presented: string | undefined,
+  opts: Pick<MetricsRouteOptions, 'apiKeys' | 'adminOrgId' | 'token'>,
+): Promise<boolean> {
   if (presented === undefined) return false;
   // Compared as digests: equal length, so the comparison time says nothing about the token.
   if (opts.token && timingSafeEqual(digest(presented), digest(opts.token))) return true;
@@ -55,7 +58,11 @@ export function metricsRoute(registry: Registry, opts: MetricsRouteOptions): Req
   return async (req, res) => {
     if (!(await mayScrape(bearer(req), opts))) {
       res.setHeader('WWW-Authenticate', 'Bearer');
-      throw new HttpError(401, 'unauthorized', '/metrics needs "Authorization: Bearer <METRICS_TOKEN>" or an API key of the operators\' organisation (ADMIN_ORG_ID)');
+      throw new HttpError(
+        401,
+        'unauthorized',
+        '/metrics needs "Authorization: Bearer <METRICS_TOKEN>" or an API key of the operators\' organisation (ADMIN_ORG_ID)',
+      );
     }
     const fresh = cached && Date.now() - cached.at < opts.cacheSeconds * 1000;
     const text = fresh ? cached!.text : await collect();
@@ -85,8 +92,14 @@ export function healthRoute(deps: HealthDeps): RequestHandler {
   const adminOrg = deps.config.ADMIN_ORG_ID ?? deps.config.DEFAULT_ORG_ID;
   let last: { at: number; checks: Promise<{ postgres: 'ok' | 'down'; temporal: 'ok' | 'down' }> } | undefined;
   const check = async () => {
-    const [postgres, temporal] = await Promise.allSettled([deps.store.ping(), deps.gateway.client.connection.workflowService.getSystemInfo({})]);
-    return { postgres: postgres.status === 'fulfilled' ? 'ok' : 'down', temporal: temporal.status === 'fulfilled' ? 'ok' : 'down' } as const;
+    const [postgres, temporal] = await Promise.allSettled([
+      deps.store.ping(),
+      deps.gateway.client.connection.workflowService.getSystemInfo({}),
+    ]);
+    return {
+      postgres: postgres.status === 'fulfilled' ? 'ok' : 'down',
+      temporal: temporal.status === 'fulfilled' ? 'ok' : 'down',
+    } as const;
   };
   return async (req, res) => {
     if (!last || Date.now() - last.at > HEALTH_CACHE_MS) last = { at: Date.now(), checks: check() };
@@ -94,7 +107,11 @@ export function healthRoute(deps: HealthDeps): RequestHandler {
     const healthy = checks.postgres === 'ok' && checks.temporal === 'ok';
     const body: Record<string, unknown> = { status: healthy ? 'ok' : 'degraded', checks };
     const presented = bearer(req);
-    if (presented !== undefined && checks.postgres === 'ok' && (await deps.apiKeys(presented).catch(() => undefined))?.orgId === adminOrg) {
+    if (
+      presented !== undefined &&
+      checks.postgres === 'ok' &&
+      (await deps.apiKeys(presented).catch(() => undefined))?.orgId === adminOrg
+    ) {
       body.providers = { openCircuits: await deps.store.openCircuits().catch(() => []) };
     }
     res.status(healthy ? 200 : 503).json(body);

@@ -29,7 +29,9 @@ export function reminderRoutes({ store, gateway, config }: AppDeps): Router {
     const body = parse(CreateReminderBody, req.body, 'body');
     if (agent.status === 'ARCHIVED') throw conflict('agent is archived; it takes no reminders');
     if ((await store.reminders(orgId, agent.id)).length >= config.MAX_REMINDERS_PER_AGENT) {
-      throw conflict(`reminder limit reached: MAX_REMINDERS_PER_AGENT is ${config.MAX_REMINDERS_PER_AGENT}; delete a reminder first`);
+      throw conflict(
+        `reminder limit reached: MAX_REMINDERS_PER_AGENT is ${config.MAX_REMINDERS_PER_AGENT}; delete a reminder first`,
+      );
     }
     const reminder = await gateway.changeReminder({
       op: 'create',
@@ -60,7 +62,9 @@ export function reminderRoutes({ store, gateway, config }: AppDeps): Router {
   router.get('/:reminderId', async (req, res) => {
     const orgId: string = res.locals.orgId;
     const agent = await loadAgent(orgId, agentIdOf(req));
-    const row = Uuid.safeParse(req.params.reminderId).success ? await store.reminder(orgId, agent.id, req.params.reminderId) : undefined;
+    const row = Uuid.safeParse(req.params.reminderId).success
+      ? await store.reminder(orgId, agent.id, req.params.reminderId)
+      : undefined;
     if (!row) throw notFound('reminder', req.params.reminderId);
     res.json(await describeReminder(schedules, row));
   });
@@ -68,7 +72,9 @@ export function reminderRoutes({ store, gateway, config }: AppDeps): Router {
   router.delete('/:reminderId', async (req, res) => {
     const orgId: string = res.locals.orgId;
     const agent = await loadAgent(orgId, agentIdOf(req));
-    const row = Uuid.safeParse(req.params.reminderId).success ? await store.reminder(orgId, agent.id, req.params.reminderId) : undefined;
+    const row = Uuid.safeParse(req.params.reminderId).success
+      ? await store.reminder(orgId, agent.id, req.params.reminderId)
+      : undefined;
     if (!row || row.status === 'removed') throw notFound('reminder', req.params.reminderId);
     await gateway.changeReminder({ op: 'remove', reminderId: row.id });
     res.status(204).end();

@@ -30,7 +30,10 @@ export interface ApiLatency {
   usage: Usage;
 }
 
-export async function apiLatency(b: Bench, opts: { seconds: number; connections: number; taskAgentIds: string[] }): Promise<ApiLatency> {
+export async function apiLatency(
+  b: Bench,
+  opts: { seconds: number; connections: number; taskAgentIds: string[] },
+): Promise<ApiLatency> {
   const port = await getFreePort();
   // MAX_AGENTS raised: by now thousands of agents exist, and create-agent must not answer 409.
   // A key for the default org, and a rate limit that cannot bind: this measures latency, not the limiter.
@@ -47,22 +50,38 @@ export async function apiLatency(b: Bench, opts: { seconds: number; connections:
   const base = `http://127.0.0.1:${port}`;
   try {
     await Promise.race([waitForHealth(base), childCrashed]);
-    const endpoints: { endpoint: string; method: 'GET' | 'POST'; path: string; body?: unknown; agentIds?: string[] }[] = [
-      { endpoint: 'GET /api/v1/agents?limit=50', method: 'GET', path: '/api/v1/agents?limit=50' },
-      { endpoint: 'GET /api/v1/tasks?limit=50', method: 'GET', path: '/api/v1/tasks?limit=50' },
-      { endpoint: 'POST /api/v1/agents', method: 'POST', path: '/api/v1/agents', body: { name: 'api-bench', objective: 'benchmark agent' } },
-      { endpoint: 'POST /api/v1/tasks', method: 'POST', path: '/api/v1/tasks', agentIds: opts.taskAgentIds },
-    ];
+    const endpoints: { endpoint: string; method: 'GET' | 'POST'; path: string; body?: unknown; agentIds?: string[] }[] =
+      [
+        { endpoint: 'GET /api/v1/agents?limit=50', method: 'GET', path: '/api/v1/agents?limit=50' },
+        { endpoint: 'GET /api/v1/tasks?limit=50', method: 'GET', path: '/api/v1/tasks?limit=50' },
+        {
+          endpoint: 'POST /api/v1/agents',
+          method: 'POST',
+          path: '/api/v1/agents',
+          body: { name: 'api-bench', objective: 'benchmark agent' },
+        },
+        { endpoint: 'POST /api/v1/tasks', method: 'POST', path: '/api/v1/tasks', agentIds: opts.taskAgentIds },
+      ];
     const before = await snapshot(b);
     const results: EndpointLoad[] = [];
     for (const e of endpoints) {
       log(`api: ${e.endpoint} for ${opts.seconds} s with ${opts.connections} connections`);
-      const spec = { url: base + e.path, method: e.method, seconds: opts.seconds, connections: opts.connections, body: e.body, agentIds: e.agentIds, apiKey };
+      const spec = {
+        url: base + e.path,
+        method: e.method,
+        seconds: opts.seconds,
+        connections: opts.connections,
+        body: e.body,
+        agentIds: e.agentIds,
+        apiKey,
+      };
       const loader = spawnNode('autocannon', 'bench/api-load.ts', { ...process.env }, [JSON.stringify(spec)]);
       const exited = new Promise<void>((resolve) => loader.proc.once('exit', () => resolve()));
       await Promise.race([exited, childCrashed]);
       const summary = JSON.parse(loader.output()) as Omit<EndpointLoad, 'endpoint' | 'connections' | 'seconds'>;
-      log(`api: ${e.endpoint}: ${summary.perSecond} req/s, p50 ${summary.latencyMs.p50} ms, p99 ${summary.latencyMs.p99} ms, ${summary.non2xx} non-2xx`);
+      log(
+        `api: ${e.endpoint}: ${summary.perSecond} req/s, p50 ${summary.latencyMs.p50} ms, p99 ${summary.latencyMs.p99} ms, ${summary.non2xx} non-2xx`,
+      );
       results.push({ endpoint: e.endpoint, connections: opts.connections, seconds: opts.seconds, ...summary });
     }
     const usage = usageBetween(before, await snapshot(b));
@@ -79,7 +98,10 @@ export async function apiLatency(b: Bench, opts: { seconds: number; connections:
 async function waitForHealth(base: string): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    const ok = await fetch(`${base}/health`).then((r) => r.ok, () => false);
+    const ok = await fetch(`${base}/health`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) return;
     await sleep(200);
   }

@@ -45,13 +45,22 @@ export async function approvalResume(b: Bench, samples: number): Promise<Approva
   const agents = await startAgents(b, samples, 'copilot', { body: { autonomy: 'copilot' } });
   const taskIds = agents.map(() => randomUUID());
   await pool(agents, 20, async (agent, i) => {
-    await b.gateway.submitGoal(agent.id, { taskId: taskIds[i], title: 'write after approval', input: { script: APPROVAL_SCRIPT } });
+    await b.gateway.submitGoal(agent.id, {
+      taskId: taskIds[i],
+      title: 'write after approval',
+      input: { script: APPROVAL_SCRIPT },
+    });
   });
   const approvalOf = await waitForPendingApprovals(b, taskIds);
 
   const run = randomUUID().slice(0, 8);
   const rawIds = taskIds.map((_, i) => `signal-waiter-${run}-${i}`);
-  await pool(rawIds, 20, async (workflowId) => void (await b.client.workflow.start('SignalWaiterWorkflow', { taskQueue: b.trivialQueue, workflowId })));
+  await pool(
+    rawIds,
+    20,
+    async (workflowId) =>
+      void (await b.client.workflow.start('SignalWaiterWorkflow', { taskQueue: b.trivialQueue, workflowId })),
+  );
   await pool(rawIds, 20, async (workflowId) => {
     // Parked means its first workflow task has completed (history: started, scheduled, started, completed).
     while ((await b.client.workflow.getHandle(workflowId).describe()).historyLength < 4) await sleep(50);
@@ -66,11 +75,15 @@ export async function approvalResume(b: Bench, samples: number): Promise<Approva
     for (let i = 0; i < samples; i++) {
       let sentAt = Date.now();
       const approval = approvalOf.get(taskIds[i])!;
-      await b.gateway.decideApproval({ taskId: taskIds[i], workflowId: approval.workflowId }, { approvalId: approval.id, decision: 'approve', decidedBy: 'bench' });
+      await b.gateway.decideApproval(
+        { taskId: taskIds[i], workflowId: approval.workflowId },
+        { approvalId: approval.id, decision: 'approve', decidedBy: 'bench' },
+      );
       callMs.push(Date.now() - sentAt);
       approvals.push({ workflowId: approval.workflowId, sentAt, activity: 'runTool' });
       const outcome = await taskOutcome(b.db, taskIds[i]);
-      if (outcome.status !== 'completed') throw new Error(`approved task ${taskIds[i]} ended ${outcome.status}: ${outcome.error}`);
+      if (outcome.status !== 'completed')
+        throw new Error(`approved task ${taskIds[i]} ended ${outcome.status}: ${outcome.error}`);
 
       const handle = b.client.workflow.getHandle(rawIds[i]);
       sentAt = Date.now();
@@ -99,15 +112,20 @@ export async function approvalResume(b: Bench, samples: number): Promise<Approva
 }
 
 /** Waits until every task has its approval request open; returns task id → the request and the workflow waiting for it. */
-async function waitForPendingApprovals(b: Bench, taskIds: string[]): Promise<Map<string, { id: string; workflowId: string }>> {
+async function waitForPendingApprovals(
+  b: Bench,
+  taskIds: string[],
+): Promise<Map<string, { id: string; workflowId: string }>> {
   const deadline = Date.now() + 900_000;
   for (;;) {
     const { rows } = await b.db.query<{ task_id: string; id: string; workflow_id: string }>(
       `SELECT task_id, id, workflow_id FROM approvals WHERE status = 'pending' AND task_id = ANY($1::uuid[])`,
       [taskIds],
     );
-    if (rows.length === taskIds.length) return new Map(rows.map((r) => [r.task_id, { id: r.id, workflowId: r.workflow_id }]));
-    if (Date.now() > deadline) throw new Error(`only ${rows.length} of ${taskIds.length} approval requests opened in 15 minutes`);
+    if (rows.length === taskIds.length)
+      return new Map(rows.map((r) => [r.task_id, { id: r.id, workflowId: r.workflow_id }]));
+    if (Date.now() > deadline)
+      throw new Error(`only ${rows.length} of ${taskIds.length} approval requests opened in 15 minutes`);
     await sleep(250);
   }
 }

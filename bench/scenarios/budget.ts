@@ -24,7 +24,18 @@ export interface BudgetResult {
 }
 
 /** Ten kinds of work, each phrased five ways: the cache should answer most scorings. */
-const TOPICS = ['blog post about AI', 'quarterly sales report', 'login bug', 'customer email', 'market research', 'release notes', 'invoice review', 'onboarding guide', 'security audit', 'product launch'];
+const TOPICS = [
+  'blog post about AI',
+  'quarterly sales report',
+  'login bug',
+  'customer email',
+  'market research',
+  'release notes',
+  'invoice review',
+  'onboarding guide',
+  'security audit',
+  'product launch',
+];
 const PHRASINGS = ['Write {t}', 'Create the {t}', 'Prepare a {t}', 'Draft {t} please', 'Compose our {t}'];
 
 export async function budgetAndPriorities(
@@ -56,7 +67,11 @@ export async function budgetAndPriorities(
             const i = n++;
             const title = PHRASINGS[i % PHRASINGS.length].replace('{t}', TOPICS[a % TOPICS.length]);
             const taskId = randomUUID();
-            await gateway.submitGoal(agent.id, { taskId, title, input: { script: [{ call: 'memory_read', args: { key: 'x' } }, { answer: 'ok' }] } });
+            await gateway.submitGoal(agent.id, {
+              taskId,
+              title,
+              input: { script: [{ call: 'memory_read', args: { key: 'x' } }, { answer: 'ok' }] },
+            });
             if ((await taskOutcome(b.db, taskId)).status === 'completed') completed++;
           }
         });
@@ -80,7 +95,10 @@ export async function budgetAndPriorities(
       const sum = rows.filter((r) => r.at >= start.at && r.at < start.at + windowMs).reduce((s, r) => s + r.tokens, 0);
       worst = Math.max(worst, sum);
     }
-    const scores = await b.db.query<{ source: string; duration_ms: number }>('SELECT source, duration_ms FROM priority_scores WHERE agent_id = ANY($1)', [ids]);
+    const scores = await b.db.query<{ source: string; duration_ms: number }>(
+      'SELECT source, duration_ms FROM priority_scores WHERE agent_id = ANY($1)',
+      [ids],
+    );
     const hits = scores.rows.filter((r) => r.source === 'cache').map((r) => r.duration_ms);
     const misses = scores.rows.filter((r) => r.source !== 'cache').map((r) => r.duration_ms);
     return {
@@ -91,7 +109,11 @@ export async function budgetAndPriorities(
       overshootTokens: Math.max(0, worst - opts.budgetTokens),
       reservationTokens: Math.max(0, ...rows.map((r) => r.estimate)),
       tasksCompleted: completed,
-      prioritisationMs: { withCacheHit: summarize(hits), withoutCacheHit: summarize(misses), hitRatio: round(hits.length / (scores.rows.length || NaN), 3) },
+      prioritisationMs: {
+        withCacheHit: summarize(hits),
+        withoutCacheHit: summarize(misses),
+        hitRatio: round(hits.length / (scores.rows.length || NaN), 3),
+      },
     };
   } finally {
     await worker.stop();

@@ -13,7 +13,13 @@ export interface HistoryEfficiency {
    * call), in steady state, from agents that ran many tasks. Goals run inside the agent's workflow, so this
    * is all the history a task writes.
    */
-  agentPerTask: { sampled: number; events: Summary; eventsPerStep: number; runs: Summary; byType: Record<string, number> };
+  agentPerTask: {
+    sampled: number;
+    events: Summary;
+    eventsPerStep: number;
+    runs: Summary;
+    byType: Record<string, number>;
+  };
   /** Events a task whose tool call waited for approval added to its agent (its history minus an idle agent's). */
   approvalTask: { sampled: number; events: Summary; byType: Record<string, number> };
   /** A parked agent that never ran a task. */
@@ -48,9 +54,13 @@ export async function historyEfficiency(
   // (each benchmark task makes exactly two model calls; its tool call may leave only a marker), in the
   // agent's current run.
   const cycles = agents.flatMap((events) => {
-    const modelCalls = events.flatMap((e, i) => (e.type === 'ACTIVITY_TASK_SCHEDULED' && e.activity === 'callModel' ? [i] : []));
+    const modelCalls = events.flatMap((e, i) =>
+      e.type === 'ACTIVITY_TASK_SCHEDULED' && e.activity === 'callModel' ? [i] : [],
+    );
     const taskStarts = modelCalls.filter((_, k) => k % 2 === 0);
-    return taskStarts.length >= 3 ? [{ events: events.slice(taskStarts[0], taskStarts.at(-1)), tasks: taskStarts.length - 1 }] : [];
+    return taskStarts.length >= 3
+      ? [{ events: events.slice(taskStarts[0], taskStarts.at(-1)), tasks: taskStarts.length - 1 }]
+      : [];
   });
   const perTask = cycles.map((c) => c.events.length / c.tasks);
   const cycleTypes = eventTypes(cycles.flatMap((c) => c.events));
@@ -63,7 +73,13 @@ export async function historyEfficiency(
 
   const agentEvents = summarize(perTask);
   return {
-    agentPerTask: { sampled: perTask.length, events: agentEvents, eventsPerStep: round(agentEvents.mean / 2), runs: summarize(runs), byType: agentByType },
+    agentPerTask: {
+      sampled: perTask.length,
+      events: agentEvents,
+      eventsPerStep: round(agentEvents.mean / 2),
+      runs: summarize(runs),
+      byType: agentByType,
+    },
     approvalTask: {
       sampled: approvalAgents.length,
       events: summarize(approvalAgents.map((e) => e.length - idle.length)),

@@ -31,7 +31,10 @@ export interface ParkedAgents {
   idleAgentId: string;
 }
 
-export async function parkedAgents(b: Bench, opts: { count: number; wakes: number; wakesPerSecond: number; concurrency: number }): Promise<ParkedAgents> {
+export async function parkedAgents(
+  b: Bench,
+  opts: { count: number; wakes: number; wakesPerSecond: number; concurrency: number },
+): Promise<ParkedAgents> {
   const before = rssMiB(b.workerPid);
   const serverBefore = rssMiB(b.serverPid);
   let peak = before;
@@ -39,11 +42,18 @@ export async function parkedAgents(b: Bench, opts: { count: number; wakes: numbe
   try {
     const started = Date.now();
     let startedCount = 0;
-    const ticker = every(10_000, () => log(`parked agents: ${startedCount}/${opts.count} started; worker RSS ${rssMiB(b.workerPid)} MiB`));
-    const agents = await startAgents(b, opts.count, 'parked', { concurrency: opts.concurrency, onStarted: () => startedCount++ }).finally(ticker);
+    const ticker = every(10_000, () =>
+      log(`parked agents: ${startedCount}/${opts.count} started; worker RSS ${rssMiB(b.workerPid)} MiB`),
+    );
+    const agents = await startAgents(b, opts.count, 'parked', {
+      concurrency: opts.concurrency,
+      onStarted: () => startedCount++,
+    }).finally(ticker);
     const startSeconds = (Date.now() - started) / 1000;
     const afterStart = rssMiB(b.workerPid);
-    log(`parked agents: ${opts.count} started in ${round(startSeconds)} s (${round(opts.count / startSeconds)}/s); worker RSS ${afterStart} MiB`);
+    log(
+      `parked agents: ${opts.count} started in ${round(startSeconds)} s (${round(opts.count / startSeconds)}/s); worker RSS ${afterStart} MiB`,
+    );
     await sleep(10_000);
     const settled = rssMiB(b.workerPid);
     const serverSettled = rssMiB(b.serverPid);
@@ -65,7 +75,8 @@ export async function parkedAgents(b: Bench, opts: { count: number; wakes: numbe
     await Promise.all(submissions).finally(wakeTicker);
     await pool(wakes, 50, async (w) => {
       const outcome = await taskOutcome(b.db, w.taskId);
-      if (outcome.status !== 'completed') throw new Error(`woken task ${w.taskId} ended ${outcome.status}: ${outcome.error}`);
+      if (outcome.status !== 'completed')
+        throw new Error(`woken task ${w.taskId} ended ${outcome.status}: ${outcome.error}`);
     });
     const afterWakes = rssMiB(b.workerPid);
 

@@ -28,13 +28,22 @@ export interface Throughput {
 
 type Drive = (until: number, done: (ok: boolean, latencyMs: number) => void) => Promise<void>;
 
-async function steadyWindow(b: Bench, label: string, warmupSeconds: number, windowSeconds: number, drive: Drive): Promise<Throughput> {
+async function steadyWindow(
+  b: Bench,
+  label: string,
+  warmupSeconds: number,
+  windowSeconds: number,
+  drive: Drive,
+): Promise<Throughput> {
   const from = Date.now() + warmupSeconds * 1000;
   const until = from + windowSeconds * 1000;
   const completions: number[] = [];
   const latencies: number[] = [];
   let failed = 0;
-  const marks: Promise<Snapshot>[] = [sleep(from - Date.now()).then(() => snapshot(b)), sleep(until - Date.now()).then(() => snapshot(b))];
+  const marks: Promise<Snapshot>[] = [
+    sleep(from - Date.now()).then(() => snapshot(b)),
+    sleep(until - Date.now()).then(() => snapshot(b)),
+  ];
   const stopTicker = every(10_000, () => log(`${label}: ${completions.length} completed so far`));
   try {
     await drive(until, (ok, latencyMs) => {
@@ -49,13 +58,27 @@ async function steadyWindow(b: Bench, label: string, warmupSeconds: number, wind
   const completed = completions.filter((t) => t >= from && t < until).length;
   const perSecond = completed / windowSeconds;
   const usage = usageBetween(a, z);
-  const cpuMsPerCompletion = Object.fromEntries(Object.entries(usage.cores).map(([k, cores]) => [k, round((cores * 1000) / perSecond)]));
+  const cpuMsPerCompletion = Object.fromEntries(
+    Object.entries(usage.cores).map(([k, cores]) => [k, round((cores * 1000) / perSecond)]),
+  );
   log(`${label}: ${round(perSecond)}/s over ${windowSeconds} s (${failed} failed)`);
-  return { warmupSeconds, windowSeconds, completed, perSecond: round(perSecond, 2), failed, latencyMs: summarize(latencies), usage, cpuMsPerCompletion };
+  return {
+    warmupSeconds,
+    windowSeconds,
+    completed,
+    perSecond: round(perSecond, 2),
+    failed,
+    latencyMs: summarize(latencies),
+    usage,
+    cpuMsPerCompletion,
+  };
 }
 
 /** Scenario 1: `concurrency` clients each running TrivialWorkflow back to back. */
-export function ceiling(b: Bench, opts: { concurrency: number; warmupSeconds: number; windowSeconds: number }): Promise<Throughput & { concurrency: number }> {
+export function ceiling(
+  b: Bench,
+  opts: { concurrency: number; warmupSeconds: number; windowSeconds: number },
+): Promise<Throughput & { concurrency: number }> {
   const run = randomUUID().slice(0, 8);
   let seq = 0;
   return steadyWindow(b, 'ceiling', opts.warmupSeconds, opts.windowSeconds, async (until, done) => {
@@ -63,7 +86,10 @@ export function ceiling(b: Bench, opts: { concurrency: number; warmupSeconds: nu
       while (Date.now() < until) {
         const started = Date.now();
         try {
-          await b.client.workflow.execute('TrivialWorkflow', { taskQueue: b.trivialQueue, workflowId: `trivial-${run}-${seq++}` });
+          await b.client.workflow.execute('TrivialWorkflow', {
+            taskQueue: b.trivialQueue,
+            workflowId: `trivial-${run}-${seq++}`,
+          });
           done(true, Date.now() - started);
         } catch (err) {
           log(`trivial workflow failed: ${String(err)}`);
@@ -88,7 +114,10 @@ export interface AgentThroughput extends Throughput {
  * Scenario 2: tasks submitted through the AgentGateway to `agents` autopilot agents. Each agent always
  * has `depth` tasks submitted and unfinished (one running, the rest queued), so no agent ever idles.
  */
-export async function agentTasks(b: Bench, opts: { agents: number; depth: number; warmupSeconds: number; windowSeconds: number }): Promise<AgentThroughput> {
+export async function agentTasks(
+  b: Bench,
+  opts: { agents: number; depth: number; warmupSeconds: number; windowSeconds: number },
+): Promise<AgentThroughput> {
   const agents = await startAgents(b, opts.agents, 'throughput');
   const taskIds: string[] = [];
   const submitMs: number[] = [];
@@ -114,7 +143,14 @@ export async function agentTasks(b: Bench, opts: { agents: number; depth: number
     };
     await Promise.all(agents.map((a) => agentLoop(a.id)));
   });
-  return { ...result, agents: opts.agents, tasksInFlightPerAgent: opts.depth, submitMs: summarize(submitMs), agentIds: agents.map((a) => a.id), taskIds };
+  return {
+    ...result,
+    agents: opts.agents,
+    tasksInFlightPerAgent: opts.depth,
+    submitMs: summarize(submitMs),
+    agentIds: agents.map((a) => a.id),
+    taskIds,
+  };
 }
 
 /**
@@ -124,11 +160,18 @@ export async function agentTasks(b: Bench, opts: { agents: number; depth: number
  * cost for the same shape of work. With `inline` (2c), the parents run the activities themselves and the
  * update answers once its goal is done: the same work without a child workflow per goal.
  */
-export async function shapeTasks(b: Bench, opts: { agents: number; depth: number; warmupSeconds: number; windowSeconds: number; inline: boolean }): Promise<Throughput> {
+export async function shapeTasks(
+  b: Bench,
+  opts: { agents: number; depth: number; warmupSeconds: number; windowSeconds: number; inline: boolean },
+): Promise<Throughput> {
   const run = randomUUID().slice(0, 8);
   const parents = await Promise.all(
     Array.from({ length: opts.agents }, (_, i) =>
-      b.client.workflow.start('ShapeAgentWorkflow', { taskQueue: b.trivialQueue, workflowId: `shape-${run}-${i}`, args: [{ queue: [], inline: opts.inline }] }),
+      b.client.workflow.start('ShapeAgentWorkflow', {
+        taskQueue: b.trivialQueue,
+        workflowId: `shape-${run}-${i}`,
+        args: [{ queue: [], inline: opts.inline }],
+      }),
     ),
   );
   let seq = 0;
@@ -139,7 +182,10 @@ export async function shapeTasks(b: Bench, opts: { agents: number; depth: number
     const failed = (err: unknown) => void log(`shape goal ${goalId} failed: ${String(err)}`);
     if (opts.inline) return () => submitted.then(() => true, failed).then((ok) => ok === true);
     await submitted;
-    return () => resultOnceStarted(b.client, goalId).then(() => true, failed).then((ok) => ok === true);
+    return () =>
+      resultOnceStarted(b.client, goalId)
+        .then(() => true, failed)
+        .then((ok) => ok === true);
   };
   const label = opts.inline ? 'same shape inline, no-op' : 'same shape, no-op';
   const result = await steadyWindow(b, label, opts.warmupSeconds, opts.windowSeconds, async (until, done) => {

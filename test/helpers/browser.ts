@@ -77,7 +77,9 @@ export interface ChromiumSession {
 }
 
 /** Starts headless Chromium with a fresh profile directory and opens one page. */
-export async function launchChromium(opts: { viewport?: { width: number; height: number } } = {}): Promise<ChromiumSession> {
+export async function launchChromium(
+  opts: { viewport?: { width: number; height: number } } = {},
+): Promise<ChromiumSession> {
   if (!fs.existsSync(CHROMIUM_PATH)) {
     throw new Error(
       `Chromium is not available for the browser tests: ${process.env[SETUP_ERROR_ENV] ?? `${CHROMIUM_PATH} is missing; test/run.ts installs it (apt-get install -y chromium)`}`,

@@ -30,7 +30,12 @@ export interface FakeMessage extends StreamKnobs {
   kind: 'message';
   content: FakeBlock[];
   stopReason?: 'end_turn' | 'tool_use' | 'max_tokens' | 'stop_sequence' | 'refusal' | 'pause_turn';
-  usage?: { inputTokens: number; outputTokens: number; cacheReadInputTokens?: number; cacheCreationInputTokens?: number };
+  usage?: {
+    inputTokens: number;
+    outputTokens: number;
+    cacheReadInputTokens?: number;
+    cacheCreationInputTokens?: number;
+  };
   model?: string;
 }
 
@@ -66,7 +71,13 @@ export async function startFakeAnthropic(): Promise<FakeAnthropicServer> {
     if (!reply) return sendJson(res, 500, anthropicErrorBody('api_error', 'fake server: no reply queued'));
     return answer(reply, request, res, stream);
   });
-  return { url: core.origin, requests: core.requests, enqueue: (reply) => queue.push(reply), stream, close: core.close };
+  return {
+    url: core.origin,
+    requests: core.requests,
+    enqueue: (reply) => queue.push(reply),
+    stream,
+    close: core.close,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -81,7 +92,8 @@ interface Problem {
 const SAMPLING_PARAMS = ['temperature', 'top_p', 'top_k'];
 
 function validateAnthropicRequest(request: RecordedRequest): Problem | undefined {
-  if (request.method !== 'POST' || request.path !== '/v1/messages') return { status: 404, type: 'not_found_error', message: 'Not found' };
+  if (request.method !== 'POST' || request.path !== '/v1/messages')
+    return { status: 404, type: 'not_found_error', message: 'Not found' };
   const { headers } = request;
   // The API takes x-api-key, or Authorization: Bearer (what SDK 1.x sends); x-api-key wins when both are present.
   const hasKey = typeof headers['x-api-key'] === 'string' || /^Bearer \S+/.test(String(headers.authorization ?? ''));
@@ -105,7 +117,8 @@ function validateTools(tools: unknown): Problem | undefined {
   if (!Array.isArray(tools)) return invalid('tools: Input should be a valid list');
   for (const [i, tool] of tools.entries()) {
     if (!isObject(tool) || typeof tool.name !== 'string') return invalid(`tools.${i}.name: Field required`);
-    if (!isObject(tool.input_schema) || tool.input_schema.type !== 'object') return invalid(`tools.${i}.input_schema.type: Input should be 'object'`);
+    if (!isObject(tool.input_schema) || tool.input_schema.type !== 'object')
+      return invalid(`tools.${i}.input_schema.type: Input should be 'object'`);
   }
   return undefined;
 }
@@ -138,9 +151,12 @@ function blocksOf(content: unknown): Block[] | undefined {
 
 function validateBlocks(blocks: Block[], index: number): Problem | undefined {
   for (const block of blocks) {
-    if (block.type === 'text' && (typeof block.text !== 'string' || block.text === '')) return invalid('messages: text content blocks must be non-empty');
-    if (block.type === 'tool_use' && !isObject(block.input)) return invalid(`messages.${index}.content: tool_use.input: Input should be a valid dictionary`);
-    if (block.type === 'tool_result' && typeof block.tool_use_id !== 'string') return invalid(`messages.${index}.content: tool_result.tool_use_id: Field required`);
+    if (block.type === 'text' && (typeof block.text !== 'string' || block.text === ''))
+      return invalid('messages: text content blocks must be non-empty');
+    if (block.type === 'tool_use' && !isObject(block.input))
+      return invalid(`messages.${index}.content: tool_use.input: Input should be a valid dictionary`);
+    if (block.type === 'tool_result' && typeof block.tool_use_id !== 'string')
+      return invalid(`messages.${index}.content: tool_result.tool_use_id: Field required`);
   }
   return undefined;
 }
@@ -151,14 +167,19 @@ function validatePairing(turns: Array<{ role: string; blocks: Block[] }>): Probl
     const offered = new Set(previous?.role === 'assistant' ? idsOf(previous.blocks, 'tool_use', 'id') : []);
     for (const id of idsOf(turn.blocks, 'tool_result', 'tool_use_id')) {
       if (!offered.has(id)) {
-        return invalid(`messages.${i}.content: unexpected \`tool_use_id\` found in \`tool_result\` blocks: ${id}. Each \`tool_result\` block must have a corresponding \`tool_use\` block in the previous message.`);
+        return invalid(
+          `messages.${i}.content: unexpected \`tool_use_id\` found in \`tool_result\` blocks: ${id}. Each \`tool_result\` block must have a corresponding \`tool_use\` block in the previous message.`,
+        );
       }
     }
     const next = turns[i + 1];
     const answered = new Set(next ? idsOf(next.blocks, 'tool_result', 'tool_use_id') : []);
-    const missing = turn.role === 'assistant' && next ? idsOf(turn.blocks, 'tool_use', 'id').filter((id) => !answered.has(id)) : [];
+    const missing =
+      turn.role === 'assistant' && next ? idsOf(turn.blocks, 'tool_use', 'id').filter((id) => !answered.has(id)) : [];
     if (missing.length > 0) {
-      return invalid(`messages.${i}: \`tool_use\` ids were found without \`tool_result\` blocks immediately after: ${missing.join(', ')}. Each \`tool_use\` block must have a corresponding \`tool_result\` block in the next message.`);
+      return invalid(
+        `messages.${i}: \`tool_use\` ids were found without \`tool_result\` blocks immediately after: ${missing.join(', ')}. Each \`tool_use\` block must have a corresponding \`tool_result\` block in the next message.`,
+      );
     }
   }
   return undefined;
@@ -175,22 +196,39 @@ function invalid(message: string): Problem {
 // ---------------------------------------------------------------------------------------------
 // Replies
 
-function answer(reply: FakeAnthropicReply, request: RecordedRequest, res: ServerResponse, progress: StreamProgress): void {
+function answer(
+  reply: FakeAnthropicReply,
+  request: RecordedRequest,
+  res: ServerResponse,
+  progress: StreamProgress,
+): void {
   const body = request.body as Record<string, unknown>;
   switch (reply.kind) {
     case 'error':
-      return sendJson(res, reply.status, reply.body ?? anthropicErrorBody('api_error', `fake ${reply.status}`), reply.headers);
+      return sendJson(
+        res,
+        reply.status,
+        reply.body ?? anthropicErrorBody('api_error', `fake ${reply.status}`),
+        reply.headers,
+      );
     case 'reset':
       res.socket?.destroy();
       return;
     case 'hang':
       return;
     case 'truncated': {
-      const json = JSON.stringify(messageJson({ kind: 'message', content: [{ type: 'text', text: 'cut short' }] }, String(body.model)));
+      const json = JSON.stringify(
+        messageJson({ kind: 'message', content: [{ type: 'text', text: 'cut short' }] }, String(body.model)),
+      );
       return sendRaw(res, 200, 'application/json', json.slice(0, Math.floor(json.length / 2)));
     }
     case 'sse':
-      return void writeSse(res, reply.events.map(({ event, data }) => eventFrame(event, data)), reply, progress);
+      return void writeSse(
+        res,
+        reply.events.map(({ event, data }) => eventFrame(event, data)),
+        reply,
+        progress,
+      );
     case 'message':
       if (body.stream === true) return void writeSse(res, messageFrames(reply, String(body.model)), reply, progress);
       return sendJson(res, 200, messageJson(reply, String(body.model)));
@@ -204,7 +242,9 @@ function messageJson(reply: FakeMessage, requestedModel: string): unknown {
     role: 'assistant',
     model: reply.model ?? requestedModel,
     content: reply.content.map((block) =>
-      block.type === 'text' ? { type: 'text', text: block.text, citations: null } : { type: 'tool_use', id: block.id, name: block.name, input: block.input ?? {} },
+      block.type === 'text'
+        ? { type: 'text', text: block.text, citations: null }
+        : { type: 'tool_use', id: block.id, name: block.name, input: block.input ?? {} },
     ),
     stop_reason: stopReasonOf(reply),
     stop_sequence: null,
@@ -261,11 +301,16 @@ function messageFrames(reply: FakeMessage, requestedModel: string): string[] {
 
 function blockFrames(block: FakeBlock, index: number): string[] {
   const start =
-    block.type === 'text' ? { type: 'text', text: '' } : { type: 'tool_use', id: block.id, name: block.name, input: {} };
+    block.type === 'text'
+      ? { type: 'text', text: '' }
+      : { type: 'tool_use', id: block.id, name: block.name, input: {} };
   const deltas =
     block.type === 'text'
       ? splitWords(block.text).map((text) => ({ type: 'text_delta', text }))
-      : splitInThree(block.rawInputJson ?? JSON.stringify(block.input ?? {})).map((partial_json) => ({ type: 'input_json_delta', partial_json }));
+      : splitInThree(block.rawInputJson ?? JSON.stringify(block.input ?? {})).map((partial_json) => ({
+          type: 'input_json_delta',
+          partial_json,
+        }));
   return [
     eventFrame('content_block_start', { type: 'content_block_start', index, content_block: start }),
     ...deltas.map((delta) => eventFrame('content_block_delta', { type: 'content_block_delta', index, delta })),

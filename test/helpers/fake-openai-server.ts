@@ -62,7 +62,12 @@ export interface FakeOpenAiServer {
   close(): Promise<void>;
 }
 
-export function openAiErrorBody(message: string, type: string, code: string | null = null, param: string | null = null): unknown {
+export function openAiErrorBody(
+  message: string,
+  type: string,
+  code: string | null = null,
+  param: string | null = null,
+): unknown {
   return { error: { message, type, param, code } };
 }
 
@@ -71,7 +76,8 @@ export async function startFakeOpenAi(): Promise<FakeOpenAiServer> {
   const stream: StreamProgress = { framesSent: 0, framesTotal: 0, finished: false };
   const core = await startLoopback((request, res) => {
     const problem = validateOpenAiRequest(request);
-    if (problem) return sendJson(res, problem.status, openAiErrorBody(problem.message, problem.type, problem.code, problem.param));
+    if (problem)
+      return sendJson(res, problem.status, openAiErrorBody(problem.message, problem.type, problem.code, problem.param));
     const reply = queue.shift();
     if (!reply) return sendJson(res, 500, openAiErrorBody('fake server: no reply queued', 'server_error'));
     return answer(reply, request, res, stream);
@@ -104,26 +110,50 @@ function validateOpenAiRequest(request: RecordedRequest): Problem | undefined {
   }
   const auth = request.headers.authorization;
   if (typeof auth !== 'string' || !/^Bearer \S+/.test(auth)) {
-    return problem(401, "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth.", null, null);
+    return problem(
+      401,
+      "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth.",
+      null,
+      null,
+    );
   }
   if (!isObject(request.body)) return problem(400, 'We could not parse the JSON body of your request.', null, null);
   const body = request.body;
-  if (typeof body.model !== 'string' || body.model === '') return problem(400, 'you must provide a model parameter', null, null);
-  if (!Array.isArray(body.messages)) return problem(400, "Missing required parameter: 'messages'.", 'missing_required_parameter', 'messages');
+  if (typeof body.model !== 'string' || body.model === '')
+    return problem(400, 'you must provide a model parameter', null, null);
+  if (!Array.isArray(body.messages))
+    return problem(400, "Missing required parameter: 'messages'.", 'missing_required_parameter', 'messages');
   if (body.messages.length === 0) return problem(400, "[] is too short - 'messages'", 'empty_array', 'messages');
   if (body.stream_options !== undefined && body.stream !== true) {
-    return problem(400, "The 'stream_options' parameter is only allowed when 'stream' is enabled.", null, 'stream_options');
+    return problem(
+      400,
+      "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+      null,
+      'stream_options',
+    );
   }
   return validateTools(body.tools) ?? validateMessages(body.messages);
 }
 
 function validateTools(tools: unknown): Problem | undefined {
   if (tools === undefined) return undefined;
-  if (!Array.isArray(tools) || tools.length === 0) return problem(400, "[] is too short - 'tools'", 'empty_array', 'tools');
+  if (!Array.isArray(tools) || tools.length === 0)
+    return problem(400, "[] is too short - 'tools'", 'empty_array', 'tools');
   for (const [i, tool] of tools.entries()) {
     const fn = isObject(tool) ? tool.function : undefined;
-    if (!isObject(tool) || tool.type !== 'function' || !isObject(fn) || typeof fn.name !== 'string' || !/^[a-zA-Z0-9_-]{1,64}$/.test(fn.name)) {
-      return problem(400, `Invalid 'tools[${i}]': expected a function tool with a valid name.`, 'invalid_value', `tools[${i}]`);
+    if (
+      !isObject(tool) ||
+      tool.type !== 'function' ||
+      !isObject(fn) ||
+      typeof fn.name !== 'string' ||
+      !/^[a-zA-Z0-9_-]{1,64}$/.test(fn.name)
+    ) {
+      return problem(
+        400,
+        `Invalid 'tools[${i}]': expected a function tool with a valid name.`,
+        'invalid_value',
+        `tools[${i}]`,
+      );
     }
   }
   return undefined;
@@ -138,7 +168,12 @@ function validateMessages(messages: unknown[]): Problem | undefined {
     }
     if (message.role === 'tool') {
       if (typeof message.tool_call_id !== 'string' || !pending.has(message.tool_call_id)) {
-        return problem(400, "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.", null, `messages.[${i}].role`);
+        return problem(
+          400,
+          "Invalid parameter: messages with role 'tool' must be a response to a preceeding message with 'tool_calls'.",
+          null,
+          `messages.[${i}].role`,
+        );
       }
       pending.delete(message.tool_call_id);
       continue;
@@ -146,7 +181,12 @@ function validateMessages(messages: unknown[]): Problem | undefined {
     if (pending.size > 0) return unansweredToolCalls(pending, i);
     pending = toolCallIds(message);
     if (message.role === 'assistant' && message.content === null && pending.size === 0) {
-      return problem(400, `Invalid value for 'messages[${i}].content': expected a string, got null.`, null, `messages.[${i}].content`);
+      return problem(
+        400,
+        `Invalid value for 'messages[${i}].content': expected a string, got null.`,
+        null,
+        `messages.[${i}].content`,
+      );
     }
   }
   return pending.size > 0 ? unansweredToolCalls(pending, messages.length) : undefined;
@@ -177,7 +217,12 @@ function answer(reply: FakeReply, request: RecordedRequest, res: ServerResponse,
   const body = request.body as Record<string, unknown>;
   switch (reply.kind) {
     case 'error':
-      return sendJson(res, reply.status, reply.body ?? openAiErrorBody(`fake ${reply.status}`, 'server_error'), reply.headers);
+      return sendJson(
+        res,
+        reply.status,
+        reply.body ?? openAiErrorBody(`fake ${reply.status}`, 'server_error'),
+        reply.headers,
+      );
     case 'reset':
       res.socket?.destroy();
       return;
@@ -188,7 +233,12 @@ function answer(reply: FakeReply, request: RecordedRequest, res: ServerResponse,
       return sendRaw(res, 200, 'application/json', json.slice(0, Math.floor(json.length / 2)));
     }
     case 'sse':
-      return void writeSse(res, [...reply.chunks.map(dataFrame), ...(reply.done === false ? [] : ['data: [DONE]\n\n'])], reply, progress);
+      return void writeSse(
+        res,
+        [...reply.chunks.map(dataFrame), ...(reply.done === false ? [] : ['data: [DONE]\n\n'])],
+        reply,
+        progress,
+      );
     case 'completion':
       if (body.stream === true) return void writeSse(res, completionFrames(reply, body), reply, progress);
       return sendJson(res, 200, completionJson(reply, String(body.model)));
@@ -204,7 +254,11 @@ function completionJson(reply: FakeCompletion, requestedModel: string): unknown 
     annotations: [],
   };
   if (toolCalls.length > 0) {
-    message.tool_calls = toolCalls.map((call) => ({ id: call.id, type: 'function', function: { name: call.name, arguments: call.arguments } }));
+    message.tool_calls = toolCalls.map((call) => ({
+      id: call.id,
+      type: 'function',
+      function: { name: call.name, arguments: call.arguments },
+    }));
   }
   return {
     id: 'chatcmpl-fake0001',
@@ -230,7 +284,12 @@ function usageJson(reply: FakeCompletion): unknown {
     completion_tokens: completion,
     total_tokens: prompt + completion,
     prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
-    completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+    completion_tokens_details: {
+      reasoning_tokens: 0,
+      audio_tokens: 0,
+      accepted_prediction_tokens: 0,
+      rejected_prediction_tokens: 0,
+    },
   };
 }
 
@@ -251,18 +310,35 @@ function completionFrames(reply: FakeCompletion, body: Record<string, unknown>):
   const frames = [chunk({ role: 'assistant', content: '', refusal: null })];
   for (const piece of reply.contentChunks ?? splitWords(reply.content ?? '')) frames.push(chunk({ content: piece }));
   for (const piece of splitWords(reply.refusal ?? '')) frames.push(chunk({ refusal: piece }));
-  for (const [index, call] of (reply.toolCalls ?? []).entries()) frames.push(...toolCallFrames(call, index, reply.omitToolCallIndex === true, chunk));
+  for (const [index, call] of (reply.toolCalls ?? []).entries())
+    frames.push(...toolCallFrames(call, index, reply.omitToolCallIndex === true, chunk));
   frames.push(chunk({}, finishReasonOf(reply)));
   if (includeUsage) {
-    frames.push(dataFrame({ id: 'chatcmpl-fake0001', object: 'chat.completion.chunk', created: 1_700_000_000, model, choices: [], usage: usageJson(reply) }));
+    frames.push(
+      dataFrame({
+        id: 'chatcmpl-fake0001',
+        object: 'chat.completion.chunk',
+        created: 1_700_000_000,
+        model,
+        choices: [],
+        usage: usageJson(reply),
+      }),
+    );
   }
   frames.push('data: [DONE]\n\n');
   return frames;
 }
 
 /** First delta carries id, type and name with empty arguments; the arguments follow in fragments. */
-function toolCallFrames(call: FakeToolCall, index: number, omitIndex: boolean, chunk: (delta: unknown) => string): string[] {
-  const withIndex = (fragment: Record<string, unknown>): unknown => ({ tool_calls: [omitIndex ? fragment : { index, ...fragment }] });
+function toolCallFrames(
+  call: FakeToolCall,
+  index: number,
+  omitIndex: boolean,
+  chunk: (delta: unknown) => string,
+): string[] {
+  const withIndex = (fragment: Record<string, unknown>): unknown => ({
+    tool_calls: [omitIndex ? fragment : { index, ...fragment }],
+  });
   const frames = [chunk(withIndex({ id: call.id, type: 'function', function: { name: call.name, arguments: '' } }))];
   for (const piece of splitInThree(call.arguments)) frames.push(chunk(withIndex({ function: { arguments: piece } })));
   return frames;
@@ -296,12 +372,19 @@ export interface Loopback {
   close(): Promise<void>;
 }
 
-export async function startLoopback(handle: (request: RecordedRequest, res: ServerResponse) => void): Promise<Loopback> {
+export async function startLoopback(
+  handle: (request: RecordedRequest, res: ServerResponse) => void,
+): Promise<Loopback> {
   const requests: RecordedRequest[] = [];
   const sockets = new Set<Socket>();
   const server = createServer((req, res) => {
     void readBody(req).then((text) => {
-      const recorded: RecordedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: parseJson(text) };
+      const recorded: RecordedRequest = {
+        method: req.method ?? '',
+        path: req.url ?? '',
+        headers: req.headers,
+        body: parseJson(text),
+      };
       requests.push(recorded);
       handle(recorded, res);
     });
@@ -337,19 +420,39 @@ function parseJson(text: string): unknown {
   }
 }
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   sendRaw(res, status, 'application/json', JSON.stringify(body), headers);
 }
 
-export function sendRaw(res: ServerResponse, status: number, contentType: string, text: string, headers: Record<string, string> = {}): void {
+export function sendRaw(
+  res: ServerResponse,
+  status: number,
+  contentType: string,
+  text: string,
+  headers: Record<string, string> = {},
+): void {
   res.writeHead(status, { 'content-type': contentType, 'content-length': Buffer.byteLength(text), ...headers });
   res.end(text);
 }
 
 /** Writes SSE frames one by one, honouring the delay/stall/reset knobs and reporting progress. */
-export async function writeSse(res: ServerResponse, frames: string[], knobs: StreamKnobs, progress: StreamProgress): Promise<void> {
+export async function writeSse(
+  res: ServerResponse,
+  frames: string[],
+  knobs: StreamKnobs,
+  progress: StreamProgress,
+): Promise<void> {
   Object.assign(progress, { framesSent: 0, framesTotal: frames.length, finished: false });
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  res.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+  });
   for (const frame of frames) {
     if (progress.framesSent === knobs.stallAfterFrames) return;
     if (progress.framesSent === knobs.resetAfterFrames) {

@@ -34,7 +34,11 @@ export function localActivities(events: HistoryEvent[]): string[] {
  * recording it completes, so wait for the agent's row to say IDLE and for its last workflow task to have
  * completed (its commands follow that event). `fetchEvents` reads the history (decoded or raw).
  */
-export async function idleAgentHistory(stack: TestStack, agentId: string, fetchEvents: () => Promise<HistoryEvent[]>): Promise<HistoryEvent[]> {
+export async function idleAgentHistory(
+  stack: TestStack,
+  agentId: string,
+  fetchEvents: () => Promise<HistoryEvent[]>,
+): Promise<HistoryEvent[]> {
   return waitFor(async () => {
     if ((await stack.api.get(`/api/v1/agents/${agentId}`)).body.status !== 'IDLE') return undefined;
     const events = await fetchEvents();

@@ -59,10 +59,27 @@ export interface TestStack {
 export async function startApi(config: Config, opts: { port?: number; logger?: pino.Logger } = {}): Promise<TestStack> {
   const db = createPool(config.DATABASE_URL!);
   const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
-  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter: dataConverterFor(config) });
+  const client = new Client({
+    connection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    dataConverter: dataConverterFor(config),
+  });
   const gateway = new AgentGateway(client, config.TEMPORAL_TASK_QUEUE);
   const chatEvents = new ChatEventHub(config.DATABASE_URL!, silentLogger);
-  const app = createApp({ store: createStore(db), chatEvents, gateway, config, logger: opts.logger ?? silentLogger, metrics: createApiMetrics(db, { tokenBudget: { tokensPerWindow: config.AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE, windowSeconds: config.TOKEN_BUDGET_WINDOW_SECONDS } }), apiKeys: apiKeyVerifier(db, config) });
+  const app = createApp({
+    store: createStore(db),
+    chatEvents,
+    gateway,
+    config,
+    logger: opts.logger ?? silentLogger,
+    metrics: createApiMetrics(db, {
+      tokenBudget: {
+        tokensPerWindow: config.AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE,
+        windowSeconds: config.TOKEN_BUDGET_WINDOW_SECONDS,
+      },
+    }),
+    apiKeys: apiKeyVerifier(db, config),
+  });
   const server = app.listen(opts.port ?? 0, '127.0.0.1');
   await new Promise<void>((resolve) => server.once('listening', resolve));
   const { port } = server.address() as AddressInfo;
@@ -180,7 +197,11 @@ export async function killHard(child: ChildProcess): Promise<void> {
 }
 
 /** Polls `probe` until it returns a truthy value. */
-export async function waitFor<T>(probe: () => Promise<T | undefined | null | false>, what: string, timeoutMs = 30_000): Promise<T> {
+export async function waitFor<T>(
+  probe: () => Promise<T | undefined | null | false>,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {
@@ -208,7 +229,12 @@ export class ApiClient {
     readonly apiKey?: string,
   ) {}
 
-  async request<T = any>(method: string, path: string, body?: unknown, init: { raw?: string; headers?: Record<string, string> } = {}): Promise<ApiResponse<T>> {
+  async request<T = any>(
+    method: string,
+    path: string,
+    body?: unknown,
+    init: { raw?: string; headers?: Record<string, string> } = {},
+  ): Promise<ApiResponse<T>> {
     const res = await fetch(`${this.baseUrl}${path}`, {
       method,
       headers: {

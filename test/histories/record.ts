@@ -31,9 +31,19 @@ describe('record canonical histories', () => {
   /** Saves a workflow's history once it has closed (or as it is, for long-lived ones when `open`). */
   const save = async (name: string, workflowId: string, opts: { open?: boolean; runId?: string } = {}) => {
     const handle = stack.client.workflow.getHandle(workflowId, opts.runId);
-    if (!opts.open) await waitFor(async () => (await handle.describe()).status.name !== 'RUNNING', `${workflowId} to close`);
+    if (!opts.open)
+      await waitFor(async () => (await handle.describe()).status.name !== 'RUNNING', `${workflowId} to close`);
     // The CLI writes the history in the JSON form historyFromJSON reads (the proto3 JSON mapping).
-    const args = ['workflow', 'show', '--address', stack.config.TEMPORAL_ADDRESS, '--workflow-id', workflowId, '--output', 'json'];
+    const args = [
+      'workflow',
+      'show',
+      '--address',
+      stack.config.TEMPORAL_ADDRESS,
+      '--workflow-id',
+      workflowId,
+      '--output',
+      'json',
+    ];
     if (opts.runId) args.push('--run-id', opts.runId);
     const { stdout } = await run(process.env.TEMPORAL_CLI_PATH!, args, { maxBuffer: 64 * 1024 * 1024 });
     fs.writeFileSync(path.join(OUT_DIR, `${name}.json`), stdout);
@@ -42,7 +52,10 @@ describe('record canonical histories', () => {
   const task = async (agentId: string, title: string, script?: unknown[]) =>
     stack.api.createTask({ agentId, title, ...(script ? { input: { script } } : {}) });
   const pending = (agentId: string) =>
-    waitFor(async () => (await stack.api.get(`/api/v1/approvals?status=pending&agentId=${agentId}`)).body.approvals[0], 'approval');
+    waitFor(
+      async () => (await stack.api.get(`/api/v1/approvals?status=pending&agentId=${agentId}`)).body.approvals[0],
+      'approval',
+    );
   const write = [{ call: 'memory_write', args: { key: 'k', op: 'set', value: 1 } }, { answer: 'done' }];
 
   it('goal loop: answer, tools, step limit, then archive', async () => {
@@ -50,12 +63,21 @@ describe('record canonical histories', () => {
     const plain = await task(a.id, 'plain answer');
     await stack.api.waitForTask(plain.id);
     const tools = await task(a.id, 'tools', [
-      { calls: [{ call: 'memory_write', args: { key: 'n', op: 'increment', value: 1 } }, { call: 'memory_read', args: { key: 'n' } }] },
+      {
+        calls: [
+          { call: 'memory_write', args: { key: 'n', op: 'increment', value: 1 } },
+          { call: 'memory_read', args: { key: 'n' } },
+        ],
+      },
       { call: 'memory_write', args: { op: 'set' } },
       { answer: 'ok' },
     ]);
     await stack.api.waitForTask(tools.id);
-    const looping = await task(a.id, 'loop', Array.from({ length: 12 }, () => ({ call: 'memory_read', args: { key: 'n' } })));
+    const looping = await task(
+      a.id,
+      'loop',
+      Array.from({ length: 12 }, () => ({ call: 'memory_read', args: { key: 'n' } })),
+    );
     await stack.api.waitForTask(looping.id);
     await stack.api.post(`/api/v1/agents/${a.id}/archive`);
     await save('agent-goal-loop-archived', agentWorkflowId(a.id));
@@ -69,7 +91,10 @@ describe('record canonical histories', () => {
     await stack.api.patch(`/api/v1/agents/${a.id}`, { priority: 9 });
     await stack.api.post(`/api/v1/tasks/${low.id}/cancel`);
     await stack.api.post(`/api/v1/agents/${a.id}/resume`);
-    await waitFor(async () => (await stack.api.get(`/api/v1/tasks/${slow.id}`)).body.status === 'planning', 'slow task to start');
+    await waitFor(
+      async () => (await stack.api.get(`/api/v1/tasks/${slow.id}`)).body.status === 'planning',
+      'slow task to start',
+    );
     await stack.api.post(`/api/v1/tasks/${slow.id}/cancel`);
     await stack.api.post(`/api/v1/agents/${a.id}/archive`);
     await save('agent-pause-cancel', agentWorkflowId(a.id));
@@ -78,7 +103,9 @@ describe('record canonical histories', () => {
   it('approvals: approved with edits, rejected, expired, escalated, manual proposal', async () => {
     const copilot = await agent({ name: 'Recorder copilot', autonomy: 'copilot' });
     const edited = await task(copilot.id, 'edit me', write);
-    await stack.api.post(`/api/v1/approvals/${(await pending(copilot.id)).id}/approve`, { editedAction: { key: 'k', value: 2 } });
+    await stack.api.post(`/api/v1/approvals/${(await pending(copilot.id)).id}/approve`, {
+      editedAction: { key: 'k', value: 2 },
+    });
     await stack.api.waitForTask(edited.id);
     const rejected = await task(copilot.id, 'reject me', write);
     await stack.api.post(`/api/v1/approvals/${(await pending(copilot.id)).id}/reject`, { reason: 'no' });
@@ -92,7 +119,12 @@ describe('record canonical histories', () => {
     await stack.api.post(`/api/v1/agents/${expiring.id}/archive`);
     await save('agent-approval-expired', agentWorkflowId(expiring.id));
 
-    const escalating = await agent({ name: 'Recorder escalate', autonomy: 'copilot', approvalTimeoutHours: 0.0003, onApprovalTimeout: 'escalate' });
+    const escalating = await agent({
+      name: 'Recorder escalate',
+      autonomy: 'copilot',
+      approvalTimeoutHours: 0.0003,
+      onApprovalTimeout: 'escalate',
+    });
     const escalated = await task(escalating.id, 'escalate', write);
     await stack.api.waitForTask(escalated.id);
     await stack.api.post(`/api/v1/agents/${escalating.id}/archive`);
@@ -111,7 +143,8 @@ describe('record canonical histories', () => {
     for (let i = 0; i < 12; i++) ids.push((await task(a.id, `goal ${i}`)).id);
     for (const id of ids) await stack.api.waitForTask(id);
     const runs = [];
-    for await (const run of stack.client.workflow.list({ query: `WorkflowId = '${agentWorkflowId(a.id)}'` })) runs.push(run);
+    for await (const run of stack.client.workflow.list({ query: `WorkflowId = '${agentWorkflowId(a.id)}'` }))
+      runs.push(run);
     const closed = runs.find((r) => r.status.name === 'CONTINUED_AS_NEW');
     if (!closed) throw new Error('the agent did not continue as new');
     await save('agent-continued-as-new', agentWorkflowId(a.id), { runId: closed.runId });
@@ -119,8 +152,17 @@ describe('record canonical histories', () => {
 
   it('chat: a turn with a tool, and a cancelled turn', async () => {
     const a = await agent({ name: 'Recorder chat' });
-    const first = await stack.api.post('/api/v1/chat', { agentId: a.id, message: 'remember the door code', stream: false });
-    await stack.api.post('/api/v1/chat', { agentId: a.id, sessionId: first.body.sessionId, message: 'thanks', stream: false });
+    const first = await stack.api.post('/api/v1/chat', {
+      agentId: a.id,
+      message: 'remember the door code',
+      stream: false,
+    });
+    await stack.api.post('/api/v1/chat', {
+      agentId: a.id,
+      sessionId: first.body.sessionId,
+      message: 'thanks',
+      stream: false,
+    });
     await stack.client.workflow.getHandle(chatWorkflowId(first.body.sessionId)).terminate('recorded');
     await save('chat-session', chatWorkflowId(first.body.sessionId));
   });
