@@ -1,13 +1,52 @@
 // One lint configuration for the whole repository.
+import { createTypeScriptImportResolver } from 'eslint-import-resolver-typescript';
+import importX from 'eslint-plugin-import-x';
 import tseslint from 'typescript-eslint';
+
+/**
+ * The floors of the code, bottom up. A file may import from its own floor and the floors below, never
+ * above (not even `import type`): contract → lib → client → workflows | activities → api | workers.
+ * Workflows and activities stand side by side: workflows take activities as types only (rule below),
+ * activities never import workflows.
+ */
+const APP_FOLDERS = ['./lib', './client', './activities', './workflows', './api', './workers'];
+const TOOL_FOLDERS = ['./scripts', './temporal', './bench', './chaos', './cli', './test'];
+const floors = [
+  {
+    target: './contract',
+    from: [...APP_FOLDERS, ...TOOL_FOLDERS],
+    message: 'The contract imports nothing of the project.',
+  },
+  { target: './lib', from: ['./client', './activities', './workflows', './api', './workers', ...TOOL_FOLDERS] },
+  { target: './client', from: ['./activities', './workflows', './api', './workers', ...TOOL_FOLDERS] },
+  { target: './activities', from: ['./workflows', './api', './workers', ...TOOL_FOLDERS] },
+  {
+    target: './workflows',
+    from: ['./lib', './client', './api', './workers', ...TOOL_FOLDERS],
+    message: 'Workflows import only the contract, @temporalio/workflow and activity types.',
+  },
+  { target: './api', from: ['./workers', ...TOOL_FOLDERS] },
+  { target: './workers', from: ['./api', ...TOOL_FOLDERS] },
+];
 
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', 'test-output/**', '.data/**', 'bench/tmp/**'] },
   ...tseslint.configs.recommended,
   {
     files: ['**/*.ts'],
+    plugins: { 'import-x': importX },
+    settings: {
+      'import-x/extensions': ['.ts'],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] },
+      'import-x/resolver-next': [createTypeScriptImportResolver()],
+    },
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {
+      'import-x/no-cycle': 'error',
+      'import-x/no-restricted-paths': [
+        'error',
+        { zones: floors.map((zone) => ({ message: 'It would import from a floor above its own.', ...zone })) },
+      ],
       '@typescript-eslint/no-floating-promises': [
         'error',
         {
@@ -45,10 +84,11 @@ export default tseslint.config(
                 '@anthropic-ai/sdk',
                 'zod',
               ],
-              message: 'Workflows may import only @temporalio/workflow, @temporalio/common, definitions and types.',
+              message:
+                'Workflows may import only @temporalio/workflow, @temporalio/common, the contract and activity types.',
             },
             {
-              group: ['../activities', '../activities/*', '../api/*', '../lib/*', '!../lib/errors'],
+              group: ['../activities', '../activities/**'],
               allowTypeImports: true,
               message: 'Import activities as types only; call them through proxyActivities.',
             },

@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
 import type { Config } from '../lib/config';
 import { withTransaction, type Db } from '../lib/db';
-import { outboundAllowHosts, postWebhook } from './tools/safe-http';
-import type { ApprovalOutcome, NotifyTarget } from '../workflows/definitions';
+import { outboundAllowHosts } from '../lib/outbound-policy';
+import { postWebhook } from './tools/safe-http';
+import type { ApprovalOutcome, NotifyTarget } from '../contract/definitions';
 
 export interface ApprovalDeps {
   db: Db;

@@ -1,3 +1,4 @@
+import { CHAT_EVENTS_CHANNEL, type ChatEvent } from '../contract/definitions';
 import { withTransaction } from '../lib/db';
 import type { LlmMessage } from './llm/types';
 import { isAdmissionWait } from './governance';
@@ -11,15 +12,6 @@ import {
 } from './steps';
 
 /** The Postgres channel chat events travel on, from the worker running a turn to the API streaming it. */
-export const CHAT_EVENTS_CHANNEL = 'chat_events';
-
-export interface ChatEvent {
-  turnId: string;
-  /** `waiting`: the turn waits for admission (token budget, a step slot, a resource); data says why and how long. */
-  type: 'token' | 'tool_call' | 'tool_result' | 'waiting';
-  data: Record<string, unknown>;
-}
-
 export interface SaveChatTurnInput {
   orgId: string;
   sessionId: string;

@@ -1,5 +1,5 @@
 import type { Db } from '../lib/db';
-import type { CrewMessage, CrewResult, CrewStatus, Goal } from '../workflows/definitions';
+import type { CrewMessage, CrewResult, CrewStatus, Goal } from '../contract/definitions';
 
 /**
  * Activities of the crew workflow: its Postgres projection (status, result, message log) and the task

@@ -1,8 +1,9 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Config } from '../lib/config';
 import { withTransaction, type Db } from '../lib/db';
-import { ErrorType } from '../lib/errors';
-import { activeSlotFreedSignal, agentWorkflowId, type AdmissionWait } from '../workflows/definitions';
+import { ErrorType } from '../contract/errors';
+import type { TemporalGateway } from '../client/gateway';
+import type { AdmissionWait } from '../contract/definitions';
 
 /**
  * Admission control shared by every worker process, kept in Postgres: token budgets (sliding windows),
@@ -302,21 +303,20 @@ const MAX_WAKE_ATTEMPTS = 10;
  * request also looks for slots whose agent workflow is no longer running (terminated by an operator)
  * and frees them, so a slot can never be lost for good.
  */
-export function createGovernanceActivities(governance: Governance, db: Db, config: Config) {
+export function createGovernanceActivities(
+  governance: Governance,
+  db: Db,
+  config: Config,
+  agents: Pick<TemporalGateway, 'isAgentRunning' | 'wakeAgent'>,
+) {
   async function freeOrphanedAgentSlots(): Promise<number> {
     const { rows } = await db.query<{ holder: string }>(
       `SELECT holder FROM slot_leases WHERE kind = $1 AND released_at IS NULL AND acquired_at < clock_timestamp() - interval '60 seconds'`,
       [slotPool('agent')],
     );
     let freed = 0;
-    const client = Context.current().client;
     for (const { holder } of rows) {
-      const running = await client.workflow
-        .getHandle(agentWorkflowId(holder))
-        .describe()
-        .then((d) => d.status.name === 'RUNNING')
-        .catch((err: Error) => (err.name === 'WorkflowNotFoundError' ? false : true));
-      if (!running) {
+      if (!(await agents.isAgentRunning(holder))) {
         await governance.releaseSlot('agent', holder);
         freed += 1;
       }
@@ -326,17 +326,11 @@ export function createGovernanceActivities(governance: Governance, db: Db, confi
 
   /** Signals the agent waiting next; a waiter whose workflow is gone leaves the line and the next is tried. */
   async function wakeNextWaiter(): Promise<string | null> {
-    const client = Context.current().client;
     for (let attempt = 0; attempt < MAX_WAKE_ATTEMPTS; attempt++) {
       const next = await governance.nextWaiter('agent');
       if (!next) return null;
-      try {
-        await client.workflow.getHandle(agentWorkflowId(next)).signal(activeSlotFreedSignal);
-        return next;
-      } catch (err) {
-        if ((err as Error).name !== 'WorkflowNotFoundError') throw err;
-        await governance.dropWaiter('agent', next);
-      }
+      if (await agents.wakeAgent(next)) return next;
+      await governance.dropWaiter('agent', next);
     }
     return null;
   }

@@ -1,3 +1,4 @@
+import type { TemporalGateway } from '../client/gateway';
 import { createApprovalActivities } from './approvals';
 import { createChatActivities } from './chat';
 import { createGovernance, createGovernanceActivities } from './governance';
@@ -8,7 +9,8 @@ import { createRecordActivities, type RecordDeps } from './records';
 import { createReminderActivities, type ReminderDeps } from './reminders';
 import { createStepActivities, createStepRunner, type StepDeps } from './steps';
 
-export type ActivityDeps = RecordDeps & Omit<StepDeps, 'governance'> & ReminderDeps;
+/** `gateway` is the client: the one way activities start or signal workflows and manage schedules. */
+export type ActivityDeps = RecordDeps & Omit<StepDeps, 'governance'> & ReminderDeps & { gateway: TemporalGateway };
 
 /** Every activity of the project, bound to its dependencies. Workflows proxy `Activities`. */
 export function createActivities(deps: ActivityDeps) {
@@ -19,7 +21,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createStepActivities(governed),
     ...createApprovalActivities(deps),
     ...createChatActivities(governed),
-    ...createGovernanceActivities(governance, deps.db, deps.config),
+    ...createGovernanceActivities(governance, deps.db, deps.config, deps.gateway),
     ...createPriorityActivities(governed),
     ...createCrewActivities(deps),
     ...createReminderActivities(deps),

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import { AgentGateway } from '../lib/agent-gateway';
+import type { TemporalGateway } from '../client/gateway';
 import type { Config } from '../lib/config';
 import type { Db } from '../lib/db';
 import { DEFAULT_TOOLS } from '../lib/models';
-import { extractJson, parsePlan } from '../workflows/crew-plan';
+import { extractJson, parsePlan } from '../contract/crew-plan';
 import type {
   AgentConfig,
   AgentSettings,
@@ -14,7 +14,7 @@ import type {
   MetaResult,
   MetaStatus,
   MetaTeamMember,
-} from '../workflows/definitions';
+} from '../contract/definitions';
 import { META_TEAM_MARKER } from './llm/offline';
 import type { createStepRunner } from './steps';
 
@@ -91,8 +91,13 @@ export function parseTeamDesign(
  * Activities of the meta supervisor: the model call that designs the team and plan, the idempotent
  * creation of the team's agents and crew row, and the meta_runs record.
  */
-export function createMetaActivities(deps: { db: Db; config: Config; runner: ReturnType<typeof createStepRunner> }) {
-  const { db, config } = deps;
+export function createMetaActivities(deps: {
+  db: Db;
+  config: Config;
+  gateway: Pick<TemporalGateway, 'start' | 'state'>;
+  runner: ReturnType<typeof createStepRunner>;
+}) {
+  const { db, config, gateway } = deps;
   return {
     /**
      * Asks the deployment's default model for a team of at most `maxAgents` agents and a sub-task DAG over
@@ -158,7 +163,6 @@ export function createMetaActivities(deps: { db: Db; config: Config; runner: Ret
         });
       }
       const ctx = Context.current();
-      const gateway = new AgentGateway(ctx.client, ctx.info.taskQueue);
       const members: MetaCrewMember[] = [];
       for (const [i, m] of input.team.entries()) {
         const agent: AgentConfig = {

@@ -1,5 +1,5 @@
 import { withTransaction, type Db } from '../lib/db';
-import type { AgentConfig, AgentSettings, AgentStatus, Goal, TaskOutcome, TaskStatus } from '../workflows/definitions';
+import type { AgentConfig, AgentSettings, AgentStatus, Goal, TaskOutcome, TaskStatus } from '../contract/definitions';
 
 export interface RecordDeps {
   db: Db;

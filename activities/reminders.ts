@@ -1,9 +1,8 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import { ScheduleAlreadyRunning, ScheduleNotFoundError, type ScheduleClient } from '@temporalio/client';
-import { AgentRejectedError } from '../lib/agent-gateway';
+import { AgentRejectedError, type TemporalGateway } from '../client/gateway';
 import type { Config } from '../lib/config';
 import type { Db } from '../lib/db';
-import { ErrorType } from '../lib/errors';
+import { ErrorType } from '../contract/errors';
 import {
   describeReminder,
   isOneShot,
@@ -17,22 +16,24 @@ import {
   AgentIdAttr,
   OrgIdAttr,
   reminderFireWorkflowId,
-  reminderScheduleId,
-  type GoalReceipt,
   type NewReminder,
   type ReminderFireInput,
   type ReminderFireResult,
   type ReminderView,
-  type SubmitGoalInput,
-} from '../workflows/definitions';
+} from '../contract/definitions';
 import { withHeartbeat } from './steps';
 import { stableUuid } from './tools/builtins';
+
+export type ReminderSchedules = Pick<
+  TemporalGateway,
+  'createReminderSchedule' | 'reminderScheduleState' | 'setReminderSchedulePaused' | 'deleteReminderSchedule'
+>;
 
 export interface ReminderDeps {
   db: Db;
   config: Config;
-  schedules: ScheduleClient;
-  submitGoal(agentId: string, goal: SubmitGoalInput): Promise<GoalReceipt>;
+  /** The client: reminder schedules, and the goals a fire submits. */
+  gateway: ReminderSchedules & Pick<TemporalGateway, 'submitGoal'>;
 }
 
 /**
@@ -56,11 +57,11 @@ const ROW_COLUMNS = `id, org_id AS "orgId", agent_id AS "agentId", title, schedu
  * that call these may be retried freely.
  */
 export class ReminderBook {
-  constructor(private readonly deps: Omit<ReminderDeps, 'submitGoal'>) {}
+  constructor(private readonly deps: Omit<ReminderDeps, 'gateway'> & { gateway: ReminderSchedules }) {}
 
   /** Records the reminder and creates its schedule (paused when its agent is). A retry finds both done. */
   async create(reminder: NewReminder): Promise<ReminderView> {
-    const { db, config, schedules } = this.deps;
+    const { db, config, gateway: schedules } = this.deps;
     const agent = await db.query<{ status: string }>('SELECT status FROM agents WHERE id = $1 AND org_id = $2', [
       reminder.agentId,
       reminder.orgId,
@@ -122,33 +123,27 @@ export class ReminderBook {
       { key: AgentIdAttr, value: reminder.agentId },
       { key: OrgIdAttr, value: reminder.orgId },
     ];
-    try {
-      await schedules.create({
-        scheduleId: reminderScheduleId(reminder.reminderId),
-        spec: toScheduleSpec(schedule),
-        action: {
-          type: 'startWorkflow',
-          workflowType: 'ReminderFireWorkflow',
-          workflowId: reminderFireWorkflowId(reminder.reminderId),
-          taskQueue: config.TEMPORAL_TASK_QUEUE,
-          args: [fireInput],
-          workflowRunTimeout: FIRE_RUN_TIMEOUT,
-          typedSearchAttributes: attributes,
-          staticSummary: `Reminder "${reminder.title}" fires for agent ${reminder.agentId}`,
-        },
-        policies: { overlap: 'SKIP', catchupWindow: oneShot ? ONE_SHOT_CATCHUP : RECURRING_CATCHUP },
-        state: {
-          paused: agentStatus === 'PAUSED',
-          note: agentStatus === 'PAUSED' ? 'paused with its agent' : `created by ${reminder.createdBy}`,
-          ...(oneShot ? { remainingActions: 1 } : {}),
-        },
+    await schedules.createReminderSchedule(reminder.reminderId, {
+      spec: toScheduleSpec(schedule),
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'ReminderFireWorkflow',
+        workflowId: reminderFireWorkflowId(reminder.reminderId),
+        taskQueue: config.TEMPORAL_TASK_QUEUE,
+        args: [fireInput],
+        workflowRunTimeout: FIRE_RUN_TIMEOUT,
         typedSearchAttributes: attributes,
-        memo: { reminderId: reminder.reminderId, agentId: reminder.agentId, title: reminder.title },
-      });
-    } catch (err) {
-      // A retry of this call: the schedule exists already, with the same spec.
-      if (!(err instanceof ScheduleAlreadyRunning)) throw err;
-    }
+        staticSummary: `Reminder "${reminder.title}" fires for agent ${reminder.agentId}`,
+      },
+      policies: { overlap: 'SKIP', catchupWindow: oneShot ? ONE_SHOT_CATCHUP : RECURRING_CATCHUP },
+      state: {
+        paused: agentStatus === 'PAUSED',
+        note: agentStatus === 'PAUSED' ? 'paused with its agent' : `created by ${reminder.createdBy}`,
+        ...(oneShot ? { remainingActions: 1 } : {}),
+      },
+      typedSearchAttributes: attributes,
+      memo: { reminderId: reminder.reminderId, agentId: reminder.agentId, title: reminder.title },
+    });
     return describeReminder(schedules, row);
   }
 
@@ -156,25 +151,23 @@ export class ReminderBook {
   async remove(reminderId: string): Promise<ReminderView | null> {
     const row = await this.row(reminderId);
     if (!row) return null;
-    await this.deleteSchedule(reminderId);
+    await this.deps.gateway.deleteReminderSchedule(reminderId);
     const { rows } = await this.deps.db.query<ReminderRow>(
       `UPDATE reminders SET status = 'removed', removed_at = COALESCE(removed_at, now()) WHERE id = $1 RETURNING ${ROW_COLUMNS}`,
       [reminderId],
     );
-    return describeReminder(this.deps.schedules, rows[0]!);
+    return describeReminder(this.deps.gateway, rows[0]!);
   }
 
   /** Pauses or resumes every reminder of an agent (idempotent: a paused schedule stays paused). */
   async setAgentPaused(agentId: string, paused: boolean): Promise<number> {
     const rows = await this.activeRows(agentId);
     for (const row of rows) {
-      const handle = this.deps.schedules.getHandle(reminderScheduleId(row.id));
-      try {
-        if (paused) await handle.pause('paused with its agent');
-        else await handle.unpause('resumed with its agent');
-      } catch (err) {
-        if (!(err instanceof ScheduleNotFoundError)) throw err;
-      }
+      await this.deps.gateway.setReminderSchedulePaused(
+        row.id,
+        paused,
+        paused ? 'paused with its agent' : 'resumed with its agent',
+      );
     }
     return rows.length;
   }
@@ -184,14 +177,6 @@ export class ReminderBook {
     const rows = await this.activeRows(agentId);
     for (const row of rows) await this.remove(row.id);
     return rows.length;
-  }
-
-  private async deleteSchedule(reminderId: string): Promise<void> {
-    try {
-      await this.deps.schedules.getHandle(reminderScheduleId(reminderId)).delete();
-    } catch (err) {
-      if (!(err instanceof ScheduleNotFoundError)) throw err;
-    }
   }
 
   private async row(reminderId: string): Promise<ReminderRow | undefined> {
@@ -227,7 +212,7 @@ export function createReminderActivities(deps: ReminderDeps) {
       const result = { reminderId: input.reminderId, taskId, scheduledFor: input.scheduledFor };
       try {
         await withHeartbeat(() =>
-          deps.submitGoal(input.agentId, {
+          deps.gateway.submitGoal(input.agentId, {
             taskId,
             title: input.title,
             taskType: input.taskType,

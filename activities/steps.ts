@@ -1,12 +1,14 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { BrokenCircuitError } from 'cockatiel';
 import type { Logger } from 'pino';
+import type { TemporalGateway } from '../client/gateway';
 import type { Config } from '../lib/config';
 import type { Db } from '../lib/db';
-import { ErrorType } from '../lib/errors';
+import { ErrorType } from '../contract/errors';
+import { parseJsonOrText } from '../contract/json';
 import { workerMetrics } from '../lib/metrics';
 import { registerPromptSecrets } from '../lib/logger';
-import { toolAllowed, type GoalReceipt, type McpServer, type SubmitGoalInput } from '../workflows/definitions';
+import { toolAllowed, type McpServer } from '../contract/definitions';
 import { ProviderConfigError } from './llm';
 import type { ProviderCircuits } from './llm/circuits';
 import {
@@ -39,7 +41,8 @@ export interface StepDeps {
   mcp: McpToolSource;
   tools: ToolRegistry;
   governance: Governance;
-  submitGoal(agentId: string, goal: SubmitGoalInput): Promise<GoalReceipt>;
+  /** The client, for the tools that submit goals to other agents. */
+  gateway: Pick<TemporalGateway, 'submitGoal'>;
 }
 
 /** Who a step belongs to, for budgets and slots. */
@@ -241,7 +244,7 @@ export function createStepRunner(deps: StepDeps) {
         idempotencyKey: input.idempotencyKey,
         delegationDepth: input.delegationDepth,
         maxDelegationDepth: input.maxDelegationDepth,
-        submitGoal: deps.submitGoal,
+        submitGoal: (agentId, goal) => deps.gateway.submitGoal(agentId, goal),
         signal: Context.current().cancellationSignal,
       });
       return {
@@ -503,8 +506,8 @@ export function createStepActivities(deps: StepDeps) {
           seq: input.index + 1,
           type: outcome.decisionType,
           reasoning: outcome.isError ? `Tool ${call.name} failed: ${outcome.content}` : `Called ${call.name}`,
-          action: { tool: call.name, arguments: safeJson(call.arguments), idempotencyKey: input.idempotencyKey },
-          result: outcome.isError ? { error: outcome.content } : safeJson(outcome.content),
+          action: { tool: call.name, arguments: parseJsonOrText(call.arguments), idempotencyKey: input.idempotencyKey },
+          result: outcome.isError ? { error: outcome.content } : parseJsonOrText(outcome.content),
           confidence: null,
         },
         running,
@@ -526,16 +529,8 @@ function resourceNeeds(input: RunToolInput): { name: string; tokens: number }[] 
   const mcp = parseMcpToolName(input.call.name);
   if (mcp) return [{ name: `mcp:${mcp.server}`, tokens: 1 }];
   if (input.call.name === 'http_get' || input.call.name === 'http_post') {
-    const url = (safeJson(input.call.arguments) as { url?: unknown } | null)?.url;
+    const url = (parseJsonOrText(input.call.arguments) as { url?: unknown } | null)?.url;
     if (typeof url === 'string' && URL.canParse(url)) return [{ name: `http:${new URL(url).host}`, tokens: 1 }];
   }
   return [];
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
 }

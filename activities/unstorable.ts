@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { ActivityExecuteInput, ActivityInboundCallsInterceptor, Next } from '@temporalio/worker';
-import { ErrorType } from '../lib/errors';
+import { ErrorType } from '../contract/errors';
 
 /**
  * PostgreSQL errors no retry can fix: the value itself is refused (class 22, data exceptions such as an

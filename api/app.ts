@@ -1,17 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import express from 'express';
 import helmet from 'helmet';
-import type { Logger } from 'pino';
-import type { Registry } from 'prom-client';
 import { pinoHttp } from 'pino-http';
-import type { AgentGateway } from '../lib/agent-gateway';
 import { payloadCodecFor } from '../lib/codec';
-import { adminOrgId, type Config } from '../lib/config';
-import { requireApiKey, type KeyVerifier } from './auth';
+import { adminOrgId } from '../lib/config';
+import { requireApiKey } from './auth';
 import { errorHandler, unknownRoute } from './errors';
 import { rateLimitPerKey, rejectUnstorableInput, rememberSecrets, requestTimeLimit } from './limits';
 import { createToolRegistry } from '../activities/tools';
-import type { ChatEventHub } from './chat-events';
 import { agentRoutes } from './routes/agents';
 import { chatRoutes } from './routes/chat';
 import { approvalRoutes } from './routes/approvals';
@@ -23,19 +19,7 @@ import { metaRoutes } from './routes/meta';
 import { taskRoutes } from './routes/tasks';
 import { healthRoute, metricsRoute } from './routes/metrics';
 import { openApiDocument } from './openapi';
-import type { Store } from './store';
-
-export interface AppDeps {
-  store: Store;
-  chatEvents: ChatEventHub;
-  gateway: AgentGateway;
-  config: Config;
-  logger: Logger;
-  /** Served at GET /metrics (lib/metrics.ts createApiMetrics). */
-  metrics?: Registry;
-  /** Resolves `Authorization: Bearer <key>` to an organisation (lib/api-keys apiKeyVerifier). */
-  apiKeys: KeyVerifier;
-}
+import type { AppDeps } from './deps';
 
 /** Builds the HTTP API. Listening and shutdown live in server.ts so tests can mount the app directly. */
 export function createApp(deps: AppDeps): express.Express {

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Logger } from 'pino';
-import { CHAT_EVENTS_CHANNEL, type ChatEvent } from '../activities/chat';
+import { CHAT_EVENTS_CHANNEL, type ChatEvent } from '../contract/definitions';
 
 /**
  * Receives chat events (tokens, tool calls) that workers publish with Postgres NOTIFY and hands them to

@@ -1,6 +1,6 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { z } from 'zod';
-import { AgentRejectedError } from '../lib/agent-gateway';
+import { AgentRejectedError } from '../client/gateway';
 
 /** An error with an HTTP status and a message a person can act on. */
 export class HttpError extends Error {

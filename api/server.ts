@@ -1,5 +1,5 @@
 import { Client, Connection } from '@temporalio/client';
-import { AgentGateway } from '../lib/agent-gateway';
+import { TemporalGateway } from '../client/gateway';
 import { apiKeyVerifier } from '../lib/api-keys';
 import { dataConverterFor } from '../lib/codec';
 import { config, databaseUrl } from '../lib/config';
@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   const app = createApp({
     store: createStore(db),
     chatEvents,
-    gateway: new AgentGateway(client, cfg.TEMPORAL_TASK_QUEUE),
+    gateway: new TemporalGateway(client, cfg.TEMPORAL_TASK_QUEUE),
     config: cfg,
     logger,
     metrics: createApiMetrics(db, {

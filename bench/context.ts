@@ -1,16 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
-import type { AgentGateway } from '../lib/agent-gateway';
+import type { TemporalGateway } from '../client/gateway';
 import type { Db } from '../lib/db';
 import { CreateAgentBody } from '../lib/models';
-import type { AgentConfig, AgentSettings } from '../workflows/definitions';
+import type { AgentConfig, AgentSettings } from '../contract/definitions';
 import { coresUsed, cpuSeconds, pool, round, serverCounter } from './lib';
 
 /** What every scenario gets: clients of the one stack the whole run shares. */
 export interface Bench {
   client: Client;
   /** The same gateway the API uses to reach agent workflows. */
-  gateway: AgentGateway;
+  gateway: TemporalGateway;
   db: Db;
   settings: AgentSettings;
   trivialQueue: string;

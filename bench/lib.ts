@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import type { Db } from '../lib/db';
-import type { TaskOutcome } from '../workflows/definitions';
+import type { TaskOutcome } from '../contract/definitions';
 
 export const ROOT = path.resolve(__dirname, '..');
 const t0 = Date.now();

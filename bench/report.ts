@@ -225,7 +225,7 @@ export function renderMarkdown(r: Results, baseline?: Baseline): string {
   }
   if (agentTasks) {
     out.push(
-      `| 2 | agent tasks (one LLM step + one tool step) via AgentGateway, ${agentTasks.agents} agents × ${agentTasks.tasksInFlightPerAgent} in flight, ${agentTasks.windowSeconds} s window | **${agentTasks.perSecond} tasks/s = ${ratio} × ceiling** (mean of both ceiling runs); ${agentTasks.failed} failed; submitGoal ${pp(agentTasks.submitMs)} | ≥ 0.8 × ceiling | ${met(ratio !== undefined ? ratio >= 0.8 : undefined)} |`,
+      `| 2 | agent tasks (one LLM step + one tool step) via TemporalGateway, ${agentTasks.agents} agents × ${agentTasks.tasksInFlightPerAgent} in flight, ${agentTasks.windowSeconds} s window | **${agentTasks.perSecond} tasks/s = ${ratio} × ceiling** (mean of both ceiling runs); ${agentTasks.failed} failed; submitGoal ${pp(agentTasks.submitMs)} | ≥ 0.8 × ceiling | ${met(ratio !== undefined ? ratio >= 0.8 : undefined)} |`,
     );
   }
   const shape = r.scenarios.shapeTasks;

@@ -13,7 +13,7 @@ import v8 from 'node:v8';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { AgentGateway } from '../lib/agent-gateway';
+import { TemporalGateway } from '../client/gateway';
 import { agentSettings, loadConfig, type Config } from '../lib/config';
 import { createPool, type Db } from '../lib/db';
 import { getFreePort, startLocalStack, type LocalStack } from '../scripts/local-stack';
@@ -171,7 +171,7 @@ async function main(): Promise<number> {
     const config = loadConfig(env);
     const b: Bench = {
       client,
-      gateway: new AgentGateway(client, AGENT_QUEUE),
+      gateway: new TemporalGateway(client, AGENT_QUEUE),
       db,
       settings: agentSettings(config),
       trivialQueue: TRIVIAL_QUEUE,

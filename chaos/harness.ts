@@ -16,7 +16,7 @@ import { loadConfig } from '../lib/config';
 import { getFreePort, startLocalStack, type LocalStack } from '../scripts/local-stack';
 import { killHard, spawnWorker, startApi, type TestStack } from '../test/helpers/stack';
 import { startWebhookReceiver } from '../test/helpers/webhook-receiver';
-import { agentWorkflowId, getAgentStateQuery } from '../workflows/definitions';
+import { agentWorkflowId, getAgentStateQuery } from '../contract/definitions';
 import { FAULT_KINDS, mulberry32, startFlakyProvider, type FaultKind } from './flaky-provider';
 
 const ROOT = path.resolve(__dirname, '..');

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
-import type { AgentSettings } from '../workflows/definitions';
+import type { AgentSettings } from '../contract/definitions';
 
 /** Repository root, for default data paths. */
 export const ROOT_DIR = path.resolve(__dirname, '..');

@@ -11,7 +11,6 @@
  * and are appended to the worker's /metrics.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { CircuitStateName } from '../activities/llm/circuits';
 import type { Db } from './db';
 
 export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
@@ -37,6 +36,9 @@ const providerErrors = new Counter({
   labelNames: ['provider', 'kind'] as const,
   registers: [workerRegistry],
 });
+
+/** A provider circuit breaker's state; defined here so lib/ needs nothing from activities/llm/circuits.ts. */
+export type CircuitStateName = 'closed' | 'open' | 'half_open';
 
 const CIRCUIT_VALUES: Record<CircuitStateName, number> = { closed: 0, half_open: 1, open: 2 };
 const circuitState = new Gauge({

@@ -1,11 +1,11 @@
 /**
  * Request schemas of the HTTP API (zod, validated at the boundary). Workflows use the plain types in
- * workflows/definitions.ts; these schemas produce exactly those shapes.
+ * contract/definitions.ts; these schemas produce exactly those shapes.
  */
 import { z } from 'zod';
-import { McpServerConfigSchema } from '../activities/tools/mcp';
-import { configuredUrlRefusal, outboundAllowHosts } from '../activities/tools/safe-http';
+import { configuredUrlRefusal, outboundAllowHosts } from './outbound-policy';
 import { config as processConfig, type Config } from './config';
+import { McpServerConfigSchema } from './mcp-servers';
 import { ReminderScheduleInput } from './reminders';
 
 export const AGENT_STATUSES = ['IDLE', 'RUNNING', 'PAUSED', 'ERROR', 'ARCHIVED'] as const;

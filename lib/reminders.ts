@@ -3,10 +3,10 @@
  * translation into a Temporal schedule spec. Errors name the field and say what is wrong, because they
  * reach people (400 answers) and models (tool results) verbatim.
  */
-import { ScheduleNotFoundError, type ScheduleClient, type ScheduleSpec } from '@temporalio/client';
+import type { ScheduleSpec } from '@temporalio/client';
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
-import { reminderScheduleId, type ReminderView } from '../workflows/definitions';
+import type { ReminderScheduleState, ReminderView } from '../contract/definitions';
 
 /** A reminder that cannot be created: unknown or archived agent, or the agent's reminder limit. */
 export class ReminderRefused extends Error {}
@@ -197,7 +197,7 @@ export interface ReminderRow {
  * A reminder as the API shows it: the row, and from its schedule (the source of truth for firing)
  * whether it is paused, when it fires next and how often it has fired.
  */
-export async function describeReminder(schedules: ScheduleClient, row: ReminderRow): Promise<ReminderView> {
+export async function describeReminder(schedules: ReminderScheduleReader, row: ReminderRow): Promise<ReminderView> {
   const view = {
     id: row.id,
     agentId: row.agentId,
@@ -206,14 +206,14 @@ export async function describeReminder(schedules: ScheduleClient, row: ReminderR
     createdAt: new Date(row.createdAt).toISOString(),
   };
   if (row.status === 'removed') return { ...view, status: 'removed', nextFireAt: null, firesSoFar: 0 };
-  try {
-    const d = await schedules.getHandle(reminderScheduleId(row.id)).describe();
-    const next = d.state.paused ? undefined : d.info.nextActionTimes[0];
-    const status = d.state.paused ? 'paused' : next ? 'active' : 'done';
-    return { ...view, status, nextFireAt: next?.toISOString() ?? null, firesSoFar: d.info.numActionsTaken };
-  } catch (err) {
-    // Row written, schedule not (yet) created: nothing will fire.
-    if (err instanceof ScheduleNotFoundError) return { ...view, status: 'done', nextFireAt: null, firesSoFar: 0 };
-    throw err;
-  }
+  const state = await schedules.reminderScheduleState(row.id);
+  // Row written, schedule not (yet) created: nothing will fire.
+  if (!state) return { ...view, status: 'done', nextFireAt: null, firesSoFar: 0 };
+  const status = state.paused ? 'paused' : state.nextFireAt ? 'active' : 'done';
+  return { ...view, status, nextFireAt: state.nextFireAt, firesSoFar: state.firesSoFar };
+}
+
+/** Reads a reminder's schedule (the client's TemporalGateway). */
+export interface ReminderScheduleReader {
+  reminderScheduleState(reminderId: string): Promise<ReminderScheduleState | null>;
 }

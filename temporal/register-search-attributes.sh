@@ -3,7 +3,7 @@
 #
 # Idempotent: an attribute that already exists as Keyword is skipped. One that exists with another
 # type is an error, because Temporal cannot change the type of a search attribute in place.
-# Keep the list in sync with temporal/search-attributes.ts.
+# Keep the list in sync with contract/search-attributes.ts.
 #
 # Needs only the `temporal` CLI and a POSIX shell (awk, sleep). Used once by the
 # `temporal-admin-tools` service in docker-compose.yml; works against any self-hosted cluster:

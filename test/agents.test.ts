@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Client, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
-import { AgentGateway } from '../lib/agent-gateway';
+import { TemporalGateway } from '../client/gateway';
 import { startStack, testConfig, waitFor, type TestStack } from './helpers/stack';
 
 describe('agents and tasks through the HTTP API', () => {
@@ -262,7 +262,7 @@ describe('agents and tasks through the HTTP API', () => {
         ],
       },
     });
-    const gateway = new AgentGateway(client, stack.gateway.taskQueue);
+    const gateway = new TemporalGateway(client, stack.gateway.taskQueue);
 
     const taskId = randomUUID();
     const receipt = await gateway.submitGoal(agent.id, { taskId, title: 'answer after a lost reply' });

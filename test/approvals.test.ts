@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { agentWorkflowId } from '../workflows/definitions';
+import { agentWorkflowId } from '../contract/definitions';
 import { killHard, spawnWorker, startApi, startWorker, testConfig, waitFor, type TestStack } from './helpers/stack';
 import { startWebhookReceiver } from './helpers/webhook-receiver';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { agentWorkflowId, getAgentStateQuery } from '../workflows/definitions';
+import { agentWorkflowId, getAgentStateQuery } from '../contract/definitions';
 import { startFakeOpenAi, type FakeOpenAiServer } from './helpers/fake-openai-server';
 import { startStack, testConfig, waitFor, type TestStack } from './helpers/stack';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { chatWorkflowId } from '../workflows/definitions';
+import { chatWorkflowId } from '../contract/definitions';
 import { startApi, startStack, startWorker, testConfig, waitFor, type TestStack } from './helpers/stack';
 
 interface SseEvent {

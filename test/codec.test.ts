@@ -18,7 +18,7 @@ import {
 } from '../lib/codec';
 import { loadConfig } from '../lib/config';
 import { getFreePort, startDevServer, type DevServerHandle } from '../temporal/dev-server';
-import { agentWorkflowId } from '../workflows/definitions';
+import { agentWorkflowId } from '../contract/definitions';
 import { launchChromium, type ChromiumSession } from './helpers/browser';
 import { idleAgentHistory } from './helpers/history';
 import { ApiClient, startApi, startWorker, testConfig, type TestStack } from './helpers/stack';

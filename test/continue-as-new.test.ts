@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { agentWorkflowId } from '../workflows/definitions';
+import { agentWorkflowId } from '../contract/definitions';
 import { startStack, testConfig, waitFor, type TestStack } from './helpers/stack';
 
 const GOALS = 1000;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Worker } from '@temporalio/worker';
-import { CREW_PARALLEL_ITEMS_AT_ONCE, crewWorkflowId } from '../workflows/definitions';
+import { CREW_PARALLEL_ITEMS_AT_ONCE, crewWorkflowId } from '../contract/definitions';
 import {
   killHard,
   startApi,

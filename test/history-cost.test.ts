@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
-import { agentWorkflowId } from '../workflows/definitions';
+import { agentWorkflowId } from '../contract/definitions';
 import { idleAgentHistory, localActivities } from './helpers/history';
 import { startStack, testConfig, waitFor, type TestStack } from './helpers/stack';
 

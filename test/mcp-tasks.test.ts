@@ -4,7 +4,7 @@ import dns from 'node:dns/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { nonPublicAddressKind } from '../activities/tools/safe-http';
+import { nonPublicAddressKind } from '../lib/outbound-policy';
 import { fixtureCallCount, startHttpMcpServer } from './fixtures/mcp-server';
 import {
   killHard,

@@ -9,7 +9,7 @@ import { ProviderCircuits } from '../activities/llm/circuits';
 import { createToolRegistry } from '../activities/tools';
 import { McpToolSource } from '../activities/tools/mcp';
 import { agentSettings, type Config } from '../lib/config';
-import { crewWorkflowId, metaWorkflowId } from '../workflows/definitions';
+import { crewWorkflowId, metaWorkflowId } from '../contract/definitions';
 import { silentLogger, startApi, startWorker, testConfig, waitFor, type TestStack } from './helpers/stack';
 
 /** The worker's activities, bound to the test's database and Temporal client, to call one directly. */
@@ -22,8 +22,7 @@ function activitiesFor(stack: TestStack, config: Config) {
     circuits: new ProviderCircuits({ threshold: 5, recoveryMs: 30_000, onStateChange: () => {} }),
     mcp: new McpToolSource(),
     tools: createToolRegistry(),
-    schedules: stack.client.schedule,
-    submitGoal: (agentId, goal) => stack.gateway.submitGoal(agentId, goal),
+    gateway: stack.gateway,
   });
 }
 

@@ -4,7 +4,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createApprovalActivities } from '../activities/approvals';
-import { configuredUrlRefusal, postWebhook } from '../activities/tools/safe-http';
+import { configuredUrlRefusal } from '../lib/outbound-policy';
+import { postWebhook } from '../activities/tools/safe-http';
 import { loadConfig } from '../lib/config';
 import { silentLogger, startApi, startStack, testConfig, type TestStack } from './helpers/stack';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ScheduleNotFoundError } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
-import { reminderScheduleId } from '../workflows/definitions';
+import { reminderScheduleId } from '../contract/definitions';
 import { killHard, startStack, testConfig, waitFor, withKillableWorkers, type TestStack } from './helpers/stack';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

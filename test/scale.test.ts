@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Config } from '../lib/config';
-import { agentWorkflowId } from '../workflows/definitions';
+import { agentWorkflowId } from '../contract/definitions';
 import { killHard, spawnWorker, startApi, testConfig, type TestStack } from './helpers/stack';
 
 const AGENTS = 8;

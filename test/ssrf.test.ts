@@ -2,13 +2,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import {
-  MAX_RESPONSE_BYTES,
-  nonPublicAddressKind,
-  safeGet,
-  safePost,
-  type HttpPolicy,
-} from '../activities/tools/safe-http';
+import { nonPublicAddressKind } from '../lib/outbound-policy';
+import { MAX_RESPONSE_BYTES, safeGet, safePost, type HttpPolicy } from '../activities/tools/safe-http';
 import { MAX_TOOL_OUTPUT_CHARS } from '../activities/tools/registry';
 import { startApi, startWorker, testConfig, type TestStack } from './helpers/stack';
 

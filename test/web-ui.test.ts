@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Page } from 'playwright-core';
-import { agentWorkflowId } from '../workflows/definitions';
+import { agentWorkflowId } from '../contract/definitions';
 import { launchChromium, type ChromiumSession } from './helpers/browser';
 import { startApi, startWorker, testConfig, waitFor, type TestStack } from './helpers/stack';
 

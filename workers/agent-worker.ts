@@ -11,7 +11,7 @@ import { createProviderRegistry } from '../activities/llm';
 import { ProviderCircuits } from '../activities/llm/circuits';
 import { McpToolSource } from '../activities/tools/mcp';
 import { createToolRegistry } from '../activities/tools';
-import { AgentGateway } from '../lib/agent-gateway';
+import { TemporalGateway } from '../client/gateway';
 import { dataConverterFor } from '../lib/codec';
 import type { Config } from '../lib/config';
 import { createPool } from '../lib/db';
@@ -73,7 +73,7 @@ export async function createAgentWorker(opts: AgentWorkerOptions): Promise<Agent
   const clientConnection = await Connection.connect(temporalConnectionOptions(config));
   const dataConverter = dataConverterFor(config);
   const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE, dataConverter });
-  const gateway = new AgentGateway(client, config.TEMPORAL_TASK_QUEUE);
+  const gateway = new TemporalGateway(client, config.TEMPORAL_TASK_QUEUE);
 
   const workerName = opts.identity ?? `${os.hostname()}:${process.pid}`;
   const circuits = new ProviderCircuits({
@@ -100,10 +100,9 @@ export async function createAgentWorker(opts: AgentWorkerOptions): Promise<Agent
     mcp,
     tools: createToolRegistry({
       agents: gateway,
-      reminders: new ReminderBook({ db, config, schedules: client.schedule }),
+      reminders: new ReminderBook({ db, config, gateway }),
     }),
-    submitGoal: (agentId, goal) => gateway.submitGoal(agentId, goal),
-    schedules: client.schedule,
+    gateway,
   });
 
   // Resource buckets come from configuration; every worker applies it (idempotent upserts).

@@ -8,8 +8,8 @@ import {
   type LocalActivityOptions,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { ErrorType } from '../lib/errors';
-import type { AdmissionWait, AgentSettings } from './definitions';
+import { ErrorType } from '../contract/errors';
+import type { AdmissionWait, AgentSettings } from '../contract/definitions';
 
 /** Failures that retrying cannot fix; they end the step at once. */
 const NON_RETRYABLE = [

@@ -19,7 +19,7 @@ import {
 } from '@temporalio/workflow';
 import type { GoalScore, ScoreGoalInput } from '../activities/priority';
 import type { AgentStateRecord } from '../activities/records';
-import { ErrorType } from '../lib/errors';
+import { ErrorType } from '../contract/errors';
 import { activitiesFor, LOCAL_RECORDS_PATCH } from './activities';
 import {
   activeSlotFreedSignal,
@@ -55,7 +55,7 @@ import {
   type QueuedGoal,
   type SubmitGoalInput,
   type TaskOutcome,
-} from './definitions';
+} from '../contract/definitions';
 import { AgentReminders } from './reminder';
 import { BOUNDED_WAITS_PATCH, TaskRun, TaskWorkflow, type ActiveSlot } from './task';
 

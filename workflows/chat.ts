@@ -20,8 +20,8 @@ import {
   type ChatTurnResult,
   type ChatWorkflowInput,
   toolAllowed,
-} from './definitions';
-import { ErrorType } from '../lib/errors';
+} from '../contract/definitions';
+import { ErrorType } from '../contract/errors';
 
 /** A session with no turn for this long ends; the next message starts a new run from the stored history. */
 const IDLE_TIMEOUT = '1 hour';

@@ -25,7 +25,7 @@ import {
   VOTE_INSTRUCTIONS,
   type PlanNode,
   type Vote,
-} from './crew-plan';
+} from '../contract/crew-plan';
 import {
   AgentIdAttr,
   AgentNameAttr,
@@ -48,7 +48,7 @@ import {
   type CrewWorkflowInput,
   type Goal,
   type TaskOutcome,
-} from './definitions';
+} from '../contract/definitions';
 import { TaskWorkflow } from './task';
 
 type Member = CrewMember & { agent: AgentConfig; capabilities: string[] };

@@ -1,7 +1,27 @@
 // Every workflow type the worker registers; the exported name is the workflow type.
-export { AgentWorkflow } from './agent';
-export { TaskWorkflow } from './task';
-export { ChatWorkflow } from './chat';
-export { CrewWorkflow } from './crew';
-export { ReminderChangeWorkflow, ReminderFireWorkflow } from './reminder';
-export { MetaSupervisorWorkflow } from './meta';
+import type * as contract from '../contract/definitions';
+import { AgentWorkflow } from './agent';
+import { ChatWorkflow } from './chat';
+import { CrewWorkflow } from './crew';
+import { MetaSupervisorWorkflow } from './meta';
+import { ReminderChangeWorkflow, ReminderFireWorkflow } from './reminder';
+import { TaskWorkflow } from './task';
+
+export {
+  AgentWorkflow,
+  TaskWorkflow,
+  ChatWorkflow,
+  CrewWorkflow,
+  ReminderChangeWorkflow,
+  ReminderFireWorkflow,
+  MetaSupervisorWorkflow,
+};
+
+// The client starts these by name with the contract's signatures: a mismatch fails to compile here.
+AgentWorkflow satisfies contract.AgentWorkflowType;
+TaskWorkflow satisfies contract.TaskWorkflowType;
+ChatWorkflow satisfies contract.ChatWorkflowType;
+CrewWorkflow satisfies contract.CrewWorkflowType;
+MetaSupervisorWorkflow satisfies contract.MetaSupervisorWorkflowType;
+ReminderFireWorkflow satisfies contract.ReminderFireWorkflowType;
+ReminderChangeWorkflow satisfies contract.ReminderChangeWorkflowType;

@@ -1,7 +1,7 @@
 import { executeChild, log, patched, setCurrentDetails, sleep } from '@temporalio/workflow';
 import { activitiesFor, admissionWaitOf } from './activities';
 import { CrewWorkflow } from './crew';
-import { answerText } from './crew-plan';
+import { answerText } from '../contract/crew-plan';
 import {
   CrewIdAttr,
   crewWorkflowId,
@@ -10,7 +10,7 @@ import {
   type MetaResult,
   type MetaStatus,
   type MetaWorkflowInput,
-} from './definitions';
+} from '../contract/definitions';
 
 /** Patch: the team design's model call passes admission (earlier runs called the model ungoverned). */
 const GOVERNED_DESIGN_PATCH = 'meta-design-governed';

@@ -1,6 +1,6 @@
 import { ApplicationFailure, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { ErrorType } from '../lib/errors';
+import { ErrorType } from '../contract/errors';
 import {
   reminderFireWorkflowId,
   ScheduledStartTimeAttr,
@@ -8,7 +8,7 @@ import {
   type ReminderFireInput,
   type ReminderFireResult,
   type ReminderView,
-} from './definitions';
+} from '../contract/definitions';
 
 /**
  * One tick of a reminder, started by its Temporal schedule: submits the reminder's goal to the agent.

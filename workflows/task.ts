@@ -14,7 +14,8 @@ import type { ToolCall, LlmMessage } from '../activities/llm/types';
 import type { NotificationInput } from '../activities/approvals';
 import type { AgentStateRecord } from '../activities/records';
 import type { ToolPolicy } from '../activities/tools/registry';
-import { ErrorType } from '../lib/errors';
+import { ErrorType } from '../contract/errors';
+import { parseJsonOrText } from '../contract/json';
 import { activitiesFor, admissionWaitOf, applicationFailure, LOCAL_TOOLS_PATCH } from './activities';
 import {
   decideApprovalSignal,
@@ -31,7 +32,7 @@ import {
   type TaskWorkflowInput,
   taskWorkflowId,
   toolAllowed,
-} from './definitions';
+} from '../contract/definitions';
 
 /**
  * Patch: a goal gives its agent's active slot back while it waits (approval, pause, token budget), admission
@@ -259,7 +260,7 @@ export class TaskRun {
           const decisionSeq = index + 1;
           let toRun = call;
           if (gate === 'propose') {
-            const proposal = { tool: call.name, arguments: parseArguments(call.arguments) };
+            const proposal = { tool: call.name, arguments: parseJsonOrText(call.arguments) };
             proposals.push(proposal);
             await acts.recordDecision({
               taskId: goal.taskId,
@@ -295,7 +296,7 @@ export class TaskRun {
                 seq: decisionSeq,
                 type: 'escalate',
                 reasoning: `${why}. ${call.name} was not executed.`,
-                action: { tool: call.name, arguments: parseArguments(call.arguments), approvalId: outcome.approvalId },
+                action: { tool: call.name, arguments: parseJsonOrText(call.arguments), approvalId: outcome.approvalId },
                 result: { approval: outcome.status },
                 confidence: null,
               });
@@ -328,7 +329,7 @@ export class TaskRun {
           if (gate === 'run' && reply.toolPolicies?.[call.name]?.sideEffect && !result.isError) {
             this.notifyLater('autopilot_executed', `${step}:${index}`, {
               tool: call.name,
-              arguments: parseArguments(toRun.arguments),
+              arguments: parseJsonOrText(toRun.arguments),
               result: result.content,
             });
           }
@@ -438,7 +439,7 @@ export class TaskRun {
     const hours = agent.approvalTimeoutHours ?? settings.approvalTimeoutHours;
     const timeoutMs = Math.round(hours * 3_600_000);
     const expiresAt = new Date(Date.now() + timeoutMs).toISOString();
-    const proposedAction = { tool: call.name, arguments: parseArguments(call.arguments) };
+    const proposedAction = { tool: call.name, arguments: parseJsonOrText(call.arguments) };
     const title = `${agent.name} wants to call ${call.name} for "${goal.title}"`;
     // Known as pending before its row exists: whoever sees the row can decide at once.
     this.pendingApprovalId = approvalId;
@@ -544,14 +545,6 @@ function formatHours(hours: number): string {
 
 function toolMessage(call: ToolCall, content: string): LlmMessage {
   return { role: 'tool', toolCallId: call.id, name: call.name, content };
-}
-
-function parseArguments(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
 }
 
 function systemPrompt({ agent }: TaskWorkflowInput): string {

@@ -1,5 +1,99 @@
-/** Plumbing shared by the provider adapters: deadlines, token emission and failure classification. */
-import { ProviderError, type ProviderErrorKind } from './types';
+/**
+ * Plumbing shared by the SDK-backed provider adapters: the `complete()` wrapper, deadlines, stream draining
+ * and failure classification. Both adapters go through it so every provider retries the same way under Temporal.
+ */
+import {
+  ProviderError,
+  type CompleteOptions,
+  type LlmProvider,
+  type LlmRequest,
+  type LlmResponse,
+  type ProviderErrorKind,
+} from './types';
+
+/** What an adapter's request functions return; `complete()` adds the provider name. */
+export type ProviderResult = Omit<LlmResponse, 'provider'>;
+
+/**
+ * The error classes both SDKs define under the same names and hierarchy (timeout and abort are
+ * subclasses of the connection and API errors, so the order of the checks matters).
+ */
+export interface SdkErrorClasses<ApiError extends Error> {
+  APIConnectionTimeoutError: abstract new (...args: never[]) => Error;
+  APIUserAbortError: abstract new (...args: never[]) => Error;
+  APIConnectionError: abstract new (...args: never[]) => Error;
+  APIError: abstract new (...args: never[]) => ApiError;
+}
+
+/** The provider-specific parts of an SDK-backed adapter. */
+export interface SdkAdapter<Params, ApiError extends Error> {
+  name: string;
+  defaultModel: string;
+  timeoutMs: number;
+  buildParams(request: LlmRequest, model: string): Params;
+  single(params: Params, watchdog: Watchdog): Promise<ProviderResult>;
+  stream(params: Params, watchdog: Watchdog, onToken: (delta: string) => void): Promise<ProviderResult>;
+  sdkErrors: SdkErrorClasses<ApiError>;
+  /** Maps an SDK API error (an HTTP failure, or an error event inside a stream) to a ProviderError. */
+  classifyApiError(err: ApiError, provider: string): ProviderError;
+}
+
+export function createSdkProvider<Params, ApiError extends Error>(adapter: SdkAdapter<Params, ApiError>): LlmProvider {
+  const { name, defaultModel } = adapter;
+  const classify = (err: unknown, provider: string): unknown => classifySdkError(err, provider, adapter);
+
+  async function complete(request: LlmRequest, options: CompleteOptions = {}): Promise<LlmResponse> {
+    const model = request.model || defaultModel;
+    const params = adapter.buildParams(request, model);
+    const watchdog = startWatchdog(adapter.timeoutMs, options.signal);
+    try {
+      const { onToken } = options;
+      const result = onToken ? await adapter.stream(params, watchdog, onToken) : await adapter.single(params, watchdog);
+      return { ...result, provider: name, model: result.model || model };
+    } catch (err) {
+      throw settleFailure(err, { provider: name, watchdog, callerSignal: options.signal, classify });
+    } finally {
+      watchdog.dispose();
+    }
+  }
+
+  return { name, defaultModel, complete };
+}
+
+function classifySdkError<ApiError extends Error>(
+  err: unknown,
+  provider: string,
+  adapter: Pick<SdkAdapter<unknown, ApiError>, 'sdkErrors' | 'classifyApiError'>,
+): unknown {
+  const sdk = adapter.sdkErrors;
+  if (err instanceof sdk.APIConnectionTimeoutError) return timeoutError(provider);
+  if (err instanceof sdk.APIUserAbortError) return err;
+  if (err instanceof sdk.APIConnectionError) return networkError(provider, err);
+  if (err instanceof sdk.APIError) return adapter.classifyApiError(err, provider);
+  return classifyTransportError(err, provider);
+}
+
+/** Folds a provider's stream events into a result; `add` returns the text delta an event carries, if any. */
+export interface StreamAssembler<Event> {
+  add(event: Event): string;
+  finish(): ProviderResult;
+}
+
+export async function drainStream<Event>(
+  stream: AsyncIterable<Event>,
+  assembler: StreamAssembler<Event>,
+  watchdog: Watchdog,
+  onToken: (delta: string) => void,
+): Promise<ProviderResult> {
+  for await (const event of stream) {
+    watchdog.touch();
+    const text = assembler.add(event);
+    if (text) emitToken(onToken, text);
+  }
+  // The SDK ends iteration silently when the request is aborted; surface the abort instead.
+  watchdog.signal.throwIfAborted();
+  return assembler.finish();
+}
 
 export interface Watchdog {
   /** Aborts when the caller aborts or when the deadline passes. */
@@ -44,7 +138,7 @@ class CallbackError extends Error {
   }
 }
 
-export function emitToken(onToken: (delta: string) => void, text: string): void {
+function emitToken(onToken: (delta: string) => void, text: string): void {
   try {
     onToken(text);
   } catch (err) {
@@ -52,7 +146,7 @@ export function emitToken(onToken: (delta: string) => void, text: string): void 
   }
 }
 
-export interface SettleContext {
+interface SettleContext {
   provider: string;
   watchdog: Watchdog;
   callerSignal: AbortSignal | undefined;
@@ -60,7 +154,7 @@ export interface SettleContext {
 }
 
 /** Decides what a failed `complete` throws: the caller's own abort and callback errors pass through as-is. */
-export function settleFailure(err: unknown, ctx: SettleContext): unknown {
+function settleFailure(err: unknown, ctx: SettleContext): unknown {
   if (err instanceof CallbackError) return err.original;
   if (ctx.callerSignal?.aborted) return err;
   if (ctx.watchdog.expired) return timeoutError(ctx.provider);
@@ -73,16 +167,16 @@ function withProvider(err: ProviderError, provider: string): ProviderError {
   return new ProviderError(err.kind, `${provider}: ${err.message}`, { ...err.details, provider });
 }
 
-export function timeoutError(provider: string): ProviderError {
+function timeoutError(provider: string): ProviderError {
   return new ProviderError('timeout', `${provider} did not answer in time`, { provider });
 }
 
-export function networkError(provider: string, err: Error): ProviderError {
+function networkError(provider: string, err: Error): ProviderError {
   return new ProviderError('network', `${provider} connection failed: ${describeCause(err)}`, { provider });
 }
 
 /** Errors raised outside the SDK's request phase: body reads cut by resets, truncated JSON bodies. */
-export function classifyTransportError(err: unknown, provider: string): unknown {
+function classifyTransportError(err: unknown, provider: string): unknown {
   if (err instanceof SyntaxError) {
     return new ProviderError('unavailable', `${provider} sent a malformed response body: ${err.message}`, { provider });
   }

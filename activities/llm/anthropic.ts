@@ -1,6 +1,6 @@
 /**
- * Anthropic Messages API adapter (tool_use). Failure classification and the deadline watchdog are
- * shared with the OpenAI adapter so both providers retry identically under Temporal.
+ * Anthropic Messages API adapter (tool_use). The `complete()` wrapper, deadline watchdog and failure
+ * classification are shared with the OpenAI adapter (adapter-support.ts).
  */
 import Anthropic, {
   APIConnectionError,
@@ -10,23 +10,18 @@ import Anthropic, {
 } from '@anthropic-ai/sdk';
 import {
   classifyHttpFailure,
-  classifyTransportError,
-  emitToken,
+  createSdkProvider,
+  drainStream,
   isRecord,
-  networkError,
-  settleFailure,
-  startWatchdog,
-  timeoutError,
-  type Watchdog,
+  type ProviderResult,
+  type StreamAssembler,
 } from './adapter-support';
 import {
   ProviderError,
-  type CompleteOptions,
   type FinishReason,
   type LlmMessage,
   type LlmProvider,
   type LlmRequest,
-  type LlmResponse,
   type ProviderErrorKind,
   type ToolCall,
   type ToolSpec,
@@ -54,29 +49,19 @@ export function createAnthropicProvider(opts: AnthropicProviderOptions): LlmProv
   // Retries belong to the Temporal activity retry policy, never to the SDK.
   const client = new Anthropic({ apiKey: opts.apiKey, baseURL: opts.baseURL, maxRetries: 0, timeout: opts.timeoutMs });
 
-  async function complete(request: LlmRequest, options: CompleteOptions = {}): Promise<LlmResponse> {
-    const model = request.model || opts.defaultModel;
-    const params = buildCreateParams(request, model);
-    const watchdog = startWatchdog(opts.timeoutMs, options.signal);
-    try {
-      const { onToken } = options;
-      const result = onToken
-        ? await streamMessage(client, params, watchdog, onToken)
-        : await singleMessage(client, params, watchdog);
-      return { ...result, provider: name, model: result.model || model };
-    } catch (err) {
-      throw settleFailure(err, {
-        provider: name,
-        watchdog,
-        callerSignal: options.signal,
-        classify: classifyAnthropicError,
-      });
-    } finally {
-      watchdog.dispose();
-    }
-  }
-
-  return { name, defaultModel: opts.defaultModel, complete };
+  return createSdkProvider({
+    name,
+    defaultModel: opts.defaultModel,
+    timeoutMs: opts.timeoutMs,
+    buildParams: buildCreateParams,
+    single: async (params, watchdog) => readMessage(await client.messages.create(params, { signal: watchdog.signal })),
+    stream: async (params, watchdog, onToken) => {
+      const stream = await client.messages.create({ ...params, stream: true }, { signal: watchdog.signal });
+      return drainStream(stream, new EventAssembler(), watchdog, onToken);
+    },
+    sdkErrors: { APIConnectionTimeoutError, APIUserAbortError, APIConnectionError, APIError },
+    classifyApiError: classifyAnthropicApiError,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -167,8 +152,6 @@ function toWireTool(tool: ToolSpec): WireTool {
 // ---------------------------------------------------------------------------------------------
 // Response mapping
 
-type ProviderResult = Omit<LlmResponse, 'provider'>;
-
 interface UsageFields {
   input_tokens?: number | null;
   output_tokens?: number | null;
@@ -198,11 +181,6 @@ function mapStopReason(reason: string | null | undefined): FinishReason {
   }
 }
 
-async function singleMessage(client: Anthropic, params: CreateParams, watchdog: Watchdog): Promise<ProviderResult> {
-  const message: unknown = await client.messages.create(params, { signal: watchdog.signal });
-  return readMessage(message);
-}
-
 function readMessage(raw: unknown): ProviderResult {
   if (!isRecord(raw) || !Array.isArray(raw.content)) {
     throw new ProviderError('unavailable', 'Anthropic response carried no content (malformed body)', {});
@@ -227,24 +205,6 @@ function readMessage(raw: unknown): ProviderResult {
 // ---------------------------------------------------------------------------------------------
 // Streaming
 
-async function streamMessage(
-  client: Anthropic,
-  params: CreateParams,
-  watchdog: Watchdog,
-  onToken: (delta: string) => void,
-): Promise<ProviderResult> {
-  const stream = await client.messages.create({ ...params, stream: true }, { signal: watchdog.signal });
-  const assembler = new EventAssembler();
-  for await (const event of stream) {
-    watchdog.touch();
-    const text = assembler.add(event);
-    if (text) emitToken(onToken, text);
-  }
-  // The SDK ends iteration silently when the request is aborted; surface the abort instead.
-  watchdog.signal.throwIfAborted();
-  return assembler.finish();
-}
-
 interface PartialBlock {
   type: string;
   text: string;
@@ -254,7 +214,7 @@ interface PartialBlock {
 }
 
 /** Folds the SSE event sequence into the same result the non-streaming path builds. */
-class EventAssembler {
+class EventAssembler implements StreamAssembler<StreamEvent> {
   private readonly blocks = new Map<number, PartialBlock>();
   private usage: UsageFields = {};
   private stopReason: string | null = null;
@@ -351,14 +311,6 @@ function toStreamedToolCall(block: PartialBlock): ToolCall {
 
 // ---------------------------------------------------------------------------------------------
 // Error classification (Anthropic SDK)
-
-function classifyAnthropicError(err: unknown, provider: string): unknown {
-  if (err instanceof APIConnectionTimeoutError) return timeoutError(provider);
-  if (err instanceof APIUserAbortError) return err;
-  if (err instanceof APIConnectionError) return networkError(provider, err);
-  if (err instanceof APIError) return classifyAnthropicApiError(err, provider);
-  return classifyTransportError(err, provider);
-}
 
 function classifyAnthropicApiError(err: APIError, provider: string): ProviderError {
   const message = err.apiMessage ?? err.message;

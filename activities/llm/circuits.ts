@@ -1,8 +1,6 @@
 import { circuitBreaker, CircuitState, ConsecutiveBreaker, handleWhen, type CircuitBreakerPolicy } from 'cockatiel';
-import { workerMetrics } from '../../lib/metrics';
+import { workerMetrics, type CircuitStateName } from '../../lib/metrics';
 import { ProviderError } from './types';
-
-export type CircuitStateName = 'closed' | 'open' | 'half_open';
 
 const STATE_NAMES: Record<CircuitState, CircuitStateName> = {
   [CircuitState.Closed]: 'closed',

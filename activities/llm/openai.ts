@@ -1,33 +1,25 @@
 /**
  * OpenAI Chat Completions adapter. Also serves OpenAI-compatible servers (Ollama, vLLM, LM Studio)
- * through `baseURL` with `name: 'openai-compatible'`.
- *
- * The bottom half of this file holds the plumbing shared with `anthropic.ts` (deadline watchdog,
- * retry-after parsing, HTTP status classification), because both adapters must classify failures
- * identically for the activity's retry policy.
+ * through `baseURL` with `name: 'openai-compatible'`. The `complete()` wrapper, deadline watchdog and
+ * failure classification are shared with the Anthropic adapter (adapter-support.ts).
  */
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import {
   ProviderError,
-  type CompleteOptions,
   type FinishReason,
   type LlmMessage,
   type LlmProvider,
   type LlmRequest,
-  type LlmResponse,
   type ToolCall,
   type ToolSpec,
 } from './types';
 import {
   classifyHttpFailure,
-  classifyTransportError,
-  emitToken,
+  createSdkProvider,
+  drainStream,
   isRecord,
-  networkError,
-  settleFailure,
-  startWatchdog,
-  timeoutError,
-  type Watchdog,
+  type ProviderResult,
+  type StreamAssembler,
 } from './adapter-support';
 
 type ChatParams = OpenAI.Chat.Completions.ChatCompletionCreateParamsNonStreaming;
@@ -60,29 +52,23 @@ export function createOpenAiProvider(opts: OpenAiProviderOptions): LlmProvider {
     ...(opts.apiKey === null ? { defaultHeaders: { authorization: null } } : {}),
   });
 
-  async function complete(request: LlmRequest, options: CompleteOptions = {}): Promise<LlmResponse> {
-    const model = request.model || opts.defaultModel;
-    const params = buildChatParams(request, model, name);
-    const watchdog = startWatchdog(opts.timeoutMs, options.signal);
-    try {
-      const { onToken } = options;
-      const result = onToken
-        ? await streamCompletion(client, params, watchdog, onToken)
-        : await singleCompletion(client, params, watchdog);
-      return { ...result, provider: name, model: result.model || model };
-    } catch (err) {
-      throw settleFailure(err, {
-        provider: name,
-        watchdog,
-        callerSignal: options.signal,
-        classify: classifyOpenAiError,
-      });
-    } finally {
-      watchdog.dispose();
-    }
-  }
-
-  return { name, defaultModel: opts.defaultModel, complete };
+  return createSdkProvider({
+    name,
+    defaultModel: opts.defaultModel,
+    timeoutMs: opts.timeoutMs,
+    buildParams: (request, model) => buildChatParams(request, model, name),
+    single: async (params, watchdog) =>
+      readCompletion(await client.chat.completions.create(params, { signal: watchdog.signal })),
+    stream: async (params, watchdog, onToken) => {
+      const stream = await client.chat.completions.create(
+        { ...params, stream: true, stream_options: { include_usage: true } },
+        { signal: watchdog.signal },
+      );
+      return drainStream(stream, new ChunkAssembler(), watchdog, onToken);
+    },
+    sdkErrors: { APIConnectionTimeoutError, APIUserAbortError, APIConnectionError, APIError },
+    classifyApiError: classifyOpenAiApiError,
+  });
 }
 
 /**
@@ -153,13 +139,6 @@ function toWireTool(tool: ToolSpec): WireTool {
 
 // ---------------------------------------------------------------------------------------------
 // Non-streaming
-
-type ProviderResult = Omit<LlmResponse, 'provider'>;
-
-async function singleCompletion(client: OpenAI, params: ChatParams, watchdog: Watchdog): Promise<ProviderResult> {
-  const completion: unknown = await client.chat.completions.create(params, { signal: watchdog.signal });
-  return readCompletion(completion);
-}
 
 function readCompletion(completion: unknown): ProviderResult {
   // A proxy or compatible server may answer 200 with a non-JSON or choice-less body; that is a server fault.
@@ -234,27 +213,6 @@ function mapFinishReason(raw: string | null | undefined, hasToolCalls: boolean):
 // ---------------------------------------------------------------------------------------------
 // Streaming
 
-async function streamCompletion(
-  client: OpenAI,
-  params: ChatParams,
-  watchdog: Watchdog,
-  onToken: (delta: string) => void,
-): Promise<ProviderResult> {
-  const stream = await client.chat.completions.create(
-    { ...params, stream: true, stream_options: { include_usage: true } },
-    { signal: watchdog.signal },
-  );
-  const assembler = new ChunkAssembler();
-  for await (const chunk of stream) {
-    watchdog.touch();
-    const text = assembler.add(chunk);
-    if (text) emitToken(onToken, text);
-  }
-  // The SDK ends iteration silently when the request is aborted; surface the abort instead.
-  watchdog.signal.throwIfAborted();
-  return assembler.finish();
-}
-
 interface PartialToolCall {
   id: string;
   name: string;
@@ -262,7 +220,7 @@ interface PartialToolCall {
 }
 
 /** Folds chat.completion.chunk deltas into one result; tool call fragments are keyed by their index. */
-class ChunkAssembler {
+class ChunkAssembler implements StreamAssembler<Chunk> {
   private content = '';
   private refusal = '';
   private finishReason: string | undefined;
@@ -326,14 +284,6 @@ class ChunkAssembler {
 
 // ---------------------------------------------------------------------------------------------
 // Error classification (OpenAI SDK)
-
-function classifyOpenAiError(err: unknown, provider: string): unknown {
-  if (err instanceof APIConnectionTimeoutError) return timeoutError(provider);
-  if (err instanceof APIUserAbortError) return err;
-  if (err instanceof APIConnectionError) return networkError(provider, err);
-  if (err instanceof APIError) return classifyOpenAiApiError(err, provider);
-  return classifyTransportError(err, provider);
-}
 
 function classifyOpenAiApiError(err: APIError, provider: string): ProviderError {
   const code = typeof err.code === 'string' ? err.code : undefined;

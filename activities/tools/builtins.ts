@@ -3,15 +3,16 @@ import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
 import type pg from 'pg';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import { AgentRejectedError, type AgentGateway } from '../../lib/agent-gateway';
+import { AgentRejectedError, type TemporalGateway } from '../../client/gateway';
 import { agentSettings } from '../../lib/config';
 import { withTransaction } from '../../lib/db';
 import { pendingTasksRefusal, subtasksRefusal } from '../../lib/fuses';
 import { agentBodies, AUTONOMY_LEVELS, DEFAULT_TOOLS } from '../../lib/models';
 import { ReminderRefused, ReminderScheduleInput } from '../../lib/reminders';
-import { toolAllowed, type AgentConfig, type NewReminder, type ReminderView } from '../../workflows/definitions';
+import { toolAllowed, type AgentConfig, type NewReminder, type ReminderView } from '../../contract/definitions';
 import { defineTool, ToolError, type ToolContext, type ToolDefinition, type ToolResult } from './registry';
-import { checkAllowedUrl, outboundAllowHosts, safeGet, safePost, type HttpPolicy } from './safe-http';
+import { outboundAllowHosts } from '../../lib/outbound-policy';
+import { checkAllowedUrl, safeGet, safePost, type HttpPolicy } from './safe-http';
 
 const MAX_HTTP_BODY_CHARS = 4000;
 
@@ -267,8 +268,8 @@ export interface ReminderPort {
   create(reminder: NewReminder): Promise<ReminderView>;
 }
 
-/** How agent_manager reaches other agents' workflows (AgentGateway); `state` reads the caller's own configuration. */
-export type AgentManagerPort = Pick<AgentGateway, 'start' | 'pause' | 'resume' | 'archive' | 'state'>;
+/** How agent_manager reaches other agents' workflows (TemporalGateway); `state` reads the caller's own configuration. */
+export type AgentManagerPort = Pick<TemporalGateway, 'start' | 'pause' | 'resume' | 'archive' | 'state'>;
 
 const unavailable = (tool: string) => new ToolError(`${tool} is not available in this process`);
 

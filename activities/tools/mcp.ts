@@ -20,66 +20,16 @@ import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontex
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { config as processConfig, type Config, type McpStdioServer } from '../../lib/config';
 import type { Db } from '../../lib/db';
+import { McpServerConfigSchema, ServerNameSchema, type McpServerConfig } from '../../lib/mcp-servers';
 import type { ToolSpec } from '../llm/types';
-import { OutboundRefusedError, outboundAllowHosts, policedFetch } from './safe-http';
+import { outboundAllowHosts } from '../../lib/outbound-policy';
+import { OutboundRefusedError, policedFetch } from './safe-http';
+
+// The config schema lives in lib/ (the API validates with it too); users of the MCP client still find it here.
+export { McpServerConfigSchema, type McpServerConfig } from '../../lib/mcp-servers';
 
 // ---------------------------------------------------------------------------------------------
 // Config
-
-const SERVER_NAME = /^[a-zA-Z0-9_-]{1,32}$/;
-
-/** Server names must keep `mcp__<server>__<tool>` unambiguous: no `__` inside, no trailing `_`. */
-const ServerNameSchema = z
-  .string()
-  .regex(SERVER_NAME, 'server name must match /^[a-zA-Z0-9_-]{1,32}$/')
-  .refine((name) => !name.includes('__') && !name.endsWith('_'), {
-    message: 'server name must not contain "__" nor end with "_" (it is embedded in mcp__<server>__<tool>)',
-  });
-
-/** What only the operator may set for a stdio server: present in a tenant's config, it is refused by name. */
-const operatorOnly = (field: string) =>
-  z
-    .never({
-      error: `stdio MCP servers are defined by the operator (MCP_STDIO_SERVERS); choose one with "server" instead of setting "${field}"`,
-    })
-    .optional();
-
-/** An MCP server as a tenant configures it for an agent. */
-export const McpServerConfigSchema = z.discriminatedUnion('transport', [
-  z
-    .object({
-      name: ServerNameSchema,
-      transport: z.literal('stdio'),
-      /** The operator's entry in MCP_STDIO_SERVERS. */
-      server: z.string().min(1).max(32),
-      command: operatorOnly('command'),
-      args: operatorOnly('args'),
-      env: operatorOnly('env'),
-      cwd: operatorOnly('cwd'),
-    })
-    .strict(),
-  z
-    .object({
-      name: ServerNameSchema,
-      transport: z.literal('http'),
-      url: z.url({ protocol: /^https?$/ }),
-      headers: z.record(z.string(), z.string()).optional(),
-    })
-    .strict(),
-]);
-
-export type McpServerConfig =
-  | { name: string; transport: 'stdio'; server: string }
-  | { name: string; transport: 'http'; url: string; headers?: Record<string, string> };
-
-// Compile-time check that the schema and the hand-written type agree both ways.
-type _SchemaMatchesType = [z.infer<typeof McpServerConfigSchema>] extends [McpServerConfig]
-  ? [McpServerConfig] extends [z.infer<typeof McpServerConfigSchema>]
-    ? true
-    : never
-  : never;
-const _schemaMatchesType: _SchemaMatchesType = true;
-void _schemaMatchesType;
 
 /** A tenant's config joined with the operator's: what a connection is actually made to. */
 type ResolvedServer =

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Config } from '../../lib/config';
 import type { Db } from '../../lib/db';
 import type { ToolSpec } from '../llm/types';
-import type { GoalReceipt, SubmitGoalInput } from '../../workflows/definitions';
+import type { GoalReceipt, SubmitGoalInput } from '../../contract/definitions';
 
 /** What a tool may touch. Tools never hold their own connections. */
 export interface ToolContext {

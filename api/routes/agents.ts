@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { agentSettings } from '../../lib/config';
 import { CreateAgentBody, ListAgentsQuery, UpdateAgentBody, Uuid } from '../../lib/models';
-import type { AgentConfig } from '../../workflows/definitions';
-import type { AppDeps } from '../app';
+import type { AgentConfig } from '../../contract/definitions';
+import type { AppDeps } from '../deps';
 import { conflict, notFound, parse } from '../errors';
 
 export function agentRoutes({ store, gateway, config }: AppDeps): Router {

@@ -1,9 +1,9 @@
 import { Router } from 'express';
 import type { ToolRegistry } from '../../activities/tools/registry';
-import { AgentRejectedError } from '../../lib/agent-gateway';
+import { AgentRejectedError } from '../../client/gateway';
 import { ApproveBody, ListApprovalsQuery, RejectBody, Uuid } from '../../lib/models';
-import type { ApprovalDecisionInput } from '../../workflows/definitions';
-import type { AppDeps } from '../app';
+import type { ApprovalDecisionInput } from '../../contract/definitions';
+import type { AppDeps } from '../deps';
 import type { ApprovalRecord, Store } from '../store';
 import { conflict, HttpError, notFound, parse } from '../errors';
 

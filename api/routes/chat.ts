@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Router, type Response } from 'express';
 import { agentSettings } from '../../lib/config';
 import { ChatBody, Uuid } from '../../lib/models';
-import type { AppDeps } from '../app';
+import type { AppDeps } from '../deps';
 import { conflict, notFound, parse } from '../errors';
 import { PageQuery } from '../paging';
 

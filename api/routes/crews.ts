@@ -1,27 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import {
-  WithStartWorkflowOperation,
-  WorkflowExecutionAlreadyStartedError,
-  WorkflowNotFoundError,
-} from '@temporalio/client';
 import { Router } from 'express';
 import { agentSettings } from '../../lib/config';
 import { createCrewBody, CrewMessageBody, ListCrewsQuery, Uuid } from '../../lib/models';
-import type { CrewWorkflow } from '../../workflows/crew';
+import { AgentRejectedError } from '../../client/gateway';
 import {
-  crewMessageSignal,
-  crewStartedUpdate,
-  crewWorkflowId,
-  CrewIdAttr,
-  getCrewStateQuery,
-  OrgIdAttr,
   TERMINAL_CREW_STATUSES,
   type CrewLiveState,
   type CrewProcess,
   type CrewStatus,
   type CrewWorkflowInput,
-} from '../../workflows/definitions';
-import type { AppDeps } from '../app';
+} from '../../contract/definitions';
+import type { AppDeps } from '../deps';
 import { PageQuery, type Page } from '../paging';
 import { conflict, HttpError, notFound, parse } from '../errors';
 import type { CrewRecord } from '../store';
@@ -36,7 +25,6 @@ const STOP_WAIT_MS = 60_000;
 export function crewRoutes({ store, gateway, config }: AppDeps): Router {
   const router = Router();
   const CreateCrewBody = createCrewBody(config.CREW_MAX_MEMBERS);
-  const handle = (crewId: string) => gateway.client.workflow.getHandle<typeof CrewWorkflow>(crewWorkflowId(crewId));
 
   const loadCrew = async (orgId: string, id: string): Promise<CrewRecord> => {
     const crew = Uuid.safeParse(id).success ? await store.crew(orgId, id) : undefined;
@@ -46,9 +34,7 @@ export function crewRoutes({ store, gateway, config }: AppDeps): Router {
 
   const liveState = async (crew: CrewRecord): Promise<CrewLiveState | null> => {
     if (crew.status === 'idle' || TERMINAL_CREW_STATUSES.includes(crew.status as CrewStatus)) return null;
-    return handle(crew.id)
-      .query(getCrewStateQuery)
-      .catch(() => null);
+    return gateway.crewState(crew.id);
   };
 
   /**
@@ -151,25 +137,9 @@ export function crewRoutes({ store, gateway, config }: AppDeps): Router {
       consensusThreshold: config.CREW_CONSENSUS_THRESHOLD,
     };
     try {
-      await gateway.client.workflow.executeUpdateWithStart(crewStartedUpdate, {
-        startWorkflowOperation: new WithStartWorkflowOperation<typeof CrewWorkflow>('CrewWorkflow', {
-          workflowId: crewWorkflowId(crew.id),
-          taskQueue: gateway.taskQueue,
-          args: [input],
-          // Two starts at once (or a retried request) reach the same run; a finished crew is never rerun.
-          workflowIdConflictPolicy: 'USE_EXISTING',
-          workflowIdReusePolicy: 'REJECT_DUPLICATE',
-          typedSearchAttributes: [
-            { key: CrewIdAttr, value: crew.id },
-            { key: OrgIdAttr, value: orgId },
-          ],
-          staticSummary: `Crew ${crew.name} (${crew.process}, ${crew.members.length} members)`,
-          staticDetails: `**Goal:** ${crew.goal}`,
-        }),
-      });
+      await gateway.startCrew(input, { goal: crew.goal });
     } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError)
-        throw conflict('crew already ran; it cannot start again');
+      if (err instanceof AgentRejectedError) throw conflict(err.message);
       throw err;
     }
     res.json(await view(orgId, crew.id));
@@ -181,15 +151,7 @@ export function crewRoutes({ store, gateway, config }: AppDeps): Router {
     const crew = await loadCrew(orgId, req.params.id);
     if (crew.status === 'idle') throw conflict('crew has not started; there is nothing to stop');
     if (TERMINAL_CREW_STATUSES.includes(crew.status as CrewStatus)) throw conflict(`crew is already ${crew.status}`);
-    try {
-      await handle(crew.id).cancel();
-      await Promise.race([
-        handle(crew.id).result(),
-        new Promise((resolve) => setTimeout(resolve, STOP_WAIT_MS).unref()),
-      ]);
-    } catch (err) {
-      if (!(err instanceof WorkflowNotFoundError)) throw err;
-    }
+    await gateway.stopCrew(crew.id, STOP_WAIT_MS);
     res.json(await view(orgId, crew.id));
   });
 
@@ -215,9 +177,9 @@ export function crewRoutes({ store, gateway, config }: AppDeps): Router {
     }
     const message = { ...body, messageId: body.messageId ?? randomUUID() };
     try {
-      await handle(crew.id).signal(crewMessageSignal, message);
+      await gateway.messageCrew(crew.id, message);
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) throw conflict('crew is not running');
+      if (err instanceof AgentRejectedError) throw conflict('crew is not running');
       throw err;
     }
     res.status(202).json({ messageId: message.messageId, status: 'accepted' });

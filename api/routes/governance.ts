@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import type { AppDeps } from '../app';
+import type { AppDeps } from '../deps';
 
 /** Read-only view of the limits and how much of them is in use; the limits themselves are settings. */
 export function governanceRoutes({ store, config }: AppDeps): Router {

@@ -2,9 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { agentSettings } from '../../lib/config';
 import { CreateMetaBody, ListMetaQuery, Uuid } from '../../lib/models';
-import type { MetaSupervisorWorkflow } from '../../workflows/meta';
-import { metaWorkflowId, OrgIdAttr } from '../../workflows/definitions';
-import type { AppDeps } from '../app';
+import type { AppDeps } from '../deps';
 import { HttpError, notFound, parse } from '../errors';
 
 /**
@@ -44,23 +42,14 @@ export function metaRoutes({ store, gateway, config }: AppDeps): Router {
     const name =
       body.name ?? `Meta: ${body.objective.length > 60 ? `${body.objective.slice(0, 59)}…` : body.objective}`;
     await store.createMetaRun({ id, orgId, name, objective: body.objective, maxAgents: body.maxAgents });
-    await gateway.client.workflow.start<typeof MetaSupervisorWorkflow>('MetaSupervisorWorkflow', {
-      workflowId: metaWorkflowId(id),
-      taskQueue: gateway.taskQueue,
-      args: [
-        {
-          metaId: id,
-          orgId,
-          name,
-          objective: body.objective,
-          maxAgents: body.maxAgents,
-          settings: agentSettings(config),
-          consensusThreshold: config.CREW_CONSENSUS_THRESHOLD,
-        },
-      ],
-      typedSearchAttributes: [{ key: OrgIdAttr, value: orgId }],
-      staticSummary: `Meta supervisor ${name} (up to ${body.maxAgents} agents)`,
-      staticDetails: `**Objective:** ${body.objective}`,
+    await gateway.startMeta({
+      metaId: id,
+      orgId,
+      name,
+      objective: body.objective,
+      maxAgents: body.maxAgents,
+      settings: agentSettings(config),
+      consensusThreshold: config.CREW_CONSENSUS_THRESHOLD,
     });
     res.status(201).json(await view(orgId, id));
   });

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Request, RequestHandler } from 'express';
 import type { Registry } from 'prom-client';
-import type { AgentGateway } from '../../lib/agent-gateway';
+import type { TemporalGateway } from '../../client/gateway';
 import type { KeyVerifier } from '../auth';
 import { HttpError } from '../errors';
 import type { Store } from '../store';
@@ -74,7 +74,7 @@ export function metricsRoute(registry: Registry, opts: MetricsRouteOptions): Req
 
 export interface HealthDeps {
   store: Pick<Store, 'ping' | 'openCircuits'>;
-  gateway: Pick<AgentGateway, 'client'>;
+  gateway: Pick<TemporalGateway, 'serverInfo'>;
   apiKeys: KeyVerifier;
   config: { readonly ADMIN_ORG_ID?: string; readonly DEFAULT_ORG_ID: string };
 }
@@ -92,10 +92,7 @@ export function healthRoute(deps: HealthDeps): RequestHandler {
   const adminOrg = deps.config.ADMIN_ORG_ID ?? deps.config.DEFAULT_ORG_ID;
   let last: { at: number; checks: Promise<{ postgres: 'ok' | 'down'; temporal: 'ok' | 'down' }> } | undefined;
   const check = async () => {
-    const [postgres, temporal] = await Promise.allSettled([
-      deps.store.ping(),
-      deps.gateway.client.connection.workflowService.getSystemInfo({}),
-    ]);
+    const [postgres, temporal] = await Promise.allSettled([deps.store.ping(), deps.gateway.serverInfo()]);
     return {
       postgres: postgres.status === 'fulfilled' ? 'ok' : 'down',
       temporal: temporal.status === 'fulfilled' ? 'ok' : 'down',

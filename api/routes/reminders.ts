@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Router, type Request } from 'express';
 import { CreateReminderBody, Uuid } from '../../lib/models';
 import { describeReminder } from '../../lib/reminders';
-import type { AppDeps } from '../app';
+import type { AppDeps } from '../deps';
 import { conflict, HttpError, notFound, parse } from '../errors';
 
 /**
@@ -12,7 +12,6 @@ import { conflict, HttpError, notFound, parse } from '../errors';
  */
 export function reminderRoutes({ store, gateway, config }: AppDeps): Router {
   const router = Router({ mergeParams: true });
-  const schedules = gateway.client.schedule;
 
   // Mounted under /agents/:id/reminders; the parent's :id arrives through mergeParams.
   const agentIdOf = (req: Request) => (req.params as Record<string, string>).id!;
@@ -56,7 +55,7 @@ export function reminderRoutes({ store, gateway, config }: AppDeps): Router {
     const orgId: string = res.locals.orgId;
     const agent = await loadAgent(orgId, agentIdOf(req));
     const rows = await store.reminders(orgId, agent.id);
-    res.json({ reminders: await Promise.all(rows.map((row) => describeReminder(schedules, row))) });
+    res.json({ reminders: await Promise.all(rows.map((row) => describeReminder(gateway, row))) });
   });
 
   router.get('/:reminderId', async (req, res) => {
@@ -66,7 +65,7 @@ export function reminderRoutes({ store, gateway, config }: AppDeps): Router {
       ? await store.reminder(orgId, agent.id, req.params.reminderId)
       : undefined;
     if (!row) throw notFound('reminder', req.params.reminderId);
-    res.json(await describeReminder(schedules, row));
+    res.json(await describeReminder(gateway, row));
   });
 
   router.delete('/:reminderId', async (req, res) => {

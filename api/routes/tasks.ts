@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
 import { CancelTaskBody, CreateTaskBody, ListTasksQuery, Uuid } from '../../lib/models';
-import { TERMINAL_TASK_STATUSES, type TaskStatus } from '../../workflows/definitions';
-import type { AppDeps } from '../app';
+import { TERMINAL_TASK_STATUSES, type TaskStatus } from '../../contract/definitions';
+import type { AppDeps } from '../deps';
 import { conflict, HttpError, notFound, parse } from '../errors';
 
 export function taskRoutes({ store, gateway, config }: AppDeps): Router {

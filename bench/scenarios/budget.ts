@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { AgentGateway } from '../../lib/agent-gateway';
+import { TemporalGateway } from '../../client/gateway';
 import { startAgents, type Bench } from '../context';
 import { log, round, spawnNode, summarize, taskOutcome, type Summary } from '../lib';
 
@@ -51,7 +51,7 @@ export async function budgetAndPriorities(
   });
   try {
     await waitForPollers(opts.queue);
-    const gateway = new AgentGateway(b.client, opts.queue);
+    const gateway = new TemporalGateway(b.client, opts.queue);
     const scoped: Bench = { ...b, gateway };
     const agents = await startAgents(scoped, opts.agents, 'budget');
     const started = Date.now();

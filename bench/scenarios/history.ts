@@ -5,7 +5,7 @@
  */
 import { type Bench } from '../context';
 import { eventTypes, history, pool, round, summarize, type HistoryEvent, type Summary } from '../lib';
-import { agentWorkflowId } from '../../workflows/definitions';
+import { agentWorkflowId } from '../../contract/definitions';
 
 export interface HistoryEfficiency {
   /**

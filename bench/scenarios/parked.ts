@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startAgents, type Bench } from '../context';
 import { activityTimes, every, history, log, pool, round, rssMiB, summarize, taskOutcome, type Summary } from '../lib';
-import { agentWorkflowId } from '../../workflows/definitions';
+import { agentWorkflowId } from '../../contract/definitions';
 import { AGENT_SCRIPT } from './throughput';
 
 export interface ParkedAgents {

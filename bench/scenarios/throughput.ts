@@ -111,7 +111,7 @@ export interface AgentThroughput extends Throughput {
 }
 
 /**
- * Scenario 2: tasks submitted through the AgentGateway to `agents` autopilot agents. Each agent always
+ * Scenario 2: tasks submitted through the TemporalGateway to `agents` autopilot agents. Each agent always
  * has `depth` tasks submitted and unfinished (one running, the rest queued), so no agent ever idles.
  */
 export async function agentTasks(

@@ -12,7 +12,7 @@ import pino from 'pino';
 import { createApp } from '../../api/app';
 import { ChatEventHub } from '../../api/chat-events';
 import { createStore } from '../../api/store';
-import { AgentGateway } from '../../lib/agent-gateway';
+import { TemporalGateway } from '../../client/gateway';
 import { apiKeyVerifier, createApiKey } from '../../lib/api-keys';
 import { dataConverterFor } from '../../lib/codec';
 import { loadConfig, type Config } from '../../lib/config';
@@ -47,7 +47,7 @@ export interface TestStack {
   config: Config;
   db: Db;
   client: Client;
-  gateway: AgentGateway;
+  gateway: TemporalGateway;
   /** Authenticated with a fresh key of DEFAULT_ORG_ID. */
   api: ApiClient;
   /** A client authenticated with a new key of another organisation. */
@@ -64,7 +64,7 @@ export async function startApi(config: Config, opts: { port?: number; logger?: p
     namespace: config.TEMPORAL_NAMESPACE,
     dataConverter: dataConverterFor(config),
   });
-  const gateway = new AgentGateway(client, config.TEMPORAL_TASK_QUEUE);
+  const gateway = new TemporalGateway(client, config.TEMPORAL_TASK_QUEUE);
   const chatEvents = new ChatEventHub(config.DATABASE_URL!, silentLogger);
   const app = createApp({
     store: createStore(db),

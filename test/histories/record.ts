@@ -8,7 +8,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { agentWorkflowId, chatWorkflowId } from '../../workflows/definitions';
+import { agentWorkflowId, chatWorkflowId } from '../../contract/definitions';
 import { startApi, startWorker, testConfig, waitFor, type TestStack } from '../helpers/stack';
 
 const OUT_DIR = __dirname;

@@ -3,24 +3,26 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   isGrpcDeadlineError,
   isGrpcServiceError,
+  ScheduleAlreadyRunning,
+  ScheduleNotFoundError,
   ServiceError,
   WithStartWorkflowOperation,
+  WorkflowExecutionAlreadyStartedError,
   WorkflowFailedError,
   WorkflowNotFoundError,
   WorkflowUpdateFailedError,
   WorkflowUpdateRPCTimeoutOrCancelledError,
   type Client,
+  type ScheduleOptions,
 } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import type { AgentWorkflow } from '../workflows/agent';
-import type { ChatWorkflow } from '../workflows/chat';
-import type { ReminderChangeWorkflow } from '../workflows/reminder';
-import { ErrorType } from './errors';
+import { ErrorType } from '../contract/errors';
 import {
   AgentIdAttr,
   AgentNameAttr,
   AgentStatusAttr,
   AgentTypeAttr,
+  activeSlotFreedSignal,
   agentReadyUpdate,
   agentWorkflowId,
   archiveAgentUpdate,
@@ -28,8 +30,14 @@ import {
   cancelGoalUpdate,
   chatTurnUpdate,
   chatWorkflowId,
+  CrewIdAttr,
+  crewMessageSignal,
+  crewStartedUpdate,
+  crewWorkflowId,
   decideApprovalUpdate,
+  getCrewStateQuery,
   getAgentStateQuery,
+  metaWorkflowId,
   OrgIdAttr,
   pauseAgentUpdate,
   resumeAgentUpdate,
@@ -47,10 +55,21 @@ import {
   type GoalReceipt,
   type LifecycleRequest,
   reminderChangeWorkflowId,
+  reminderScheduleId,
+  type AgentWorkflowType,
+  type ChatWorkflowType,
+  type CrewLiveState,
+  type CrewMessageInput,
+  type CrewWorkflowInput,
+  type CrewWorkflowType,
+  type MetaSupervisorWorkflowType,
+  type MetaWorkflowInput,
   type ReminderChange,
+  type ReminderChangeWorkflowType,
+  type ReminderScheduleState,
   type ReminderView,
   type SubmitGoalInput,
-} from '../workflows/definitions';
+} from '../contract/definitions';
 
 /** The agent's workflow refused the request (impossible transition) or is not running. */
 export class AgentRejectedError extends Error {
@@ -64,10 +83,12 @@ export class AgentRejectedError extends Error {
 }
 
 /**
- * The one way to reach a running agent: every change goes through a signal or an update to its
- * workflow, never through the database. Used by the API and by tools (create_task).
+ * The one door to Temporal: the only code that starts, signals, updates or queries workflows and manages
+ * schedules. A running agent changes only through a signal or an update to its workflow, never through the
+ * database. Used by the API and by the activities that start or signal workflows (tools, meta, reminders,
+ * governance).
  */
-export class AgentGateway {
+export class TemporalGateway {
   constructor(
     readonly client: Client,
     readonly taskQueue: string,
@@ -78,7 +99,7 @@ export class AgentGateway {
    * right after creation finds the agent.
    */
   async start(agent: AgentConfig, settings: AgentSettings): Promise<AgentLiveState> {
-    const startOperation = new WithStartWorkflowOperation<typeof AgentWorkflow>('AgentWorkflow', {
+    const startOperation = new WithStartWorkflowOperation<AgentWorkflowType>('AgentWorkflow', {
       workflowId: agentWorkflowId(agent.id),
       taskQueue: this.taskQueue,
       args: [{ agent, settings }],
@@ -166,7 +187,7 @@ export class AgentGateway {
     settings: AgentSettings,
     turn: ChatTurnInput,
   ): Promise<ChatTurnResult> {
-    const startWorkflowOperation = new WithStartWorkflowOperation<typeof ChatWorkflow>('ChatWorkflow', {
+    const startWorkflowOperation = new WithStartWorkflowOperation<ChatWorkflowType>('ChatWorkflow', {
       workflowId: chatWorkflowId(sessionId),
       taskQueue: this.taskQueue,
       args: [{ sessionId, agent, settings }],
@@ -198,7 +219,7 @@ export class AgentGateway {
   async changeReminder(change: ReminderChange): Promise<ReminderView | null> {
     const reminderId = change.op === 'create' ? change.reminder.reminderId : change.reminderId;
     try {
-      return await this.client.workflow.execute<typeof ReminderChangeWorkflow>('ReminderChangeWorkflow', {
+      return await this.client.workflow.execute<ReminderChangeWorkflowType>('ReminderChangeWorkflow', {
         workflowId: reminderChangeWorkflowId(reminderId, change.op),
         taskQueue: this.taskQueue,
         args: [change],
@@ -225,8 +246,154 @@ export class AgentGateway {
     }
   }
 
+  /** True while the agent's workflow runs; a lookup that fails for another reason counts as running. */
+  async isAgentRunning(agentId: string): Promise<boolean> {
+    try {
+      return (await this.handle(agentId).describe()).status.name === 'RUNNING';
+    } catch (err) {
+      return !(err instanceof WorkflowNotFoundError);
+    }
+  }
+
+  /** Tells an agent waiting for an active slot that one was freed; false when its workflow is gone. */
+  async wakeAgent(agentId: string): Promise<boolean> {
+    try {
+      await this.handle(agentId).signal(activeSlotFreedSignal);
+      return true;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return false;
+      throw err;
+    }
+  }
+
+  // ---- Crews and the meta supervisor ----
+
+  /**
+   * Starts the crew's workflow and returns once it has recorded that it runs. Two starts at once (or a
+   * retried request) reach the same run; a finished crew is never run again (AgentRejectedError).
+   */
+  async startCrew(input: CrewWorkflowInput, details: { goal: string }): Promise<CrewLiveState> {
+    try {
+      return await this.client.workflow.executeUpdateWithStart(crewStartedUpdate, {
+        startWorkflowOperation: new WithStartWorkflowOperation<CrewWorkflowType>('CrewWorkflow', {
+          workflowId: crewWorkflowId(input.crewId),
+          taskQueue: this.taskQueue,
+          args: [input],
+          workflowIdConflictPolicy: 'USE_EXISTING',
+          workflowIdReusePolicy: 'REJECT_DUPLICATE',
+          typedSearchAttributes: [
+            { key: CrewIdAttr, value: input.crewId },
+            { key: OrgIdAttr, value: input.orgId },
+          ],
+          staticSummary: `Crew ${input.name} (${input.process}, ${input.members.length} members)`,
+          staticDetails: `**Goal:** ${details.goal}`,
+        }),
+      });
+    } catch (err) {
+      if (err instanceof WorkflowExecutionAlreadyStartedError) {
+        throw new AgentRejectedError('crew already ran; it cannot start again', 'invalid_transition');
+      }
+      throw err;
+    }
+  }
+
+  /** The running crew's live state, or null when it cannot be asked (not running, not reachable). */
+  crewState(crewId: string): Promise<CrewLiveState | null> {
+    return this.crewHandle(crewId)
+      .query(getCrewStateQuery)
+      .catch(() => null);
+  }
+
+  /** Delivers a message to a running crew; AgentRejectedError when it is not running. */
+  async messageCrew(crewId: string, message: CrewMessageInput): Promise<void> {
+    try {
+      await this.crewHandle(crewId).signal(crewMessageSignal, message);
+    } catch (err) {
+      throw this.rejection('crew', err);
+    }
+  }
+
+  /**
+   * Cancels the crew's workflow (which cancels its children) and waits up to `waitMs` for it to finish
+   * recording that it stopped. A crew that is no longer running is left as it is.
+   */
+  async stopCrew(crewId: string, waitMs: number): Promise<void> {
+    const handle = this.crewHandle(crewId);
+    try {
+      await handle.cancel();
+      await Promise.race([handle.result(), sleep(waitMs, undefined, { ref: false })]);
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+    }
+  }
+
+  startMeta(input: MetaWorkflowInput): Promise<unknown> {
+    return this.client.workflow.start<MetaSupervisorWorkflowType>('MetaSupervisorWorkflow', {
+      workflowId: metaWorkflowId(input.metaId),
+      taskQueue: this.taskQueue,
+      args: [input],
+      typedSearchAttributes: [{ key: OrgIdAttr, value: input.orgId }],
+      staticSummary: `Meta supervisor ${input.name} (up to ${input.maxAgents} agents)`,
+      staticDetails: `**Objective:** ${input.objective}`,
+    });
+  }
+
+  // ---- Reminder schedules ----
+
+  /** Creates a reminder's schedule; a retry finds it created already and leaves it as it is. */
+  async createReminderSchedule(reminderId: string, options: Omit<ScheduleOptions, 'scheduleId'>): Promise<void> {
+    try {
+      await this.client.schedule.create({ ...options, scheduleId: reminderScheduleId(reminderId) });
+    } catch (err) {
+      if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+    }
+  }
+
+  /** Whether the schedule is paused, when it fires next and how often it fired; null when it does not exist. */
+  async reminderScheduleState(reminderId: string): Promise<ReminderScheduleState | null> {
+    try {
+      const d = await this.client.schedule.getHandle(reminderScheduleId(reminderId)).describe();
+      return {
+        paused: d.state.paused,
+        nextFireAt: d.state.paused ? null : (d.info.nextActionTimes[0]?.toISOString() ?? null),
+        firesSoFar: d.info.numActionsTaken,
+      };
+    } catch (err) {
+      if (err instanceof ScheduleNotFoundError) return null;
+      throw err;
+    }
+  }
+
+  /** Pauses or resumes a reminder's schedule (idempotent); a schedule that does not exist is skipped. */
+  async setReminderSchedulePaused(reminderId: string, paused: boolean, note: string): Promise<void> {
+    const handle = this.client.schedule.getHandle(reminderScheduleId(reminderId));
+    try {
+      if (paused) await handle.pause(note);
+      else await handle.unpause(note);
+    } catch (err) {
+      if (!(err instanceof ScheduleNotFoundError)) throw err;
+    }
+  }
+
+  async deleteReminderSchedule(reminderId: string): Promise<void> {
+    try {
+      await this.client.schedule.getHandle(reminderScheduleId(reminderId)).delete();
+    } catch (err) {
+      if (!(err instanceof ScheduleNotFoundError)) throw err;
+    }
+  }
+
+  /** The server's version and capabilities (the API's health check). */
+  async serverInfo() {
+    return this.client.connection.workflowService.getSystemInfo({});
+  }
+
+  private crewHandle(crewId: string) {
+    return this.client.workflow.getHandle<CrewWorkflowType>(crewWorkflowId(crewId));
+  }
+
   private handle(agentId: string) {
-    return this.client.workflow.getHandle<typeof AgentWorkflow>(agentWorkflowId(agentId));
+    return this.client.workflow.getHandle<AgentWorkflowType>(agentWorkflowId(agentId));
   }
 
   /**
@@ -264,7 +431,7 @@ export class AgentGateway {
 }
 
 /**
- * Attempts of an update the server aborted with its workflow task (see AgentGateway.update), 100 ms × attempt
+ * Attempts of an update the server aborted with its workflow task (see TemporalGateway.update), 100 ms × attempt
  * apart, at most 1 s (about 15 s in all: a loaded worker may need seconds to replay a long history first).
  */
 const UPDATE_ATTEMPTS = 20;

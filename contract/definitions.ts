@@ -5,7 +5,7 @@
  */
 import { defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import { SEARCH_ATTRIBUTE_KEYS } from '../temporal/search-attributes';
+import { SEARCH_ATTRIBUTE_KEYS } from './search-attributes';
 
 export const DEFAULT_TASK_QUEUE = 'agents';
 
@@ -13,7 +13,7 @@ export const agentWorkflowId = (agentId: string): string => `agent-${agentId}`;
 export const taskWorkflowId = (taskId: string): string => `task-${taskId}`;
 export const chatWorkflowId = (sessionId: string): string => `chat-${sessionId}`;
 
-// ---- Search attributes (registered on the server from temporal/search-attributes.ts) ----
+// ---- Search attributes (registered on the server from contract/search-attributes.ts) ----
 export const {
   AgentId: AgentIdAttr,
   AgentName: AgentNameAttr,
@@ -218,7 +218,7 @@ export interface TaskOutcome {
   status: Extract<TaskStatus, 'completed' | 'failed' | 'cancelled'>;
   output: unknown;
   error: string | null;
-  /** Failure type name from lib/errors when failed. */
+  /** Failure type name from contract/errors when failed. */
   errorType: string | null;
   steps: number;
 }
@@ -317,6 +317,16 @@ export interface ChatTurnResult {
 export const chatTurnUpdate = defineUpdate<ChatTurnResult, [ChatTurnInput]>('chatTurn');
 /** A signal: the client went away; stop generating. No reply is needed. */
 export const cancelChatTurnSignal = defineSignal<[{ turnId: string }]>('cancelChatTurn');
+
+/** Workers publish a turn's events (Postgres NOTIFY on this channel) to the API process streaming it. */
+export const CHAT_EVENTS_CHANNEL = 'chat_events';
+
+export interface ChatEvent {
+  turnId: string;
+  /** `waiting`: the turn waits for admission (token budget, a step slot, a resource); data says why and how long. */
+  type: 'token' | 'tool_call' | 'tool_result' | 'waiting';
+  data: Record<string, unknown>;
+}
 
 // ---- Governance ----
 /**
@@ -467,6 +477,13 @@ export interface ReminderView {
   createdAt: string;
 }
 
+/** What a reminder's schedule says about it: the source of truth for firing. */
+export interface ReminderScheduleState {
+  paused: boolean;
+  nextFireAt: string | null;
+  firesSoFar: number;
+}
+
 export type ReminderChange = { op: 'create'; reminder: NewReminder } | { op: 'remove'; reminderId: string };
 
 // ---- Meta supervisor ----
@@ -512,3 +529,15 @@ export interface MetaResult {
   subTasks: (CrewSubTaskReport & { dependsOn: string[] })[];
   error: string | null;
 }
+
+// ---- Workflow types, by the names the worker registers ----
+// The client starts workflows by name with these signatures; workflows/index.ts checks that the
+// implementations match them, so neither side imports the other.
+
+export type AgentWorkflowType = (input: AgentWorkflowInput) => Promise<AgentLiveState>;
+export type TaskWorkflowType = (input: TaskWorkflowInput) => Promise<TaskOutcome>;
+export type ChatWorkflowType = (input: ChatWorkflowInput) => Promise<void>;
+export type CrewWorkflowType = (input: CrewWorkflowInput) => Promise<CrewResult>;
+export type MetaSupervisorWorkflowType = (input: MetaWorkflowInput) => Promise<MetaResult>;
+export type ReminderFireWorkflowType = (input: ReminderFireInput) => Promise<ReminderFireResult>;
+export type ReminderChangeWorkflowType = (change: ReminderChange) => Promise<ReminderView | null>;
