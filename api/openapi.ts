@@ -5,15 +5,26 @@
  */
 import { z } from 'zod';
 import { loadConfig } from '../lib/config';
-import { PageQuery } from './paging';
 import {
   AGENT_STATUSES,
-  ApproveBody,
-  CancelTaskBody,
-  ChatBody,
+  APPROVAL_STATUSES,
+  APPROVAL_TIMEOUT_ACTIONS,
+  AUTONOMY_LEVELS,
+  CREW_ASSIGNMENTS,
   CREW_MESSAGE_TYPES,
   CREW_PROCESSES,
   CREW_STATUSES,
+  CREW_SUBTASK_STATUSES,
+  META_STATUSES,
+  REMINDER_STATUSES,
+  TASK_STATUSES,
+  TERMINAL_TASK_STATUSES,
+} from '../contract/definitions';
+import { PageQuery } from './paging';
+import {
+  ApproveBody,
+  CancelTaskBody,
+  ChatBody,
   CreateAgentBody,
   CreateMetaBody,
   CreateReminderBody,
@@ -25,9 +36,7 @@ import {
   ListCrewsQuery,
   ListMetaQuery,
   ListTasksQuery,
-  META_STATUSES,
   RejectBody,
-  TASK_STATUSES,
   UpdateAgentBody,
 } from '../lib/models';
 
@@ -66,7 +75,7 @@ export const Agent = z.looseObject({
   objective: z.string(),
   type: z.string(),
   capabilities: z.array(z.string()),
-  autonomy: z.enum(['manual', 'copilot', 'autopilot']),
+  autonomy: z.enum(AUTONOMY_LEVELS),
   priority: z.number().int(),
   status: z.enum(AGENT_STATUSES),
   allowedTools: z.array(z.string()),
@@ -81,7 +90,7 @@ export const Agent = z.looseObject({
   archivedAt: nullableTimestamp,
   approvalRequiredTools: z.array(z.string()),
   approvalTimeoutHours: z.number().nullable(),
-  onApprovalTimeout: z.enum(['fail', 'escalate']),
+  onApprovalTimeout: z.enum(APPROVAL_TIMEOUT_ACTIONS),
   notify: z.looseObject({ type: z.enum(['log', 'webhook']) }),
 });
 
@@ -127,7 +136,7 @@ export const Approval = z.looseObject({
   orgId: z.string(),
   title: z.string(),
   proposedAction: z.looseObject({ tool: z.string(), arguments: z.unknown() }),
-  status: z.enum(['pending', 'approved', 'rejected', 'expired']),
+  status: z.enum(APPROVAL_STATUSES),
   decidedBy: z.string().nullable(),
   reason: z.string().nullable(),
   editedAction: z.unknown(),
@@ -183,7 +192,7 @@ export const ChatTurn = z.looseObject({
   sessionId: z.uuid(),
   agentId: z.uuid(),
   turnId: z.uuid(),
-  status: z.enum(['completed', 'failed', 'cancelled']),
+  status: z.enum(TERMINAL_TASK_STATUSES),
 });
 
 const CrewMemberRecord = z.looseObject({
@@ -197,7 +206,7 @@ const crewFields = {
   name: z.string(),
   goal: z.string(),
   process: z.enum(CREW_PROCESSES),
-  assignment: z.enum(['capability', 'least-loaded', 'round-robin']),
+  assignment: z.enum(CREW_ASSIGNMENTS),
   input: z.record(z.string(), z.unknown()),
   status: z.enum(CREW_STATUSES),
   result: z.unknown(),
@@ -211,7 +220,7 @@ export const Crew = z.looseObject({ ...crewFields, members: z.array(CrewMemberRe
 const CrewSubTask = z.looseObject({
   key: z.string(),
   title: z.string(),
-  status: z.enum(['completed', 'failed', 'cancelled', 'skipped']),
+  status: z.enum(CREW_SUBTASK_STATUSES),
   agentId: z.uuid().nullable(),
   taskIds: z.array(z.uuid()),
   output: z.unknown(),
@@ -281,7 +290,7 @@ export const Reminder = z.looseObject({
   agentId: z.uuid(),
   title: z.string(),
   schedule: z.record(z.string(), z.unknown()),
-  status: z.enum(['active', 'paused', 'done', 'removed']),
+  status: z.enum(REMINDER_STATUSES),
   nextFireAt: nullableTimestamp,
   firesSoFar: z.number().int().min(0),
   createdAt: timestamp,

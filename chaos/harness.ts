@@ -16,12 +16,12 @@ import { loadConfig } from '../lib/config';
 import { getFreePort, startLocalStack, type LocalStack } from '../scripts/local-stack';
 import { killHard, spawnWorker, startApi, type TestStack } from '../test/helpers/stack';
 import { startWebhookReceiver } from '../test/helpers/webhook-receiver';
-import { agentWorkflowId, getAgentStateQuery } from '../contract/definitions';
+import { agentWorkflowId, getAgentStateQuery, TERMINAL_TASK_STATUSES } from '../contract/definitions';
 import { FAULT_KINDS, mulberry32, startFlakyProvider, type FaultKind } from './flaky-provider';
 
 const ROOT = path.resolve(__dirname, '..');
 const TASK_QUEUE = 'chaos-agents';
-const TERMINAL = ['completed', 'failed', 'cancelled'];
+const TERMINAL: readonly string[] = TERMINAL_TASK_STATUSES;
 type SideEffectTool = 'memory_write' | 'send_message' | 'http_post';
 
 export interface ChaosSize {

@@ -8,10 +8,10 @@
  *   npx agentctl status
  */
 import { Command, Option } from 'commander';
+import { APPROVAL_STATUSES, TASK_STATUSES, TERMINAL_TASK_STATUSES } from '../contract/definitions';
 
 export const DEFAULT_API_URL = 'http://127.0.0.1:3300';
-const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
-const TASK_STATUSES = ['queued', 'planning', 'awaiting_approval', 'running', 'completed', 'failed', 'cancelled'];
+const TERMINAL = new Set<string>(TERMINAL_TASK_STATUSES);
 
 /** A JSON body of the API, already validated by the server; the CLI only reads and prints it. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -75,7 +75,7 @@ class Api {
 type Row = Record<string, unknown>;
 
 /** A plain-text table: a header, then one line per row, columns padded to their widest cell. */
-export function table(rows: Row[], columns: string[]): string {
+export function table(rows: Row[], columns: readonly string[]): string {
   if (rows.length === 0) return '(none)';
   const cell = (v: unknown) =>
     (v === null || v === undefined ? '-' : typeof v === 'object' ? JSON.stringify(v) : String(v)).replace(/\s+/g, ' ');
@@ -377,11 +377,7 @@ export function buildProgram(
   approvals
     .command('list')
     .description('approval requests (pending by default)')
-    .addOption(
-      new Option('--status <status>', 'which')
-        .choices(['pending', 'approved', 'rejected', 'expired', 'all'])
-        .default('pending'),
-    )
+    .addOption(new Option('--status <status>', 'which').choices([...APPROVAL_STATUSES, 'all']).default('pending'))
     .option('--agent <id>', "only this agent's")
     .option('--task <id>', "only this task's")
     .action(async (o) => {

@@ -24,20 +24,47 @@ export const {
   TaskId: TaskIdAttr,
 } = SEARCH_ATTRIBUTE_KEYS;
 
-// ---- Domain types carried through workflows ----
-export type AgentStatus = 'IDLE' | 'RUNNING' | 'PAUSED' | 'ERROR' | 'ARCHIVED';
-export type Autonomy = 'manual' | 'copilot' | 'autopilot';
-export type TaskStatus =
-  | 'queued'
-  | 'planning'
-  | 'awaiting_approval'
-  | 'running'
-  /** The token budget is spent: the task sleeps on a durable timer until the window refills. */
-  | 'waiting_for_budget'
-  | 'completed'
-  | 'failed'
-  | 'cancelled';
+// ---- The vocabulary: every status and enum once, as arrays; types, request schemas, the OpenAPI
+// document and the database's CHECK constraints derive from these ----
+
+export const AGENT_STATUSES = ['IDLE', 'RUNNING', 'PAUSED', 'ERROR', 'ARCHIVED'] as const;
+export type AgentStatus = (typeof AGENT_STATUSES)[number];
+export const AUTONOMY_LEVELS = ['manual', 'copilot', 'autopilot'] as const;
+export type Autonomy = (typeof AUTONOMY_LEVELS)[number];
+/** `waiting_for_budget`: the token budget is spent; the task sleeps on a durable timer until the window refills. */
+export const TASK_STATUSES = [
+  'queued',
+  'planning',
+  'awaiting_approval',
+  'running',
+  'waiting_for_budget',
+  'completed',
+  'failed',
+  'cancelled',
+] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
 export const TERMINAL_TASK_STATUSES: readonly TaskStatus[] = ['completed', 'failed', 'cancelled'];
+export const APPROVAL_STATUSES = ['pending', 'approved', 'rejected', 'expired'] as const;
+export type ApprovalStatus = (typeof APPROVAL_STATUSES)[number];
+export const APPROVAL_TIMEOUT_ACTIONS = ['fail', 'escalate'] as const;
+export const PROVIDER_NAMES = ['offline', 'openai', 'anthropic', 'ollama', 'openai-compatible'] as const;
+export type ProviderName = (typeof PROVIDER_NAMES)[number];
+export const CREW_PROCESSES = ['sequential', 'parallel', 'hierarchical', 'consensus'] as const;
+export type CrewProcess = (typeof CREW_PROCESSES)[number];
+export const CREW_STATUSES = ['idle', 'planning', 'running', 'completed', 'failed', 'stopped'] as const;
+export type CrewStatus = (typeof CREW_STATUSES)[number];
+export const TERMINAL_CREW_STATUSES: readonly CrewStatus[] = ['completed', 'failed', 'stopped'];
+export const CREW_ASSIGNMENTS = ['capability', 'least-loaded', 'round-robin'] as const;
+export type CrewAssignment = (typeof CREW_ASSIGNMENTS)[number];
+export const CREW_MESSAGE_TYPES = ['request', 'response', 'status_update', 'handoff'] as const;
+export type CrewMessageType = (typeof CREW_MESSAGE_TYPES)[number];
+export const CREW_SUBTASK_STATUSES = ['completed', 'failed', 'cancelled', 'skipped'] as const;
+export const META_STATUSES = ['planning', 'creating_team', 'running', 'completed', 'failed'] as const;
+export type MetaStatus = (typeof META_STATUSES)[number];
+export const REMINDER_STATUSES = ['active', 'paused', 'done', 'removed'] as const;
+export type ReminderStatus = (typeof REMINDER_STATUSES)[number];
+
+// ---- Domain types carried through workflows ----
 
 export interface AgentConfig {
   id: string;
@@ -62,7 +89,7 @@ export interface AgentConfig {
   /** Overrides APPROVAL_TIMEOUT_HOURS for this agent. */
   approvalTimeoutHours: number | null;
   /** When an approval lapses: fail the task, or tell the model and escalate (the task goes on). */
-  onApprovalTimeout: 'fail' | 'escalate';
+  onApprovalTimeout: (typeof APPROVAL_TIMEOUT_ACTIONS)[number];
   /** Where this agent's notifications go. */
   notify: NotifyTarget;
   /** This agent's own token budget per budget window, on top of the org and global ones; null: none. */
@@ -261,7 +288,6 @@ export interface TaskProgress {
 }
 
 // ---- Approvals ----
-export type ApprovalStatus = 'pending' | 'approved' | 'rejected' | 'expired';
 
 export interface ApprovalDecisionInput {
   approvalId: string;
@@ -343,12 +369,7 @@ export interface AdmissionWait {
 // piece of member work is a TaskWorkflow child of the crew, recorded as a task of that member.
 export const crewWorkflowId = (crewId: string): string => `crew-${crewId}`;
 
-export type CrewProcess = 'sequential' | 'parallel' | 'hierarchical' | 'consensus';
-export type CrewStatus = 'idle' | 'planning' | 'running' | 'completed' | 'failed' | 'stopped';
-export const TERMINAL_CREW_STATUSES: readonly CrewStatus[] = ['completed', 'failed', 'stopped'];
 /** How a sub-task finds its member: all required capabilities then least busy; least busy; in turn. */
-export type CrewAssignment = 'capability' | 'least-loaded' | 'round-robin';
-export type CrewMessageType = 'request' | 'response' | 'status_update' | 'handoff';
 
 export interface CrewMember {
   agentId: string;
@@ -394,7 +415,7 @@ export interface CrewMessage extends CrewMessageInput {
 export interface CrewSubTaskReport {
   key: string;
   title: string;
-  status: 'completed' | 'failed' | 'cancelled' | 'skipped';
+  status: (typeof CREW_SUBTASK_STATUSES)[number];
   agentId: string | null;
   /** Every attempt's task id, in order (retries and reassignments included). */
   taskIds: string[];
@@ -471,7 +492,7 @@ export interface ReminderView {
   agentId: string;
   title: string;
   schedule: Record<string, unknown>;
-  status: 'active' | 'paused' | 'done' | 'removed';
+  status: ReminderStatus;
   nextFireAt: string | null;
   firesSoFar: number;
   createdAt: string;
@@ -490,8 +511,6 @@ export type ReminderChange = { op: 'create'; reminder: NewReminder } | { op: 're
 // A MetaSupervisorWorkflow (`meta-<metaId>`) turns one objective into a team of new agents and a plan of
 // sub-tasks, then runs them as a hierarchical crew (a CrewWorkflow child) and records the combined result.
 export const metaWorkflowId = (metaId: string): string => `meta-${metaId}`;
-
-export type MetaStatus = 'planning' | 'creating_team' | 'running' | 'completed' | 'failed';
 
 /** One specialised agent the supervisor designs: what it is for and what it can do. */
 export interface MetaTeamMember {

@@ -1,7 +1,7 @@
 import net from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
-import type { AgentSettings } from '../contract/definitions';
+import { DEFAULT_TASK_QUEUE, PROVIDER_NAMES, type AgentSettings, type ProviderName } from '../contract/definitions';
 
 /** Repository root, for default data paths. */
 export const ROOT_DIR = path.resolve(__dirname, '..');
@@ -76,7 +76,7 @@ const EnvSchema = z.object({
 
   TEMPORAL_ADDRESS: z.string().default('127.0.0.1:7233'),
   TEMPORAL_NAMESPACE: z.string().default('default'),
-  TEMPORAL_TASK_QUEUE: z.string().default('agents'),
+  TEMPORAL_TASK_QUEUE: z.string().default(DEFAULT_TASK_QUEUE),
   TEMPORAL_UI_URL: z.string().default('http://127.0.0.1:8233'),
   /** TLS to the Temporal frontend (lib/temporal-connection.ts); implied by the other TLS settings and by an API key. */
   TEMPORAL_TLS: z
@@ -102,7 +102,7 @@ const EnvSchema = z.object({
   DATABASE_URL: z.string().optional(),
   EMBEDDED_PG_PORT: intFromEnv(5433, 1),
 
-  AI_PROVIDER: z.enum(['offline', 'openai', 'anthropic', 'ollama', 'openai-compatible']).optional(),
+  AI_PROVIDER: z.enum(PROVIDER_NAMES).optional(),
   OPENAI_API_KEY: z.string().optional(),
   OPENAI_BASE_URL: z.string().optional(),
   OPENAI_MODEL: z.string().default('gpt-4o-mini'),
@@ -253,7 +253,6 @@ const EnvSchema = z.object({
 });
 
 export type Config = Readonly<z.infer<typeof EnvSchema>> & { readonly aiProvider: ProviderName };
-export type ProviderName = 'offline' | 'openai' | 'anthropic' | 'ollama' | 'openai-compatible';
 
 /** Parses the environment once. Throws one readable error listing every invalid variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {

@@ -3,26 +3,26 @@
  * contract/definitions.ts; these schemas produce exactly those shapes.
  */
 import { z } from 'zod';
+import {
+  AGENT_STATUSES,
+  APPROVAL_STATUSES,
+  APPROVAL_TIMEOUT_ACTIONS,
+  AUTONOMY_LEVELS,
+  CREW_ASSIGNMENTS,
+  CREW_MESSAGE_TYPES,
+  CREW_PROCESSES,
+  CREW_STATUSES,
+  META_STATUSES,
+  PROVIDER_NAMES,
+  TASK_STATUSES,
+} from '../contract/definitions';
 import { configuredUrlRefusal, outboundAllowHosts } from './outbound-policy';
 import { config as processConfig, type Config } from './config';
 import { McpServerConfigSchema } from './mcp-servers';
 import { ReminderScheduleInput } from './reminders';
 
-export const AGENT_STATUSES = ['IDLE', 'RUNNING', 'PAUSED', 'ERROR', 'ARCHIVED'] as const;
-export const TASK_STATUSES = [
-  'queued',
-  'planning',
-  'awaiting_approval',
-  'running',
-  'waiting_for_budget',
-  'completed',
-  'failed',
-  'cancelled',
-] as const;
-export const AUTONOMY_LEVELS = ['manual', 'copilot', 'autopilot'] as const;
 export const DEFAULT_TOOLS = ['memory_read', 'memory_write', 'send_message', 'create_task'];
 
-const PROVIDERS = ['offline', 'openai', 'anthropic', 'ollama', 'openai-compatible'] as const;
 const name = z.string().trim().min(1).max(200);
 const toolName = z
   .string()
@@ -91,9 +91,9 @@ export function agentBodies(settings: () => OutboundSettings) {
       priority: z.number().int().min(1).max(10).default(6),
       allowedTools: z.array(toolName).max(100).default(DEFAULT_TOOLS),
       systemPrompt: z.string().max(20_000).nullable().default(null),
-      provider: z.enum(PROVIDERS).nullable().default(null),
+      provider: z.enum(PROVIDER_NAMES).nullable().default(null),
       model: z.string().trim().min(1).max(200).nullable().default(null),
-      fallbackProviders: z.array(z.enum(PROVIDERS)).max(5).default([]),
+      fallbackProviders: z.array(z.enum(PROVIDER_NAMES)).max(5).default([]),
       mcpServers: mcpServers.default([]),
       approvalRequiredTools: z.array(toolName).max(100).default([]),
       approvalTimeoutHours: z
@@ -102,7 +102,7 @@ export function agentBodies(settings: () => OutboundSettings) {
         .max(24 * 365)
         .nullable()
         .default(null),
-      onApprovalTimeout: z.enum(['fail', 'escalate']).default('fail'),
+      onApprovalTimeout: z.enum(APPROVAL_TIMEOUT_ACTIONS).default('fail'),
       notify: notify.default({ type: 'log' }),
       /** The agent's own token budget per budget window (on top of the org and global budgets). */
       tokenBudgetPerMinute: z.number().int().positive().max(100_000_000).nullable().default(null),
@@ -148,7 +148,7 @@ export const ListTasksQuery = z
 
 export const ListApprovalsQuery = z
   .object({
-    status: z.enum(['pending', 'approved', 'rejected', 'expired']).optional(),
+    status: z.enum(APPROVAL_STATUSES).optional(),
     agentId: z.string().uuid().optional(),
     taskId: z.string().uuid().optional(),
     limit: z.coerce.number().int().min(1).max(500).default(100),
@@ -184,9 +184,6 @@ export const CancelTaskBody = z.object({ reason: z.string().max(1000).optional()
 export const Uuid = z.string().uuid();
 
 // ---- Crews ----
-export const CREW_PROCESSES = ['sequential', 'parallel', 'hierarchical', 'consensus'] as const;
-export const CREW_STATUSES = ['idle', 'planning', 'running', 'completed', 'failed', 'stopped'] as const;
-export const CREW_MESSAGE_TYPES = ['request', 'response', 'status_update', 'handoff'] as const;
 
 const CrewMemberEntry = z.union([
   z
@@ -216,7 +213,7 @@ export const createCrewBody = (maxMembers: number) =>
         .refine((ms) => new Set(ms.map((m) => m.agentId)).size === ms.length, {
           message: 'each agent may be a member once',
         }),
-      assignment: z.enum(['capability', 'least-loaded', 'round-robin']).default('capability'),
+      assignment: z.enum(CREW_ASSIGNMENTS).default('capability'),
       input: z.record(z.string(), z.unknown()).default({}),
     })
     .strict();
@@ -251,7 +248,6 @@ export const CreateReminderBody = z
   .strict();
 
 // ---- Meta supervisor ----
-export const META_STATUSES = ['planning', 'creating_team', 'running', 'completed', 'failed'] as const;
 
 export const CreateMetaBody = z
   .object({

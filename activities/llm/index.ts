@@ -1,16 +1,9 @@
-import type { Config, ProviderName } from '../../lib/config';
+import { PROVIDER_NAMES } from '../../contract/definitions';
+import type { Config } from '../../lib/config';
 import { createAnthropicProvider } from './anthropic';
 import { createOfflineProvider } from './offline';
 import { createOpenAiProvider } from './openai';
 import type { LlmProvider } from './types';
-
-export const PROVIDER_NAMES: readonly ProviderName[] = [
-  'offline',
-  'openai',
-  'anthropic',
-  'ollama',
-  'openai-compatible',
-];
 
 export class ProviderConfigError extends Error {}
 

@@ -7,9 +7,15 @@ import { AgentRejectedError, type TemporalGateway } from '../../client/gateway';
 import { agentSettings } from '../../lib/config';
 import { withTransaction } from '../../lib/db';
 import { pendingTasksRefusal, subtasksRefusal } from '../../lib/fuses';
-import { agentBodies, AUTONOMY_LEVELS, DEFAULT_TOOLS } from '../../lib/models';
+import { agentBodies, DEFAULT_TOOLS } from '../../lib/models';
 import { ReminderRefused, ReminderScheduleInput } from '../../lib/reminders';
-import { toolAllowed, type AgentConfig, type NewReminder, type ReminderView } from '../../contract/definitions';
+import {
+  AUTONOMY_LEVELS,
+  toolAllowed,
+  type AgentConfig,
+  type NewReminder,
+  type ReminderView,
+} from '../../contract/definitions';
 import { defineTool, ToolError, type ToolContext, type ToolDefinition, type ToolResult } from './registry';
 import { outboundAllowHosts } from '../../lib/outbound-policy';
 import { checkAllowedUrl, safeGet, safePost, type HttpPolicy } from './safe-http';
