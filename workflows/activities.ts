@@ -1,7 +1,6 @@
 import {
   ActivityFailure,
   ApplicationFailure,
-  patched,
   proxyActivities,
   proxyLocalActivities,
   type ActivityOptions,
@@ -19,20 +18,6 @@ const NON_RETRYABLE = [
   ErrorType.ProviderRefusal,
   ErrorType.Configuration,
 ];
-
-/**
- * Patch: the quick, idempotent Postgres writes (records) run as local activities. A local activity runs
- * inside the workflow task that scheduled it and leaves one marker event, where an activity costs three
- * events, a hand-off to a worker and another workflow task. Histories recorded before it replay with
- * records as activities. Workflows that branch on it call `patched(LOCAL_RECORDS_PATCH)` too (memoised).
- */
-export const LOCAL_RECORDS_PATCH = 'records-as-local-activities';
-
-/**
- * Patch: tools marked `local` (quick reads of our own database) run as local activities. Histories
- * recorded before it replay with every tool call as an activity.
- */
-export const LOCAL_TOOLS_PATCH = 'quick-tools-as-local-activities';
 
 /**
  * Runs a workflow's local activities one after another, in the order they were called, across every proxy
@@ -65,10 +50,12 @@ type ActivityFunction = ((...args: unknown[]) => Promise<unknown>) & {
 };
 
 /**
- * Activity proxies, one per timeout class. Records are quick database writes retried until they
- * succeed (the database may be restarting); LLM and tool steps get the agent's retry budget and a
- * heartbeat timeout so a step lost with a crashed worker is retried elsewhere promptly.
- * Call it at the start of a workflow: it decides LOCAL_RECORDS_PATCH for the whole execution.
+ * Activity proxies, one per timeout class. Records are quick, idempotent database writes retried until
+ * they succeed (the database may be restarting); they run as local activities, inside the workflow task
+ * that needs them (one marker event, where an activity costs three events, a hand-off to a worker and
+ * another workflow task). LLM and tool steps get the agent's retry budget and a heartbeat timeout so a
+ * step lost with a crashed worker is retried elsewhere promptly; tools marked `local` (quick reads of our
+ * own database) run as local activities too.
  */
 export function activitiesFor(settings: AgentSettings) {
   // Retries stay below the local retry threshold (1 min), so a record retries inside its workflow task
@@ -79,9 +66,7 @@ export function activitiesFor(settings: AgentSettings) {
     retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '30s' },
   };
   const serially = oneAtATime();
-  const records = patched(LOCAL_RECORDS_PATCH)
-    ? serially(proxyLocalActivities<Activities>(recordOptions))
-    : proxyActivities<Activities>(recordOptions);
+  const records = serially(proxyLocalActivities<Activities>(recordOptions));
   const modelOptions: ActivityOptions = {
     startToCloseTimeout: `${settings.llmTimeoutSeconds + 30}s`,
     heartbeatTimeout: `${settings.heartbeatTimeoutSeconds}s`,

@@ -2,30 +2,22 @@ import {
   allHandlersFinished,
   ApplicationFailure,
   CancellationScope,
-  ChildWorkflowCancellationType,
   condition,
   continueAsNew,
-  getExternalWorkflowHandle,
   isCancellation,
   log,
-  ParentClosePolicy,
-  patched,
   setCurrentDetails,
   setHandler,
-  startChild,
   upsertSearchAttributes,
   workflowInfo,
-  type ChildWorkflowHandle,
 } from '@temporalio/workflow';
 import type { GoalScore, ScoreGoalInput } from '../activities/priority';
 import type { AgentStateRecord } from '../activities/records';
 import { ErrorType } from '../contract/errors';
-import { activitiesFor, LOCAL_RECORDS_PATCH } from './activities';
+import { activitiesFor } from './activities';
 import {
   activeSlotFreedSignal,
   agentReadyUpdate,
-  agentWorkflowId,
-  AgentIdAttr,
   AgentNameAttr,
   AgentStatusAttr,
   archiveAgentUpdate,
@@ -34,14 +26,9 @@ import {
   decideApprovalUpdate,
   getAgentStateQuery,
   getTaskProgressQuery,
-  OrgIdAttr,
   pauseAgentUpdate,
-  pauseTaskSignal,
   resumeAgentUpdate,
-  resumeTaskSignal,
   submitGoalUpdate,
-  TaskIdAttr,
-  taskWorkflowId,
   updateAgentConfigUpdate,
   type AgentConfig,
   type AgentConfigPatch,
@@ -57,24 +44,13 @@ import {
   type TaskOutcome,
 } from '../contract/definitions';
 import { AgentReminders } from './reminder';
-import { BOUNDED_WAITS_PATCH, TaskRun, TaskWorkflow, type ActiveSlot } from './task';
+import { TaskRun, type ActiveSlot } from './task';
 
 /** Failures that mean the agent itself needs an operator; it stops taking goals until resumed. */
 const AGENT_ERROR_TYPES: readonly string[] = [ErrorType.ProviderAuth, ErrorType.Configuration];
 
 /** An agent running goal after goal re-confirms its active slot this often (fairness vs. history size). */
 const SLOT_RECHECK_MS = 10_000;
-
-/**
- * Patch: goals run inline in the agent's workflow instead of as a TaskWorkflow child each (a child costs a
- * workflow start, four workflow tasks and its own history per goal). Histories recorded before it replay
- * with children; a child still running when this is deployed finishes as a child.
- */
-const INLINE_TASKS_PATCH = 'tasks-inline';
-/** A submission's cache lookup of its score runs in the same local activity as its task row. */
-const SCORE_LOOKUP_WITH_SUBMISSION_PATCH = 'score-lookup-with-submission';
-/** A goal's first model call writes the agent's state as the goal starts. */
-const AGENT_STATE_IN_MODEL_CALL_PATCH = 'agent-state-in-first-model-call';
 
 /** How often an agent waiting for an active slot asks again on its own when no release wakes it. */
 const DEFAULT_SLOT_RECHECK_SECONDS = 60;
@@ -91,9 +67,8 @@ class Agent {
   submitting = 0;
   archiveRequested = false;
   archived = false;
-  /** The goal running now: inline (runningTask), or as a child in histories from before INLINE_TASKS_PATCH. */
+  /** The goal running now, inline in this workflow. */
   runningTask: TaskRun | null = null;
-  runningChild: ChildWorkflowHandle<typeof TaskWorkflow> | null = null;
   runningScope: CancellationScope | null = null;
   /** Goals cancelled between leaving the queue and starting: they end without running. */
   readonly cancelledBeforeStart = new Set<string>();
@@ -193,13 +168,6 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
   const acts = activitiesFor(input.settings);
   const reminders = new AgentReminders(input.agent.id, agent.state.paused);
   agent.state.runs += 1;
-  // Patch: active-agent slots and AI-scored priorities (histories recorded before them replay without).
-  const governed = patched('governance-slots-and-scores');
-  // Same decision as the activity proxies made (patched() is memoised): fewer events per goal.
-  const localRecords = patched(LOCAL_RECORDS_PATCH);
-  // Patch: waits give the active slot back, slot waits are woken by releases (a long fallback timer) and
-  // continue as new, archive and cancel take effect at any point. Decided once per run.
-  const boundedWaits = governed && localRecords && patched(BOUNDED_WAITS_PATCH);
   const slotRecheckMs = (input.settings.slotRecheckSeconds ?? DEFAULT_SLOT_RECHECK_SECONDS) * 1000;
   /** Background scorings, cancelled when the agent is archived (archive must not wait for a slow model). */
   const scoringScopes = new Set<CancellationScope>();
@@ -233,7 +201,7 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
   const publish = async ({ recordLater = false } = {}): Promise<AgentStateRecord> => {
     const status = agent.deriveStatus();
     // Goals run back to back in RUNNING: an unchanged status writes no search attribute (no visibility write).
-    if (status !== searchedStatus || !localRecords) upsertSearchAttributes([{ key: AgentStatusAttr, value: status }]);
+    if (status !== searchedStatus) upsertSearchAttributes([{ key: AgentStatusAttr, value: status }]);
     searchedStatus = status;
     agent.state.status = status;
     agent.state.stateVersion += 1;
@@ -261,7 +229,7 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     return agent.runningTask.snapshot();
   });
 
-  // Approval decisions for the running goal (crew work and older child tasks take them in TaskWorkflow).
+  // Approval decisions for the running goal (crew work takes them in TaskWorkflow).
   const runningTaskFor = (approvalId: string): TaskRun => {
     if (!agent.runningTask) throw new Error(`no pending approval request ${approvalId} on this agent`);
     return agent.runningTask;
@@ -284,21 +252,19 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     async (request) => {
       if (agent.knows(request.taskId)) return agent.receipt(request.taskId);
       const goal = toGoal(request, agent.config.priority);
-      const scores = governed && input.settings.priorityScoring;
-      // Patch: the cache lookup of the goal's score rides along with its task row (one local activity,
-      // not two). Earlier histories replay with a separate cachedGoalScore after the submission.
-      const lookupWithRecord = scores && localRecords && patched(SCORE_LOOKUP_WITH_SUBMISSION_PATCH);
+      const scores = input.settings.priorityScoring;
       const queued = { agentId: agent.config.id, orgId: agent.config.orgId, goal };
       agent.submitting += 1;
+      // The cache lookup of the goal's score rides along with its task row: one local activity, not two.
       const { created, status, cachedScore } = await (
-        lookupWithRecord
+        scores
           ? acts.recordTaskQueuedWithCachedScore({ ...queued, scoring: scoreRequest(goal) })
           : acts.recordTaskQueued(queued).then((receipt) => ({ ...receipt, cachedScore: null }))
       ).finally(() => (agent.submitting -= 1));
       // A retried submission (same task id) is answered, not queued twice. A row that is still queued but
       // unknown here was written by an earlier run of this very handler whose workflow task was lost (a local
       // activity runs before its task completes; an update's speculative task leaves no trace): queue it.
-      const known = !created && !(localRecords && status === 'queued');
+      const known = !created && status !== 'queued';
       if (known || agent.knows(goal.taskId) || agent.archiveRequested)
         return { taskId: goal.taskId, status, position: 0 };
       // No publish here: the status does not change, and the queue length reaches Postgres with the
@@ -307,8 +273,7 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
       // About to continue as new: the next run scores it (an activity finishing during the continue-as-new
       // would fail that workflow task).
       if (cachedScore) agent.rescore(goal.taskId, cachedScore.score);
-      else if (scores && !(localRecords && historyTooLong()))
-        scoreInBackground(goal, { cacheChecked: lookupWithRecord });
+      else if (scores && !historyTooLong()) scoreInBackground(goal, { cacheChecked: true });
       return { taskId: goal.taskId, status: 'queued', position };
     },
     {
@@ -335,7 +300,6 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
         agent.state.paused = true;
         agent.state.pausedByAgentId = request?.byAgentId ?? null;
         agent.runningTask?.pause();
-        await agent.runningChild?.signal(pauseTaskSignal);
         await publish();
       } else if (!request?.byAgentId) {
         // An operator pausing an agent an agent paused makes the pause theirs: no agent may lift it now.
@@ -354,7 +318,6 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
         agent.state.pausedByAgentId = null;
         agent.state.errorReason = null;
         agent.runningTask?.resume();
-        await agent.runningChild?.signal(resumeTaskSignal);
         await publish();
       }
       return agent.snapshot();
@@ -387,7 +350,7 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
       if (agent.state.current?.taskId === taskId) {
         // Not started yet (its state is being published): the goal ends before it runs anything.
         if (agent.runningScope) agent.runningScope.cancel();
-        else if (boundedWaits) agent.cancelledBeforeStart.add(taskId);
+        else agent.cancelledBeforeStart.add(taskId);
         await condition(() => agent.state.current?.taskId !== taskId);
       }
       return agent.receipt(taskId);
@@ -448,7 +411,7 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
   setCurrentDetails(describe(agent));
 
   // Goals carried over unscored (they arrived while the last run was about to continue as new) are scored now.
-  if (localRecords && input.carried && governed && input.settings.priorityScoring) {
+  if (input.carried && input.settings.priorityScoring) {
     const unscored = agent.state.queue.filter((goal) => goal.score === undefined);
     const byRef = unscored.filter((goal) => goal.inputInRow);
     const inputs = byRef.length > 0 ? await acts.loadGoalInputs({ taskIds: byRef.map((g) => g.taskId) }) : {};
@@ -464,13 +427,11 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
       // Between goals nothing runs; let in-flight updates finish so nothing they did is lost, and scorings
       // land (a completion arriving meanwhile would fail the continue-as-new's workflow task).
       // An archive arriving now is itself an unfinished handler: it ends the wait.
-      await condition(
-        () => (boundedWaits && agent.archiveRequested) || (allHandlersFinished() && (!localRecords || scoring === 0)),
-      );
+      await condition(() => agent.archiveRequested || (allHandlersFinished() && scoring === 0));
       if (agent.archiveRequested) break;
       if (!agent.state.current) {
         // Queued goals travel by reference: their inputs (up to API_BODY_LIMIT_KB each) stay in their rows.
-        const carried = boundedWaits ? { ...agent.state, queue: agent.state.queue.map(byReference) } : agent.state;
+        const carried = { ...agent.state, queue: agent.state.queue.map(byReference) };
         return await continueAsNew<typeof AgentWorkflow>({ agent: agent.config, settings: input.settings, carried });
       }
     }
@@ -478,18 +439,18 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
       // Goals may have arrived while the slot was taken: let their scores land before choosing.
       await scoresLanded();
       if (!agent.canStartGoal) {
-        if (governed) await releaseActiveSlot();
+        await releaseActiveSlot();
         continue;
       }
       await runGoal(agent.state.queue.shift()!);
-      if (governed && !agent.canStartGoal) await releaseActiveSlot();
+      if (!agent.canStartGoal) await releaseActiveSlot();
     }
   }
 
   // Archive: cancel what is queued, remove what the agent owns, then finish the workflow. A submission
   // still writing its task row finishes first, so archiving cancels that row too.
   await condition(() => agent.submitting === 0 && scoring === 0);
-  if (governed) await releaseActiveSlot();
+  await releaseActiveSlot();
   await acts.archiveAgentData({ agentId: agent.config.id, stateVersion: agent.state.stateVersion + 1 });
   await reminders.removeAll();
   agent.state.queue = [];
@@ -505,20 +466,19 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
    * gives up (false) when the agent is paused, archived, has nothing left to run, or should continue as new.
    */
   async function takeActiveSlot(): Promise<boolean> {
-    if (!governed) return true;
     // Holding the slot from the goal before: ask again (and maybe yield to someone more urgent) only now and then.
     if (Date.now() - slotConfirmedAt < SLOT_RECHECK_MS) return true;
-    const wanted = () => !agent.archiveRequested && agent.canStartGoal && !(boundedWaits && historyTooLong());
+    const wanted = () => !agent.archiveRequested && agent.canStartGoal && !historyTooLong();
     const granted = await waitForSlot(() => rank(agent.state.queue[0]), wanted);
     // Not waiting any more: leave the line, or the place kept there holds back the agents behind.
-    if (!granted && boundedWaits && !historyTooLong()) await releaseActiveSlot();
+    if (!granted && !historyTooLong()) await releaseActiveSlot();
     return granted;
   }
 
   /**
    * Asks for an active slot until it is granted or `wanted` turns false. A refused agent sleeps until the
    * agent that releases a slot wakes it (activeSlotFreedSignal) or a fallback timer fires, so a long wait
-   * costs a few events per timer; earlier runs polled every few seconds.
+   * costs a few events per timer.
    */
   async function waitForSlot(priority: () => number, wanted: () => boolean): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
@@ -536,10 +496,7 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
         slotConfirmedAt = Date.now();
         return true;
       }
-      const retryMs = boundedWaits
-        ? slotRecheckMs * 2 ** Math.min(attempt, 2)
-        : Math.min(5000, 500 * 2 ** Math.min(attempt, 4));
-      await condition(() => slotFreed || !wanted(), retryMs);
+      await condition(() => slotFreed || !wanted(), slotRecheckMs * 2 ** Math.min(attempt, 2));
       if (!wanted()) {
         agent.state.waitingForSlot = false;
         return false;
@@ -551,25 +508,15 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
   async function releaseActiveSlot(): Promise<void> {
     slotConfirmedAt = -Infinity;
     agent.holdsSlot = false;
-    if (boundedWaits) {
-      // The activity wakes the next waiter itself, skipping agents that are gone.
-      await acts.releaseAgentSlot({ agentId: agent.config.id, wakeNext: true });
-      return;
-    }
-    const { nextAgentId } = await acts.releaseAgentSlot({ agentId: agent.config.id });
-    if (nextAgentId) {
-      await getExternalWorkflowHandle(agentWorkflowId(nextAgentId))
-        .signal(activeSlotFreedSignal)
-        .catch((err) => log.info('could not wake the next agent', { nextAgentId, error: String(err) }));
-    }
+    // The activity wakes the next waiter itself, skipping agents that are gone.
+    await acts.releaseAgentSlot({ agentId: agent.config.id, wakeNext: true });
   }
 
   /**
    * The running goal's hold on its active slot: given back while it waits (approval, pause, budget) and
    * taken again, by the goal's priority, before it works again. Cancelling the goal ends a wait for it.
    */
-  function goalSlot(goal: Goal): ActiveSlot | undefined {
-    if (!boundedWaits) return undefined;
+  function goalSlot(goal: Goal): ActiveSlot {
     return {
       release: async () => {
         if (agent.holdsSlot) await releaseActiveSlot();
@@ -614,16 +561,12 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     scoring += 1;
     const request = scoreRequest(goal);
     // A cache hit is answered by a local activity in this workflow task; only a miss calls the model.
-    const score = () => (cacheChecked || !localRecords ? acts.scoreGoal(request) : cachedOrScored(request));
-    let scored: Promise<GoalScore>;
-    if (boundedWaits) {
-      const scope = new CancellationScope();
-      scoringScopes.add(scope);
-      scored = scope.run(score).finally(() => scoringScopes.delete(scope));
-    } else {
-      scored = score();
-    }
-    scored
+    const score = () => (cacheChecked ? acts.scoreGoal(request) : cachedOrScored(request));
+    const scope = new CancellationScope();
+    scoringScopes.add(scope);
+    scope
+      .run(score)
+      .finally(() => scoringScopes.delete(scope))
       .then(
         ({ score }) => agent.rescore(goal.taskId, score),
         (err) =>
@@ -641,10 +584,8 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
   async function runGoal(goal: Goal): Promise<void> {
     agent.state.current = goal;
     agent.state.lastActive = new Date().toISOString();
-    // Patch: the goal's first model call writes the agent's new state (RUNNING, this task) with the task's
-    // start, one local activity less per goal. Earlier histories replay with syncAgentState here.
-    const stateWithFirstCall = localRecords && patched(AGENT_STATE_IN_MODEL_CALL_PATCH);
-    const started = await publish({ recordLater: stateWithFirstCall });
+    // The goal's first model call writes the agent's new state (RUNNING, this task) with the task's start.
+    const started = await publish({ recordLater: true });
     if (goal.inputInRow) {
       const inputs = await acts.loadGoalInputs({ taskIds: [goal.taskId] });
       goal = { ...goal, input: inputs[goal.taskId] ?? {}, inputInRow: undefined };
@@ -653,34 +594,14 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     const scope = new CancellationScope();
     agent.runningScope = scope;
     // Cancelled or archived while its state was being published: the goal ends as it is, having run nothing.
-    if (boundedWaits && (agent.archiveRequested || agent.cancelledBeforeStart.delete(goal.taskId))) scope.cancel();
+    if (agent.archiveRequested || agent.cancelledBeforeStart.delete(goal.taskId)) scope.cancel();
     const taskInput = { goal, agent: agent.config, settings: input.settings, startPaused: agent.state.paused };
     let outcome: TaskOutcome;
     try {
-      outcome = await scope.run(async () => {
-        if (patched(INLINE_TASKS_PATCH)) {
-          // A cancelled task records its own end and returns it.
-          const state = stateWithFirstCall ? started : undefined;
-          agent.runningTask = new TaskRun(taskInput, acts, workflowInfo().workflowId, state, goalSlot(goal));
-          return agent.runningTask.run();
-        }
-        const child = await startChild(TaskWorkflow, {
-          workflowId: taskWorkflowId(goal.taskId),
-          args: [taskInput],
-          // The child records its own cancellation, so wait for it to finish doing so.
-          cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
-          parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
-          typedSearchAttributes: [
-            { key: AgentIdAttr, value: agent.config.id },
-            { key: AgentNameAttr, value: agent.config.name },
-            { key: OrgIdAttr, value: agent.config.orgId },
-            { key: TaskIdAttr, value: goal.taskId },
-          ],
-          staticSummary: `Task "${goal.title}" of agent ${agent.config.name}`,
-          staticDetails: `Agent **${agent.config.name}** (${agent.config.id}), priority ${goal.priority}, delegation depth ${goal.delegationDepth}.`,
-        });
-        agent.runningChild = child;
-        return child.result();
+      outcome = await scope.run(() => {
+        // A cancelled task records its own end and returns it.
+        agent.runningTask = new TaskRun(taskInput, acts, workflowInfo().workflowId, started, goalSlot(goal));
+        return agent.runningTask.run();
       });
     } catch (err) {
       if (!isCancellation(err)) throw err;
@@ -688,7 +609,6 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     }
     agent.runningScope = null;
     agent.runningTask = null;
-    agent.runningChild = null;
     agent.rememberOutcome(outcome);
     if (outcome.status === 'completed') agent.state.goalsCompleted += 1;
     else if (outcome.status === 'failed') agent.state.goalsFailed += 1;

@@ -5,7 +5,6 @@ import {
   condition,
   continueAsNew,
   isCancellation,
-  patched,
   setCurrentDetails,
   setHandler,
   sleep,
@@ -27,13 +26,6 @@ import { ErrorType } from '../contract/errors';
 const IDLE_TIMEOUT = '1 hour';
 /** How much stored history a new run reloads, and how much of it the workflow keeps (all of it stays in Postgres). */
 const HISTORY_REPLAY_LIMIT = 50;
-/**
- * Patch: a turn's model and tool calls go through the same admission as a task's steps (token budgets,
- * step slots, resource buckets), waiting on durable timers within a bound; `approvalRequiredTools` gate
- * chat tool calls too. Earlier histories replay with ungoverned calls.
- */
-const GOVERNED_CHAT_PATCH = 'chat-turns-governed';
-
 /**
  * One chat session with an agent. Each user message is a `chatTurn` update: the model call streams its
  * tokens to the API (through the chatModel activity), tools run as activities, and the finished turn is
@@ -121,7 +113,6 @@ export async function ChatWorkflow(input: ChatWorkflowInput): Promise<void> {
   }
 
   async function runTurn(turn: ChatTurnInput): Promise<ChatTurnResult> {
-    const governed = patched(GOVERNED_CHAT_PATCH);
     const waited = { ms: 0 };
     const owner = {
       agentId: agent.id,
@@ -149,7 +140,7 @@ export async function ChatWorkflow(input: ChatWorkflowInput): Promise<void> {
           turnId: turn.turnId,
           taskId: turn.turnId,
           step,
-          ...(governed ? { owner } : {}),
+          owner,
           provider: agent.provider,
           fallbackProviders: agent.fallbackProviders ?? [],
           model: agent.model,
@@ -157,7 +148,8 @@ export async function ChatWorkflow(input: ChatWorkflowInput): Promise<void> {
           toolNames: agent.allowedTools,
           mcpServers: agent.mcpServers ?? [],
         });
-      const reply = governed ? await admitted(callModel, waited) : await callModel();
+      // Model and tool calls pass the same admission as a task's steps (budgets, step slots, resources).
+      const reply = await admitted(callModel, waited);
       usage.inputTokens += reply.usage.inputTokens;
       usage.outputTokens += reply.usage.outputTokens;
       provider = reply.provider;
@@ -168,7 +160,7 @@ export async function ChatWorkflow(input: ChatWorkflowInput): Promise<void> {
       for (const [index, call] of reply.toolCalls.entries()) {
         const policy = reply.toolPolicies?.[call.name];
         // A chat acts only where the agent may act alone; anything needing a human goes through a task.
-        const listed = governed && toolAllowed(agent.approvalRequiredTools ?? [], call.name);
+        const listed = toolAllowed(agent.approvalRequiredTools ?? [], call.name);
         const needsHuman =
           policy && (policy.requiresApproval || listed || (policy.sideEffect && agent.autonomy !== 'autopilot'));
         const runTool = () =>
@@ -185,16 +177,14 @@ export async function ChatWorkflow(input: ChatWorkflowInput): Promise<void> {
             idempotencyKey: `${workflowInfo().workflowId}:${turn.turnId}:${step}:${index}`,
             delegationDepth: 0,
             maxDelegationDepth: settings.maxDelegationDepth,
-            ...(governed ? { priority: owner.priority } : {}),
+            priority: owner.priority,
           });
         const result = needsHuman
           ? {
               content: `${call.name} needs a human's approval for this agent; create a task for it instead.`,
               isError: true,
             }
-          : governed
-            ? await admitted(runTool, waited)
-            : await runTool();
+          : await admitted(runTool, waited);
         toolCalls.push({ name: call.name, arguments: call.arguments, result: result.content, isError: result.isError });
         messages.push({ role: 'tool', toolCallId: call.id, name: call.name, content: result.content });
       }

@@ -6,7 +6,6 @@ import {
   isCancellation,
   log,
   ParentClosePolicy,
-  patched,
   setCurrentDetails,
   setHandler,
   startChild,
@@ -79,8 +78,6 @@ const INBOX_LIMIT = 20;
  * MAX_RETRIES times, then reassigned to another capable member; what still fails is named in a partial
  * result. Cancelling the workflow (stop) cancels every child and waits until each has recorded it.
  */
-/** Patch: a parallel crew runs at most CREW_PARALLEL_ITEMS_AT_ONCE work items at a time (earlier runs started them all). */
-const BOUNDED_FAN_OUT_PATCH = 'crew-bounded-fan-out';
 
 export async function CrewWorkflow(input: CrewWorkflowInput): Promise<CrewResult> {
   const acts = activitiesFor(input.settings);
@@ -344,9 +341,8 @@ export async function CrewWorkflow(input: CrewWorkflowInput): Promise<CrewResult
         among: mappers,
         input: { goal: input.goal, item, ...context },
       });
-    const mapped = patched(BOUNDED_FAN_OUT_PATCH)
-      ? await atMost(CREW_PARALLEL_ITEMS_AT_ONCE, items, mapItem)
-      : await Promise.all(items.map(mapItem));
+    // At most CREW_PARALLEL_ITEMS_AT_ONCE work items at a time.
+    const mapped = await atMost(CREW_PARALLEL_ITEMS_AT_ONCE, items, mapItem);
     const results = mapped.map((r, i) => ({
       item: items[i],
       status: r.status,

@@ -1,4 +1,4 @@
-import { executeChild, log, patched, setCurrentDetails, sleep } from '@temporalio/workflow';
+import { executeChild, log, setCurrentDetails, sleep } from '@temporalio/workflow';
 import { activitiesFor, admissionWaitOf } from './activities';
 import { CrewWorkflow } from './crew';
 import { answerText } from '../contract/crew-plan';
@@ -11,9 +11,6 @@ import {
   type MetaStatus,
   type MetaWorkflowInput,
 } from '../contract/definitions';
-
-/** Patch: the team design's model call passes admission (earlier runs called the model ungoverned). */
-const GOVERNED_DESIGN_PATCH = 'meta-design-governed';
 
 /**
  * The meta supervisor: one objective becomes a team of new specialised agents and a plan of sub-tasks
@@ -47,20 +44,19 @@ export async function MetaSupervisorWorkflow(input: MetaWorkflowInput): Promise<
   await progress('planning');
   let design;
   try {
-    // Patch: the design call is admitted like a task step (budgets, step slots); it waits on durable timers.
-    const governed = patched(GOVERNED_DESIGN_PATCH);
+    // The design call is admitted like a task step (budgets, step slots); it waits on durable timers.
     const request = {
       metaId: input.metaId,
       objective: input.objective,
       maxAgents: input.maxAgents,
-      ...(governed ? { orgId: input.orgId } : {}),
+      orgId: input.orgId,
     };
     for (;;) {
       try {
         design = await acts.designMetaTeam(request);
         break;
       } catch (err) {
-        const wait = governed ? admissionWaitOf(err) : null;
+        const wait = admissionWaitOf(err);
         if (!wait) throw err;
         setCurrentDetails(`Meta supervisor **${input.name}** is waiting for admission (token budget or a step slot).`);
         await sleep(wait.retryAfterMs);

@@ -1,4 +1,4 @@
-import { ApplicationFailure, patched, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { ErrorType } from '../contract/errors';
 import {
@@ -54,9 +54,6 @@ function scheduledFireTime(reminderId: string): string {
   );
 }
 
-/** Agents started before reminders existed replay without these activities. */
-const REMINDERS_FOLLOW_AGENT = 'reminders-follow-agent';
-
 /**
  * An agent's reminders, as its AgentWorkflow drives them: their schedules pause and resume with the agent
  * and are deleted when it is archived, by activities, so it happens even if every process restarts
@@ -82,7 +79,7 @@ export class AgentReminders {
    * run one after another so a late pause cannot overtake the resume that followed it.
    */
   async follow(paused: boolean): Promise<void> {
-    if (paused === this.paused || !patched(REMINDERS_FOLLOW_AGENT)) return;
+    if (paused === this.paused) return;
     this.paused = paused;
     const change = this.lastChange.then(() => this.acts.setAgentRemindersPaused({ agentId: this.agentId, paused }));
     this.lastChange = change.catch(() => undefined);
@@ -91,6 +88,6 @@ export class AgentReminders {
 
   /** Deletes every schedule of the agent (archive). */
   async removeAll(): Promise<void> {
-    if (patched(REMINDERS_FOLLOW_AGENT)) await this.acts.removeAgentReminders({ agentId: this.agentId });
+    await this.acts.removeAgentReminders({ agentId: this.agentId });
   }
 }

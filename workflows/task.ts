@@ -3,7 +3,6 @@ import {
   condition,
   isCancellation,
   log,
-  patched,
   setCurrentDetails,
   setHandler,
   sleep,
@@ -16,7 +15,7 @@ import type { AgentStateRecord } from '../activities/records';
 import type { ToolPolicy } from '../activities/tools/registry';
 import { ErrorType } from '../contract/errors';
 import { parseJsonOrText } from '../contract/json';
-import { activitiesFor, admissionWaitOf, applicationFailure, LOCAL_TOOLS_PATCH } from './activities';
+import { activitiesFor, admissionWaitOf, applicationFailure } from './activities';
 import {
   decideApprovalSignal,
   decideApprovalUpdate,
@@ -35,13 +34,6 @@ import {
 } from '../contract/definitions';
 
 /**
- * Patch: a goal gives its agent's active slot back while it waits (approval, pause, token budget), admission
- * waits do not count toward AGENT_TIMEOUT_SECONDS, and a record that can never be stored fails the task
- * instead of retrying forever (see AgentWorkflow for the agent's side of it).
- */
-export const BOUNDED_WAITS_PATCH = 'bounded-waits';
-
-/**
  * The host agent's hold on one of AGENTS_MAX_ACTIVE slots: only agents doing work hold one. A TaskRun
  * gives it back before a wait and takes it again (by priority, possibly waiting) before it works again.
  */
@@ -50,28 +42,21 @@ export interface ActiveSlot {
   take(): Promise<void>;
 }
 
-/** The final answer's model call records the task's end (see TaskRun.run). */
-const COMPLETION_IN_MODEL_CALL_PATCH = 'completion-in-final-model-call';
-
 /** What happens to a tool call, by the agent's autonomy and the tool's policy. */
 type Gate = 'run' | 'approve' | 'propose';
 
-function gateFor(agent: AgentConfig, call: ToolCall, policy: ToolPolicy | undefined, listedByPattern: boolean): Gate {
+function gateFor(agent: AgentConfig, call: ToolCall, policy: ToolPolicy | undefined): Gate {
   // A disallowed call runs: it fails as a tool result.
   if (!policy || !toolAllowed(agent.allowedTools, call.name)) return 'run';
-  const required = agent.approvalRequiredTools ?? [];
   // `mcp__<server>__*` matches every tool of a server, as in allowedTools; and a listed tool is gated even
-  // when it has no side effect (the operator asked for it). Earlier histories compared exact names only.
-  const listed = listedByPattern ? toolAllowed(required, call.name) : required.includes(call.name);
+  // when it has no side effect (the operator asked for it).
+  const listed = toolAllowed(agent.approvalRequiredTools ?? [], call.name);
   // A harmless call runs: it changes nothing.
-  if (!policy.sideEffect && !policy.requiresApproval && !(listedByPattern && listed)) return 'run';
+  if (!policy.sideEffect && !policy.requiresApproval && !listed) return 'run';
   if (agent.autonomy === 'manual') return 'propose';
   if (policy.requiresApproval || listed) return 'approve';
   return agent.autonomy === 'copilot' ? 'approve' : 'run';
 }
-
-/** Patch: approvalRequiredTools entries match like allowedTools entries (patterns) and gate harmless tools too. */
-const APPROVAL_PATTERNS_PATCH = 'approval-required-tools-patterns';
 
 type TaskActivities = ReturnType<typeof activitiesFor>;
 
@@ -191,19 +176,7 @@ export class TaskRun {
     const timeoutMs = settings.taskTimeoutSeconds * 1000;
     let activeMs = 0;
 
-    // Patch: the first model call marks the task as started itself, one activity (three history events)
-    // less per task. Histories recorded before it (test/histories/legacy/before-status-patch-*) replay
-    // through the old branch. Once no such run is open, deprecatePatch() and then removal follow.
-    const startsInModelCall = patched('status-in-first-model-call');
-    // Patch: a final answer's model call records the task's end itself, one local activity (a marker and
-    // a round trip through the worker) less per task. Earlier histories replay with finishTask.
-    const completesInModelCall = patched(COMPLETION_IN_MODEL_CALL_PATCH);
-    // Patch: a tool whose policy says `local` runs as a local activity, no hand-off to a worker.
-    const toolsRunLocally = patched(LOCAL_TOOLS_PATCH);
-    const boundedWaits = patched(BOUNDED_WAITS_PATCH);
-    const approvalPatterns = patched(APPROVAL_PATTERNS_PATCH);
     try {
-      if (!startsInModelCall) await acts.setTaskStatus({ taskId: goal.taskId, status: 'planning' });
       for (progress.step = 1; progress.step <= settings.maxSteps; progress.step++) {
         const { step } = progress;
         if (progress.paused) {
@@ -232,9 +205,10 @@ export class TaskRun {
               priority: rank,
               agentBudget: agent.tokenBudgetPerMinute ?? null,
             },
-            markStarted: startsInModelCall && step === 1,
             ...(step === 1 && this.agentStateAtStart ? { agentState: this.agentStateAtStart } : {}),
-            completesTask: completesInModelCall,
+            // The first model call marks the task as started; a final answer's call records its end.
+            markStarted: step === 1,
+            completesTask: true,
             provider: agent.provider,
             fallbackProviders: agent.fallbackProviders ?? [],
             model: agent.model,
@@ -256,7 +230,7 @@ export class TaskRun {
         progress.status = 'running';
         const proposals: { tool: string; arguments: unknown }[] = [];
         for (const [index, call] of reply.toolCalls.entries()) {
-          const gate = gateFor(agent, call, reply.toolPolicies?.[call.name], approvalPatterns);
+          const gate = gateFor(agent, call, reply.toolPolicies?.[call.name]);
           const decisionSeq = index + 1;
           let toRun = call;
           if (gate === 'propose') {
@@ -306,8 +280,7 @@ export class TaskRun {
             if (outcome.editedAction) toRun = { ...call, arguments: JSON.stringify(outcome.editedAction) };
           }
           this.show(`calling tool ${call.name} (step ${step}/${settings.maxSteps})`);
-          const runTool =
-            toolsRunLocally && reply.toolPolicies?.[toRun.name]?.local ? acts.runToolLocally : acts.runTool;
+          const runTool = reply.toolPolicies?.[toRun.name]?.local ? acts.runToolLocally : acts.runTool;
           const result = await this.admitted(() =>
             runTool(this.summary(`${toRun.name}, step ${step}/${settings.maxSteps}`), {
               taskId: goal.taskId,
@@ -341,7 +314,7 @@ export class TaskRun {
             null,
           );
         }
-        if (boundedWaits) waitedMs += this.admissionWaitMs - admissionWaitBefore;
+        waitedMs += this.admissionWaitMs - admissionWaitBefore;
         activeMs += Date.now() - stepStarted - waitedMs;
       }
       progress.step = settings.maxSteps;
@@ -465,10 +438,9 @@ export class TaskRun {
     const decided = await condition(() => this.decisions.has(approvalId), timeoutMs, {
       summary: `approval ${approvalId} of ${call.name} expires`,
     });
-    // Patch: act on a decision only once its row says so, or a crash in between could let the task
-    // finish first and mark the approved request expired. Earlier histories replay without the wait.
-    if (decided && patched('approval-recorded-before-acting'))
-      await condition(() => this.recordedDecisions.has(approvalId));
+    // Act on a decision only once its row says so, or a crash in between could let the task finish first
+    // and mark the approved request expired.
+    if (decided) await condition(() => this.recordedDecisions.has(approvalId));
     this.pendingApprovalId = null;
     if (!decided) {
       const expired: ApprovalOutcome = {
