@@ -1,18 +1,29 @@
 /**
  * Checks docker-compose.yml and the Dockerfile without Docker: the compose file parses, every file it
  * mounts or builds from exists, depends_on names real services with valid conditions and no cycle,
- * long-running services have health checks, the image is multi-stage and runs as a non-root user, and
- * the search attributes the compose job registers are the ones the code uses. Prints the start order.
+ * long-running services have health checks, the image is multi-stage and runs as a non-root user, the
+ * search attributes the compose job registers are the ones the code uses, and the Temporal cluster agrees
+ * with `npm start -- --cluster` (temporal/cluster.ts): the same server and UI versions, the same files from
+ * temporal/cluster/ (configuration template, dynamic config, entry point, schema script), one container
+ * per service, only variables the template reads, and the same default ports. Prints the start order.
  *
  *   npx tsx scripts/compose-check.ts        # exit 1 and a list of problems when anything is off
  *
  * No YAML library is installed, so `parseComposeYaml` reads the subset compose files use: block
- * mappings and sequences, flow sequences, quoted and plain scalars, comments, anchors, aliases and
- * `<<` merge keys. It throws on anything else rather than guess.
+ * mappings and sequences, flow sequences (also over several lines), quoted and plain scalars, comments,
+ * anchors, aliases and `<<` merge keys. It throws on anything else rather than guess.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { SEARCH_ATTRIBUTES } from '../contract/search-attributes';
+import {
+  CLUSTER_CONFIG_DIR,
+  CLUSTER_SERVICES,
+  clusterServiceEnv,
+  DEFAULT_CLUSTER_PORTS,
+  TEMPORAL_UI_VERSION,
+} from '../temporal/cluster';
+import { TEMPORAL_SERVER_VERSION } from '../temporal/dev-server';
 
 const ROOT = path.resolve(__dirname, '..');
 
@@ -33,6 +44,7 @@ export function parseComposeYaml(source: string): YamlMap {
     if (/\t/.test(raw.slice(0, raw.length - raw.trimStart().length))) throw new Error(`line ${i + 1}: tab indentation`);
     lines.push({ indent: raw.length - raw.trimStart().length, text: text.trim(), no: i + 1 });
   });
+  joinFlowSequences(lines);
   const anchors = new Map<string, Yaml>();
   let pos = 0;
 
@@ -45,7 +57,10 @@ export function parseComposeYaml(source: string): YamlMap {
     if (text.startsWith('[')) {
       if (!text.endsWith(']')) throw new Error(`line ${no}: multi-line flow sequences are not supported`);
       const inner = text.slice(1, -1).trim();
-      return inner === '' ? [] : splitFlow(inner).map((item) => scalar(item.trim(), no));
+      // A trailing comma (as Prettier writes multi-line sequences) ends the list.
+      const items = inner === '' ? [] : splitFlow(inner).map((item) => item.trim());
+      if (items.at(-1) === '') items.pop();
+      return items.map((item) => scalar(item, no));
     }
     if (text.startsWith('{')) throw new Error(`line ${no}: flow mappings are not supported`);
     if (/^".*"$/.test(text)) return JSON.parse(text) as string;
@@ -126,6 +141,47 @@ export function parseComposeYaml(source: string): YamlMap {
   if (pos !== lines.length) throw new Error(`line ${lines[pos]!.no}: unexpected content`);
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new Error('the document is not a mapping');
   return doc;
+}
+
+/**
+ * Puts a flow sequence written over several lines back on one line, on the line of its key when it
+ * starts on the next one (`test:` then `[` … `]`).
+ */
+function joinFlowSequences(lines: Line[]): void {
+  for (let i = 0; i < lines.length; i++) {
+    let depth = bracketDepth(lines[i]!.text);
+    while (depth > 0 && i + 1 < lines.length) {
+      const next = lines.splice(i + 1, 1)[0]!;
+      lines[i] = { ...lines[i]!, text: `${lines[i]!.text} ${next.text}` };
+      depth = bracketDepth(lines[i]!.text);
+    }
+    if (depth !== 0) throw new Error(`line ${lines[i]!.no}: unbalanced [ ]`);
+    const previous = lines[i - 1];
+    if (
+      lines[i]!.text.startsWith('[') &&
+      previous &&
+      previous.text.endsWith(':') &&
+      lines[i]!.indent > previous.indent
+    ) {
+      lines[i - 1] = { ...previous, text: `${previous.text} ${lines[i]!.text}` };
+      lines.splice(i, 1);
+      i--;
+    }
+  }
+}
+
+/** Open minus closed square brackets outside quotes. */
+function bracketDepth(text: string): number {
+  let depth = 0;
+  let quote: string | null = null;
+  for (const c of text) {
+    if (quote) {
+      if (c === quote) quote = null;
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === '[') depth++;
+    else if (c === ']') depth--;
+  }
+  return depth;
 }
 
 function stripComment(line: string): string {
@@ -255,7 +311,114 @@ export function checkCompose(
   if (registered.join() !== used.join())
     problems.push(`register-search-attributes.sh registers [${registered}] but the code uses [${used}]`);
 
+  problems.push(...checkClusterAgreement(services, root));
+
   return { services: names, startOrder, dependencies, problems };
+}
+
+/**
+ * The temporal-* services must run what `npm start -- --cluster` runs: one container per service of the
+ * pinned server image, the files of temporal/cluster/ mounted and used as they are (entry point,
+ * configuration template, dynamic config, schema script), no variable the template does not read (a
+ * typo would silently fall back to a single-machine default), and the template's default ports equal to
+ * the launcher's.
+ */
+function checkClusterAgreement(services: Record<string, YamlMap>, root: string): string[] {
+  const problems: string[] = [];
+  const configDir = `./${path.relative(root, CLUSTER_CONFIG_DIR)}`;
+  const template = readIfExists(path.join(CLUSTER_CONFIG_DIR, 'cluster.yaml'));
+  const templateVars = new Set([...template.matchAll(/env "(\w+)"/g)].map((m) => m[1]!));
+  const envOf = (svc: YamlMap) => (svc.environment ?? {}) as Record<string, Yaml>;
+  /** Where a service mounts temporal/cluster/, if it does. */
+  const mountOf = (svc: YamlMap) =>
+    ((svc.volumes ?? []) as Yaml[])
+      .map((v) => String(v).split(':'))
+      .find(([source]) => source?.replace(/\/$/, '') === configDir)?.[1];
+  const entrypoint = (svc: YamlMap) => [svc.entrypoint ?? [], svc.command ?? []].flat().map(String).join(' ');
+
+  if (templateVars.size === 0) problems.push('temporal/cluster/cluster.yaml reads no variables');
+  for (const key of Object.keys(
+    clusterServiceEnv({ db: { host: 'h', port: 1, user: 'u', password: 'p' }, ports: DEFAULT_CLUSTER_PORTS, ip: 'i' }),
+  )) {
+    if (!templateVars.has(key)) problems.push(`temporal/cluster.ts sets ${key}, which cluster.yaml does not read`);
+  }
+  const templatePort = (variable: string) =>
+    Number(new RegExp(`env "${variable}" \\| default "(\\d+)"`).exec(template)?.[1]);
+  const portVariables: [keyof typeof DEFAULT_CLUSTER_PORTS, string][] = [
+    ['frontend', 'TEMPORAL_FRONTEND_PORT'],
+    ['frontendHttp', 'TEMPORAL_FRONTEND_HTTP_PORT'],
+    ['history', 'TEMPORAL_HISTORY_PORT'],
+    ['matching', 'TEMPORAL_MATCHING_PORT'],
+    ['worker', 'TEMPORAL_WORKER_PORT'],
+    ['frontendMembership', 'TEMPORAL_FRONTEND_MEMBERSHIP_PORT'],
+    ['historyMembership', 'TEMPORAL_HISTORY_MEMBERSHIP_PORT'],
+    ['matchingMembership', 'TEMPORAL_MATCHING_MEMBERSHIP_PORT'],
+    ['workerMembership', 'TEMPORAL_WORKER_MEMBERSHIP_PORT'],
+  ];
+  for (const [key, variable] of portVariables) {
+    if (templatePort(variable) !== DEFAULT_CLUSTER_PORTS[key])
+      problems.push(
+        `cluster.yaml defaults ${variable} to ${templatePort(variable)}, the launcher to ${DEFAULT_CLUSTER_PORTS[key]}`,
+      );
+  }
+
+  const servers = Object.entries(services).filter(([, svc]) =>
+    String(svc.image ?? '').startsWith('temporalio/server:'),
+  );
+  const serverImage = `temporalio/server:${TEMPORAL_SERVER_VERSION}`;
+  const run = servers.map(([, svc]) => String(envOf(svc).TEMPORAL_SERVICE ?? '')).sort();
+  if (run.join() !== [...CLUSTER_SERVICES].sort().join())
+    problems.push(`the temporalio/server services run [${run}], not one each of [${[...CLUSTER_SERVICES].sort()}]`);
+  for (const [name, svc] of servers) {
+    const env = envOf(svc);
+    if (svc.image !== serverImage)
+      problems.push(`${name}: image ${String(svc.image)}, but the launcher runs ${serverImage}`);
+    const mount = mountOf(svc);
+    if (!mount) {
+      problems.push(`${name}: does not mount ${configDir}`);
+      continue;
+    }
+    if (!entrypoint(svc).includes(`${mount}/start-service.sh`))
+      problems.push(`${name}: does not start through ${mount}/start-service.sh, as the launcher does`);
+    if (env.TEMPORAL_DYNAMIC_CONFIG !== `${mount}/dynamicconfig.yaml`)
+      problems.push(`${name}: TEMPORAL_DYNAMIC_CONFIG is not ${mount}/dynamicconfig.yaml`);
+    for (const key of Object.keys(env)) {
+      if (key.startsWith('TEMPORAL_') && key !== 'TEMPORAL_SERVICE' && !templateVars.has(key))
+        problems.push(`${name}: sets ${key}, which temporal/cluster/cluster.yaml does not read`);
+    }
+    // Without these the template's defaults describe one machine (127.0.0.1).
+    for (const key of ['TEMPORAL_DB_HOST', 'TEMPORAL_DB_PASSWORD', 'TEMPORAL_BIND_IP', 'TEMPORAL_FRONTEND_ADDRESS']) {
+      if (!(key in env)) problems.push(`${name}: does not set ${key}`);
+    }
+  }
+
+  const schemaJobs = Object.entries(services).filter(([, svc]) => {
+    const mount = mountOf(svc);
+    return mount !== undefined && entrypoint(svc).includes(`${mount}/setup-schema.sh`);
+  });
+  if (schemaJobs.length !== 1) problems.push('no one-shot service runs temporal/cluster/setup-schema.sh');
+  for (const [name, svc] of schemaJobs) {
+    if (!String(svc.image).startsWith(`temporalio/admin-tools:${TEMPORAL_SERVER_VERSION}-`))
+      problems.push(`${name}: image ${String(svc.image)} does not ship temporal-sql-tool ${TEMPORAL_SERVER_VERSION}`);
+    for (const [server, svc2] of servers) {
+      const condition = ((svc2.depends_on ?? {}) as Record<string, YamlMap>)[name]?.condition;
+      if (condition !== 'service_completed_successfully')
+        problems.push(`${server}: does not wait for ${name} to complete`);
+    }
+  }
+
+  const uiTemplate = readIfExists(path.join(CLUSTER_CONFIG_DIR, 'ui.yaml'));
+  const uiVars = new Set([...uiTemplate.matchAll(/env "(\w+)"/g)].map((m) => m[1]!));
+  for (const [name, svc] of Object.entries(services).filter(([, s]) =>
+    String(s.image ?? '').startsWith('temporalio/ui:'),
+  )) {
+    if (svc.image !== `temporalio/ui:${TEMPORAL_UI_VERSION}`)
+      problems.push(`${name}: image ${String(svc.image)}, but the launcher runs UI server ${TEMPORAL_UI_VERSION}`);
+    for (const key of Object.keys(envOf(svc))) {
+      if (!uiVars.has(key)) problems.push(`${name}: sets ${key}, which temporal/cluster/ui.yaml does not read`);
+    }
+  }
+  return problems;
 }
 
 function hasHealthcheck(svc: YamlMap, opts: { dockerfileText?: string }, root: string): boolean {

@@ -1,8 +1,12 @@
 /**
- * Runs docker-compose.yml's start-up order without Docker, against the Temporal dev server: the same
- * services, in the waves that compose's depends_on conditions give (read from the compose file), each
- * waited on by the same kind of check, and the same search-attribute job
- * (temporal/register-search-attributes.sh with the pinned Temporal CLI).
+ * Runs docker-compose.yml's start-up without Docker: the same services, in the waves that compose's
+ * depends_on conditions give (read from the compose file), each waited on by the same kind of check, with
+ * the environment compose gives them and the same files: temporal/cluster/setup-schema.sh with the pinned
+ * temporal-sql-tool, the four Temporal services through temporal/cluster/start-service.sh with the pinned
+ * temporal-server, temporal/cluster/create-namespace.sh and temporal/register-search-attributes.sh with
+ * the pinned Temporal CLI, and the Web UI server. Only what a container network provides is replaced:
+ * service names become 127.0.0.1, container ports become free ports, mount points become the repository's
+ * paths.
  *
  *   npx tsx scripts/compose-local.ts          # then Ctrl-C stops everything it started
  *   npx tsx scripts/compose-local.ts --exit   # stop once every service is ready and `agentctl status` answers
@@ -18,8 +22,16 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { migrate } from '../lib/db';
 import { startEmbeddedPostgres } from '../lib/postgres';
-import { findTemporalCli, getFreePort, startDevServer } from '../temporal/dev-server';
-import { checkCompose } from './compose-check';
+import {
+  CLUSTER_CONFIG_DIR,
+  findClusterBinaries,
+  freeMembershipPort,
+  supervise,
+  temporalDatabaseFromUrl,
+  type ClusterBinaries,
+} from '../temporal/cluster';
+import { findTemporalCli, getFreePort } from '../temporal/dev-server';
+import { checkCompose, parseComposeYaml } from './compose-check';
 
 const ROOT = path.resolve(__dirname, '..');
 
@@ -27,13 +39,24 @@ interface Running {
   stop(): Promise<void>;
 }
 
+type Env = Record<string, string>;
+
 async function main(): Promise<number> {
   const { values: flags } = parseArgs({ options: { exit: { type: 'boolean' } } });
   const report = checkCompose();
   if (report.problems.length) throw new Error(`docker-compose.yml has problems:\n  ${report.problems.join('\n  ')}`);
+  const compose = parseComposeYaml(fs.readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'));
+  const composeServices = compose.services as Record<string, { environment?: Record<string, unknown> }>;
+  /** A service's environment as compose gives it (`${VAR:-default}` filled in from this environment). */
+  const composeEnv = (name: string): Env =>
+    Object.fromEntries(
+      Object.entries(composeServices[name]?.environment ?? {}).map(([k, v]) => [k, interpolate(String(v ?? ''), env)]),
+    );
+
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'compose-local-'));
   fs.chmodSync(dataDir, 0o755);
   const running: Running[] = [];
+  let postgresHandle: Running | undefined;
   const children: ChildProcess[] = [];
   // The API needs a key, as in docker-compose.yml (API_KEY): the caller's, or one made for this run.
   const apiKey = process.env.API_KEY ?? `tao_${randomBytes(24).toString('base64url')}`;
@@ -42,10 +65,53 @@ async function main(): Promise<number> {
     API_KEY: apiKey,
     LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
   };
+  const externalTemporal = Boolean(process.env.TEMPORAL_ADDRESS);
   const cliPath = await findTemporalCli();
-  const [apiPort, workerMetricsPort] = await Promise.all([getFreePort(), getFreePort()]);
+  const binaries: ClusterBinaries | undefined = externalTemporal ? undefined : await findClusterBinaries();
+  const [apiPort, workerMetricsPort, uiPort] = await Promise.all([getFreePort(), getFreePort(), getFreePort()]);
   const apiUrl = `http://127.0.0.1:${apiPort}`;
-  let uiUrl: string | undefined;
+  const uiUrl = `http://127.0.0.1:${uiPort}`;
+
+  // The cluster's ports on this machine: in compose every container has the template's defaults.
+  const taken = new Set<number>();
+  const membership = async () => {
+    const port = await freeMembershipPort('127.0.0.1', taken);
+    taken.add(port);
+    return String(port);
+  };
+  const ports: Env = {
+    TEMPORAL_FRONTEND_PORT: String(await getFreePort()),
+    TEMPORAL_FRONTEND_HTTP_PORT: String(await getFreePort()),
+    TEMPORAL_HISTORY_PORT: String(await getFreePort()),
+    TEMPORAL_MATCHING_PORT: String(await getFreePort()),
+    TEMPORAL_WORKER_PORT: String(await getFreePort()),
+    TEMPORAL_FRONTEND_MEMBERSHIP_PORT: await membership(),
+    TEMPORAL_HISTORY_MEMBERSHIP_PORT: await membership(),
+    TEMPORAL_MATCHING_MEMBERSHIP_PORT: await membership(),
+    TEMPORAL_WORKER_MEMBERSHIP_PORT: await membership(),
+  };
+  if (!externalTemporal) env.TEMPORAL_ADDRESS = `127.0.0.1:${ports.TEMPORAL_FRONTEND_PORT}`;
+
+  /** What the container network provides, for a service of the Temporal cluster. */
+  const onThisMachine = (name: string, extra: Env = {}): Env => {
+    const db = temporalDatabaseFromUrl(env.DATABASE_URL!);
+    const own = composeEnv(name);
+    return {
+      ...own,
+      TEMPORAL_DB_HOST: db.host,
+      TEMPORAL_DB_PORT: String(db.port),
+      TEMPORAL_DB_USER: db.user,
+      TEMPORAL_DB_PASSWORD: db.password,
+      TEMPORAL_BIND_IP: '127.0.0.1',
+      TEMPORAL_BROADCAST_ADDRESS: '127.0.0.1',
+      TEMPORAL_FRONTEND_ADDRESS: env.TEMPORAL_ADDRESS!,
+      ...ports,
+      ...(own.TEMPORAL_DYNAMIC_CONFIG
+        ? { TEMPORAL_DYNAMIC_CONFIG: path.join(CLUSTER_CONFIG_DIR, path.basename(own.TEMPORAL_DYNAMIC_CONFIG)) }
+        : {}),
+      ...extra,
+    };
+  };
 
   const spawnNode = (entry: string, extra: Record<string, string>) => {
     const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry)], {
@@ -57,6 +123,31 @@ async function main(): Promise<number> {
     return child;
   };
 
+  const temporalService = (name: string) => async () => {
+    if (externalTemporal) return 'not started (an existing Temporal server was given)';
+    const metricsPort = String(await getFreePort());
+    const service = supervise({
+      name,
+      command: 'sh',
+      args: [path.join(CLUSTER_CONFIG_DIR, 'start-service.sh')],
+      env: {
+        ...process.env,
+        ...onThisMachine(name, { TEMPORAL_METRICS_PORT: metricsPort, TEMPORAL_SERVER_BIN: binaries!.server }),
+      },
+      restart: true,
+      log: () => undefined,
+      announce: (msg) => console.log(`  ${msg}`),
+    });
+    running.push(service);
+    // The compose health checks: the frontend's HTTP API, the others' /metrics.
+    const url =
+      composeEnv(name).TEMPORAL_SERVICE === 'frontend'
+        ? `http://127.0.0.1:${ports.TEMPORAL_FRONTEND_HTTP_PORT}/api/v1/cluster-info`
+        : `http://127.0.0.1:${metricsPort}/metrics`;
+    await until(`${name} (${url})`, async () => (await fetch(url)).ok);
+    return `healthy (${url}, pid ${service.pid})`;
+  };
+
   /** Each compose service, as it runs here, resolving once it is what its dependants wait for. */
   const services: Record<string, () => Promise<string>> = {
     async postgresql() {
@@ -65,7 +156,7 @@ async function main(): Promise<number> {
           dataDir: path.join(dataDir, 'postgres'),
           port: await getFreePort(),
         });
-        running.push(postgres);
+        postgresHandle = postgres;
         env.DATABASE_URL = postgres.url;
       }
       await until('PostgreSQL to accept connections', async () => {
@@ -78,32 +169,55 @@ async function main(): Promise<number> {
       await migrate(env.DATABASE_URL!);
       return 'healthy (SELECT 1)';
     },
-    async temporal() {
-      if (!process.env.TEMPORAL_ADDRESS) {
-        const server = await startDevServer({
-          cliPath,
-          dbFilename: path.join(dataDir, 'temporal.sqlite'),
-          port: 0,
-          uiPort: 0,
-        });
-        running.push(server);
-        env.TEMPORAL_ADDRESS = server.address;
-        uiUrl = server.uiUrl;
-      }
-      await run(cliPath, ['operator', 'cluster', 'health', '--address', env.TEMPORAL_ADDRESS!]);
-      return `healthy (temporal operator cluster health, ${env.TEMPORAL_ADDRESS})`;
-    },
-    async 'temporal-admin-tools'() {
-      const output = await run('sh', [path.join(ROOT, 'temporal/register-search-attributes.sh')], {
-        PATH: `${path.dirname(cliPath)}${path.delimiter}${process.env.PATH}`,
-        TEMPORAL_ADDRESS: env.TEMPORAL_ADDRESS!,
-        TEMPORAL_NAMESPACE: env.TEMPORAL_NAMESPACE ?? 'default',
+    async 'temporal-schema'() {
+      if (externalTemporal) return 'not run (an existing Temporal server was given)';
+      const output = await run('sh', [path.join(CLUSTER_CONFIG_DIR, 'setup-schema.sh')], {
+        ...onThisMachine('temporal-schema'),
+        SQL_TOOL: binaries!.sqlTool,
+        SCHEMA_DIR: binaries!.schemaDir,
       });
       return `completed successfully: ${output.trim().split('\n').at(-1)}`;
     },
+    'temporal-history': temporalService('temporal-history'),
+    'temporal-matching': temporalService('temporal-matching'),
+    'temporal-frontend': temporalService('temporal-frontend'),
+    'temporal-worker': temporalService('temporal-worker'),
+    async 'temporal-admin-tools'() {
+      const jobEnv = {
+        ...composeEnv('temporal-admin-tools'),
+        PATH: `${path.dirname(cliPath)}${path.delimiter}${process.env.PATH}`,
+        TEMPORAL_ADDRESS: env.TEMPORAL_ADDRESS!,
+      };
+      await run('sh', [path.join(CLUSTER_CONFIG_DIR, 'create-namespace.sh')], jobEnv);
+      const output = await run('sh', [path.join(ROOT, 'temporal/register-search-attributes.sh')], jobEnv);
+      return `completed successfully: ${output.trim().split('\n').at(-1)}`;
+    },
     async 'temporal-ui'() {
-      if (!uiUrl) return 'not started (an existing Temporal server was given)';
-      await until('the Web UI', async () => (await fetch(uiUrl!)).ok);
+      if (externalTemporal) return 'not started (an existing Temporal server was given)';
+      const ui = supervise({
+        name: 'temporal-ui',
+        command: binaries!.ui,
+        args: [
+          '--root',
+          path.dirname(CLUSTER_CONFIG_DIR),
+          '--config',
+          path.basename(CLUSTER_CONFIG_DIR),
+          '--env',
+          'ui',
+          'start',
+        ],
+        env: {
+          ...process.env,
+          ...composeEnv('temporal-ui'),
+          TEMPORAL_ADDRESS: env.TEMPORAL_ADDRESS!,
+          TEMPORAL_UI_PORT: String(uiPort),
+        },
+        restart: true,
+        log: () => undefined,
+        announce: (msg) => console.log(`  ${msg}`),
+      });
+      running.push(ui);
+      await until('the Web UI', async () => (await fetch(uiUrl)).ok);
       return `healthy (${uiUrl})`;
     },
     async worker() {
@@ -126,7 +240,9 @@ async function main(): Promise<number> {
 
   const stopAll = async () => {
     await Promise.all(children.map(terminate));
-    for (const r of running.reverse()) await r.stop();
+    await Promise.all(running.splice(0).map((r) => r.stop()));
+    // Last: the Temporal services use it until they have stopped.
+    await postgresHandle?.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
   };
   process.once('SIGINT', () => void stopAll().then(() => process.exit(0)));
@@ -156,13 +272,25 @@ async function main(): Promise<number> {
       await stopAll();
       return 0;
     }
-    console.log(`Running like docker compose up: API ${apiUrl}. Ctrl-C stops everything.`);
+    console.log(`Running like docker compose up: API ${apiUrl}, Web UI ${uiUrl}. Ctrl-C stops everything.`);
     await new Promise(() => undefined);
     return 0;
   } catch (err) {
     await stopAll();
     throw err;
   }
+}
+
+/** Compose's `${VAR}`, `${VAR:-default}` and `${VAR:?message}` from `vars`; `$$` is a `$`. */
+function interpolate(value: string, vars: Record<string, string | undefined>): string {
+  return value
+    .replace(/\$\{(\w+)(?:(:?[-?])([^}]*))?\}/g, (_, name: string, op: string | undefined, arg: string) => {
+      const set = vars[name];
+      if (op?.endsWith('-')) return set ? set : arg;
+      if (op?.endsWith('?') && !set) throw new Error(`docker-compose.yml needs ${name}: ${arg}`);
+      return set ?? '';
+    })
+    .replace(/\$\$/g, '$');
 }
 
 /** Runs a command to completion; rejects with its output when it fails. */
@@ -180,7 +308,7 @@ function run(command: string, args: string[], extraEnv: Record<string, string> =
     child.once('close', (code) =>
       code === 0
         ? resolve(output)
-        : reject(new Error(`${path.basename(command)} ${args.join(' ')} exited ${code}:\n${output}`)),
+        : reject(new Error(`${path.basename(command)} ${args.join(' ')} exited ${code}:\n${output.slice(-4000)}`)),
     );
   });
 }

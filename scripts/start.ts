@@ -1,9 +1,15 @@
 /**
- * `npm start`: the whole stack on one machine with no Docker: the pinned Temporal dev server (with
- * its Web UI), PostgreSQL (DATABASE_URL or embedded), migrations, a worker and the API, then a demo
- * agent whose task completes with the offline provider. Ctrl-C stops everything it started.
+ * `npm start`: the whole stack on one machine with no Docker: Temporal with its Web UI, PostgreSQL
+ * (DATABASE_URL or embedded), migrations, the worker(s) and the API, then a demo agent whose task
+ * completes with the offline provider. Ctrl-C stops everything it started, one line per part.
  *
- * Flags: --no-demo (skip the demo), --exit-after-demo (stop once the demo task finished).
+ * Temporal is the pinned dev server (one process, SQLite), or with --cluster a self-hosted cluster on
+ * the same PostgreSQL: four Temporal services as separate processes, restarted when they die, and the
+ * standalone Web UI (temporal/cluster.ts). Its settings come from the variables of
+ * temporal/cluster/cluster.yaml when set (TEMPORAL_HISTORY_SHARDS, TEMPORAL_HISTORY_PORT, …).
+ *
+ * Flags: --cluster, --workers <n> (worker processes; 1, or 2 with --cluster), --no-demo (skip the demo),
+ * --exit-after-demo (stop once the demo task finished).
  *
  * The API needs a key: API_KEY when set, otherwise a key generated once for the default org and kept in
  * DATA_DIR/api-key (readable by the owner only), so the printed curl commands keep working across restarts.
@@ -12,39 +18,92 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { agentWorkflowId } from '../contract/definitions';
 import { generateApiKey } from '../lib/api-keys';
 import { config, type Config } from '../lib/config';
-import { agentWorkflowId } from '../workflows/definitions';
-import { startLocalStack, type LocalStack } from './local-stack';
+import { clusterSettingsFromEnv, describeSchemaReport, temporalDatabaseFromUrl } from '../temporal/cluster';
+import { startLocalStack, type AnyLocalStack } from './local-stack';
 
 const ROOT = path.resolve(__dirname, '..');
 
-async function main(): Promise<void> {
-  const { values: flags } = parseArgs({
-    options: { 'no-demo': { type: 'boolean' }, 'exit-after-demo': { type: 'boolean' } },
+interface Part {
+  name: string;
+  child: ChildProcess;
+}
+
+/** Set in the environment of the copy of this script that runs the stack in its own session. */
+const IN_SESSION = 'AGENT_ORCHESTRATOR_START_SESSION';
+
+/**
+ * Runs the stack in a copy of this script in its own session (process group), so that a Ctrl-C in the
+ * terminal reaches only this foreground process, which asks the copy to stop everything in order. A
+ * terminal signal would otherwise hit every process at once: PostgreSQL would stop first, and the
+ * workers and Temporal would log their lost connections while shutting down.
+ */
+function relay(): void {
+  const child = spawn(process.execPath, [...process.execArgv, __filename, ...process.argv.slice(2)], {
+    detached: true,
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, [IN_SESSION]: '1' },
   });
+  let asked = false;
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(signal, () => {
+      if (!asked) child.kill('SIGTERM');
+      asked = true;
+    });
+  }
+  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+}
+
+async function run(): Promise<void> {
+  delete process.env[IN_SESSION];
+  const { values: flags } = parseArgs({
+    options: {
+      'no-demo': { type: 'boolean' },
+      'exit-after-demo': { type: 'boolean' },
+      cluster: { type: 'boolean' },
+      workers: { type: 'string' },
+    },
+  });
+  const cluster = flags.cluster ?? false;
+  const workerCount = flags.workers === undefined ? (cluster ? 2 : 1) : Number(flags.workers);
+  if (!Number.isInteger(workerCount) || workerCount < 1) throw new Error('--workers needs a whole number of 1 or more');
   const cfg = config();
   const [host, port] = cfg.TEMPORAL_ADDRESS.split(':');
   const uiPort = Number(new URL(cfg.TEMPORAL_UI_URL).port || 8233);
-  const children: ChildProcess[] = [];
-  let stack: LocalStack | undefined;
+  const parts: Part[] = [];
+  let stack: AnyLocalStack | undefined;
   let stopping = false;
 
   const stop = async (code: number) => {
     if (stopping) return;
     stopping = true;
-    console.log('\nStopping worker, API, Temporal and PostgreSQL…');
-    await Promise.all(children.map(terminate));
-    await stack?.stop();
+    console.log('\nStopping…');
+    // The API and workers first (they use Temporal and PostgreSQL), then Temporal, then PostgreSQL.
+    const api = parts.filter((p) => p.name === 'API');
+    await Promise.all(api.map(terminate));
+    await Promise.all(parts.filter((p) => p.name !== 'API').map(terminate));
+    await stack?.stop((part) => console.log(`  ${part} stopped`));
     process.exit(code);
   };
-  process.on('SIGINT', () => void stop(0));
-  process.on('SIGTERM', () => void stop(0));
+  // SIGHUP: the terminal closed. The Temporal services run in their own process groups and would not see it.
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stop(0));
+  // The foreground process is gone (closed terminal, killed): nothing would stop the stack otherwise.
+  process.on('disconnect', () => void stop(1));
 
   try {
-    console.log('Starting Temporal dev server (Web UI included) and PostgreSQL…');
+    console.log(
+      cluster
+        ? 'Starting PostgreSQL and a Temporal cluster on it (frontend, history, matching and worker services, Web UI)…'
+        : 'Starting Temporal dev server (Web UI included) and PostgreSQL…',
+    );
+    const settings = clusterSettingsFromEnv(process.env);
     stack = await startLocalStack({
-      dataDir: cfg.DATA_DIR,
+      temporal: cluster ? 'cluster' : 'dev',
+      // Each kind keeps its own embedded PostgreSQL: the application's records must match the Temporal
+      // history they refer to (SQLite for the dev server, the cluster's databases next to them otherwise).
+      dataDir: cluster ? path.join(cfg.DATA_DIR, 'cluster') : cfg.DATA_DIR,
       temporalPort: Number(port ?? 7233),
       uiPort,
       postgresPort: cfg.EMBEDDED_PG_PORT,
@@ -54,9 +113,26 @@ async function main(): Promise<void> {
         cfg.PAYLOAD_ENCRYPTION_KEY || cfg.PAYLOAD_DECRYPTION_KEYS.length
           ? `http://127.0.0.1:${cfg.PORT}/codec`
           : undefined,
+      cluster: settings,
+      handlesSignals: true,
       log: (msg) => process.env.LOG_LEVEL === 'debug' && console.log(`  ${msg}`),
+      // Builds of the pinned binaries (minutes, once) and restarts of a Temporal service.
+      announce: (msg) => console.log(`  ${msg}`),
     });
-    console.log(`  Temporal ${stack.temporal.address} (host ${host}), PostgreSQL ready, migrations applied.`);
+    if (stack.kind === 'cluster') {
+      const { temporal: t } = stack;
+      const pids = Object.entries(t.services)
+        .map(([name, p]) => `${name} ${p.pid}`)
+        .join(', ');
+      console.log(
+        `  Temporal cluster ${t.address} (host ${host}): ${pids}; ${settings.historyShards ?? 4} history shards`,
+      );
+      console.log(
+        `  PostgreSQL ready; Temporal schemas ${describeSchemaReport(t.schema, temporalDatabaseFromUrl(stack.databaseUrl))}; migrations applied.`,
+      );
+    } else {
+      console.log(`  Temporal ${stack.temporal.address} (host ${host}), PostgreSQL ready, migrations applied.`);
+    }
 
     // The processes log JSON; keep the terminal readable unless LOG_LEVEL asks for more.
     const apiKey = localApiKey(cfg);
@@ -67,21 +143,24 @@ async function main(): Promise<void> {
       TEMPORAL_ADDRESS: stack.temporal.address,
       DATABASE_URL: stack.databaseUrl,
     };
-    for (const entry of ['workers/main.ts', 'api/server.ts']) {
+    const spawnPart = (name: string, entry: string, extraEnv: Record<string, string> = {}) => {
       const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, entry)], {
         cwd: ROOT,
-        env,
+        env: { ...env, ...extraEnv },
         stdio: 'inherit',
       });
       child.on('exit', (code, signal) => {
         if (!stopping) {
-          console.error(`${entry} exited (${signal ?? code}); stopping.`);
+          console.error(`${name} exited (${signal ?? code}); stopping.`);
           void stop(1);
         }
       });
-      children.push(child);
+      parts.push({ name, child });
+    };
+    for (let i = 0; i < workerCount; i++) {
+      spawnPart(workerCount === 1 ? 'worker' : `worker ${i + 1}`, 'workers/main.ts', workerPorts(cfg, i));
     }
-
+    spawnPart('API', 'api/server.ts');
     const apiUrl = `http://127.0.0.1:${cfg.PORT}`;
     await waitForHealth(apiUrl);
     console.log(`\n  API:        ${apiUrl}  (health: ${apiUrl}/health)`);
@@ -191,16 +270,37 @@ async function waitForHealth(apiUrl: string): Promise<void> {
   throw new Error(`the API did not become healthy at ${apiUrl}/health within 60 s`);
 }
 
-function terminate(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const force = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    child.once('exit', () => {
-      clearTimeout(force);
-      resolve();
-    });
-    child.kill('SIGTERM');
-  });
+/** Per-process ports when several workers share one machine: each gets the configured port plus its index. */
+function workerPorts(cfg: Config, index: number): Record<string, string> {
+  const ports: Record<string, string> = {};
+  if (cfg.WORKER_METRICS_PORT) ports.WORKER_METRICS_PORT = String(cfg.WORKER_METRICS_PORT + index);
+  if (cfg.TEMPORAL_SDK_METRICS_ADDRESS) {
+    const [metricsHost, metricsPort] = cfg.TEMPORAL_SDK_METRICS_ADDRESS.split(':');
+    ports.TEMPORAL_SDK_METRICS_ADDRESS = `${metricsHost}:${Number(metricsPort) + index}`;
+  }
+  return ports;
 }
 
-void main();
+/** SIGTERM (SIGKILL after 10 s), then one line. A process the terminal's Ctrl-C already stopped counts too. */
+async function terminate({ name, child }: Part): Promise<void> {
+  if (child.exitCode === null && child.signalCode === null) {
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => child.kill('SIGKILL'), 10_000);
+      child.once('exit', () => {
+        clearTimeout(force);
+        resolve();
+      });
+      child.kill('SIGTERM');
+    });
+  }
+  console.log(`  ${name} stopped`);
+}
+
+if (process.env[IN_SESSION]) {
+  run().catch((err) => {
+    console.error(`Start failed: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  });
+} else {
+  relay();
+}

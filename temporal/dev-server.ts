@@ -14,9 +14,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
 import type { SearchAttributeType } from '@temporalio/common';
 import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes';
-import { SEARCH_ATTRIBUTES } from './search-attributes';
+import { SEARCH_ATTRIBUTES } from '../contract/search-attributes';
 
-export { SEARCH_ATTRIBUTES, SEARCH_ATTRIBUTE_KEYS, type SearchAttributeName } from './search-attributes';
+export { SEARCH_ATTRIBUTES, SEARCH_ATTRIBUTE_KEYS, type SearchAttributeName } from '../contract/search-attributes';
 
 export type Log = (msg: string) => void;
 
@@ -39,6 +39,11 @@ const noop: Log = () => {};
 
 export interface FindTemporalCliOptions {
   log?: Log;
+  /**
+   * What a person should see even when `log` is quiet: that a multi-minute build or a download is
+   * under way and how long it takes. Defaults to `log`.
+   */
+  announce?: Log;
 }
 
 /** Where `go install` (GOBIN) and the SDK download put the binary. */
@@ -52,6 +57,7 @@ export function temporalCliCacheDir(): string {
  */
 export async function findTemporalCli(opts: FindTemporalCliOptions = {}): Promise<string> {
   const log = opts.log ?? noop;
+  const announce = opts.announce ?? log;
   const tried: string[] = [];
 
   const fromEnv = await cliFromEnv(log);
@@ -81,7 +87,7 @@ export async function findTemporalCli(opts: FindTemporalCliOptions = {}): Promis
   const go = findOnPath('go');
   if (go) {
     try {
-      return await goInstallCli(go, cacheDir, log);
+      return await goInstallCli(go, cacheDir, log, announce);
     } catch (err) {
       tried.push(`go install failed: ${errorMessage(err)}`);
     }
@@ -90,7 +96,7 @@ export async function findTemporalCli(opts: FindTemporalCliOptions = {}): Promis
   }
 
   try {
-    return await downloadCliViaSdk(cacheDir, log);
+    return await downloadCliViaSdk(cacheDir, announce);
   } catch (err) {
     tried.push(`download failed: ${errorMessage(err)}`);
   }
@@ -144,7 +150,7 @@ async function whyNotExecutable(file: string): Promise<string | undefined> {
   return undefined;
 }
 
-function findOnPath(name: string): string | undefined {
+export function findOnPath(name: string): string | undefined {
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
     if (!dir) continue;
     const candidate = path.join(dir, name + EXE);
@@ -176,18 +182,18 @@ function embedsPinnedServer(version: string | undefined): boolean {
 
 // --- go install ------------------------------------------------------------------------------
 
-async function goInstallCli(go: string, cacheDir: string, log: Log): Promise<string> {
+async function goInstallCli(go: string, cacheDir: string, log: Log, announce: Log): Promise<string> {
   await fs.mkdir(cacheDir, { recursive: true });
-  const release = await acquireInstallLock(cacheDir, log);
+  const release = await acquireInstallLock(cacheDir, announce, 'the Temporal CLI');
   try {
     // Another process may have finished the same build while we waited for the lock.
     const cached = await findCachedCli(cacheDir);
     if (cached) return cached;
-    log(
-      `Building Temporal CLI ${TEMPORAL_CLI_VERSION} with go install into ${cacheDir}. ` +
-        'This takes several minutes on a cold Go module cache; it only happens once.',
+    announce(
+      `Building Temporal CLI ${TEMPORAL_CLI_VERSION} (go install into ${cacheDir}). This happens once and takes ` +
+        'about 5 minutes (under a minute when Go has built it before).',
     );
-    await runGoInstall(go, cacheDir, log);
+    await runGoInstall({ go, pkg: `${CLI_GO_PACKAGE}@${TEMPORAL_CLI_VERSION}`, gobin: cacheDir, log, announce });
     const built = path.join(cacheDir, `temporal${EXE}`);
     const version = await cliVersion(built);
     if (!embedsPinnedServer(version)) {
@@ -200,11 +206,16 @@ async function goInstallCli(go: string, cacheDir: string, log: Log): Promise<str
   }
 }
 
-function runGoInstall(go: string, gobin: string, log: Log): Promise<void> {
+/**
+ * `GOBIN=<gobin> go install <pkg>@<version>`. Go's output goes to `log`; a heartbeat every 30 s goes
+ * to `announce`, since compiling prints nothing for minutes.
+ */
+export function runGoInstall(opts: { go: string; pkg: string; gobin: string; log: Log; announce: Log }): Promise<void> {
+  const { go, pkg, gobin, log, announce } = opts;
   return new Promise((resolve, reject) => {
     const started = Date.now();
     // cwd outside the repo so no surrounding go.mod/go.work can influence `go install pkg@version`.
-    const child = spawn(go, ['install', `${CLI_GO_PACKAGE}@${TEMPORAL_CLI_VERSION}`], {
+    const child = spawn(go, ['install', pkg], {
       cwd: os.tmpdir(),
       env: { ...process.env, GOBIN: gobin },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -216,9 +227,8 @@ function runGoInstall(go: string, gobin: string, log: Log): Promise<void> {
         log(line);
       });
     }
-    // Compiling prints nothing for minutes; a heartbeat shows we are not stuck.
     const heartbeat = setInterval(() => {
-      log(`go install still running (${Math.round((Date.now() - started) / 1000)} s)...`);
+      announce(`  still building ${pkg} (${Math.round((Date.now() - started) / 1000)} s)…`);
     }, 30_000);
     const finish = (err?: Error) => {
       clearInterval(heartbeat);
@@ -237,7 +247,7 @@ function runGoInstall(go: string, gobin: string, log: Log): Promise<void> {
  * Cross-process lock so parallel test runs or terminals do not build the same multi-minute binary
  * twice. Stale locks (holder process gone) are taken over.
  */
-async function acquireInstallLock(cacheDir: string, log: Log): Promise<() => Promise<void>> {
+export async function acquireInstallLock(cacheDir: string, log: Log, what: string): Promise<() => Promise<void>> {
   const lockPath = path.join(cacheDir, '.go-install.lock');
   let announced = false;
   for (;;) {
@@ -252,7 +262,7 @@ async function acquireInstallLock(cacheDir: string, log: Log): Promise<() => Pro
       continue;
     }
     if (!announced) {
-      log(`Another process is already building the Temporal CLI (${lockPath}); waiting for it`);
+      log(`Another process is already building ${what} (${lockPath}); waiting for it`);
       announced = true;
     }
     await sleep(2_000);
@@ -579,7 +589,7 @@ async function waitForFrontend(
   );
 }
 
-function tcpAccepts(address: string): Promise<boolean> {
+export function tcpAccepts(address: string): Promise<boolean> {
   const { host, port } = splitAddress(address);
   return new Promise((resolve) => {
     const socket = net.connect({ host, port });
@@ -621,7 +631,7 @@ async function connectAndDescribe(address: string, namespace: string): Promise<C
  * database file it silently skips them, so attributes added to SEARCH_ATTRIBUTES later would be
  * missing. Top them up through the operator API.
  */
-async function ensureSearchAttributes(
+export async function ensureSearchAttributes(
   connection: Connection,
   namespace: string,
   wanted: Readonly<Record<string, SearchAttributeType>>,
@@ -698,7 +708,7 @@ function urlHost(ip: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
-function createTail(maxLines: number) {
+export function createTail(maxLines: number) {
   const lines: string[] = [];
   return {
     push(line: string) {
@@ -709,10 +719,10 @@ function createTail(maxLines: number) {
   };
 }
 
-function shellQuote(arg: string): string {
+export function shellQuote(arg: string): string {
   return /^[\w@%+=:,./-]+$/.test(arg) ? arg : `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
-function errorMessage(err: unknown): string {
+export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

@@ -24,7 +24,12 @@ async function main(): Promise<void> {
         logger,
       })
     : undefined;
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => agentWorker.shutdown());
+  // The SDK shuts the worker down on SIGINT/SIGTERM by itself. A second signal while it drains (the
+  // terminal's Ctrl-C, then the launcher's SIGTERM) must not ask again: shutdown() throws unless RUNNING.
+  const stop = () => {
+    if (agentWorker.worker.getState() === 'RUNNING') agentWorker.shutdown();
+  };
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, stop);
   logger.info(
     { taskQueue: cfg.TEMPORAL_TASK_QUEUE, temporal: cfg.TEMPORAL_ADDRESS, metricsPort: metrics?.port },
     'worker started',
