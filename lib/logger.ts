@@ -5,7 +5,7 @@ import pino, { type Logger } from 'pino';
 
 /**
  * Paths whose values never reach the logs: credentials, configuration secrets and the `secrets` of a
- * task's input (how a prompt marks values secret; see README "Security").
+ * task's input (how a prompt marks values secret; see docs/security.md).
  */
 export const REDACT_PATHS = [
   'req.headers.authorization',
