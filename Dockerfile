@@ -50,7 +50,9 @@ WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json tsconfig.json ./
 COPY migrations ./migrations
+COPY contract ./contract
 COPY lib ./lib
+COPY client ./client
 COPY temporal ./temporal
 COPY activities ./activities
 COPY workflows ./workflows
@@ -58,6 +60,10 @@ COPY workers ./workers
 COPY api ./api
 COPY scripts ./scripts
 COPY cli ./cli
+COPY console ./console
+
+# The web console's bundle (dist/console), served by the API at /console/; no CDN at run time.
+RUN node --import tsx scripts/console-build.ts
 
 USER node
 EXPOSE 3300

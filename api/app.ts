@@ -17,6 +17,8 @@ import { governanceRoutes } from './routes/governance';
 import { crewRoutes } from './routes/crews';
 import { metaRoutes } from './routes/meta';
 import { taskRoutes } from './routes/tasks';
+import { toolRoutes } from './routes/tools';
+import { consoleRoutes } from './routes/console';
 import { healthRoute, metricsRoute } from './routes/metrics';
 import { openApiDocument } from './openapi';
 import type { AppDeps } from './deps';
@@ -62,6 +64,8 @@ export function createApp(deps: AppDeps): express.Express {
   // Open to anyone, so it must stay cheap: two trivial round trips shared by every caller within a second,
   // no aggregates and no internals (provider errors and circuits are on the authenticated /metrics).
   app.get('/health', healthRoute(deps));
+  // The web console's static page; it calls /api/v1 with the key a person signs in with.
+  app.use('/console', consoleRoutes(deps.config));
 
   if (deps.metrics) {
     app.get(
@@ -87,12 +91,14 @@ export function createApp(deps: AppDeps): express.Express {
   );
   // Chat turns stream or wait for the model, bounded by LLM_TIMEOUT_SECONDS, so they have no request time limit.
   const timeLimit = requestTimeLimit(deps.config.API_REQUEST_TIMEOUT_SECONDS);
+  const tools = createToolRegistry();
   v1.use('/agents/:id/reminders', timeLimit, reminderRoutes(deps));
   v1.use('/agents', timeLimit, agentRoutes(deps));
   v1.use('/tasks', timeLimit, taskRoutes(deps));
   v1.use('/chat', chatRoutes(deps));
   v1.use('/governance', timeLimit, governanceRoutes(deps));
-  v1.use('/approvals', timeLimit, approvalRoutes({ ...deps, tools: createToolRegistry() }));
+  v1.use('/approvals', timeLimit, approvalRoutes({ ...deps, tools }));
+  v1.use('/tools', timeLimit, toolRoutes(tools));
   v1.use('/crews', timeLimit, crewRoutes(deps));
   v1.use('/meta', timeLimit, metaRoutes(deps));
   app.use('/api/v1', v1);

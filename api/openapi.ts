@@ -375,6 +375,19 @@ export const MetaRunDetail = z.looseObject({
 });
 
 export const CrewList = z.object({ crews: z.array(Crew), ...page });
+
+/** A built-in tool and the JSON Schema of its input (what an edited call must match before approval). */
+export const ToolList = z.object({
+  tools: z.array(
+    z.looseObject({
+      name: z.string(),
+      description: z.string(),
+      parameters: z.record(z.string(), z.unknown()),
+      sideEffect: z.boolean(),
+      requiresApproval: z.boolean(),
+    }),
+  ),
+});
 export const ReminderList = z.object({ reminders: z.array(Reminder) });
 export const MetaRunList = z.object({ runs: z.array(MetaRun), ...page });
 
@@ -402,6 +415,7 @@ const RESPONSE_SCHEMAS = {
   Reminder,
   ReminderList,
   Governance,
+  ToolList,
   MetaRun,
   MetaRunDetail,
   MetaRunList,
@@ -681,6 +695,14 @@ route({
   tag: 'governance',
   summary: "The limits and how much of them is in use (token use by the caller's organisation)",
   responses: { 200: Governance },
+});
+
+route({
+  method: 'get',
+  path: '/api/v1/tools',
+  tag: 'tools',
+  summary: 'The built-in tools with the JSON Schema of their input',
+  responses: { 200: ToolList },
 });
 
 route({

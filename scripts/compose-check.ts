@@ -447,7 +447,42 @@ function checkDockerfile(text: string, root: string): string[] {
       if (!fs.existsSync(path.resolve(root, source))) problems.push(`Dockerfile: COPY ${source}, which does not exist`);
   }
   if (!/^HEALTHCHECK\s/m.test(text)) problems.push('Dockerfile: no HEALTHCHECK');
+  const copied = new Set(
+    [...text.matchAll(/^COPY\s+(?!--from)(.+)$/gm)].flatMap((m) =>
+      m[1]!
+        .trim()
+        .split(/\s+/)
+        .filter((p) => !p.startsWith('--'))
+        .slice(0, -1)
+        .map((source) => source.replace(/^\.\//, '').replace(/\/$/, '')),
+    ),
+  );
+  for (const dir of sourceFoldersOf(root, IMAGE_ENTRY_POINTS))
+    if (!copied.has(dir)) problems.push(`Dockerfile: the image runs code from ${dir}/ but does not COPY it`);
   return problems;
+}
+
+/** What the image's processes start: the API (the default command) and the worker (compose's command). */
+const IMAGE_ENTRY_POINTS = ['api/server.ts', 'workers/main.ts'];
+
+/** The top-level folders the entry points load, following relative imports (type-only ones included). */
+export function sourceFoldersOf(root: string, entryPoints: string[]): Set<string> {
+  const seen = new Set<string>();
+  const pending = entryPoints.map((f) => path.resolve(root, f)).filter((f) => fs.existsSync(f));
+  while (pending.length) {
+    const file = pending.pop()!;
+    if (seen.has(file)) continue;
+    seen.add(file);
+    const text = fs.readFileSync(file, 'utf8');
+    for (const m of text.matchAll(/(?:from\s+|import\s*\(\s*|require\(\s*)['"](\.{1,2}\/[^'"]+)['"]/g)) {
+      const base = path.resolve(path.dirname(file), m[1]!);
+      const target = [base, `${base}.ts`, path.join(base, 'index.ts')].find(
+        (f) => fs.existsSync(f) && fs.statSync(f).isFile(),
+      );
+      if (target && target.endsWith('.ts')) pending.push(target);
+    }
+  }
+  return new Set([...seen].map((f) => path.relative(root, f).split(path.sep)[0]!).filter((d) => !d.endsWith('.ts')));
 }
 
 function readIfExists(file: string): string {

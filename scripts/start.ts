@@ -22,6 +22,7 @@ import { agentWorkflowId } from '../contract/definitions';
 import { generateApiKey } from '../lib/api-keys';
 import { config, type Config } from '../lib/config';
 import { clusterSettingsFromEnv, describeSchemaReport, temporalDatabaseFromUrl } from '../temporal/cluster';
+import { buildConsole } from './console-build';
 import { startLocalStack, type AnyLocalStack } from './local-stack';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -160,10 +161,13 @@ async function run(): Promise<void> {
     for (let i = 0; i < workerCount; i++) {
       spawnPart(workerCount === 1 ? 'worker' : `worker ${i + 1}`, 'workers/main.ts', workerPorts(cfg, i));
     }
+    // The console's page and assets, bundled locally (well under a second) before the API serves them.
+    await buildConsole();
     spawnPart('API', 'api/server.ts');
     const apiUrl = `http://127.0.0.1:${cfg.PORT}`;
     await waitForHealth(apiUrl);
     console.log(`\n  API:        ${apiUrl}  (health: ${apiUrl}/health)`);
+    console.log(`  Console:    ${apiUrl}/console/  (sign in with the API key below)`);
     console.log(`  Web UI:     ${stack.temporal.uiUrl}/namespaces/${cfg.TEMPORAL_NAMESPACE}/workflows`);
     console.log(
       `  Provider:   ${cfg.aiProvider}${cfg.aiProvider === 'offline' ? ' (deterministic, no network; set OPENAI_API_KEY or ANTHROPIC_API_KEY for a real model)' : ''}`,

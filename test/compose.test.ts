@@ -72,6 +72,7 @@ describe('docker-compose.yml without Docker', () => {
       /Dockerfile: the final stage does not switch to a non-root USER/,
       /Dockerfile: COPY nothing-here/,
       /Dockerfile: no HEALTHCHECK/,
+      /Dockerfile: the image runs code from contract\/ but does not COPY it/,
       /worker: long-running service without a health check|api: long-running service without a health check/,
     ];
     for (const pattern of expected)

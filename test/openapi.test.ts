@@ -328,6 +328,14 @@ describe('OpenAPI 3.1 contract', () => {
     );
   });
 
+  it('tools: the built-in tools with their input schemas', async () => {
+    const res = await stack.api.get('/api/v1/tools');
+    conforms('get', '/api/v1/tools', res, 200);
+    const memoryWrite = res.body.tools.find((t: { name: string }) => t.name === 'memory_write');
+    assert.equal(memoryWrite?.sideEffect, true);
+    assert.deepEqual(memoryWrite?.parameters.required, ['key']);
+  });
+
   it('meta: start, list, read a finished run, and errors', async () => {
     const created = await stack.api.post('/api/v1/meta', {
       objective: 'Write a short product announcement',
