@@ -7,7 +7,8 @@ import tseslint from 'typescript-eslint';
  * The floors of the code, bottom up. A file may import from its own floor and the floors below, never
  * above (not even `import type`): contract → lib → client → workflows | activities → api | workers.
  * Workflows and activities stand side by side: workflows take activities as types only (rule below),
- * activities never import workflows.
+ * activities never import workflows. Each table's SQL (lib/records/) stands on the lib floor, so activities,
+ * the API and the workers share it and workflows cannot reach it.
  */
 const APP_FOLDERS = ['./lib', './client', './activities', './workflows', './api', './workers'];
 const TOOL_FOLDERS = ['./scripts', './temporal', './bench', './chaos', './cli', './test'];

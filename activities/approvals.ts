@@ -2,6 +2,9 @@ import type { Logger } from 'pino';
 import type { Config } from '../lib/config';
 import { withTransaction, type Db } from '../lib/db';
 import { outboundAllowHosts } from '../lib/outbound-policy';
+import { decideApproval, insertApproval, type NewApproval } from '../lib/records/approvals';
+import { claimNotification, noteDelivered, noteDeliveryFailed } from '../lib/records/notifications';
+import { markTaskAwaitingApproval, resumeTaskAfterApproval } from '../lib/records/tasks';
 import { postWebhook } from './tools/safe-http';
 import type { ApprovalOutcome, NotifyTarget } from '../contract/definitions';
 
@@ -24,71 +27,24 @@ export interface NotificationInput {
 }
 
 /**
- * The approvals inbox and notifications. Rows are written idempotently: a request is unique per
+ * The approvals inbox and notifications (SQL in lib/records/approvals.ts, notifications.ts). Rows are written idempotently: a request is unique per
  * (task, step, call); a decision only moves a request out of `pending`.
  */
 export function createApprovalActivities({ db, logger, config }: ApprovalDeps) {
   return {
     /** Opens an approval request and moves its task to awaiting_approval, in one transaction. */
-    async createApproval(input: {
-      approvalId: string;
-      taskId: string;
-      agentId: string;
-      orgId: string;
-      /** The workflow waiting for the decision (the agent's, or the crew task's own). */
-      workflowId: string;
-      step: number;
-      callIndex: number;
-      title: string;
-      proposedAction: Record<string, unknown>;
-      expiresAt: string;
-    }): Promise<void> {
+    async createApproval(input: NewApproval): Promise<void> {
       await withTransaction(db, async (client) => {
-        await client.query(
-          `INSERT INTO approvals (id, task_id, agent_id, org_id, step, call_index, title, proposed_action, expires_at, workflow_id)
-           VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (task_id, step, call_index) DO NOTHING`,
-          [
-            input.approvalId,
-            input.taskId,
-            input.agentId,
-            input.orgId,
-            input.step,
-            input.callIndex,
-            input.title,
-            JSON.stringify(input.proposedAction),
-            input.expiresAt,
-            input.workflowId ?? null,
-          ],
-        );
-        await client.query(
-          `UPDATE tasks SET status = 'awaiting_approval', updated_at = now()
-           WHERE id = $1 AND status NOT IN ('completed','failed','cancelled')`,
-          [input.taskId],
-        );
+        await insertApproval(client, input);
+        await markTaskAwaitingApproval(client, input.taskId);
       });
     },
 
     /** Records a decision or an expiry, and puts the task back to running. */
     async recordApprovalDecision(input: ApprovalOutcome): Promise<void> {
       await withTransaction(db, async (client) => {
-        const { rows } = await client.query<{ task_id: string }>(
-          `UPDATE approvals SET status = $2, decided_by = $3, decision_reason = $4, edited_action = $5, decided_at = $6
-           WHERE id = $1 AND status = 'pending' RETURNING task_id`,
-          [
-            input.approvalId,
-            input.status,
-            input.decidedBy,
-            input.reason,
-            input.editedAction ? JSON.stringify(input.editedAction) : null,
-            input.decidedAt,
-          ],
-        );
-        if (rows[0]) {
-          await client.query(
-            `UPDATE tasks SET status = 'running', updated_at = now() WHERE id = $1 AND status = 'awaiting_approval'`,
-            [rows[0].task_id],
-          );
-        }
+        const taskId = await decideApproval(client, input);
+        if (taskId) await resumeTaskAfterApproval(client, taskId);
       });
     },
 
@@ -98,23 +54,8 @@ export function createApprovalActivities({ db, logger, config }: ApprovalDeps) {
      * Webhooks go through the outbound address policy (checked after DNS resolution) and follow no redirect.
      */
     async notify(input: NotificationInput): Promise<void> {
-      const { rows } = await db.query<{ id: string; delivered_at: string | null }>(
-        `INSERT INTO notifications (idempotency_key, org_id, agent_id, task_id, event, payload, target)
-         VALUES ($1,$2,$3,$4,$5,$6,$7)
-         ON CONFLICT (idempotency_key) DO UPDATE SET attempts = notifications.attempts
-         RETURNING id, delivered_at`,
-        [
-          input.key,
-          input.orgId,
-          input.agentId,
-          input.taskId,
-          input.event,
-          JSON.stringify(input.payload),
-          JSON.stringify(input.target),
-        ],
-      );
-      const row = rows[0]!;
-      if (row.delivered_at) return;
+      const row = await claimNotification(db, input);
+      if (row.deliveredAt) return;
       const body = { id: row.id, event: input.event, agentId: input.agentId, taskId: input.taskId, ...input.payload };
       try {
         if (input.target.type === 'webhook') {
@@ -135,16 +76,10 @@ export function createApprovalActivities({ db, logger, config }: ApprovalDeps) {
           logger.info({ notification: body }, `notification: ${input.event}`);
         }
       } catch (err) {
-        await db.query('UPDATE notifications SET attempts = attempts + 1, last_error = $2 WHERE id = $1', [
-          row.id,
-          String(err),
-        ]);
+        await noteDeliveryFailed(db, row.id, String(err));
         throw err;
       }
-      await db.query(
-        'UPDATE notifications SET attempts = attempts + 1, delivered_at = now(), last_error = NULL WHERE id = $1',
-        [row.id],
-      );
+      await noteDelivered(db, row.id);
     },
   };
 }

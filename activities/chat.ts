@@ -1,45 +1,29 @@
-import { CHAT_EVENTS_CHANNEL, type ChatEvent } from '../contract/definitions';
-import { withTransaction } from '../lib/db';
+import type { ChatEvent } from '../contract/definitions';
+import {
+  insertChatTurn,
+  publishChatEvent,
+  recentChatMessages,
+  type SaveChatTurnInput,
+} from '../lib/records/chat-messages';
 import type { LlmMessage } from './llm/types';
 import { isAdmissionWait } from './governance';
-import {
-  createStepRunner,
-  type CallModelInput,
-  type ModelReply,
-  type RunToolInput,
-  type StepDeps,
-  type ToolReply,
-} from './steps';
+import type { CallModelInput, ModelReply, RunToolInput, StepDeps, StepRunner, ToolReply } from './steps';
 
-/** The Postgres channel chat events travel on, from the worker running a turn to the API streaming it. */
-export interface SaveChatTurnInput {
-  orgId: string;
-  sessionId: string;
-  turnId: string;
-  agentId: string;
-  agentType: string;
-  user: string;
-  assistant: string;
-  toolCalls: { name: string; arguments: string; result: string; isError: boolean }[];
-  usage: { inputTokens: number; outputTokens: number };
-  provider: string;
-  model: string;
-}
+export type { SaveChatTurnInput };
 
 /**
  * Chat turns: the model call streams its tokens to the API through Postgres NOTIFY while it runs; the
  * turn is stored only once the answer is complete.
  */
-export function createChatActivities(deps: StepDeps) {
-  const { db } = deps;
-  const runner = createStepRunner(deps);
+export function createChatActivities(deps: Pick<StepDeps, 'db' | 'tools'> & { runner: StepRunner }) {
+  const { db, runner } = deps;
 
   /** Publishes events in order: each NOTIFY waits for the one before it. */
   const publisher = () => {
     let chain = Promise.resolve();
     return (event: ChatEvent) => {
       chain = chain
-        .then(() => db.query('SELECT pg_notify($1, $2)', [CHAT_EVENTS_CHANNEL, JSON.stringify(event)]))
+        .then(() => publishChatEvent(db, event))
         .then(
           () => undefined,
           () => undefined, // A lost token is cosmetic; the final answer comes back through the update.
@@ -100,48 +84,12 @@ export function createChatActivities(deps: StepDeps) {
 
     /** Stores a finished turn: the user message and the answer, together or not at all. */
     async saveChatTurn(input: SaveChatTurnInput): Promise<void> {
-      await withTransaction(db, async (client) => {
-        const insert = `INSERT INTO chat_messages (org_id, session_id, turn_id, seq, role, content, agent_id, agent_type, metadata)
-                        VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9) ON CONFLICT (turn_id, seq) DO NOTHING`;
-        await client.query(insert, [
-          input.orgId,
-          input.sessionId,
-          input.turnId,
-          0,
-          'user',
-          input.user,
-          null,
-          null,
-          '{}',
-        ]);
-        await client.query(insert, [
-          input.orgId,
-          input.sessionId,
-          input.turnId,
-          1,
-          'assistant',
-          input.assistant,
-          input.agentId,
-          input.agentType,
-          JSON.stringify({
-            toolCalls: input.toolCalls,
-            usage: input.usage,
-            provider: input.provider,
-            model: input.model,
-          }),
-        ]);
-      });
+      await insertChatTurn(db, input);
     },
 
     /** The stored conversation of a session, to continue it in a new workflow run. */
     async loadChatHistory(input: { orgId: string; sessionId: string; limit: number }): Promise<LlmMessage[]> {
-      const { rows } = await db.query<{ role: 'user' | 'assistant'; content: string }>(
-        `SELECT role, content FROM (
-           SELECT role, content, created_at, seq FROM chat_messages WHERE org_id = $1 AND session_id = $2
-           ORDER BY created_at DESC, seq DESC LIMIT $3) recent
-         ORDER BY created_at, seq`,
-        [input.orgId, input.sessionId, input.limit],
-      );
+      const rows = await recentChatMessages(db, input.orgId, input.sessionId, input.limit);
       return rows.map((r) => ({ role: r.role, content: r.content }));
     },
   };

@@ -1,4 +1,6 @@
 import type { Db } from '../lib/db';
+import { insertCrewMessage, updateCrewStatus } from '../lib/records/crews';
+import { insertCrewTask } from '../lib/records/tasks';
 import type { CrewMessage, CrewResult, CrewStatus, Goal } from '../contract/definitions';
 
 /**
@@ -15,24 +17,12 @@ export function createCrewActivities({ db }: { db: Db }) {
       result?: CrewResult;
       error?: string | null;
     }): Promise<void> {
-      const terminal = input.result !== undefined;
-      await db.query(
-        `UPDATE crews SET status = $2, result = COALESCE($3::jsonb, result), error = COALESCE($4, error),
-           started_at = COALESCE(started_at, now()), completed_at = CASE WHEN $5 THEN now() ELSE completed_at END,
-           updated_at = now()
-         WHERE id = $1 AND status NOT IN ('completed','failed','stopped')`,
-        [input.crewId, input.status, terminal ? JSON.stringify(input.result) : null, input.error ?? null, terminal],
-      );
+      await updateCrewStatus(db, input);
     },
 
     /** Stores one message at its place in the crew's log; a retry finds the seq taken and writes nothing. */
     async recordCrewMessage(input: { crewId: string; message: CrewMessage }): Promise<void> {
-      const m = input.message;
-      await db.query(
-        `INSERT INTO crew_messages (crew_id, seq, message_id, from_agent_id, to_agent_id, type, content, sent_at)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (crew_id, seq) DO NOTHING`,
-        [input.crewId, m.seq, m.messageId, m.fromAgentId, m.toAgentId, m.type, m.content, m.sentAt],
-      );
+      await insertCrewMessage(db, input.crewId, input.message);
     },
 
     /**
@@ -40,25 +30,7 @@ export function createCrewActivities({ db }: { db: Db }) {
      * member's task list; the TaskWorkflow child then records its progress and end like any task.
      */
     async recordCrewTask(input: { crewId: string; orgId: string; agentId: string; goal: Goal }): Promise<void> {
-      const { goal } = input;
-      await db.query(
-        `INSERT INTO tasks (id, org_id, agent_id, title, task_type, priority, status, input, parent_task_id, delegation_depth,
-           created_at, crew_id)
-         VALUES ($1,$2,$3,$4,$5,$6,'queued',$7,$8,$9,$10,$11) ON CONFLICT (id) DO NOTHING`,
-        [
-          goal.taskId,
-          input.orgId,
-          input.agentId,
-          goal.title,
-          goal.taskType,
-          goal.priority,
-          JSON.stringify(goal.input),
-          goal.parentTaskId,
-          goal.delegationDepth,
-          goal.submittedAt,
-          input.crewId,
-        ],
-      );
+      await insertCrewTask(db, input);
     },
   };
 }

@@ -1,6 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Config } from '../lib/config';
 import { withTransaction, type Db } from '../lib/db';
+import * as ledger from '../lib/records/governance';
 import { ErrorType } from '../contract/errors';
 import type { TemporalGateway } from '../client/gateway';
 import type { AdmissionWait } from '../contract/definitions';
@@ -49,9 +50,8 @@ export interface TokenReservation {
 interface BudgetScope {
   name: string;
   limit: number;
-  /** The scope's condition on token_ledger; its parameter (if any) is $2. */
-  where: string;
-  params: unknown[];
+  /** The reservations the budget counts. */
+  scope: ledger.LedgerScope;
 }
 
 export type Admission = { granted: true } | { granted: false; wait: AdmissionWait };
@@ -81,18 +81,21 @@ export function createGovernance(db: Db, config: Config) {
   /** The budgets a reservation counts against: global always, the org's and the agent's when set. */
   function budgetScopes(r: TokenReservation): BudgetScope[] {
     const scopes: BudgetScope[] = [
-      { name: 'global', limit: config.AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE, where: 'TRUE', params: [] },
+      { name: 'global', limit: config.AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE, scope: null },
     ];
     if (config.ORG_TOKEN_BUDGET_PER_MINUTE > 0) {
       scopes.push({
         name: `org ${r.orgId}`,
         limit: config.ORG_TOKEN_BUDGET_PER_MINUTE,
-        where: 'org_id = $2',
-        params: [r.orgId],
+        scope: { column: 'org_id', value: r.orgId },
       });
     }
     if (r.agentBudget)
-      scopes.push({ name: `agent ${r.agentId}`, limit: r.agentBudget, where: 'agent_id = $2', params: [r.agentId] });
+      scopes.push({
+        name: `agent ${r.agentId}`,
+        limit: r.agentBudget,
+        scope: { column: 'agent_id', value: r.agentId },
+      });
     return scopes;
   }
 
@@ -103,22 +106,19 @@ export function createGovernance(db: Db, config: Config) {
    * one statement (`reserve_tokens`, under the budget lock); only a refusal reads the window's rows.
    */
   async function reserveTokens(r: TokenReservation): Promise<Admission> {
-    const { rows } = await db.query<{ granted: boolean }>(
-      'SELECT reserve_tokens($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) AS granted',
-      [
-        r.id,
-        r.orgId,
-        r.agentId,
-        r.taskId,
-        r.purpose,
-        r.estimate,
-        windowSeconds,
-        config.AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE,
-        config.ORG_TOKEN_BUDGET_PER_MINUTE > 0 ? config.ORG_TOKEN_BUDGET_PER_MINUTE : null,
-        r.agentBudget || null,
-      ],
-    );
-    if (rows[0].granted) return { granted: true };
+    const granted = await ledger.reserveTokens(db, {
+      id: r.id,
+      orgId: r.orgId,
+      agentId: r.agentId,
+      taskId: r.taskId,
+      purpose: r.purpose,
+      estimate: r.estimate,
+      windowSeconds,
+      globalLimit: config.AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE,
+      orgLimit: config.ORG_TOKEN_BUDGET_PER_MINUTE > 0 ? config.ORG_TOKEN_BUDGET_PER_MINUTE : null,
+      agentLimit: r.agentBudget || null,
+    });
+    if (granted) return { granted: true };
     return { granted: false, wait: await budgetWait(r) };
   }
 
@@ -128,19 +128,13 @@ export function createGovernance(db: Db, config: Config) {
     let blocking = '';
     for (const scope of budgetScopes(r)) {
       const need = Math.min(r.estimate, scope.limit);
-      const rows = await db.query<{ tokens: number; expires_ms: number; settled: boolean }>(
-        `SELECT tokens, settled_at IS NOT NULL AS settled,
-                ceil(extract(epoch FROM (reserved_at + make_interval(secs => $1) - clock_timestamp())) * 1000)::int AS expires_ms
-           FROM token_ledger WHERE reserved_at > clock_timestamp() - make_interval(secs => $1) AND ${scope.where}
-          ORDER BY reserved_at`,
-        [windowSeconds, ...scope.params],
-      );
-      const used = rows.rows.reduce((n, row) => n + row.tokens, 0);
+      const reservations = await ledger.ledgerWindow(db, windowSeconds, scope.scope);
+      const used = reservations.reduce((n, row) => n + row.tokens, 0);
       if (used + need <= scope.limit) continue;
       // Walk the window from its oldest reservation until enough will have expired.
       let freed = 0;
       let until = windowSeconds * 1000;
-      for (const row of rows.rows) {
+      for (const row of reservations) {
         freed += row.tokens;
         if (used - freed + need <= scope.limit) {
           until = row.expires_ms;
@@ -149,7 +143,7 @@ export function createGovernance(db: Db, config: Config) {
       }
       // Calls in flight hold their whole estimate, and most settle well below it within seconds: ask again
       // soon rather than waiting for the window to expire, or the budget goes underused.
-      if (rows.rows.some((row) => !row.settled)) until = Math.min(until, IN_FLIGHT_RECHECK_MS);
+      if (reservations.some((row) => !row.settled)) until = Math.min(until, IN_FLIGHT_RECHECK_MS);
       if (until > waitMs) {
         waitMs = until;
         blocking = `${scope.name} token budget (${used}/${scope.limit} tokens in the last ${windowSeconds}s, this call needs ~${r.estimate})`;
@@ -162,7 +156,7 @@ export function createGovernance(db: Db, config: Config) {
 
   /** Replaces a reservation's estimate with the real usage (0 when the call failed before using any). */
   async function settleTokens(id: string, tokens: number): Promise<void> {
-    await db.query('UPDATE token_ledger SET tokens = $2, settled_at = clock_timestamp() WHERE id = $1', [id, tokens]);
+    await ledger.settleReservation(db, id, tokens);
   }
 
   /**
@@ -178,45 +172,29 @@ export function createGovernance(db: Db, config: Config) {
     leaseMs: number,
   ): Promise<{ granted: boolean; ahead: number }> {
     // One statement under the pool's advisory lock (migrations/1733600000000_admission_functions.sql).
-    const { rows } = await db.query<{ granted: boolean; ahead: number }>(
-      'SELECT granted, ahead FROM acquire_slot($1, $2, $3, $4, $5, $6)',
-      [
-        slotPool(slotKind),
-        holder,
-        Math.round(priority),
-        limit,
-        Math.round(leaseMs),
-        waiterStaleSeconds(slotKind, config),
-      ],
-    );
-    return rows[0];
+    return ledger.acquireSlot(db, {
+      pool: slotPool(slotKind),
+      holder,
+      priority: Math.round(priority),
+      limit,
+      leaseMs: Math.round(leaseMs),
+      waiterStaleSeconds: waiterStaleSeconds(slotKind, config),
+    });
   }
 
   /** Gives a slot back (a waiter row of the same holder goes too). */
   async function releaseSlot(slotKind: SlotKind, holder: string): Promise<void> {
-    const kind = slotPool(slotKind);
-    await db.query(
-      `WITH released AS (
-         UPDATE slot_leases SET released_at = clock_timestamp() WHERE kind = $1 AND holder = $2 AND released_at IS NULL
-       )
-       DELETE FROM slot_waiters WHERE kind = $1 AND holder = $2`,
-      [kind, holder],
-    );
+    await ledger.releaseSlot(db, slotPool(slotKind), holder);
   }
 
   /** Who waits for a slot next: highest priority, then longest waiting. */
   async function nextWaiter(slotKind: SlotKind): Promise<string | null> {
-    const next = await db.query<{ holder: string }>(
-      `SELECT holder FROM slot_waiters WHERE kind = $1 AND seen_at > clock_timestamp() - make_interval(secs => $2)
-        ORDER BY priority DESC, since LIMIT 1`,
-      [slotPool(slotKind), waiterStaleSeconds(slotKind, config)],
-    );
-    return next.rows[0]?.holder ?? null;
+    return ledger.nextWaiter(db, slotPool(slotKind), waiterStaleSeconds(slotKind, config));
   }
 
   /** Removes a waiter that will never ask again (its workflow is gone). */
   async function dropWaiter(slotKind: SlotKind, holder: string): Promise<void> {
-    await db.query('DELETE FROM slot_waiters WHERE kind = $1 AND holder = $2', [slotPool(slotKind), holder]);
+    await ledger.dropWaiter(db, slotPool(slotKind), holder);
   }
 
   /**
@@ -227,12 +205,7 @@ export function createGovernance(db: Db, config: Config) {
     if (needs.length === 0) return { granted: true };
     return withTransaction(db, async (tx) => {
       const names = [...new Set(needs.map((n) => n.name))].sort();
-      const { rows } = await tx.query<{ name: string; capacity: number; refill_per_second: number; tokens: number }>(
-        `SELECT name, capacity, refill_per_second,
-                least(capacity, tokens + extract(epoch FROM clock_timestamp() - updated_at) * refill_per_second) AS tokens
-           FROM resource_buckets WHERE name = ANY($1) ORDER BY name FOR UPDATE`,
-        [names],
-      );
+      const rows = await ledger.lockBuckets(tx, names);
       let waitMs = 0;
       let blocking = '';
       for (const bucket of rows) {
@@ -248,9 +221,10 @@ export function createGovernance(db: Db, config: Config) {
         }
       }
       if (blocking) {
-        await tx.query('UPDATE resource_buckets SET waits_total = waits_total + 1 WHERE name = ANY($1)', [
+        await ledger.countBucketWaits(
+          tx,
           rows.map((r) => r.name),
-        ]);
+        );
         return {
           granted: false,
           wait: { reason: 'resource', retryAfterMs: Math.max(50, waitMs + 20), detail: blocking },
@@ -261,10 +235,7 @@ export function createGovernance(db: Db, config: Config) {
           bucket.capacity,
           needs.filter((n) => n.name === bucket.name).reduce((s, n) => s + n.tokens, 0),
         );
-        await tx.query(
-          `UPDATE resource_buckets SET tokens = $2, updated_at = clock_timestamp(), granted_total = granted_total + 1 WHERE name = $1`,
-          [bucket.name, bucket.tokens - need],
-        );
+        await ledger.takeFromBucket(tx, bucket.name, bucket.tokens - need);
       }
       return { granted: true };
     });
@@ -273,12 +244,7 @@ export function createGovernance(db: Db, config: Config) {
   /** Creates or resizes the configured buckets (a new bucket starts full; a resized one keeps its level). */
   async function syncBuckets(buckets: Config['RESOURCE_BUCKETS']): Promise<void> {
     for (const [name, b] of Object.entries(buckets)) {
-      await db.query(
-        `INSERT INTO resource_buckets (name, capacity, refill_per_second, tokens) VALUES ($1, $2, $3, $2)
-         ON CONFLICT (name) DO UPDATE SET capacity = EXCLUDED.capacity, refill_per_second = EXCLUDED.refill_per_second,
-           tokens = least(resource_buckets.tokens, EXCLUDED.capacity)`,
-        [name, b.capacity, b.refillPerSecond],
-      );
+      await ledger.upsertBucket(db, name, b.capacity, b.refillPerSecond);
     }
   }
 
@@ -310,12 +276,8 @@ export function createGovernanceActivities(
   agents: Pick<TemporalGateway, 'isAgentRunning' | 'wakeAgent'>,
 ) {
   async function freeOrphanedAgentSlots(): Promise<number> {
-    const { rows } = await db.query<{ holder: string }>(
-      `SELECT holder FROM slot_leases WHERE kind = $1 AND released_at IS NULL AND acquired_at < clock_timestamp() - interval '60 seconds'`,
-      [slotPool('agent')],
-    );
     let freed = 0;
-    for (const { holder } of rows) {
+    for (const holder of await ledger.longHeldSlots(db, slotPool('agent'))) {
       if (!(await agents.isAgentRunning(holder))) {
         await governance.releaseSlot('agent', holder);
         freed += 1;

@@ -12,20 +12,25 @@ import { createStepActivities, createStepRunner, type StepDeps } from './steps';
 /** `gateway` is the client: the one way activities start or signal workflows and manage schedules. */
 export type ActivityDeps = RecordDeps & Omit<StepDeps, 'governance'> & ReminderDeps & { gateway: TemporalGateway };
 
-/** Every activity of the project, bound to its dependencies. Workflows proxy `Activities`. */
+/**
+ * Every activity of the project, bound to its dependencies. Workflows proxy `Activities`. One step runner
+ * (provider fallback, tool execution, admission) serves the step, chat, priority and meta activities.
+ */
 export function createActivities(deps: ActivityDeps) {
   const governance = createGovernance(deps.db, deps.config);
   const governed = { ...deps, governance };
+  const runner = createStepRunner(governed);
+  const withRunner = { ...governed, runner };
   return {
     ...createRecordActivities(deps),
-    ...createStepActivities(governed),
+    ...createStepActivities(withRunner),
     ...createApprovalActivities(deps),
-    ...createChatActivities(governed),
+    ...createChatActivities(withRunner),
     ...createGovernanceActivities(governance, deps.db, deps.config, deps.gateway),
-    ...createPriorityActivities(governed),
+    ...createPriorityActivities(withRunner),
     ...createCrewActivities(deps),
     ...createReminderActivities(deps),
-    ...createMetaActivities({ ...deps, runner: createStepRunner(governed) }),
+    ...createMetaActivities(withRunner),
   };
 }
 

@@ -1,22 +1,17 @@
-import { createHash } from 'node:crypto';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { TemporalGateway } from '../client/gateway';
 import type { Config } from '../lib/config';
 import type { Db } from '../lib/db';
+import { agentStatus, countActiveAgentsExcept } from '../lib/records/agents';
+import { insertMetaCrew } from '../lib/records/crews';
+import { updateMetaRun, type MetaRunProgress } from '../lib/records/meta-runs';
 import { DEFAULT_TOOLS } from '../lib/models';
 import { extractJson, parsePlan } from '../contract/crew-plan';
-import type {
-  AgentConfig,
-  AgentSettings,
-  CrewMember,
-  MetaPlanNode,
-  MetaResult,
-  MetaStatus,
-  MetaTeamMember,
-} from '../contract/definitions';
+import type { AgentConfig, AgentSettings, CrewMember, MetaPlanNode, MetaTeamMember } from '../contract/definitions';
 import { META_TEAM_MARKER } from './llm/offline';
-import type { createStepRunner } from './steps';
+import type { StepRunner } from './steps';
+import { stableUuid } from './tools/builtins';
 
 /** A team member as created: its agent id and configuration, for the crew. */
 export type MetaCrewMember = CrewMember & { agent: AgentConfig };
@@ -46,11 +41,8 @@ export function metaCrewId(metaId: string): string {
   return derivedUuid(`${metaId}:crew`);
 }
 
-function derivedUuid(seed: string): string {
-  const h = createHash('sha256').update(seed).digest('hex');
-  const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
-}
+/** Version 8 (custom), apart from the version 5 ids the tools derive. */
+const derivedUuid = (seed: string): string => stableUuid(seed, 8);
 
 const strings = (v: unknown): string[] =>
   Array.isArray(v)
@@ -95,7 +87,7 @@ export function createMetaActivities(deps: {
   db: Db;
   config: Config;
   gateway: Pick<TemporalGateway, 'start' | 'state'>;
-  runner: ReturnType<typeof createStepRunner>;
+  runner: StepRunner;
 }) {
   const { db, config, gateway } = deps;
   return {
@@ -151,11 +143,7 @@ export function createMetaActivities(deps: {
       settings: AgentSettings;
     }): Promise<{ crewId: string; members: MetaCrewMember[] }> {
       const ids = input.team.map((_, i) => metaAgentId(input.metaId, i));
-      const { rows } = await db.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM agents WHERE org_id = $1 AND status <> 'ARCHIVED' AND NOT (id = ANY($2::uuid[]))`,
-        [input.orgId, ids],
-      );
-      if (rows[0]!.n + ids.length > config.MAX_AGENTS) {
+      if ((await countActiveAgentsExcept(db, input.orgId, ids)) + ids.length > config.MAX_AGENTS) {
         throw ApplicationFailure.create({
           message: `agent limit reached: the team needs ${ids.length} agent(s) and MAX_AGENTS is ${config.MAX_AGENTS}`,
           type: AGENT_LIMIT,
@@ -187,9 +175,9 @@ export function createMetaActivities(deps: {
           tokenBudgetPerMinute: null,
           createdAt: new Date().toISOString(),
         };
-        const existing = await db.query(`SELECT 1 FROM agents WHERE id = $1`, [agent.id]);
-        let live = existing.rowCount ? await gateway.state(agent.id) : null;
-        if (!existing.rowCount) {
+        const exists = (await agentStatus(db, agent.id)) !== undefined;
+        let live = exists ? await gateway.state(agent.id) : null;
+        if (!exists) {
           try {
             live = await gateway.start(agent, input.settings);
           } catch (err) {
@@ -202,46 +190,19 @@ export function createMetaActivities(deps: {
         ctx.heartbeat(i);
       }
       const crewId = metaCrewId(input.metaId);
-      await db.query(
-        `INSERT INTO crews (id, org_id, name, goal, process, assignment, members, input)
-         VALUES ($1,$2,$3,$4,'hierarchical','capability',$5,'{}') ON CONFLICT (id) DO NOTHING`,
-        [
-          crewId,
-          input.orgId,
-          input.name,
-          input.objective,
-          JSON.stringify(members.map(({ agentId, role, input: i }) => ({ agentId, role, input: i }))),
-        ],
-      );
+      await insertMetaCrew(db, {
+        id: crewId,
+        orgId: input.orgId,
+        name: input.name,
+        goal: input.objective,
+        members: members.map(({ agentId, role, input: i }) => ({ agentId, role, input: i })),
+      });
       return { crewId, members };
     },
 
     /** Records the run's progress; a finished run is never changed again. */
-    async recordMetaRun(input: {
-      metaId: string;
-      status: MetaStatus;
-      team?: (MetaTeamMember & { agentId?: string })[];
-      plan?: MetaPlanNode[];
-      crewId?: string;
-      result?: MetaResult;
-    }): Promise<void> {
-      const terminal = input.result !== undefined;
-      await db.query(
-        `UPDATE meta_runs SET status = $2, team = COALESCE($3::jsonb, team), plan = COALESCE($4::jsonb, plan),
-           crew_id = COALESCE($5, crew_id), result = COALESCE($6::jsonb, result), error = COALESCE($7, error),
-           completed_at = CASE WHEN $8 THEN now() ELSE completed_at END, updated_at = now()
-         WHERE id = $1 AND status NOT IN ('completed','failed')`,
-        [
-          input.metaId,
-          input.status,
-          input.team ? JSON.stringify(input.team) : null,
-          input.plan ? JSON.stringify(input.plan) : null,
-          input.crewId ?? null,
-          terminal ? JSON.stringify(input.result) : null,
-          input.result?.error ?? null,
-          terminal,
-        ],
-      );
+    async recordMetaRun(input: MetaRunProgress): Promise<void> {
+      await updateMetaRun(db, input);
     },
   };
 }

@@ -3,9 +3,11 @@ import { registerSecretsIn } from '../lib/logger';
 import { semanticHash } from '../lib/semantic-hash';
 import type { Governance } from './governance';
 import { estimateTokens } from './governance';
-import { insertQueuedTask, type QueuedTaskInput, type QueuedTaskReceipt } from './records';
-import type { StepDeps } from './steps';
-import { createStepRunner } from './steps';
+import { cacheScore, recordCachedScore, recordScore, type GoalScore, type ScoreKey } from '../lib/records/priority';
+import { insertQueuedTask, type QueuedTaskInput, type QueuedTaskReceipt } from '../lib/records/tasks';
+import type { StepDeps, StepRunner } from './steps';
+
+export type { GoalScore };
 
 export interface ScoreGoalInput {
   taskId: string;
@@ -24,11 +26,6 @@ export interface ScoreGoalInput {
   model: string | null;
   agentBudget?: number | null;
   timeoutMs: number;
-}
-
-export interface GoalScore {
-  score: number;
-  source: 'model' | 'cache' | 'fallback';
 }
 
 /** The scoring prompt (seed 003): unblocking, age and relevance to the objective, answered as JSON. */
@@ -60,35 +57,21 @@ export const SCORING_SYSTEM_PROMPT = 'You are the priority scorer of an agent or
  * budget or a slow answer gives the static priority × 100. Every scoring is recorded with its source and
  * time, so the cache hit ratio and scoring latency can be read from `priority_scores`.
  */
-export function createPriorityActivities(deps: StepDeps & { governance: Governance }) {
+export function createPriorityActivities(
+  deps: Pick<StepDeps, 'db' | 'config'> & {
+    governance: Governance;
+    runner: StepRunner;
+  },
+) {
   const { db, config, governance } = deps;
-  const { completeWithFallback, withStepSlot } = createStepRunner(deps);
+  const { completeWithFallback, withStepSlot } = deps.runner;
 
-  /**
-   * Records the score `scored` selects (one row of score, source and error, or none; its parameters start
-   * at $6) for the task, and copies it to the task's row, in one statement. A score recorded before stands
-   * (a retried activity answers with it), so the queue order never flips. Null when `scored` found nothing.
-   */
-  async function recordScore(
-    input: ScoreGoalInput,
-    hash: string,
-    started: number,
-    scored: string,
-    params: unknown[],
-  ): Promise<GoalScore | null> {
-    const { rows } = await db.query<GoalScore>(
-      `WITH scored AS (${scored}), saved AS (
-         INSERT INTO priority_scores (task_id, agent_id, concept_hash, score, source, duration_ms, error)
-         SELECT $1, $2, $3, score, source, $4, error FROM scored
-         ON CONFLICT (task_id) DO UPDATE SET task_id = EXCLUDED.task_id RETURNING score, source
-       ), copied AS (
-         UPDATE tasks SET priority_score = saved.score FROM saved WHERE tasks.id = $5
-       )
-       SELECT score, source FROM saved`,
-      [input.taskId, input.agentId, hash, Date.now() - started, input.taskId, ...params],
-    );
-    return rows[0] ?? null;
-  }
+  const scoreKey = (input: ScoreGoalInput, hash: string, started: number): ScoreKey => ({
+    taskId: input.taskId,
+    agentId: input.agentId,
+    conceptHash: hash,
+    durationMs: Date.now() - started,
+  });
 
   async function record(
     input: ScoreGoalInput,
@@ -97,16 +80,12 @@ export function createPriorityActivities(deps: StepDeps & { governance: Governan
     started: number,
     error?: string,
   ): Promise<GoalScore> {
-    const scored = 'SELECT $6::int AS score, $7::text AS source, $8::text AS error';
-    return (await recordScore(input, hash, started, scored, [result.score, result.source, error ?? null]))!;
+    return recordScore(db, scoreKey(input, hash, started), result, error);
   }
 
   /** The score of a task with the same key concepts within PRIORITY_CACHE_MINUTES, recorded for this task; null on a miss. */
   async function fromCache(input: ScoreGoalInput, hash: string, started: number): Promise<GoalScore | null> {
-    // The cache is per agent: the same task matters differently to agents with different objectives.
-    const cached = `SELECT score, 'cache'::text AS source, NULL::text AS error FROM priority_cache
-                     WHERE agent_id = $2 AND concept_hash = $3 AND created_at > now() - make_interval(mins => $6)`;
-    return recordScore(input, hash, started, cached, [config.PRIORITY_CACHE_MINUTES]);
+    return recordCachedScore(db, scoreKey(input, hash, started), config.PRIORITY_CACHE_MINUTES);
   }
 
   return {
@@ -188,11 +167,7 @@ export function createPriorityActivities(deps: StepDeps & { governance: Governan
         const score = parseScore(reply.content);
         if (score === null)
           return record(input, hash, fallback, started, `unreadable score: ${reply.content.slice(0, 200)}`);
-        await db.query(
-          `INSERT INTO priority_cache (agent_id, concept_hash, concepts, score) VALUES ($1,$2,$3,$4)
-           ON CONFLICT (agent_id, concept_hash) DO UPDATE SET score = EXCLUDED.score, concepts = EXCLUDED.concepts, created_at = now()`,
-          [input.agentId, hash, concepts, score],
-        );
+        await cacheScore(db, { agentId: input.agentId, conceptHash: hash, concepts, score });
         return record(input, hash, { score, source: 'model' }, started);
       } catch (err) {
         return record(input, hash, fallback, started, `scoring failed: ${(err as Error).message}`);

@@ -2,6 +2,14 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { AgentRejectedError, type TemporalGateway } from '../client/gateway';
 import type { Config } from '../lib/config';
 import type { Db } from '../lib/db';
+import { agentStatus } from '../lib/records/agents';
+import {
+  activeReminders,
+  countActiveReminders,
+  insertReminder,
+  markReminderRemoved,
+  reminderById,
+} from '../lib/records/reminders';
 import { ErrorType } from '../contract/errors';
 import {
   describeReminder,
@@ -48,9 +56,6 @@ const ONE_SHOT_CATCHUP = '1d';
 /** A fire that cannot reach its agent for this long gives up; the next tick tries again. */
 const FIRE_RUN_TIMEOUT = '10m';
 
-const ROW_COLUMNS = `id, org_id AS "orgId", agent_id AS "agentId", title, schedule, task_template AS "taskTemplate", status,
-  created_at AS "createdAt"`;
-
 /**
  * Reminders on Temporal schedules: the schedule `reminder-<id>` decides when a reminder fires and whether
  * it is paused; the `reminders` row lists it. Every operation is idempotent per reminder id, so activities
@@ -62,24 +67,16 @@ export class ReminderBook {
   /** Records the reminder and creates its schedule (paused when its agent is). A retry finds both done. */
   async create(reminder: NewReminder): Promise<ReminderView> {
     const { db, config, gateway: schedules } = this.deps;
-    const agent = await db.query<{ status: string }>('SELECT status FROM agents WHERE id = $1 AND org_id = $2', [
-      reminder.agentId,
-      reminder.orgId,
-    ]);
-    const agentStatus = agent.rows[0]?.status;
-    if (!agentStatus) throw new ReminderRefused(`no agent ${reminder.agentId} in this organisation`);
+    const status = await agentStatus(db, reminder.agentId, reminder.orgId);
+    if (!status) throw new ReminderRefused(`no agent ${reminder.agentId} in this organisation`);
     let row = await this.row(reminder.reminderId);
     if (!row) {
       const parsed = ReminderScheduleInput.safeParse(reminder.schedule);
       if (!parsed.success)
         throw new ReminderRefused(`invalid schedule: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
-      if (agentStatus === 'ARCHIVED')
+      if (status === 'ARCHIVED')
         throw new ReminderRefused(`agent ${reminder.agentId} is archived; it takes no reminders`);
-      const { rows } = await db.query<{ n: number }>(
-        `SELECT count(*)::int AS n FROM reminders WHERE agent_id = $1 AND status = 'active'`,
-        [reminder.agentId],
-      );
-      if (rows[0]!.n >= config.MAX_REMINDERS_PER_AGENT) {
+      if ((await countActiveReminders(db, reminder.agentId)) >= config.MAX_REMINDERS_PER_AGENT) {
         throw new ReminderRefused(
           `reminder limit reached: MAX_REMINDERS_PER_AGENT is ${config.MAX_REMINDERS_PER_AGENT}; delete a reminder first`,
         );
@@ -90,19 +87,15 @@ export class ReminderBook {
         taskType: reminder.taskType,
         delegationDepth: reminder.delegationDepth,
       };
-      await db.query(
-        `INSERT INTO reminders (id, org_id, agent_id, title, schedule, task_template, created_by) VALUES ($1,$2,$3,$4,$5,$6,$7)
-         ON CONFLICT (id) DO NOTHING`,
-        [
-          reminder.reminderId,
-          reminder.orgId,
-          reminder.agentId,
-          reminder.title,
-          JSON.stringify(parsed.data),
-          JSON.stringify(template),
-          reminder.createdBy,
-        ],
-      );
+      await insertReminder(db, {
+        id: reminder.reminderId,
+        orgId: reminder.orgId,
+        agentId: reminder.agentId,
+        title: reminder.title,
+        schedule: parsed.data,
+        taskTemplate: template,
+        createdBy: reminder.createdBy,
+      });
       row = (await this.row(reminder.reminderId))!;
     }
     if (row.status === 'removed') return describeReminder(schedules, row);
@@ -137,8 +130,8 @@ export class ReminderBook {
       },
       policies: { overlap: 'SKIP', catchupWindow: oneShot ? ONE_SHOT_CATCHUP : RECURRING_CATCHUP },
       state: {
-        paused: agentStatus === 'PAUSED',
-        note: agentStatus === 'PAUSED' ? 'paused with its agent' : `created by ${reminder.createdBy}`,
+        paused: status === 'PAUSED',
+        note: status === 'PAUSED' ? 'paused with its agent' : `created by ${reminder.createdBy}`,
         ...(oneShot ? { remainingActions: 1 } : {}),
       },
       typedSearchAttributes: attributes,
@@ -152,11 +145,7 @@ export class ReminderBook {
     const row = await this.row(reminderId);
     if (!row) return null;
     await this.deps.gateway.deleteReminderSchedule(reminderId);
-    const { rows } = await this.deps.db.query<ReminderRow>(
-      `UPDATE reminders SET status = 'removed', removed_at = COALESCE(removed_at, now()) WHERE id = $1 RETURNING ${ROW_COLUMNS}`,
-      [reminderId],
-    );
-    return describeReminder(this.deps.gateway, rows[0]!);
+    return describeReminder(this.deps.gateway, (await markReminderRemoved(this.deps.db, reminderId))!);
   }
 
   /** Pauses or resumes every reminder of an agent (idempotent: a paused schedule stays paused). */
@@ -179,19 +168,12 @@ export class ReminderBook {
     return rows.length;
   }
 
-  private async row(reminderId: string): Promise<ReminderRow | undefined> {
-    const { rows } = await this.deps.db.query<ReminderRow>(`SELECT ${ROW_COLUMNS} FROM reminders WHERE id = $1`, [
-      reminderId,
-    ]);
-    return rows[0];
+  private row(reminderId: string): Promise<ReminderRow | undefined> {
+    return reminderById(this.deps.db, reminderId);
   }
 
-  private async activeRows(agentId: string): Promise<ReminderRow[]> {
-    const { rows } = await this.deps.db.query<ReminderRow>(
-      `SELECT ${ROW_COLUMNS} FROM reminders WHERE agent_id = $1 AND status = 'active' ORDER BY created_at`,
-      [agentId],
-    );
-    return rows;
+  private activeRows(agentId: string): Promise<ReminderRow[]> {
+    return activeReminders(this.deps.db, agentId);
   }
 }
 
@@ -223,10 +205,7 @@ export function createReminderActivities(deps: ReminderDeps) {
         );
       } catch (err) {
         if (!(err instanceof AgentRejectedError)) throw err;
-        const agent = await deps.db.query<{ status: string }>('SELECT status FROM agents WHERE id = $1', [
-          input.agentId,
-        ]);
-        if (agent.rows[0]?.status !== 'ARCHIVED') throw err;
+        if ((await agentStatus(deps.db, input.agentId)) !== 'ARCHIVED') throw err;
         await book.remove(input.reminderId);
         return { ...result, outcome: 'agent_gone' };
       }

@@ -28,7 +28,10 @@ import {
   type Governance,
   type TokenReservation,
 } from './governance';
-import { insertDecision, writeAgentState, type AgentStateRecord } from './records';
+import { writeAgentState, type AgentStateRecord } from '../lib/records/agents';
+import { insertDecision } from '../lib/records/decisions';
+import { recordModelCall } from '../lib/records/llm-calls';
+import { startTask, startTaskAlongside, taskRunningAlongside } from '../lib/records/tasks';
 import { parseMcpToolName, type McpToolSource } from './tools/mcp';
 import { boundToolOutput, ToolError, type ToolPolicy, type ToolRegistry } from './tools/registry';
 
@@ -223,13 +226,9 @@ export function createStepRunner(deps: StepDeps) {
     if (mcpTool) return callMcpTool(input, mcpTool, fail);
     const def = tools.get(call.name);
     if (!def) return fail(`unknown tool "${call.name}"`);
-    let raw: unknown;
-    try {
-      raw = call.arguments.trim() === '' ? {} : JSON.parse(call.arguments);
-    } catch (err) {
-      return fail(`arguments are not valid JSON (${(err as Error).message}); send a JSON object matching the schema`);
-    }
-    const parsed = def.input.safeParse(raw);
+    const raw = parseArguments(call);
+    if ('invalid' in raw) return fail(raw.invalid);
+    const parsed = def.input.safeParse(raw.value);
     if (!parsed.success) {
       const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
       return fail(`invalid arguments: ${issues}`);
@@ -282,12 +281,9 @@ export function createStepRunner(deps: StepDeps) {
   ) {
     const server = (input.mcpServers ?? []).find((s) => s.name === target.server);
     if (!server) return fail(`no MCP server "${target.server}" is configured for this agent`);
-    let args: unknown;
-    try {
-      args = input.call.arguments.trim() === '' ? {} : JSON.parse(input.call.arguments);
-    } catch (err) {
-      return fail(`arguments are not valid JSON (${(err as Error).message}); send a JSON object matching the schema`);
-    }
+    const parsed = parseArguments(input.call);
+    if ('invalid' in parsed) return fail(parsed.invalid);
+    const args = parsed.value;
     if (!args || typeof args !== 'object' || Array.isArray(args)) return fail('arguments must be a JSON object');
     // Connection failures are thrown (Temporal retries the activity); tool errors go back to the model.
     // At most once per idempotency key (the side_effects ledger), like the built-in side-effecting tools.
@@ -382,14 +378,17 @@ export function createStepRunner(deps: StepDeps) {
   return { completeWithFallback, executeTool, withStepSlot, governedModelCall, governedToolCall };
 }
 
+/** The model and tool calls of one worker, built once and shared by the step, chat, priority and meta activities. */
+export type StepRunner = ReturnType<typeof createStepRunner>;
+
 /** How long a step waits for a slot inside its activity before waiting on a durable timer instead. */
 const STEP_SLOT_INLINE_WAIT_MS = 3000;
 /** The same for a local tool call, which holds its agent's workflow task while it waits. */
 const LOCAL_STEP_SLOT_INLINE_WAIT_MS = 1000;
 
-export function createStepActivities(deps: StepDeps) {
+export function createStepActivities(deps: StepDeps & { runner: StepRunner }) {
   const { db, tools } = deps;
-  const { executeTool, governedToolCall, governedModelCall } = createStepRunner(deps);
+  const { executeTool, governedToolCall, governedModelCall } = deps.runner;
 
   return {
     /**
@@ -400,16 +399,10 @@ export function createStepActivities(deps: StepDeps) {
     async callModel(input: CallModelInput): Promise<ModelReply> {
       // Values the task marked secret are scrubbed from this process's logs from now on.
       for (const message of input.messages) if (message.role === 'user') registerPromptSecrets(message.content);
-      const startTask = `UPDATE tasks SET status = 'planning', started_at = COALESCE(started_at, now()), updated_at = now()
-         WHERE id = $1 AND status = 'queued'`;
       if (input.agentState) {
-        await writeAgentState(
-          db,
-          input.agentState,
-          input.markStarted ? { ctes: `started AS (${startTask})`, params: [input.taskId] } : undefined,
-        );
+        await writeAgentState(db, input.agentState, input.markStarted ? startTaskAlongside(input.taskId) : undefined);
       } else if (input.markStarted) {
-        await db.query(startTask, [input.taskId]);
+        await startTask(db, input.taskId);
       }
       const endStep = workerMetrics.startStep('model');
       const reply = await governedModelCall(input).catch((err: unknown) => {
@@ -423,36 +416,19 @@ export function createStepActivities(deps: StepDeps) {
       // The call's usage, the task's counters and the decision (and, for a final answer the workflow asked
       // to complete with, the task's end) in one statement: a retried activity finds the call recorded and
       // adds nothing; a task that ended meanwhile (cancelled) keeps its end.
-      const recorded = {
-        ctes: `call AS (
-            INSERT INTO llm_calls (task_id, step, provider, model, input_tokens, output_tokens) VALUES ($1,$2,$3,$4,$5,$6)
-            ON CONFLICT (task_id, step) DO NOTHING RETURNING input_tokens, output_tokens
-          ), counted AS (
-            UPDATE tasks SET steps = GREATEST(steps, $2), updated_at = now(),
-              status = CASE WHEN status IN ('completed','failed','cancelled') THEN status WHEN $7 THEN 'completed'
-                            WHEN status = 'waiting_for_budget' THEN 'running' ELSE status END,
-              output = CASE WHEN $7 AND status NOT IN ('completed','failed','cancelled') THEN $8::jsonb ELSE output END,
-              completed_at = CASE WHEN $7 AND status NOT IN ('completed','failed','cancelled') THEN now() ELSE completed_at END,
-              input_tokens = input_tokens + COALESCE((SELECT input_tokens FROM call), 0),
-              output_tokens = output_tokens + COALESCE((SELECT output_tokens FROM call), 0)
-             WHERE id = $1
-          )`,
-        params: [
-          input.taskId,
-          input.step,
-          reply.provider,
-          reply.model,
-          reply.usage.inputTokens,
-          reply.usage.outputTokens,
-          completes,
-          JSON.stringify({ answer: reply.content }),
-        ],
-      };
-      await insertDecision(
+      await recordModelCall(
         db,
         {
           taskId: input.taskId,
           step: input.step,
+          provider: reply.provider,
+          model: reply.model,
+          inputTokens: reply.usage.inputTokens,
+          outputTokens: reply.usage.outputTokens,
+          completes,
+          answer: reply.content,
+        },
+        {
           seq: 0,
           type: final ? 'complete' : 'plan',
           reasoning: reply.content || (final ? '' : `Calling ${reply.toolCalls.map((c) => c.name).join(', ')}`),
@@ -462,7 +438,6 @@ export function createStepActivities(deps: StepDeps) {
           result: final ? reply.content : null,
           confidence: null,
         },
-        recorded,
       );
       return {
         content: reply.content,
@@ -494,10 +469,6 @@ export function createStepActivities(deps: StepDeps) {
         if (faultDelay > 0 && tools.get(call.name)?.sideEffect) await new Promise((r) => setTimeout(r, faultDelay));
         return result;
       });
-      const running = {
-        ctes: `running AS (UPDATE tasks SET status = 'running', updated_at = now() WHERE id = $1 AND status = 'planning')`,
-        params: [input.taskId],
-      };
       await insertDecision(
         db,
         {
@@ -510,11 +481,22 @@ export function createStepActivities(deps: StepDeps) {
           result: outcome.isError ? { error: outcome.content } : parseJsonOrText(outcome.content),
           confidence: null,
         },
-        running,
+        taskRunningAlongside(input.taskId),
       );
       return { toolCallId: call.id, name: call.name, content: outcome.content, isError: outcome.isError };
     },
   };
+}
+
+/** A tool call's arguments as JSON (none at all is an empty object), or what the model must fix. */
+function parseArguments(call: ToolCall): { value: unknown } | { invalid: string } {
+  try {
+    return { value: call.arguments.trim() === '' ? {} : JSON.parse(call.arguments) };
+  } catch (err) {
+    return {
+      invalid: `arguments are not valid JSON (${(err as Error).message}); send a JSON object matching the schema`,
+    };
+  }
 }
 
 function toFailure(provider: string, err: ProviderError): ApplicationFailure {

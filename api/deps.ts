@@ -5,10 +5,14 @@ import type { Config } from '../lib/config';
 import type { KeyVerifier } from './auth';
 import type { ChatEventHub } from './chat-events';
 import type { Store } from './store';
+import type { ApiWrites } from './writes';
 
 /** What the API's routes are built from (api/app.ts wires them). */
 export interface AppDeps {
+  /** Reads (api/store.ts). */
   store: Store;
+  /** The rows the API writes before their workflow exists (api/writes.ts). */
+  writes: ApiWrites;
   chatEvents: ChatEventHub;
   gateway: TemporalGateway;
   config: Config;

@@ -10,6 +10,7 @@ import { temporalConnectionOptions } from '../lib/temporal-connection';
 import { createApp } from './app';
 import { ChatEventHub } from './chat-events';
 import { createStore } from './store';
+import { createApiWrites } from './writes';
 
 /** API process: applies migrations, connects to Temporal and Postgres, listens on PORT. */
 async function main(): Promise<void> {
@@ -23,6 +24,7 @@ async function main(): Promise<void> {
   const chatEvents = new ChatEventHub(url, logger);
   const app = createApp({
     store: createStore(db),
+    writes: createApiWrites(db),
     chatEvents,
     gateway: new TemporalGateway(client, cfg.TEMPORAL_TASK_QUEUE),
     config: cfg,

@@ -3,6 +3,8 @@ import pg from 'pg';
 import { ROOT_DIR } from './config';
 
 export type Db = pg.Pool;
+/** The pool, or one client inside a transaction (`withTransaction`): what a record function runs on. */
+export type Queryable = pg.Pool | pg.PoolClient;
 
 // Return BIGINT counts as numbers; our counters stay far below 2^53.
 pg.types.setTypeParser(pg.types.builtins.INT8, (v) => Number(v));
@@ -32,6 +34,11 @@ export async function migrate(databaseUrl: string, log?: (msg: string) => void):
     log: (msg: string) => log?.(msg),
   });
   return applied.map((m) => m.name);
+}
+
+/** One round trip to the database (health checks). */
+export async function ping(db: Db): Promise<void> {
+  await db.query('SELECT 1');
 }
 
 /** Runs `fn` in a transaction on one client. */

@@ -1,4 +1,5 @@
 import type { Db } from './db';
+import { countPendingTasks, countSubtasks } from './records/tasks';
 
 /**
  * Runaway fuses (seed 003): limits that stop agents from flooding the system with work. Each check
@@ -7,11 +8,7 @@ import type { Db } from './db';
 
 /** Queued and running tasks of an organisation, against MAX_PENDING_TASKS_PER_ORG. */
 export async function pendingTasksRefusal(db: Db, orgId: string, limit: number): Promise<string | null> {
-  const { rows } = await db.query<{ n: number }>(
-    `SELECT count(*) AS n FROM tasks WHERE org_id = $1 AND status NOT IN ('completed', 'failed', 'cancelled')`,
-    [orgId],
-  );
-  const pending = rows[0].n;
+  const pending = await countPendingTasks(db, orgId);
   return pending >= limit
     ? `organisation ${orgId} already has ${pending} pending tasks (MAX_PENDING_TASKS_PER_ORG=${limit}); wait for some to finish`
     : null;
@@ -24,11 +21,6 @@ export async function subtasksRefusal(
   childTaskId: string,
   limit: number,
 ): Promise<string | null> {
-  const { rows } = await db.query<{ n: number }>(
-    'SELECT count(*) AS n FROM tasks WHERE parent_task_id = $1 AND id <> $2',
-    [parentTaskId, childTaskId],
-  );
-  return rows[0].n >= limit
-    ? `this task already created ${rows[0].n} sub-tasks (MAX_SUBTASKS_PER_TASK=${limit})`
-    : null;
+  const created = await countSubtasks(db, parentTaskId, childTaskId);
+  return created >= limit ? `this task already created ${created} sub-tasks (MAX_SUBTASKS_PER_TASK=${limit})` : null;
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { createStore } from '../api/store';
+import { insertCrew } from '../lib/records/crews';
 import { createLogger } from '../lib/logger';
 import { startApi, testConfig, type ApiClient, type TestStack } from './helpers/stack';
 
@@ -85,16 +85,16 @@ describe('tenant limits (security)', () => {
 
   it("pages a crew's messages and tasks with the same bounds", async () => {
     const crewId = randomUUID();
-    await createStore(stack.db).createCrew({
+    await insertCrew(stack.db, {
       id: crewId,
       orgId: stack.config.DEFAULT_ORG_ID,
       name: 'paged',
       goal: 'talk a lot',
       process: 'sequential',
-      assignment: 'round_robin',
+      assignment: 'round-robin',
       members: [],
       input: {},
-    } as Parameters<ReturnType<typeof createStore>['createCrew']>[0]);
+    });
     await stack.db.query(
       `INSERT INTO crew_messages (crew_id, seq, message_id, type, content, sent_at)
        SELECT $1, n, 'm' || n, 'note', 'crew message ' || n, now() FROM generate_series(1, 260) AS n`,

@@ -15,6 +15,7 @@ import { TemporalGateway } from '../client/gateway';
 import { dataConverterFor } from '../lib/codec';
 import type { Config } from '../lib/config';
 import { createPool } from '../lib/db';
+import { saveCircuitState } from '../lib/records/provider-circuits';
 import { temporalConnectionOptions } from '../lib/temporal-connection';
 import { CpuGatedActivitySlots, CpuSampler } from './cpu-gate';
 
@@ -82,11 +83,9 @@ export async function createAgentWorker(opts: AgentWorkerOptions): Promise<Agent
     onStateChange: (provider, state, lastError) => {
       logger.warn({ provider, state, lastError }, `provider circuit ${state}`);
       // Recorded for /health; losing one write only delays what operators see.
-      db.query(
-        `INSERT INTO provider_circuits (worker, provider, state, last_error, changed_at) VALUES ($1, $2, $3, $4, now())
-         ON CONFLICT (worker, provider) DO UPDATE SET state = EXCLUDED.state, last_error = EXCLUDED.last_error, changed_at = now()`,
-        [workerName, provider, state, lastError],
-      ).catch((err) => logger.error({ err }, 'could not record circuit state'));
+      saveCircuitState(db, { worker: workerName, provider, state, lastError }).catch((err) =>
+        logger.error({ err }, 'could not record circuit state'),
+      );
     },
   });
 

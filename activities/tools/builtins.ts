@@ -7,6 +7,10 @@ import { AgentRejectedError, type TemporalGateway } from '../../client/gateway';
 import { agentSettings } from '../../lib/config';
 import { withTransaction } from '../../lib/db';
 import { pendingTasksRefusal, subtasksRefusal } from '../../lib/fuses';
+import { insertAgentMessage } from '../../lib/records/agent-messages';
+import { activeAgentSummaries, agentStatus, countActiveAgentsWith, isActiveAgent } from '../../lib/records/agents';
+import { readMemory, writeMemory } from '../../lib/records/memory';
+import { claimSideEffect, settleSideEffect, sideEffectResult } from '../../lib/records/side-effects';
 import { agentBodies, DEFAULT_TOOLS } from '../../lib/models';
 import { ReminderRefused, ReminderScheduleInput } from '../../lib/reminders';
 import {
@@ -33,31 +37,19 @@ export async function applyOnce(
   effect: (client: pg.PoolClient) => Promise<unknown>,
 ): Promise<{ result: unknown; replayed: boolean }> {
   return withTransaction(ctx.db, async (client) => {
-    const claimed = await client.query(
-      `INSERT INTO side_effects (idempotency_key, tool, task_id, result) VALUES ($1, $2, $3, 'null')
-       ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key`,
-      [ctx.idempotencyKey, tool, ctx.taskId],
-    );
-    if (!claimed.rowCount) {
-      const prior = await client.query<{ result: unknown }>(
-        'SELECT result FROM side_effects WHERE idempotency_key = $1',
-        [ctx.idempotencyKey],
-      );
-      return { result: prior.rows[0]?.result, replayed: true };
+    if (!(await claimSideEffect(client, ctx.idempotencyKey, tool, ctx.taskId))) {
+      return { result: await sideEffectResult(client, ctx.idempotencyKey), replayed: true };
     }
     const result = await effect(client);
-    await client.query('UPDATE side_effects SET result = $2 WHERE idempotency_key = $1', [
-      ctx.idempotencyKey,
-      JSON.stringify(result ?? null),
-    ]);
+    await settleSideEffect(client, ctx.idempotencyKey, result);
     return { result, replayed: false };
   });
 }
 
 /** A stable UUID derived from a string (for ids that must be the same on every retry). */
-export function stableUuid(seed: string): string {
+export function stableUuid(seed: string, version: 5 | 8 = 5): string {
   const h = createHash('sha256').update(seed).digest('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${version}${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
 const memoryScope = (ctx: ToolContext, shared: boolean | undefined) => (shared ? 'org' : ctx.agentId);
@@ -103,17 +95,9 @@ export const httpPost = defineTool({
     checkAllowedUrl(url, httpPolicy(ctx));
     // The claim commits before the request goes out: a retry after a crash finds it and does not send
     // again (at most once), reporting the unknown outcome instead.
-    const claim = await ctx.db.query(
-      `INSERT INTO side_effects (idempotency_key, tool, task_id, result) VALUES ($1, 'http_post', $2, 'null')
-       ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key`,
-      [ctx.idempotencyKey, ctx.taskId],
-    );
-    if (!claim.rowCount) {
-      const prior = await ctx.db.query<{ result: unknown }>(
-        'SELECT result FROM side_effects WHERE idempotency_key = $1',
-        [ctx.idempotencyKey],
-      );
-      if (prior.rows[0]?.result !== null) return { content: { ...(prior.rows[0]!.result as object), replayed: true } };
+    if (!(await claimSideEffect(ctx.db, ctx.idempotencyKey, 'http_post', ctx.taskId))) {
+      const prior = await sideEffectResult(ctx.db, ctx.idempotencyKey);
+      if (prior !== null) return { content: { ...(prior as object), replayed: true } };
       throw new ToolError('a previous attempt may already have sent this request; not sending it again');
     }
     const headers = { 'content-type': 'application/json', 'idempotency-key': ctx.idempotencyKey };
@@ -123,10 +107,7 @@ export const httpPost = defineTool({
       body: truncate(res.body),
       ...(res.location ? { location: res.location } : {}),
     };
-    await ctx.db.query('UPDATE side_effects SET result = $2 WHERE idempotency_key = $1', [
-      ctx.idempotencyKey,
-      JSON.stringify(result),
-    ]);
+    await settleSideEffect(ctx.db, ctx.idempotencyKey, result);
     return { content: result };
   },
 });
@@ -139,23 +120,10 @@ export const memoryRead = defineTool({
   sideEffect: false,
   local: true,
   async run({ key, shared }, ctx) {
-    const { rows } = await ctx.db.query<{ value: unknown; version: number }>(
-      'SELECT value, version FROM memory WHERE org_id = $1 AND scope = $2 AND key = $3',
-      [ctx.orgId, memoryScope(ctx, shared), key],
-    );
-    return { content: rows[0] ? { key, value: rows[0].value, version: rows[0].version } : { key, value: null } };
+    const stored = await readMemory(ctx.db, ctx.orgId, memoryScope(ctx, shared), key);
+    return { content: stored ? { key, value: stored.value, version: stored.version } : { key, value: null } };
   },
 });
-
-/** Each operation is one SQL statement, so concurrent writers never lose an update. */
-const MEMORY_WRITE_SQL: Record<'set' | 'increment' | 'append' | 'merge', string> = {
-  set: 'EXCLUDED.value',
-  increment: "to_jsonb(COALESCE((memory.value #>> '{}')::numeric, 0) + (EXCLUDED.value #>> '{}')::numeric)",
-  append:
-    "CASE WHEN jsonb_typeof(memory.value) = 'array' THEN memory.value || jsonb_build_array(EXCLUDED.value #> '{0}') ELSE jsonb_build_array(memory.value, EXCLUDED.value #> '{0}') END",
-  merge:
-    "CASE WHEN jsonb_typeof(memory.value) = 'object' AND jsonb_typeof(EXCLUDED.value) = 'object' THEN memory.value || EXCLUDED.value ELSE EXCLUDED.value END",
-};
 
 export const memoryWrite = defineTool({
   name: 'memory_write',
@@ -174,14 +142,15 @@ export const memoryWrite = defineTool({
     const initial = op === 'increment' ? (value ?? 1) : op === 'append' ? [value ?? null] : (value ?? null);
     // For append the inserted row holds the one-element list; on conflict its first element is appended.
     const { result, replayed } = await applyOnce(ctx, 'memory_write', async (client) => {
-      const { rows } = await client.query<{ value: unknown; version: number }>(
-        `INSERT INTO memory (org_id, scope, key, value, updated_by) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (org_id, scope, key) DO UPDATE SET value = ${MEMORY_WRITE_SQL[op]}, version = memory.version + 1,
-           updated_by = EXCLUDED.updated_by, updated_at = now()
-         RETURNING value, version`,
-        [ctx.orgId, memoryScope(ctx, shared), key, JSON.stringify(initial), ctx.agentId],
-      );
-      return { key, value: rows[0]!.value, version: rows[0]!.version };
+      const written = await writeMemory(client, {
+        orgId: ctx.orgId,
+        scope: memoryScope(ctx, shared),
+        key,
+        op,
+        initial,
+        updatedBy: ctx.agentId,
+      });
+      return { key, value: written.value, version: written.version };
     });
     return { content: replayed ? { ...(result as object), replayed: true } : result };
   },
@@ -193,19 +162,18 @@ export const sendMessage = defineTool({
   input: z.object({ toAgentId: z.string().uuid(), content: z.string().min(1).max(10_000) }),
   sideEffect: true,
   async run({ toAgentId, content }, ctx) {
-    const target = await ctx.db.query('SELECT 1 FROM agents WHERE id = $1 AND org_id = $2 AND status <> $3', [
-      toAgentId,
-      ctx.orgId,
-      'ARCHIVED',
-    ]);
-    if (!target.rowCount) throw new ToolError(`no active agent ${toAgentId} in this organisation`);
+    if (!(await isActiveAgent(ctx.db, toAgentId, ctx.orgId)))
+      throw new ToolError(`no active agent ${toAgentId} in this organisation`);
     const { result } = await applyOnce(ctx, 'send_message', async (client) => {
-      const { rows } = await client.query<{ id: string }>(
-        `INSERT INTO agent_messages (org_id, from_agent_id, to_agent_id, task_id, content, idempotency_key)
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id`,
-        [ctx.orgId, ctx.agentId, toAgentId, ctx.taskId, content, ctx.idempotencyKey],
-      );
-      return { messageId: rows[0]!.id, delivered: true };
+      const messageId = await insertAgentMessage(client, {
+        orgId: ctx.orgId,
+        fromAgentId: ctx.agentId,
+        toAgentId,
+        taskId: ctx.taskId,
+        content,
+        idempotencyKey: ctx.idempotencyKey,
+      });
+      return { messageId, delivered: true };
     });
     return { content: result };
   },
@@ -226,12 +194,8 @@ export const createTask = defineTool({
     if (depth > ctx.maxDelegationDepth) {
       throw new ToolError(`delegation refused: depth ${depth} exceeds the fuse of ${ctx.maxDelegationDepth}`);
     }
-    const target = await ctx.db.query('SELECT 1 FROM agents WHERE id = $1 AND org_id = $2 AND status <> $3', [
-      args.agentId,
-      ctx.orgId,
-      'ARCHIVED',
-    ]);
-    if (!target.rowCount) throw new ToolError(`no active agent ${args.agentId} in this organisation`);
+    if (!(await isActiveAgent(ctx.db, args.agentId, ctx.orgId)))
+      throw new ToolError(`no active agent ${args.agentId} in this organisation`);
     // The task id derives from the idempotency key: a retried call submits the same task, which the
     // target agent recognises and does not queue twice.
     const taskId = stableUuid(ctx.idempotencyKey);
@@ -363,11 +327,8 @@ export function createAgentManagerTool(agents?: AgentManagerPort) {
       const action = args.action;
       const agentId = args.agentId;
       if (agentId === ctx.agentId && action !== 'resume') throw new ToolError(`an agent cannot ${action} itself`);
-      const target = await ctx.db.query<{ status: string }>('SELECT status FROM agents WHERE id = $1 AND org_id = $2', [
-        agentId,
-        ctx.orgId,
-      ]);
-      if (!target.rowCount) throw new ToolError(`no agent ${agentId} in this organisation`);
+      if ((await agentStatus(ctx.db, agentId, ctx.orgId)) === undefined)
+        throw new ToolError(`no agent ${agentId} in this organisation`);
       const { result, replayed } = await applyOnce(ctx, 'agent_manager', async () => {
         try {
           if (action === 'pause') return await pauseAgent(agents, agentId, ctx);
@@ -399,11 +360,7 @@ async function resumeAgent(agents: AgentManagerPort, agentId: string, ctx: ToolC
 }
 
 async function activeAgents(ctx: ToolContext) {
-  const { rows } = await ctx.db.query(
-    `SELECT id, name, type, objective, status, priority FROM agents WHERE org_id = $1 AND status <> 'ARCHIVED' ORDER BY created_at, id LIMIT 100`,
-    [ctx.orgId],
-  );
-  return rows;
+  return activeAgentSummaries(ctx.db, ctx.orgId);
 }
 
 interface CreateArgs {
@@ -522,11 +479,8 @@ async function createAgent(agents: AgentManagerPort, args: CreateArgs, ctx: Tool
   };
   const { result, replayed } = await applyOnce(ctx, 'agent_manager', async (client) => {
     // An earlier attempt may have started this very agent: it counts against the limit already.
-    const { rows } = await client.query<{ n: number; mine: boolean }>(
-      `SELECT count(*)::int AS n, bool_or(id = $2) AS mine FROM agents WHERE org_id = $1 AND status <> 'ARCHIVED'`,
-      [ctx.orgId, agent.id],
-    );
-    if (!rows[0]!.mine && rows[0]!.n >= ctx.config.MAX_AGENTS) {
+    const active = await countActiveAgentsWith(client, ctx.orgId, agent.id);
+    if (!active.mine && active.n >= ctx.config.MAX_AGENTS) {
       throw new ToolError(`agent limit reached: MAX_AGENTS is ${ctx.config.MAX_AGENTS}; archive an agent first`);
     }
     try {

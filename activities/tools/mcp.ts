@@ -20,6 +20,7 @@ import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontex
 import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
 import { config as processConfig, type Config, type McpStdioServer } from '../../lib/config';
 import type { Db } from '../../lib/db';
+import { claimSideEffect, releaseSideEffect, settleSideEffect, sideEffectResult } from '../../lib/records/side-effects';
 import { McpServerConfigSchema, ServerNameSchema, type McpServerConfig } from '../../lib/mcp-servers';
 import type { ToolSpec } from '../llm/types';
 import { outboundAllowHosts } from '../../lib/outbound-policy';
@@ -614,17 +615,8 @@ async function claimCall(
   ledger: NonNullable<McpCallOptions['ledger']>,
   name: string,
 ): Promise<McpCallResult | undefined> {
-  const claim = await ledger.db.query(
-    `INSERT INTO side_effects (idempotency_key, tool, task_id, result) VALUES ($1, $2, $3, 'null')
-     ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key`,
-    [ledger.idempotencyKey, name, ledger.taskId],
-  );
-  if (claim.rowCount) return undefined;
-  const prior = await ledger.db.query<{ result: McpCallResult | null }>(
-    'SELECT result FROM side_effects WHERE idempotency_key = $1',
-    [ledger.idempotencyKey],
-  );
-  const result = prior.rows[0]?.result;
+  if (await claimSideEffect(ledger.db, ledger.idempotencyKey, name, ledger.taskId)) return undefined;
+  const result = await sideEffectResult<McpCallResult>(ledger.db, ledger.idempotencyKey);
   if (result) return { ...result, replayed: true };
   return {
     content: `outcome unknown: an earlier attempt of this ${name} call started but never reported back (idempotency key ${ledger.idempotencyKey}); it was not repeated. Check whether it took effect before calling it again.`,
@@ -633,16 +625,11 @@ async function claimCall(
 }
 
 async function settleCall(ledger: NonNullable<McpCallOptions['ledger']>, result: McpCallResult): Promise<void> {
-  await ledger.db.query('UPDATE side_effects SET result = $2 WHERE idempotency_key = $1', [
-    ledger.idempotencyKey,
-    JSON.stringify(result),
-  ]);
+  await settleSideEffect(ledger.db, ledger.idempotencyKey, result);
 }
 
 async function releaseCall(ledger: NonNullable<McpCallOptions['ledger']>): Promise<void> {
-  await ledger.db.query(`DELETE FROM side_effects WHERE idempotency_key = $1 AND result = 'null'::jsonb`, [
-    ledger.idempotencyKey,
-  ]);
+  await releaseSideEffect(ledger.db, ledger.idempotencyKey);
 }
 
 function canonicalJson(value: unknown): string {

@@ -22,7 +22,7 @@ const STOP_WAIT_MS = 60_000;
  * Crews: created here (status idle), started as a CrewWorkflow, stopped by cancelling it. Messages reach
  * the running crew as signals; the crew's workflow writes its status, result and message log.
  */
-export function crewRoutes({ store, gateway, config }: AppDeps): Router {
+export function crewRoutes({ store, writes, gateway, config }: AppDeps): Router {
   const router = Router();
   const CreateCrewBody = createCrewBody(config.CREW_MAX_MEMBERS);
 
@@ -92,7 +92,7 @@ export function crewRoutes({ store, gateway, config }: AppDeps): Router {
       );
     }
     const id = randomUUID();
-    await store.createCrew({ id, orgId, ...body });
+    await writes.createCrew({ id, orgId, ...body });
     res.status(201).json(await view(orgId, id));
   });
 

@@ -9,7 +9,7 @@ import { HttpError, notFound, parse } from '../errors';
  * The meta supervisor (META_AGENT_ENABLED): an objective posted here becomes a MetaSupervisorWorkflow that
  * designs a team of agents, creates them and runs them as a crew. Its workflow records team, crew and result.
  */
-export function metaRoutes({ store, gateway, config }: AppDeps): Router {
+export function metaRoutes({ store, writes, gateway, config }: AppDeps): Router {
   const router = Router();
 
   router.use((_req, _res, next) => {
@@ -41,7 +41,7 @@ export function metaRoutes({ store, gateway, config }: AppDeps): Router {
     const id = randomUUID();
     const name =
       body.name ?? `Meta: ${body.objective.length > 60 ? `${body.objective.slice(0, 59)}…` : body.objective}`;
-    await store.createMetaRun({ id, orgId, name, objective: body.objective, maxAgents: body.maxAgents });
+    await writes.createMetaRun({ id, orgId, name, objective: body.objective, maxAgents: body.maxAgents });
     await gateway.startMeta({
       metaId: id,
       orgId,

@@ -12,6 +12,7 @@ import pino from 'pino';
 import { createApp } from '../../api/app';
 import { ChatEventHub } from '../../api/chat-events';
 import { createStore } from '../../api/store';
+import { createApiWrites } from '../../api/writes';
 import { TemporalGateway } from '../../client/gateway';
 import { apiKeyVerifier, createApiKey } from '../../lib/api-keys';
 import { dataConverterFor } from '../../lib/codec';
@@ -68,6 +69,7 @@ export async function startApi(config: Config, opts: { port?: number; logger?: p
   const chatEvents = new ChatEventHub(config.DATABASE_URL!, silentLogger);
   const app = createApp({
     store: createStore(db),
+    writes: createApiWrites(db),
     chatEvents,
     gateway,
     config,

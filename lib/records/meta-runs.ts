@@ -1,0 +1,93 @@
+import type { Db } from '../db';
+import type { MetaPlanNode, MetaResult, MetaStatus, MetaTeamMember } from '../../contract/definitions';
+
+/**
+ * SQL of `meta_runs`. The request is inserted before its workflow starts (so the API can answer with it at
+ * once); the workflow records the rest, and a finished run is never changed again.
+ */
+
+export interface MetaRunRecord {
+  id: string;
+  orgId: string;
+  name: string;
+  objective: string;
+  maxAgents: number;
+  status: string;
+  team: { agentId?: string; name: string; role: string; objective: string; capabilities: string[] }[];
+  plan: { id: string; title: string; capabilities: string[]; dependsOn: string[] }[];
+  crewId: string | null;
+  result: unknown;
+  error: string | null;
+  createdAt: string;
+  completedAt: string | null;
+}
+
+const META_COLUMNS = `id, org_id AS "orgId", name, objective, max_agents AS "maxAgents", status, team, plan, crew_id AS "crewId",
+  result, error, created_at AS "createdAt", completed_at AS "completedAt"`;
+
+export async function metaRunById(db: Db, orgId: string, id: string): Promise<MetaRunRecord | undefined> {
+  const { rows } = await db.query<MetaRunRecord>(
+    `SELECT ${META_COLUMNS} FROM meta_runs WHERE org_id = $1 AND id = $2`,
+    [orgId, id],
+  );
+  return rows[0];
+}
+
+/** One page of an organisation's meta runs, newest first. */
+export async function listMetaRuns(
+  db: Db,
+  orgId: string,
+  f: { status?: string; limit: number; offset: number },
+): Promise<MetaRunRecord[]> {
+  const { rows } = await db.query<MetaRunRecord>(
+    `SELECT ${META_COLUMNS} FROM meta_runs WHERE org_id = $1 AND ($2::text IS NULL OR status = $2)
+     ORDER BY created_at DESC, id LIMIT $3 OFFSET $4`,
+    [orgId, f.status ?? null, f.limit, f.offset],
+  );
+  return rows;
+}
+
+/** A run's request under a fresh id. */
+export async function insertMetaRun(
+  db: Db,
+  m: { id: string; orgId: string; name: string; objective: string; maxAgents: number },
+): Promise<void> {
+  await db.query(`INSERT INTO meta_runs (id, org_id, name, objective, max_agents) VALUES ($1,$2,$3,$4,$5)`, [
+    m.id,
+    m.orgId,
+    m.name,
+    m.objective,
+    m.maxAgents,
+  ]);
+}
+
+/** A run's progress; fields left out keep their value. */
+export interface MetaRunProgress {
+  metaId: string;
+  status: MetaStatus;
+  team?: (MetaTeamMember & { agentId?: string })[];
+  plan?: MetaPlanNode[];
+  crewId?: string;
+  result?: MetaResult;
+}
+
+/** Records the run's progress; a finished run is never changed again. */
+export async function updateMetaRun(db: Db, input: MetaRunProgress): Promise<void> {
+  const terminal = input.result !== undefined;
+  await db.query(
+    `UPDATE meta_runs SET status = $2, team = COALESCE($3::jsonb, team), plan = COALESCE($4::jsonb, plan),
+       crew_id = COALESCE($5, crew_id), result = COALESCE($6::jsonb, result), error = COALESCE($7, error),
+       completed_at = CASE WHEN $8 THEN now() ELSE completed_at END, updated_at = now()
+     WHERE id = $1 AND status NOT IN ('completed','failed')`,
+    [
+      input.metaId,
+      input.status,
+      input.team ? JSON.stringify(input.team) : null,
+      input.plan ? JSON.stringify(input.plan) : null,
+      input.crewId ?? null,
+      terminal ? JSON.stringify(input.result) : null,
+      input.result?.error ?? null,
+      terminal,
+    ],
+  );
+}
