@@ -18,6 +18,11 @@ export interface FlakyProviderOptions {
   kinds?: readonly FaultKind[];
   /** Seed of the fault sequence, so a run's mix of faults can be repeated. */
   seed?: number;
+  /**
+   * A task whose request carries this string (in its task input) gets its first answer, then a 500 for
+   * every later request: an outage that outlasts any retry policy. The error message names the marker.
+   */
+  outageMarker?: string;
 }
 
 export interface FlakyProvider {
@@ -27,6 +32,8 @@ export interface FlakyProvider {
   answered(): number;
   /** Faults injected so far, by kind. */
   faults(): Record<FaultKind, number>;
+  /** Requests failed by the outage of `outageMarker`. */
+  outages(): number;
   close(): Promise<void>;
 }
 
@@ -36,6 +43,7 @@ export async function startFlakyProvider(opts: FlakyProviderOptions): Promise<Fl
   const faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
   const offline = createOfflineProvider({ tokenDelayMs: 0 });
   let answered = 0;
+  let outages = 0;
 
   const core = await startLoopback((request, res) => {
     const body = isObject(request.body) ? request.body : undefined;
@@ -45,6 +53,14 @@ export async function startFlakyProvider(opts: FlakyProviderOptions): Promise<Fl
         400,
         errorBody('flaky provider: expected a chat completion request', 'invalid_request_error'),
       );
+    }
+    if (
+      opts.outageMarker &&
+      body.messages.some((m) => isObject(m) && m.role === 'tool') &&
+      JSON.stringify(body.messages).includes(opts.outageMarker)
+    ) {
+      outages += 1;
+      return sendJson(res, 500, errorBody(`${opts.outageMarker}: the provider is down for this task`, 'server_error'));
     }
     if (random() < opts.faultRate) {
       const kind = kinds[Math.floor(random() * kinds.length)]!;
@@ -65,6 +81,7 @@ export async function startFlakyProvider(opts: FlakyProviderOptions): Promise<Fl
     url: `${core.origin}/v1`,
     answered: () => answered,
     faults: () => ({ ...faults }),
+    outages: () => outages,
     close: core.close,
   };
 }

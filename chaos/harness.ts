@@ -1,9 +1,13 @@
 /**
- * The chaos run, shared by `npm run chaos` and test/chaos.test.ts: on a private stack (its own Temporal
- * dev server and PostgreSQL, because both get restarted) it keeps many agent tasks in flight, with
- * approvals and side-effecting tools, while the worker is SIGKILLed every few seconds, the Temporal server
- * and PostgreSQL are each restarted once and the model provider fails a share of its requests. Then it
- * checks what must survive all of that and returns a tally with every violation it found.
+ * The chaos run, shared by `npm run chaos` and test/chaos.test.ts: on a private stack (its own Temporal and
+ * PostgreSQL, because both get restarted) it keeps many agent tasks in flight, with approvals,
+ * side-effecting tools and reminders, while it breaks what they depend on: the worker is SIGKILLed every
+ * few seconds, the model provider fails a share of its requests, and Temporal and PostgreSQL are
+ * restarted. On the dev-server profile the dev server is restarted once; on the cluster profile
+ * (temporal/cluster.ts, on the same PostgreSQL) the history and matching services are SIGKILLed several
+ * times each and the frontend is restarted, and PostgreSQL restarts under all of them. Tasks are submitted,
+ * approvals decided and reminders fire during the chaos. Then it checks what must survive all of that and
+ * returns a tally with every violation it found.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,7 +17,8 @@ import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { loadConfig } from '../lib/config';
-import { getFreePort, startLocalStack, type LocalStack } from '../scripts/local-stack';
+import { getFreePort, startLocalStack, type AnyLocalStack } from '../scripts/local-stack';
+import type { ClusterService } from '../temporal/cluster';
 import { killHard, spawnWorker, startApi, type TestStack } from '../test/helpers/stack';
 import { startWebhookReceiver } from '../test/helpers/webhook-receiver';
 import { agentWorkflowId, getAgentStateQuery, TERMINAL_TASK_STATUSES } from '../contract/definitions';
@@ -24,18 +29,32 @@ const TASK_QUEUE = 'chaos-agents';
 const TERMINAL: readonly string[] = TERMINAL_TASK_STATUSES;
 type SideEffectTool = 'memory_write' | 'send_message' | 'http_post';
 
+export type ChaosProfile = 'dev' | 'cluster';
+
 export interface ChaosSize {
   agents: number;
   tasks: number;
   /** Agents whose side effects wait for the approver. */
   copilotAgents: number;
-  /** Copilot agents with a short approval timeout; the approver leaves every other request of theirs to expire. */
+  /** Copilot agents with a short approval timeout whose every request the approver leaves to expire. */
   expiringAgents: number;
   /**
    * Copilot agents whose one approval stays pending until every other task has finished. AGENTS_MAX_ACTIVE
    * is set to this number: were waiting agents to keep their active slots, no other agent could work.
    */
   stalledAgents: number;
+  /** Autopilot tasks whose model calls after their first tool call all fail: the retry policy runs out. */
+  outageTasks: number;
+  /** Tasks are submitted over this long, from the start of the chaos. */
+  submitSeconds: number;
+  /** Interval reminders created at the start of the chaos and deleted when the submissions end. */
+  intervalReminders: number;
+  /** Their interval. */
+  reminderEverySeconds: number;
+  /** One-shot reminders created during the chaos, each due a little later. */
+  oneShotReminders: number;
+  /** Cluster profile: how many times the history service and the matching service are each SIGKILLed. */
+  serviceKills: number;
   /** The worker is SIGKILLed this long after each (re)start. */
   killEverySeconds: number;
   /** The chaos stops after this long even if tasks remain. */
@@ -49,8 +68,14 @@ export const SIZES: Record<'full' | 'short', ChaosSize> = {
     agents: 20,
     tasks: 200,
     copilotAgents: 5,
-    expiringAgents: 3,
+    expiringAgents: 2,
     stalledAgents: 3,
+    outageTasks: 3,
+    submitSeconds: 240,
+    intervalReminders: 3,
+    reminderEverySeconds: 20,
+    oneShotReminders: 4,
+    serviceKills: 3,
     killEverySeconds: 6,
     deadlineSeconds: 900,
     settleSeconds: 300,
@@ -61,6 +86,12 @@ export const SIZES: Record<'full' | 'short', ChaosSize> = {
     copilotAgents: 2,
     expiringAgents: 1,
     stalledAgents: 2,
+    outageTasks: 1,
+    submitSeconds: 40,
+    intervalReminders: 1,
+    reminderEverySeconds: 10,
+    oneShotReminders: 2,
+    serviceKills: 2,
     killEverySeconds: 5,
     deadlineSeconds: 150,
     settleSeconds: 120,
@@ -69,6 +100,8 @@ export const SIZES: Record<'full' | 'short', ChaosSize> = {
 
 export interface ChaosOptions {
   size: ChaosSize;
+  /** Temporal as the dev server (default) or as the self-hosted cluster. */
+  profile?: ChaosProfile;
   /** Share of model requests that fail (429, 500, hang past the timeout, malformed body). */
   faultRate: number;
   faultKinds: readonly FaultKind[];
@@ -76,7 +109,17 @@ export interface ChaosOptions {
   log: (msg: string) => void;
 }
 
+/** The failures the run causes on purpose; any other failure is the infrastructure's, and a violation. */
+export const INJECTED_CAUSES = {
+  /** The approver left the request alone and the agent fails its task on timeout. */
+  approval_expired: /^approval \S+ for \S+ expired/,
+  /** Every model call of the task after its first tool call fails: more faults than the retry policy allows. */
+  provider_outage: /chaos-outage/,
+} as const;
+export type InjectedCause = keyof typeof INJECTED_CAUSES;
+
 export interface ChaosTally {
+  profile: ChaosProfile;
   settings: ChaosSize & {
     faultRate: number;
     faultKinds: readonly FaultKind[];
@@ -87,17 +130,37 @@ export interface ChaosTally {
   durationSeconds: number;
   tasks: {
     submitted: number;
+    /** Tasks the reminders fired. */
+    fromReminders: number;
     byStatus: Record<string, number>;
     failureReasons: Record<string, number>;
+    /** Failed tasks by the cause the run injected on purpose. */
+    injectedFailures: Record<InjectedCause, number>;
+    /** Failed tasks with no injected cause: each is also a violation. */
+    infrastructureFailures: number;
     agentHolds: Record<string, number>;
   };
-  faults: Record<FaultKind, number> & { total: number; modelRequestsAnswered: number };
+  /** When the submissions happened, in seconds from the start of the chaos. */
+  timeline: {
+    submissionsSeconds: [number, number];
+    approvalDecisionsSeconds: [number, number] | null;
+    reminderFiresSeconds: [number, number] | null;
+  };
+  faults: Record<FaultKind, number> & { total: number; outages: number; modelRequestsAnswered: number };
   chaos: {
     workerKills: number;
     workerStarts: number;
     workerExitsUnprompted: number;
+    /** The fault schedule as it happened: one line per event, with the share of tasks done then. */
+    events: string[];
+    eventsPlanned: number;
     temporalRestarts: number;
     postgresRestarts: number;
+    historyKills: number;
+    matchingKills: number;
+    frontendRestarts: number;
+    /** Cluster: restarts of each service by its supervisor, including any exit the run did not cause. */
+    serviceRestarts: Partial<Record<ClusterService, number>>;
   };
   approvals: {
     total: number;
@@ -108,6 +171,13 @@ export interface ChaosTally {
     leftToExpire: number;
     decidedByApprover: number;
     refusedAsLate: number;
+  };
+  reminders: {
+    interval: number;
+    oneShot: number;
+    fires: number;
+    /** Fires of each interval reminder, in creation order. */
+    intervalFires: number[];
   };
   sideEffects: Record<SideEffectTool, { ledgerKeys: number; applied: number }> & { httpPostOutcomeUnknown: number };
   /** Every run's history: workflow task failures by cause, and the retries the faults caused. */
@@ -132,17 +202,24 @@ interface PlannedTask {
   role: Role;
   /** For copilot, expiring and stalled agents: what the approver does with this task's request ('hold': nothing, until released). */
   approval?: 'approve' | 'reject' | 'leave' | 'hold';
+  /** The failure the run causes on purpose; without one the task must complete. */
+  injected?: InjectedCause;
   id?: string;
+  /** Seconds from the start of the chaos. */
+  submittedAt?: number;
 }
 
 const APPROVAL_TIMEOUT_SECONDS = 6;
 const LLM_TIMEOUT_SECONDS = 3;
 const MODEL_LATENCY_MS = 400;
+/** In the task input of an outage task; the flaky provider fails the task's later requests. */
+const OUTAGE_MARKER = 'chaos-outage';
 /** A worker that has not polled after this long is killed and started again. */
 const WORKER_START_TIMEOUT_MS = 45_000;
 
 export async function runChaos(opts: ChaosOptions): Promise<ChaosTally> {
   const { size, log } = opts;
+  const profile = opts.profile ?? 'dev';
   const started = Date.now();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'agents-chaos-'));
   // As root, embedded PostgreSQL runs as its own user, which must be able to enter this directory.
@@ -157,8 +234,31 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosTally> {
 
   try {
     const [temporalPort, uiPort, postgresPort] = await Promise.all([getFreePort(), getFreePort(), getFreePort()]);
-    log(`starting a private Temporal dev server and PostgreSQL (data in ${dataDir})`);
-    const stack = await startLocalStack({ dataDir, temporalPort, uiPort, postgresPort, log: () => undefined });
+    log(
+      `starting a private ${profile === 'cluster' ? 'Temporal cluster' : 'Temporal dev server'} and PostgreSQL (data in ${dataDir})`,
+    );
+    const stack: AnyLocalStack = await startLocalStack({
+      temporal: profile,
+      dataDir,
+      temporalPort,
+      uiPort,
+      postgresPort,
+      // Every port free. A service restarted by its supervisor keeps its ports.
+      cluster: {
+        ports: {
+          frontendHttp: 0,
+          history: 0,
+          matching: 0,
+          worker: 0,
+          frontendMembership: 0,
+          historyMembership: 0,
+          matchingMembership: 0,
+          workerMembership: 0,
+        },
+      },
+      log: () => undefined,
+      announce: (msg) => log(msg),
+    });
     cleanups.push(() => stack.stop());
     const bundlePath = path.join(dataDir, 'workflow-bundle.js');
     fs.writeFileSync(
@@ -166,7 +266,12 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosTally> {
       (await bundleWorkflowCode({ workflowsPath: path.join(ROOT, 'workflows'), logger: quietLogger })).code,
     );
 
-    const flaky = await startFlakyProvider({ faultRate: opts.faultRate, kinds: opts.faultKinds, seed: opts.seed });
+    const flaky = await startFlakyProvider({
+      faultRate: opts.faultRate,
+      kinds: opts.faultKinds,
+      seed: opts.seed,
+      outageMarker: OUTAGE_MARKER,
+    });
     cleanups.push(() => flaky.close());
     const receiver = await startWebhookReceiver();
     cleanups.push(() => receiver.close());
@@ -199,29 +304,31 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosTally> {
     cleanups.push(() => api.stop());
 
     const plan = await createAgentsAndPlan(api, size, opts.seed);
-    log(`submitting ${plan.length} tasks across ${size.agents} agents`);
-    for (const task of plan) {
-      task.id = (
-        await api.api.createTask({
-          agentId: task.agentId,
-          title: `chaos ${task.ticket}`,
-          input: { script: scriptFor(task, plan, receiver.url) },
-        })
-      ).id;
-    }
-    const byTaskId = new Map(plan.map((t) => [t.id!, t]));
+    const stalled = plan.filter((t) => t.approval === 'hold');
+    const others = plan.filter((t) => t.approval !== 'hold');
+    const submitter = new Submitter(api, plan, receiver.url, log);
+    // The stalled agents' tasks go first, so they take the slots before anyone else.
+    for (const task of stalled) await submitter.submit(task, 0);
 
-    const approver = new Approver(api, byTaskId, log);
-    const chaos = new ChaosMonkey(stack, workers, log);
+    const chaosStarted = Date.now();
+    const approver = new Approver(api, submitter.byTaskId, chaosStarted, log);
+    const reminders = new ReminderKeeper(api, plan, size, chaosStarted, log);
+    const chaos = new ChaosMonkey(stack, workers, size, log);
+    log(
+      `submitting ${others.length} more tasks across ${size.agents} agents over ${size.submitSeconds} s; ` +
+        `fault schedule: ${chaos.plannedEvents().join(', ')}`,
+    );
+    const submitting = submitter.spread(others, size.submitSeconds, chaosStarted);
+    const reminding = reminders.run(size.submitSeconds);
+
     const progressOf = async (tasks: PlannedTask[]) => {
+      const ids = tasks.flatMap((t) => (t.id ? [t.id] : []));
       const { rows } = await api.db.query<{ n: number }>(
         'SELECT count(*)::int AS n FROM tasks WHERE id = ANY($1) AND status = ANY($2)',
-        [tasks.map((t) => t.id!), TERMINAL],
+        [ids, TERMINAL],
       );
       return rows[0]!.n / tasks.length;
     };
-    const stalled = plan.filter((t) => t.approval === 'hold');
-    const others = plan.filter((t) => t.approval !== 'hold');
     const stalledPending = async () => {
       const { rows } = await api.db.query<{ n: number }>(
         `SELECT count(*)::int AS n FROM approvals WHERE task_id = ANY($1) AND status = 'pending'`,
@@ -244,49 +351,67 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosTally> {
       return progressOf(plan);
     };
     approver.start();
-    const chaosRun = chaos.run(size.killEverySeconds, size.deadlineSeconds, progress);
+    const chaosRun = chaos.run(size.deadlineSeconds, progress);
 
-    const deadline = started + size.deadlineSeconds * 1000;
+    // From the start of the chaos: building or starting the stack does not count.
+    const deadline = chaosStarted + size.deadlineSeconds * 1000;
     let done = 0;
     while (Date.now() < deadline) {
       done = await progress().catch(() => done);
-      // Both restarts must have happened during the run, not after it.
-      if (done >= 1 && chaos.restartsDone()) break;
+      // The whole fault schedule must have happened during the run, not after it.
+      if (done >= 1 && chaos.scheduleDone() && reminders.done) break;
       await sleep(1000);
     }
     log(`tasks finished: ${Math.round(done * 100)}%; stopping the chaos`);
     await chaos.stop();
     await chaosRun;
+    await submitting;
+    await reminders.stop();
+    await reminding;
     await workers.ensureRunning();
     // Whatever the chaos interrupted must now finish on a healthy stack, approvals still being decided.
     const settleBy = Date.now() + size.settleSeconds * 1000;
-    while (done < 1 && Date.now() < settleBy) {
-      await sleep(1000);
+    const remindersSettled = async () => (await reminders.unfinishedFires()) === 0;
+    while (Date.now() < settleBy) {
       done = await progress().catch(() => done);
+      if (done >= 1 && (await remindersSettled().catch(() => false))) break;
+      await sleep(1000);
     }
     log(`tasks finished: ${Math.round(done * 100)}%; checking`);
     await approver.stop();
+    const fired = await reminders.firedTasks();
     // A task's row turns terminal just before its agent moves on; give the last ones a moment to.
-    await waitForAgentsDone(api.client, plan, 60_000);
+    await waitForAgentsDone(api.client, [...plan, ...fired], 60_000);
 
     const tally = await verify({
       api,
       plan,
+      fired,
       approver,
-      flaky: flaky.faults(),
-      answered: flaky.answered(),
+      reminders,
+      flaky,
       receiver,
       chaos,
-      opts,
+      stack,
+      opts: { ...opts, profile },
     });
     tally.durationSeconds = Math.round((Date.now() - started) / 1000);
+    tally.timeline = {
+      submissionsSeconds: submitter.window(),
+      approvalDecisionsSeconds: approver.window(),
+      reminderFiresSeconds: await reminders.fireWindow(),
+    };
     tally.stalled = { agents: size.stalledAgents, othersFinishedWhileTheyWaited };
     if (!othersFinishedWhileTheyWaited) {
       tally.violations.push(
         `agents waiting for approval kept others from working: not every other task finished while the ${stalled.length} stalled approvals waited`,
       );
-      tally.ok = false;
     }
+    if (!chaos.scheduleDone())
+      tally.violations.push(
+        `the fault schedule did not finish before the deadline: ${tally.chaos.events.length} of ${tally.chaos.eventsPlanned} events`,
+      );
+    tally.ok = tally.violations.length === 0;
     return tally;
   } finally {
     await cleanup();
@@ -316,27 +441,37 @@ async function createAgentsAndPlan(api: TestStack, size: ChaosSize, seed: number
     });
     (role === 'stalled' ? stalledAgents : agents).push({ id: agent.id as string, role });
   }
-  // The stalled agents' tasks are submitted first, so they take the slots before anyone else.
   const held = stalledAgents.map((agent, k): PlannedTask => ({
     ticket: `s${k}`,
     agentId: agent.id,
     role: 'stalled',
     approval: 'hold',
   }));
-  return held.concat(
-    Array.from({ length: size.tasks }, (_, k) => {
-      const agent = agents[k % agents.length]!;
-      const approval =
-        agent.role === 'autopilot'
-          ? undefined
-          : agent.role === 'expiring' && random() < 0.5
-            ? 'leave'
-            : random() < 0.25
-              ? 'reject'
-              : 'approve';
-      return { ticket: `c${k}`, agentId: agent.id, role: agent.role, approval };
-    }),
-  );
+  const tasks = Array.from({ length: size.tasks }, (_, k): PlannedTask => {
+    const agent = agents[k % agents.length]!;
+    // Every request of an expiring agent is left alone: the only expiries are the ones the run intends.
+    const approval =
+      agent.role === 'autopilot'
+        ? undefined
+        : agent.role === 'expiring'
+          ? 'leave'
+          : random() < 0.25
+            ? 'reject'
+            : 'approve';
+    return {
+      ticket: `c${k}`,
+      agentId: agent.id,
+      role: agent.role,
+      approval,
+      ...(approval === 'leave' ? { injected: 'approval_expired' as const } : {}),
+    };
+  });
+  // The outage tasks: autopilot tasks that write to memory (no approval), spread over the run.
+  const writers = tasks.filter((t) => t.role === 'autopilot' && Number(t.ticket.slice(1)) % 3 === 2);
+  for (let i = 0; i < size.outageTasks && writers.length > 0; i++) {
+    writers[Math.floor(((i + 0.5) * writers.length) / size.outageTasks)]!.injected = 'provider_outage';
+  }
+  return held.concat(tasks);
 }
 
 /**
@@ -364,6 +499,79 @@ function scriptFor(task: PlannedTask, plan: PlannedTask[], receiverUrl: string):
       return [turn({ call: 'http_post', args: { url: receiverUrl, body: { ticket: task.ticket } } }), answer];
     default:
       return [turn(append(1)), turn(append(2)), answer];
+  }
+}
+
+/**
+ * Submits tasks through the API while everything restarts. The API takes no idempotency key for new
+ * tasks, so after a failed answer the submitter looks for the task (its title names the ticket) before it
+ * submits again: a task the agent accepted is not submitted twice.
+ */
+class Submitter {
+  readonly byTaskId = new Map<string, PlannedTask>();
+  private first: number | undefined;
+  private last: number | undefined;
+  private chaosStarted = Date.now();
+
+  constructor(
+    private readonly api: TestStack,
+    private readonly plan: PlannedTask[],
+    private readonly receiverUrl: string,
+    private readonly log: (msg: string) => void,
+  ) {}
+
+  /** Submits `tasks` one by one, evenly over `seconds`. */
+  async spread(tasks: PlannedTask[], seconds: number, chaosStarted: number): Promise<void> {
+    this.chaosStarted = chaosStarted;
+    for (const [i, task] of tasks.entries()) {
+      const due = chaosStarted + (i / tasks.length) * seconds * 1000;
+      if (due > Date.now()) await sleep(due - Date.now());
+      await this.submit(task, chaosStarted);
+    }
+  }
+
+  async submit(task: PlannedTask, chaosStarted: number): Promise<void> {
+    const title = `chaos ${task.ticket}`;
+    const input = {
+      script: scriptFor(task, this.plan, this.receiverUrl),
+      ...(task.injected === 'provider_outage' ? { fault: OUTAGE_MARKER } : {}),
+    };
+    for (let attempt = 1; !task.id; attempt++) {
+      try {
+        const res = await this.api.api.post('/api/v1/tasks', { agentId: task.agentId, title, input });
+        if (res.status === 201) task.id = res.body.id as string;
+        else throw new Error(`${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
+      } catch (err) {
+        if (attempt % 5 === 1) this.log(`submitting ${task.ticket} failed (attempt ${attempt}): ${String(err)}`);
+        // A 503 request_timeout "may still take effect": the update can reach the agent long after the
+        // answer, so look for the task for a while before submitting it again.
+        const lookFor = /request_timeout/.test(String(err)) ? 120_000 : 2000;
+        for (const until = Date.now() + lookFor; !task.id && Date.now() < until;) {
+          await sleep(2000);
+          task.id = await this.find(task.agentId, title).catch(() => undefined);
+        }
+      }
+    }
+    const at = (Date.now() - chaosStarted) / 1000;
+    task.submittedAt = at;
+    if (chaosStarted === this.chaosStarted) {
+      this.first ??= at;
+      this.last = at;
+    }
+    this.byTaskId.set(task.id, task);
+  }
+
+  /** First and last submission during the chaos, in seconds from its start. */
+  window(): [number, number] {
+    return [Math.round(this.first ?? 0), Math.round(this.last ?? 0)];
+  }
+
+  private async find(agentId: string, title: string): Promise<string | undefined> {
+    const { rows } = await this.api.db.query<{ id: string }>(
+      'SELECT id FROM tasks WHERE agent_id = $1 AND title = $2',
+      [agentId, title],
+    );
+    return rows[0]?.id;
   }
 }
 
@@ -438,43 +646,113 @@ class WorkerKeeper {
 }
 
 /** Kills the worker every few seconds; restarts Temporal at a fifth of the tasks (or of the deadline) and PostgreSQL at half. */
+type ChaosEventKind = 'history' | 'matching' | 'frontend' | 'temporal' | 'postgres';
+
+/** When each event of the fault schedule comes: at this share of the tasks done, or of the deadline. */
+interface ScheduledEvent {
+  kind: ChaosEventKind;
+  at: number;
+}
+
+const EVENT_NAMES: Record<ChaosEventKind, string> = {
+  history: 'SIGKILL the history service',
+  matching: 'SIGKILL the matching service',
+  frontend: 'restart the frontend',
+  temporal: 'restart the Temporal dev server',
+  postgres: 'restart PostgreSQL',
+};
+
+/**
+ * The fault schedule of a profile. Dev server: the server restarts once and PostgreSQL once. Cluster:
+ * history and matching are each SIGKILLed `serviceKills` times, alternating, with the frontend restart and
+ * the PostgreSQL restart (under every service) among them; spread from 8 % to 70 % of the run.
+ */
+export function faultSchedule(profile: ChaosProfile, serviceKills: number): ScheduledEvent[] {
+  if (profile === 'dev')
+    return [
+      { kind: 'temporal', at: 0.2 },
+      { kind: 'postgres', at: 0.5 },
+    ];
+  const kinds: ChaosEventKind[] = [];
+  for (let i = 0; i < serviceKills; i++) {
+    kinds.push('history', 'matching');
+    if (i === 0) kinds.push('frontend');
+    if (i === Math.floor((serviceKills - 1) / 2)) kinds.push('postgres');
+  }
+  return kinds.map((kind, i) => ({ kind, at: 0.08 + (0.62 * i) / Math.max(1, kinds.length - 1) }));
+}
+
+/**
+ * Kills the worker every few seconds and works through the fault schedule in between: each event when its
+ * share of the tasks is done or its share of the deadline has passed, whichever comes first, one at a time.
+ */
 class ChaosMonkey {
   private stopped = false;
-  temporalRestarts = 0;
-  postgresRestarts = 0;
+  private readonly schedule: ScheduledEvent[];
+  readonly events: string[] = [];
+  readonly counts: Record<ChaosEventKind, number> = { history: 0, matching: 0, frontend: 0, temporal: 0, postgres: 0 };
 
   constructor(
-    private readonly stack: LocalStack,
+    private readonly stack: AnyLocalStack,
     readonly workers: WorkerKeeper,
+    private readonly size: ChaosSize,
     private readonly log: (msg: string) => void,
-  ) {}
-
-  restartsDone(): boolean {
-    return this.temporalRestarts > 0 && this.postgresRestarts > 0;
+  ) {
+    this.schedule = faultSchedule(stack.kind, size.serviceKills);
   }
 
-  async run(killEverySeconds: number, deadlineSeconds: number, progress: () => Promise<number>): Promise<void> {
+  plannedEvents(): string[] {
+    return this.schedule.map((e) => `${EVENT_NAMES[e.kind]} at ${Math.round(e.at * 100)}%`);
+  }
+
+  scheduleDone(): boolean {
+    return this.events.length === this.schedule.length;
+  }
+
+  async run(deadlineSeconds: number, progress: () => Promise<number>): Promise<void> {
     const started = Date.now();
-    // Progress decides when on a quick run, time on a slow one: both restarts happen before the deadline.
     const reached = (share: number, done: number) =>
       done >= share || Date.now() - started >= share * deadlineSeconds * 1000;
     while (!this.stopped) {
       await this.workers.ensureRunning();
-      await sleep(killEverySeconds * 1000);
+      await sleep(this.size.killEverySeconds * 1000);
       if (this.stopped) break;
       const done = await progress().catch(() => 0);
-      if (this.temporalRestarts === 0 && reached(0.2, done)) {
-        this.log(`restarting the Temporal dev server (${Math.round(done * 100)}% done)`);
-        await this.stack.restartTemporal(2000);
-        this.temporalRestarts += 1;
-      } else if (this.postgresRestarts === 0 && this.temporalRestarts > 0 && reached(0.5, done)) {
-        this.log(`restarting PostgreSQL (${Math.round(done * 100)}% done)`);
-        await this.stack.restartPostgres(2000);
-        this.postgresRestarts += 1;
+      const next = this.schedule[this.events.length];
+      if (next && reached(next.at, done)) {
+        const t0 = Date.now();
+        this.log(`${EVENT_NAMES[next.kind]} (${Math.round(done * 100)}% done)`);
+        await this.act(next.kind);
+        this.counts[next.kind] += 1;
+        const line = `${EVENT_NAMES[next.kind]} at ${Math.round((t0 - started) / 1000)} s, ${Math.round(done * 100)}% done, back in ${((Date.now() - t0) / 1000).toFixed(1)} s`;
+        this.events.push(line);
+        this.log(line);
       } else {
         await this.workers.kill();
       }
     }
+  }
+
+  private async act(kind: ChaosEventKind): Promise<void> {
+    const stack = this.stack;
+    if (kind === 'temporal') return stack.restartTemporal(2000);
+    if (kind === 'postgres') return stack.restartPostgres(2000);
+    if (stack.kind !== 'cluster') throw new Error(`${kind} is a cluster event`);
+    const service = stack.temporal.services[kind];
+    const restarts = service.restarts;
+    // SIGKILL: the process dies mid-write, as on a crashed node. The frontend is asked to stop (SIGTERM), as
+    // in a rolling restart. Either way its supervisor starts it again.
+    service.kill(kind === 'frontend' ? 'SIGTERM' : 'SIGKILL');
+    await Promise.race([
+      service.restarted(restarts),
+      sleep(120_000).then(() => Promise.reject(new Error(`${service.name} was not restarted within 120 s`))),
+    ]);
+  }
+
+  serviceRestarts(): Partial<Record<ClusterService, number>> {
+    if (this.stack.kind !== 'cluster') return {};
+    const services = this.stack.temporal.services;
+    return Object.fromEntries(Object.entries(services).map(([name, p]) => [name, p.restarts]));
   }
 
   async stop(): Promise<void> {
@@ -501,12 +779,20 @@ class Approver {
   released = false;
   private running = false;
   private loop: Promise<void> | undefined;
+  /** First and last decision the API applied, in seconds from the start of the chaos. */
+  private first: number | undefined;
+  private last: number | undefined;
 
   constructor(
     private readonly api: TestStack,
     private readonly tasks: Map<string, PlannedTask>,
+    private readonly chaosStarted: number,
     private readonly log: (msg: string) => void,
   ) {}
+
+  window(): [number, number] | null {
+    return this.first === undefined ? null : [Math.round(this.first), Math.round(this.last ?? this.first)];
+  }
 
   start(): void {
     this.running = true;
@@ -563,12 +849,172 @@ class Approver {
         return;
       }
       // Other answers (5xx while something restarts) leave it for the next poll.
+      if (res.status === 200) {
+        const at = (Date.now() - this.chaosStarted) / 1000;
+        this.first ??= at;
+        this.last = at;
+      }
       if (res.status === 200 || res.status === 409)
         this.records.set(approvalId, { decision, status: res.status, taskId });
       else this.log(`approval ${approvalId}: ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
     } catch (err) {
       this.log(`approval ${approvalId}: ${String(err)}`);
     }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reminders: created, firing and deleted during the chaos
+
+interface ChaosReminder {
+  label: string;
+  agentId: string;
+  kind: 'every' | 'at';
+  id?: string;
+  /** When the API confirmed the deletion (interval reminders). */
+  deletedAt?: number;
+}
+
+/** What a reminder left behind: its fires by scheduled time. */
+export interface ReminderObservation {
+  label: string;
+  kind: 'every' | 'at';
+  /** Created (the API answered 201); a reminder the run never managed to create is a violation. */
+  created: boolean;
+  deletedAt?: string;
+  fires: string[];
+}
+
+/**
+ * Interval reminders on autopilot agents from the start of the chaos until the submissions end, and
+ * one-shot reminders created during it, each due a few seconds later. A fire's task reads memory and
+ * answers: it has no side effect of its own, so any count of ticks is consistent.
+ */
+class ReminderKeeper {
+  readonly reminders: ChaosReminder[] = [];
+  done = false;
+  private stopping = false;
+
+  constructor(
+    private readonly api: TestStack,
+    plan: PlannedTask[],
+    private readonly size: ChaosSize,
+    private readonly chaosStarted: number,
+    private readonly log: (msg: string) => void,
+  ) {
+    const agents = [...new Set(plan.filter((t) => t.role === 'autopilot').map((t) => t.agentId))];
+    for (let i = 0; i < size.intervalReminders; i++)
+      this.reminders.push({ label: `r${i}`, agentId: agents[i % agents.length]!, kind: 'every' });
+    for (let i = 0; i < size.oneShotReminders; i++)
+      this.reminders.push({
+        label: `o${i}`,
+        agentId: agents[(size.intervalReminders + i) % agents.length]!,
+        kind: 'at',
+      });
+  }
+
+  async run(seconds: number): Promise<void> {
+    const input = {
+      script: [{ call: 'memory_read', args: { key: 'log' }, delayMs: MODEL_LATENCY_MS }, { answer: 'tick done' }],
+    };
+    const interval = this.reminders.filter((r) => r.kind === 'every');
+    const oneShot = this.reminders.filter((r) => r.kind === 'at');
+    for (const r of interval)
+      await this.create(r, { every: `${this.size.reminderEverySeconds}s` }, input).catch((err) =>
+        this.log(String(err)),
+      );
+    for (const [i, r] of oneShot.entries()) {
+      const due = this.chaosStarted + ((i + 0.5) / oneShot.length) * seconds * 1000;
+      while (!this.stopping && Date.now() < due) await sleep(200);
+      if (this.stopping) break;
+      // Due a few seconds on, so it fires while the chaos goes on (a slow creation moves it on further).
+      await this.create(r, () => ({ at: new Date(Date.now() + 8000).toISOString() }), input).catch((err) =>
+        this.log(String(err)),
+      );
+    }
+    while (!this.stopping && Date.now() < this.chaosStarted + seconds * 1000) await sleep(200);
+    for (const r of interval) await this.remove(r);
+    this.done = true;
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+  }
+
+  private async create(r: ChaosReminder, schedule: object | (() => object), input: object): Promise<void> {
+    const title = `chaos reminder ${r.label}`;
+    for (let attempt = 1; !r.id && !this.stopping; attempt++) {
+      try {
+        const body = { title, schedule: typeof schedule === 'function' ? schedule() : schedule, input };
+        const res = await this.api.api.post(`/api/v1/agents/${r.agentId}/reminders`, body);
+        if (res.status === 201) r.id = res.body.id as string;
+        else throw new Error(`${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
+      } catch (err) {
+        if (attempt % 5 === 1) this.log(`creating reminder ${r.label} failed (attempt ${attempt}): ${String(err)}`);
+        await sleep(2000);
+        // The API may have created it before its answer was lost.
+        const { rows } = await this.api.db
+          .query<{ id: string }>('SELECT id FROM reminders WHERE agent_id = $1 AND title = $2', [r.agentId, title])
+          .catch(() => ({ rows: [] as { id: string }[] }));
+        r.id = rows[0]?.id;
+      }
+    }
+  }
+
+  private async remove(r: ChaosReminder): Promise<void> {
+    for (let attempt = 1; r.id && r.deletedAt === undefined; attempt++) {
+      try {
+        const res = await this.api.api.request('DELETE', `/api/v1/agents/${r.agentId}/reminders/${r.id}`);
+        if (res.status === 204) r.deletedAt = Date.now();
+        else throw new Error(`${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
+      } catch (err) {
+        if (attempt % 5 === 1) this.log(`deleting reminder ${r.label} failed (attempt ${attempt}): ${String(err)}`);
+        await sleep(2000);
+      }
+    }
+  }
+
+  private async fireRows(): Promise<{ id: string; reminderId: string; scheduledFor: string; status: string }[]> {
+    const ids = this.reminders.flatMap((r) => (r.id ? [r.id] : []));
+    const { rows } = await this.api.db.query<{ id: string; reminderId: string; scheduledFor: string; status: string }>(
+      `SELECT id, input->'reminder'->>'id' AS "reminderId", input->'reminder'->>'scheduledFor' AS "scheduledFor", status
+         FROM tasks WHERE input->'reminder'->>'id' = ANY($1) ORDER BY input->'reminder'->>'scheduledFor'`,
+      [ids],
+    );
+    return rows;
+  }
+
+  /** Fires whose task has not finished, and one-shot reminders that have not fired yet. */
+  async unfinishedFires(): Promise<number> {
+    const rows = await this.fireRows();
+    const fired = new Set(rows.map((r) => r.reminderId));
+    const unfired = this.reminders.filter((r) => r.kind === 'at' && r.id && !fired.has(r.id)).length;
+    return rows.filter((r) => !TERMINAL.includes(r.status)).length + unfired;
+  }
+
+  async firedTasks(): Promise<PlannedTask[]> {
+    const byId = new Map(this.reminders.map((r) => [r.id, r]));
+    return (await this.fireRows()).map((row) => {
+      const r = byId.get(row.reminderId)!;
+      return { ticket: `${r.label}@${row.scheduledFor}`, agentId: r.agentId, role: 'autopilot', id: row.id };
+    });
+  }
+
+  async observations(): Promise<ReminderObservation[]> {
+    const rows = await this.fireRows();
+    return this.reminders.map((r) => ({
+      label: r.label,
+      kind: r.kind,
+      created: r.id !== undefined,
+      ...(r.deletedAt !== undefined ? { deletedAt: new Date(r.deletedAt).toISOString() } : {}),
+      fires: rows.filter((row) => row.reminderId === r.id).map((row) => row.scheduledFor),
+    }));
+  }
+
+  /** First and last scheduled fire, in seconds from the start of the chaos. */
+  async fireWindow(): Promise<[number, number] | null> {
+    const times = (await this.fireRows()).map((r) => (Date.parse(r.scheduledFor) - this.chaosStarted) / 1000);
+    return times.length ? [Math.round(Math.min(...times)), Math.round(Math.max(...times))] : null;
   }
 }
 
@@ -596,18 +1042,31 @@ async function waitForAgentsDone(client: Client, plan: PlannedTask[], timeoutMs:
 interface VerifyInput {
   api: TestStack;
   plan: PlannedTask[];
+  /** The tasks the reminders fired. */
+  fired: PlannedTask[];
   approver: Approver;
-  flaky: Record<FaultKind, number>;
-  answered: number;
+  reminders: ReminderKeeper;
+  flaky: Awaited<ReturnType<typeof startFlakyProvider>>;
   receiver: Awaited<ReturnType<typeof startWebhookReceiver>>;
   chaos: ChaosMonkey;
-  opts: ChaosOptions;
+  stack: AnyLocalStack;
+  opts: ChaosOptions & { profile: ChaosProfile };
 }
 
 /** What the run left behind, read from PostgreSQL, Temporal and the HTTP receiver. */
 export interface Observations {
   /** `agentHold` once the run is over: 'done' unless the agent still runs or queues the task. */
-  tasks: { id: string; ticket: string; status?: string; error: string | null; decisions: number; agentHold: string }[];
+  tasks: {
+    id: string;
+    ticket: string;
+    status?: string;
+    error: string | null;
+    decisions: number;
+    agentHold: string;
+    /** The failure the run caused on purpose, if any; any other failure is a violation. */
+    injected?: InjectedCause;
+    fromReminder?: boolean;
+  }[];
   /** The idempotency ledger (side_effects) of the run's tasks. */
   ledger: { key: string; tool: string; taskId: string; result: unknown }[];
   /** Values appended to the agents' memory "log" lists: "<ticket>:<n>". */
@@ -619,6 +1078,7 @@ export interface Observations {
   approvals: { id: string; taskId: string; step: number; callIndex: number; status: string }[];
   /** What the approver did with each request it saw (HTTP status 200 applied, 409 refused). */
   approverRecords: Record<string, ApproverRecord>;
+  reminders: ReminderObservation[];
   nondeterminism: number;
 }
 
@@ -627,11 +1087,13 @@ export interface Judgement {
   tasks: ChaosTally['tasks'];
   approvals: ChaosTally['approvals'];
   sideEffects: ChaosTally['sideEffects'];
+  reminders: ChaosTally['reminders'];
 }
 
 async function verify(v: VerifyInput): Promise<ChaosTally> {
-  const { api, plan } = v;
-  const ids = plan.map((t) => t.id!);
+  const { api } = v;
+  const plan = [...v.plan, ...v.fired];
+  const ids = plan.flatMap((t) => (t.id ? [t.id] : []));
   const { rows: taskRows } = await api.db.query<{
     id: string;
     status: string;
@@ -645,15 +1107,17 @@ async function verify(v: VerifyInput): Promise<ChaosTally> {
   const rowsById = new Map(taskRows.map((r) => [r.id, r]));
   const tasks: Observations['tasks'] = [];
   for (const t of plan) {
-    const row = rowsById.get(t.id!);
-    const hold = await agentHold(api.client, t);
+    const row = t.id ? rowsById.get(t.id) : undefined;
+    const hold = t.id ? await agentHold(api.client, t) : 'never submitted';
     tasks.push({
-      id: t.id!,
+      id: t.id ?? '-',
       ticket: t.ticket,
       status: row?.status,
       error: row?.error ?? null,
       decisions: row?.decisions ?? 0,
       agentHold: hold,
+      ...(t.injected ? { injected: t.injected } : {}),
+      ...(v.fired.includes(t) ? { fromReminder: true } : {}),
     });
   }
   const { rows: ledger } = await api.db.query<{ key: string; tool: string; taskId: string; result: unknown }>(
@@ -678,9 +1142,13 @@ async function verify(v: VerifyInput): Promise<ChaosTally> {
     httpReceivedKeys: v.receiver.received.map((r) => String(r.headers['idempotency-key'])),
     approvals,
     approverRecords: Object.fromEntries(v.approver.records),
+    reminders: await v.reminders.observations(),
     nondeterminism: workflows.nondeterminism,
   });
+  const faults = v.flaky.faults();
   return {
+    profile: v.opts.profile,
+    timeline: { submissionsSeconds: [0, 0], approvalDecisionsSeconds: null, reminderFiresSeconds: null },
     stalled: { agents: v.opts.size.stalledAgents, othersFinishedWhileTheyWaited: false },
     settings: {
       ...v.opts.size,
@@ -692,15 +1160,27 @@ async function verify(v: VerifyInput): Promise<ChaosTally> {
     },
     durationSeconds: 0,
     tasks: judgement.tasks,
-    faults: { ...v.flaky, total: FAULT_KINDS.reduce((n, k) => n + v.flaky[k], 0), modelRequestsAnswered: v.answered },
+    faults: {
+      ...faults,
+      total: FAULT_KINDS.reduce((n, k) => n + faults[k], 0),
+      outages: v.flaky.outages(),
+      modelRequestsAnswered: v.flaky.answered(),
+    },
     chaos: {
       workerKills: v.chaos.workers.kills,
       workerStarts: v.chaos.workers.starts,
       workerExitsUnprompted: v.chaos.workers.exitsUnprompted,
-      temporalRestarts: v.chaos.temporalRestarts,
-      postgresRestarts: v.chaos.postgresRestarts,
+      events: v.chaos.events,
+      eventsPlanned: v.chaos.plannedEvents().length,
+      temporalRestarts: v.chaos.counts.temporal,
+      postgresRestarts: v.chaos.counts.postgres,
+      historyKills: v.chaos.counts.history,
+      matchingKills: v.chaos.counts.matching,
+      frontendRestarts: v.chaos.counts.frontend,
+      serviceRestarts: v.chaos.serviceRestarts(),
     },
     approvals: judgement.approvals,
+    reminders: judgement.reminders,
     sideEffects: judgement.sideEffects,
     workflows,
     violations: judgement.violations,
@@ -709,16 +1189,26 @@ async function verify(v: VerifyInput): Promise<ChaosTally> {
 }
 
 /**
- * The guarantees, checked against what the run left behind: every task completed or failed with a reason
- * and a trace, its workflow closed; every side effect applied once per ledger key; every approval decided
- * or expired, consistent with its side effect and with the API's answers; no nondeterminism.
+ * The guarantees, checked against what the run left behind: every task completed, or failed for a cause
+ * the run injected on purpose and names (anything else is the infrastructure's doing: a violation), with
+ * a trace and released by its agent; every side effect applied once per ledger key; every approval decided
+ * or expired, consistent with its side effect and with the API's answers; every reminder fired as
+ * scheduled and never after its deletion; no nondeterminism.
  */
 export function judge(o: Observations): Judgement {
   const violations: string[] = [];
   const count = (acc: Record<string, number>, key: string) => ((acc[key] = (acc[key] ?? 0) + 1), acc);
   const tasksById = new Map(o.tasks.map((t) => [t.id, t]));
 
-  const tasks: Judgement['tasks'] = { submitted: o.tasks.length, byStatus: {}, failureReasons: {}, agentHolds: {} };
+  const tasks: Judgement['tasks'] = {
+    submitted: o.tasks.filter((t) => !t.fromReminder).length,
+    fromReminders: o.tasks.filter((t) => t.fromReminder).length,
+    byStatus: {},
+    failureReasons: {},
+    injectedFailures: { approval_expired: 0, provider_outage: 0 },
+    infrastructureFailures: 0,
+    agentHolds: {},
+  };
   for (const t of o.tasks) {
     count(tasks.agentHolds, t.agentHold);
     if (t.agentHold !== 'done')
@@ -733,7 +1223,18 @@ export function judge(o: Observations): Judgement {
     if (t.status === 'failed') {
       if (!t.error) violations.push(`task ${t.id} (${t.ticket}) failed without a recorded reason`);
       else count(tasks.failureReasons, reasonKind(t.error));
+      if (t.injected && INJECTED_CAUSES[t.injected].test(t.error ?? '')) tasks.injectedFailures[t.injected] += 1;
+      else {
+        tasks.infrastructureFailures += 1;
+        violations.push(
+          `task ${t.id} (${t.ticket}) failed by the infrastructure${t.injected ? ` (its injected cause was ${t.injected})` : ''}: ${t.error ?? 'no reason'}`,
+        );
+      }
     }
+    if (t.status === 'completed' && t.injected)
+      violations.push(
+        `task ${t.id} (${t.ticket}) completed although the run injected ${t.injected}: the fault did not take`,
+      );
     if (t.decisions === 0) violations.push(`task ${t.id} (${t.ticket}) has no reasoning trace`);
   }
 
@@ -815,8 +1316,28 @@ export function judge(o: Observations): Judgement {
     }
   }
 
+  const reminders: Judgement['reminders'] = {
+    interval: o.reminders.filter((r) => r.kind === 'every').length,
+    oneShot: o.reminders.filter((r) => r.kind === 'at').length,
+    fires: o.reminders.reduce((n, r) => n + r.fires.length, 0),
+    intervalFires: o.reminders.filter((r) => r.kind === 'every').map((r) => r.fires.length),
+  };
+  for (const r of o.reminders) {
+    if (!r.created) {
+      violations.push(`reminder ${r.label} was never created`);
+      continue;
+    }
+    if (r.kind === 'at' && r.fires.length !== 1)
+      violations.push(`one-shot reminder ${r.label} fired ${r.fires.length} times, not once`);
+    if (r.kind === 'every' && r.fires.length === 0) violations.push(`interval reminder ${r.label} never fired`);
+    // A tick scheduled before the deletion may still be on its way; one scheduled after it must not come.
+    const late = r.deletedAt ? r.fires.filter((f) => Date.parse(f) > Date.parse(r.deletedAt!) + 1000) : [];
+    if (late.length)
+      violations.push(`reminder ${r.label} fired after its deletion (${r.deletedAt}): ${late.join(', ')}`);
+  }
+
   if (o.nondeterminism > 0) violations.push(`${o.nondeterminism} workflow task(s) failed for nondeterminism`);
-  return { violations, tasks, approvals, sideEffects };
+  return { violations, tasks, approvals, sideEffects, reminders };
 }
 
 function compareKeys(tool: string, observed: string[], ledgerKeys: string[], violations: string[]): void {

@@ -1,6 +1,7 @@
 /**
- * `npm run chaos` (`-- --short` for the test-sized run, `--json <file>` to write the tally): runs the
- * chaos harness on its own stack, prints the tally and exits non-zero when any guarantee was broken.
+ * `npm run chaos` (`-- --short` for the test-sized run, `--cluster` for Temporal as the self-hosted
+ * cluster instead of the dev server, `--json <file>` to write the tally): runs the chaos harness on its own
+ * stack, prints the tally and exits non-zero when any guarantee was broken.
  *
  * CHAOS_FAULT_RATE (default 0.15) is the share of model requests that fail; CHAOS_FAULT_KINDS picks
  * among rate_limit, server_error, timeout, malformed (default all); CHAOS_SEED repeats a fault sequence;
@@ -31,13 +32,21 @@ const env = z
 
 const args = process.argv.slice(2);
 const short = args.includes('--short');
+const profile = args.includes('--cluster') ? 'cluster' : 'dev';
 const jsonIndex = args.indexOf('--json');
 const jsonPath = jsonIndex >= 0 ? args[jsonIndex + 1] : undefined;
 const base = short ? SIZES.short : SIZES.full;
 const size = { ...base, killEverySeconds: env.CHAOS_KILL_EVERY_SECONDS ?? base.killEverySeconds };
 const log = (msg: string) => console.error(`[chaos ${new Date().toISOString().slice(11, 19)}] ${msg}`);
 
-runChaos({ size, faultRate: env.CHAOS_FAULT_RATE, faultKinds: env.CHAOS_FAULT_KINDS, seed: env.CHAOS_SEED, log }).then(
+runChaos({
+  size,
+  profile,
+  faultRate: env.CHAOS_FAULT_RATE,
+  faultKinds: env.CHAOS_FAULT_KINDS,
+  seed: env.CHAOS_SEED,
+  log,
+}).then(
   (tally) => {
     const text = JSON.stringify(tally, null, 2);
     if (jsonPath) fs.writeFileSync(jsonPath, text);

@@ -40,6 +40,8 @@ const CLUSTER_FILES = [
   'test/reminders.test.ts',
   'test/crews.test.ts',
   'test/governance.test.ts',
+  // The short chaos run on a cluster of its own: history and matching SIGKILLed, frontend and PostgreSQL restarted.
+  'test/chaos.test.ts',
 ];
 
 type Profile = 'dev' | 'cluster';
