@@ -11,7 +11,7 @@ import { extractJson, parsePlan } from '../contract/crew-plan';
 import type { AgentConfig, AgentSettings, CrewMember, MetaPlanNode, MetaTeamMember } from '../contract/definitions';
 import { META_TEAM_MARKER } from './llm/offline';
 import type { StepRunner } from './steps';
-import { stableUuid } from './tools/builtins';
+import { stableUuid } from '../lib/stable-uuid';
 
 /** A team member as created: its agent id and configuration, for the crew. */
 export type MetaCrewMember = CrewMember & { agent: AgentConfig };

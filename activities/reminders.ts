@@ -30,7 +30,7 @@ import {
   type ReminderView,
 } from '../contract/definitions';
 import { withHeartbeat } from './steps';
-import { stableUuid } from './tools/builtins';
+import { stableUuid } from '../lib/stable-uuid';
 
 export type ReminderSchedules = Pick<
   TemporalGateway,

@@ -1,3 +1,4 @@
+import { SpanKind } from '@opentelemetry/api';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { BrokenCircuitError } from 'cockatiel';
 import type { Logger } from 'pino';
@@ -8,6 +9,7 @@ import { ErrorType } from '../contract/errors';
 import { parseJsonOrText } from '../contract/json';
 import { workerMetrics } from '../lib/metrics';
 import { registerPromptSecrets } from '../lib/logger';
+import { GenAi, inSpan, spanContent } from '../lib/tracing';
 import { toolAllowed, type McpServer } from '../contract/definitions';
 import { ProviderConfigError } from './llm';
 import type { ProviderCircuits } from './llm/circuits';
@@ -186,7 +188,11 @@ export function createStepRunner(deps: StepDeps) {
         const specs = [...tools.specs(input.toolNames), ...(await mcpSpecs(input))];
         return await deps.circuits
           .for(name)
-          .execute(() => provider.complete({ model, messages: input.messages, tools: specs }, { signal, onToken }));
+          .execute(() =>
+            chatSpan(name, model, input, () =>
+              provider.complete({ model, messages: input.messages, tools: specs }, { signal, onToken }),
+            ),
+          );
       } catch (err) {
         if (err instanceof BrokenCircuitError) {
           workerMetrics.providerError(name, 'circuit_open');
@@ -208,12 +214,68 @@ export function createStepRunner(deps: StepDeps) {
     throw lastFailure ?? ApplicationFailure.nonRetryable('no provider configured', ErrorType.Configuration);
   }
 
+  /**
+   * One `chat {model}` span (GenAI conventions) per provider attempt; the provider SDK's HTTP request is
+   * its child. Prompts and completions are recorded only with OTEL_GENAI_CAPTURE_CONTENT, scrubbed.
+   */
+  function chatSpan(
+    provider: string,
+    model: string,
+    input: CallModelInput,
+    call: () => Promise<LlmResponse>,
+  ): Promise<LlmResponse> {
+    const capture = deps.config.OTEL_GENAI_CAPTURE_CONTENT;
+    return inSpan(
+      `chat ${model}`,
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          [GenAi.operationName]: 'chat',
+          [GenAi.providerName]: provider,
+          [GenAi.requestModel]: model,
+          [GenAi.conversationId]: input.taskId,
+          ...(capture ? { [GenAi.inputMessages]: spanContent(input.messages) } : {}),
+        },
+      },
+      async (span) => {
+        const reply = await call();
+        span.setAttributes({
+          [GenAi.responseModel]: reply.model,
+          [GenAi.inputTokens]: reply.usage.inputTokens,
+          [GenAi.outputTokens]: reply.usage.outputTokens,
+          [GenAi.finishReasons]: [reply.finishReason],
+          ...(capture
+            ? { [GenAi.outputMessages]: spanContent({ content: reply.content, toolCalls: reply.toolCalls }) }
+            : {}),
+        });
+        return reply;
+      },
+    );
+  }
+
   /** Runs a tool call; its output, stored and sent to the model, is cut to MAX_TOOL_OUTPUT_CHARS. */
   async function executeTool(
     input: RunToolInput,
   ): Promise<{ content: string; isError: boolean; decisionType: string }> {
-    const outcome = await executeToolUnbounded(input);
-    return { ...outcome, content: boundToolOutput(outcome.content) };
+    return inSpan(
+      `execute_tool ${input.call.name}`,
+      {
+        kind: SpanKind.INTERNAL,
+        attributes: {
+          [GenAi.operationName]: 'execute_tool',
+          [GenAi.toolName]: input.call.name,
+          [GenAi.toolCallId]: input.call.id,
+          [GenAi.toolType]: parseMcpToolName(input.call.name) ? 'extension' : 'function',
+          [GenAi.conversationId]: input.taskId,
+        },
+      },
+      async (span) => {
+        const outcome = await executeToolUnbounded(input);
+        // A tool error goes back to the model as its result; the span still says the call failed.
+        if (outcome.isError) span.setAttribute(GenAi.errorType, 'tool_error');
+        return { ...outcome, content: boundToolOutput(outcome.content) };
+      },
+    );
   }
 
   async function executeToolUnbounded(
@@ -310,17 +372,25 @@ export function createStepRunner(deps: StepDeps) {
       // timer keeps its place in line while a freed slot stays unused.
       const deadline =
         Date.now() + (Context.current().info.isLocal ? LOCAL_STEP_SLOT_INLINE_WAIT_MS : STEP_SLOT_INLINE_WAIT_MS);
-      for (;;) {
-        const { granted, ahead } = await deps.governance.acquireSlot('step', holder, priority, limit, stepLeaseMs);
-        if (granted) break;
-        if (Date.now() >= deadline) {
-          throw admissionFailure({
-            reason: 'step_slot',
-            retryAfterMs: Math.min(2000, 200 + ahead * 100),
-            detail: `all ${limit} step slots busy, ${ahead} waiting ahead`,
-          });
-        }
-        await new Promise((r) => setTimeout(r, 100));
+      const first = await deps.governance.acquireSlot('step', holder, priority, limit, stepLeaseMs);
+      // Only a step that had to wait gets a `wait step_slot` span: the common case adds nothing.
+      if (!first.granted) {
+        await inSpan('wait step_slot', { attributes: { 'agents.wait.reason': 'step_slot' } }, async (span) => {
+          for (let ahead = first.ahead; ;) {
+            if (Date.now() >= deadline) {
+              span.setAttribute('agents.wait.handed_to_timer', true);
+              throw admissionFailure({
+                reason: 'step_slot',
+                retryAfterMs: Math.min(2000, 200 + ahead * 100),
+                detail: `all ${limit} step slots busy, ${ahead} waiting ahead`,
+              });
+            }
+            await new Promise((r) => setTimeout(r, 100));
+            const next = await deps.governance.acquireSlot('step', holder, priority, limit, stepLeaseMs);
+            if (next.granted) return;
+            ahead = next.ahead;
+          }
+        });
       }
       try {
         return await work();

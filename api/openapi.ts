@@ -114,6 +114,8 @@ export const Task = z.looseObject({
   createdAt: timestamp,
   startedAt: nullableTimestamp,
   completedAt: nullableTimestamp,
+  /** The OpenTelemetry trace the task was submitted in (docs/observability.md "Traces"); null without tracing. */
+  traceId: z.string().nullable().optional(),
 });
 
 export const Decision = z.looseObject({
@@ -454,6 +456,8 @@ interface RouteSpec {
   responses: Record<number, ResponseBody>;
   /** Outside /api/v1: no API key. */
   public?: boolean;
+  /** Request headers the route reads, beyond authorization. */
+  headers?: { name: string; description: string }[];
 }
 
 const ROUTES: RouteSpec[] = [];
@@ -530,7 +534,14 @@ route({
   tag: 'tasks',
   summary: "Submit a task to an agent's queue",
   body: CreateTaskBody,
-  responses: { 201: SubmittedTask },
+  headers: [
+    {
+      name: 'Idempotency-Key',
+      description:
+        'Optional, 1-255 printable ASCII characters: a repeated request with the same key names the same task (200 once it is recorded)',
+    },
+  ],
+  responses: { 200: Task, 201: SubmittedTask },
 });
 route({
   method: 'get',
@@ -806,7 +817,17 @@ function operation(spec: RouteSpec) {
     summary: spec.summary,
     tags: [spec.tag],
     ...(spec.public ? { security: [] } : {}),
-    parameters: [...pathParams, ...(spec.query ? queryParameters(spec.query) : [])],
+    parameters: [
+      ...pathParams,
+      ...(spec.query ? queryParameters(spec.query) : []),
+      ...(spec.headers ?? []).map((h) => ({
+        name: h.name,
+        in: 'header',
+        required: false,
+        description: h.description,
+        schema: { type: 'string', minLength: 1, maxLength: 255, pattern: '^[\\x21-\\x7e]+$' },
+      })),
+    ],
     ...(bodyName
       ? { requestBody: { required: true, content: { 'application/json': { schema: ref(bodyName) } } } }
       : {}),

@@ -7,6 +7,7 @@ import { createPool, migrate } from '../lib/db';
 import { createLogger } from '../lib/logger';
 import { createApiMetrics } from '../lib/metrics';
 import { temporalConnectionOptions } from '../lib/temporal-connection';
+import { clientTracingInterceptors, startTracing } from '../lib/tracing';
 import { createApp } from './app';
 import { ChatEventHub } from './chat-events';
 import { createStore } from './store';
@@ -20,7 +21,14 @@ async function main(): Promise<void> {
   await migrate(url);
   const db = createPool(url);
   const connection = await Connection.connect(temporalConnectionOptions(cfg));
-  const client = new Client({ connection, namespace: cfg.TEMPORAL_NAMESPACE, dataConverter: dataConverterFor(cfg) });
+  // Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set; then each task's trace begins with the request submitting it.
+  const tracing = startTracing(cfg, 'api');
+  const client = new Client({
+    connection,
+    namespace: cfg.TEMPORAL_NAMESPACE,
+    dataConverter: dataConverterFor(cfg),
+    interceptors: clientTracingInterceptors(tracing),
+  });
   const chatEvents = new ChatEventHub(url, logger);
   const app = createApp({
     store: createStore(db),
@@ -52,7 +60,10 @@ async function main(): Promise<void> {
   const shutdown = () => {
     logger.info('API shutting down');
     server.close(
-      () => void Promise.allSettled([db.end(), connection.close(), chatEvents.close()]).then(() => process.exit(0)),
+      () =>
+        void Promise.allSettled([db.end(), connection.close(), chatEvents.close(), tracing?.shutdown()]).then(() =>
+          process.exit(0),
+        ),
     );
     // Keep-alive connections may hold the server open; do not wait on them forever.
     setTimeout(() => process.exit(0), 5000).unref();

@@ -538,7 +538,13 @@ class Submitter {
     };
     for (let attempt = 1; !task.id; attempt++) {
       try {
-        const res = await this.api.api.post('/api/v1/tasks', { agentId: task.agentId, title, input });
+        // The ticket is the Idempotency-Key, so a retry after an answer lost to the chaos names the same task.
+        const res = await this.api.api.request(
+          'POST',
+          '/api/v1/tasks',
+          { agentId: task.agentId, title, input },
+          { headers: { 'idempotency-key': `chaos-${task.ticket}` } },
+        );
         if (res.status === 201) task.id = res.body.id as string;
         else throw new Error(`${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
       } catch (err) {

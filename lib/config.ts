@@ -99,6 +99,20 @@ const EnvSchema = z.object({
     .regex(/^[^\s:]+:\d+$/, 'use host:port, e.g. 127.0.0.1:9465')
     .optional(),
 
+  /**
+   * OTLP collector base URL (e.g. http://127.0.0.1:4318); unset: no traces at all. The exporter also reads
+   * the other standard OTEL_EXPORTER_OTLP_* variables (headers, timeout, a traces-only endpoint).
+   */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.string().url().optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.string().url().optional(),
+  /** `service.name` of the spans; each process appends its role (`-api`, `-worker`). */
+  OTEL_SERVICE_NAME: z.string().default('agent-orchestrator'),
+  /** Records prompts and completions on `chat` spans (secret-marked values scrubbed). Off by default. */
+  OTEL_GENAI_CAPTURE_CONTENT: z
+    .enum(['true', 'false', '1', '0'])
+    .default('false')
+    .transform((v) => v === 'true' || v === '1'),
+
   DATABASE_URL: z.string().optional(),
   EMBEDDED_PG_PORT: intFromEnv(5433, 1),
 

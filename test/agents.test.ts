@@ -155,6 +155,42 @@ describe('agents and tasks through the HTTP API', () => {
     assert.deepEqual(progress.at(-1), ['one', 'two'], 'each step ran once, in order');
   });
 
+  it('an Idempotency-Key makes a repeated submission name the same task, which runs once', async () => {
+    const agent = await stack.api.createAgent({ name: 'Idempotent', objective: 'Take each task once' });
+    assert.equal((await stack.api.post(`/api/v1/agents/${agent.id}/pause`)).body.status, 'PAUSED');
+    const key = `retry-${randomUUID()}`;
+    const body = { agentId: agent.id, title: 'submitted twice' };
+    const first = await stack.api.request('POST', '/api/v1/tasks', body, { headers: { 'idempotency-key': key } });
+    assert.equal(first.status, 201, JSON.stringify(first.body));
+    // Both at once, as a client retrying a request it thinks was lost: no new task either way.
+    const again = await Promise.all(
+      [1, 2].map(() => stack.api.request('POST', '/api/v1/tasks', body, { headers: { 'idempotency-key': key } })),
+    );
+    for (const res of again) {
+      assert.ok([200, 201].includes(res.status), JSON.stringify(res.body));
+      assert.equal(res.body.id, first.body.id);
+    }
+    const other = await stack.api.request('POST', '/api/v1/tasks', body, {
+      headers: { 'idempotency-key': `${key}-b` },
+    });
+    assert.equal(other.status, 201);
+    assert.notEqual(other.body.id, first.body.id);
+
+    const bad = await stack.api.request('POST', '/api/v1/tasks', body, { headers: { 'idempotency-key': 'has space' } });
+    assert.equal(bad.status, 400);
+    assert.match(bad.body.error.message, /Idempotency-Key/);
+
+    const live = await stack.api.get(`/api/v1/agents/${agent.id}`);
+    assert.deepEqual(
+      live.body.live.queue.map((g: { taskId: string }) => g.taskId).sort(),
+      [first.body.id, other.body.id].sort(),
+    );
+    await stack.api.post(`/api/v1/agents/${agent.id}/resume`);
+    assert.equal((await stack.api.waitForTask(first.body.id)).status, 'completed');
+    const listed = await stack.api.get(`/api/v1/tasks?agentId=${agent.id}`);
+    assert.equal(listed.body.tasks.length, 2);
+  });
+
   it('cancels a queued task and a running task', async () => {
     const agent = await stack.api.createAgent({ name: 'Cancelled', objective: 'Be interrupted' });
     const running = await stack.api.createTask({

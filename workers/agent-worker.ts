@@ -17,7 +17,9 @@ import type { Config } from '../lib/config';
 import { createPool } from '../lib/db';
 import { saveCircuitState } from '../lib/records/provider-circuits';
 import { temporalConnectionOptions } from '../lib/temporal-connection';
+import { clientTracingInterceptors, startTracing } from '../lib/tracing';
 import { CpuGatedActivitySlots, CpuSampler } from './cpu-gate';
+import { WORKFLOW_TRACING_MODULE, workerTracingOptions } from './tracing';
 
 export interface AgentWorkerOptions {
   config: Config;
@@ -69,11 +71,25 @@ function installRuntime(logger: Logger, sdkMetricsAddress: string | undefined): 
 export async function createAgentWorker(opts: AgentWorkerOptions): Promise<AgentWorker> {
   const { config, logger } = opts;
   installRuntime(logger, config.TEMPORAL_SDK_METRICS_ADDRESS);
+  // Off unless OTEL_EXPORTER_OTLP_ENDPOINT is set; then model, tool and wait spans join each task's trace.
+  const tracing = startTracing(config, 'worker');
+  const traced = tracing ? workerTracingOptions(tracing) : undefined;
+  if (tracing && opts.workflowBundlePath) {
+    logger.warn(
+      { module: WORKFLOW_TRACING_MODULE },
+      'tracing is on but workflows come from a prebuilt bundle: workflow spans need a bundle built with this interceptor module',
+    );
+  }
   const db = createPool(opts.databaseUrl);
   const connection = await NativeConnection.connect(temporalConnectionOptions(config));
   const clientConnection = await Connection.connect(temporalConnectionOptions(config));
   const dataConverter = dataConverterFor(config);
-  const client = new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE, dataConverter });
+  const client = new Client({
+    connection: clientConnection,
+    namespace: config.TEMPORAL_NAMESPACE,
+    dataConverter,
+    interceptors: clientTracingInterceptors(tracing),
+  });
   const gateway = new TemporalGateway(client, config.TEMPORAL_TASK_QUEUE);
 
   const workerName = opts.identity ?? `${os.hostname()}:${process.pid}`;
@@ -115,7 +131,11 @@ export async function createAgentWorker(opts: AgentWorkerOptions): Promise<Agent
     dataConverter,
     ...(opts.identity ? { identity: opts.identity } : {}),
     activities,
-    interceptors: { activity: [() => ({ inbound: new UnstorableValueInterceptor() })] },
+    interceptors: {
+      activity: [() => ({ inbound: new UnstorableValueInterceptor() }), ...(traced?.activityInterceptors ?? [])],
+      ...(traced ? { workflowModules: [WORKFLOW_TRACING_MODULE] } : {}),
+    },
+    ...(traced ? { sinks: traced.sinks } : {}),
     ...(cpu
       ? {
           tuner: {
@@ -143,6 +163,8 @@ export async function createAgentWorker(opts: AgentWorkerOptions): Promise<Agent
       } finally {
         cpu?.stop();
         await Promise.allSettled([connection.close(), clientConnection.close(), db.end(), mcp.close()]);
+        // Spans still buffered go out before the process ends.
+        await tracing?.provider.forceFlush().catch(() => undefined);
       }
     },
     shutdown: () => worker.shutdown(),

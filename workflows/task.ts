@@ -16,6 +16,7 @@ import type { ToolPolicy } from '../activities/tools/registry';
 import { ErrorType } from '../contract/errors';
 import { parseJsonOrText } from '../contract/json';
 import { activitiesFor, admissionWaitOf, applicationFailure } from './activities';
+import { inTaskSpan, inWaitSpan, type WaitReason } from './task-spans';
 import {
   decideApprovalSignal,
   decideApprovalUpdate,
@@ -165,7 +166,13 @@ export class TaskRun {
     await this.applyDecision(request);
   }
 
-  async run(): Promise<TaskOutcome> {
+  /** The goal, traced as one `invoke_agent` span (workflows/task-spans.ts). */
+  run(): Promise<TaskOutcome> {
+    const { goal, agent } = this.input;
+    return inTaskSpan({ taskId: goal.taskId, agentId: agent.id, agentName: agent.name }, () => this.runSteps());
+  }
+
+  private async runSteps(): Promise<TaskOutcome> {
     const { goal, agent, settings } = this.input;
     const { acts, progress } = this;
     const rank = goal.score ?? goal.priority * 100;
@@ -182,8 +189,8 @@ export class TaskRun {
         if (progress.paused) {
           this.show(`paused before step ${step}/${settings.maxSteps}`);
           await this.slot?.release();
-          await condition(() => !progress.paused);
-          await this.slot?.take();
+          await inWaitSpan('paused', () => condition(() => !progress.paused));
+          await this.takeSlot();
         }
         if (activeMs >= timeoutMs) {
           return await this.finish('failed', null, {
@@ -435,12 +442,15 @@ export class TaskRun {
     // A durable timer: no worker slot is held while a human decides, and it fires after any restart. Nor
     // is an active slot: waiting agents would otherwise keep working ones out.
     await this.slot?.release();
-    const decided = await condition(() => this.decisions.has(approvalId), timeoutMs, {
-      summary: `approval ${approvalId} of ${call.name} expires`,
+    const decided = await inWaitSpan('approval', async () => {
+      const inTime = await condition(() => this.decisions.has(approvalId), timeoutMs, {
+        summary: `approval ${approvalId} of ${call.name} expires`,
+      });
+      // Act on a decision only once its row says so, or a crash in between could let the task finish first
+      // and mark the approved request expired.
+      if (inTime) await condition(() => this.recordedDecisions.has(approvalId));
+      return inTime;
     });
-    // Act on a decision only once its row says so, or a crash in between could let the task finish first
-    // and mark the approved request expired.
-    if (decided) await condition(() => this.recordedDecisions.has(approvalId));
     this.pendingApprovalId = null;
     if (!decided) {
       const expired: ApprovalOutcome = {
@@ -455,12 +465,18 @@ export class TaskRun {
       await this.acts.recordApprovalDecision(expired);
     }
     const outcome = this.decisions.get(approvalId)!;
-    await this.slot?.take();
+    await this.takeSlot();
     this.progress.status = 'running';
     this.notifyLater(outcome.status === 'expired' ? 'approval_expired' : 'approval_decided', approvalId, {
       ...outcome,
     });
     return outcome;
+  }
+
+  /** Takes the host agent's active slot back; waiting for it is a `wait active_slot` span. */
+  private async takeSlot(): Promise<void> {
+    const { slot } = this;
+    if (slot) await inWaitSpan('active_slot', () => slot.take());
   }
 
   /**
@@ -484,8 +500,8 @@ export class TaskRun {
         const waitStarted = Date.now();
         // A budget wait can last the whole window: the active slot goes to an agent that can work meanwhile.
         if (wait.reason === 'token_budget') await this.slot?.release();
-        await sleep(wait.retryAfterMs);
-        await this.slot?.take();
+        await inWaitSpan(waitReason(wait.reason), () => sleep(wait.retryAfterMs));
+        await this.takeSlot();
         this.admissionWaitMs += Date.now() - waitStarted;
       }
     }
@@ -531,4 +547,9 @@ function systemPrompt({ agent }: TaskWorkflowInput): string {
 /** The first line names the task; its input follows as a JSON block. */
 export function taskPrompt(title: string, input: Record<string, unknown>): string {
   return `Task: ${title}\nInput:\n\`\`\`json\n${JSON.stringify(input, null, 2)}\n\`\`\``;
+}
+
+/** The span name of an admission wait: budget and step slots by name, resource buckets as one. */
+function waitReason(reason: string): WaitReason {
+  return reason === 'token_budget' || reason === 'step_slot' ? reason : 'resource';
 }

@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
+import { stableUuid } from '../../lib/stable-uuid';
 import { z } from 'zod';
 import type pg from 'pg';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
@@ -44,12 +44,6 @@ export async function applyOnce(
     await settleSideEffect(client, ctx.idempotencyKey, result);
     return { result, replayed: false };
   });
-}
-
-/** A stable UUID derived from a string (for ids that must be the same on every retry). */
-export function stableUuid(seed: string, version: 5 | 8 = 5): string {
-  const h = createHash('sha256').update(seed).digest('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${version}${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
 const memoryScope = (ctx: ToolContext, shared: boolean | undefined) => (shared ? 'org' : ctx.agentId);

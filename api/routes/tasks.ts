@@ -1,9 +1,26 @@
 import { randomUUID } from 'node:crypto';
+import { context, propagation, SpanKind } from '@opentelemetry/api';
 import { Router } from 'express';
+import { inSpan } from '../../lib/tracing';
+import { stableUuid } from '../../lib/stable-uuid';
 import { CancelTaskBody, CreateTaskBody, ListTasksQuery, Uuid } from '../../lib/models';
 import { TERMINAL_TASK_STATUSES, type TaskStatus } from '../../contract/definitions';
 import type { AppDeps } from '../deps';
 import { conflict, HttpError, notFound, parse } from '../errors';
+
+/** Printable ASCII, as in the IETF Idempotency-Key draft; long enough for a UUID with a prefix. */
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+function idempotencyKeyOf(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  if (!IDEMPOTENCY_KEY.test(header))
+    throw new HttpError(
+      400,
+      'validation_failed',
+      'invalid header: Idempotency-Key must be 1 to 255 printable ASCII characters without spaces',
+    );
+  return header;
+}
 
 export function taskRoutes({ store, gateway, config }: AppDeps): Router {
   const router = Router();
@@ -20,9 +37,31 @@ export function taskRoutes({ store, gateway, config }: AppDeps): Router {
     const agent = await store.agent(orgId, body.agentId);
     if (!agent) throw notFound('agent', body.agentId);
     if (agent.status === 'ARCHIVED') throw conflict('agent is archived; it takes no new tasks');
+    // With an Idempotency-Key the task id derives from it, so a retried request (say after a 503 that "may
+    // still take effect") names the same task: the agent's workflow accepts a task id once.
+    const idempotencyKey = idempotencyKeyOf(req.get('idempotency-key'));
+    const taskId = idempotencyKey ? stableUuid(`task:${orgId}:${agent.id}:${idempotencyKey}`) : randomUUID();
+    if (idempotencyKey) {
+      const existing = await store.task(orgId, taskId);
+      if (existing) {
+        res.status(200).json(existing);
+        return;
+      }
+    }
     const refusal = await store.pendingTasksRefusal(orgId, config.MAX_PENDING_TASKS_PER_ORG);
     if (refusal) throw new HttpError(429, 'pending_task_limit', refusal);
-    const receipt = await gateway.submitGoal(agent.id, { taskId: randomUUID(), ...body });
+    // The task's trace begins here (continuing the caller's, when it sent `traceparent`): the submit update
+    // carries it to the agent's workflow, and the task row records its id.
+    const receipt = await context.with(propagation.extract(context.active(), req.headers), () =>
+      inSpan(
+        'POST /api/v1/tasks',
+        {
+          kind: SpanKind.SERVER,
+          attributes: { 'http.request.method': 'POST', 'http.route': '/api/v1/tasks', 'agents.task.id': taskId },
+        },
+        () => gateway.submitGoal(agent.id, { taskId, ...body }),
+      ),
+    );
     const task = await store.task(orgId, receipt.taskId);
     res.status(201).json({ ...task, status: receipt.status, position: receipt.position });
   });

@@ -1,5 +1,6 @@
 import type { Db, Queryable } from '../db';
 import type { Goal, TaskOutcome, TaskStatus } from '../../contract/definitions';
+import { activeTraceId } from '../tracing';
 import { insertDecision, type Alongside } from './decisions';
 
 /**
@@ -27,13 +28,15 @@ export interface TaskRecord {
   createdAt: string;
   startedAt: string | null;
   completedAt: string | null;
+  /** The OpenTelemetry trace the task was submitted in; null when tracing was off. */
+  traceId: string | null;
 }
 
 const TASK_COLUMNS = `id, org_id AS "orgId", agent_id AS "agentId", title, task_type AS "taskType", priority,
   priority_score AS "priorityScore", status, input, output,
   error, parent_task_id AS "parentTaskId", delegation_depth AS "delegationDepth", steps,
   json_build_object('inputTokens', input_tokens, 'outputTokens', output_tokens) AS usage,
-  created_at AS "createdAt", started_at AS "startedAt", completed_at AS "completedAt"`;
+  created_at AS "createdAt", started_at AS "startedAt", completed_at AS "completedAt", trace_id AS "traceId"`;
 
 export async function taskById(db: Db, orgId: string, id: string): Promise<TaskRecord | undefined> {
   const { rows } = await db.query<TaskRecord>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE org_id = $1 AND id = $2`, [
@@ -102,8 +105,8 @@ async function insertTask(db: Db, input: QueuedTaskInput & { crewId?: string }):
   const { goal } = input;
   const inserted = await db.query(
     `INSERT INTO tasks (id, org_id, agent_id, title, task_type, priority, status, input, parent_task_id, delegation_depth,
-       created_at, crew_id)
-     VALUES ($1,$2,$3,$4,$5,$6,'queued',$7,$8,$9,$10,$11) ON CONFLICT (id) DO NOTHING RETURNING id`,
+       created_at, crew_id, trace_id)
+     VALUES ($1,$2,$3,$4,$5,$6,'queued',$7,$8,$9,$10,$11,$12) ON CONFLICT (id) DO NOTHING RETURNING id`,
     [
       goal.taskId,
       input.orgId,
@@ -116,6 +119,8 @@ async function insertTask(db: Db, input: QueuedTaskInput & { crewId?: string }):
       goal.delegationDepth,
       goal.submittedAt,
       input.crewId ?? null,
+      // The activity runs in the submitting request's trace (its context arrives in Temporal headers).
+      activeTraceId(),
     ],
   );
   return Boolean(inserted.rowCount);

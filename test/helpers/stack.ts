@@ -19,6 +19,7 @@ import { dataConverterFor } from '../../lib/codec';
 import { loadConfig, type Config } from '../../lib/config';
 import { createPool, type Db } from '../../lib/db';
 import { createApiMetrics } from '../../lib/metrics';
+import { clientTracingInterceptors, startTracing } from '../../lib/tracing';
 import { createAgentWorker } from '../../workers/agent-worker';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -64,6 +65,8 @@ export async function startApi(config: Config, opts: { port?: number; logger?: p
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     dataConverter: dataConverterFor(config),
+    // Like api/server.ts: traced only when the test's configuration names an OTLP endpoint.
+    interceptors: clientTracingInterceptors(startTracing(config, 'api')),
   });
   const gateway = new TemporalGateway(client, config.TEMPORAL_TASK_QUEUE);
   const chatEvents = new ChatEventHub(config.DATABASE_URL!, silentLogger);
