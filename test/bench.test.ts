@@ -14,6 +14,10 @@ const ROOT = path.resolve(__dirname, '..');
 it('npm run bench -- --quick runs every scenario and writes its results', { timeout: 20 * 60_000 }, async () => {
   const out = path.join(ROOT, 'bench', 'tmp', 'results.json');
   fs.rmSync(out, { force: true });
+  const historyFile = path.join(ROOT, 'bench', 'tmp', 'history.jsonl');
+  const lines = () =>
+    fs.existsSync(historyFile) ? fs.readFileSync(historyFile, 'utf8').trim().split('\n').filter(Boolean) : [];
+  const runsBefore = lines().length;
   // The benchmark starts its own server and database: none of the test runner's addresses leak into it.
   const env = Object.fromEntries(
     Object.entries(process.env).filter(
@@ -47,10 +51,32 @@ it('npm run bench -- --quick runs every scenario and writes its results', { time
   positive(r.shapePerSec, 'shapePerSec');
   positive(r.ratioToShape, 'ratioToShape');
   positive(r.inlineShapePerSec, 'inlineShapePerSec');
-  for (const key of ['approvalResumeMs', 'rawSignalMs'] as const) {
+  positive(r.floorRatio, 'floorRatio');
+  positive(r.ceilingRatioMin, 'ceilingRatioMin');
+  assert.ok(
+    r.ceilingRatioMin <= r.ratio,
+    'against the higher ceiling run the ratio is at most the one against the mean',
+  );
+  for (const key of [
+    'approvalResumeHttpMs',
+    'approvalResumeMs',
+    'rawSignalMs',
+    'chatFirstTokenOverheadMs',
+    'submitAt20rpsMs',
+  ] as const) {
     positive(r[key].p50, `${key}.p50`);
     assert.ok(r[key].p99 >= r[key].p50, `${key}: p99 >= p50`);
   }
+  assert.equal(r.scenarios.submitAtRate.non2xx, 0);
+  assert.deepEqual(
+    r.scenarios.chatFirstToken.levels.map((l: { concurrency: number; failed: number }) => [l.concurrency, l.failed]),
+    [
+      [1, 0],
+      [10, 0],
+    ],
+  );
+  // Tracing does not exist yet: no number stands in for it.
+  assert.deepEqual(r.tracingOverhead, { measured: false, reason: 'not measured: tracing not implemented' });
   assert.equal(r.parkedAgents.count, 300);
   positive(r.parkedAgents.startPerSec, 'parkedAgents.startPerSec');
   positive(r.parkedAgents.workerRssMb, 'parkedAgents.workerRssMb');
@@ -63,5 +89,13 @@ it('npm run bench -- --quick runs every scenario and writes its results', { time
   positive(r.budget.utilisation, 'budget.utilisation');
   positive(r.budget.reservationTokens, 'budget.reservationTokens');
   assert.ok(r.budget.overshootTokens >= 0);
-  assert.ok(fs.readFileSync(path.join(ROOT, 'bench', 'tmp', 'RESULTS.md'), 'utf8').includes('| 7 | token budget'));
+  const markdown = fs.readFileSync(path.join(ROOT, 'bench', 'tmp', 'RESULTS.md'), 'utf8');
+  assert.ok(markdown.includes('| 7 | token budget'));
+  // The run was kept: one more line in the history, with this run's numbers, shown in RESULTS.md.
+  const kept = lines();
+  assert.equal(kept.length, runsBefore + 1);
+  const entry = JSON.parse(kept.at(-1)!);
+  assert.equal(entry.startedAt, r.startedAt);
+  assert.equal(entry.headline.floorRatio, r.floorRatio);
+  assert.ok(markdown.includes('## Runs of commit'));
 });

@@ -34,22 +34,9 @@ export async function apiLatency(
   b: Bench,
   opts: { seconds: number; connections: number; taskAgentIds: string[] },
 ): Promise<ApiLatency> {
-  const port = await getFreePort();
-  // MAX_AGENTS raised: by now thousands of agents exist, and create-agent must not answer 409.
-  // A key for the default org, and a rate limit that cannot bind: this measures latency, not the limiter.
-  const apiKey = `bench_${randomUUID()}`;
-  const api = spawnNode('api', 'api/server.ts', {
-    ...b.env,
-    PORT: String(port),
-    MAX_AGENTS: '1000000',
-    MAX_PENDING_TASKS_PER_ORG: '100000000',
-    API_KEY: apiKey,
-    API_RATE_LIMIT_PER_MINUTE: '100000000',
-  });
-  b.named.set(api.pid, 'api');
-  const base = `http://127.0.0.1:${port}`;
+  const api = await startApi(b);
+  const { base, apiKey } = api;
   try {
-    await Promise.race([waitForHealth(base), childCrashed]);
     const endpoints: { endpoint: string; method: 'GET' | 'POST'; path: string; body?: unknown; agentIds?: string[] }[] =
       [
         { endpoint: 'GET /api/v1/agents?limit=50', method: 'GET', path: '/api/v1/agents?limit=50' },
@@ -95,6 +82,55 @@ export async function apiLatency(
   }
 }
 
+export interface ApiProcess {
+  base: string;
+  apiKey: string;
+  /** Sends a JSON request with the API's key; resolves with the status and the parsed body. */
+  request(method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; body: unknown }>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The real API server (api/server.ts) as a process of its own, named `api` in the CPU report. MAX_AGENTS
+ * raised: by now thousands of agents may exist, and create-agent must not answer 409. A key for the
+ * default org, and a rate limit that cannot bind: the scenarios measure latency, not the limiter.
+ */
+export async function startApi(b: Bench, env: NodeJS.ProcessEnv = {}, name = 'api'): Promise<ApiProcess> {
+  const port = await getFreePort();
+  const apiKey = `bench_${randomUUID()}`;
+  const api = spawnNode(name, 'api/server.ts', {
+    ...b.env,
+    PORT: String(port),
+    MAX_AGENTS: '1000000',
+    MAX_PENDING_TASKS_PER_ORG: '100000000',
+    API_KEY: apiKey,
+    API_RATE_LIMIT_PER_MINUTE: '100000000',
+    ...env,
+  });
+  b.named.set(api.pid, name);
+  const base = `http://127.0.0.1:${port}`;
+  try {
+    await Promise.race([waitForHealth(base), childCrashed]);
+  } catch (err) {
+    await api.stop();
+    throw err;
+  }
+  return {
+    base,
+    apiKey,
+    async request(method, path, body) {
+      const res = await fetch(base + path, {
+        method,
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      return { status: res.status, body: text ? (JSON.parse(text) as unknown) : undefined };
+    },
+    stop: () => api.stop(),
+  };
+}
+
 async function waitForHealth(base: string): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
@@ -106,4 +142,56 @@ async function waitForHealth(base: string): Promise<void> {
     await sleep(200);
   }
   throw new Error('the API did not answer /health within 60 s');
+}
+
+export interface SubmitAtRate {
+  rate: number;
+  seconds: number;
+  requests: number;
+  perSecond: number;
+  /** From when each request was due to its answer (open loop). */
+  latencyMs: { p50: number; p90: number; p99: number; max: number; mean: number };
+  non2xx: number;
+  errors: number;
+  statusCodes: Record<string, number>;
+  /** The latest any request left after it was due: the load generator kept its schedule if small. */
+  maxSendLagMs: number;
+}
+
+/**
+ * Scenario 9: `POST /api/v1/tasks` at a fixed rate well below saturation, on a schedule (open loop), from
+ * a process of its own: the latency a client sees when the system is not overloaded.
+ */
+export async function submitAtRate(
+  b: Bench,
+  opts: { rate: number; seconds: number; taskAgentIds: string[] },
+): Promise<SubmitAtRate> {
+  const api = await startApi(b);
+  try {
+    const spec = {
+      url: `${api.base}/api/v1/tasks`,
+      method: 'POST',
+      seconds: opts.seconds,
+      connections: 0,
+      rate: opts.rate,
+      agentIds: opts.taskAgentIds,
+      apiKey: api.apiKey,
+    };
+    log(`submission: POST /api/v1/tasks at ${opts.rate}/s for ${opts.seconds} s`);
+    const loader = spawnNode('load generator', 'bench/api-load.ts', { ...process.env }, [JSON.stringify(spec)]);
+    const exited = new Promise<void>((resolve) => loader.proc.once('exit', () => resolve()));
+    await Promise.race([exited, childCrashed]);
+    const {
+      cpuSeconds: _cpu,
+      timeouts: _t,
+      ...r
+    } = JSON.parse(loader.output()) as Omit<SubmitAtRate, 'rate' | 'seconds'> & {
+      cpuSeconds: number;
+      timeouts: number;
+    };
+    log(`submission: p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, ${r.non2xx} non-2xx, ${r.errors} errors`);
+    return { rate: opts.rate, seconds: opts.seconds, ...r };
+  } finally {
+    await api.stop();
+  }
 }

@@ -1,25 +1,33 @@
 /**
- * Scenario 3: how fast a task waiting for approval resumes, next to a raw signal round trip.
+ * Scenario 3: how fast a task waiting for approval resumes, through the HTTP API and by a direct update,
+ * next to a raw signal round trip.
  *
- * Method: every sample is timed from the client's clock just before the call (the approve update, or the
+ * Method: every sample is timed from the client's clock just before the call (`POST
+ * /api/v1/approvals/:id/approve` to the API process, the approve update through the gateway, or the
  * signal) to the server's ActivityTaskStarted time of the next activity the workflow schedules (runTool
  * for the approved memory_write; the no-op activity for the raw signal), read from the workflow's
- * history afterwards. Client and server share this machine's clock, and the dev server records the
- * real start time of an activity (checked: Started lies between Scheduled and Completed, not at
- * completion). Samples alternate approval / raw signal, and each waits for its workflow to finish
- * before the next one starts, so both see the same otherwise idle system.
+ * history afterwards. Client and server share this machine's clock, and the server records the real
+ * start time of an activity (checked: Started lies between Scheduled and Completed, not at completion).
+ * Samples rotate HTTP approval / direct approval / raw signal, and each waits for its workflow to finish
+ * before the next one starts, so all three see the same otherwise idle system.
  */
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startAgents, type Bench } from '../context';
 import { activityTimes, every, history, log, pool, round, summarize, taskOutcome, type Summary } from '../lib';
 import { goSignal } from '../trivial-workflows';
+import { startApi } from './api';
 
 /** A side-effecting tool call, which a copilot agent must have approved, then an answer. */
 const APPROVAL_SCRIPT = [{ call: 'memory_write', args: { key: 'approved', value: 1 } }, { answer: 'ok' }];
 
 export interface ApprovalResume {
   samples: number;
+  /** POST /api/v1/approvals/:id/approve sent → runTool started: the API, auth and Express included. */
+  httpApproveToNextActivityMs: Summary;
+  httpApproveToScheduledMs: Summary;
+  /** The HTTP approve call's own round trip (it answers once the decision is applied). */
+  httpApproveCallMs: Summary;
   /** Approve call → runTool started (the resumed task's next activity). */
   approveToNextActivityMs: Summary;
   /** Approve call → runTool scheduled (the workflow has reacted). */
@@ -41,8 +49,9 @@ interface Sample {
 }
 
 export async function approvalResume(b: Bench, samples: number): Promise<ApprovalResume> {
-  // One copilot agent per sample, each with one task parked on its approval request.
-  const agents = await startAgents(b, samples, 'copilot', { body: { autonomy: 'copilot' } });
+  // Two copilot agents per sample (one approved over HTTP, one by a direct update), each with one task
+  // parked on its approval request.
+  const agents = await startAgents(b, samples * 2, 'copilot', { body: { autonomy: 'copilot' } });
   const taskIds = agents.map(() => randomUUID());
   await pool(agents, 20, async (agent, i) => {
     await b.gateway.submitGoal(agent.id, {
@@ -54,7 +63,7 @@ export async function approvalResume(b: Bench, samples: number): Promise<Approva
   const approvalOf = await waitForPendingApprovals(b, taskIds);
 
   const run = randomUUID().slice(0, 8);
-  const rawIds = taskIds.map((_, i) => `signal-waiter-${run}-${i}`);
+  const rawIds = Array.from({ length: samples }, (_, i) => `signal-waiter-${run}-${i}`);
   await pool(
     rawIds,
     20,
@@ -66,14 +75,30 @@ export async function approvalResume(b: Bench, samples: number): Promise<Approva
     while ((await b.client.workflow.getHandle(workflowId).describe()).historyLength < 4) await sleep(50);
   });
 
-  log(`approvals: ${samples} pending approvals and ${samples} parked signal waiters; measuring one at a time`);
+  const api = await startApi(b);
+  log(`approvals: ${samples * 2} pending approvals and ${samples} parked signal waiters; measuring one at a time`);
+  const httpApprovals: Sample[] = [];
+  const httpCallMs: number[] = [];
   const approvals: Sample[] = [];
   const raw: Sample[] = [];
   const callMs: number[] = [];
   const stopTicker = every(10_000, () => log(`approvals: ${approvals.length}/${samples}`));
   try {
     for (let i = 0; i < samples; i++) {
+      const viaHttp = approvalOf.get(taskIds[samples + i])!;
       let sentAt = Date.now();
+      const answer = await api.request('POST', `/api/v1/approvals/${viaHttp.id}/approve`, { decidedBy: 'bench' });
+      httpCallMs.push(Date.now() - sentAt);
+      if (answer.status !== 200)
+        throw new Error(
+          `POST /approvals/${viaHttp.id}/approve answered ${answer.status}: ${JSON.stringify(answer.body)}`,
+        );
+      httpApprovals.push({ workflowId: viaHttp.workflowId, sentAt, activity: 'runTool' });
+      const httpOutcome = await taskOutcome(b.db, taskIds[samples + i]);
+      if (httpOutcome.status !== 'completed')
+        throw new Error(`approved task ${taskIds[samples + i]} ended ${httpOutcome.status}: ${httpOutcome.error}`);
+
+      sentAt = Date.now();
       const approval = approvalOf.get(taskIds[i])!;
       await b.gateway.decideApproval(
         { taskId: taskIds[i], workflowId: approval.workflowId },
@@ -93,13 +118,17 @@ export async function approvalResume(b: Bench, samples: number): Promise<Approva
     }
   } finally {
     stopTicker();
+    await api.stop();
   }
 
-  const [approve, signal] = [await delays(b, approvals), await delays(b, raw)];
+  const [http, approve, signal] = [await delays(b, httpApprovals), await delays(b, approvals), await delays(b, raw)];
   const approveToNextActivityMs = summarize(approve.started);
   const rawSignalToNextActivityMs = summarize(signal.started);
   return {
     samples,
+    httpApproveToNextActivityMs: summarize(http.started),
+    httpApproveToScheduledMs: summarize(http.scheduled),
+    httpApproveCallMs: summarize(httpCallMs),
     approveToNextActivityMs,
     approveToScheduledMs: summarize(approve.scheduled),
     approveCallMs: summarize(callMs),
