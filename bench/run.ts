@@ -17,7 +17,7 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 import { TemporalGateway } from '../client/gateway';
 import { agentSettings, loadConfig, type Config } from '../lib/config';
 import { createPool, type Db } from '../lib/db';
-import { getFreePort, startLocalStack, type AnyLocalStack } from '../scripts/local-stack';
+import { startPrivateStack, type AnyLocalStack } from '../scripts/local-stack';
 import { CLUSTER_SERVICES, TEMPORAL_UI_VERSION } from '../temporal/cluster';
 import { TEMPORAL_SERVER_VERSION } from '../temporal/dev-server';
 import { snapshot, usageBetween, type Bench } from './context';
@@ -132,28 +132,11 @@ interface Target {
 }
 
 async function startTarget(kind: 'dev' | 'cluster', dataDir: string, stops: Stops): Promise<Target> {
-  const [temporalPort, uiPort, postgresPort] = await Promise.all([getFreePort(), getFreePort(), getFreePort()]);
   log(`starting ${kind === 'cluster' ? 'a Temporal cluster' : 'Temporal dev server'} and PostgreSQL…`);
   const quiet = (m: string) => void (process.env.BENCH_VERBOSE && log(m));
-  const stack: AnyLocalStack = await startLocalStack({
+  const stack = await startPrivateStack({
     temporal: kind,
     dataDir,
-    temporalPort,
-    uiPort,
-    postgresPort,
-    // Every port free, so that the run does not collide with a cluster of npm start or of the tests.
-    cluster: {
-      ports: {
-        frontendHttp: 0,
-        history: 0,
-        matching: 0,
-        worker: 0,
-        frontendMembership: 0,
-        historyMembership: 0,
-        matchingMembership: 0,
-        workerMembership: 0,
-      },
-    },
     log: quiet,
     announce: log,
   });

@@ -17,7 +17,7 @@ import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { loadConfig } from '../lib/config';
-import { getFreePort, startLocalStack, type AnyLocalStack } from '../scripts/local-stack';
+import { startPrivateStack, type AnyLocalStack } from '../scripts/local-stack';
 import type { ClusterService } from '../temporal/cluster';
 import { killHard, spawnWorker, startApi, type TestStack } from '../test/helpers/stack';
 import { startWebhookReceiver } from '../test/helpers/webhook-receiver';
@@ -233,29 +233,13 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosTally> {
   };
 
   try {
-    const [temporalPort, uiPort, postgresPort] = await Promise.all([getFreePort(), getFreePort(), getFreePort()]);
     log(
       `starting a private ${profile === 'cluster' ? 'Temporal cluster' : 'Temporal dev server'} and PostgreSQL (data in ${dataDir})`,
     );
-    const stack: AnyLocalStack = await startLocalStack({
+    // A service restarted by its supervisor keeps the ports it was given.
+    const stack = await startPrivateStack({
       temporal: profile,
       dataDir,
-      temporalPort,
-      uiPort,
-      postgresPort,
-      // Every port free. A service restarted by its supervisor keeps its ports.
-      cluster: {
-        ports: {
-          frontendHttp: 0,
-          history: 0,
-          matching: 0,
-          worker: 0,
-          frontendMembership: 0,
-          historyMembership: 0,
-          matchingMembership: 0,
-          workerMembership: 0,
-        },
-      },
       log: () => undefined,
       announce: (msg) => log(msg),
     });

@@ -192,4 +192,27 @@ function releaseSignalsFromEmbeddedPostgres(): void {
   for (const event of ['SIGINT', 'SIGTERM', 'SIGHUP']) if (hook.hookedEvents().includes(event)) hook.unhookEvent(event);
 }
 
+/** Every cluster port but the frontend's and the UI's (which the stack options name) picked free. */
+const OTHER_CLUSTER_PORTS_FREE: Partial<ClusterPorts> = {
+  frontendHttp: 0,
+  history: 0,
+  matching: 0,
+  worker: 0,
+  frontendMembership: 0,
+  historyMembership: 0,
+  matchingMembership: 0,
+  workerMembership: 0,
+};
+
+/**
+ * A stack of its own on free ports only (the cluster's internal ports too), for the test runner, the
+ * benchmark and the chaos run: it collides neither with `npm start` nor with another run beside it.
+ */
+export async function startPrivateStack(
+  opts: Omit<LocalStackOptions, 'temporalPort' | 'uiPort' | 'postgresPort' | 'cluster'>,
+): Promise<AnyLocalStack> {
+  const [temporalPort, uiPort, postgresPort] = await Promise.all([getFreePort(), getFreePort(), getFreePort()]);
+  return startLocalStack({ ...opts, temporalPort, uiPort, postgresPort, cluster: { ports: OTHER_CLUSTER_PORTS_FREE } });
+}
+
 export { getFreePort };

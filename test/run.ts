@@ -19,7 +19,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { getFreePort, startLocalStack } from '../scripts/local-stack';
+import { startPrivateStack } from '../scripts/local-stack';
 import { findTemporalCli } from '../temporal/dev-server';
 import { ensureChromium } from './helpers/browser';
 
@@ -97,31 +97,14 @@ async function runPass(profile: Profile, files: string[]): Promise<number> {
   // Builds of pinned binaries and restarts of cluster services are worth seeing in any run.
   const announce = (msg: string) => console.error(`[stack] ${msg}`);
 
-  const [temporalPort, uiPort, postgresPort] = await Promise.all([getFreePort(), getFreePort(), getFreePort()]);
   console.error(
     `Starting ${profile === 'cluster' ? 'a Temporal cluster' : 'Temporal dev server'} and PostgreSQL for the tests ` +
       `(data in ${dataDir})…`,
   );
-  const stack = await startLocalStack({
+  const stack = await startPrivateStack({
     temporal: profile,
     dataDir,
-    temporalPort,
-    uiPort,
-    postgresPort,
     databaseUrl: process.env.TEST_DATABASE_URL,
-    // Every port free, so that runs in parallel (and a cluster of npm start) do not collide.
-    cluster: {
-      ports: {
-        frontendHttp: 0,
-        history: 0,
-        matching: 0,
-        worker: 0,
-        frontendMembership: 0,
-        historyMembership: 0,
-        matchingMembership: 0,
-        workerMembership: 0,
-      },
-    },
     log,
     announce,
   });
