@@ -13,7 +13,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import v8 from 'node:v8';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import { TemporalGateway } from '../client/gateway';
 import { agentSettings, loadConfig, type Config } from '../lib/config';
 import { createPool, type Db } from '../lib/db';
@@ -40,6 +39,7 @@ import { historyEfficiency } from './scenarios/history';
 import { parkedAgents } from './scenarios/parked';
 import { budgetAndPriorities } from './scenarios/budget';
 import { agentTasks, ceiling, shapeTasks } from './scenarios/throughput';
+import { writeWorkflowBundle } from '../workers/bundle';
 
 const QUICK = process.argv.includes('--quick');
 /** `--cluster`: scenarios 1–4 on the self-hosted cluster only (a full run does them after the dev server's). */
@@ -141,11 +141,7 @@ async function startTarget(kind: 'dev' | 'cluster', dataDir: string, stops: Stop
     announce: log,
   });
   stops.push(() => stack.stop());
-  const bundlePath = path.join(dataDir, 'workflow-bundle.js');
-  fs.writeFileSync(
-    bundlePath,
-    (await bundleWorkflowCode({ workflowsPath: path.join(ROOT, 'workflows'), logger: quietLogger })).code,
-  );
+  const bundlePath = await writeWorkflowBundle(path.join(dataDir, 'workflow-bundle.js'), { report: log });
 
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -575,15 +571,6 @@ async function waitForQueuePollers(client: Client, taskQueue: string): Promise<v
   }
   throw new Error(`no worker polled ${taskQueue} within 120 s`);
 }
-
-const quietLogger = {
-  log: () => undefined,
-  trace: () => undefined,
-  debug: () => undefined,
-  info: () => undefined,
-  warn: (msg: string) => log(msg),
-  error: (msg: string) => log(msg),
-};
 
 main().then(
   (code) => process.exit(code),

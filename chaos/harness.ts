@@ -15,7 +15,6 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import { loadConfig } from '../lib/config';
 import { startPrivateStack, type AnyLocalStack } from '../scripts/local-stack';
 import type { ClusterService } from '../temporal/cluster';
@@ -23,8 +22,8 @@ import { killHard, spawnWorker, startApi, type TestStack } from '../test/helpers
 import { startWebhookReceiver } from '../test/helpers/webhook-receiver';
 import { agentWorkflowId, getAgentStateQuery, TERMINAL_TASK_STATUSES } from '../contract/definitions';
 import { FAULT_KINDS, mulberry32, startFlakyProvider, type FaultKind } from './flaky-provider';
+import { writeWorkflowBundle } from '../workers/bundle';
 
-const ROOT = path.resolve(__dirname, '..');
 const TASK_QUEUE = 'chaos-agents';
 const TERMINAL: readonly string[] = TERMINAL_TASK_STATUSES;
 type SideEffectTool = 'memory_write' | 'send_message' | 'http_post';
@@ -244,11 +243,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosTally> {
       announce: (msg) => log(msg),
     });
     cleanups.push(() => stack.stop());
-    const bundlePath = path.join(dataDir, 'workflow-bundle.js');
-    fs.writeFileSync(
-      bundlePath,
-      (await bundleWorkflowCode({ workflowsPath: path.join(ROOT, 'workflows'), logger: quietLogger })).code,
-    );
+    const bundlePath = await writeWorkflowBundle(path.join(dataDir, 'workflow-bundle.js'));
 
     const flaky = await startFlakyProvider({
       faultRate: opts.faultRate,
@@ -1390,12 +1385,3 @@ async function scanHistories(client: Client): Promise<ChaosTally['workflows']> {
     activityRetries,
   };
 }
-
-const quietLogger = {
-  log: () => undefined,
-  trace: () => undefined,
-  debug: () => undefined,
-  info: () => undefined,
-  warn: (msg: string) => console.error(msg),
-  error: (msg: string) => console.error(msg),
-};

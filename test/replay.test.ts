@@ -27,6 +27,7 @@ import {
 import ts from 'typescript';
 import * as workflows from '../workflows';
 import { PATCHES, type PatchEntry } from '../workflows/patches';
+import { bundleWorkflows } from '../workers/bundle';
 import { silentLogger } from './helpers/stack';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -204,6 +205,23 @@ describe('replay of recorded histories', () => {
         `no recordings in ${RECORDED}; record them with npx tsx test/run.ts test/histories/record.ts`,
       );
       assert.deepEqual(replayed.sort(), histories.map((h) => h.workflowId).sort(), 'every history was replayed');
+      assert.deepEqual(failures, []);
+    },
+  );
+
+  it(
+    'replays every recording with the tracing interceptors in the bundle: tracing on or off changes no id',
+    { timeout: 300_000 },
+    async () => {
+      // The recordings were made without tracing. Span ids must not draw from the random numbers that
+      // approval, message and crew child ids come from, or a worker that starts tracing mid-run would name
+      // another child than the one in the history (and a pending approval another id than its row).
+      const code = await bundleWorkflows({ traced: true });
+      const histories = recordings();
+      // The span sink (workers/tracing.ts) is not called during replay; registered so the SDK knows it.
+      const sinks = { exporter: { export: { fn: () => undefined } } };
+      const { replayed, failures } = await replayAll({ workflowBundle: { code }, sinks }, histories);
+      assert.equal(replayed.length, histories.length);
       assert.deepEqual(failures, []);
     },
   );

@@ -18,10 +18,10 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import { startPrivateStack } from '../scripts/local-stack';
 import { findTemporalCli } from '../temporal/dev-server';
 import { ensureChromium } from './helpers/browser';
+import { writeWorkflowBundle } from '../workers/bundle';
 
 const ROOT = path.resolve(__dirname, '..');
 
@@ -110,9 +110,7 @@ async function runPass(profile: Profile, files: string[]): Promise<number> {
   });
   const stopStack = () => stack.stop().finally(() => fs.rmSync(dataDir, { recursive: true, force: true }));
   try {
-    const bundlePath = path.join(dataDir, 'workflow-bundle.js');
-    const { code } = await bundleWorkflowCode({ workflowsPath: path.join(ROOT, 'workflows'), logger: quietLogger });
-    fs.writeFileSync(bundlePath, code);
+    const bundlePath = await writeWorkflowBundle(path.join(dataDir, 'workflow-bundle.js'));
 
     const env = {
       ...process.env,
@@ -151,15 +149,6 @@ async function runPass(profile: Profile, files: string[]): Promise<number> {
     await stopStack();
   }
 }
-
-const quietLogger = {
-  log: () => undefined,
-  trace: () => undefined,
-  debug: () => undefined,
-  info: () => undefined,
-  warn: (msg: string) => console.error(msg),
-  error: (msg: string) => console.error(msg),
-};
 
 main().then(
   (code) => process.exit(code),

@@ -5,10 +5,12 @@
  * Only the OpenTelemetry API is used here. Without the tracing interceptors (workflows/tracing.ts) no
  * tracer provider is registered in the workflow and every span is a no-op; with them, spans are exported
  * through a sink, which is not called during replay, so a replayed or retried workflow task exports no
- * span twice. Span ids come from the workflow's seeded random: a run replayed on another worker after a
- * crash rebuilds the same ids and the spans it exports join the trace the first worker began.
+ * span twice. Span ids come from a seeded random stream of their own (spanIdStream): a run replayed on
+ * another worker after a crash rebuilds the same ids and the spans it exports join the trace the first
+ * worker began, and the workflow's own random numbers (uuid4()) are the same with tracing on or off.
  */
 import * as otel from '@opentelemetry/api';
+import { getRandomStream, workflowRandom, type WorkflowRandomStream } from '@temporalio/workflow';
 
 /** The tracer name lib/tracing.ts uses too. */
 const TRACER_NAME = 'agent-orchestrator';
@@ -24,6 +26,11 @@ export function rememberSubmitContext(taskId: string, context: otel.Context): vo
   submitContexts.set(taskId, context);
 }
 
+/** The random stream every workflow span id is drawn from; never the workflow's own (Math.random, uuid4). */
+export function spanIdStream(): WorkflowRandomStream {
+  return getRandomStream('opentelemetry-span-ids');
+}
+
 function tracer(): otel.Tracer {
   return otel.trace.getTracer(TRACER_NAME);
 }
@@ -34,16 +41,24 @@ async function inSpan<T>(
   parent: otel.Context,
   fn: () => Promise<T>,
 ): Promise<T> {
-  return tracer().startActiveSpan(name, { attributes }, parent, async (span) => {
-    try {
-      return await fn();
-    } catch (err) {
-      span.setStatus({ code: otel.SpanStatusCode.ERROR, message: err instanceof Error ? err.message : String(err) });
-      throw err;
-    } finally {
-      span.end();
-    }
-  });
+  // The span's ids come from the span stream; the code inside runs on the workflow's own stream again.
+  return spanIdStream().with(() =>
+    tracer().startActiveSpan(name, { attributes }, parent, (span) =>
+      workflowRandom.with(async () => {
+        try {
+          return await fn();
+        } catch (err) {
+          span.setStatus({
+            code: otel.SpanStatusCode.ERROR,
+            message: err instanceof Error ? err.message : String(err),
+          });
+          throw err;
+        } finally {
+          span.end();
+        }
+      }),
+    ),
+  );
 }
 
 /**

@@ -13,23 +13,24 @@ import {
   OpenTelemetryInternalsInterceptor,
   OpenTelemetryOutboundInterceptor,
 } from '@temporalio/interceptors-opentelemetry/lib/workflow';
-import type {
-  Next,
-  QueryInput,
-  UpdateInput,
-  WorkflowInboundCallsInterceptor,
-  WorkflowInterceptorsFactory,
+import {
+  type Next,
+  type QueryInput,
+  type UpdateInput,
+  type WorkflowInboundCallsInterceptor,
+  type WorkflowInterceptorsFactory,
+  type WorkflowRandomStream,
 } from '@temporalio/workflow';
 import { submitGoalUpdate } from '../contract/definitions';
-import { rememberSubmitContext } from './task-spans';
+import { rememberSubmitContext, spanIdStream } from './task-spans';
 
 /**
- * Temporal's inbound spans without the ones for update validators and queries. Span ids come from the
- * workflow's seeded random, which `uuid4()` draws from too; validators and queries never run during replay,
- * so a span made in one would shift every later id and approval request id between a run and its replay
- * (found by test/traces.test.ts: a worker killed mid-task, and the replaying worker knew another approval id).
+ * Temporal's inbound spans without the ones for update validators and queries. Validators and queries do
+ * not run during replay: a span made in one would move the span-id stream on in the first run only, so a
+ * worker replaying after a crash would give the goal's spans other ids than the ones their children, already
+ * exported, point to. Queries would also bury a task's spans: the console polls agent state every second.
  */
-class ReplaySafeInboundInterceptor extends OpenTelemetryInboundInterceptor {
+class InboundInterceptor extends OpenTelemetryInboundInterceptor {
   override validateUpdate(input: UpdateInput, next: Next<WorkflowInboundCallsInterceptor, 'validateUpdate'>): void {
     return next(input);
   }
@@ -40,6 +41,22 @@ class ReplaySafeInboundInterceptor extends OpenTelemetryInboundInterceptor {
   ): Promise<unknown> {
     return next(input);
   }
+}
+
+/**
+ * Runs each method of a tracing interceptor with its span ids drawn from a random stream of their own.
+ * The OpenTelemetry SDK draws span ids from `Math.random()`, the workflow's seeded stream that `uuid4()`
+ * (approval, message and crew child ids) draws from too: tracing switched on or off for a running workflow
+ * would name another child than the one in its history, or another approval id than its row's. `next(...)` gives the workflow code back its own stream (checked by test/replay.test.ts).
+ */
+function onOwnRandomStream<T extends object>(interceptor: T, stream: WorkflowRandomStream): T {
+  return new Proxy(interceptor, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => stream.with(() => (value as (...a: unknown[]) => unknown).apply(target, args));
+    },
+  });
 }
 
 /** Remembers the trace context of each goal submission, keyed by its task id. */
@@ -54,8 +71,11 @@ class SubmitContextInterceptor implements WorkflowInboundCallsInterceptor {
   }
 }
 
-export const interceptors: WorkflowInterceptorsFactory = () => ({
-  inbound: [new ReplaySafeInboundInterceptor(), new SubmitContextInterceptor()],
-  outbound: [new OpenTelemetryOutboundInterceptor()],
-  internals: [new OpenTelemetryInternalsInterceptor()],
-});
+export const interceptors: WorkflowInterceptorsFactory = () => {
+  const spanIds = spanIdStream();
+  return {
+    inbound: [onOwnRandomStream(new InboundInterceptor(), spanIds), new SubmitContextInterceptor()],
+    outbound: [onOwnRandomStream(new OpenTelemetryOutboundInterceptor(), spanIds)],
+    internals: [onOwnRandomStream(new OpenTelemetryInternalsInterceptor(), spanIds)],
+  };
+};

@@ -12,7 +12,6 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode } from '@temporalio/worker';
 import { agentSettings, loadConfig } from '../../lib/config';
 import { createPool } from '../../lib/db';
 import { getFreePort, startLocalStack } from '../../scripts/local-stack';
@@ -20,6 +19,7 @@ import { cpuSeconds, log, ROOT, round, summarize, type Summary } from '../lib';
 import { portOf, startProc } from './procs';
 import { renderMarkdown, type PeerResult, type PeersResults } from './report';
 import { dbos, langGraph, NODE22, orchestrator, PEERS_DIR, temporalAiSdk, type Shared, type System } from './systems';
+import { writeWorkflowBundle } from '../../workers/bundle';
 
 const QUICK = process.argv.includes('--quick');
 const ONLY = process.argv
@@ -179,10 +179,13 @@ async function crashTest(
     }
   });
   let killsWithTasksInFlight = 0;
+  // Every kill happens even when the tasks finish early (a fast system can finish the last ones between two
+  // kills); killsWithTasksInFlight says how many met work. Only the overall time limit stops the killer.
+  let timedOut = false;
   const killer = (async () => {
-    while (killing && kills < opts.kills) {
+    while (!timedOut && kills < opts.kills) {
       await sleep(300 + Math.random() * 1700);
-      if (!killing) break;
+      if (timedOut) break;
       if (finished.size + failedIds.length < ids.length) killsWithTasksInFlight++;
       await sys.crash();
       kills++;
@@ -190,7 +193,7 @@ async function crashTest(
     }
   })();
   const all = Promise.all(lanes);
-  await Promise.race([all, sleep(1_200_000)]);
+  await Promise.race([all, sleep(1_200_000).then(() => (timedOut = true))]);
   killing = false;
   await killer;
   await Promise.race([all, sleep(60_000)]);
@@ -283,11 +286,7 @@ async function main(): Promise<number> {
     const connection = await Connection.connect({ address: stack.temporal.address });
     stops.push(() => connection.close());
     const client = new Client({ connection });
-    const bundlePath = path.join(dataDir, 'workflow-bundle.js');
-    fs.writeFileSync(
-      bundlePath,
-      (await bundleWorkflowCode({ workflowsPath: path.join(ROOT, 'workflows'), logger: quietLogger })).code,
-    );
+    const bundlePath = await writeWorkflowBundle(path.join(dataDir, 'workflow-bundle.js'), { report: log });
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       TEMPORAL_ADDRESS: stack.temporal.address,
@@ -431,15 +430,6 @@ function gitState(): { commit: string; dirty?: boolean } {
     return { commit: 'unknown' };
   }
 }
-
-const quietLogger = {
-  log: () => undefined,
-  trace: () => undefined,
-  debug: () => undefined,
-  info: () => undefined,
-  warn: (msg: string) => log(msg),
-  error: (msg: string) => log(msg),
-};
 
 main().then(
   (code) => process.exit(code),
