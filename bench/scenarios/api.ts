@@ -9,17 +9,21 @@ import { snapshot, usageBetween, type Bench, type Usage } from '../context';
 import { childCrashed, log, round, spawnNode } from '../lib';
 import { getFreePort } from '../../scripts/local-stack';
 
-export interface EndpointLoad {
-  endpoint: string;
-  connections: number;
-  seconds: number;
+/** What every run of the load generator (bench/api-load.ts) reports, closed loop or at a fixed rate. */
+interface LoadSummary {
   requests: number;
   perSecond: number;
   latencyMs: { p50: number; p90: number; p99: number; max: number; mean: number };
   non2xx: number;
   errors: number;
-  timeouts: number;
   statusCodes: Record<string, number>;
+}
+
+export interface EndpointLoad extends LoadSummary {
+  endpoint: string;
+  connections: number;
+  seconds: number;
+  timeouts: number;
   /** CPU time of the load generator process itself. */
   cpuSeconds: number;
 }
@@ -62,10 +66,7 @@ export async function apiLatency(
         agentIds: e.agentIds,
         apiKey,
       };
-      const loader = spawnNode('autocannon', 'bench/api-load.ts', { ...process.env }, [JSON.stringify(spec)]);
-      const exited = new Promise<void>((resolve) => loader.proc.once('exit', () => resolve()));
-      await Promise.race([exited, childCrashed]);
-      const summary = JSON.parse(loader.output()) as Omit<EndpointLoad, 'endpoint' | 'connections' | 'seconds'>;
+      const summary = await runLoad<Omit<EndpointLoad, 'endpoint' | 'connections' | 'seconds'>>('autocannon', spec);
       log(
         `api: ${e.endpoint}: ${summary.perSecond} req/s, p50 ${summary.latencyMs.p50} ms, p99 ${summary.latencyMs.p99} ms, ${summary.non2xx} non-2xx`,
       );
@@ -80,6 +81,17 @@ export async function apiLatency(
   } finally {
     await api.stop();
   }
+}
+
+/**
+ * Runs the load generator (bench/api-load.ts) as a process of its own, so its CPU does not count as the
+ * API's, and returns the summary it prints. A crashed stack child ends the wait early.
+ */
+async function runLoad<T>(name: string, spec: Record<string, unknown>): Promise<T> {
+  const loader = spawnNode(name, 'bench/api-load.ts', { ...process.env }, [JSON.stringify(spec)]);
+  const exited = new Promise<void>((resolve) => loader.proc.once('exit', () => resolve()));
+  await Promise.race([exited, childCrashed]);
+  return JSON.parse(loader.output()) as T;
 }
 
 export interface ApiProcess {
@@ -144,16 +156,11 @@ async function waitForHealth(base: string): Promise<void> {
   throw new Error('the API did not answer /health within 60 s');
 }
 
-export interface SubmitAtRate {
+export interface SubmitAtRate extends LoadSummary {
   rate: number;
   seconds: number;
-  requests: number;
-  perSecond: number;
   /** From when each request was due to its answer (open loop). */
-  latencyMs: { p50: number; p90: number; p99: number; max: number; mean: number };
-  non2xx: number;
-  errors: number;
-  statusCodes: Record<string, number>;
+  latencyMs: LoadSummary['latencyMs'];
   /** The latest any request left after it was due: the load generator kept its schedule if small. */
   maxSendLagMs: number;
 }
@@ -178,17 +185,14 @@ export async function submitAtRate(
       apiKey: api.apiKey,
     };
     log(`submission: POST /api/v1/tasks at ${opts.rate}/s for ${opts.seconds} s`);
-    const loader = spawnNode('load generator', 'bench/api-load.ts', { ...process.env }, [JSON.stringify(spec)]);
-    const exited = new Promise<void>((resolve) => loader.proc.once('exit', () => resolve()));
-    await Promise.race([exited, childCrashed]);
     const {
       cpuSeconds: _cpu,
       timeouts: _t,
       ...r
-    } = JSON.parse(loader.output()) as Omit<SubmitAtRate, 'rate' | 'seconds'> & {
-      cpuSeconds: number;
-      timeouts: number;
-    };
+    } = await runLoad<Omit<SubmitAtRate, 'rate' | 'seconds'> & { cpuSeconds: number; timeouts: number }>(
+      'load generator',
+      spec,
+    );
     log(`submission: p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, ${r.non2xx} non-2xx, ${r.errors} errors`);
     return { rate: opts.rate, seconds: opts.seconds, ...r };
   } finally {

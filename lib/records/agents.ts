@@ -1,4 +1,5 @@
 import type { Db, Queryable } from '../db';
+import { orgRowById } from './org-rows';
 import type { AgentConfig, AgentSettings, AgentStatus } from '../../contract/definitions';
 import { queryAlongside, type Alongside } from './decisions';
 
@@ -38,12 +39,8 @@ const AGENT_COLUMNS = `id, org_id AS "orgId", name, objective, type, capabilitie
   approval_timeout_hours AS "approvalTimeoutHours", on_approval_timeout AS "onApprovalTimeout", notify,
   token_budget_per_minute AS "tokenBudgetPerMinute"`;
 
-export async function agentById(db: Db, orgId: string, id: string): Promise<AgentRecord | undefined> {
-  const { rows } = await db.query<AgentRecord>(`SELECT ${AGENT_COLUMNS} FROM agents WHERE org_id = $1 AND id = $2`, [
-    orgId,
-    id,
-  ]);
-  return rows[0];
+export function agentById(db: Db, orgId: string, id: string): Promise<AgentRecord | undefined> {
+  return orgRowById<AgentRecord>(db, 'agents', AGENT_COLUMNS, orgId, id);
 }
 
 /** One page of an organisation's agents; archived ones only when asked for by status. */

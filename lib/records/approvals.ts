@@ -1,22 +1,12 @@
 import type { Db, Queryable } from '../db';
+import { orgRowById } from './org-rows';
+import type { Approval } from '../../contract/approval';
 import type { ApprovalOutcome } from '../../contract/definitions';
 
 /** SQL of `approvals`, the inbox: a request is unique per (task, step, call); a decision only leaves `pending`. */
 
-export interface ApprovalRecord {
-  id: string;
-  taskId: string;
-  agentId: string;
+export interface ApprovalRecord extends Approval {
   orgId: string;
-  title: string;
-  proposedAction: { tool: string; arguments: unknown };
-  status: string;
-  decidedBy: string | null;
-  reason: string | null;
-  editedAction: unknown;
-  createdAt: string;
-  decidedAt: string | null;
-  expiresAt: string;
   /** The workflow waiting for the decision; null for requests opened before it was recorded. */
   workflowId: string | null;
 }
@@ -25,12 +15,8 @@ const APPROVAL_COLUMNS = `id, task_id AS "taskId", agent_id AS "agentId", org_id
   status, decided_by AS "decidedBy", decision_reason AS "reason", edited_action AS "editedAction", created_at AS "createdAt",
   decided_at AS "decidedAt", expires_at AS "expiresAt", workflow_id AS "workflowId"`;
 
-export async function approvalById(db: Db, orgId: string, id: string): Promise<ApprovalRecord | undefined> {
-  const { rows } = await db.query<ApprovalRecord>(
-    `SELECT ${APPROVAL_COLUMNS} FROM approvals WHERE org_id = $1 AND id = $2`,
-    [orgId, id],
-  );
-  return rows[0];
+export function approvalById(db: Db, orgId: string, id: string): Promise<ApprovalRecord | undefined> {
+  return orgRowById<ApprovalRecord>(db, 'approvals', APPROVAL_COLUMNS, orgId, id);
 }
 
 /** One page of an organisation's approvals, newest first. */

@@ -1,4 +1,5 @@
 import type { Db } from '../db';
+import { orgPageByStatus, orgRowById } from './org-rows';
 import type { CrewMessage, CrewResult, CrewStatus } from '../../contract/definitions';
 
 /**
@@ -28,26 +29,17 @@ const CREW_COLUMNS = `id, org_id AS "orgId", name, goal, process, assignment, me
 
 export type NewCrew = Omit<CrewRecord, 'status' | 'result' | 'error' | 'createdAt' | 'startedAt' | 'completedAt'>;
 
-export async function crewById(db: Db, orgId: string, id: string): Promise<CrewRecord | undefined> {
-  const { rows } = await db.query<CrewRecord>(`SELECT ${CREW_COLUMNS} FROM crews WHERE org_id = $1 AND id = $2`, [
-    orgId,
-    id,
-  ]);
-  return rows[0];
+export function crewById(db: Db, orgId: string, id: string): Promise<CrewRecord | undefined> {
+  return orgRowById<CrewRecord>(db, 'crews', CREW_COLUMNS, orgId, id);
 }
 
 /** One page of an organisation's crews, newest first. */
-export async function listCrews(
+export function listCrews(
   db: Db,
   orgId: string,
   f: { status?: string; limit: number; offset: number },
 ): Promise<CrewRecord[]> {
-  const { rows } = await db.query<CrewRecord>(
-    `SELECT ${CREW_COLUMNS} FROM crews WHERE org_id = $1 AND ($2::text IS NULL OR status = $2)
-     ORDER BY created_at DESC, id LIMIT $3 OFFSET $4`,
-    [orgId, f.status ?? null, f.limit, f.offset],
-  );
-  return rows;
+  return orgPageByStatus<CrewRecord>(db, 'crews', CREW_COLUMNS, orgId, f);
 }
 
 /** A crew's definition, written at creation (status idle) under a fresh id. */

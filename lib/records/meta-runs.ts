@@ -1,4 +1,5 @@
 import type { Db } from '../db';
+import { orgPageByStatus, orgRowById } from './org-rows';
 import type { MetaPlanNode, MetaResult, MetaStatus, MetaTeamMember } from '../../contract/definitions';
 
 /**
@@ -25,26 +26,17 @@ export interface MetaRunRecord {
 const META_COLUMNS = `id, org_id AS "orgId", name, objective, max_agents AS "maxAgents", status, team, plan, crew_id AS "crewId",
   result, error, created_at AS "createdAt", completed_at AS "completedAt"`;
 
-export async function metaRunById(db: Db, orgId: string, id: string): Promise<MetaRunRecord | undefined> {
-  const { rows } = await db.query<MetaRunRecord>(
-    `SELECT ${META_COLUMNS} FROM meta_runs WHERE org_id = $1 AND id = $2`,
-    [orgId, id],
-  );
-  return rows[0];
+export function metaRunById(db: Db, orgId: string, id: string): Promise<MetaRunRecord | undefined> {
+  return orgRowById<MetaRunRecord>(db, 'meta_runs', META_COLUMNS, orgId, id);
 }
 
 /** One page of an organisation's meta runs, newest first. */
-export async function listMetaRuns(
+export function listMetaRuns(
   db: Db,
   orgId: string,
   f: { status?: string; limit: number; offset: number },
 ): Promise<MetaRunRecord[]> {
-  const { rows } = await db.query<MetaRunRecord>(
-    `SELECT ${META_COLUMNS} FROM meta_runs WHERE org_id = $1 AND ($2::text IS NULL OR status = $2)
-     ORDER BY created_at DESC, id LIMIT $3 OFFSET $4`,
-    [orgId, f.status ?? null, f.limit, f.offset],
-  );
-  return rows;
+  return orgPageByStatus<MetaRunRecord>(db, 'meta_runs', META_COLUMNS, orgId, f);
 }
 
 /** A run's request under a fresh id. */

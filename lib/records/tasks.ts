@@ -1,4 +1,5 @@
 import type { Db, Queryable } from '../db';
+import { orgRowById } from './org-rows';
 import type { Goal, TaskOutcome, TaskStatus } from '../../contract/definitions';
 import { activeTraceId } from '../tracing';
 import { insertDecision, type Alongside } from './decisions';
@@ -38,12 +39,8 @@ const TASK_COLUMNS = `id, org_id AS "orgId", agent_id AS "agentId", title, task_
   json_build_object('inputTokens', input_tokens, 'outputTokens', output_tokens) AS usage,
   created_at AS "createdAt", started_at AS "startedAt", completed_at AS "completedAt", trace_id AS "traceId"`;
 
-export async function taskById(db: Db, orgId: string, id: string): Promise<TaskRecord | undefined> {
-  const { rows } = await db.query<TaskRecord>(`SELECT ${TASK_COLUMNS} FROM tasks WHERE org_id = $1 AND id = $2`, [
-    orgId,
-    id,
-  ]);
-  return rows[0];
+export function taskById(db: Db, orgId: string, id: string): Promise<TaskRecord | undefined> {
+  return orgRowById<TaskRecord>(db, 'tasks', TASK_COLUMNS, orgId, id);
 }
 
 /** One page of an organisation's tasks, newest first. */
