@@ -116,6 +116,8 @@ export const Task = z.looseObject({
   completedAt: nullableTimestamp,
   /** The OpenTelemetry trace the task was submitted in (docs/observability.md "Traces"); null without tracing. */
   traceId: z.string().nullable().optional(),
+  /** The trace in the tracing UI (TRACES_UI_URL with the trace id); only on GET /api/v1/tasks/:id, when both are known. */
+  traceUrl: z.url().optional(),
 });
 
 export const Decision = z.looseObject({

@@ -112,6 +112,19 @@ const EnvSchema = z.object({
     .enum(['true', 'false', '1', '0'])
     .default('false')
     .transform((v) => v === 'true' || v === '1'),
+  /**
+   * Where people open a task's trace: a URL with `{traceId}` where the id goes, e.g.
+   * http://127.0.0.1:16686/trace/{traceId} for Jaeger's UI. GET /api/v1/tasks/:id then returns `traceUrl`
+   * and the console links to it.
+   */
+  TRACES_UI_URL: z
+    .string()
+    .url()
+    .refine(
+      (v) => v.includes('{traceId}'),
+      'put {traceId} where the trace id goes, e.g. http://127.0.0.1:16686/trace/{traceId}',
+    )
+    .optional(),
 
   DATABASE_URL: z.string().optional(),
   EMBEDDED_PG_PORT: intFromEnv(5433, 1),

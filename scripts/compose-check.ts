@@ -24,6 +24,7 @@ import {
   TEMPORAL_UI_VERSION,
 } from '../temporal/cluster';
 import { TEMPORAL_SERVER_VERSION } from '../temporal/dev-server';
+import { JAEGER_IMAGE } from './jaeger';
 
 const ROOT = path.resolve(__dirname, '..');
 
@@ -417,6 +418,14 @@ function checkClusterAgreement(services: Record<string, YamlMap>, root: string):
     for (const key of Object.keys(envOf(svc))) {
       if (!uiVars.has(key)) problems.push(`${name}: sets ${key}, which temporal/cluster/ui.yaml does not read`);
     }
+  }
+
+  // Traces go to the Jaeger release that `npm start -- --traces` and test/traces.test.ts run.
+  for (const [name, svc] of Object.entries(services).filter(([, s]) =>
+    String(s.image ?? '').startsWith('jaegertracing/'),
+  )) {
+    if (svc.image !== JAEGER_IMAGE)
+      problems.push(`${name}: image ${String(svc.image)}, but the launcher and the tests run ${JAEGER_IMAGE}`);
   }
   return problems;
 }

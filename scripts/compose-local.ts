@@ -32,6 +32,7 @@ import {
 } from '../temporal/cluster';
 import { findTemporalCli, getFreePort } from '../temporal/dev-server';
 import { checkCompose, parseComposeYaml } from './compose-check';
+import { findJaeger, startJaeger } from './jaeger';
 
 const ROOT = path.resolve(__dirname, '..');
 
@@ -177,6 +178,14 @@ async function main(): Promise<number> {
         SCHEMA_DIR: binaries!.schemaDir,
       });
       return `completed successfully: ${output.trim().split('\n').at(-1)}`;
+    },
+    async jaeger() {
+      const jaeger = await startJaeger({ binary: await findJaeger((msg) => console.log(`  ${msg}`)) });
+      running.push(jaeger);
+      // As the compose app's environment: export to this Jaeger unless the caller sends traces elsewhere.
+      env.OTEL_EXPORTER_OTLP_ENDPOINT ??= jaeger.otlpHttpUrl;
+      env.TRACES_UI_URL ??= `${jaeger.uiUrl}/trace/{traceId}`;
+      return `healthy (${jaeger.uiUrl}/api/services)`;
     },
     'temporal-history': temporalService('temporal-history'),
     'temporal-matching': temporalService('temporal-matching'),

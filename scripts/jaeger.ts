@@ -14,6 +14,8 @@ import { promisify } from 'node:util';
 
 /** The module tag we pin: the v2 binary (an OpenTelemetry Collector distribution). */
 export const JAEGER_VERSION = 'v1.75.0';
+/** The same release as a container image (Jaeger tags each release v1.x for Go and 2.x for the image). */
+export const JAEGER_IMAGE = 'jaegertracing/jaeger:2.12.0';
 const JAEGER_PACKAGE = 'github.com/jaegertracing/jaeger/cmd/jaeger';
 
 export const JAEGER_UI_PORT = 16686;

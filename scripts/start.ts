@@ -9,7 +9,8 @@
  * temporal/cluster/cluster.yaml when set (TEMPORAL_HISTORY_SHARDS, TEMPORAL_HISTORY_PORT, …).
  *
  * Flags: --cluster, --workers <n> (worker processes; 1, or 2 with --cluster), --no-demo (skip the demo),
- * --exit-after-demo (stop once the demo task finished).
+ * --exit-after-demo (stop once the demo task finished), --traces (Jaeger with the stack, every part exporting
+ * its spans to it; docs/observability.md "Traces").
  *
  * The API needs a key: API_KEY when set, otherwise a key generated once for the default org and kept in
  * DATA_DIR/api-key (readable by the owner only), so the printed curl commands keep working across restarts.
@@ -23,6 +24,7 @@ import { generateApiKey } from '../lib/api-keys';
 import { config, type Config } from '../lib/config';
 import { clusterSettingsFromEnv, describeSchemaReport, temporalDatabaseFromUrl } from '../temporal/cluster';
 import { buildConsole } from './console-build';
+import { findJaeger, JAEGER_VERSION, startJaeger, type RunningJaeger } from './jaeger';
 import { startLocalStack, type AnyLocalStack } from './local-stack';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -65,6 +67,7 @@ async function run(): Promise<void> {
       'exit-after-demo': { type: 'boolean' },
       cluster: { type: 'boolean' },
       workers: { type: 'string' },
+      traces: { type: 'boolean' },
     },
   });
   const cluster = flags.cluster ?? false;
@@ -75,6 +78,7 @@ async function run(): Promise<void> {
   const uiPort = Number(new URL(cfg.TEMPORAL_UI_URL).port || 8233);
   const parts: Part[] = [];
   let stack: AnyLocalStack | undefined;
+  let jaeger: RunningJaeger | undefined;
   let stopping = false;
 
   const stop = async (code: number) => {
@@ -85,6 +89,7 @@ async function run(): Promise<void> {
     const api = parts.filter((p) => p.name === 'API');
     await Promise.all(api.map(terminate));
     await Promise.all(parts.filter((p) => p.name !== 'API').map(terminate));
+    if (jaeger) await jaeger.stop().then(() => console.log('  Jaeger stopped'));
     await stack?.stop((part) => console.log(`  ${part} stopped`));
     process.exit(code);
   };
@@ -135,10 +140,24 @@ async function run(): Promise<void> {
       console.log(`  Temporal ${stack.temporal.address} (host ${host}), PostgreSQL ready, migrations applied.`);
     }
 
+    // Traces: Jaeger (in memory, loopback only) receives every part's spans over OTLP/HTTP. This Jaeger is
+    // built from the Go module proxy, which carries no UI pages: a task's trace is read from its query API.
+    if (flags.traces) {
+      jaeger = await startJaeger({ binary: await findJaeger((msg) => console.log(`  ${msg}`)) });
+      console.log(`  Jaeger ${JAEGER_VERSION} receiving traces on ${jaeger.otlpHttpUrl} (OTLP/HTTP).`);
+    }
+    const tracing = jaeger
+      ? {
+          OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpHttpUrl,
+          TRACES_UI_URL: process.env.TRACES_UI_URL ?? `${jaeger.uiUrl}/api/traces/{traceId}`,
+        }
+      : {};
+
     // The processes log JSON; keep the terminal readable unless LOG_LEVEL asks for more.
     const apiKey = localApiKey(cfg);
     const env = {
       ...process.env,
+      ...tracing,
       API_KEY: apiKey,
       LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn',
       TEMPORAL_ADDRESS: stack.temporal.address,
@@ -169,6 +188,10 @@ async function run(): Promise<void> {
     console.log(`\n  API:        ${apiUrl}  (health: ${apiUrl}/health)`);
     console.log(`  Console:    ${apiUrl}/console/  (sign in with the API key below)`);
     console.log(`  Web UI:     ${stack.temporal.uiUrl}/namespaces/${cfg.TEMPORAL_NAMESPACE}/workflows`);
+    if (jaeger)
+      console.log(
+        `  Traces:     ${jaeger.uiUrl}/api/traces/<traceId>  (each task's traceUrl in GET /api/v1/tasks/:id)`,
+      );
     console.log(
       `  Provider:   ${cfg.aiProvider}${cfg.aiProvider === 'offline' ? ' (deterministic, no network; set OPENAI_API_KEY or ANTHROPIC_API_KEY for a real model)' : ''}`,
     );
@@ -249,7 +272,9 @@ async function runDemo(apiUrl: string, apiKey: string, uiUrl: string, namespace:
   for (const d of detail.reasoningTrace ?? [])
     console.log(`  step ${d.step} ${d.decisionType.padEnd(9)} ${d.reasoning}`);
   console.log(`  See it in the Web UI: ${uiUrl}/namespaces/${namespace}/workflows/${agentWorkflowId(agent.id)}`);
-  console.log(`  Or via the API:       curl -H 'Authorization: Bearer ${apiKey}' ${apiUrl}/api/v1/tasks/${task.id}\n`);
+  console.log(`  Or via the API:       curl -H 'Authorization: Bearer ${apiKey}' ${apiUrl}/api/v1/tasks/${task.id}`);
+  if (detail.traceUrl) console.log(`  Its trace:            ${detail.traceUrl}`);
+  console.log('');
 }
 
 interface DemoRecord {
@@ -259,6 +284,7 @@ interface DemoRecord {
   output?: { answer?: string } | null;
   error?: string | null;
   reasoningTrace?: { step: number; decisionType: string; reasoning: string }[];
+  traceUrl?: string;
 }
 
 async function waitForHealth(apiUrl: string): Promise<void> {

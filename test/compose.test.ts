@@ -5,6 +5,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { checkCompose, parseComposeYaml } from '../scripts/compose-check';
+import { JAEGER_IMAGE } from '../scripts/jaeger';
 import { CLUSTER_CONFIG_DIR, clusterServiceEnv, DEFAULT_CLUSTER_PORTS, findClusterBinaries } from '../temporal/cluster';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -22,7 +23,7 @@ describe('docker-compose.yml without Docker', () => {
     const report = checkCompose();
     assert.deepEqual(report.problems, []);
     assert.deepEqual(report.startOrder, [
-      ['postgresql'],
+      ['postgresql', 'jaeger'],
       ['temporal-schema'],
       ['temporal-history'],
       ['temporal-matching', 'temporal-frontend', 'temporal-worker'],
@@ -47,6 +48,12 @@ describe('docker-compose.yml without Docker', () => {
       '/etc/temporal/cluster/start-service.sh',
     ]);
     assert.match(doc.services['temporal-ui'].image, /^temporalio\/ui:/);
+    // The apps send their spans to Jaeger, the release the tests run, unless .env empties the endpoint.
+    assert.equal(doc.services.jaeger.image, JAEGER_IMAGE);
+    assert.equal(
+      doc.services.api.environment.OTEL_EXPORTER_OTLP_ENDPOINT,
+      '${OTEL_EXPORTER_OTLP_ENDPOINT-http://jaeger:4318}',
+    );
     // A health check written over several lines (as Prettier formats it) is one list.
     assert.equal(doc.services.worker.healthcheck.test.length, 4);
   });
@@ -58,7 +65,8 @@ describe('docker-compose.yml without Docker', () => {
         /temporal-admin-tools:\n {6}condition: service_completed_successfully/,
         'temporal-admin-toolz:\n      condition: service_completed_successfully',
       )
-      .replace(/(  postgresql:\n    image: postgres:16\n)/, '$1    depends_on: [api]\n');
+      .replace(/(  postgresql:\n    image: postgres:16\n)/, '$1    depends_on: [api]\n')
+      .replace(`image: ${JAEGER_IMAGE}`, 'image: jaegertracing/jaeger:2.11.0');
     const report = checkCompose({
       composeText: broken,
       dockerfileText: 'FROM node:20\nCOPY nothing-here ./x\nUSER root\n',
@@ -74,6 +82,7 @@ describe('docker-compose.yml without Docker', () => {
       /Dockerfile: no HEALTHCHECK/,
       /Dockerfile: the image runs code from contract\/ but does not COPY it/,
       /worker: long-running service without a health check|api: long-running service without a health check/,
+      /jaeger: image jaegertracing\/jaeger:2\.11\.0, but the launcher and the tests run/,
     ];
     for (const pattern of expected)
       assert.ok(
@@ -191,10 +200,12 @@ describe('docker-compose.yml without Docker', () => {
     });
     assert.equal(result.code, 0, result.output);
     const order = [...result.output.matchAll(/^ {2}([\w-]+): /gm)].map((m) => m[1]);
-    assert.deepEqual(order.slice(0, 3), ['postgresql', 'temporal-schema', 'temporal-history']);
-    assert.deepEqual(order.slice(3, 6).sort(), ['temporal-frontend', 'temporal-matching', 'temporal-worker']);
-    assert.deepEqual(order.slice(6, 8).sort(), ['temporal-admin-tools', 'temporal-ui']);
-    assert.deepEqual(order.slice(8, 10).sort(), ['api', 'worker']);
+    assert.deepEqual(order.slice(0, 2).sort(), ['jaeger', 'postgresql']);
+    assert.deepEqual(order.slice(2, 4), ['temporal-schema', 'temporal-history']);
+    assert.deepEqual(order.slice(4, 7).sort(), ['temporal-frontend', 'temporal-matching', 'temporal-worker']);
+    assert.deepEqual(order.slice(7, 9).sort(), ['temporal-admin-tools', 'temporal-ui']);
+    assert.deepEqual(order.slice(9, 11).sort(), ['api', 'worker']);
+    assert.match(result.output, /jaeger: healthy \(http:\/\/127\.0\.0\.1:16686\/api\/services\)/);
     assert.match(result.output, /temporal-schema: completed successfully: Temporal schemas ready/);
     assert.doesNotMatch(result.output, /exited \(/, 'no Temporal service had to be restarted');
     assert.match(

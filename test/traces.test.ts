@@ -46,7 +46,7 @@ describe('traces', { timeout: 15 * 60_000 }, () => {
       OTEL_BSP_SCHEDULE_DELAY: '100',
     };
     Object.assign(process.env, { OTEL_BSP_SCHEDULE_DELAY: '100' });
-    const config = testConfig(otel);
+    const config = testConfig({ ...otel, TRACES_UI_URL: `${jaeger.uiUrl}/trace/{traceId}` });
     stack = await startApi(config);
     // Workers bundle the workflows themselves, with the tracing interceptor module.
     workerEnv = { ...otel, WORKFLOW_BUNDLE_PATH: '', TEMPORAL_TASK_QUEUE: config.TEMPORAL_TASK_QUEUE };
@@ -110,6 +110,7 @@ describe('traces', { timeout: 15 * 60_000 }, () => {
       const done = await stack.api.waitForTask(created.id, 60_000);
       assert.equal(done.status, 'completed');
       assert.match(done.traceId, /^[0-9a-f]{32}$/, 'GET /api/v1/tasks/:id returns the trace id');
+      assert.equal(done.traceUrl, `${jaeger.uiUrl}/trace/${done.traceId}`, 'and where to open the trace');
 
       const t = await traceWith(done.traceId, [
         'POST /api/v1/tasks',

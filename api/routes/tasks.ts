@@ -74,7 +74,9 @@ export function taskRoutes({ store, gateway, config }: AppDeps): Router {
 
   router.get('/:id', async (req, res) => {
     const task = await loadTask(res.locals.orgId, req.params.id);
-    res.json({ ...task, reasoningTrace: await store.reasoningTrace(task.id) });
+    const traceUrl =
+      task.traceId && config.TRACES_UI_URL ? config.TRACES_UI_URL.replace('{traceId}', task.traceId) : undefined;
+    res.json({ ...task, ...(traceUrl ? { traceUrl } : {}), reasoningTrace: await store.reasoningTrace(task.id) });
   });
 
   router.post('/:id/cancel', async (req, res) => {

@@ -1,5 +1,10 @@
 /** The console's only door to the server: the public /api/v1 with the signed-in key as a bearer token. */
 
+// Types only: the console bundle must not pull in the Temporal packages the contract's values import.
+import type { Approval } from '../../contract/approval';
+
+export type { Approval };
+
 export class ApiError extends Error {
   constructor(
     readonly status: number,
@@ -152,6 +157,8 @@ export interface Task {
   createdAt: string;
   startedAt: string | null;
   completedAt: string | null;
+  /** Set when the task was traced and the API knows the tracing UI (TRACES_UI_URL). */
+  traceUrl?: string;
 }
 export interface Decision {
   step: number;
@@ -163,20 +170,6 @@ export interface Decision {
 }
 export interface TaskDetail extends Task {
   reasoningTrace: Decision[];
-}
-export interface Approval {
-  id: string;
-  taskId: string;
-  agentId: string;
-  title: string;
-  proposedAction: { tool: string; arguments: unknown };
-  status: 'pending' | 'approved' | 'rejected' | 'expired';
-  decidedBy: string | null;
-  reason: string | null;
-  editedAction: unknown;
-  createdAt: string;
-  decidedAt: string | null;
-  expiresAt: string;
 }
 export interface ToolInfo {
   name: string;

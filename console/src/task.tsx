@@ -93,6 +93,16 @@ export function TaskPage({ id }: { id: string }) {
             </dd>
           </>
         ) : null}
+        {t.traceUrl ? (
+          <>
+            <dt>Trace</dt>
+            <dd>
+              <a href={t.traceUrl} target="_blank" rel="noreferrer" data-testid="task-trace">
+                The task's trace: model calls, tools and waits with their timings
+              </a>
+            </dd>
+          </>
+        ) : null}
       </dl>
       {waiting ? (
         <p class="note warn" role="status">
