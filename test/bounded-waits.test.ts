@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { agentWorkflowId, getAgentStateQuery } from '../contract/definitions';
-import { startFakeOpenAi, type FakeOpenAiServer } from './helpers/fake-openai-server';
+import { SCORING_SYSTEM_PROMPT } from '../activities/priority';
+import { startFakeOpenAi, type FakeOpenAiServer, type RecordedRequest } from './helpers/fake-openai-server';
 import { startStack, testConfig, waitFor, type TestStack } from './helpers/stack';
 
 /**
@@ -77,7 +78,7 @@ describe('active slots are held only by agents doing work', () => {
 
   it('an agent paused between steps gives its slot back; resumed, it takes one and finishes', async () => {
     const slowFirstStep = [
-      { call: 'memory_read', args: { key: 'nothing' }, delayMs: 2500 },
+      { call: 'memory_read', args: { key: 'nothing' }, delayMs: 6000 },
       { answer: 'after the pause' },
     ];
     const agents = await Promise.all(
@@ -381,5 +382,87 @@ describe('archive wins', () => {
     assert.equal(openai.requests.length - before, 1, 'only the scoring call was made; the goal never called the model');
     const memory = await stack.db.query('SELECT count(*)::int AS n FROM memory WHERE scope = $1', [agent.id]);
     assert.equal(memory.rows[0].n, 0, 'no side effect of the cancelled goal');
+  });
+});
+
+describe('archive while the agent waits to continue as new', () => {
+  const HISTORY_LIMIT = 100;
+  const SCORING_TIMEOUT_SECONDS = 60;
+  let stack: TestStack;
+  let openai: FakeOpenAiServer;
+  const isScoring = (request: RecordedRequest) =>
+    (request.body as { messages?: { content?: unknown }[] }).messages?.[0]?.content === SCORING_SYSTEM_PROMPT;
+  const isGoalStep = (request: RecordedRequest) => !isScoring(request);
+
+  before(async () => {
+    openai = await startFakeOpenAi();
+    stack = await startStack(
+      testConfig({
+        OPENAI_API_KEY: 'sk-test',
+        OPENAI_BASE_URL: openai.url,
+        AGENT_HISTORY_LIMIT: String(HISTORY_LIMIT),
+        MAX_STEPS: '30',
+        PRIORITY_SCORING: 'on',
+        PRIORITY_SCORING_TIMEOUT_SECONDS: String(SCORING_TIMEOUT_SECONDS),
+      }),
+    );
+  });
+  after(async () => {
+    await stack?.stop();
+    await openai?.close();
+  });
+
+  it('ends the wait for handlers and scorings, archives in the same run and cancels the queued goal', async () => {
+    const agent = await stack.api.createAgent({
+      name: 'long-history',
+      objective: 'write',
+      provider: 'openai',
+      model: 'gpt-test',
+    });
+    // Goal 1 writes enough memory to pass the history limit; its scoring answers nothing usable (static priority).
+    openai.enqueue({ kind: 'completion', content: 'n/a' }, { when: isScoring });
+    const WRITES = 15;
+    for (let i = 0; i < WRITES; i++) {
+      openai.enqueue(
+        {
+          kind: 'completion',
+          toolCalls: [
+            { id: `call_${i}`, name: 'memory_write', arguments: JSON.stringify({ key: `k${i}`, value: `v${i}` }) },
+          ],
+        },
+        { when: isGoalStep },
+      );
+    }
+    const first = await stack.api.createTask({ agentId: agent.id, title: 'write many notes' });
+    await waitFor(async () => openai.requests.some(isGoalStep), 'goal 1 to call the model');
+
+    // Goal 2 arrives while goal 1 runs; its scoring never answers, so when goal 1 ends the agent is past the
+    // history limit with a scoring in flight: it waits for it before continuing as new.
+    openai.enqueue({ kind: 'hang' }, { when: isScoring });
+    const second = await stack.api.createTask({ agentId: agent.id, title: 'never runs' });
+    await waitFor(async () => openai.requests.filter(isScoring).length === 2, 'goal 2 to be scored');
+    openai.enqueue(
+      { kind: 'completion', content: 'all written', usage: { promptTokens: 5, completionTokens: 2 } },
+      { when: isGoalStep },
+    );
+    const done = await stack.api.waitForTask(first.id, 60_000);
+    assert.equal(done.status, 'completed', JSON.stringify(done));
+
+    const handle = stack.client.workflow.getHandle(agentWorkflowId(agent.id));
+    const waiting = await handle.describe();
+    assert.ok(waiting.historyLength > HISTORY_LIMIT, `history ${waiting.historyLength} is past the limit`);
+    assert.equal(await taskStatus(stack, second.id), 'queued');
+
+    const started = Date.now();
+    const archived = await stack.api.post(`/api/v1/agents/${agent.id}/archive`);
+    assert.equal(archived.status, 200, JSON.stringify(archived.body));
+    // Well before the scoring would give up by itself: the archive ended the wait, not the scoring's time-out.
+    assert.ok(Date.now() - started < (SCORING_TIMEOUT_SECONDS * 1000) / 2, `archive took ${Date.now() - started} ms`);
+    assert.equal((await stack.api.waitForTask(second.id)).status, 'cancelled');
+    await handle.result();
+    const closed = await handle.describe();
+    assert.equal(closed.status.name, 'COMPLETED');
+    assert.equal(closed.runId, waiting.runId, 'archived in the run that was waiting, without continuing as new');
+    assert.equal(openai.requests.filter(isGoalStep).length, WRITES + 1, 'goal 2 never called the model');
   });
 });

@@ -56,7 +56,8 @@ export interface FakeOpenAiServer {
   /** Base URL for the SDK, ending in /v1. */
   url: string;
   requests: RecordedRequest[];
-  enqueue(reply: FakeReply): void;
+  /** Queues a reply for the first later request that `when` accepts (any request without it). */
+  enqueue(reply: FakeReply, opts?: { when?: (request: RecordedRequest) => boolean }): void;
   /** Progress of the most recent SSE response. */
   stream: StreamProgress;
   close(): Promise<void>;
@@ -72,20 +73,21 @@ export function openAiErrorBody(
 }
 
 export async function startFakeOpenAi(): Promise<FakeOpenAiServer> {
-  const queue: FakeReply[] = [];
+  const queue: { reply: FakeReply; when?: (request: RecordedRequest) => boolean }[] = [];
   const stream: StreamProgress = { framesSent: 0, framesTotal: 0, finished: false };
   const core = await startLoopback((request, res) => {
     const problem = validateOpenAiRequest(request);
     if (problem)
       return sendJson(res, problem.status, openAiErrorBody(problem.message, problem.type, problem.code, problem.param));
-    const reply = queue.shift();
-    if (!reply) return sendJson(res, 500, openAiErrorBody('fake server: no reply queued', 'server_error'));
-    return answer(reply, request, res, stream);
+    const index = queue.findIndex((queued) => !queued.when || queued.when(request));
+    if (index < 0) return sendJson(res, 500, openAiErrorBody('fake server: no reply queued', 'server_error'));
+    const [{ reply }] = queue.splice(index, 1);
+    return answer(reply!, request, res, stream);
   });
   return {
     url: `${core.origin}/v1`,
     requests: core.requests,
-    enqueue: (reply) => queue.push(reply),
+    enqueue: (reply, opts) => queue.push({ reply, when: opts?.when }),
     stream,
     close: core.close,
   };
