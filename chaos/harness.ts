@@ -482,9 +482,9 @@ function scriptFor(task: PlannedTask, plan: PlannedTask[], receiverUrl: string):
 }
 
 /**
- * Submits tasks through the API while everything restarts. The API takes no idempotency key for new
- * tasks, so after a failed answer the submitter looks for the task (its title names the ticket) before it
- * submits again: a task the agent accepted is not submitted twice.
+ * Submits tasks through the API while everything restarts. Each ticket is the request's Idempotency-Key, so
+ * after a failed or lost answer the submitter simply sends it again: the API answers 200 with the task the
+ * first request created, or submits the same task id, which the agent accepts once.
  */
 class Submitter {
   readonly byTaskId = new Map<string, PlannedTask>();
@@ -517,24 +517,17 @@ class Submitter {
     };
     for (let attempt = 1; !task.id; attempt++) {
       try {
-        // The ticket is the Idempotency-Key, so a retry after an answer lost to the chaos names the same task.
         const res = await this.api.api.request(
           'POST',
           '/api/v1/tasks',
           { agentId: task.agentId, title, input },
           { headers: { 'idempotency-key': `chaos-${task.ticket}` } },
         );
-        if (res.status === 201) task.id = res.body.id as string;
+        if (res.status === 201 || res.status === 200) task.id = res.body.id as string;
         else throw new Error(`${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
       } catch (err) {
         if (attempt % 5 === 1) this.log(`submitting ${task.ticket} failed (attempt ${attempt}): ${String(err)}`);
-        // A 503 request_timeout "may still take effect": the update can reach the agent long after the
-        // answer, so look for the task for a while before submitting it again.
-        const lookFor = /request_timeout/.test(String(err)) ? 120_000 : 2000;
-        for (const until = Date.now() + lookFor; !task.id && Date.now() < until;) {
-          await sleep(2000);
-          task.id = await this.find(task.agentId, title).catch(() => undefined);
-        }
+        await sleep(2000);
       }
     }
     const at = (Date.now() - chaosStarted) / 1000;
@@ -549,14 +542,6 @@ class Submitter {
   /** First and last submission during the chaos, in seconds from its start. */
   window(): [number, number] {
     return [Math.round(this.first ?? 0), Math.round(this.last ?? 0)];
-  }
-
-  private async find(agentId: string, title: string): Promise<string | undefined> {
-    const { rows } = await this.api.db.query<{ id: string }>(
-      'SELECT id FROM tasks WHERE agent_id = $1 AND title = $2',
-      [agentId, title],
-    );
-    return rows[0]?.id;
   }
 }
 
