@@ -5,8 +5,10 @@ import { createGovernance, createGovernanceActivities } from './governance';
 import { createPriorityActivities } from './priority';
 import { createCrewActivities } from './crews';
 import { createMetaActivities } from './meta';
+import { createMessageActivities } from './messages';
 import { createRecordActivities, type RecordDeps } from './records';
 import { createReminderActivities, type ReminderDeps } from './reminders';
+import { createRoutingActivities, noticeRoutedTaskEnd } from './routing';
 import { createStepActivities, createStepRunner, type StepDeps } from './steps';
 
 /** `gateway` is the client: the one way activities start or signal workflows and manage schedules. */
@@ -21,9 +23,24 @@ export function createActivities(deps: ActivityDeps) {
   const governed = { ...deps, governance };
   const runner = createStepRunner(governed);
   const withRunner = { ...governed, runner };
+  const records = createRecordActivities(deps);
+  const steps = createStepActivities(withRunner);
   return {
-    ...createRecordActivities(deps),
-    ...createStepActivities(withRunner),
+    ...records,
+    ...steps,
+    // A task's end (written by finishTask, or by the model call that answered) also reaches its routed
+    // task's workflow, when it is an attempt of one.
+    async finishTask(input: Parameters<typeof records.finishTask>[0]): Promise<void> {
+      await records.finishTask(input);
+      await noticeRoutedTaskEnd(deps.db, deps.gateway, input.outcome);
+    },
+    async callModel(input: Parameters<typeof steps.callModel>[0]): ReturnType<typeof steps.callModel> {
+      const reply = await steps.callModel(input);
+      if (input.completesTask && reply.toolCalls.length === 0) {
+        await noticeRoutedTaskEnd(deps.db, deps.gateway, { taskId: input.taskId, errorType: null });
+      }
+      return reply;
+    },
     ...createApprovalActivities(deps),
     ...createChatActivities(withRunner),
     ...createGovernanceActivities(governance, deps.db, deps.config, deps.gateway),
@@ -31,6 +48,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createCrewActivities(deps),
     ...createReminderActivities(deps),
     ...createMetaActivities(withRunner),
+    ...createRoutingActivities(deps),
+    ...createMessageActivities(deps),
   };
 }
 

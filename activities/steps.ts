@@ -47,7 +47,7 @@ export interface StepDeps {
   tools: ToolRegistry;
   governance: Governance;
   /** The client, for the tools that submit goals to other agents. */
-  gateway: Pick<TemporalGateway, 'submitGoal'>;
+  gateway: Pick<TemporalGateway, 'submitGoal' | 'deliverMessage'>;
 }
 
 /** Who a step belongs to, for budgets and slots. */
@@ -306,6 +306,7 @@ export function createStepRunner(deps: StepDeps) {
         delegationDepth: input.delegationDepth,
         maxDelegationDepth: input.maxDelegationDepth,
         submitGoal: (agentId, goal) => deps.gateway.submitGoal(agentId, goal),
+        deliverMessage: (agentId, message) => deps.gateway.deliverMessage(agentId, message),
         signal: Context.current().cancellationSignal,
       });
       return {
@@ -506,7 +507,7 @@ export function createStepActivities(deps: StepDeps & { runner: StepRunner }) {
             ? { answer: reply.content }
             : { toolCalls: reply.toolCalls.map((c) => ({ name: c.name, arguments: c.arguments })) },
           result: final ? reply.content : null,
-          confidence: null,
+          confidence: final ? statedConfidence(reply.content) : null,
         },
       );
       return {
@@ -559,6 +560,30 @@ export function createStepActivities(deps: StepDeps & { runner: StepRunner }) {
 }
 
 /** A tool call's arguments as JSON (none at all is an empty object), or what the model must fix. */
+/**
+ * The confidence a final answer states, 0 to 1: the `confidence` number of a JSON object in the answer (the
+ * text from its first `{` to its last `}`), or a line `Confidence: 0.8` (or `80%`). Null when it states none.
+ */
+export function statedConfidence(answer: string): number | null {
+  let value: unknown;
+  const start = answer.indexOf('{');
+  const end = answer.lastIndexOf('}');
+  if (start >= 0 && end > start) {
+    try {
+      const parsed: unknown = JSON.parse(answer.slice(start, end + 1));
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed))
+        value = (parsed as { confidence?: unknown }).confidence;
+    } catch {
+      // Not JSON: look for a line.
+    }
+  }
+  if (value === undefined) {
+    const line = /^[\s*_]*confidence[\s*_]*[:=][\s*_]*(\d+(?:\.\d+)?)\s*(%?)\s*$/im.exec(answer);
+    if (line) value = Number(line[1]) / (line[2] ? 100 : 1);
+  }
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= 1 ? value : null;
+}
+
 function parseArguments(call: ToolCall): { value: unknown } | { invalid: string } {
   try {
     return { value: call.arguments.trim() === '' ? {} : JSON.parse(call.arguments) };

@@ -9,6 +9,7 @@ import { errorHandler, unknownRoute } from './errors';
 import { rateLimitPerKey, rejectUnstorableInput, rememberSecrets, requestTimeLimit } from './limits';
 import { createToolRegistry } from '../activities/tools';
 import { agentRoutes } from './routes/agents';
+import { agentTypeAliasRoutes, agentTypeRoutes } from './routes/agent-types';
 import { chatRoutes } from './routes/chat';
 import { approvalRoutes } from './routes/approvals';
 import { reminderRoutes } from './routes/reminders';
@@ -16,6 +17,7 @@ import { codecCorsOrigins, codecRoutes } from './routes/codec';
 import { governanceRoutes } from './routes/governance';
 import { crewRoutes } from './routes/crews';
 import { metaRoutes } from './routes/meta';
+import { agentMessageRoutes, topicRoutes } from './routes/messages';
 import { taskRoutes } from './routes/tasks';
 import { toolRoutes } from './routes/tools';
 import { consoleRoutes } from './routes/console';
@@ -93,7 +95,11 @@ export function createApp(deps: AppDeps): express.Express {
   const timeLimit = requestTimeLimit(deps.config.API_REQUEST_TIMEOUT_SECONDS);
   const tools = createToolRegistry();
   v1.use('/agents/:id/reminders', timeLimit, reminderRoutes(deps));
-  v1.use('/agents', timeLimit, agentRoutes(deps));
+  v1.use('/agents/:id/messages', timeLimit, agentMessageRoutes(deps));
+  v1.use('/topics', timeLimit, topicRoutes(deps));
+  v1.use('/agent-types', timeLimit, agentTypeRoutes(deps));
+  // The catalogue also at /agents/:agentType; agent ids go on to the agent routes.
+  v1.use('/agents', timeLimit, agentTypeAliasRoutes(deps), agentRoutes(deps));
   v1.use('/tasks', timeLimit, taskRoutes(deps));
   v1.use('/chat', chatRoutes(deps));
   v1.use('/governance', timeLimit, governanceRoutes(deps));

@@ -17,6 +17,7 @@ import {
   CREW_SUBTASK_STATUSES,
   META_STATUSES,
   REMINDER_STATUSES,
+  ROUTE_STRATEGIES,
   TASK_STATUSES,
   TERMINAL_TASK_STATUSES,
 } from '../contract/definitions';
@@ -38,6 +39,7 @@ import {
   ListTasksQuery,
   RejectBody,
   UpdateAgentBody,
+  UpdateAgentTypeBody,
 } from '../lib/models';
 
 // The member limit is CREW_MAX_MEMBERS; the document shows its default.
@@ -118,6 +120,8 @@ export const Task = z.looseObject({
   traceId: z.string().nullable().optional(),
   /** The trace in the tracing UI (TRACES_UI_URL with the trace id); only on GET /api/v1/tasks/:id, when both are known. */
   traceUrl: z.url().optional(),
+  /** The skill named at submission; null when none was. */
+  skillId: z.string().nullable().optional(),
 });
 
 export const Decision = z.looseObject({
@@ -130,8 +134,28 @@ export const Decision = z.looseObject({
   createdAt: timestamp,
 });
 
-export const TaskDetail = Task.extend({ reasoningTrace: z.array(Decision) });
-export const SubmittedTask = Task.extend({ position: z.number().int().min(0) });
+/** Where a task submitted with a `route` ended up: its attempts, oldest first (docs/agents.md "Routing"). */
+export const TaskRouting = z.looseObject({
+  capabilities: z.array(z.string()),
+  strategy: z.enum(ROUTE_STRATEGIES),
+  status: z.enum(['routing', 'completed', 'failed', 'cancelled']),
+  routedTo: z.object({ taskId: z.uuid(), agentId: z.uuid(), status: z.enum(TASK_STATUSES) }),
+  attempts: z.array(
+    z.object({
+      taskId: z.uuid(),
+      agentId: z.uuid(),
+      attempt: z.number().int(),
+      status: z.enum(TASK_STATUSES),
+      error: z.string().nullable(),
+    }),
+  ),
+});
+
+export const TaskDetail = Task.extend({ reasoningTrace: z.array(Decision), routing: TaskRouting.optional() });
+export const SubmittedTask = Task.extend({
+  position: z.number().int().min(0),
+  routing: TaskRouting.nullable().optional(),
+});
 
 export const Approval = z.looseObject({
   id: z.uuid(),
@@ -393,6 +417,22 @@ export const ToolList = z.object({
   ),
 });
 export const ReminderList = z.object({ reminders: z.array(Reminder) });
+
+/** One type of the agent-type catalogue as the organisation has it (docs/agents.md "Agent types"). */
+export const AgentType = z.looseObject({
+  orgId: z.string(),
+  agentType: z.string(),
+  name: z.string(),
+  description: z.string(),
+  autonomyLevel: z.enum(AUTONOMY_LEVELS),
+  isEnabled: z.boolean(),
+  allowedSkills: z.array(z.string()),
+  config: z.record(z.string(), z.unknown()),
+  systemPrompt: z.string().nullable(),
+  customised: z.boolean(),
+  updatedAt: nullableTimestamp,
+});
+export const AgentTypeList = z.object({ agentTypes: z.array(AgentType) });
 export const MetaRunList = z.object({ runs: z.array(MetaRun), ...page });
 
 /** The named schemas, as they appear under components.schemas. */
@@ -405,6 +445,7 @@ const RESPONSE_SCHEMAS = {
   Task,
   TaskDetail,
   SubmittedTask,
+  TaskRouting,
   TaskList,
   Decision,
   Approval,
@@ -420,6 +461,8 @@ const RESPONSE_SCHEMAS = {
   ReminderList,
   Governance,
   ToolList,
+  AgentType,
+  AgentTypeList,
   MetaRun,
   MetaRunDetail,
   MetaRunList,
@@ -427,6 +470,7 @@ const RESPONSE_SCHEMAS = {
 const REQUEST_SCHEMAS = {
   CreateAgentBody,
   UpdateAgentBody,
+  UpdateAgentTypeBody,
   CreateTaskBody,
   CancelTaskBody,
   ApproveBody,
@@ -442,7 +486,7 @@ const QUERY_SCHEMAS = { ListAgentsQuery, ListTasksQuery, ListApprovalsQuery, Lis
 // ---------------------------------------------------------------------------------------------
 // Routes
 
-type Method = 'get' | 'post' | 'patch' | 'delete';
+type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 /** A JSON body, or several media types (none for 204): a response schema, or free text / any JSON object. */
 type ResponseBody = z.ZodType | { description: string; media: Record<string, z.ZodType | 'text' | 'object'> };
 
@@ -531,10 +575,34 @@ for (const action of ['pause', 'resume', 'archive'] as const) {
 }
 
 route({
+  method: 'get',
+  path: '/api/v1/agent-types',
+  tag: 'agent types',
+  summary: "The organisation's agent-type catalogue: eight types with their defaults and the org's changes",
+  responses: { 200: AgentTypeList },
+});
+route({
+  method: 'get',
+  path: '/api/v1/agent-types/:agentType',
+  tag: 'agent types',
+  summary: 'One agent type (also at GET /api/v1/agents/{agentType} when the segment is not an agent id)',
+  responses: { 200: AgentType },
+});
+route({
+  method: 'put',
+  path: '/api/v1/agent-types/:agentType',
+  tag: 'agent types',
+  summary:
+    'Change an agent type for this organisation: the fields given, the others kept (also at PUT /api/v1/agents/{agentType})',
+  body: UpdateAgentTypeBody,
+  responses: { 200: AgentType },
+});
+
+route({
   method: 'post',
   path: '/api/v1/tasks',
   tag: 'tasks',
-  summary: "Submit a task to an agent's queue",
+  summary: "Submit a task to an agent's queue, or with a route to the agent it picks (422 when none can take it)",
   body: CreateTaskBody,
   headers: [
     {
@@ -543,7 +611,7 @@ route({
         'Optional, 1-255 printable ASCII characters: a repeated request with the same key names the same task (200 once it is recorded)',
     },
   ],
-  responses: { 200: Task, 201: SubmittedTask },
+  responses: { 200: Task, 201: SubmittedTask, 422: ErrorResponse },
 });
 route({
   method: 'get',
@@ -573,7 +641,7 @@ route({
   method: 'get',
   path: '/api/v1/approvals',
   tag: 'approvals',
-  summary: 'List approval requests',
+  summary: 'List approval requests: pending ones unless status says otherwise (status=all for every status)',
   query: ListApprovalsQuery,
   responses: { 200: ApprovalList },
 });

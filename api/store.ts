@@ -1,10 +1,14 @@
 import { ping, type Db } from '../lib/db';
 import { pendingTasksRefusal } from '../lib/fuses';
 import { activeAgentCount, agentById, listAgents } from '../lib/records/agents';
+import { listAgentMessages, topicSubscribers } from '../lib/records/agent-messages';
+import { agentTypeEnabled, agentTypeOf, listAgentTypes } from '../lib/records/agent-types';
+import type { AgentTypeName } from '../lib/agent-types';
 import { approvalById, listApprovals } from '../lib/records/approvals';
 import { chatHistory, chatSessionExists, chatSessionOrg } from '../lib/records/chat-messages';
 import { crewById, crewMessages, listCrews } from '../lib/records/crews';
 import { reasoningTrace } from '../lib/records/decisions';
+import { routingView } from '../lib/records/routing';
 import { bucketLevels, slotUse, tokensInWindow } from '../lib/records/governance';
 import { listMetaRuns, metaRunById } from '../lib/records/meta-runs';
 import { scoringStats } from '../lib/records/priority';
@@ -31,9 +35,23 @@ export function createStore(db: Db) {
     agents: (orgId: string, f: Parameters<typeof listAgents>[2]) => listAgents(db, orgId, f),
     activeAgentCount: (orgId: string) => activeAgentCount(db, orgId),
 
+    /** The organisation's agent-type catalogue: defaults with its changes. */
+    agentTypes: (orgId: string) => listAgentTypes(db, orgId),
+    agentType: (orgId: string, type: AgentTypeName) => agentTypeOf(db, orgId, type),
+    /** False when the organisation disabled this agent type. */
+    agentTypeEnabled: (orgId: string, type: string) => agentTypeEnabled(db, orgId, type),
+
     task: (orgId: string, id: string) => taskById(db, orgId, id),
     tasks: (orgId: string, f: Parameters<typeof listTasks>[2]) => listTasks(db, orgId, f),
     reasoningTrace: (taskId: string) => reasoningTrace(db, taskId),
+    /** A routed task's route and attempts; null for a task submitted to an agent. */
+    routing: (orgId: string, taskId: string) => routingView(db, orgId, taskId),
+
+    /** One page of the messages an agent received (`in`) or sent (`out`), newest first. */
+    agentMessages: (orgId: string, agentId: string, f: Parameters<typeof listAgentMessages>[3]) =>
+      listAgentMessages(db, orgId, agentId, f),
+    /** The topic's subscribers that are not archived. */
+    topicSubscribers: (orgId: string, topic: string) => topicSubscribers(db, orgId, topic),
 
     approval: (orgId: string, id: string) => approvalById(db, orgId, id),
     approvals: (orgId: string, f: Parameters<typeof listApprovals>[2]) => listApprovals(db, orgId, f),

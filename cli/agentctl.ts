@@ -5,10 +5,11 @@
  *
  *   npx agentctl agents create --name Researcher --objective "Answer questions"
  *   npx agentctl tasks submit <agentId> "remember the launch is on Friday" --watch
+ *   npx agentctl submit "summarise the report" --capability writing --strategy least_loaded
  *   npx agentctl status
  */
 import { Command, Option } from 'commander';
-import { APPROVAL_STATUSES, TASK_STATUSES, TERMINAL_TASK_STATUSES } from '../contract/definitions';
+import { APPROVAL_STATUSES, ROUTE_STRATEGIES, TASK_STATUSES, TERMINAL_TASK_STATUSES } from '../contract/definitions';
 
 export const DEFAULT_API_URL = 'http://127.0.0.1:3300';
 const TERMINAL = new Set<string>(TERMINAL_TASK_STATUSES);
@@ -274,6 +275,36 @@ export function buildProgram(
       if (!ctx().json) io.out(`submitted task ${task.id} (${task.status}, position ${task.position})`);
       await watch(task.id, {});
     });
+  program
+    .command('submit <title>')
+    .description('submit a task without an agent id: the route picks an agent of your organisation')
+    .option(
+      '--capability <name>',
+      'a capability the agent must have (repeat for several)',
+      (value: string, all: string[] = []) => [...all, value],
+    )
+    .addOption(
+      new Option('--strategy <strategy>', 'how to choose among capable agents')
+        .choices(ROUTE_STRATEGIES)
+        .default('capability'),
+    )
+    .option('--input <json>', 'task input (JSON object)', parseJson('--input'))
+    .option('--priority <1-10>', "priority (default: the agent's)", parseInteger('--priority'))
+    .option('--task-type <type>', 'task type')
+    .option('--watch', 'then follow its reasoning trace until it ends')
+    .action(async (title: string, o) => {
+      const task = await ctx().api.post('/api/v1/tasks', {
+        route: { capabilities: o.capability ?? [], strategy: o.strategy },
+        title,
+        ...(o.input !== undefined ? { input: o.input } : {}),
+        ...(o.priority !== undefined ? { priority: o.priority } : {}),
+        ...(o.taskType ? { taskType: o.taskType } : {}),
+      });
+      const line = `submitted task ${task.id} to agent ${task.agentId} (${task.status}, position ${task.position})`;
+      if (!o.watch) return show(task, () => line);
+      if (!ctx().json) io.out(line);
+      await watch(task.id, {});
+    });
   tasks
     .command('list')
     .description('list tasks, newest first')
@@ -382,7 +413,7 @@ export function buildProgram(
     .option('--task <id>', "only this task's")
     .action(async (o) => {
       const { approvals: list } = await ctx().api.get(
-        `/api/v1/approvals${query({ status: o.status === 'all' ? undefined : o.status, agentId: o.agent, taskId: o.task })}`,
+        `/api/v1/approvals${query({ status: o.status, agentId: o.agent, taskId: o.task })}`,
       );
       show(list, () => table(list.map(approvalRow), APPROVAL_COLUMNS));
     });

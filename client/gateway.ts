@@ -29,6 +29,7 @@ import {
   cancelChatTurnSignal,
   cancelGoalUpdate,
   chatTurnUpdate,
+  deliverMessageSignal,
   chatWorkflowId,
   CrewIdAttr,
   crewMessageSignal,
@@ -53,6 +54,7 @@ import {
   type ChatTurnInput,
   type ChatTurnResult,
   type GoalReceipt,
+  type InboxMessage,
   type LifecycleRequest,
   reminderChangeWorkflowId,
   reminderScheduleId,
@@ -69,6 +71,11 @@ import {
   type ReminderScheduleState,
   type ReminderView,
   type SubmitGoalInput,
+  routedTaskEndedSignal,
+  routedTaskWorkflowId,
+  type RoutedTaskEnd,
+  type RoutedTaskInput,
+  type RoutedTaskWorkflowType,
 } from '../contract/definitions';
 
 /** The agent's workflow refused the request (impossible transition) or is not running. */
@@ -266,6 +273,18 @@ export class TemporalGateway {
     }
   }
 
+  /**
+   * Puts a message in an agent's inbox (the workflow keeps one copy per message id, so sending again is
+   * harmless); AgentRejectedError when the agent's workflow is not running.
+   */
+  async deliverMessage(agentId: string, message: InboxMessage): Promise<void> {
+    try {
+      await this.handle(agentId).signal(deliverMessageSignal, message);
+    } catch (err) {
+      throw this.rejection(`agent ${agentId}`, err);
+    }
+  }
+
   // ---- Crews and the meta supervisor ----
 
   /**
@@ -336,6 +355,34 @@ export class TemporalGateway {
       staticSummary: `Meta supervisor ${input.name} (up to ${input.maxAgents} agents)`,
       staticDetails: `**Objective:** ${input.objective}`,
     });
+  }
+
+  /** Starts a routed task's workflow; a second start for the same task leaves the first as it is. */
+  async startRoutedTask(input: RoutedTaskInput): Promise<void> {
+    try {
+      await this.client.workflow.start<RoutedTaskWorkflowType>('RoutedTaskWorkflow', {
+        workflowId: routedTaskWorkflowId(input.taskId),
+        taskQueue: this.taskQueue,
+        args: [input],
+        // A route runs once: a start after it ended must not run its attempts again.
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        typedSearchAttributes: [{ key: OrgIdAttr, value: input.orgId }],
+        staticSummary: `Routed task (${input.route.strategy}: ${input.route.capabilities.join(', ') || 'any agent'})`,
+      });
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    }
+  }
+
+  /** Tells a routed task's workflow that one of its attempts ended; false when it is not running. */
+  async routedTaskEnded(routedTaskId: string, end: RoutedTaskEnd): Promise<boolean> {
+    try {
+      await this.client.workflow.getHandle(routedTaskWorkflowId(routedTaskId)).signal(routedTaskEndedSignal, end);
+      return true;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return false;
+      throw err;
+    }
   }
 
   // ---- Reminder schedules ----

@@ -94,6 +94,8 @@ export interface AgentConfig {
   notify: NotifyTarget;
   /** This agent's own token budget per budget window, on top of the org and global ones; null: none. */
   tokenBudgetPerMinute?: number | null;
+  /** Free JSON shown to the model in the system prompt (absent in agents created before it existed). */
+  config?: Record<string, unknown> | null;
   createdAt: string;
 }
 
@@ -153,6 +155,8 @@ export interface Goal {
    * travels), and is read back when the goal starts or is scored.
    */
   inputInRow?: boolean;
+  /** The skill named when the task was submitted, if any. */
+  skillId?: string;
 }
 
 /** Queue entry: `seq` makes ordering FIFO within one priority. */
@@ -178,6 +182,24 @@ export interface AgentRuntimeState {
   waitingForSlot?: boolean;
   /** While paused: the agent whose agent_manager paused it; absent or null for an operator's pause. */
   pausedByAgentId?: string | null;
+  /** Messages delivered to the agent and not yet shown to its model, oldest first (bounded). */
+  inbox?: InboxMessage[];
+  /** Requests of this agent that a response reached lately (for await_response), oldest first (bounded). */
+  repliesSeen?: string[];
+}
+
+export const MESSAGE_TYPES = ['status', 'request', 'response', 'handoff'] as const;
+export type MessageType = (typeof MESSAGE_TYPES)[number];
+
+/** A message from another agent as its recipient's workflow holds it until its model has seen it. */
+export interface InboxMessage {
+  messageId: string;
+  fromAgentId: string;
+  type: MessageType;
+  /** The content, cut to a few hundred characters; the full text stays in its row. */
+  summary: string;
+  replyTo?: string | null;
+  topic?: string | null;
 }
 
 export interface AgentWorkflowInput {
@@ -190,6 +212,8 @@ export interface AgentWorkflowInput {
 export interface AgentLiveState extends AgentRuntimeState {
   agent: AgentConfig;
   historyLength: number;
+  /** Messages in the inbox that the agent's model has not seen yet. */
+  unreadMessages?: number;
 }
 
 export interface SubmitGoalInput {
@@ -200,6 +224,8 @@ export interface SubmitGoalInput {
   priority?: number;
   delegationDepth?: number;
   parentTaskId?: string | null;
+  /** The skill the task is meant to be executed with (stored on the task row). */
+  skillId?: string;
 }
 
 export interface GoalReceipt {
@@ -229,6 +255,7 @@ export type AgentConfigPatch = Partial<
     | 'onApprovalTimeout'
     | 'notify'
     | 'tokenBudgetPerMinute'
+    | 'config'
   >
 >;
 
@@ -271,6 +298,8 @@ export const agentReadyUpdate = defineUpdate<AgentLiveState>('agentReady');
 export const getAgentStateQuery = defineQuery<AgentLiveState>('getAgentState');
 /** Sent by an agent that gave back an active slot to the agent waiting next for one: ask again now. */
 export const activeSlotFreedSignal = defineSignal('activeSlotFreed');
+/** A message from another agent (send_message, publish): it joins the recipient's inbox, once per message id. */
+export const deliverMessageSignal = defineSignal<[InboxMessage]>('deliverMessage');
 
 // ---- Task workflow messages ----
 // Signals: the agent does not need a reply to pause or resume its running task.
@@ -549,6 +578,45 @@ export interface MetaResult {
   error: string | null;
 }
 
+// ---- Routed tasks ----
+// A task submitted with a route instead of an agent id runs on the agent the route picked; its
+// RoutedTaskWorkflow (`route-<taskId>`) retries it once on that agent when it fails, then reassigns it
+// to another capable agent, then fails it with every attempt's reason.
+export const routedTaskWorkflowId = (taskId: string): string => `route-${taskId}`;
+
+export const ROUTE_STRATEGIES = ['capability', 'least_loaded', 'round_robin'] as const;
+export type RouteStrategy = (typeof ROUTE_STRATEGIES)[number];
+
+export interface TaskRoute {
+  capabilities: string[];
+  strategy: RouteStrategy;
+}
+
+export interface RoutedTaskInput {
+  orgId: string;
+  /** The original task: the first attempt, and the row that records the route's outcome. */
+  taskId: string;
+  agentId: string;
+  route: TaskRoute;
+}
+
+/** An attempt of a routed task ended (sent by the activity that records a task's end). */
+export interface RoutedTaskEnd {
+  taskId: string;
+  status: TaskStatus;
+  error: string | null;
+  /** The failure's type (contract/errors), when the signal carries it. */
+  errorType?: string | null;
+}
+
+export interface RoutedTaskResult {
+  status: 'completed' | 'failed' | 'cancelled';
+  attempts: { taskId: string; agentId: string; status: TaskStatus; error: string | null }[];
+  error: string | null;
+}
+
+export const routedTaskEndedSignal = defineSignal<[RoutedTaskEnd]>('routedTaskEnded');
+
 // ---- Workflow types, by the names the worker registers ----
 // The client starts workflows by name with these signatures; workflows/index.ts checks that the
 // implementations match them, so neither side imports the other.
@@ -560,3 +628,4 @@ export type CrewWorkflowType = (input: CrewWorkflowInput) => Promise<CrewResult>
 export type MetaSupervisorWorkflowType = (input: MetaWorkflowInput) => Promise<MetaResult>;
 export type ReminderFireWorkflowType = (input: ReminderFireInput) => Promise<ReminderFireResult>;
 export type ReminderChangeWorkflowType = (change: ReminderChange) => Promise<ReminderView | null>;
+export type RoutedTaskWorkflowType = (input: RoutedTaskInput) => Promise<RoutedTaskResult>;

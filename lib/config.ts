@@ -68,7 +68,11 @@ const outboundEntry = (entry: string) => {
 
 const EnvSchema = z.object({
   NODE_ENV: z.string().default('development'),
-  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** Any case: `INFO` (as other services write it) is `info`. */
+  LOG_LEVEL: z.preprocess(
+    (v) => (typeof v === 'string' ? v.toLowerCase() : v),
+    z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  ),
   PORT: intFromEnv(3300),
   /** Interface the API (and its /codec and /metrics) listens on; loopback unless a deployment opens it (docker-compose: 0.0.0.0). */
   API_HOST: z.string().default('127.0.0.1'),

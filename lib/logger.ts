@@ -185,7 +185,7 @@ function registerEnvSecrets(env: NodeJS.ProcessEnv): void {
  */
 export function createLogger(
   name: string,
-  level = process.env.LOG_LEVEL ?? 'info',
+  level = process.env.LOG_LEVEL?.toLowerCase() ?? 'info',
   destination: { write(line: string): unknown } = process.stdout,
 ): Logger {
   registerEnvSecrets(process.env);

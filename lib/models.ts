@@ -14,6 +14,7 @@ import {
   CREW_STATUSES,
   META_STATUSES,
   PROVIDER_NAMES,
+  ROUTE_STRATEGIES,
   TASK_STATUSES,
 } from '../contract/definitions';
 import { configuredUrlRefusal, outboundAllowHosts } from './outbound-policy';
@@ -31,6 +32,11 @@ const toolName = z
     'tool names are letters, digits, _ . - (or mcp__<server>__*)',
   );
 const label = z.string().trim().min(1).max(100);
+/** An agent's or agent type's free configuration: a JSON object of bounded size. */
+const agentConfigJson = z
+  .record(z.string(), z.unknown())
+  .refine((v) => JSON.stringify(v).length <= 20_000, { message: 'config is at most 20,000 characters of JSON' });
+type UnwrapDefault<T> = T extends z.ZodDefault<infer Inner> ? Inner : T;
 
 export const NotifyTarget = z.discriminatedUnion('type', [
   z.object({ type: z.literal('log') }).strict(),
@@ -106,9 +112,20 @@ export function agentBodies(settings: () => OutboundSettings) {
       notify: notify.default({ type: 'log' }),
       /** The agent's own token budget per budget window (on top of the org and global budgets). */
       tokenBudgetPerMinute: z.number().int().positive().max(100_000_000).nullable().default(null),
+      /** Free JSON shown to the model in the agent's system prompt (an agent type's `config` when not given). */
+      config: agentConfigJson.nullable().default(null),
     })
     .strict();
-  const update = create
+  // Without the defaults: zod 4 fills a default in even where a field is optional, and a PATCH naming one
+  // field would then reset every other to its default.
+  const withoutDefaults = Object.fromEntries(
+    Object.entries(create.shape).map(([key, schema]) => [
+      key,
+      schema instanceof z.ZodDefault ? schema.unwrap() : schema,
+    ]),
+  ) as { [K in keyof typeof create.shape]: UnwrapDefault<(typeof create.shape)[K]> };
+  const update = z
+    .object(withoutDefaults)
     .partial()
     .strict()
     .refine((v) => Object.keys(v).length > 0, { message: 'send at least one field to change' });
@@ -127,15 +144,31 @@ export const ListAgentsQuery = z
   })
   .strict();
 
+/** How a task without an agent id finds its agent (docs/agents.md "Routing"). */
+export const TaskRouteBody = z
+  .object({
+    capabilities: z.array(label).max(50).default([]),
+    strategy: z.enum(ROUTE_STRATEGIES).default('capability'),
+  })
+  .strict();
+
 export const CreateTaskBody = z
   .object({
-    agentId: z.string().uuid(),
+    /** The agent to run it; or `route`, to let the capabilities and strategy pick one (exactly one of the two). */
+    agentId: z.string().uuid().optional(),
+    route: TaskRouteBody.optional(),
     title: z.string().trim().min(1).max(1000),
     taskType: label.default('general'),
     input: z.record(z.string(), z.unknown()).default({}),
     priority: z.number().int().min(1).max(10).optional(),
+    /** The skill (tool) the task is meant to be executed with; stored on the task. */
+    skillId: label.optional(),
   })
-  .strict();
+  .strict()
+  .refine((b) => (b.agentId === undefined) !== (b.route === undefined), {
+    message: 'give exactly one of agentId and route',
+    path: ['agentId'],
+  });
 
 export const ListTasksQuery = z
   .object({
@@ -148,7 +181,8 @@ export const ListTasksQuery = z
 
 export const ListApprovalsQuery = z
   .object({
-    status: z.enum(APPROVAL_STATUSES).optional(),
+    /** Pending ones unless asked otherwise; `all` for every status. */
+    status: z.enum([...APPROVAL_STATUSES, 'all']).default('pending'),
     agentId: z.string().uuid().optional(),
     taskId: z.string().uuid().optional(),
     limit: z.coerce.number().int().min(1).max(500).default(100),
@@ -182,6 +216,24 @@ export const ChatBody = z
 export const CancelTaskBody = z.object({ reason: z.string().max(1000).optional() }).strict();
 
 export const Uuid = z.string().uuid();
+
+/** `GET /agents/:id/messages`: received (`in`, the default) or sent (`out`), newest first, paged. */
+export const ListMessagesQuery = z
+  .object({
+    direction: z.enum(['in', 'out']).default('in'),
+    limit: z.coerce.number().int().min(1).max(200).default(50),
+    offset: z.coerce.number().int().min(0).max(100_000).default(0),
+  })
+  .strict();
+
+/** A topic name in a path: letters, digits and . : - _ / (as the publish tool takes it). */
+export const TopicName = z
+  .string()
+  .min(1)
+  .max(200)
+  .regex(/^[\w.:\-/]+$/, 'letters, digits and . : - _ / only');
+
+export const SubscribeBody = z.object({ agentId: z.string().uuid() }).strict();
 
 // ---- Crews ----
 
@@ -264,3 +316,18 @@ export const ListMetaQuery = z
     offset: z.coerce.number().int().min(0).default(0),
   })
   .strict();
+
+// ---- Agent types ----
+
+/** A change to an agent type of the catalogue (lib/agent-types.ts): the fields given, the others kept. */
+export const UpdateAgentTypeBody = z
+  .object({
+    name: name.optional(),
+    autonomyLevel: z.enum(AUTONOMY_LEVELS).optional(),
+    isEnabled: z.boolean().optional(),
+    allowedSkills: z.array(toolName).max(100).optional(),
+    config: agentConfigJson.optional(),
+    systemPrompt: z.string().max(20_000).nullable().optional(),
+  })
+  .strict()
+  .refine((v) => Object.keys(v).length > 0, { message: 'send at least one field to change' });

@@ -121,7 +121,7 @@ async function run(): Promise<void> {
           : undefined,
       cluster: settings,
       handlesSignals: true,
-      log: (msg) => process.env.LOG_LEVEL === 'debug' && console.log(`  ${msg}`),
+      log: (msg) => process.env.LOG_LEVEL?.toLowerCase() === 'debug' && console.log(`  ${msg}`),
       // Builds of the pinned binaries (minutes, once) and restarts of a Temporal service.
       announce: (msg) => console.log(`  ${msg}`),
     });

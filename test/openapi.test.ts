@@ -362,6 +362,17 @@ describe('OpenAPI 3.1 contract', () => {
     conforms('get', '/api/v1/meta', await stack.api.get('/api/v1/meta?status=completed'), 200);
   });
 
+  it('agent types: list, read, change', async () => {
+    // An organisation of its own, so the change touches no other test's catalogue.
+    const api = await stack.clientForOrg(`openapi-${randomUUID()}`);
+    conforms('get', '/api/v1/agent-types', await api.get('/api/v1/agent-types'), 200);
+    conforms('get', '/api/v1/agent-types/:agentType', await api.get('/api/v1/agent-types/content'), 200);
+    conforms('get', '/api/v1/agent-types/:agentType', await api.get('/api/v1/agent-types/nothing'), 404);
+    const put = (body: unknown) => api.request('PUT', '/api/v1/agent-types/growth', body);
+    conforms('put', '/api/v1/agent-types/:agentType', await put({ autonomyLevel: 'manual', config: { a: 1 } }), 200);
+    conforms('put', '/api/v1/agent-types/:agentType', await put({ autonomyLevel: 'sometimes' }), 400);
+  });
+
   it('covered every documented operation with a real response', () => {
     const missing = documentedOperations().filter(({ method, path }) => !covered.has(`${method} ${path}`));
     assert.deepEqual(missing, []);

@@ -145,6 +145,8 @@ export function activitiesFor(settings: AgentSettings) {
     designMetaTeam: model.designMetaTeam,
     createMetaTeam: teams.createMetaTeam,
     recordMetaRun: records.recordMetaRun,
+    markMessagesRead: records.markMessagesRead,
+    answerRequest: records.answerRequest,
     /** A model call with a one-line summary for the Web UI ("thinking, step 2/10"). */
     callModel: (summary: string, input: Parameters<Activities['callModel']>[0]) =>
       model.callModel.executeWithOptions({ ...modelOptions, summary }, [input]),

@@ -26,6 +26,7 @@ import {
   type ApprovalOutcome,
   type Goal,
   type GoalReceipt,
+  type InboxMessage,
   type LifecycleRequest,
   type QueuedGoal,
   type SubmitGoalInput,
@@ -33,7 +34,7 @@ import {
   type TaskProgress,
 } from '../contract/definitions';
 import { AgentReminders } from './reminder';
-import { TaskRun, type ActiveSlot } from './task';
+import { TaskRun, type ActiveSlot, type Mailbox } from './task';
 
 /** Failures that mean the agent itself needs an operator; it stops taking goals until resumed. */
 const AGENT_ERROR_TYPES: readonly string[] = [ErrorType.ProviderAuth, ErrorType.Configuration];
@@ -46,6 +47,15 @@ const DEFAULT_SLOT_RECHECK_SECONDS = 60;
 
 /** How many finished task outcomes the agent remembers, to answer a late cancel truthfully. */
 const RECENT_OUTCOMES = 100;
+
+/** Unread messages an agent holds; the oldest go first (they stay in their rows, marked delivered). */
+const INBOX_LIMIT = 50;
+
+/** Message ids a run remembers having received, so a delivery sent again is not shown twice. */
+const DELIVERED_IDS_LIMIT = 500;
+
+/** Requests answered lately that await_response may still ask about. */
+const REPLIES_SEEN_LIMIT = 100;
 
 /**
  * One run of an AgentWorkflow: the agent's state (queue, lifecycle flags, counters), its message handlers
@@ -84,6 +94,8 @@ export class Agent {
   private readonly scoringTimeoutMs: number;
   /** The AgentStatus search attribute as this run set it: IDLE from the start; unknown after continue-as-new. */
   private searchedStatus: AgentStatus | null;
+  /** Messages this run received (see DELIVERED_IDS_LIMIT). */
+  private readonly deliveredIds = new Set<string>();
 
   constructor(input: AgentWorkflowInput) {
     this.config = input.agent;
@@ -137,6 +149,7 @@ export class Agent {
       status: this.deriveStatus(),
       agent: this.config,
       historyLength: workflowInfo().historyLength,
+      unreadMessages: this.state.inbox?.length ?? 0,
     };
   }
 
@@ -148,8 +161,13 @@ export class Agent {
     return { taskId, status: done?.status ?? 'queued', position: 0 };
   }
 
-  /** The Web UI summary of the agent. */
+  /** The Web UI summary of the agent, with its unread messages. */
   private describe(): string {
+    const unread = this.state.inbox?.length ?? 0;
+    return unread > 0 ? `${this.describeStatus()} ${unread} unread message(s).` : this.describeStatus();
+  }
+
+  private describeStatus(): string {
     const s = this.state;
     const name = this.config.name;
     const queued = `${s.queue.length} goal(s) queued`;
@@ -233,6 +251,35 @@ export class Agent {
   async decideApprovalBySignal(request: ApprovalDecisionInput): Promise<void> {
     if (this.runningTask) await this.runningTask.applyDecisionSignal(request);
     else log.warn('approval decision signal ignored: no task is running', { approvalId: request.approvalId });
+  }
+
+  /** A message from another agent joins the inbox, once per message id; the oldest go when it is full. */
+  receiveMessage(message: InboxMessage): void {
+    const inbox = (this.state.inbox ??= []);
+    if (this.deliveredIds.has(message.messageId)) return;
+    this.deliveredIds.add(message.messageId);
+    if (this.deliveredIds.size > DELIVERED_IDS_LIMIT)
+      this.deliveredIds.delete(this.deliveredIds.values().next().value!);
+    inbox.push(message);
+    if (inbox.length > INBOX_LIMIT) inbox.splice(0, inbox.length - INBOX_LIMIT);
+    if (message.type === 'response' && message.replyTo) {
+      const seen = (this.state.repliesSeen ??= []);
+      seen.push(message.replyTo);
+      if (seen.length > REPLIES_SEEN_LIMIT) seen.splice(0, seen.length - REPLIES_SEEN_LIMIT);
+    }
+    setCurrentDetails(this.describe());
+  }
+
+  /** The inbox as the running goal reads it: shown to the next model call, then removed. */
+  private mailbox(): Mailbox {
+    return {
+      unread: () => [...(this.state.inbox ?? [])],
+      remove: (ids) => {
+        this.state.inbox = (this.state.inbox ?? []).filter((m) => !ids.includes(m.messageId));
+        setCurrentDetails(this.describe());
+      },
+      replied: (requestId) => this.state.repliesSeen?.includes(requestId) ?? false,
+    };
   }
 
   async ready(): Promise<AgentLiveState> {
@@ -596,7 +643,14 @@ export class Agent {
     try {
       outcome = await scope.run(() => {
         // A cancelled task records its own end and returns it.
-        this.runningTask = new TaskRun(taskInput, this.acts, workflowInfo().workflowId, started, this.goalSlot(goal));
+        this.runningTask = new TaskRun(
+          taskInput,
+          this.acts,
+          workflowInfo().workflowId,
+          started,
+          this.goalSlot(goal),
+          this.mailbox(),
+        );
         return this.runningTask.run();
       });
     } catch (err) {
@@ -612,11 +666,40 @@ export class Agent {
     if (outcome.status === 'failed' && outcome.errorType && AGENT_ERROR_TYPES.includes(outcome.errorType)) {
       this.state.errorReason = outcome.error;
     }
+    // A request from another agent: its answer (or why there is none) goes back as a response.
+    const request = requestOf(goal);
+    if (request) {
+      await this.acts.answerRequest({
+        orgId: this.config.orgId,
+        agentId: this.config.id,
+        requesterId: request.fromAgentId,
+        requestId: request.id,
+        taskId: goal.taskId,
+        content: answerOf(outcome),
+      });
+    }
     this.state.current = null;
     this.state.lastActive = new Date().toISOString();
     // When the next goal starts right away, its own publish (RUNNING) covers this transition.
     if (!this.archiveRequested && !this.canStartGoal) await this.publish();
   }
+}
+
+/** The request a `message` goal answers (send_message type "request"), or null for any other goal. */
+function requestOf(goal: Goal): { id: string; fromAgentId: string } | null {
+  if (goal.taskType !== 'message') return null;
+  const message = goal.input.message as { id?: unknown; fromAgentId?: unknown; type?: unknown } | undefined;
+  if (typeof message?.id !== 'string' || typeof message.fromAgentId !== 'string' || message.type !== 'request')
+    return null;
+  return { id: message.id, fromAgentId: message.fromAgentId };
+}
+
+/** What a request's sender is told: the final answer, or why the goal ended without one. */
+function answerOf(outcome: TaskOutcome): string {
+  if (outcome.status !== 'completed')
+    return `No answer: the request ${outcome.status} (${outcome.error ?? 'no reason given'})`;
+  const output = outcome.output as { answer?: unknown } | null;
+  return typeof output?.answer === 'string' ? output.answer : JSON.stringify(outcome.output);
 }
 
 /** A queued goal as it travels through continue-as-new: its input stays in its row, but what orders the queue stays. */
@@ -647,6 +730,7 @@ function toGoal(request: SubmitGoalInput, defaultPriority: number): Goal {
     delegationDepth: request.delegationDepth ?? 0,
     parentTaskId: request.parentTaskId ?? null,
     submittedAt: new Date().toISOString(),
+    ...(request.skillId ? { skillId: request.skillId } : {}),
   };
 }
 

@@ -6,6 +6,7 @@ import {
   cancelGoalUpdate,
   decideApprovalSignal,
   decideApprovalUpdate,
+  deliverMessageSignal,
   getAgentStateQuery,
   getTaskProgressQuery,
   pauseAgentUpdate,
@@ -33,6 +34,7 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
     validator: (request) => agent.validateApprovalDecision(request),
   });
   setHandler(decideApprovalSignal, (request) => agent.decideApprovalBySignal(request));
+  setHandler(deliverMessageSignal, (message) => agent.receiveMessage(message));
   setHandler(agentReadyUpdate, () => agent.ready());
   setHandler(submitGoalUpdate, (request) => agent.submitGoal(request), {
     validator: (request) => agent.validateSubmitGoal(request),

@@ -5,6 +5,7 @@ import { ChatWorkflow } from './chat';
 import { CrewWorkflow } from './crew';
 import { MetaSupervisorWorkflow } from './meta';
 import { ReminderChangeWorkflow, ReminderFireWorkflow } from './reminder';
+import { RoutedTaskWorkflow } from './routed-task';
 import { TaskWorkflow } from './task';
 
 export {
@@ -15,6 +16,7 @@ export {
   ReminderChangeWorkflow,
   ReminderFireWorkflow,
   MetaSupervisorWorkflow,
+  RoutedTaskWorkflow,
 };
 
 // The client starts these by name with the contract's signatures: a mismatch fails to compile here.
@@ -25,3 +27,4 @@ CrewWorkflow satisfies contract.CrewWorkflowType;
 MetaSupervisorWorkflow satisfies contract.MetaSupervisorWorkflowType;
 ReminderFireWorkflow satisfies contract.ReminderFireWorkflowType;
 ReminderChangeWorkflow satisfies contract.ReminderChangeWorkflowType;
+RoutedTaskWorkflow satisfies contract.RoutedTaskWorkflowType;

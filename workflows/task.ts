@@ -26,6 +26,7 @@ import {
   type AgentConfig,
   type ApprovalDecisionInput,
   type ApprovalOutcome,
+  type InboxMessage,
   type TaskOutcome,
   type TaskStatus,
   type TaskProgress,
@@ -42,6 +43,20 @@ export interface ActiveSlot {
   release(): Promise<void>;
   take(): Promise<void>;
 }
+
+/**
+ * The host agent's inbox (agents only): messages from other agents, shown to the next model call and then
+ * removed, and the requests a response has reached (what await_response waits for).
+ */
+export interface Mailbox {
+  unread(): InboxMessage[];
+  remove(messageIds: string[]): void;
+  replied(requestId: string): boolean;
+}
+
+/** The longest await_response wait, and the one it takes when the call names none. */
+const MAX_RESPONSE_WAIT_SECONDS = 86_400;
+const DEFAULT_RESPONSE_WAIT_SECONDS = 300;
 
 /** What happens to a tool call, by the agent's autonomy and the tool's policy. */
 type Gate = 'run' | 'approve' | 'propose';
@@ -84,6 +99,8 @@ export class TaskRun {
   private readonly notifications: Promise<void>[] = [];
   /** The task's identity in side-effect and notification keys (`task-<taskId>`, wherever it runs). */
   private readonly key: string;
+  /** The latest request this task sent (send_message type "request"), for await_response. */
+  private lastRequestId: string | null = null;
   /** Time spent waiting for admission (budget, step slots, resources): not counted as running time. */
   private admissionWaitMs = 0;
 
@@ -96,6 +113,8 @@ export class TaskRun {
     private readonly agentStateAtStart?: AgentStateRecord,
     /** The host agent's active slot (agents only; crew work takes none). */
     private readonly slot?: ActiveSlot,
+    /** The host agent's inbox (agents only). */
+    private readonly mailbox?: Mailbox,
   ) {
     this.progress = { status: 'planning', step: 0, paused: input.startPaused, activity: 'starting' };
     this.key = taskWorkflowId(input.goal.taskId);
@@ -202,6 +221,9 @@ export class TaskRun {
         const admissionWaitBefore = this.admissionWaitMs;
         let waitedMs = 0;
         this.show(`thinking (step ${step}/${settings.maxSteps})`);
+        // Messages from other agents since the last call: shown once, in their own turn, then marked read.
+        const unread = this.mailbox?.unread() ?? [];
+        if (unread.length > 0) messages.push({ role: 'user', content: inboxPrompt(unread) });
         const reply = await this.admitted(() =>
           acts.callModel(this.summary(`model call, step ${step}/${settings.maxSteps}`), {
             taskId: goal.taskId,
@@ -224,6 +246,11 @@ export class TaskRun {
             mcpServers: agent.mcpServers ?? [],
           }),
         );
+        if (unread.length > 0) {
+          const ids = unread.map((m) => m.messageId);
+          this.mailbox!.remove(ids);
+          await acts.markMessagesRead({ agentId: agent.id, messageIds: ids });
+        }
         if (reply.finishReason === 'refusal') {
           return await this.finish('failed', null, {
             message: `model refused: ${reply.content}`,
@@ -286,6 +313,10 @@ export class TaskRun {
             }
             if (outcome.editedAction) toRun = { ...call, arguments: JSON.stringify(outcome.editedAction) };
           }
+          if (toRun.name === 'await_response' && this.mailbox) {
+            waitedMs += await this.awaitResponse(toRun);
+            toRun = this.withRequestId(toRun);
+          }
           this.show(`calling tool ${call.name} (step ${step}/${settings.maxSteps})`);
           const runTool = reply.toolPolicies?.[toRun.name]?.local ? acts.runToolLocally : acts.runTool;
           const result = await this.admitted(() =>
@@ -306,6 +337,16 @@ export class TaskRun {
             }),
           );
           messages.push({ role: 'tool', toolCallId: result.toolCallId, name: result.name, content: result.content });
+          if (toRun.name === 'send_message' && !result.isError) this.noteRequest(result.content);
+          // A handoff moved this goal to another agent: the task ends here, pointing to the new one.
+          const handoff = toRun.name === 'send_message' && !result.isError ? handoffOf(result.content) : null;
+          if (handoff) {
+            return await this.finish(
+              'completed',
+              { answer: `Handed off to agent ${handoff.agentId} as task ${handoff.taskId}.`, handedOffTo: handoff },
+              null,
+            );
+          }
           if (gate === 'run' && reply.toolPolicies?.[call.name]?.sideEffect && !result.isError) {
             this.notifyLater('autopilot_executed', `${step}:${index}`, {
               tool: call.name,
@@ -473,6 +514,55 @@ export class TaskRun {
     return outcome;
   }
 
+  /**
+   * await_response: waits durably (a timer, no worker or active slot held) until the response to the
+   * request reaches the inbox or the timeout passes; the tool call that follows reads the response. The
+   * response is then the tool's result, not an inbox message. Returns the time spent waiting.
+   */
+  private async awaitResponse(call: ToolCall): Promise<number> {
+    const mailbox = this.mailbox!;
+    const args = parseJsonOrText(call.arguments) as { messageId?: unknown; timeoutSeconds?: unknown } | string;
+    const named = typeof args === 'object' && typeof args?.messageId === 'string' ? args.messageId : null;
+    const requestId = named ?? this.lastRequestId;
+    if (!requestId) return 0;
+    const asked = typeof args === 'object' ? Number(args.timeoutSeconds) : NaN;
+    const seconds = Number.isFinite(asked)
+      ? Math.min(Math.max(asked, 1), MAX_RESPONSE_WAIT_SECONDS)
+      : DEFAULT_RESPONSE_WAIT_SECONDS;
+    const started = Date.now();
+    if (!mailbox.replied(requestId)) {
+      this.show(`waiting for the response to message ${requestId} (up to ${seconds}s)`);
+      await this.slot?.release();
+      await inWaitSpan('response', () =>
+        condition(() => mailbox.replied(requestId), seconds * 1000, {
+          summary: `response to message ${requestId}`,
+        }),
+      );
+      await this.takeSlot();
+    }
+    const response = mailbox.unread().filter((m) => m.type === 'response' && m.replyTo === requestId);
+    if (response.length > 0) {
+      const ids = response.map((m) => m.messageId);
+      mailbox.remove(ids);
+      await this.acts.markMessagesRead({ agentId: this.input.agent.id, messageIds: ids });
+    }
+    return Date.now() - started;
+  }
+
+  /** Remembers the request a send_message call sent: await_response without a messageId waits for it. */
+  private noteRequest(content: string): void {
+    const sent = parseJsonOrText(content) as { messageId?: unknown; type?: unknown } | null;
+    if (typeof sent === 'object' && sent?.type === 'request' && typeof sent.messageId === 'string')
+      this.lastRequestId = sent.messageId;
+  }
+
+  /** await_response without a messageId: the call asks about the task's latest request. */
+  private withRequestId(call: ToolCall): ToolCall {
+    const args = parseJsonOrText(call.arguments);
+    if (!this.lastRequestId || typeof args !== 'object' || args === null || 'messageId' in args) return call;
+    return { ...call, arguments: JSON.stringify({ ...args, messageId: this.lastRequestId }) };
+  }
+
   /** Takes the host agent's active slot back; waiting for it is a `wait active_slot` span. */
   private async takeSlot(): Promise<void> {
     const { slot } = this;
@@ -531,6 +621,25 @@ function formatHours(hours: number): string {
   return `${Number((hours * 3600).toFixed(1))} s`;
 }
 
+/** The turn that shows the model what other agents sent since its last call. */
+function inboxPrompt(unread: InboxMessage[]): string {
+  const lines = unread.map((m) => {
+    const about = [m.topic ? `topic ${m.topic}` : null, m.replyTo ? `in reply to ${m.replyTo}` : null]
+      .filter(Boolean)
+      .join(', ');
+    return `- ${m.type} from agent ${m.fromAgentId} (message ${m.messageId}${about ? `, ${about}` : ''}): ${m.summary}`;
+  });
+  return `Messages received:\n${lines.join('\n')}`;
+}
+
+/** Where a send_message handoff moved the goal, from the tool's result; null for any other message. */
+function handoffOf(content: string): { agentId: string; taskId: string; messageId: string } | null {
+  const parsed = parseJsonOrText(content) as { messageId?: unknown; handoff?: { agentId?: unknown; taskId?: unknown } };
+  const handoff = typeof parsed === 'object' ? parsed?.handoff : undefined;
+  if (typeof handoff?.agentId !== 'string' || typeof handoff.taskId !== 'string') return null;
+  return { agentId: handoff.agentId, taskId: handoff.taskId, messageId: String(parsed.messageId) };
+}
+
 function toolMessage(call: ToolCall, content: string): LlmMessage {
   return { role: 'tool', toolCallId: call.id, name: call.name, content };
 }
@@ -541,6 +650,8 @@ function systemPrompt({ agent }: TaskWorkflowInput): string {
     'Work on the task step by step. Use the tools when they help; answer plainly when you are done.',
   ];
   if (agent.systemPrompt) lines.push(agent.systemPrompt);
+  // Only the model's input changes (an activity argument): runs recorded before agents had a config replay alike.
+  if (agent.config && Object.keys(agent.config).length) lines.push(`Configuration: ${JSON.stringify(agent.config)}`);
   return lines.join('\n');
 }
 

@@ -7,14 +7,23 @@ import { AgentRejectedError, type TemporalGateway } from '../../client/gateway';
 import { agentSettings } from '../../lib/config';
 import { withTransaction } from '../../lib/db';
 import { pendingTasksRefusal, subtasksRefusal } from '../../lib/fuses';
-import { insertAgentMessage } from '../../lib/records/agent-messages';
+import {
+  agentMessageById,
+  insertAgentMessage,
+  responseTo,
+  subscribeToTopic,
+  topicSubscribers,
+  unsubscribeFromTopic,
+} from '../../lib/records/agent-messages';
+import { taskById } from '../../lib/records/tasks';
 import { activeAgentSummaries, agentStatus, countActiveAgentsWith, isActiveAgent } from '../../lib/records/agents';
 import { readMemory, writeMemory } from '../../lib/records/memory';
 import { claimSideEffect, settleSideEffect, sideEffectResult } from '../../lib/records/side-effects';
-import { agentBodies, DEFAULT_TOOLS } from '../../lib/models';
+import { agentBodies, DEFAULT_TOOLS, TopicName } from '../../lib/models';
 import { ReminderRefused, ReminderScheduleInput } from '../../lib/reminders';
 import {
   AUTONOMY_LEVELS,
+  MESSAGE_TYPES,
   toolAllowed,
   type AgentConfig,
   type NewReminder,
@@ -150,14 +159,75 @@ export const memoryWrite = defineTool({
   },
 });
 
+/** How much of a message's content its recipient's inbox (and the recipient's prompt) carries. */
+const INBOX_SUMMARY_CHARS = 500;
+
+const summaryOf = (content: string) =>
+  content.length > INBOX_SUMMARY_CHARS ? `${content.slice(0, INBOX_SUMMARY_CHARS)}…` : content;
+
+/** A goal title from a message: its first line, cut to fit. */
+const titleFrom = (content: string) => {
+  const line = content.trim().split('\n')[0]!.trim();
+  return line.length > 200 ? `${line.slice(0, 200)}…` : line;
+};
+
+/** Puts a written message in its recipient's inbox; a recipient whose workflow is gone is the model's to hear of. */
+async function deliver(
+  ctx: ToolContext,
+  toAgentId: string,
+  message: {
+    messageId: string;
+    type: 'status' | 'response';
+    content: string;
+    replyTo?: string | null;
+    topic?: string | null;
+  },
+): Promise<void> {
+  if (!ctx.deliverMessage) throw unavailable('messaging');
+  try {
+    await ctx.deliverMessage(toAgentId, {
+      messageId: message.messageId,
+      fromAgentId: ctx.agentId,
+      type: message.type,
+      summary: summaryOf(message.content),
+      replyTo: message.replyTo ?? null,
+      topic: message.topic ?? null,
+    });
+  } catch (err) {
+    if (err instanceof AgentRejectedError)
+      throw new ToolError(`agent ${toAgentId} cannot receive messages: ${err.message}`);
+    throw err;
+  }
+}
+
+/** A recipient other than the sender, active in the sender's organisation (others' agents do not exist). */
+async function checkRecipient(ctx: ToolContext, toAgentId: string): Promise<void> {
+  if (toAgentId === ctx.agentId) throw new ToolError('an agent cannot send a message to itself');
+  const status = await agentStatus(ctx.db, toAgentId, ctx.orgId);
+  if (status === undefined) throw new ToolError(`no agent ${toAgentId} in this organisation`);
+  if (status === 'ARCHIVED') throw new ToolError(`agent ${toAgentId} is archived and receives no messages`);
+}
+
 export const sendMessage = defineTool({
   name: 'send_message',
-  description: 'Send a message to another agent of the same organisation.',
-  input: z.object({ toAgentId: z.string().uuid(), content: z.string().min(1).max(10_000) }),
+  description:
+    'Send a message to another agent of your organisation. type "status" (default) informs: the recipient sees it at its next step. "request" asks: it becomes a goal of the recipient, whose final answer comes back to you as a "response" message (replyTo = the request\'s messageId; wait for it with await_response). "response" answers a message (give replyTo). "handoff" transfers your current task, with its input and your note in content, to the recipient: your task ends, pointing to the new one.',
+  input: z.object({
+    toAgentId: z.string().uuid(),
+    content: z.string().min(1).max(10_000),
+    type: z.enum(MESSAGE_TYPES).default('status'),
+    replyTo: z.string().uuid().optional().describe('The message this one answers'),
+  }),
   sideEffect: true,
-  async run({ toAgentId, content }, ctx) {
-    if (!(await isActiveAgent(ctx.db, toAgentId, ctx.orgId)))
-      throw new ToolError(`no active agent ${toAgentId} in this organisation`);
+  async run({ toAgentId, content, type, replyTo }, ctx) {
+    await checkRecipient(ctx, toAgentId);
+    if (replyTo && !(await agentMessageById(ctx.db, ctx.orgId, replyTo)))
+      throw new ToolError(`no message ${replyTo} in this organisation to reply to`);
+    if (type === 'request' || type === 'handoff') {
+      const depth = ctx.delegationDepth + 1;
+      if (depth > ctx.maxDelegationDepth)
+        throw new ToolError(`${type} refused: depth ${depth} exceeds the fuse of ${ctx.maxDelegationDepth}`);
+    }
     const { result } = await applyOnce(ctx, 'send_message', async (client) => {
       const messageId = await insertAgentMessage(client, {
         orgId: ctx.orgId,
@@ -166,10 +236,150 @@ export const sendMessage = defineTool({
         taskId: ctx.taskId,
         content,
         idempotencyKey: ctx.idempotencyKey,
+        type,
+        replyTo: replyTo ?? null,
       });
-      return { messageId, delivered: true };
+      return { messageId, type, delivered: true };
     });
-    return { content: result };
+    const { messageId } = result as { messageId: string };
+    // Delivery follows the row's commit, on every attempt: the recipient keeps one copy per message id,
+    // and a request's or handoff's goal id derives from the message, so the recipient queues it once.
+    if (type === 'status' || type === 'response') {
+      await deliver(ctx, toAgentId, { messageId, type, content, replyTo });
+      return { content: result };
+    }
+    const goal =
+      type === 'request'
+        ? {
+            taskId: stableUuid(`message:${messageId}`),
+            title: titleFrom(content),
+            taskType: 'message',
+            input: { message: { id: messageId, type, fromAgentId: ctx.agentId, content } },
+          }
+        : await handoffGoal(ctx, messageId, content);
+    try {
+      const receipt = await ctx.submitGoal(toAgentId, {
+        ...goal,
+        delegationDepth: ctx.delegationDepth + 1,
+        parentTaskId: ctx.taskId,
+      });
+      const content =
+        type === 'request'
+          ? { ...(result as object), taskId: receipt.taskId }
+          : { ...(result as object), handoff: { agentId: toAgentId, taskId: receipt.taskId } };
+      return { content, decisionType: 'delegate' };
+    } catch (err) {
+      if (err instanceof AgentRejectedError)
+        throw new ToolError(`agent ${toAgentId} refused the ${type}: ${err.message}`);
+      throw err;
+    }
+  },
+});
+
+/** The goal a handoff gives the recipient: the sender's task (title and input) with the sender's note. */
+async function handoffGoal(ctx: ToolContext, messageId: string, note: string) {
+  const task = await taskById(ctx.db, ctx.orgId, ctx.taskId);
+  if (!task) throw new ToolError(`task ${ctx.taskId} not found; nothing to hand off`);
+  return {
+    taskId: stableUuid(`handoff:${messageId}`),
+    title: task.title,
+    taskType: 'handoff',
+    input: {
+      handoff: { messageId, fromAgentId: ctx.agentId, fromTaskId: ctx.taskId, note },
+      context: task.input ?? {},
+    },
+  };
+}
+
+export const awaitResponse = defineTool({
+  name: 'await_response',
+  description:
+    'Wait for the response to a request you sent with send_message (type "request"), up to timeoutSeconds (default 300, at most 86400). Waiting holds no resources. Answers the response, or response null when none came in time.',
+  input: z.object({
+    messageId: z
+      .string()
+      .uuid()
+      .optional()
+      .describe('The messageId send_message returned for the request; defaults to your latest request in this task'),
+    timeoutSeconds: z.number().int().min(1).max(86_400).default(300),
+  }),
+  sideEffect: false,
+  local: true,
+  async run({ messageId }, ctx) {
+    if (!messageId) throw new ToolError('messageId is required: no request was sent in this task');
+    const request = await agentMessageById(ctx.db, ctx.orgId, messageId);
+    if (!request || request.fromAgentId !== ctx.agentId || request.type !== 'request')
+      throw new ToolError(`no request ${messageId} sent by you`);
+    const response = await responseTo(ctx.db, ctx.orgId, messageId);
+    return {
+      content: response
+        ? {
+            messageId,
+            response: { id: response.id, fromAgentId: response.fromAgentId, content: response.content },
+          }
+        : { messageId, response: null, note: 'no response yet' },
+    };
+  },
+});
+
+export const subscribeTopic = defineTool({
+  name: 'subscribe',
+  description: 'Subscribe to a topic: every message published to it in your organisation reaches your inbox.',
+  input: z.object({ topic: TopicName }),
+  sideEffect: true,
+  async run({ topic }, ctx) {
+    await subscribeToTopic(ctx.db, ctx.orgId, topic, ctx.agentId);
+    return { content: { topic, subscribed: true } };
+  },
+});
+
+export const unsubscribeTopic = defineTool({
+  name: 'unsubscribe',
+  description: 'Stop receiving the messages published to a topic.',
+  input: z.object({ topic: TopicName }),
+  sideEffect: true,
+  async run({ topic }, ctx) {
+    const was = await unsubscribeFromTopic(ctx.db, ctx.orgId, topic, ctx.agentId);
+    return { content: { topic, subscribed: false, wasSubscribed: was } };
+  },
+});
+
+export const publishTopic = defineTool({
+  name: 'publish',
+  description:
+    'Publish a status message to a topic: every other agent of your organisation subscribed to it receives one copy.',
+  input: z.object({ topic: TopicName, content: z.string().min(1).max(10_000) }),
+  sideEffect: true,
+  async run({ topic, content }, ctx) {
+    const { result } = await applyOnce(ctx, 'publish', async (client) => {
+      const subscribers = (await topicSubscribers(client, ctx.orgId, topic)).filter((id) => id !== ctx.agentId);
+      const messages: { messageId: string; toAgentId: string }[] = [];
+      for (const toAgentId of subscribers) {
+        const messageId = await insertAgentMessage(client, {
+          orgId: ctx.orgId,
+          fromAgentId: ctx.agentId,
+          toAgentId,
+          taskId: ctx.taskId,
+          content,
+          idempotencyKey: `${ctx.idempotencyKey}:${toAgentId}`,
+          topic,
+        });
+        messages.push({ messageId, toAgentId });
+      }
+      return { topic, messages };
+    });
+    const { messages } = result as { messages: { messageId: string; toAgentId: string }[] };
+    const undelivered: string[] = [];
+    for (const m of messages) {
+      // A subscriber archived meanwhile keeps its row; the others still get theirs.
+      await deliver(ctx, m.toAgentId, { messageId: m.messageId, type: 'status', content, topic }).catch(
+        (err: unknown) => {
+          if (!(err instanceof ToolError)) throw err;
+          undelivered.push(m.toAgentId);
+        },
+      );
+    }
+    return { content: { topic, delivered: messages.length - undelivered.length, messages, undelivered } };
   },
 });
 
@@ -222,6 +432,10 @@ export const BUILTIN_TOOLS: ToolDefinition<never>[] = [
   memoryRead,
   memoryWrite,
   sendMessage,
+  awaitResponse,
+  subscribeTopic,
+  unsubscribeTopic,
+  publishTopic,
   createTask,
 ] as never[];
 

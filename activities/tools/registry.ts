@@ -2,7 +2,7 @@ import { z } from 'zod';
 import type { Config } from '../../lib/config';
 import type { Db } from '../../lib/db';
 import type { ToolSpec } from '../llm/types';
-import type { GoalReceipt, SubmitGoalInput } from '../../contract/definitions';
+import type { GoalReceipt, InboxMessage, SubmitGoalInput } from '../../contract/definitions';
 
 /** What a tool may touch. Tools never hold their own connections. */
 export interface ToolContext {
@@ -17,6 +17,8 @@ export interface ToolContext {
   maxDelegationDepth: number;
   /** Submits a goal to another agent's workflow (the only way to reach a running agent). */
   submitGoal(agentId: string, goal: SubmitGoalInput): Promise<GoalReceipt>;
+  /** Puts a message in another agent's inbox (its workflow); absent where no client is wired. */
+  deliverMessage?(agentId: string, message: InboxMessage): Promise<void>;
   signal?: AbortSignal;
 }
 

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Router } from 'express';
+import { catalogueType } from '../../lib/agent-types';
 import { agentSettings } from '../../lib/config';
 import { CreateAgentBody, ListAgentsQuery, UpdateAgentBody, Uuid } from '../../lib/models';
 import type { AgentConfig } from '../../contract/definitions';
@@ -28,7 +29,22 @@ export function agentRoutes({ store, gateway, config }: AppDeps): Router {
     if ((await store.activeAgentCount(orgId)) >= config.MAX_AGENTS) {
       throw conflict(`agent limit reached: MAX_AGENTS is ${config.MAX_AGENTS}; archive an agent first`);
     }
-    const agent: AgentConfig = { id: randomUUID(), orgId, ...body, createdAt: new Date().toISOString() };
+    // An agent of a catalogue type takes the type's autonomy, tools, prompt and config where the request is silent.
+    const type = catalogueType(body.type);
+    const given = (field: string) => Object.hasOwn(req.body as object, field);
+    const defaults = type ? await store.agentType(orgId, type) : undefined;
+    const agent: AgentConfig = {
+      id: randomUUID(),
+      orgId,
+      ...body,
+      ...(defaults && {
+        autonomy: given('autonomy') ? body.autonomy : defaults.autonomyLevel,
+        allowedTools: given('allowedTools') ? body.allowedTools : defaults.allowedSkills,
+        systemPrompt: given('systemPrompt') ? body.systemPrompt : defaults.systemPrompt,
+        config: given('config') ? body.config : defaults.config,
+      }),
+      createdAt: new Date().toISOString(),
+    };
     const live = await gateway.start(agent, agentSettings(config));
     res.status(201).json({ ...(await store.agent(orgId, agent.id)), status: live.status, live });
   });

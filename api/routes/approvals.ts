@@ -18,7 +18,9 @@ export function approvalRoutes({ store, gateway, tools }: AppDeps & { tools: Too
 
   router.get('/', async (req, res) => {
     const query = parse(ListApprovalsQuery, req.query, 'query');
-    res.json({ approvals: await store.approvals(res.locals.orgId, query), limit: query.limit, offset: query.offset });
+    const status = query.status === 'all' ? undefined : query.status;
+    const approvals = await store.approvals(res.locals.orgId, { ...query, status });
+    res.json({ approvals, limit: query.limit, offset: query.offset });
   });
 
   router.get('/:id', async (req, res) => {

@@ -22,7 +22,7 @@ function idempotencyKeyOf(header: string | undefined): string | undefined {
   return header;
 }
 
-export function taskRoutes({ store, gateway, config }: AppDeps): Router {
+export function taskRoutes({ store, writes, gateway, config }: AppDeps): Router {
   const router = Router();
 
   const loadTask = async (orgId: string, id: string) => {
@@ -34,13 +34,44 @@ export function taskRoutes({ store, gateway, config }: AppDeps): Router {
   router.post('/', async (req, res) => {
     const body = parse(CreateTaskBody, req.body, 'body');
     const orgId: string = res.locals.orgId;
-    const agent = await store.agent(orgId, body.agentId);
-    if (!agent) throw notFound('agent', body.agentId);
+    const { agentId: namedAgentId, route, ...goal } = body;
+    // A routed task with an Idempotency-Key is looked up before the route picks (a repeat must not pick again).
+    const routedKey = route ? idempotencyKeyOf(req.get('idempotency-key')) : undefined;
+    if (routedKey) {
+      const existing = await store.task(orgId, stableUuid(`task:${orgId}:route:${routedKey}`));
+      if (existing) {
+        // The first request may have stopped between submitting and starting the route: finish that here.
+        if (!(await store.routing(orgId, existing.id))) {
+          await writes.setTaskRoute(existing.id, route!);
+          await gateway.startRoutedTask({ orgId, taskId: existing.id, agentId: existing.agentId, route: route! });
+        }
+        res.status(200).json({ ...existing, routing: await store.routing(orgId, existing.id) });
+        return;
+      }
+    }
+    const agentId = route ? await writes.pickRouteAgent(orgId, route) : namedAgentId!;
+    if (!agentId) {
+      throw new HttpError(
+        422,
+        'no_capable_agent',
+        `no enabled agent of this organisation has the capabilities [${route!.capabilities.join(', ')}]`,
+        { capabilities: route!.capabilities },
+      );
+    }
+    const agent = await store.agent(orgId, agentId);
+    if (!agent) throw notFound('agent', agentId);
     if (agent.status === 'ARCHIVED') throw conflict('agent is archived; it takes no new tasks');
+    if (!(await store.agentTypeEnabled(orgId, agent.type))) {
+      throw conflict(
+        `agent type "${agent.type}" is disabled for this organisation; enable it with PUT /api/v1/agent-types/${agent.type}`,
+      );
+    }
     // With an Idempotency-Key the task id derives from it, so a retried request (say after a 503 that "may
     // still take effect") names the same task: the agent's workflow accepts a task id once.
     const idempotencyKey = idempotencyKeyOf(req.get('idempotency-key'));
-    const taskId = idempotencyKey ? stableUuid(`task:${orgId}:${agent.id}:${idempotencyKey}`) : randomUUID();
+    const taskId = idempotencyKey
+      ? stableUuid(route ? `task:${orgId}:route:${idempotencyKey}` : `task:${orgId}:${agent.id}:${idempotencyKey}`)
+      : randomUUID();
     if (idempotencyKey) {
       const existing = await store.task(orgId, taskId);
       if (existing) {
@@ -59,11 +90,17 @@ export function taskRoutes({ store, gateway, config }: AppDeps): Router {
           kind: SpanKind.SERVER,
           attributes: { 'http.request.method': 'POST', 'http.route': '/api/v1/tasks', 'agents.task.id': taskId },
         },
-        () => gateway.submitGoal(agent.id, { taskId, ...body }),
+        () => gateway.submitGoal(agent.id, { taskId, ...goal }),
       ),
     );
+    if (route) {
+      // Recorded before the route's workflow starts, which reads the row for the task's end.
+      await writes.setTaskRoute(taskId, route);
+      await gateway.startRoutedTask({ orgId, taskId, agentId: agent.id, route });
+    }
     const task = await store.task(orgId, receipt.taskId);
-    res.status(201).json({ ...task, status: receipt.status, position: receipt.position });
+    const routing = route ? { routing: await store.routing(orgId, taskId) } : {};
+    res.status(201).json({ ...task, status: receipt.status, position: receipt.position, ...routing });
   });
 
   router.get('/', async (req, res) => {
@@ -76,7 +113,13 @@ export function taskRoutes({ store, gateway, config }: AppDeps): Router {
     const task = await loadTask(res.locals.orgId, req.params.id);
     const traceUrl =
       task.traceId && config.TRACES_UI_URL ? config.TRACES_UI_URL.replace('{traceId}', task.traceId) : undefined;
-    res.json({ ...task, ...(traceUrl ? { traceUrl } : {}), reasoningTrace: await store.reasoningTrace(task.id) });
+    const routing = await store.routing(res.locals.orgId, task.id);
+    res.json({
+      ...task,
+      ...(traceUrl ? { traceUrl } : {}),
+      ...(routing ? { routing } : {}),
+      reasoningTrace: await store.reasoningTrace(task.id),
+    });
   });
 
   router.post('/:id/cancel', async (req, res) => {

@@ -17,7 +17,7 @@ export function ApprovalsPage() {
   const decided = usePoll(
     () =>
       api
-        .get<{ approvals: Approval[] }>('/approvals?limit=200')
+        .get<{ approvals: Approval[] }>('/approvals?status=all&limit=200')
         .then((r) => r.approvals.filter((a) => a.status !== 'pending')),
     4000,
     [],

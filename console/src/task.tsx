@@ -31,7 +31,7 @@ export function TaskPage({ id }: { id: string }) {
     !done,
   );
   const approvals = usePoll(
-    () => api.get<{ approvals: Approval[] }>(`/approvals?taskId=${id}`).then((r) => r.approvals),
+    () => api.get<{ approvals: Approval[] }>(`/approvals?status=all&taskId=${id}`).then((r) => r.approvals),
     2000,
     [id],
     !done,

@@ -31,13 +31,16 @@ export interface TaskRecord {
   completedAt: string | null;
   /** The OpenTelemetry trace the task was submitted in; null when tracing was off. */
   traceId: string | null;
+  /** The skill named when the task was submitted; null when none was. */
+  skillId: string | null;
 }
 
 const TASK_COLUMNS = `id, org_id AS "orgId", agent_id AS "agentId", title, task_type AS "taskType", priority,
   priority_score AS "priorityScore", status, input, output,
   error, parent_task_id AS "parentTaskId", delegation_depth AS "delegationDepth", steps,
   json_build_object('inputTokens', input_tokens, 'outputTokens', output_tokens) AS usage,
-  created_at AS "createdAt", started_at AS "startedAt", completed_at AS "completedAt", trace_id AS "traceId"`;
+  created_at AS "createdAt", started_at AS "startedAt", completed_at AS "completedAt", trace_id AS "traceId",
+  skill_id AS "skillId"`;
 
 export function taskById(db: Db, orgId: string, id: string): Promise<TaskRecord | undefined> {
   return orgRowById<TaskRecord>(db, 'tasks', TASK_COLUMNS, orgId, id);
@@ -102,8 +105,8 @@ async function insertTask(db: Db, input: QueuedTaskInput & { crewId?: string }):
   const { goal } = input;
   const inserted = await db.query(
     `INSERT INTO tasks (id, org_id, agent_id, title, task_type, priority, status, input, parent_task_id, delegation_depth,
-       created_at, crew_id, trace_id)
-     VALUES ($1,$2,$3,$4,$5,$6,'queued',$7,$8,$9,$10,$11,$12) ON CONFLICT (id) DO NOTHING RETURNING id`,
+       created_at, crew_id, trace_id, skill_id)
+     VALUES ($1,$2,$3,$4,$5,$6,'queued',$7,$8,$9,$10,$11,$12,$13) ON CONFLICT (id) DO NOTHING RETURNING id`,
     [
       goal.taskId,
       input.orgId,
@@ -118,6 +121,7 @@ async function insertTask(db: Db, input: QueuedTaskInput & { crewId?: string }):
       input.crewId ?? null,
       // The activity runs in the submitting request's trace (its context arrives in Temporal headers).
       activeTraceId(),
+      goal.skillId ?? null,
     ],
   );
   return Boolean(inserted.rowCount);

@@ -22,6 +22,7 @@ import {
   metaWorkflowId,
   reminderChangeWorkflowId,
   reminderScheduleId,
+  routedTaskWorkflowId,
   taskWorkflowId,
 } from '../../contract/definitions';
 import { startApi, startWorker, testConfig, waitFor, type TestStack } from '../helpers/stack';
@@ -449,6 +450,28 @@ describe('record canonical histories', () => {
     await save('reminder-create', reminderChangeWorkflowId(reminderId, 'create'));
     await save('reminder-remove', reminderChangeWorkflowId(reminderId, 'remove'));
     await save('agent-reminders', agentWorkflowId(a.id));
+  });
+
+  // ---- RoutedTaskWorkflow ----
+
+  scenario('routed task: failed, retried on its agent, reassigned, failed with every reason', async () => {
+    const first = await agent({ name: 'Recorder routed first', capabilities: ['recorded-routing'] });
+    await agent({ name: 'Recorder routed second', capabilities: ['recorded-routing'] });
+    // More tool calls than MAX_STEPS allows: every attempt fails at the step limit.
+    const endless = Array.from({ length: 12 }, () => ({ call: 'memory_read', args: { key: 'nothing' } }));
+    const res = await stack.api.post('/api/v1/tasks', {
+      title: 'An endless chore',
+      input: { script: endless },
+      route: { capabilities: ['recorded-routing'], strategy: 'capability' },
+    });
+    if (res.status !== 201 || res.body.agentId !== first.id)
+      throw new Error(`routed task: ${res.status} ${JSON.stringify(res.body)}`);
+    await waitFor(
+      async () => (await stack.api.get(`/api/v1/tasks/${res.body.id}`)).body.routing?.status === 'failed',
+      'the route to fail',
+      120_000,
+    );
+    await save('routed-task-reassigned-failed', routedTaskWorkflowId(res.body.id));
   });
 
   // ---- Last: the folder holds exactly this run's recordings ----

@@ -8,7 +8,13 @@
 import { proxyActivities } from '@temporalio/workflow';
 import * as current from '../../workflows';
 
-export { ChatWorkflow, MetaSupervisorWorkflow, ReminderChangeWorkflow, ReminderFireWorkflow } from '../../workflows';
+export {
+  ChatWorkflow,
+  MetaSupervisorWorkflow,
+  ReminderChangeWorkflow,
+  ReminderFireWorkflow,
+  RoutedTaskWorkflow,
+} from '../../workflows';
 
 /** An activity type that no workflow schedules: the command replay must not find. */
 const { incompatibleExtraStep } = proxyActivities<{ incompatibleExtraStep(workflow: string): Promise<void> }>({
