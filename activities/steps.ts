@@ -559,7 +559,6 @@ export function createStepActivities(deps: StepDeps & { runner: StepRunner }) {
   };
 }
 
-/** A tool call's arguments as JSON (none at all is an empty object), or what the model must fix. */
 /**
  * The confidence a final answer states, 0 to 1: the `confidence` number of a JSON object in the answer (the
  * text from its first `{` to its last `}`), or a line `Confidence: 0.8` (or `80%`). Null when it states none.
@@ -584,6 +583,7 @@ export function statedConfidence(answer: string): number | null {
   return typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= 1 ? value : null;
 }
 
+/** A tool call's arguments as JSON (none at all is an empty object), or what the model must fix. */
 function parseArguments(call: ToolCall): { value: unknown } | { invalid: string } {
   try {
     return { value: call.arguments.trim() === '' ? {} : JSON.parse(call.arguments) };
