@@ -41,7 +41,7 @@ export interface TokenReservation {
   orgId: string;
   agentId: string;
   taskId: string | null;
-  purpose: 'step' | 'chat' | 'priority' | 'meta';
+  purpose: 'step' | 'review' | 'chat' | 'priority' | 'meta';
   estimate: number;
   /** The agent's own budget per window, if it has one. */
   agentBudget?: number | null;

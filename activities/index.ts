@@ -10,6 +10,7 @@ import { createRecordActivities, type RecordDeps } from './records';
 import { createReminderActivities, type ReminderDeps } from './reminders';
 import { createRoutingActivities, noticeRoutedTaskEnd } from './routing';
 import { createStepActivities, createStepRunner, type StepDeps } from './steps';
+import { createValidationActivities } from './validation';
 
 /** `gateway` is the client: the one way activities start or signal workflows and manage schedules. */
 export type ActivityDeps = RecordDeps & Omit<StepDeps, 'governance'> & ReminderDeps & { gateway: TemporalGateway };
@@ -41,6 +42,7 @@ export function createActivities(deps: ActivityDeps) {
       }
       return reply;
     },
+    ...createValidationActivities(withRunner),
     ...createApprovalActivities(deps),
     ...createChatActivities(withRunner),
     ...createGovernanceActivities(governance, deps.db, deps.config, deps.gateway),

@@ -10,8 +10,8 @@ export interface MessageDeps {
 
 export interface AnswerRequestInput {
   orgId: string;
-  /** The agent that ran the request's goal. */
-  agentId: string;
+  /** The agent that ran the request's goal; null when the orchestrator answers (a meta run's result). */
+  agentId: string | null;
   /** The agent that sent the request. */
   requesterId: string;
   requestId: string;
@@ -46,7 +46,7 @@ export function createMessageActivities({ db, gateway }: MessageDeps) {
           type: 'response',
           replyTo: input.requestId,
         });
-        await markAgentMessagesRead(client, input.agentId, [input.requestId]);
+        if (input.agentId) await markAgentMessagesRead(client, input.agentId, [input.requestId]);
         return id;
       });
       try {

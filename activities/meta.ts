@@ -1,6 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import type { TemporalGateway } from '../client/gateway';
+import { AgentRejectedError, type TemporalGateway } from '../client/gateway';
 import type { Config } from '../lib/config';
 import type { Db } from '../lib/db';
 import { agentStatus, countActiveAgentsExcept } from '../lib/records/agents';
@@ -8,7 +8,15 @@ import { insertMetaCrew } from '../lib/records/crews';
 import { updateMetaRun, type MetaRunProgress } from '../lib/records/meta-runs';
 import { DEFAULT_TOOLS } from '../lib/models';
 import { extractJson, parsePlan } from '../contract/crew-plan';
-import type { AgentConfig, AgentSettings, CrewMember, MetaPlanNode, MetaTeamMember } from '../contract/definitions';
+import type {
+  AgentConfig,
+  AgentSettings,
+  CrewMember,
+  MetaPlanNode,
+  MetaTeamLimits,
+  MetaTeamMember,
+} from '../contract/definitions';
+import { toolAllowed } from '../contract/definitions';
 import { META_TEAM_MARKER } from './llm/offline';
 import type { StepRunner } from './steps';
 import { stableUuid } from '../lib/stable-uuid';
@@ -39,6 +47,17 @@ export function metaAgentId(metaId: string, index: number): string {
 /** The crew of a meta run, derived the same way. */
 export function metaCrewId(metaId: string): string {
   return derivedUuid(`${metaId}:crew`);
+}
+
+/**
+ * A member of a team an agent started takes that agent's provider, model, approval rules and budget, its
+ * autonomy, and only the default tools it has itself: never more than its creator (as with agent_manager).
+ */
+function limitedBy(limits: MetaTeamLimits): Partial<AgentConfig> {
+  return {
+    ...limits,
+    allowedTools: DEFAULT_TOOLS.filter((tool) => toolAllowed(limits.allowedTools, tool)),
+  };
 }
 
 /** Version 8 (custom), apart from the version 5 ids the tools derive. */
@@ -86,7 +105,7 @@ export function parseTeamDesign(
 export function createMetaActivities(deps: {
   db: Db;
   config: Config;
-  gateway: Pick<TemporalGateway, 'start' | 'state'>;
+  gateway: Pick<TemporalGateway, 'start' | 'state' | 'archive'>;
   runner: StepRunner;
 }) {
   const { db, config, gateway } = deps;
@@ -141,6 +160,8 @@ export function createMetaActivities(deps: {
       objective: string;
       team: MetaTeamMember[];
       settings: AgentSettings;
+      /** The agent that started the run: no member gets more than it (see MetaTeamLimits). */
+      limits?: MetaTeamLimits;
     }): Promise<{ crewId: string; members: MetaCrewMember[] }> {
       const ids = input.team.map((_, i) => metaAgentId(input.metaId, i));
       if ((await countActiveAgentsExcept(db, input.orgId, ids)) + ids.length > config.MAX_AGENTS) {
@@ -173,6 +194,7 @@ export function createMetaActivities(deps: {
           onApprovalTimeout: 'fail',
           notify: { type: 'log' },
           tokenBudgetPerMinute: null,
+          ...(input.limits ? limitedBy(input.limits) : {}),
           createdAt: new Date().toISOString(),
         };
         const exists = (await agentStatus(db, agent.id)) !== undefined;
@@ -198,6 +220,18 @@ export function createMetaActivities(deps: {
         members: members.map(({ agentId, role, input: i }) => ({ agentId, role, input: i })),
       });
       return { crewId, members };
+    },
+
+    /** Archives a finished run's team (each through its workflow); an agent already archived is left as it is. */
+    async archiveMetaTeam(input: { agentIds: string[] }): Promise<void> {
+      for (const agentId of input.agentIds) {
+        try {
+          await gateway.archive(agentId);
+        } catch (err) {
+          if (!(err instanceof AgentRejectedError)) throw err;
+        }
+        Context.current().heartbeat(agentId);
+      }
     },
 
     /** Records the run's progress; a finished run is never changed again. */

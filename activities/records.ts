@@ -8,10 +8,18 @@ import {
   insertQueuedTask,
   setTaskStatus,
   taskInputs,
+  taskValidations,
   type QueuedTaskInput,
   type QueuedTaskReceipt,
 } from '../lib/records/tasks';
-import type { AgentConfig, AgentSettings, AgentStatus, TaskOutcome, TaskStatus } from '../contract/definitions';
+import type {
+  AgentConfig,
+  AgentSettings,
+  AgentStatus,
+  TaskOutcome,
+  TaskStatus,
+  TaskValidation,
+} from '../contract/definitions';
 
 // Workflows name these in their activity signatures (as types only).
 export type { AgentStateRecord, DecisionInput, QueuedTaskInput, QueuedTaskReceipt };
@@ -52,12 +60,17 @@ export function createRecordActivities({ db }: RecordDeps) {
       return taskInputs(db, input.taskIds);
     },
 
+    /** The output checks of queued tasks, by id: goals carried through continue-as-new leave theirs in the row. */
+    async loadGoalValidations(input: { taskIds: string[] }): Promise<Record<string, TaskValidation>> {
+      return taskValidations(db, input.taskIds);
+    },
+
     /** Inserts a queued task. `created: false` means the id was already known (a retried delegation). */
     async recordTaskQueued(input: QueuedTaskInput): Promise<QueuedTaskReceipt> {
       return insertQueuedTask(db, input);
     },
 
-    /** Moves a task to a non-terminal status (planning, running, awaiting_approval). */
+    /** Moves a task to a non-terminal status (planning, running, awaiting_approval, validating). */
     async setTaskStatus(input: { taskId: string; status: TaskStatus }): Promise<void> {
       await setTaskStatus(db, input.taskId, input.status);
     },

@@ -409,7 +409,9 @@ export function createStepRunner(deps: StepDeps) {
     const { owner } = input;
     const call = () => completeWithFallback(input, { onToken: opts.onToken });
     if (!owner) return withHeartbeat(call);
-    return withStepSlot(`${input.taskId}:${input.step}:model`, owner.priority, async () => {
+    // A step's answer and its review are two calls of one step: each holds a slot under its own name.
+    const slotHolder = `${input.taskId}:${input.step}:${opts.purpose === 'review' ? 'review' : 'model'}`;
+    return withStepSlot(slotHolder, owner.priority, async () => {
       // Never reused: a reservation found under its id is taken as granted, so the id names this very
       // attempt of this very activity (a retry, a reset or a re-run of the step reserves again).
       const { info } = Context.current();

@@ -122,11 +122,20 @@ export const Task = z.looseObject({
   traceUrl: z.url().optional(),
   /** The skill named at submission; null when none was. */
   skillId: z.string().nullable().optional(),
+  /** The output check the answer must pass (docs/agents.md "Checked output"); null when none. */
+  validation: z
+    .object({
+      expectedOutput: z.record(z.string(), z.unknown()).optional(),
+      acceptanceCriteria: z.string().optional(),
+      maxAttempts: z.number().int(),
+    })
+    .nullable()
+    .optional(),
 });
 
 export const Decision = z.looseObject({
   step: z.number().int(),
-  decisionType: z.enum(['plan', 'tool_call', 'delegate', 'escalate', 'complete']),
+  decisionType: z.enum(['plan', 'tool_call', 'delegate', 'escalate', 'complete', 'validate']),
   reasoning: z.string(),
   action: z.unknown(),
   result: z.unknown(),
@@ -382,6 +391,10 @@ const metaFields = {
   crewId: z.uuid().nullable(),
   result: z.unknown(),
   error: z.string().nullable(),
+  /** False: the team's agents are archived when the run ends. */
+  keepAgents: z.boolean(),
+  /** The agent (and task) that started the run with the meta_orchestrate tool; null for runs posted here. */
+  requestedBy: z.object({ agentId: z.uuid(), taskId: z.uuid() }).nullable(),
   createdAt: timestamp,
   completedAt: nullableTimestamp,
 };

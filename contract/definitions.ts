@@ -31,13 +31,17 @@ export const AGENT_STATUSES = ['IDLE', 'RUNNING', 'PAUSED', 'ERROR', 'ARCHIVED']
 export type AgentStatus = (typeof AGENT_STATUSES)[number];
 export const AUTONOMY_LEVELS = ['manual', 'copilot', 'autopilot'] as const;
 export type Autonomy = (typeof AUTONOMY_LEVELS)[number];
-/** `waiting_for_budget`: the token budget is spent; the task sleeps on a durable timer until the window refills. */
+/**
+ * `waiting_for_budget`: the token budget is spent; the task sleeps on a durable timer until the window refills.
+ * `validating`: the model answered and the answer is being checked against the task's `validation`.
+ */
 export const TASK_STATUSES = [
   'queued',
   'planning',
   'awaiting_approval',
   'running',
   'waiting_for_budget',
+  'validating',
   'completed',
   'failed',
   'cancelled',
@@ -157,6 +161,29 @@ export interface Goal {
   inputInRow?: boolean;
   /** The skill named when the task was submitted, if any. */
   skillId?: string;
+  /** What the final answer must satisfy before the task completes (docs/agents.md "Checked output"). */
+  validation?: TaskValidation;
+  /** Set on goals carried through continue-as-new whose `validation` stayed in the task's row. */
+  validationInRow?: boolean;
+}
+
+/**
+ * A task's output check: the answer must be JSON matching `expectedOutput` (a JSON Schema) and/or meet
+ * `acceptanceCriteria` as judged by a model call. A failed check goes back to the model with the reasons,
+ * up to `maxAttempts` checks in all; then the task fails with them.
+ */
+export interface TaskValidation {
+  expectedOutput?: Record<string, unknown>;
+  acceptanceCriteria?: string;
+  maxAttempts: number;
+}
+
+/** A check's outcome: the reasons it failed (none when it passed) and, with a schema, the parsed output. */
+export interface OutputVerdict {
+  passed: boolean;
+  reasons: string[];
+  /** The answer's JSON, when `expectedOutput` was given and it parsed. */
+  output?: unknown;
 }
 
 /** Queue entry: `seq` makes ordering FIFO within one priority. */
@@ -194,7 +221,8 @@ export type MessageType = (typeof MESSAGE_TYPES)[number];
 /** A message from another agent as its recipient's workflow holds it until its model has seen it. */
 export interface InboxMessage {
   messageId: string;
-  fromAgentId: string;
+  /** Null for the orchestrator's own messages (a meta run's result to the agent that started it). */
+  fromAgentId: string | null;
   type: MessageType;
   /** The content, cut to a few hundred characters; the full text stays in its row. */
   summary: string;
@@ -226,6 +254,8 @@ export interface SubmitGoalInput {
   parentTaskId?: string | null;
   /** The skill the task is meant to be executed with (stored on the task row). */
   skillId?: string;
+  /** What the answer must satisfy before the task completes. */
+  validation?: TaskValidation;
 }
 
 export interface GoalReceipt {
@@ -567,7 +597,29 @@ export interface MetaWorkflowInput {
   settings: AgentSettings;
   /** Handed on to the crew (CREW_CONSENSUS_THRESHOLD). */
   consensusThreshold: number;
+  /**
+   * Set when an agent started the run (the meta_orchestrate tool): the team gets no more than `limits`
+   * allow, and the result goes back to the agent as a response to `metaId`.
+   */
+  requestedBy?: { agentId: string; taskId: string; limits: MetaTeamLimits };
+  /** Archive the team's agents when the run ends. Absent in runs started before this existed (kept). */
+  archiveTeam?: boolean;
 }
+
+/** What the agents of a team started by an agent take from it, so that none has more than it. */
+export type MetaTeamLimits = Pick<
+  AgentConfig,
+  | 'autonomy'
+  | 'allowedTools'
+  | 'approvalRequiredTools'
+  | 'tokenBudgetPerMinute'
+  | 'provider'
+  | 'model'
+  | 'fallbackProviders'
+  | 'approvalTimeoutHours'
+  | 'onApprovalTimeout'
+  | 'notify'
+>;
 
 export interface MetaResult {
   status: Extract<MetaStatus, 'completed' | 'failed'>;

@@ -32,6 +32,8 @@ export const ErrorType = {
   LimitReached: 'LimitReachedError',
   /** The database refuses a value for good (e.g. a lone surrogate in JSON): retrying cannot store it. */
   Unstorable: 'UnstorableValueError',
+  /** The task's answer failed its output check (`validation`) as many times as it may. */
+  ValidationFailed: 'ValidationFailedError',
   /** Referenced entity does not exist. */
   NotFound: 'NotFoundError',
 } as const;

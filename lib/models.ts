@@ -16,11 +16,13 @@ import {
   PROVIDER_NAMES,
   ROUTE_STRATEGIES,
   TASK_STATUSES,
+  type TaskValidation,
 } from '../contract/definitions';
 import { configuredUrlRefusal, outboundAllowHosts } from './outbound-policy';
 import { config as processConfig, type Config } from './config';
 import { McpServerConfigSchema } from './mcp-servers';
 import { ReminderScheduleInput } from './reminders';
+import { compileExpectedOutput, MAX_EXPECTED_OUTPUT_CHARS } from './output-check';
 
 export const DEFAULT_TOOLS = ['memory_read', 'memory_write', 'send_message', 'create_task'];
 
@@ -163,12 +165,52 @@ export const CreateTaskBody = z
     priority: z.number().int().min(1).max(10).optional(),
     /** The skill (tool) the task is meant to be executed with; stored on the task. */
     skillId: label.optional(),
+    /** A JSON Schema the final answer's JSON must match before the task completes. */
+    expectedOutput: z
+      .record(z.string(), z.unknown())
+      .superRefine((schema, ctx) => {
+        if (JSON.stringify(schema).length > MAX_EXPECTED_OUTPUT_CHARS) {
+          ctx.addIssue({ code: 'custom', message: `at most ${MAX_EXPECTED_OUTPUT_CHARS} characters of JSON` });
+          return;
+        }
+        try {
+          compileExpectedOutput(schema);
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: `not a usable JSON Schema: ${(err as Error).message}` });
+        }
+      })
+      .optional(),
+    /** What the answer must meet, in words; a model call judges it before the task completes. */
+    acceptanceCriteria: z.string().trim().min(1).max(4000).optional(),
+    /** How many checks the answers get in all (the first included) before the task fails. */
+    maxValidationAttempts: z.number().int().min(1).max(10).optional(),
   })
   .strict()
   .refine((b) => (b.agentId === undefined) !== (b.route === undefined), {
     message: 'give exactly one of agentId and route',
     path: ['agentId'],
+  })
+  .refine((b) => b.maxValidationAttempts === undefined || b.expectedOutput || b.acceptanceCriteria, {
+    message: 'maxValidationAttempts needs expectedOutput or acceptanceCriteria',
+    path: ['maxValidationAttempts'],
   });
+
+/** A task body split into where it goes and the goal the agent's workflow takes (its checks as `validation`). */
+export function taskSubmission(body: z.infer<typeof CreateTaskBody>) {
+  const { agentId, route, expectedOutput, acceptanceCriteria, maxValidationAttempts, ...fields } = body;
+  const validation: TaskValidation | undefined =
+    expectedOutput || acceptanceCriteria
+      ? {
+          ...(expectedOutput ? { expectedOutput } : {}),
+          ...(acceptanceCriteria ? { acceptanceCriteria } : {}),
+          maxAttempts: maxValidationAttempts ?? DEFAULT_VALIDATION_ATTEMPTS,
+        }
+      : undefined;
+  return { agentId, route, goal: { ...fields, ...(validation ? { validation } : {}) } };
+}
+
+/** Checks per task unless it says otherwise: the first answer and two corrections. */
+export const DEFAULT_VALIDATION_ATTEMPTS = 3;
 
 export const ListTasksQuery = z
   .object({
@@ -306,6 +348,8 @@ export const CreateMetaBody = z
     objective: z.string().trim().min(1).max(10_000),
     maxAgents: z.number().int().min(1).max(5).default(5),
     name: name.optional(),
+    /** Keep the team's agents when the run ends; by default they are archived. */
+    keepAgents: z.boolean().default(false),
   })
   .strict();
 

@@ -21,7 +21,7 @@ function activitiesFor(stack: TestStack, config: Config) {
     providers: createProviderRegistry(config),
     circuits: new ProviderCircuits({ threshold: 5, recoveryMs: 30_000, onStateChange: () => {} }),
     mcp: new McpToolSource(),
-    tools: createToolRegistry(),
+    tools: createToolRegistry({ agents: stack.gateway }),
     gateway: stack.gateway,
   });
 }
@@ -71,6 +71,16 @@ describe('meta supervisor', () => {
       await stack?.stop();
     });
 
+    const finishedRun = (id: string) =>
+      waitFor(
+        async () => {
+          const res = await stack.api.get(`/api/v1/meta/${id}`);
+          return ['completed', 'failed'].includes(res.body?.status) ? res.body : undefined;
+        },
+        `meta run ${id} to finish`,
+        120_000,
+      );
+
     it('validates the body', async () => {
       const tooMany = await stack.api.post('/api/v1/meta', { objective: 'x', maxAgents: 6 });
       assert.equal(tooMany.status, 400);
@@ -108,9 +118,14 @@ describe('meta supervisor', () => {
       assert.ok(run.team.length >= 1 && run.team.length <= 5, `team of ${run.team.length}`);
       const agentIds: string[] = run.team.map((m: { agentId: string }) => m.agentId);
       assert.equal(new Set(agentIds).size, run.team.length);
+      assert.equal(run.keepAgents, false);
+      assert.equal(run.requestedBy, null);
       for (const member of run.team) {
         const agent = await stack.api.get(`/api/v1/agents/${member.agentId}`);
         assert.equal(agent.status, 200);
+        // Not kept (keepAgents false): the run archived its team before it was seen completed.
+        assert.equal(agent.body.status, 'ARCHIVED');
+        assert.equal(member.agentStatus, 'ARCHIVED');
         assert.equal(agent.body.objective, member.objective);
         assert.deepEqual(agent.body.capabilities, member.capabilities);
         assert.ok(member.objective.includes(objective), member.objective);
@@ -190,6 +205,116 @@ describe('meta supervisor', () => {
         if (result.error) failures.push(`${result.workflowId}: ${result.error.message.split('\n')[0]}`);
       }
       assert.deepEqual(failures, []);
+    });
+
+    it('keepAgents keeps the team after the run', async () => {
+      const created = await stack.api.post('/api/v1/meta', {
+        objective: 'Sort the seed catalogue',
+        maxAgents: 1,
+        keepAgents: true,
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      assert.equal(created.body.keepAgents, true);
+      const run = await finishedRun(created.body.id);
+      assert.equal(run.status, 'completed', JSON.stringify(run));
+      assert.deepEqual(
+        run.team.map((m: { agentStatus: string }) => m.agentStatus),
+        ['IDLE'],
+      );
+      await stack.api.post(`/api/v1/agents/${run.team[0].agentId}/archive`);
+    });
+
+    it('an agent starts a meta run with meta_orchestrate, waits for it with await_response and gets the combined result', async () => {
+      const lead = await stack.api.createAgent({
+        name: 'Lead',
+        objective: 'Delegate big objectives',
+        autonomy: 'autopilot',
+        allowedTools: ['memory_read', 'memory_write', 'meta_orchestrate', 'await_response'],
+        tokenBudgetPerMinute: 50_000,
+      });
+      const task = await stack.api.createTask({
+        agentId: lead.id,
+        title: 'Plan the garden',
+        input: {
+          script: [
+            { call: 'meta_orchestrate', args: { objective: 'Plan a small herb garden', maxAgents: 2 } },
+            { call: 'await_response', args: { timeoutSeconds: 120 } },
+            { answer: 'The team planned it.' },
+          ],
+        },
+      });
+      const done = await stack.api.waitForTask(task.id, 120_000);
+      assert.equal(done.status, 'completed', JSON.stringify(done));
+      const calls = done.reasoningTrace.filter((d: { decisionType: string }) => d.decisionType === 'tool_call');
+      assert.equal(calls.length, 2, JSON.stringify(done.reasoningTrace));
+      const started = calls[0].result;
+      assert.equal(started.status, 'planning');
+      assert.equal(started.messageId, started.metaId);
+
+      // The run names who asked; its team never has more than the lead, and is archived at the end.
+      const run = await finishedRun(started.metaId);
+      assert.equal(run.status, 'completed', JSON.stringify(run));
+      assert.deepEqual(run.requestedBy, { agentId: lead.id, taskId: task.id });
+      assert.equal(run.team.length, 2);
+      for (const member of run.team) {
+        const agent = (await stack.api.get(`/api/v1/agents/${member.agentId}`)).body;
+        assert.equal(agent.status, 'ARCHIVED');
+        assert.deepEqual(agent.allowedTools, ['memory_read', 'memory_write'], 'only default tools the lead has');
+        assert.equal(agent.tokenBudgetPerMinute, 50_000);
+        assert.equal(agent.autonomy, 'autopilot');
+      }
+
+      // await_response answered the combined result, which reached the lead as a response from the orchestrator.
+      const awaited = calls[1].result;
+      assert.equal(awaited.messageId, started.metaId);
+      assert.equal(awaited.response.fromAgentId, null);
+      assert.equal(awaited.response.content, run.result.combined);
+      const inbox = await stack.api.get(`/api/v1/agents/${lead.id}/messages?direction=in`);
+      assert.equal(inbox.status, 200);
+      const response = inbox.body.messages.find((m: { replyTo: string }) => m.replyTo === started.metaId);
+      assert.equal(response?.type, 'response');
+      assert.equal(response.fromAgentId, null);
+    });
+
+    it('meta_orchestrate is refused past the delegation fuse, past MAX_AGENTS, and when disabled; nothing starts', async () => {
+      const lead = await stack.api.createAgent({
+        name: 'Fused',
+        objective: 'Try to delegate',
+        allowedTools: ['meta_orchestrate'],
+      });
+      const task = await stack.api.createTask({ agentId: lead.id, title: 'a task to hang decisions on' });
+      await stack.api.waitForTask(task.id);
+      const runs = async () => (await stack.db.query('SELECT count(*)::int AS n FROM meta_runs')).rows[0].n as number;
+      const before = await runs();
+      const call = inActivityContext(stack.config.TEMPORAL_TASK_QUEUE, stack.client);
+      const attempt = (config: Config, delegationDepth: number, key: string) =>
+        call(activitiesFor(stack, config).runTool, {
+          taskId: task.id,
+          agentId: lead.id,
+          orgId: stack.config.DEFAULT_ORG_ID,
+          step: 90,
+          index: Number(key),
+          call: { id: `call_${key}`, name: 'meta_orchestrate', arguments: '{"objective":"Everything","maxAgents":5}' },
+          allowedTools: ['meta_orchestrate'],
+          idempotencyKey: `fuse-test-${task.id}-${key}`,
+          delegationDepth,
+          maxDelegationDepth: 2,
+        });
+      const deep = await attempt(stack.config, 2, '0');
+      assert.equal(deep.isError, true);
+      assert.match(deep.content, /depth 3 exceeds the fuse of 2/);
+      const active = (
+        await stack.db.query(`SELECT count(*)::int AS n FROM agents WHERE org_id = $1 AND status <> 'ARCHIVED'`, [
+          stack.config.DEFAULT_ORG_ID,
+        ])
+      ).rows[0].n as number;
+      const crowded = await attempt({ ...stack.config, MAX_AGENTS: active + 4 }, 0, '1');
+      assert.equal(crowded.isError, true);
+      assert.match(crowded.content, /a team of 5 would pass MAX_AGENTS/);
+      const disabled = await attempt({ ...stack.config, META_AGENT_ENABLED: false }, 0, '2');
+      assert.equal(disabled.isError, true);
+      assert.match(disabled.content, /META_AGENT_ENABLED=false/);
+      assert.equal(await runs(), before, 'no meta run was recorded');
     });
 
     it('a team design with fewer agents allowed stays within maxAgents', async () => {

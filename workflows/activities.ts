@@ -131,6 +131,7 @@ export function activitiesFor(settings: AgentSettings) {
     syncAgentState: records.syncAgentState,
     recordTaskQueued: records.recordTaskQueued,
     loadGoalInputs: records.loadGoalInputs,
+    loadGoalValidations: records.loadGoalValidations,
     recordTaskQueuedWithCachedScore: records.recordTaskQueuedWithCachedScore,
     setTaskStatus: records.setTaskStatus,
     finishTask: records.finishTask,
@@ -144,12 +145,16 @@ export function activitiesFor(settings: AgentSettings) {
     recordCrewTask: records.recordCrewTask,
     designMetaTeam: model.designMetaTeam,
     createMetaTeam: teams.createMetaTeam,
+    archiveMetaTeam: teams.archiveMetaTeam,
     recordMetaRun: records.recordMetaRun,
     markMessagesRead: records.markMessagesRead,
     answerRequest: records.answerRequest,
     /** A model call with a one-line summary for the Web UI ("thinking, step 2/10"). */
     callModel: (summary: string, input: Parameters<Activities['callModel']>[0]) =>
       model.callModel.executeWithOptions({ ...modelOptions, summary }, [input]),
+    /** The check of a final answer (schema, and a model's review), with a one-line summary for the Web UI. */
+    validateOutput: (summary: string, input: Parameters<Activities['validateOutput']>[0]) =>
+      model.validateOutput.executeWithOptions({ ...modelOptions, summary }, [input]),
     /** A tool call with a one-line summary for the Web UI ("memory_write, step 2/10"). */
     runTool: (summary: string, input: Parameters<Activities['runTool']>[0]) =>
       tools.runTool.executeWithOptions({ ...toolOptions, summary }, [input]),

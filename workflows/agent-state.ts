@@ -634,6 +634,11 @@ export class Agent {
       goal = { ...goal, input: inputs[goal.taskId] ?? {}, inputInRow: undefined };
       if (this.state.current?.taskId === goal.taskId) this.state.current = goal;
     }
+    if (goal.validationInRow) {
+      const validations = await this.acts.loadGoalValidations({ taskIds: [goal.taskId] });
+      goal = { ...goal, validation: validations[goal.taskId], validationInRow: undefined };
+      if (this.state.current?.taskId === goal.taskId) this.state.current = goal;
+    }
     const scope = new CancellationScope();
     this.runningScope = scope;
     // Cancelled or archived while its state was being published: the goal ends as it is, having run nothing.
@@ -702,11 +707,16 @@ function answerOf(outcome: TaskOutcome): string {
   return typeof output?.answer === 'string' ? output.answer : JSON.stringify(outcome.output);
 }
 
-/** A queued goal as it travels through continue-as-new: its input stays in its row, but what orders the queue stays. */
+/**
+ * A queued goal as it travels through continue-as-new: its input and output check stay in its row, but what
+ * orders the queue stays.
+ */
 function byReference(goal: QueuedGoal): QueuedGoal {
-  if (goal.inputInRow) return goal;
+  const { validation, ...rest } = goal;
+  const carried: QueuedGoal = validation ? { ...rest, validationInRow: true } : goal;
+  if (goal.inputInRow) return carried;
   const { dependsOn } = goal.input;
-  return { ...goal, input: dependsOn === undefined ? {} : { dependsOn }, inputInRow: true };
+  return { ...carried, input: dependsOn === undefined ? {} : { dependsOn }, inputInRow: true };
 }
 
 /** Queue rank of a goal: its AI score 0-1000, or its static 1-10 priority scaled to match until scored. */
@@ -731,6 +741,7 @@ function toGoal(request: SubmitGoalInput, defaultPriority: number): Goal {
     parentTaskId: request.parentTaskId ?? null,
     submittedAt: new Date().toISOString(),
     ...(request.skillId ? { skillId: request.skillId } : {}),
+    ...(request.validation ? { validation: request.validation } : {}),
   };
 }
 

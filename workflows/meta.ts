@@ -27,8 +27,23 @@ export async function MetaSupervisorWorkflow(input: MetaWorkflowInput): Promise<
     setCurrentDetails(`Meta supervisor **${input.name}** is ${status}.`);
     await acts.recordMetaRun({ metaId: input.metaId, status, ...extra });
   };
+  /** The team's agents once created: archived at the end unless the run keeps them. */
+  let teamIds: string[] = [];
   const finish = async (result: MetaResult): Promise<MetaResult> => {
+    // Archived first: whoever reads the run as finished finds its team archived.
+    if (input.archiveTeam && teamIds.length > 0) await acts.archiveMetaTeam({ agentIds: teamIds });
     await progress(result.status, { result });
+    // An agent that started the run (meta_orchestrate) hears how it ended, as the response to the run's id.
+    if (input.requestedBy) {
+      await acts.answerRequest({
+        orgId: input.orgId,
+        agentId: null,
+        requesterId: input.requestedBy.agentId,
+        requestId: input.metaId,
+        taskId: input.requestedBy.taskId,
+        content: resultText(input.metaId, result),
+      });
+    }
     log.info('meta supervisor finished', { metaId: input.metaId, status: result.status });
     return result;
   };
@@ -77,10 +92,12 @@ export async function MetaSupervisorWorkflow(input: MetaWorkflowInput): Promise<
       objective: input.objective,
       team: design.team,
       settings: input.settings,
+      ...(input.requestedBy ? { limits: input.requestedBy.limits } : {}),
     });
   } catch (err) {
     return finish(failed(err));
   }
+  teamIds = created.members.map((m) => m.agentId);
   const team = design.team.map((m, i) => ({ ...m, agentId: created.members[i]!.agentId }));
   await progress('running', { team, crewId: created.crewId });
 
@@ -137,6 +154,13 @@ export async function MetaSupervisorWorkflow(input: MetaWorkflowInput): Promise<
         ? null
         : `crew ${crew.status}`,
   });
+}
+
+/** What the agent that started a run is told: the combined answer, or why there is none. */
+function resultText(metaId: string, result: MetaResult): string {
+  if (result.status === 'completed') return result.combined ?? '(the team answered nothing)';
+  const partial = result.combined ? `\n\nWhat the team did answer:\n${result.combined}` : '';
+  return `Meta run ${metaId} failed: ${result.error ?? 'no reason given'}${partial}`;
 }
 
 /** The innermost message of a failure chain (an activity's or a child's own error, not the wrapper's). */

@@ -103,6 +103,8 @@ export class TaskRun {
   private lastRequestId: string | null = null;
   /** Time spent waiting for admission (budget, step slots, resources): not counted as running time. */
   private admissionWaitMs = 0;
+  /** Checks of final answers so far (the goal's `validation` bounds them). */
+  private validationAttempts = 0;
 
   constructor(
     private readonly input: TaskWorkflowInput,
@@ -235,9 +237,10 @@ export class TaskRun {
               agentBudget: agent.tokenBudgetPerMinute ?? null,
             },
             ...(step === 1 && this.agentStateAtStart ? { agentState: this.agentStateAtStart } : {}),
-            // The first model call marks the task as started; a final answer's call records its end.
+            // The first model call marks the task as started; a final answer's call records its end, unless
+            // the answer is checked first.
             markStarted: step === 1,
-            completesTask: true,
+            completesTask: !goal.validation,
             provider: agent.provider,
             fallbackProviders: agent.fallbackProviders ?? [],
             model: agent.model,
@@ -259,7 +262,11 @@ export class TaskRun {
         }
         messages.push({ role: 'assistant', content: reply.content, toolCalls: reply.toolCalls });
         if (reply.toolCalls.length === 0) {
-          return await this.finish('completed', { answer: reply.content }, null, reply.completedTask);
+          if (!goal.validation)
+            return await this.finish('completed', { answer: reply.content }, null, reply.completedTask);
+          // A checked answer ends the task, or goes back to the model with the reasons as the next step.
+          const ended = await this.validated(reply.content, step, rank, messages);
+          if (ended) return ended;
         }
         progress.status = 'running';
         const proposals: { tool: string; arguments: unknown }[] = [];
@@ -337,7 +344,9 @@ export class TaskRun {
             }),
           );
           messages.push({ role: 'tool', toolCallId: result.toolCallId, name: result.name, content: result.content });
-          if (toRun.name === 'send_message' && !result.isError) this.noteRequest(result.content);
+          // A request (send_message) or a meta run (meta_orchestrate): what await_response waits for by default.
+          if ((toRun.name === 'send_message' || toRun.name === 'meta_orchestrate') && !result.isError)
+            this.noteRequest(result.content);
           // A handoff moved this goal to another agent: the task ends here, pointing to the new one.
           const handoff = toRun.name === 'send_message' && !result.isError ? handoffOf(result.content) : null;
           if (handoff) {
@@ -377,6 +386,60 @@ export class TaskRun {
         return await this.finish('failed', null, { message: failure.message, type: failure.type ?? 'ActivityFailure' });
       throw err;
     }
+  }
+
+  /**
+   * The validating stage: checks a final answer against the goal's `validation`. Passed, the task completes
+   * (with the answer's JSON as `output` when a schema was given); failed with checks left, the reasons go
+   * back to the model as a new turn and this returns null; failed on the last check, the task fails with them.
+   */
+  private async validated(
+    answer: string,
+    step: number,
+    rank: number,
+    messages: LlmMessage[],
+  ): Promise<TaskOutcome | null> {
+    const { goal, agent } = this.input;
+    const validation = goal.validation!;
+    this.validationAttempts += 1;
+    const attempt = this.validationAttempts;
+    this.progress.status = 'validating';
+    this.show(`validating the answer (check ${attempt}/${validation.maxAttempts})`);
+    const verdict = await this.admitted(() =>
+      this.acts.validateOutput(this.summary(`validating the answer, check ${attempt}/${validation.maxAttempts}`), {
+        taskId: goal.taskId,
+        step,
+        attempt,
+        title: goal.title,
+        answer,
+        validation,
+        owner: {
+          agentId: agent.id,
+          orgId: agent.orgId,
+          priority: rank,
+          agentBudget: agent.tokenBudgetPerMinute ?? null,
+        },
+        provider: agent.provider,
+        fallbackProviders: agent.fallbackProviders ?? [],
+        model: agent.model,
+      }),
+    );
+    if (verdict.passed) {
+      const output = 'output' in verdict ? { output: verdict.output } : {};
+      return await this.finish('completed', { answer, ...output }, null);
+    }
+    if (attempt >= validation.maxAttempts) {
+      return await this.finish(
+        'failed',
+        { answer, validation: { reasons: verdict.reasons } },
+        {
+          message: `the answer failed its check ${attempt} time(s): ${verdict.reasons.join('; ')}`,
+          type: ErrorType.ValidationFailed,
+        },
+      );
+    }
+    messages.push({ role: 'user', content: validationFeedback(verdict.reasons, validation.maxAttempts - attempt) });
+    return null;
   }
 
   /** An activity's one-line summary in the Web UI, naming the task: an agent's history holds all its goals. */
@@ -549,7 +612,7 @@ export class TaskRun {
     return Date.now() - started;
   }
 
-  /** Remembers the request a send_message call sent: await_response without a messageId waits for it. */
+  /** Remembers the request a call sent (or the meta run it started): await_response without a messageId waits for it. */
   private noteRequest(content: string): void {
     const sent = parseJsonOrText(content) as { messageId?: unknown; type?: unknown } | null;
     if (typeof sent === 'object' && sent?.type === 'request' && typeof sent.messageId === 'string')
@@ -621,13 +684,20 @@ function formatHours(hours: number): string {
   return `${Number((hours * 3600).toFixed(1))} s`;
 }
 
+/** The turn that sends a failed answer back to the model. */
+function validationFeedback(reasons: string[], checksLeft: number): string {
+  const lines = reasons.map((r) => `- ${r}`).join('\n');
+  return `Your answer did not pass its check:\n${lines}\nFix these and answer again (${checksLeft} check(s) left).`;
+}
+
 /** The turn that shows the model what other agents sent since its last call. */
 function inboxPrompt(unread: InboxMessage[]): string {
   const lines = unread.map((m) => {
     const about = [m.topic ? `topic ${m.topic}` : null, m.replyTo ? `in reply to ${m.replyTo}` : null]
       .filter(Boolean)
       .join(', ');
-    return `- ${m.type} from agent ${m.fromAgentId} (message ${m.messageId}${about ? `, ${about}` : ''}): ${m.summary}`;
+    const from = m.fromAgentId ? `agent ${m.fromAgentId}` : 'the orchestrator';
+    return `- ${m.type} from ${from} (message ${m.messageId}${about ? `, ${about}` : ''}): ${m.summary}`;
   });
   return `Messages received:\n${lines.join('\n')}`;
 }

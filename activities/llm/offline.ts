@@ -25,6 +25,10 @@ import type { LlmMessage, LlmProvider, LlmRequest, LlmResponse, ToolCall } from 
  * requested priority, plus 100 per blocked task waiting (up to 4), plus 25 per day of age (up to 100),
  * plus up to 300 for the share of the task's key concepts that appear in the objective.
  *
+ * Asked to review an answer (the output review prompt, starting with OUTPUT_REVIEW_MARKER), it passes the
+ * answer when it contains every phrase the acceptance criteria quote ("…"), case aside, and otherwise names
+ * each missing phrase as a reason.
+ *
  * Asked to design a team (the meta supervisor's prompt, starting with META_TEAM_MARKER), it answers a
  * fixed team for the objective: a researcher first, then analyst, engineer and reviewer as the team size
  * allows, each taking one sub-task after the research, and a writer whose sub-task depends on all others.
@@ -39,6 +43,8 @@ export function createOfflineProvider(opts: { tokenDelayMs?: number } = {}): Llm
     defaultModel: 'offline-v1',
     async complete(request, options) {
       const turn = request.messages.filter((m) => m.role === 'assistant').length;
+      const review = reviewPrompt(request.messages);
+      if (review !== null) return respond(request, JSON.stringify(review), [], turn);
       const team = metaTeamPrompt(request.messages);
       if (team !== null) return respond(request, `[offline] ${JSON.stringify(team)}`, [], turn);
       const scoring = scorePrompt(request.messages);
@@ -139,6 +145,20 @@ function scorePrompt(messages: LlmMessage[]): number | null {
   const ageDays = Number(field('Task Age \\(days\\)')) || 0;
   const requested = Number(field('Requested Priority \\(1-10\\)')) || 5;
   return Math.min(1000, Math.round(60 * requested + 100 * blocked + Math.min(100, 25 * ageDays) + 300 * relevance));
+}
+
+/** The first line of the output review prompt (activities/validation.ts). */
+export const OUTPUT_REVIEW_MARKER = 'OUTPUT REVIEW: check an answer against acceptance criteria';
+
+/** The verdict on an output review prompt, or null when the conversation is not one. */
+function reviewPrompt(messages: LlmMessage[]): { pass: boolean; reasons: string[] } | null {
+  const text = messages.find((m) => m.role === 'user')?.content ?? '';
+  if (!text.startsWith(OUTPUT_REVIEW_MARKER)) return null;
+  const criteria = /<criteria>\n([\s\S]*?)\n<\/criteria>/.exec(text)?.[1] ?? '';
+  const answer = text.slice(text.indexOf('<answer>\n') + 9, text.lastIndexOf('\n</answer>')).toLowerCase();
+  const phrases = [...criteria.matchAll(/["\u201c]([^"\u201d]+)["\u201d]/g)].map((m) => m[1]!);
+  const missing = phrases.filter((p) => !answer.includes(p.toLowerCase()));
+  return { pass: missing.length === 0, reasons: missing.map((p) => `the answer does not mention "${p}"`) };
 }
 
 /** The first line of the meta supervisor's team design prompt (activities/meta.ts). */

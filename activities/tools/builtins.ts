@@ -18,6 +18,7 @@ import {
 import { taskById } from '../../lib/records/tasks';
 import { activeAgentSummaries, agentStatus, countActiveAgentsWith, isActiveAgent } from '../../lib/records/agents';
 import { readMemory, writeMemory } from '../../lib/records/memory';
+import { insertMetaRun, metaRunRequestedBy } from '../../lib/records/meta-runs';
 import { claimSideEffect, settleSideEffect, sideEffectResult } from '../../lib/records/side-effects';
 import { agentBodies, DEFAULT_TOOLS, TopicName } from '../../lib/models';
 import { ReminderRefused, ReminderScheduleInput } from '../../lib/reminders';
@@ -26,6 +27,7 @@ import {
   MESSAGE_TYPES,
   toolAllowed,
   type AgentConfig,
+  type MetaTeamLimits,
   type NewReminder,
   type ReminderView,
 } from '../../contract/definitions';
@@ -294,7 +296,7 @@ async function handoffGoal(ctx: ToolContext, messageId: string, note: string) {
 export const awaitResponse = defineTool({
   name: 'await_response',
   description:
-    'Wait for the response to a request you sent with send_message (type "request"), up to timeoutSeconds (default 300, at most 86400). Waiting holds no resources. Answers the response, or response null when none came in time.',
+    'Wait for the response to a request you sent with send_message (type "request"), or for the result of a meta_orchestrate run (its messageId), up to timeoutSeconds (default 300, at most 86400). Waiting holds no resources. Answers the response, or response null when none came in time.',
   input: z.object({
     messageId: z
       .string()
@@ -308,8 +310,11 @@ export const awaitResponse = defineTool({
   async run({ messageId }, ctx) {
     if (!messageId) throw new ToolError('messageId is required: no request was sent in this task');
     const request = await agentMessageById(ctx.db, ctx.orgId, messageId);
-    if (!request || request.fromAgentId !== ctx.agentId || request.type !== 'request')
-      throw new ToolError(`no request ${messageId} sent by you`);
+    const asked =
+      request?.fromAgentId === ctx.agentId && request.type === 'request'
+        ? true
+        : await metaRunRequestedBy(ctx.db, ctx.orgId, messageId, ctx.agentId);
+    if (!asked) throw new ToolError(`no request ${messageId} sent by you, and no meta run you started`);
     const response = await responseTo(ctx.db, ctx.orgId, messageId);
     return {
       content: response
@@ -553,6 +558,96 @@ export function createAgentManagerTool(agents?: AgentManagerPort) {
       return { content: replayed ? { ...(result as object), replayed: true } : result };
     },
   });
+}
+
+/** How meta_orchestrate starts a meta run (TemporalGateway); `state` reads the caller's own configuration. */
+export type MetaPort = Pick<TemporalGateway, 'startMeta' | 'state'>;
+
+export function createMetaOrchestrateTool(meta?: MetaPort) {
+  return defineTool({
+    name: 'meta_orchestrate',
+    description:
+      "Hand an objective too big for you to a meta supervisor: it designs a team of up to maxAgents (1-5) new agents, splits the objective into sub-tasks for them, runs them and combines their answers. The team never has more than you (your tools, autonomy, budget, approvals, provider and model) and is archived when the run ends unless keepAgents. Answers at once with the run's messageId; the combined result comes back to you as a response: wait for it with await_response.",
+    input: z.object({
+      objective: z.string().trim().min(1).max(10_000),
+      maxAgents: z.number().int().min(1).max(5).default(3),
+      keepAgents: z.boolean().default(false).describe('Keep the team after the run (counts against MAX_AGENTS)'),
+    }),
+    sideEffect: true,
+    async run({ objective, maxAgents, keepAgents }, ctx) {
+      if (!ctx.config.META_AGENT_ENABLED)
+        throw new ToolError('the meta supervisor is disabled in this deployment (META_AGENT_ENABLED=false)');
+      if (!meta) throw unavailable('meta_orchestrate');
+      // A team works below the task that asked for it: the delegation fuse applies as to a sub-task.
+      if (ctx.delegationDepth + 1 > ctx.maxDelegationDepth) {
+        throw new ToolError(
+          `meta run refused: depth ${ctx.delegationDepth + 1} exceeds the fuse of ${ctx.maxDelegationDepth}`,
+        );
+      }
+      const creator = (await meta.state(ctx.agentId))?.agent;
+      if (!creator) throw new ToolError('meta run refused: your own configuration could not be read');
+      const metaId = stableUuid(`meta:${ctx.idempotencyKey}`);
+      const name = `Meta of ${creator.name}: ${objective.length > 50 ? `${objective.slice(0, 49)}…` : objective}`;
+      const requestedBy = { agentId: ctx.agentId, taskId: ctx.taskId };
+      const { result, replayed } = await applyOnce(ctx, 'meta_orchestrate', async (client) => {
+        const active = await countActiveAgentsWith(client, ctx.orgId, ctx.agentId);
+        if (active.n + maxAgents > ctx.config.MAX_AGENTS) {
+          throw new ToolError(
+            `meta run refused: a team of ${maxAgents} would pass MAX_AGENTS (${ctx.config.MAX_AGENTS}; ${active.n} active); ask for fewer agents or archive some`,
+          );
+        }
+        await insertMetaRun(client, {
+          id: metaId,
+          orgId: ctx.orgId,
+          name,
+          objective,
+          maxAgents,
+          keepAgents,
+          requestedBy,
+        });
+        try {
+          await meta.startMeta({
+            metaId,
+            orgId: ctx.orgId,
+            name,
+            objective,
+            maxAgents,
+            settings: agentSettings(ctx.config),
+            consensusThreshold: ctx.config.CREW_CONSENSUS_THRESHOLD,
+            requestedBy: { ...requestedBy, limits: metaTeamLimits(creator) },
+            archiveTeam: !keepAgents,
+          });
+        } catch (err) {
+          // A retry after the start went through but before the ledger committed: the run exists.
+          if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+        }
+        return {
+          messageId: metaId,
+          type: 'request',
+          metaId,
+          status: 'planning',
+          note: 'call await_response to wait for the combined result',
+        };
+      });
+      return { content: replayed ? { ...(result as object), replayed: true } : result };
+    },
+  });
+}
+
+/** What a team an agent starts takes from it (see MetaTeamLimits). */
+function metaTeamLimits(creator: AgentConfig): MetaTeamLimits {
+  return {
+    autonomy: creator.autonomy,
+    allowedTools: creator.allowedTools,
+    approvalRequiredTools: creator.approvalRequiredTools ?? [],
+    tokenBudgetPerMinute: creator.tokenBudgetPerMinute ?? null,
+    provider: creator.provider,
+    model: creator.model,
+    fallbackProviders: creator.fallbackProviders ?? [],
+    approvalTimeoutHours: creator.approvalTimeoutHours ?? null,
+    onApprovalTimeout: creator.onApprovalTimeout ?? 'fail',
+    notify: creator.notify ?? { type: 'log' },
+  };
 }
 
 /** Pauses an agent as this agent: the pause is then one an agent may lift (see resumeAgentUpdate). */

@@ -41,15 +41,17 @@ export function metaRoutes({ store, writes, gateway, config }: AppDeps): Router 
     const id = randomUUID();
     const name =
       body.name ?? `Meta: ${body.objective.length > 60 ? `${body.objective.slice(0, 59)}…` : body.objective}`;
-    await writes.createMetaRun({ id, orgId, name, objective: body.objective, maxAgents: body.maxAgents });
+    const { objective, maxAgents, keepAgents } = body;
+    await writes.createMetaRun({ id, orgId, name, objective, maxAgents, keepAgents });
     await gateway.startMeta({
       metaId: id,
       orgId,
       name,
-      objective: body.objective,
-      maxAgents: body.maxAgents,
+      objective,
+      maxAgents,
       settings: agentSettings(config),
       consensusThreshold: config.CREW_CONSENSUS_THRESHOLD,
+      archiveTeam: !keepAgents,
     });
     res.status(201).json(await view(orgId, id));
   });

@@ -3,7 +3,7 @@ import { context, propagation, SpanKind } from '@opentelemetry/api';
 import { Router } from 'express';
 import { inSpan } from '../../lib/tracing';
 import { stableUuid } from '../../lib/stable-uuid';
-import { CancelTaskBody, CreateTaskBody, ListTasksQuery, Uuid } from '../../lib/models';
+import { CancelTaskBody, CreateTaskBody, ListTasksQuery, taskSubmission, Uuid } from '../../lib/models';
 import { TERMINAL_TASK_STATUSES, type TaskStatus } from '../../contract/definitions';
 import type { AppDeps } from '../deps';
 import { conflict, HttpError, notFound, parse } from '../errors';
@@ -34,7 +34,7 @@ export function taskRoutes({ store, writes, gateway, config }: AppDeps): Router 
   router.post('/', async (req, res) => {
     const body = parse(CreateTaskBody, req.body, 'body');
     const orgId: string = res.locals.orgId;
-    const { agentId: namedAgentId, route, ...goal } = body;
+    const { agentId: namedAgentId, route, goal } = taskSubmission(body);
     // A routed task with an Idempotency-Key is looked up before the route picks (a repeat must not pick again).
     const routedKey = route ? idempotencyKeyOf(req.get('idempotency-key')) : undefined;
     if (routedKey) {

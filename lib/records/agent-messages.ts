@@ -8,7 +8,8 @@ import type { MessageType } from '../../contract/definitions';
 
 export interface NewAgentMessage {
   orgId: string;
-  fromAgentId: string;
+  /** Null for the orchestrator's own messages (a meta run's result). */
+  fromAgentId: string | null;
   toAgentId: string;
   taskId: string | null;
   content: string;

@@ -73,3 +73,15 @@ export async function reasoningTrace(db: Db, taskId: string): Promise<DecisionRe
   );
   return rows;
 }
+
+/** The result of a task's decision at (step, seq) when it has that type; undefined when there is none. */
+export async function decisionResult(
+  db: Db,
+  at: { taskId: string; step: number; seq: number; type: string },
+): Promise<unknown> {
+  const { rows } = await db.query<{ result: unknown }>(
+    'SELECT result FROM decisions WHERE task_id = $1 AND step = $2 AND seq = $3 AND decision_type = $4',
+    [at.taskId, at.step, at.seq, at.type],
+  );
+  return rows[0]?.result;
+}

@@ -1,4 +1,4 @@
-import type { Db } from '../db';
+import type { Db, Queryable } from '../db';
 import { orgPageByStatus, orgRowById } from './org-rows';
 import type { MetaPlanNode, MetaResult, MetaStatus, MetaTeamMember } from '../../contract/definitions';
 
@@ -19,12 +19,19 @@ export interface MetaRunRecord {
   crewId: string | null;
   result: unknown;
   error: string | null;
+  /** False: the team is archived when the run ends. */
+  keepAgents: boolean;
+  /** The agent (and its task) that started the run with meta_orchestrate; null for the API's runs. */
+  requestedBy: { agentId: string; taskId: string } | null;
   createdAt: string;
   completedAt: string | null;
 }
 
 const META_COLUMNS = `id, org_id AS "orgId", name, objective, max_agents AS "maxAgents", status, team, plan, crew_id AS "crewId",
-  result, error, created_at AS "createdAt", completed_at AS "completedAt"`;
+  result, error, keep_agents AS "keepAgents",
+  CASE WHEN requested_by_agent_id IS NULL THEN NULL
+       ELSE json_build_object('agentId', requested_by_agent_id, 'taskId', requested_by_task_id) END AS "requestedBy",
+  created_at AS "createdAt", completed_at AS "completedAt"`;
 
 export function metaRunById(db: Db, orgId: string, id: string): Promise<MetaRunRecord | undefined> {
   return orgRowById<MetaRunRecord>(db, 'meta_runs', META_COLUMNS, orgId, id);
@@ -41,16 +48,40 @@ export function listMetaRuns(
 
 /** A run's request under a fresh id. */
 export async function insertMetaRun(
-  db: Db,
-  m: { id: string; orgId: string; name: string; objective: string; maxAgents: number },
+  db: Queryable,
+  m: {
+    id: string;
+    orgId: string;
+    name: string;
+    objective: string;
+    maxAgents: number;
+    keepAgents: boolean;
+    requestedBy?: { agentId: string; taskId: string };
+  },
 ): Promise<void> {
-  await db.query(`INSERT INTO meta_runs (id, org_id, name, objective, max_agents) VALUES ($1,$2,$3,$4,$5)`, [
-    m.id,
-    m.orgId,
-    m.name,
-    m.objective,
-    m.maxAgents,
-  ]);
+  await db.query(
+    `INSERT INTO meta_runs (id, org_id, name, objective, max_agents, keep_agents, requested_by_agent_id, requested_by_task_id)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (id) DO NOTHING`,
+    [
+      m.id,
+      m.orgId,
+      m.name,
+      m.objective,
+      m.maxAgents,
+      m.keepAgents,
+      m.requestedBy?.agentId ?? null,
+      m.requestedBy?.taskId ?? null,
+    ],
+  );
+}
+
+/** Whether a meta run of this organisation was started by this agent (what await_response may wait for). */
+export async function metaRunRequestedBy(db: Db, orgId: string, metaId: string, agentId: string): Promise<boolean> {
+  const { rows } = await db.query(
+    'SELECT 1 FROM meta_runs WHERE id = $1 AND org_id = $2 AND requested_by_agent_id = $3',
+    [metaId, orgId, agentId],
+  );
+  return rows.length > 0;
 }
 
 /** A run's progress; fields left out keep their value. */

@@ -1,5 +1,5 @@
 import type { Db, Queryable } from '../db';
-import type { RoutedTaskEnd, TaskRoute, TaskStatus } from '../../contract/definitions';
+import type { RoutedTaskEnd, TaskRoute, TaskStatus, TaskValidation } from '../../contract/definitions';
 
 /**
  * SQL of routed tasks: choosing the agent a route names, the route columns of `tasks` and the round-robin
@@ -105,12 +105,22 @@ export async function routeAgentStatus(db: Db, agentId: string): Promise<string 
 export async function routedGoal(
   db: Db,
   taskId: string,
-): Promise<{ title: string; taskType: string; input: Record<string, unknown>; priority: number }> {
-  const { rows } = await db.query(`SELECT title, task_type AS "taskType", input, priority FROM tasks WHERE id = $1`, [
-    taskId,
-  ]);
+): Promise<{
+  title: string;
+  taskType: string;
+  input: Record<string, unknown>;
+  priority: number;
+  skillId?: string;
+  validation?: TaskValidation;
+}> {
+  const { rows } = await db.query(
+    `SELECT title, task_type AS "taskType", input, priority, skill_id AS "skillId", validation FROM tasks WHERE id = $1`,
+    [taskId],
+  );
   if (!rows[0]) throw new Error(`routed task ${taskId} has no row`);
-  return rows[0];
+  // Absent rather than null: a goal names only what it has.
+  const { skillId, validation, ...goal } = rows[0];
+  return { ...goal, ...(skillId ? { skillId } : {}), ...(validation ? { validation } : {}) };
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { Db, Queryable } from '../db';
 import { orgRowById } from './org-rows';
-import type { Goal, TaskOutcome, TaskStatus } from '../../contract/definitions';
+import type { Goal, TaskOutcome, TaskStatus, TaskValidation } from '../../contract/definitions';
 import { activeTraceId } from '../tracing';
 import { insertDecision, type Alongside } from './decisions';
 
@@ -33,6 +33,8 @@ export interface TaskRecord {
   traceId: string | null;
   /** The skill named when the task was submitted; null when none was. */
   skillId: string | null;
+  /** What the answer must satisfy before the task completes; null when nothing is checked. */
+  validation: TaskValidation | null;
 }
 
 const TASK_COLUMNS = `id, org_id AS "orgId", agent_id AS "agentId", title, task_type AS "taskType", priority,
@@ -40,7 +42,7 @@ const TASK_COLUMNS = `id, org_id AS "orgId", agent_id AS "agentId", title, task_
   error, parent_task_id AS "parentTaskId", delegation_depth AS "delegationDepth", steps,
   json_build_object('inputTokens', input_tokens, 'outputTokens', output_tokens) AS usage,
   created_at AS "createdAt", started_at AS "startedAt", completed_at AS "completedAt", trace_id AS "traceId",
-  skill_id AS "skillId"`;
+  skill_id AS "skillId", validation`;
 
 export function taskById(db: Db, orgId: string, id: string): Promise<TaskRecord | undefined> {
   return orgRowById<TaskRecord>(db, 'tasks', TASK_COLUMNS, orgId, id);
@@ -68,6 +70,15 @@ export async function taskInputs(db: Db, taskIds: string[]): Promise<Record<stri
     [taskIds],
   );
   return Object.fromEntries(rows.map((r) => [r.id, r.input ?? {}]));
+}
+
+/** The output checks of tasks that have one, by id. */
+export async function taskValidations(db: Db, taskIds: string[]): Promise<Record<string, TaskValidation>> {
+  const { rows } = await db.query<{ id: string; validation: TaskValidation }>(
+    'SELECT id, validation FROM tasks WHERE id = ANY($1) AND validation IS NOT NULL',
+    [taskIds],
+  );
+  return Object.fromEntries(rows.map((r) => [r.id, r.validation]));
 }
 
 /** Queued and running tasks of an organisation. */
@@ -105,8 +116,8 @@ async function insertTask(db: Db, input: QueuedTaskInput & { crewId?: string }):
   const { goal } = input;
   const inserted = await db.query(
     `INSERT INTO tasks (id, org_id, agent_id, title, task_type, priority, status, input, parent_task_id, delegation_depth,
-       created_at, crew_id, trace_id, skill_id)
-     VALUES ($1,$2,$3,$4,$5,$6,'queued',$7,$8,$9,$10,$11,$12,$13) ON CONFLICT (id) DO NOTHING RETURNING id`,
+       created_at, crew_id, trace_id, skill_id, validation)
+     VALUES ($1,$2,$3,$4,$5,$6,'queued',$7,$8,$9,$10,$11,$12,$13,$14) ON CONFLICT (id) DO NOTHING RETURNING id`,
     [
       goal.taskId,
       input.orgId,
@@ -122,6 +133,7 @@ async function insertTask(db: Db, input: QueuedTaskInput & { crewId?: string }):
       // The activity runs in the submitting request's trace (its context arrives in Temporal headers).
       activeTraceId(),
       goal.skillId ?? null,
+      goal.validation ? JSON.stringify(goal.validation) : null,
     ],
   );
   return Boolean(inserted.rowCount);
@@ -141,7 +153,7 @@ export async function insertCrewTask(db: Db, input: QueuedTaskInput & { crewId: 
   await insertTask(db, input);
 }
 
-/** Moves a task to a non-terminal status (planning, running, awaiting_approval). */
+/** Moves a task to a non-terminal status (planning, running, awaiting_approval, validating). */
 export async function setTaskStatus(db: Db, taskId: string, status: TaskStatus): Promise<void> {
   await db.query(
     `UPDATE tasks SET status = $2, updated_at = now(), started_at = COALESCE(started_at, now())

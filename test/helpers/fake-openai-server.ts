@@ -38,6 +38,8 @@ export interface FakeCompletion extends StreamKnobs {
   model?: string;
   /** Older Ollama streamed tool call deltas without `index`. */
   omitToolCallIndex?: boolean;
+  /** Answer only after this long (a slow model). */
+  delayMs?: number;
 }
 
 export type FakeReply =
@@ -217,6 +219,10 @@ function problem(status: number, message: string, code: string | null, param: st
 
 function answer(reply: FakeReply, request: RecordedRequest, res: ServerResponse, progress: StreamProgress): void {
   const body = request.body as Record<string, unknown>;
+  if (reply.kind === 'completion' && reply.delayMs) {
+    setTimeout(() => answer({ ...reply, delayMs: undefined }, request, res, progress), reply.delayMs);
+    return;
+  }
   switch (reply.kind) {
     case 'error':
       return sendJson(

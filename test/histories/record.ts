@@ -169,6 +169,30 @@ describe('record canonical histories', () => {
     await save('agent-goal-loop-archived', agentWorkflowId(a.id));
   });
 
+  scenario(
+    'checked output: a schema refused then passed, criteria failed to the last check, then archive',
+    async () => {
+      const a = await agent({ name: 'Recorder checked' });
+      const schema = await stack.api.createTask({
+        agentId: a.id,
+        title: 'checked by a schema',
+        expectedOutput: { type: 'object', required: ['n'], properties: { n: { type: 'integer' } } },
+        input: { script: [{ answer: 'n is two' }, { answer: '{"n": 2}' }] },
+      });
+      await finished(schema.id, 'completed');
+      const criteria = await stack.api.createTask({
+        agentId: a.id,
+        title: 'checked by a reviewer',
+        acceptanceCriteria: 'Says "done".',
+        maxValidationAttempts: 2,
+        input: { script: [{ answer: 'not yet' }, { answer: 'still not' }] },
+      });
+      await finished(criteria.id, 'failed');
+      await stack.api.post(`/api/v1/agents/${a.id}/archive`);
+      await save('agent-output-checked', agentWorkflowId(a.id));
+    },
+  );
+
   scenario('pause, priorities, cancel queued and running', async () => {
     const a = await agent({ name: 'Recorder pause' });
     await stack.api.post(`/api/v1/agents/${a.id}/pause`);
@@ -414,6 +438,25 @@ describe('record canonical histories', () => {
     if (metaRun.status !== 'completed') throw new Error(`meta run ${metaRun.status}: ${metaRun.error}`);
     await save('meta-supervisor', metaWorkflowId(created.body.id));
     await save('meta-supervisor-crew', crewWorkflowId(metaRun.crewId));
+  });
+
+  scenario('meta_orchestrate: an agent starts a meta run, awaits its result; the team is archived', async () => {
+    const lead = await agent({
+      name: 'Recorder lead',
+      allowedTools: ['memory_read', 'memory_write', 'meta_orchestrate', 'await_response'],
+    });
+    const asked = await task(lead.id, 'delegate to a team', [
+      { call: 'meta_orchestrate', args: { objective: 'Plan a small herb garden', maxAgents: 2 } },
+      { call: 'await_response', args: { timeoutSeconds: 120 } },
+      { answer: 'the team answered' },
+    ]);
+    const done = await stack.api.waitForTask(asked.id, 120_000);
+    if (done.status !== 'completed') throw new Error(`task ${done.status}: ${done.error}`);
+    const metaId = done.reasoningTrace.find((d: { decisionType: string }) => d.decisionType === 'tool_call').result
+      .metaId as string;
+    await stack.api.post(`/api/v1/agents/${lead.id}/archive`);
+    await save('meta-orchestrated-by-agent', metaWorkflowId(metaId));
+    await save('agent-meta-orchestrate-awaited', agentWorkflowId(lead.id));
   });
 
   // ---- Reminders: ReminderChangeWorkflow, ReminderFireWorkflow, and the agent following them ----
