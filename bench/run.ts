@@ -40,6 +40,7 @@ import { parkedAgents } from './scenarios/parked';
 import { budgetAndPriorities } from './scenarios/budget';
 import { agentTasks, ceiling, shapeTasks } from './scenarios/throughput';
 import { writeWorkflowBundle } from '../workers/bundle';
+import { findJaeger, startJaeger } from '../scripts/jaeger';
 
 const QUICK = process.argv.includes('--quick');
 /** `--cluster`: scenarios 1–4 on the self-hosted cluster only (a full run does them after the dev server's). */
@@ -129,6 +130,11 @@ interface Target {
   b: Bench;
   environment: Pick<Results, 'versions' | 'server' | 'worker'>;
   waitForPollers(queue: string): Promise<void>;
+  /**
+   * Runs `run` with the agent worker traced (a traced bundle, spans exported to Jaeger), then untraced again;
+   * also answers the services Jaeger received spans from.
+   */
+  withTracing<T>(run: () => Promise<T>): Promise<{ result: T; services: string[] }>;
 }
 
 async function startTarget(kind: 'dev' | 'cluster', dataDir: string, stops: Stops): Promise<Target> {
@@ -166,6 +172,7 @@ async function startTarget(kind: 'dev' | 'cluster', dataDir: string, stops: Stop
     spawnNode('trivial worker', 'bench/trivial-worker.ts', env),
   ];
   for (const child of children) stops.push(() => child.stop());
+  let agentWorker = children[0]!;
   const connection = await Connection.connect({ address: stack.temporal.address });
   stops.push(() => connection.close());
   const client = new Client({ connection });
@@ -187,16 +194,55 @@ async function startTarget(kind: 'dev' | 'cluster', dataDir: string, stops: Stop
     env,
     named: new Map([
       ...serverPids.map((pid) => [pid, 'temporal'] as const),
-      [children[0].pid, 'agent worker'],
-      [children[1].pid, 'trivial worker'],
+      [agentWorker.pid, 'agent worker'],
+      [children[1]!.pid, 'trivial worker'],
     ]),
-    workerPid: children[0].pid,
+    workerPid: agentWorker.pid,
     serverPid: stack.kind === 'dev' ? stack.temporal.pid : (stack.temporal.services.history.pid ?? NaN),
     metricsPort: stack.kind === 'dev' ? stack.temporal.metricsPort : undefined,
   };
   const waitForPollers = (queue: string) => waitForQueuePollers(client, queue);
   await Promise.race([Promise.all([waitForPollers(AGENT_QUEUE), waitForPollers(TRIVIAL_QUEUE)]), childCrashed]);
-  return { b, environment: await collectEnvironment(stack, db, config), waitForPollers };
+
+  /** Replaces the agent worker by one with `workerEnv`; its CPU is measured under the same name. */
+  const replaceAgentWorker = async (workerEnv: NodeJS.ProcessEnv) => {
+    await agentWorker.stop();
+    b.named.delete(agentWorker.pid);
+    agentWorker = spawnNode('agent worker', 'workers/main.ts', workerEnv);
+    stops.push(() => agentWorker.stop());
+    b.named.set(agentWorker.pid, 'agent worker');
+    b.workerPid = agentWorker.pid;
+    // The stopped worker's poll may still be listed for a while; give the new one time to poll too.
+    await sleep(5000);
+    await Promise.race([waitForPollers(AGENT_QUEUE), childCrashed]);
+  };
+  const withTracing = async <T>(run: () => Promise<T>): Promise<{ result: T; services: string[] }> => {
+    const jaeger = await startJaeger({ binary: await findJaeger(log) });
+    stops.push(() => jaeger.stop());
+    let traced = false;
+    try {
+      const tracedBundle = await writeWorkflowBundle(path.join(dataDir, 'workflow-bundle-traced.js'), {
+        traced: true,
+        report: log,
+      });
+      await replaceAgentWorker({
+        ...env,
+        WORKFLOW_BUNDLE_PATH: tracedBundle,
+        OTEL_EXPORTER_OTLP_ENDPOINT: jaeger.otlpHttpUrl,
+      });
+      traced = true;
+      const result = await run();
+      // Spans go out in batches; the traced worker flushes the last ones as it stops.
+      await replaceAgentWorker(env);
+      traced = false;
+      const services = ((await (await fetch(`${jaeger.uiUrl}/api/services`)).json()) as { data: string[] | null }).data;
+      return { result, services: services ?? [] };
+    } finally {
+      if (traced) await replaceAgentWorker(env);
+      await jaeger.stop();
+    }
+  };
+  return { b, environment: await collectEnvironment(stack, db, config), waitForPollers, withTracing };
 }
 
 /** Runs one scenario, records its result and the CPU each component used meanwhile. */
@@ -216,7 +262,7 @@ async function throughputBlock(
   s: Scenarios,
   scenario: ReturnType<typeof scenarioRunner>,
   wanted: (x: string) => boolean,
-  opts: { noShape?: boolean } = {},
+  opts: { noShape?: boolean; withTracing?: Target['withTracing'] } = {},
 ): Promise<AgentRun | undefined> {
   const { warmupSeconds, windowSeconds } = SIZES;
   if (wanted('1'))
@@ -234,6 +280,19 @@ async function throughputBlock(
   s.inlineShapeTasks = await scenario('2c same shape inline, no-op', () => shapeTasks(b, { ...shape, inline: true }));
   s.floorRatio = round(agentRun.perSecond / s.inlineShapeTasks.perSecond, 2);
   log(`agent tasks / floor (2c) = ${s.floorRatio}`);
+  const { withTracing } = opts;
+  if (withTracing) {
+    // Scenario 2 again with the worker traced (spans exported to Jaeger), right after the untraced run.
+    const { result: traced, services } = await scenario('2t agent tasks, tracing on', () =>
+      withTracing(() =>
+        agentTasks(b, { agents: SETTINGS.agents, depth: SETTINGS.tasksInFlightPerAgent, warmupSeconds, windowSeconds }),
+      ),
+    );
+    const { agentIds: _ids, taskIds: _tasks, ...tracedResult } = traced;
+    s.agentTasksTraced = { ...tracedResult, exportedServices: services };
+    s.tracingOverhead = round(1 - traced.perSecond / agentRun.perSecond, 3);
+    log(`tracing on: ${traced.perSecond}/s, ${round(s.tracingOverhead * 100, 1)} % below ${agentRun.perSecond}/s`);
+  }
   if (wanted('1')) {
     // The ceiling again, after 2 and 2c: agent tasks are reported against the mean of both ceiling runs
     // and, conservatively, against the higher one.
@@ -262,7 +321,11 @@ async function devScenarios(t: Target, results: Results): Promise<void> {
   const s = results.scenarios;
   const scenario = scenarioRunner(b, results.usage);
   // --only names 2b explicitly; 2 alone runs 2 and 2c.
-  const agentRun = await throughputBlock(b, s, scenario, wanted, { noShape: ONLY !== undefined && !wanted('2b') });
+  const agentRun = await throughputBlock(b, s, scenario, wanted, {
+    noShape: ONLY !== undefined && !wanted('2b'),
+    // --only names 2t explicitly, like 2b.
+    ...(ONLY === undefined || wanted('2t') ? { withTracing: t.withTracing } : {}),
+  });
 
   let approvalAgentIds: string[] = [];
   if (wanted('3')) {

@@ -2,6 +2,7 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import { Ajv2020 } from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
 import safeRegex from 'safe-regex2';
+import { extractJson } from '../contract/crew-plan';
 
 /**
  * A task's `expectedOutput`: a JSON Schema (draft 2020-12 unless its `$schema` names draft-07) that the
@@ -48,29 +49,15 @@ export function compileExpectedOutput(schema: Record<string, unknown>): Validate
 }
 
 /**
- * The JSON an answer carries: the whole answer, else its first ```json block, else the text from its first
- * `{` or `[` to the matching last `}` or `]`. Undefined when none of these parses.
+ * The JSON an answer carries: the whole answer (a bare string or number included), else the first JSON object
+ * or array in it (as crews read their members' answers).
  */
 export function answerJson(answer: string): unknown {
-  const candidates = [answer.trim()];
-  const fenced = /```(?:json)?\s*\n([\s\S]*?)\n?```/.exec(answer)?.[1];
-  if (fenced) candidates.push(fenced.trim());
-  for (const [open, close] of [
-    ['{', '}'],
-    ['[', ']'],
-  ] as const) {
-    const start = answer.indexOf(open);
-    const end = answer.lastIndexOf(close);
-    if (start >= 0 && end > start) candidates.push(answer.slice(start, end + 1));
+  try {
+    return JSON.parse(answer.trim());
+  } catch {
+    return extractJson(answer);
   }
-  for (const text of candidates) {
-    try {
-      return JSON.parse(text);
-    } catch {
-      // Try the next reading.
-    }
-  }
-  return undefined;
 }
 
 /** Checks an answer against a schema: the reasons it fails (none when it passes) and the JSON it carries. */

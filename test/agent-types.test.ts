@@ -221,6 +221,40 @@ describe('agent types (the catalogue of seed 004)', () => {
     const other = await api.createAgent({ name: 'Counter', objective: 'Count', type: 'analytics' });
     assert.equal((await api.post('/api/v1/tasks', { agentId: other.id, title: 'count' })).status, 201);
 
+    // Nor can other agents give it work: create_task and a request (each would be its goal) are tool errors.
+    const boss = await api.createAgent({
+      name: 'Boss',
+      objective: 'Delegate',
+      allowedTools: ['create_task', 'send_message'],
+    });
+    const tried = await api.waitForTask(
+      (
+        await api.createTask({
+          agentId: boss.id,
+          title: 'delegate the review',
+          input: {
+            script: [
+              {
+                calls: [
+                  { call: 'create_task', args: { agentId: agent.id, title: 'review this' } },
+                  { call: 'send_message', args: { toAgentId: agent.id, type: 'request', content: 'review?' } },
+                ],
+              },
+              { answer: 'tried' },
+            ],
+          },
+        })
+      ).id,
+    );
+    const errors = tried.reasoningTrace
+      .map((d: { result: { error?: string } | null }) => d.result?.error)
+      .filter(Boolean);
+    assert.deepEqual(errors, [
+      'delegation refused: agent type "moderation" is disabled in this organisation',
+      'request refused: agent type "moderation" is disabled in this organisation',
+    ]);
+    assert.equal((await api.get(`/api/v1/tasks?agentId=${agent.id}`)).body.tasks.length, 1, 'still nothing queued');
+
     assert.equal((await put(api, '/api/v1/agents/moderation', { isEnabled: true })).status, 200);
     const accepted = await api.post('/api/v1/tasks', { agentId: agent.id, title: 'more reviews' });
     assert.equal(accepted.status, 201, JSON.stringify(accepted.body));

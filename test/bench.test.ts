@@ -55,8 +55,12 @@ it('npm run bench -- --quick runs every scenario and writes its results', { time
       [10, 0],
     ],
   );
-  // Tracing does not exist yet: no number stands in for it.
-  assert.deepEqual(r.tracingOverhead, { measured: false, reason: 'not measured: tracing not implemented' });
+  // 2t ran scenario 2 again with the worker traced, and Jaeger received the worker's spans.
+  positive(r.tracingOverhead.tracedPerSec, 'tracingOverhead.tracedPerSec');
+  assert.equal(r.tracingOverhead.untracedPerSec, r.tasksPerSec);
+  assert.equal(typeof r.tracingOverhead.lower, 'number');
+  assert.ok(r.tracingOverhead.exportedServices.length > 0, 'Jaeger received spans');
+  assert.equal(r.scenarios.agentTasksTraced.failed, 0);
   assert.equal(r.parkedAgents.count, 300);
   positive(r.parkedAgents.startPerSec, 'parkedAgents.startPerSec');
   positive(r.parkedAgents.workerRssMb, 'parkedAgents.workerRssMb');

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { agentWorkflowId } from '../contract/definitions';
 import { startFakeOpenAi, type FakeOpenAiServer, type RecordedRequest } from './helpers/fake-openai-server';
 import { startStack, testConfig, waitFor, type TestStack } from './helpers/stack';
 
@@ -64,6 +65,13 @@ describe('messaging between agents', () => {
 
     // In the recipient's inbox (its state query and the Web UI), not read yet.
     await waitFor(async () => (await live(receiver.id))?.unreadMessages === 1, 'the unread message');
+    const metadata = await stack.client.workflow
+      .getHandle(agentWorkflowId(receiver.id))
+      .query<{ currentDetails: string }>('__temporal_workflow_metadata');
+    assert.match(
+      metadata.currentDetails,
+      /\*\*1 unread message\(s\)\*\*:\n- status from agent [0-9a-f-]{36}: the build is green/,
+    );
     const [before] = await messagesOf(receiver.id, 'in');
     assert.equal(before.id, messageId);
     assert.equal(before.status, 'delivered');

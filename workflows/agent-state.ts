@@ -57,6 +57,9 @@ const DELIVERED_IDS_LIMIT = 500;
 /** Requests answered lately that await_response may still ask about. */
 const REPLIES_SEEN_LIMIT = 100;
 
+/** How many unread messages the agent's Web UI details list. */
+const UNREAD_SHOWN = 3;
+
 /**
  * One run of an AgentWorkflow: the agent's state (queue, lifecycle flags, counters), its message handlers
  * and validators, and the steps the workflow takes (publish a change, take an active slot, run a goal,
@@ -161,10 +164,17 @@ export class Agent {
     return { taskId, status: done?.status ?? 'queued', position: 0 };
   }
 
-  /** The Web UI summary of the agent, with its unread messages. */
+  /** The Web UI summary of the agent, with its latest unread messages. */
   private describe(): string {
-    const unread = this.state.inbox?.length ?? 0;
-    return unread > 0 ? `${this.describeStatus()} ${unread} unread message(s).` : this.describeStatus();
+    const inbox = this.state.inbox ?? [];
+    if (inbox.length === 0) return this.describeStatus();
+    const latest = inbox.slice(-UNREAD_SHOWN).map((m) => {
+      const from = m.fromAgentId ? `agent ${m.fromAgentId}` : 'the orchestrator';
+      const text = m.summary.length > 120 ? `${m.summary.slice(0, 119)}…` : m.summary;
+      return `\n- ${m.type} from ${from}: ${text}`;
+    });
+    const heading = inbox.length > UNREAD_SHOWN ? `, the latest ${UNREAD_SHOWN}` : '';
+    return `${this.describeStatus()}\n\n**${inbox.length} unread message(s)**${heading}:${latest.join('')}`;
   }
 
   private describeStatus(): string {

@@ -18,6 +18,7 @@ import {
 import { taskById } from '../../lib/records/tasks';
 import { activeAgentSummaries, agentStatus, countActiveAgentsWith, isActiveAgent } from '../../lib/records/agents';
 import { readMemory, writeMemory } from '../../lib/records/memory';
+import { disabledTypeOf } from '../../lib/records/agent-types';
 import { insertMetaRun, metaRunRequestedBy } from '../../lib/records/meta-runs';
 import { claimSideEffect, settleSideEffect, sideEffectResult } from '../../lib/records/side-effects';
 import { agentBodies, DEFAULT_TOOLS, TopicName } from '../../lib/models';
@@ -203,6 +204,12 @@ async function deliver(
 }
 
 /** A recipient other than the sender, active in the sender's organisation (others' agents do not exist). */
+/** A goal for an agent whose type its organisation disabled is refused, as POST /api/v1/tasks refuses it. */
+async function checkTypeEnabled(ctx: ToolContext, agentId: string, what: string): Promise<void> {
+  const type = await disabledTypeOf(ctx.db, ctx.orgId, agentId);
+  if (type) throw new ToolError(`${what} refused: agent type "${type}" is disabled in this organisation`);
+}
+
 async function checkRecipient(ctx: ToolContext, toAgentId: string): Promise<void> {
   if (toAgentId === ctx.agentId) throw new ToolError('an agent cannot send a message to itself');
   const status = await agentStatus(ctx.db, toAgentId, ctx.orgId);
@@ -229,6 +236,8 @@ export const sendMessage = defineTool({
       const depth = ctx.delegationDepth + 1;
       if (depth > ctx.maxDelegationDepth)
         throw new ToolError(`${type} refused: depth ${depth} exceeds the fuse of ${ctx.maxDelegationDepth}`);
+      // Both become a goal of the recipient.
+      await checkTypeEnabled(ctx, toAgentId, type);
     }
     const { result } = await applyOnce(ctx, 'send_message', async (client) => {
       const messageId = await insertAgentMessage(client, {
@@ -405,6 +414,7 @@ export const createTask = defineTool({
     }
     if (!(await isActiveAgent(ctx.db, args.agentId, ctx.orgId)))
       throw new ToolError(`no active agent ${args.agentId} in this organisation`);
+    await checkTypeEnabled(ctx, args.agentId, 'delegation');
     // The task id derives from the idempotency key: a retried call submits the same task, which the
     // target agent recognises and does not queue twice.
     const taskId = stableUuid(ctx.idempotencyKey);

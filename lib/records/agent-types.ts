@@ -82,6 +82,16 @@ export async function agentTypeEnabled(db: Db, orgId: string, agentType: string)
   return rows[0]?.isEnabled ?? true;
 }
 
+/** The agent's type when its organisation disabled that type (the agent takes no new tasks); null otherwise. */
+export async function disabledTypeOf(db: Db, orgId: string, agentId: string): Promise<string | null> {
+  const { rows } = await db.query<{ type: string }>('SELECT type FROM agents WHERE id = $1 AND org_id = $2', [
+    agentId,
+    orgId,
+  ]);
+  const type = rows[0]?.type;
+  return type !== undefined && !(await agentTypeEnabled(db, orgId, type)) ? type : null;
+}
+
 const SETTING_COLUMNS: Record<keyof AgentTypeSettings, string> = {
   name: 'name',
   autonomyLevel: 'autonomy_level',

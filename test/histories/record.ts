@@ -193,6 +193,23 @@ describe('record canonical histories', () => {
     },
   );
 
+  scenario('messages: a status, a request answered as a response and awaited, a handoff, then archive', async () => {
+    const asker = await agent({ name: 'Recorder asker', allowedTools: ['send_message', 'await_response'] });
+    const expert = await agent({ name: 'Recorder expert' });
+    const asked = await task(asker.id, 'ask the expert', [
+      { call: 'send_message', args: { toAgentId: expert.id, content: 'heads up: a question follows' } },
+      { call: 'send_message', args: { toAgentId: expert.id, type: 'request', content: 'What is the build status?' } },
+      { call: 'await_response', args: { timeoutSeconds: 60 } },
+      { call: 'send_message', args: { toAgentId: expert.id, type: 'handoff', content: 'take it from here' } },
+    ]);
+    await finished(asked.id, 'completed');
+    const handedOff = await stack.api.waitForTask(asked.id);
+    await finished(handedOff.output.handedOffTo.taskId, 'completed');
+    for (const a of [asker, expert]) await stack.api.post(`/api/v1/agents/${a.id}/archive`);
+    await save('agent-messages-asker', agentWorkflowId(asker.id));
+    await save('agent-messages-expert', agentWorkflowId(expert.id));
+  });
+
   scenario('pause, priorities, cancel queued and running', async () => {
     const a = await agent({ name: 'Recorder pause' });
     await stack.api.post(`/api/v1/agents/${a.id}/pause`);
