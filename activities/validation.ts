@@ -12,6 +12,8 @@ export interface ValidateOutputInput {
   step: number;
   /** 1-based: the how-manieth check of this task's answers. */
   attempt: number;
+  /** No check follows this one (the last attempt, or the last step): a failure fails the task. */
+  lastCheck: boolean;
   title: string;
   answer: string;
   validation: TaskValidation;
@@ -38,8 +40,14 @@ export function createValidationActivities(deps: StepDeps & { runner: StepRunner
   return {
     async validateOutput(input: ValidateOutputInput): Promise<OutputVerdict> {
       const at = { taskId: input.taskId, step: input.step, seq: CHECK_SEQ, type: CHECK_DECISION };
+      // A failed check that leaves another goes back to the model: the task works again. (A passed or last
+      // check ends the task, which records its end.)
+      const settled = async (v: OutputVerdict) => {
+        if (!v.passed && !input.lastCheck) await setTaskStatus(db, input.taskId, 'running');
+        return v;
+      };
       const recorded = (await decisionResult(db, at)) as OutputVerdict | undefined;
-      if (recorded) return recorded;
+      if (recorded) return await settled(recorded);
       await setTaskStatus(db, input.taskId, 'validating');
       const { expectedOutput, acceptanceCriteria, maxAttempts } = input.validation;
       let verdict: OutputVerdict = { passed: true, reasons: [] };
@@ -59,7 +67,7 @@ export function createValidationActivities(deps: StepDeps & { runner: StepRunner
       });
       if (!verdict.passed || !acceptanceCriteria) {
         await insertDecision(db, decision(verdict));
-        return verdict;
+        return await settled(verdict);
       }
       const reply = await deps.runner.governedModelCall(
         {
@@ -91,7 +99,7 @@ export function createValidationActivities(deps: StepDeps & { runner: StepRunner
         },
         decision(verdict),
       );
-      return verdict;
+      return await settled(verdict);
     },
   };
 }

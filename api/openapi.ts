@@ -12,6 +12,7 @@ import {
   AUTONOMY_LEVELS,
   CREW_ASSIGNMENTS,
   CREW_MESSAGE_TYPES,
+  MESSAGE_TYPES,
   CREW_PROCESSES,
   CREW_STATUSES,
   CREW_SUBTASK_STATUSES,
@@ -35,9 +36,11 @@ import {
   ListAgentsQuery,
   ListApprovalsQuery,
   ListCrewsQuery,
+  ListMessagesQuery,
   ListMetaQuery,
   ListTasksQuery,
   RejectBody,
+  SubscribeBody,
   UpdateAgentBody,
   UpdateAgentTypeBody,
 } from '../lib/models';
@@ -446,6 +449,28 @@ export const AgentType = z.looseObject({
   updatedAt: nullableTimestamp,
 });
 export const AgentTypeList = z.object({ agentTypes: z.array(AgentType) });
+
+/** A message an agent received or sent (docs/agents.md "Messaging"); `fromAgentId` null: from the orchestrator. */
+export const AgentMessage = z.looseObject({
+  id: z.uuid(),
+  fromAgentId: z.uuid().nullable(),
+  toAgentId: z.uuid(),
+  topic: z.string().nullable(),
+  type: z.enum(MESSAGE_TYPES),
+  content: z.string(),
+  replyTo: z.uuid().nullable(),
+  status: z.enum(['delivered', 'read']),
+  taskId: z.uuid().nullable(),
+  createdAt: timestamp,
+  readAt: nullableTimestamp,
+});
+export const AgentMessageList = z.object({
+  messages: z.array(AgentMessage),
+  direction: z.enum(['in', 'out']),
+  ...page,
+});
+export const TopicSubscribers = z.looseObject({ topic: z.string(), subscribers: z.array(z.uuid()) });
+export const TopicSubscription = z.object({ topic: z.string(), agentId: z.uuid(), subscribed: z.literal(true) });
 export const MetaRunList = z.object({ runs: z.array(MetaRun), ...page });
 
 /** The named schemas, as they appear under components.schemas. */
@@ -479,6 +504,10 @@ const RESPONSE_SCHEMAS = {
   MetaRun,
   MetaRunDetail,
   MetaRunList,
+  AgentMessage,
+  AgentMessageList,
+  TopicSubscribers,
+  TopicSubscription,
 };
 const REQUEST_SCHEMAS = {
   CreateAgentBody,
@@ -493,8 +522,17 @@ const REQUEST_SCHEMAS = {
   CrewMessageBody,
   CreateReminderBody,
   CreateMetaBody,
+  SubscribeBody,
 };
-const QUERY_SCHEMAS = { ListAgentsQuery, ListTasksQuery, ListApprovalsQuery, ListCrewsQuery, ListMetaQuery, PageQuery };
+const QUERY_SCHEMAS = {
+  ListAgentsQuery,
+  ListTasksQuery,
+  ListApprovalsQuery,
+  ListCrewsQuery,
+  ListMetaQuery,
+  ListMessagesQuery,
+  PageQuery,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Routes
@@ -751,6 +789,37 @@ route({
   summary: 'Send a message to a running crew (stored once per messageId)',
   body: CrewMessageBody,
   responses: { 202: CrewMessageAccepted },
+});
+
+route({
+  method: 'get',
+  path: '/api/v1/agents/:id/messages',
+  tag: 'messages',
+  summary: 'Messages the agent received (direction=in, the default) or sent (out), newest first',
+  query: ListMessagesQuery,
+  responses: { 200: AgentMessageList },
+});
+route({
+  method: 'get',
+  path: '/api/v1/topics/:topic/subscribers',
+  tag: 'messages',
+  summary: "A topic's subscribers in this organisation",
+  responses: { 200: TopicSubscribers },
+});
+route({
+  method: 'post',
+  path: '/api/v1/topics/:topic/subscribers',
+  tag: 'messages',
+  summary: 'Subscribe an agent to a topic: what is published to it reaches its inbox (409 when archived)',
+  body: SubscribeBody,
+  responses: { 201: TopicSubscription },
+});
+route({
+  method: 'delete',
+  path: '/api/v1/topics/:topic/subscribers/:agentId',
+  tag: 'messages',
+  summary: 'Unsubscribe an agent from a topic (404 when it was not subscribed)',
+  responses: { 204: { description: 'Unsubscribed', media: {} } },
 });
 
 route({

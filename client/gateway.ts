@@ -350,6 +350,8 @@ export class TemporalGateway {
     return this.client.workflow.start<MetaSupervisorWorkflowType>('MetaSupervisorWorkflow', {
       workflowId: metaWorkflowId(input.metaId),
       taskQueue: this.taskQueue,
+      // A run id is started once: a repeated start (a retried tool call) must not run it again after it closed.
+      workflowIdReusePolicy: 'REJECT_DUPLICATE',
       args: [input],
       typedSearchAttributes: [{ key: OrgIdAttr, value: input.orgId }],
       staticSummary: `Meta supervisor ${input.name} (up to ${input.maxAgents} agents)`,

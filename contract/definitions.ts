@@ -141,6 +141,8 @@ export interface AgentSettings {
   priorityScoring?: boolean;
   /** PRIORITY_SCORING_TIMEOUT_SECONDS. */
   priorityScoringTimeoutSeconds?: number;
+  /** TRACES_UI_URL (with `{traceId}`): a running task's Web UI details link to its trace. */
+  tracesUiUrl?: string;
 }
 
 export interface Goal {
@@ -454,6 +456,11 @@ export interface CrewWorkflowInput {
   consensusThreshold: number;
   /** A hierarchical crew given a ready plan (the meta supervisor's) runs it instead of asking a planner. */
   plan?: { id: string; title: string; capabilities: string[]; dependsOn: string[] }[];
+  /**
+   * Set when the crew works for a task (a meta run an agent started): its members' goals sit one level below
+   * it, so the delegation fuse and sub-task limits count them. Absent: top level (depth 0, no parent).
+   */
+  delegatedBy?: { taskId: string; delegationDepth: number };
 }
 
 /** A message between members (or from outside, `fromAgentId` null); `toAgentId` null is a broadcast. */
@@ -601,7 +608,7 @@ export interface MetaWorkflowInput {
    * Set when an agent started the run (the meta_orchestrate tool): the team gets no more than `limits`
    * allow, and the result goes back to the agent as a response to `metaId`.
    */
-  requestedBy?: { agentId: string; taskId: string; limits: MetaTeamLimits };
+  requestedBy?: { agentId: string; taskId: string; delegationDepth: number; limits: MetaTeamLimits };
   /** Archive the team's agents when the run ends. Absent in runs started before this existed (kept). */
   archiveTeam?: boolean;
 }

@@ -338,6 +338,7 @@ export function agentSettings(c: Config): AgentSettings {
     approvalTimeoutHours: c.APPROVAL_TIMEOUT_HOURS,
     priorityScoring: c.PRIORITY_SCORING === 'on',
     priorityScoringTimeoutSeconds: c.PRIORITY_SCORING_TIMEOUT_SECONDS,
+    ...(c.TRACES_UI_URL ? { tracesUiUrl: c.TRACES_UI_URL } : {}),
   };
 }
 

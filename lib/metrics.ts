@@ -112,7 +112,7 @@ export function createApiMetrics(db: Db, opts: { tokenBudget?: TokenBudgetSettin
   );
   fromQuery(
     'agents_tasks',
-    'Tasks by agent type and status (queued, planning, awaiting_approval, running, completed, failed, cancelled)',
+    'Tasks by agent type and status (queued, planning, awaiting_approval, running, waiting_for_budget, validating, completed, failed, cancelled)',
     ['agent_type', 'status'],
     `SELECT a.type AS agent_type, t.status, count(*) AS value FROM tasks t JOIN agents a ON a.id = t.agent_id GROUP BY 1, 2`,
   );

@@ -254,6 +254,37 @@ describe('unstorable values', () => {
     assert.equal(done.status, 'completed');
   });
 
+  it('a model call retried after a failed attempt reserves tokens again, and counts what the retry used', async () => {
+    const agent = await stack.api.createAgent({
+      name: 'retrier',
+      objective: 'answer',
+      provider: 'openai',
+      model: 'gpt-test',
+    });
+    openai.enqueue({ kind: 'error', status: 500 });
+    openai.enqueue({
+      kind: 'completion',
+      content: 'second time lucky',
+      usage: { promptTokens: 30, completionTokens: 7 },
+    });
+    const done = await stack.api.waitForTask((await stack.api.createTask({ agentId: agent.id, title: 'retry me' })).id);
+    assert.equal(done.status, 'completed', JSON.stringify(done));
+    const { rows } = await stack.db.query<{ id: string; tokens: number }>(
+      `SELECT id, tokens FROM token_ledger WHERE task_id = $1 AND purpose = 'step' ORDER BY reserved_at`,
+      [done.id],
+    );
+    // One reservation per attempt (its id names the attempt): the failed one settled at 0, the retry at its
+    // usage. Under one id per step, the retry would have found the first reservation and reserved nothing.
+    assert.equal(rows.length, 2, JSON.stringify(rows));
+    assert.notEqual(rows[0]!.id, rows[1]!.id);
+    assert.match(rows[0]!.id, /:1$/);
+    assert.match(rows[1]!.id, /:2$/);
+    assert.deepEqual(
+      rows.map((r) => r.tokens),
+      [0, 37],
+    );
+  });
+
   it('a value the database refuses later fails its task with the reason, and the next task of the agent completes', async () => {
     // A manual agent records the model's proposed arguments; these hold a lone surrogate, which jsonb refuses.
     const agent = await stack.api.createAgent({

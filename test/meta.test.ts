@@ -256,6 +256,13 @@ describe('meta supervisor', () => {
       assert.equal(run.status, 'completed', JSON.stringify(run));
       assert.deepEqual(run.requestedBy, { agentId: lead.id, taskId: task.id });
       assert.equal(run.team.length, 2);
+      // The team's goals sit one level below the lead's task: the delegation fuse counts them.
+      const { rows: crewTasks } = await stack.db.query(
+        'SELECT delegation_depth, parent_task_id FROM tasks WHERE crew_id = $1',
+        [run.crewId],
+      );
+      assert.ok(crewTasks.length > 0);
+      for (const row of crewTasks) assert.deepEqual(row, { delegation_depth: 1, parent_task_id: task.id });
       for (const member of run.team) {
         const agent = (await stack.api.get(`/api/v1/agents/${member.agentId}`)).body;
         assert.equal(agent.status, 'ARCHIVED');

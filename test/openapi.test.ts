@@ -128,6 +128,45 @@ describe('OpenAPI 3.1 contract', () => {
     conforms('get', '/api/v1/agents/:id', await stack.api.get(`/api/v1/agents/${id}`), 200);
   });
 
+  it('messages and topics: an inbox with a message, subscribe, list subscribers, unsubscribe', async () => {
+    const sender = await stack.api.createAgent({ name: 'Sender', objective: 'Tell', allowedTools: ['send_message'] });
+    const receiver = await stack.api.createAgent({ name: 'Receiver', objective: 'Listen' });
+    const script = [{ call: 'send_message', args: { toAgentId: receiver.id, content: 'hello' } }, { answer: 'sent' }];
+    await stack.api.waitForTask(
+      (await stack.api.createTask({ agentId: sender.id, title: 'tell', input: { script } })).id,
+    );
+    const inbox = await stack.api.get(`/api/v1/agents/${receiver.id}/messages?direction=in`);
+    assert.equal(inbox.body.messages.length, 1);
+    conforms('get', '/api/v1/agents/:id/messages', inbox, 200);
+    conforms(
+      'get',
+      '/api/v1/agents/:id/messages',
+      await stack.api.get(`/api/v1/agents/${sender.id}/messages?direction=sideways`),
+      400,
+    );
+    const topic = 'contract.news';
+    conforms(
+      'post',
+      '/api/v1/topics/:topic/subscribers',
+      await stack.api.post(`/api/v1/topics/${topic}/subscribers`, { agentId: receiver.id }),
+      201,
+    );
+    conforms(
+      'get',
+      '/api/v1/topics/:topic/subscribers',
+      await stack.api.get(`/api/v1/topics/${topic}/subscribers`),
+      200,
+    );
+    const removed = await stack.api.request('DELETE', `/api/v1/topics/${topic}/subscribers/${receiver.id}`);
+    conforms('delete', '/api/v1/topics/:topic/subscribers/:agentId', removed, 204);
+    conforms(
+      'delete',
+      '/api/v1/topics/:topic/subscribers/:agentId',
+      await stack.api.request('DELETE', `/api/v1/topics/${topic}/subscribers/${receiver.id}`),
+      404,
+    );
+  });
+
   it('tasks: submit, list, read with a reasoning trace, cancel', async () => {
     const agent = await stack.api.createAgent({ name: 'Tasker', objective: 'Do' });
     const script = [{ call: 'memory_write', args: { key: 'k', op: 'set', value: 1 } }, { answer: 'done' }];

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { agentWorkflowId } from '../contract/definitions';
 import { findJaeger, startJaeger, type RunningJaeger } from '../scripts/jaeger';
 import { killHard, spawnWorker, startApi, testConfig, waitFor, type TestStack } from './helpers/stack';
 
@@ -106,6 +107,15 @@ describe('traces', { timeout: 15 * 60_000 }, () => {
         input: { script: script('t1') },
       });
       const approval = await pendingApproval(created.id);
+      // While it waits, the agent's Web UI details link to the task's trace (the one its row names).
+      const { traceId } = (await stack.api.get(`/api/v1/tasks/${created.id}`)).body;
+      const metadata = await stack.client.workflow
+        .getHandle(agentWorkflowId(agent.id))
+        .query<{ currentDetails: string }>('__temporal_workflow_metadata');
+      assert.ok(
+        metadata.currentDetails.endsWith(` · [trace](${jaeger.uiUrl}/trace/${traceId})`),
+        metadata.currentDetails,
+      );
       assert.equal((await stack.api.post(`/api/v1/approvals/${approval.id}/approve`, {})).status, 200);
       const done = await stack.api.waitForTask(created.id, 60_000);
       assert.equal(done.status, 'completed');

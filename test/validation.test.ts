@@ -187,6 +187,51 @@ describe('checked output', () => {
     );
   });
 
+  it('an answer refused on the last step fails the task with the reasons, not as "no final answer"', async () => {
+    const a = await agent('Last step');
+    const reads = Array.from({ length: 9 }, () => ({ call: 'memory_read', args: { key: 'k' } }));
+    const done = await stack.api.waitForTask(
+      (
+        await stack.api.createTask({
+          agentId: a.id,
+          title: 'Answer at the very end',
+          acceptanceCriteria: 'Says "done".',
+          input: { script: [...reads, { answer: 'not yet' }] },
+        })
+      ).id,
+    );
+    assert.equal(done.status, 'failed', JSON.stringify(done));
+    assert.equal(done.steps, 10, 'MAX_STEPS');
+    assert.equal(done.error, 'the answer failed its check 1 time(s): the answer does not mention "done"');
+    assert.equal(done.output.answer, '[offline] not yet');
+  });
+
+  it('a handed-off task takes its check along to the agent it goes to', async () => {
+    const first = await agent('Triage', { allowedTools: ['send_message'] });
+    const second = await agent('Specialist');
+    const done = await stack.api.waitForTask(
+      (
+        await stack.api.createTask({
+          agentId: first.id,
+          title: 'Resolve ticket 42',
+          acceptanceCriteria: 'Mentions "ticket 42".',
+          input: {
+            script: [{ call: 'send_message', args: { toAgentId: second.id, type: 'handoff', content: 'yours' } }],
+          },
+        })
+      ).id,
+    );
+    assert.equal(done.status, 'completed', JSON.stringify(done));
+    const moved = await stack.api.waitForTask(done.output.handedOffTo.taskId);
+    assert.deepEqual(moved.validation, { acceptanceCriteria: 'Mentions "ticket 42".', maxAttempts: 3 });
+    assert.equal(moved.status, 'completed', JSON.stringify(moved));
+    assert.deepEqual(
+      trace(moved).map((d) => d.result.passed),
+      [true],
+      "the specialist's answer was checked",
+    );
+  });
+
   it('both checks: the schema first, and the reviewer only sees a well-formed answer', async () => {
     const a = await agent('Both');
     const done = await stack.api.waitForTask(

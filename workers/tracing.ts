@@ -4,7 +4,9 @@ import {
   OpenTelemetryActivityInboundInterceptor,
   OpenTelemetryActivityOutboundInterceptor,
 } from '@temporalio/interceptors-opentelemetry/lib/worker';
-import type { WorkerOptions } from '@temporalio/worker';
+import type { InjectedSink, WorkerOptions } from '@temporalio/worker';
+import type { OpenTelemetryWorkflowExporter } from '@temporalio/interceptors-opentelemetry/lib/workflow/definitions';
+import type { WorkflowInfo } from '@temporalio/workflow';
 import type { Tracing } from '../lib/tracing';
 
 /**
@@ -28,6 +30,24 @@ export function workerTracingOptions(
         outbound: new OpenTelemetryActivityOutboundInterceptor(ctx),
       }),
     ],
-    sinks: { exporter: makeWorkflowExporter(tracing.spanProcessor, tracing.resource) },
+    sinks: { exporter: workflowSpanSink(tracing) },
+  };
+}
+
+/**
+ * The sink workflow spans leave the sandbox through. The SDK's copies the whole WorkflowInfo onto every span
+ * as attributes (memo, search attributes, retry policy, start times…), which each export then encodes again;
+ * only what names the run is kept.
+ */
+function workflowSpanSink(tracing: Tracing): InjectedSink<OpenTelemetryWorkflowExporter> {
+  const sdk = makeWorkflowExporter(tracing.spanProcessor, tracing.resource);
+  return {
+    export: {
+      fn: (info, spans) => {
+        const { workflowId, runId, workflowType, taskQueue, namespace } = info;
+        const naming = { workflowId, runId, workflowType, taskQueue, namespace } as WorkflowInfo;
+        return sdk.export.fn(naming, spans);
+      },
+    },
   };
 }

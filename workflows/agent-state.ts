@@ -164,17 +164,17 @@ export class Agent {
     return { taskId, status: done?.status ?? 'queued', position: 0 };
   }
 
-  /** The Web UI summary of the agent, with its latest unread messages. */
-  private describe(): string {
+  /** The Web UI summary of the agent (with `note` after its status), then its latest unread messages. */
+  private describe(note = ''): string {
     const inbox = this.state.inbox ?? [];
-    if (inbox.length === 0) return this.describeStatus();
+    if (inbox.length === 0) return this.describeStatus() + note;
     const latest = inbox.slice(-UNREAD_SHOWN).map((m) => {
       const from = m.fromAgentId ? `agent ${m.fromAgentId}` : 'the orchestrator';
       const text = m.summary.length > 120 ? `${m.summary.slice(0, 119)}…` : m.summary;
       return `\n- ${m.type} from ${from}: ${text}`;
     });
     const heading = inbox.length > UNREAD_SHOWN ? `, the latest ${UNREAD_SHOWN}` : '';
-    return `${this.describeStatus()}\n\n**${inbox.length} unread message(s)**${heading}:${latest.join('')}`;
+    return `${this.describeStatus()}${note}\n\n**${inbox.length} unread message(s)**${heading}:${latest.join('')}`;
   }
 
   private describeStatus(): string {
@@ -526,7 +526,7 @@ export class Agent {
         // Only the Web UI summary changes; the status stays as it is until the goal starts.
         this.state.waitingForSlot = !granted;
         setCurrentDetails(
-          this.describe() + (granted ? '' : ` Waiting for an active slot (AGENTS_MAX_ACTIVE), ${ahead} ahead.`),
+          this.describe(granted ? '' : ` Waiting for an active slot (AGENTS_MAX_ACTIVE), ${ahead} ahead.`),
         );
       }
       if (granted) {

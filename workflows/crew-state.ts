@@ -169,8 +169,8 @@ export class Crew {
         ...(inbox.length ? { messages: inbox } : {}),
       },
       priority: member.agent.priority,
-      delegationDepth: 0,
-      parentTaskId: null,
+      delegationDepth: input.delegatedBy ? input.delegatedBy.delegationDepth + 1 : 0,
+      parentTaskId: input.delegatedBy?.taskId ?? null,
       submittedAt: new Date().toISOString(),
     };
     this.roster.started(member.agentId);

@@ -119,6 +119,14 @@ export async function MetaSupervisorWorkflow(input: MetaWorkflowInput): Promise<
           settings: input.settings,
           consensusThreshold: input.consensusThreshold,
           plan: design.plan,
+          ...(input.requestedBy
+            ? {
+                delegatedBy: {
+                  taskId: input.requestedBy.taskId,
+                  delegationDepth: input.requestedBy.delegationDepth,
+                },
+              }
+            : {}),
         },
       ],
       typedSearchAttributes: [

@@ -91,3 +91,9 @@ export type WaitReason = 'approval' | 'token_budget' | 'step_slot' | 'resource' 
 export function inWaitSpan<T>(reason: WaitReason, fn: () => Promise<T>): Promise<T> {
   return inSpan(`wait ${reason}`, { 'agents.wait.reason': reason }, otel.context.active(), fn);
 }
+
+/** The trace id of the active span (the running goal's `invoke_agent`); null while tracing is off. */
+export function activeTraceId(): string | null {
+  const span = otel.trace.getActiveSpan()?.spanContext();
+  return span && otel.isSpanContextValid(span) ? span.traceId : null;
+}

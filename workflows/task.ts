@@ -16,7 +16,7 @@ import type { ToolPolicy } from '../activities/tools/registry';
 import { ErrorType } from '../contract/errors';
 import { parseJsonOrText } from '../contract/json';
 import { activitiesFor, admissionWaitOf, applicationFailure } from './activities';
-import { inTaskSpan, inWaitSpan, type WaitReason } from './task-spans';
+import { activeTraceId, inTaskSpan, inWaitSpan, type WaitReason } from './task-spans';
 import {
   decideApprovalSignal,
   decideApprovalUpdate,
@@ -105,6 +105,8 @@ export class TaskRun {
   private admissionWaitMs = 0;
   /** Checks of final answers so far (the goal's `validation` bounds them). */
   private validationAttempts = 0;
+  /** ` · [trace](url)` in the Web UI details while tracing is on and TRACES_UI_URL is set; else empty. */
+  private traceLink = '';
 
   constructor(
     private readonly input: TaskWorkflowInput,
@@ -196,6 +198,10 @@ export class TaskRun {
   private async runSteps(): Promise<TaskOutcome> {
     const { goal, agent, settings } = this.input;
     const { acts, progress } = this;
+    // Inside the goal's invoke_agent span: its trace is the one the task row names.
+    const traceId = activeTraceId();
+    if (traceId && settings.tracesUiUrl)
+      this.traceLink = ` · [trace](${settings.tracesUiUrl.replace('{traceId}', traceId)})`;
     const rank = goal.score ?? goal.priority * 100;
     const messages: LlmMessage[] = [
       { role: 'system', content: systemPrompt(this.input) },
@@ -399,10 +405,12 @@ export class TaskRun {
     rank: number,
     messages: LlmMessage[],
   ): Promise<TaskOutcome | null> {
-    const { goal, agent } = this.input;
+    const { goal, agent, settings } = this.input;
     const validation = goal.validation!;
     this.validationAttempts += 1;
     const attempt = this.validationAttempts;
+    // On the last step no correction could follow: this check is the last either way.
+    const lastCheck = attempt >= validation.maxAttempts || step >= settings.maxSteps;
     this.progress.status = 'validating';
     this.show(`validating the answer (check ${attempt}/${validation.maxAttempts})`);
     const verdict = await this.admitted(() =>
@@ -410,6 +418,7 @@ export class TaskRun {
         taskId: goal.taskId,
         step,
         attempt,
+        lastCheck,
         title: goal.title,
         answer,
         validation,
@@ -428,7 +437,7 @@ export class TaskRun {
       const output = 'output' in verdict ? { output: verdict.output } : {};
       return await this.finish('completed', { answer, ...output }, null);
     }
-    if (attempt >= validation.maxAttempts) {
+    if (lastCheck) {
       return await this.finish(
         'failed',
         { answer, validation: { reasons: verdict.reasons } },
@@ -450,7 +459,7 @@ export class TaskRun {
 
   private show(activity: string): void {
     this.progress.activity = activity;
-    setCurrentDetails(`**${this.input.agent.name}** · ${activity}`);
+    setCurrentDetails(`**${this.input.agent.name}** · ${activity}${this.traceLink}`);
   }
 
   /** Notifications run beside the task (in a scope cancellation cannot reach) and are awaited at the end. */

@@ -203,13 +203,13 @@ async function deliver(
   }
 }
 
-/** A recipient other than the sender, active in the sender's organisation (others' agents do not exist). */
 /** A goal for an agent whose type its organisation disabled is refused, as POST /api/v1/tasks refuses it. */
 async function checkTypeEnabled(ctx: ToolContext, agentId: string, what: string): Promise<void> {
   const type = await disabledTypeOf(ctx.db, ctx.orgId, agentId);
   if (type) throw new ToolError(`${what} refused: agent type "${type}" is disabled in this organisation`);
 }
 
+/** A recipient other than the sender, active in the sender's organisation (others' agents do not exist). */
 async function checkRecipient(ctx: ToolContext, toAgentId: string): Promise<void> {
   if (toAgentId === ctx.agentId) throw new ToolError('an agent cannot send a message to itself');
   const status = await agentStatus(ctx.db, toAgentId, ctx.orgId);
@@ -287,7 +287,10 @@ export const sendMessage = defineTool({
   },
 });
 
-/** The goal a handoff gives the recipient: the sender's task (title and input) with the sender's note. */
+/**
+ * The goal a handoff gives the recipient: the sender's task (title, input and output check) with the sender's
+ * note. The check goes with it: a checked task cannot end unchecked by being handed off.
+ */
 async function handoffGoal(ctx: ToolContext, messageId: string, note: string) {
   const task = await taskById(ctx.db, ctx.orgId, ctx.taskId);
   if (!task) throw new ToolError(`task ${ctx.taskId} not found; nothing to hand off`);
@@ -299,6 +302,7 @@ async function handoffGoal(ctx: ToolContext, messageId: string, note: string) {
       handoff: { messageId, fromAgentId: ctx.agentId, fromTaskId: ctx.taskId, note },
       context: task.input ?? {},
     },
+    ...(task.validation ? { validation: task.validation } : {}),
   };
 }
 
@@ -577,7 +581,7 @@ export function createMetaOrchestrateTool(meta?: MetaPort) {
   return defineTool({
     name: 'meta_orchestrate',
     description:
-      "Hand an objective too big for you to a meta supervisor: it designs a team of up to maxAgents (1-5) new agents, splits the objective into sub-tasks for them, runs them and combines their answers. The team never has more than you (your tools, autonomy, budget, approvals, provider and model) and is archived when the run ends unless keepAgents. Answers at once with the run's messageId; the combined result comes back to you as a response: wait for it with await_response.",
+      "Hand an objective too big for you to a meta supervisor: it designs a team of up to maxAgents (1-5) new agents, splits the objective into sub-tasks for them, runs them and combines their answers. Each member has no more than you (your tools, autonomy, per-agent token budget, approvals, provider and model) and the team is archived when the run ends unless keepAgents. Answers at once with the run's messageId; the combined result comes back to you as a response: wait for it with await_response.",
     input: z.object({
       objective: z.string().trim().min(1).max(10_000),
       maxAgents: z.number().int().min(1).max(5).default(3),
@@ -599,6 +603,7 @@ export function createMetaOrchestrateTool(meta?: MetaPort) {
       const metaId = stableUuid(`meta:${ctx.idempotencyKey}`);
       const name = `Meta of ${creator.name}: ${objective.length > 50 ? `${objective.slice(0, 49)}…` : objective}`;
       const requestedBy = { agentId: ctx.agentId, taskId: ctx.taskId };
+      // The run's row and the ledger entry commit together; the run starts after, so it always finds its row.
       const { result, replayed } = await applyOnce(ctx, 'meta_orchestrate', async (client) => {
         const active = await countActiveAgentsWith(client, ctx.orgId, ctx.agentId);
         if (active.n + maxAgents > ctx.config.MAX_AGENTS) {
@@ -615,22 +620,6 @@ export function createMetaOrchestrateTool(meta?: MetaPort) {
           keepAgents,
           requestedBy,
         });
-        try {
-          await meta.startMeta({
-            metaId,
-            orgId: ctx.orgId,
-            name,
-            objective,
-            maxAgents,
-            settings: agentSettings(ctx.config),
-            consensusThreshold: ctx.config.CREW_CONSENSUS_THRESHOLD,
-            requestedBy: { ...requestedBy, limits: metaTeamLimits(creator) },
-            archiveTeam: !keepAgents,
-          });
-        } catch (err) {
-          // A retry after the start went through but before the ledger committed: the run exists.
-          if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-        }
         return {
           messageId: metaId,
           type: 'request',
@@ -639,6 +628,23 @@ export function createMetaOrchestrateTool(meta?: MetaPort) {
           note: 'call await_response to wait for the combined result',
         };
       });
+      // Also on a replayed call: a crash between the commit and the start leaves the run to start here. The
+      // workflow id refuses a second run, even after the first has closed.
+      try {
+        await meta.startMeta({
+          metaId,
+          orgId: ctx.orgId,
+          name,
+          objective,
+          maxAgents,
+          settings: agentSettings(ctx.config),
+          consensusThreshold: ctx.config.CREW_CONSENSUS_THRESHOLD,
+          requestedBy: { ...requestedBy, delegationDepth: ctx.delegationDepth, limits: metaTeamLimits(creator) },
+          archiveTeam: !keepAgents,
+        });
+      } catch (err) {
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      }
       return { content: replayed ? { ...(result as object), replayed: true } : result };
     },
   });

@@ -93,6 +93,7 @@ const STATUS_TONE: Record<string, string> = {
   running: 'active',
   awaiting_approval: 'warn',
   waiting_for_budget: 'warn',
+  validating: 'active',
   completed: 'good',
   failed: 'bad',
   cancelled: 'muted',
