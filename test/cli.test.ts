@@ -243,7 +243,7 @@ describe('agentctl CLI', () => {
     assert.match(status.stdout, /^AGENTS \(\d+\)\nID\s+NAME/m);
     assert.match(
       status.stdout,
-      /^TASKS\nQUEUED\s+PLANNING\s+AWAITING_APPROVAL\s+RUNNING\s+WAITING_FOR_BUDGET\s+COMPLETED\s+FAILED\s+CANCELLED\n/m,
+      /^TASKS\nQUEUED\s+PLANNING\s+AWAITING_APPROVAL\s+RUNNING\s+WAITING_FOR_BUDGET\s+VALIDATING\s+COMPLETED\s+FAILED\s+CANCELLED\n/m,
     );
     assert.match(status.stdout, /^PENDING APPROVALS \(\d+\)/m);
     const summary = await json(['status']);
