@@ -650,6 +650,18 @@ export function createMetaOrchestrateTool(meta?: MetaPort) {
   });
 }
 
+/** What every agent an agent creates takes from it as it is: its model and where its approvals go. */
+function modelAndRouting(creator: AgentConfig) {
+  return {
+    provider: creator.provider,
+    model: creator.model,
+    fallbackProviders: creator.fallbackProviders ?? [],
+    approvalTimeoutHours: creator.approvalTimeoutHours ?? null,
+    onApprovalTimeout: creator.onApprovalTimeout ?? 'fail',
+    notify: creator.notify ?? { type: 'log' as const },
+  };
+}
+
 /** What a team an agent starts takes from it (see MetaTeamLimits). */
 function metaTeamLimits(creator: AgentConfig): MetaTeamLimits {
   return {
@@ -657,12 +669,7 @@ function metaTeamLimits(creator: AgentConfig): MetaTeamLimits {
     allowedTools: creator.allowedTools,
     approvalRequiredTools: creator.approvalRequiredTools ?? [],
     tokenBudgetPerMinute: creator.tokenBudgetPerMinute ?? null,
-    provider: creator.provider,
-    model: creator.model,
-    fallbackProviders: creator.fallbackProviders ?? [],
-    approvalTimeoutHours: creator.approvalTimeoutHours ?? null,
-    onApprovalTimeout: creator.onApprovalTimeout ?? 'fail',
-    notify: creator.notify ?? { type: 'log' },
+    ...modelAndRouting(creator),
   };
 }
 
@@ -731,12 +738,7 @@ function childFields(args: CreateArgs, creator: AgentConfig): Record<string, unk
     tokenBudgetPerMinute: args.tokenBudgetPerMinute ?? creator.tokenBudgetPerMinute ?? null,
     // By name: the creator's own entries are copied (headers included) without the model ever seeing them.
     mcpServers: (creator.mcpServers ?? []).filter((s) => args.mcpServers?.includes(s.name)),
-    provider: creator.provider,
-    model: creator.model,
-    fallbackProviders: creator.fallbackProviders ?? [],
-    approvalTimeoutHours: creator.approvalTimeoutHours ?? null,
-    onApprovalTimeout: creator.onApprovalTimeout ?? 'fail',
-    notify: creator.notify ?? { type: 'log' },
+    ...modelAndRouting(creator),
   };
 }
 
