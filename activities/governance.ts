@@ -24,6 +24,11 @@ function slotPool(kind: SlotKind): string {
   return `${kind}:${Context.current().info.taskQueue}`;
 }
 
+/** Step slots are per task queue (like their slots); the token budget is one for all. */
+function admissionLine(line: 'step' | 'budget'): string {
+  return line === 'step' ? slotPool('step') : 'budget';
+}
+
 /** How soon a refused reservation asks again while other calls of the window have not settled yet. */
 const IN_FLIGHT_RECHECK_MS = 1000;
 
@@ -64,6 +69,12 @@ export function admissionFailure(wait: AdmissionWait): ApplicationFailure {
     nonRetryable: true,
     details: [wait],
   });
+}
+
+/** Why an AdmissionWait failure waits (undefined for any other error). */
+export function admissionReason(err: unknown): AdmissionWait['reason'] | undefined {
+  if (!isAdmissionWait(err)) return undefined;
+  return ((err as ApplicationFailure).details?.[0] as AdmissionWait | undefined)?.reason;
 }
 
 export function isAdmissionWait(err: unknown): boolean {
@@ -126,6 +137,8 @@ export function createGovernance(db: Db, config: Config) {
   async function budgetWait(r: TokenReservation): Promise<AdmissionWait> {
     let waitMs = 0;
     let blocking = '';
+    // The wait ends when a call in flight settles below its estimate (settleTokens wakes a waiter then).
+    let untilSettled = false;
     for (const scope of budgetScopes(r)) {
       const need = Math.min(r.estimate, scope.limit);
       const reservations = await ledger.ledgerWindow(db, windowSeconds, scope.scope);
@@ -143,20 +156,30 @@ export function createGovernance(db: Db, config: Config) {
       }
       // Calls in flight hold their whole estimate, and most settle well below it within seconds: ask again
       // soon rather than waiting for the window to expire, or the budget goes underused.
-      if (reservations.some((row) => !row.settled)) until = Math.min(until, IN_FLIGHT_RECHECK_MS);
+      const settling = reservations.some((row) => !row.settled) && until > IN_FLIGHT_RECHECK_MS;
+      if (settling) until = IN_FLIGHT_RECHECK_MS;
       if (until > waitMs) {
         waitMs = until;
+        untilSettled = settling;
         blocking = `${scope.name} token budget (${used}/${scope.limit} tokens in the last ${windowSeconds}s, this call needs ~${r.estimate})`;
       }
     }
     // Room came back between the refusal and this read: ask again at once.
     if (!blocking) return { reason: 'token_budget', retryAfterMs: 100, detail: 'token budget (room freed just now)' };
-    return { reason: 'token_budget', retryAfterMs: Math.max(100, waitMs + 50), detail: blocking };
+    return {
+      reason: 'token_budget',
+      retryAfterMs: Math.max(100, waitMs + 50),
+      detail: blocking,
+      ...(untilSettled ? { wake: true } : {}),
+    };
   }
 
-  /** Replaces a reservation's estimate with the real usage (0 when the call failed before using any). */
-  async function settleTokens(id: string, tokens: number): Promise<void> {
-    await ledger.settleReservation(db, id, tokens);
+  /**
+   * Replaces a reservation's estimate with the real usage (0 when the call failed before using any);
+   * answers the workflow waiting next for budget when that freed some, for the caller to wake.
+   */
+  async function settleTokens(id: string, tokens: number): Promise<string | null> {
+    return ledger.settleReservation(db, id, tokens);
   }
 
   /**
@@ -185,6 +208,11 @@ export function createGovernance(db: Db, config: Config) {
   /** Gives a slot back (a waiter row of the same holder goes too). */
   async function releaseSlot(slotKind: SlotKind, holder: string): Promise<void> {
     await ledger.releaseSlot(db, slotPool(slotKind), holder);
+  }
+
+  /** Gives a step slot back; answers the workflow sleeping next for one, for the caller to wake. */
+  async function releaseStepSlot(holder: string): Promise<string | null> {
+    return ledger.releaseStepSlot(db, slotPool('step'), holder);
   }
 
   /** Who waits for a slot next: highest priority, then longest waiting. */
@@ -248,7 +276,22 @@ export function createGovernance(db: Db, config: Config) {
     }
   }
 
-  return { reserveTokens, settleTokens, acquireSlot, releaseSlot, nextWaiter, dropWaiter, takeResources, syncBuckets };
+  return {
+    reserveTokens,
+    settleTokens,
+    acquireSlot,
+    releaseSlot,
+    releaseStepSlot,
+    nextWaiter,
+    dropWaiter,
+    /** Puts a workflow in the line of those sleeping until a step slot (or budget) frees. */
+    addAdmissionWaiter: (workflowId: string, line: 'step' | 'budget', priority: number) =>
+      ledger.addAdmissionWaiter(db, workflowId, admissionLine(line), Math.round(priority)),
+    /** Takes the next sleeping workflow out of a line, for the caller to wake. */
+    takeAdmissionWaiter: (line: 'step' | 'budget') => ledger.takeAdmissionWaiter(db, admissionLine(line)),
+    takeResources,
+    syncBuckets,
+  };
 }
 
 export type Governance = ReturnType<typeof createGovernance>;

@@ -26,6 +26,7 @@ import {
 import {
   admissionFailure,
   estimateTokens,
+  admissionReason,
   isAdmissionWait,
   type Governance,
   type TokenReservation,
@@ -47,7 +48,7 @@ export interface StepDeps {
   tools: ToolRegistry;
   governance: Governance;
   /** The client, for the tools that submit goals to other agents. */
-  gateway: Pick<TemporalGateway, 'submitGoal' | 'deliverMessage'>;
+  gateway: Pick<TemporalGateway, 'submitGoal' | 'deliverMessage' | 'wakeWorkflow'>;
 }
 
 /** Who a step belongs to, for budgets and slots. */
@@ -58,6 +59,11 @@ export interface StepOwner {
   priority: number;
   /** The agent's own token budget per window, if any. */
   agentBudget?: number | null;
+  /**
+   * The calling workflow handles admissionFreedSignal: a refused step puts it in the line of
+   * admission_waiters, and whoever frees room wakes it (absent: it asks again on its timer alone).
+   */
+  wakeOnAdmission?: boolean;
 }
 
 export interface CallModelInput {
@@ -85,6 +91,11 @@ export interface CallModelInput {
   model: string | null;
   messages: LlmMessage[];
   toolNames: string[];
+  /**
+   * The call's retry budget across tries: a provider backing off for long (PROVIDER_BACKOFF_RELEASE_MS or
+   * more) ends the try with a `provider_backoff` wait, and the workflow's next try starts its attempts here.
+   */
+  retry?: { attemptsBefore: number; maxAttempts: number };
 }
 
 export interface ModelReply {
@@ -114,6 +125,8 @@ export interface RunToolInput {
   maxDelegationDepth: number;
   /** The goal's priority (score 0-1000) for the step slot; absent in calls scheduled before slots existed. */
   priority?: number;
+  /** As StepOwner.wakeOnAdmission. */
+  wakeOnAdmission?: boolean;
 }
 
 export interface ToolReply {
@@ -363,7 +376,12 @@ export function createStepRunner(deps: StepDeps) {
    * seconds the activity fails with an AdmissionWait and the workflow asks again after a durable timer,
    * so a long wait holds no worker.
    */
-  async function withStepSlot<T>(holder: string, priority: number | undefined, work: () => Promise<T>): Promise<T> {
+  async function withStepSlot<T>(
+    holder: string,
+    priority: number | undefined,
+    work: () => Promise<T>,
+    wakeOnAdmission = false,
+  ): Promise<T> {
     if (priority === undefined) return withHeartbeat(work);
     return withHeartbeat(async () => {
       const limit = deps.config.AGENTS_MAX_CONCURRENT_STEPS;
@@ -380,10 +398,12 @@ export function createStepRunner(deps: StepDeps) {
           for (let ahead = first.ahead; ;) {
             if (Date.now() >= deadline) {
               span.setAttribute('agents.wait.handed_to_timer', true);
+              const woken = wakeOnAdmission && (await joinAdmissionLine('step', priority));
               throw admissionFailure({
                 reason: 'step_slot',
                 retryAfterMs: Math.min(2000, 200 + ahead * 100),
                 detail: `all ${limit} step slots busy, ${ahead} waiting ahead`,
+                ...(woken ? { wake: true } : {}),
               });
             }
             await new Promise((r) => setTimeout(r, 100));
@@ -396,9 +416,30 @@ export function createStepRunner(deps: StepDeps) {
       try {
         return await work();
       } finally {
-        await deps.governance.releaseSlot('step', holder);
+        const next = await deps.governance.releaseStepSlot(holder);
+        if (next) await wakeAdmissionWaiter('step', next);
       }
     });
+  }
+
+  /** Puts the calling workflow in a line of admission_waiters; false when there is no workflow to wake. */
+  async function joinAdmissionLine(line: 'step' | 'budget', priority: number): Promise<boolean> {
+    const workflowId = callerWorkflowId();
+    if (!workflowId) return false;
+    await deps.governance.addAdmissionWaiter(workflowId, line, priority);
+    return true;
+  }
+
+  /**
+   * Signals a workflow sleeping for admission; one that is gone is skipped for the next in its line (a
+   * few at most: the rest ask again on their own timers).
+   */
+  async function wakeAdmissionWaiter(line: 'step' | 'budget', first: string): Promise<void> {
+    let next: string | null = first;
+    for (let tries = 0; next && tries < MAX_WAKE_ATTEMPTS; tries++) {
+      if (await deps.gateway.wakeWorkflow(next)) return;
+      next = await deps.governance.takeAdmissionWaiter(line);
+    }
   }
 
   /** The model call inside its step slot and token reservation; the reservation settles to the real usage. */
@@ -409,43 +450,63 @@ export function createStepRunner(deps: StepDeps) {
     const { owner } = input;
     const call = () => completeWithFallback(input, { onToken: opts.onToken });
     if (!owner) return withHeartbeat(call);
+    const wake = owner.wakeOnAdmission === true;
     // A step's answer and its review are two calls of one step: each holds a slot under its own name.
     const slotHolder = `${input.taskId}:${input.step}:${opts.purpose === 'review' ? 'review' : 'model'}`;
-    return withStepSlot(slotHolder, owner.priority, async () => {
-      // Never reused: a reservation found under its id is taken as granted, so the id names this very
-      // attempt of this very activity (a retry, a reset or a re-run of the step reserves again).
-      const { info } = Context.current();
-      const reservationId = `${input.taskId}:${input.step}:${info.workflowExecution?.runId ?? ''}:${info.activityId}:${info.attempt}`;
-      const promptChars = input.messages.reduce((n, m) => n + m.content.length, 0);
-      const admission = await deps.governance.reserveTokens({
-        id: reservationId,
-        orgId: owner.orgId,
-        agentId: owner.agentId,
-        taskId: input.taskId,
-        purpose: opts.purpose ?? 'step',
-        estimate: estimateTokens(promptChars, deps.config),
-        agentBudget: owner.agentBudget,
-      });
-      if (!admission.granted) throw admissionFailure(admission.wait);
-      let used = 0;
-      try {
-        const reply = await call();
-        used = reply.usage.inputTokens + reply.usage.outputTokens;
-        return reply;
-      } finally {
-        // A failed call is assumed to have used nothing; a crashed worker leaves the estimate in place.
-        await deps.governance.settleTokens(reservationId, used);
-      }
+    const governed = withStepSlot(
+      slotHolder,
+      owner.priority,
+      async () => {
+        // Never reused: a reservation found under its id is taken as granted, so the id names this very
+        // attempt of this very activity (a retry, a reset or a re-run of the step reserves again).
+        const { info } = Context.current();
+        const reservationId = `${input.taskId}:${input.step}:${info.workflowExecution?.runId ?? ''}:${info.activityId}:${info.attempt}`;
+        const promptChars = input.messages.reduce((n, m) => n + m.content.length, 0);
+        const admission = await deps.governance.reserveTokens({
+          id: reservationId,
+          orgId: owner.orgId,
+          agentId: owner.agentId,
+          taskId: input.taskId,
+          purpose: opts.purpose ?? 'step',
+          estimate: estimateTokens(promptChars, deps.config),
+          agentBudget: owner.agentBudget,
+        });
+        if (!admission.granted) {
+          // Woken by a call settling below its estimate: only then is it worth being in that line.
+          const { wake: untilSettled, ...wait } = admission.wait;
+          const woken = wake && untilSettled === true && (await joinAdmissionLine('budget', owner.priority));
+          throw admissionFailure(woken ? { ...wait, wake: true } : wait);
+        }
+        let used = 0;
+        try {
+          const reply = await call();
+          used = reply.usage.inputTokens + reply.usage.outputTokens;
+          return reply;
+        } finally {
+          // A failed call is assumed to have used nothing; a crashed worker leaves the estimate in place.
+          const next = await deps.governance.settleTokens(reservationId, used);
+          if (next) await wakeAdmissionWaiter('budget', next);
+        }
+      },
+      wake,
+    );
+    return governed.catch((err: unknown) => {
+      throw providerBackoff(input, err);
     });
   }
 
   /** A tool call inside its step slot, once the resource buckets it draws on (MCP server, HTTP host) have room. */
   async function governedToolCall<T>(input: RunToolInput, work: () => Promise<T>): Promise<T> {
-    return withStepSlot(`${input.taskId}:${input.step}:tool:${input.index}`, input.priority, async () => {
-      const wait = await deps.governance.takeResources(resourceNeeds(input));
-      if (!wait.granted) throw admissionFailure(wait.wait);
-      return work();
-    });
+    return withStepSlot(
+      `${input.taskId}:${input.step}:tool:${input.index}`,
+      input.priority,
+      async () => {
+        const wait = await deps.governance.takeResources(resourceNeeds(input));
+        if (!wait.granted) throw admissionFailure(wait.wait);
+        return work();
+      },
+      input.wakeOnAdmission === true,
+    );
   }
 
   return { completeWithFallback, executeTool, withStepSlot, governedModelCall, governedToolCall };
@@ -453,6 +514,44 @@ export function createStepRunner(deps: StepDeps) {
 
 /** The model and tool calls of one worker, built once and shared by the step, chat, priority and meta activities. */
 export type StepRunner = ReturnType<typeof createStepRunner>;
+
+/** How many gone workflows one release skips before leaving the line to its timers. */
+const MAX_WAKE_ATTEMPTS = 5;
+
+/**
+ * A provider retry at least this far off ends the try: the workflow waits on a durable timer with its
+ * active slot given back (a `provider_backoff` wait) rather than Temporal retrying with the slot held.
+ */
+const PROVIDER_BACKOFF_RELEASE_MS = 5000;
+
+/** The workflow that scheduled the running activity: the one to wake when admission frees. */
+function callerWorkflowId(): string | undefined {
+  return Context.current().info.workflowExecution?.workflowId;
+}
+
+/**
+ * A retryable provider failure as the step's next move: Temporal's own retry when it comes soon, a
+ * `provider_backoff` wait when it is PROVIDER_BACKOFF_RELEASE_MS or more away (retry-after, or the 1 s × 2ⁿ
+ * backoff of the activity's retry policy), and a final failure once the call's attempts across tries are
+ * spent. Calls without a `retry` budget (scheduled before it existed, chat) keep Temporal's retries.
+ */
+function providerBackoff(input: CallModelInput, err: unknown): unknown {
+  const { retry } = input;
+  if (!retry || !(err instanceof ApplicationFailure) || err.nonRetryable) return err;
+  if (err.type !== ErrorType.ProviderRateLimited && err.type !== ErrorType.ProviderUnavailable) return err;
+  const attemptsUsed = retry.attemptsBefore + Context.current().info.attempt;
+  if (attemptsUsed >= retry.maxAttempts)
+    return ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: true });
+  const delayMs =
+    typeof err.nextRetryDelay === 'number' ? err.nextRetryDelay : Math.min(60_000, 1000 * 2 ** (attemptsUsed - 1));
+  if (delayMs < PROVIDER_BACKOFF_RELEASE_MS) return err;
+  return admissionFailure({
+    reason: 'provider_backoff',
+    retryAfterMs: delayMs,
+    detail: `${err.message}; trying again in ${Math.round(delayMs / 1000)} s (attempt ${attemptsUsed} of ${retry.maxAttempts})`,
+    attemptsUsed,
+  });
+}
 
 /** How long a step waits for a slot inside its activity before waiting on a durable timer instead. */
 const STEP_SLOT_INLINE_WAIT_MS = 3000;
@@ -480,7 +579,8 @@ export function createStepActivities(deps: StepDeps & { runner: StepRunner }) {
       const endStep = workerMetrics.startStep('model');
       const reply = await governedModelCall(input).catch((err: unknown) => {
         // A step waiting for admission has not run: only real calls are measured.
-        if (!isAdmissionWait(err)) endStep(input.provider ?? deps.config.aiProvider, 'error');
+        if (!isAdmissionWait(err) || admissionReason(err) === 'provider_backoff')
+          endStep(input.provider ?? deps.config.aiProvider, 'error');
         throw err;
       });
       endStep(reply.provider, 'ok');

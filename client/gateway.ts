@@ -23,6 +23,7 @@ import {
   AgentStatusAttr,
   AgentTypeAttr,
   activeSlotFreedSignal,
+  admissionFreedSignal,
   agentReadyUpdate,
   agentWorkflowId,
   archiveAgentUpdate,
@@ -266,6 +267,17 @@ export class TemporalGateway {
   async wakeAgent(agentId: string): Promise<boolean> {
     try {
       await this.handle(agentId).signal(activeSlotFreedSignal);
+      return true;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return false;
+      throw err;
+    }
+  }
+
+  /** Tells a workflow sleeping for admission that a step slot or budget was freed; false when it is gone. */
+  async wakeWorkflow(workflowId: string): Promise<boolean> {
+    try {
+      await this.client.workflow.getHandle(workflowId).signal(admissionFreedSignal);
       return true;
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return false;

@@ -133,6 +133,8 @@ export interface AgentSettings {
   historyLimit: number;
   /** AGENT_SLOT_RECHECK_SECONDS (absent in runs started before it existed). */
   slotRecheckSeconds?: number;
+  /** ADMISSION_RECHECK_MAX_SECONDS: the longest fallback timer of a step sleeping until it is woken for admission. */
+  admissionRecheckMaxSeconds?: number;
   /** MAX_QUEUED_GOALS_PER_AGENT (absent in runs started before it existed). */
   maxQueuedGoals?: number;
   /** APPROVAL_TIMEOUT_HOURS: how long an approval request waits before it expires. */
@@ -330,6 +332,8 @@ export const agentReadyUpdate = defineUpdate<AgentLiveState>('agentReady');
 export const getAgentStateQuery = defineQuery<AgentLiveState>('getAgentState');
 /** Sent by an agent that gave back an active slot to the agent waiting next for one: ask again now. */
 export const activeSlotFreedSignal = defineSignal('activeSlotFreed');
+/** A step slot or token budget was freed: a step sleeping for admission asks again now. */
+export const admissionFreedSignal = defineSignal('admissionFreed');
 /** A message from another agent (send_message, publish): it joins the recipient's inbox, once per message id. */
 export const deliverMessageSignal = defineSignal<[InboxMessage]>('deliverMessage');
 
@@ -421,9 +425,17 @@ export interface ChatEvent {
  * ErrorType.AdmissionWait with this as its only detail; the workflow sleeps on a durable timer and asks again.
  */
 export interface AdmissionWait {
-  reason: 'token_budget' | 'step_slot' | 'resource';
+  /** `provider_backoff`: the provider asked to be left alone for a while; the step tries again after it. */
+  reason: 'token_budget' | 'step_slot' | 'resource' | 'provider_backoff';
   retryAfterMs: number;
   detail: string;
+  /**
+   * The workflow is in the line of admission_waiters: whoever frees room signals it (admissionFreedSignal),
+   * so its timer is only a fallback and may grow long.
+   */
+  wake?: boolean;
+  /** provider_backoff: attempts of this call made so far, carried into the next try's retry budget. */
+  attemptsUsed?: number;
 }
 // ---- Crews ----
 // A crew is a team of existing agents working on one goal as a CrewWorkflow (`crew-<crewId>`); every

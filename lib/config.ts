@@ -221,6 +221,11 @@ const EnvSchema = z.object({
   AGENTS_MAX_ACTIVE: intFromEnv(10, 1),
   /** An agent waiting for an active slot is woken when one is released; it asks again by itself after this long. */
   AGENT_SLOT_RECHECK_SECONDS: intFromEnv(60, 1),
+  /**
+   * A step waiting for a step slot (or for budget held by calls in flight) is woken when one frees; its
+   * fallback timer doubles from a few seconds up to this long.
+   */
+  ADMISSION_RECHECK_MAX_SECONDS: intFromEnv(300, 1),
   /** Goals one agent may have queued; a submission beyond it is refused with 429. */
   MAX_QUEUED_GOALS_PER_AGENT: intFromEnv(1000, 1),
   /** LLM and tool steps in flight at once across every worker, highest priority first. */
@@ -334,6 +339,7 @@ export function agentSettings(c: Config): AgentSettings {
     maxDelegationDepth: c.MAX_DELEGATION_DEPTH,
     historyLimit: c.AGENT_HISTORY_LIMIT,
     slotRecheckSeconds: c.AGENT_SLOT_RECHECK_SECONDS,
+    admissionRecheckMaxSeconds: c.ADMISSION_RECHECK_MAX_SECONDS,
     maxQueuedGoals: c.MAX_QUEUED_GOALS_PER_AGENT,
     approvalTimeoutHours: c.APPROVAL_TIMEOUT_HOURS,
     priorityScoring: c.PRIORITY_SCORING === 'on',

@@ -93,7 +93,7 @@ describe('active slots are held only by agents doing work', () => {
       await waitFor(async () => (await taskStatus(stack, task.id)) === 'planning', 'the first step to start');
     // Paused during their first model call: they stop before step 2, holding both slots on earlier code.
     for (const agent of agents) assert.equal((await stack.api.post(`/api/v1/agents/${agent.id}/pause`)).status, 200);
-    const other = await stack.api.createAgent({ name: 'other', objective: 'answer' });
+    const other = await stack.api.createAgent({ name: 'other', objective: 'answer', provider: 'offline' });
     const done = await stack.api.waitForTask(
       (await stack.api.createTask({ agentId: other.id, title: 'go', input: { script: [{ answer: 'ok' }] } })).id,
       40_000,
@@ -212,6 +212,187 @@ describe('a long wait for an active slot', () => {
         'the goal ran with its own input, read back from its row',
       );
     }
+  });
+});
+
+describe('a long wait for a step slot', () => {
+  // The one step slot is held by another agent's model call this long: the equivalent of a busy system.
+  const HOLD_MS = 60_000;
+  let stack: TestStack;
+  before(async () => {
+    stack = await startStack(
+      testConfig({ AGENTS_MAX_CONCURRENT_STEPS: '1', AGENTS_MAX_ACTIVE: '5', PRIORITY_SCORING: 'off' }),
+    );
+  });
+  after(() => stack?.stop());
+
+  it('sleeps on a doubling fallback timer, costs a few events, and is woken when the slot frees', async (t) => {
+    const slow = await stack.api.createAgent({ name: 'slow', objective: 'think' });
+    const quick = await stack.api.createAgent({ name: 'quick', objective: 'answer' });
+    const pool = `step:${stack.config.TEMPORAL_TASK_QUEUE}`;
+    const slowTask = await stack.api.createTask({
+      agentId: slow.id,
+      title: 'think long',
+      input: { script: [{ answer: 'pondered', delayMs: HOLD_MS }] },
+    });
+    await waitFor(
+      async () =>
+        (
+          await stack.db.query('SELECT 1 FROM slot_leases WHERE kind = $1 AND holder LIKE $2 AND released_at IS NULL', [
+            pool,
+            `${slowTask.id}:%`,
+          ])
+        ).rowCount === 1,
+      'the slow model call to hold the only step slot',
+    );
+    const quickTask = await stack.api.createTask({
+      agentId: quick.id,
+      title: 'answer quickly',
+      input: { script: [{ answer: 'done' }] },
+    });
+    await waitFor(
+      async () =>
+        (await stack.db.query('SELECT 1 FROM admission_waiters WHERE workflow_id = $1', [agentWorkflowId(quick.id)]))
+          .rowCount === 1,
+      'the quick step to sleep in the line for a step slot',
+    );
+    const slowDone = await stack.api.waitForTask(slowTask.id, HOLD_MS + 30_000);
+    assert.equal(slowDone.status, 'completed', JSON.stringify(slowDone));
+    const quickDone = await stack.api.waitForTask(quickTask.id, 30_000);
+    assert.equal(quickDone.status, 'completed', JSON.stringify(quickDone));
+
+    const events = (await stack.client.workflow.getHandle(agentWorkflowId(quick.id)).fetchHistory()).events ?? [];
+    const tries = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'callModel');
+    const timers = events.flatMap((e) => {
+      const timeout = e.timerStartedEventAttributes?.startToFireTimeout;
+      return timeout ? [Number(timeout.seconds ?? 0) * 1000 + Math.round((timeout.nanos ?? 0) / 1e6)] : [];
+    });
+    const woken = events.filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'admissionFreed');
+    const cancelled = events.filter((e) => e.timerCanceledEventAttributes);
+    const detail = `tries ${tries.length}, timers ${JSON.stringify(timers)}, ${events.length} events`;
+    t.diagnostic(detail);
+    // Polling every few seconds (as a step used to) asks about 18 times in a minute; a doubling timer asks
+    // log₂ as often, and a wait of hours adds one try per ADMISSION_RECHECK_MAX_SECONDS (300 s) at most.
+    assert.ok(tries.length >= 3 && tries.length <= 10, detail);
+    for (let i = 1; i < timers.length; i++) assert.ok(timers[i]! >= 2 * timers[i - 1]! - 1, `timers double: ${detail}`);
+    // The release signalled it: the last fallback timer was cancelled rather than left to fire.
+    assert.ok(woken.length >= 1, `woken by the release: ${detail}`);
+    assert.ok(cancelled.length >= 1, `the wake ended a timer early: ${detail}`);
+    const left = await stack.db.query('SELECT 1 FROM admission_waiters WHERE workflow_id = $1', [
+      agentWorkflowId(quick.id),
+    ]);
+    assert.equal(left.rowCount, 0, 'the woken workflow left the line');
+  });
+});
+
+describe('a wait for budget held by a call in flight', () => {
+  let stack: TestStack;
+  before(async () => {
+    stack = await startStack(
+      testConfig({
+        AGENTS_GLOBAL_TOKEN_BUDGET_PER_MINUTE: '2000',
+        TOKEN_RESERVATION_OUTPUT_TOKENS: '1500',
+        PRIORITY_SCORING: 'off',
+      }),
+    );
+  });
+  after(() => stack?.stop());
+
+  it('is woken by the call settling below its estimate, not by polling', async () => {
+    const first = await stack.api.createAgent({ name: 'first', objective: 'think' });
+    const second = await stack.api.createAgent({ name: 'second', objective: 'answer' });
+    // Each call reserves about 1,500 tokens of the 2,000: the second fits only once the first settles.
+    const slowTask = await stack.api.createTask({
+      agentId: first.id,
+      title: 'think a while',
+      input: { script: [{ answer: 'thought', delayMs: 12_000 }] },
+    });
+    await waitFor(
+      async () =>
+        (await stack.db.query('SELECT 1 FROM token_ledger WHERE task_id = $1 AND settled_at IS NULL', [slowTask.id]))
+          .rowCount === 1,
+      'the first call to hold its reservation',
+    );
+    const waiting = await stack.api.createTask({
+      agentId: second.id,
+      title: 'answer',
+      input: { script: [{ answer: 'answered' }] },
+    });
+    await waitFor(
+      async () =>
+        (
+          await stack.db.query(`SELECT 1 FROM admission_waiters WHERE workflow_id = $1 AND kind = 'budget'`, [
+            agentWorkflowId(second.id),
+          ])
+        ).rowCount === 1,
+      'the second call to wait in the budget line',
+    );
+    assert.equal((await stack.api.waitForTask(slowTask.id, 40_000)).status, 'completed');
+    assert.equal((await stack.api.waitForTask(waiting.id, 40_000)).status, 'completed');
+    const events = (await stack.client.workflow.getHandle(agentWorkflowId(second.id)).fetchHistory()).events ?? [];
+    const tries = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'callModel');
+    const woken = events.filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'admissionFreed');
+    // Asking every second (as it used to) would have tried about 12 times during the 12 s call.
+    assert.ok(tries.length <= 7, `${tries.length} tries`);
+    assert.ok(woken.length >= 1, 'woken by the settling call');
+    assert.ok(
+      events.some((e) => e.timerCanceledEventAttributes),
+      'the wake ended its fallback timer early',
+    );
+  });
+});
+
+describe('a provider backing off', () => {
+  let stack: TestStack;
+  let openai: FakeOpenAiServer;
+  before(async () => {
+    openai = await startFakeOpenAi();
+    stack = await startStack(
+      testConfig({
+        OPENAI_API_KEY: 'sk-test',
+        OPENAI_BASE_URL: openai.url,
+        AGENTS_MAX_ACTIVE: '1',
+        PRIORITY_SCORING: 'off',
+      }),
+    );
+  });
+  after(async () => {
+    await stack?.stop();
+    await openai?.close();
+  });
+
+  it('gives the active slot back while it waits for retry-after, and the call still succeeds', async () => {
+    const patient = await stack.api.createAgent({
+      name: 'rate-limited',
+      objective: 'answer',
+      provider: 'openai',
+      model: 'gpt-test',
+    });
+    const other = await stack.api.createAgent({ name: 'other', objective: 'answer', provider: 'offline' });
+    openai.enqueue({ kind: 'error', status: 429, headers: { 'retry-after': '8' } });
+    openai.enqueue({
+      kind: 'completion',
+      content: 'after the back-off',
+      usage: { promptTokens: 10, completionTokens: 4 },
+    });
+    const limited = await stack.api.createTask({ agentId: patient.id, title: 'rate limited' });
+    await waitFor(async () => openai.requests.length >= 1, 'the first model call to be refused with 429');
+    const otherTask = await stack.api.createTask({
+      agentId: other.id,
+      title: 'meanwhile',
+      input: { script: [{ answer: 'done meanwhile' }] },
+    });
+    const otherDone = await stack.api.waitForTask(otherTask.id, 30_000);
+    const limitedDone = await stack.api.waitForTask(limited.id, 60_000);
+    assert.equal(otherDone.status, 'completed', JSON.stringify(otherDone));
+    assert.equal(limitedDone.status, 'completed', JSON.stringify(limitedDone));
+    assert.equal(limitedDone.output.answer, 'after the back-off');
+    // With AGENTS_MAX_ACTIVE=1, the other agent could only work while the rate-limited one waited.
+    assert.ok(
+      Date.parse(otherDone.completedAt) < Date.parse(limitedDone.completedAt),
+      `${otherDone.completedAt} before ${limitedDone.completedAt}`,
+    );
+    assert.equal(openai.requests.length, 2);
   });
 });
 

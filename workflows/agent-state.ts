@@ -235,6 +235,11 @@ export class Agent {
 
   // ---- Message handlers and their validators ----
 
+  /** A step slot or budget was freed: the running goal's step, if it sleeps for admission, asks again. */
+  noteAdmissionFreed(): void {
+    this.runningTask?.noteAdmissionFreed();
+  }
+
   noteSlotFreed(): void {
     this.slotFreed = true;
   }

@@ -1,6 +1,7 @@
 import { allHandlersFinished, condition, continueAsNew, setHandler } from '@temporalio/workflow';
 import {
   activeSlotFreedSignal,
+  admissionFreedSignal,
   agentReadyUpdate,
   archiveAgentUpdate,
   cancelGoalUpdate,
@@ -28,6 +29,7 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
 
   // Every handler before the first await, in this order: buffered messages are delivered as each is set.
   setHandler(activeSlotFreedSignal, () => agent.noteSlotFreed());
+  setHandler(admissionFreedSignal, () => agent.noteAdmissionFreed());
   setHandler(getAgentStateQuery, () => agent.snapshot());
   setHandler(getTaskProgressQuery, () => agent.taskProgress());
   setHandler(decideApprovalUpdate, (request) => agent.decideApproval(request), {

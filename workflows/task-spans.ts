@@ -85,7 +85,8 @@ export function inTaskSpan<T>(
 }
 
 /** What a task waits for: approval, token budget, a step slot or resource bucket, the agent's active slot. */
-export type WaitReason = 'approval' | 'token_budget' | 'step_slot' | 'resource' | 'active_slot' | 'paused' | 'response';
+export type WaitReason =
+  'approval' | 'token_budget' | 'step_slot' | 'resource' | 'provider_backoff' | 'active_slot' | 'paused' | 'response';
 
 /** A durable wait of the current task as a `wait {reason}` span, so a slow task shows where its time went. */
 export function inWaitSpan<T>(reason: WaitReason, fn: () => Promise<T>): Promise<T> {

@@ -5,7 +5,6 @@ import {
   log,
   setCurrentDetails,
   setHandler,
-  sleep,
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -18,9 +17,11 @@ import { parseJsonOrText } from '../contract/json';
 import { activitiesFor, admissionWaitOf, applicationFailure } from './activities';
 import { activeTraceId, inTaskSpan, inWaitSpan, type WaitReason } from './task-spans';
 import {
+  admissionFreedSignal,
   decideApprovalSignal,
   decideApprovalUpdate,
   getTaskProgressQuery,
+  type AdmissionWait,
   pauseTaskSignal,
   resumeTaskSignal,
   type AgentConfig,
@@ -103,6 +104,8 @@ export class TaskRun {
   private lastRequestId: string | null = null;
   /** Time spent waiting for admission (budget, step slots, resources): not counted as running time. */
   private admissionWaitMs = 0;
+  /** Set by admissionFreedSignal since the current step was last tried. */
+  private admissionFreed = false;
   /** Checks of final answers so far (the goal's `validation` bounds them). */
   private validationAttempts = 0;
   /** ` · [trace](url)` in the Web UI details while tracing is on and TRACES_UI_URL is set; else empty. */
@@ -232,7 +235,7 @@ export class TaskRun {
         // Messages from other agents since the last call: shown once, in their own turn, then marked read.
         const unread = this.mailbox?.unread() ?? [];
         if (unread.length > 0) messages.push({ role: 'user', content: inboxPrompt(unread) });
-        const reply = await this.admitted(() =>
+        const reply = await this.admitted(({ attemptsBefore }) =>
           acts.callModel(this.summary(`model call, step ${step}/${settings.maxSteps}`), {
             taskId: goal.taskId,
             step,
@@ -241,7 +244,9 @@ export class TaskRun {
               orgId: agent.orgId,
               priority: rank,
               agentBudget: agent.tokenBudgetPerMinute ?? null,
+              wakeOnAdmission: true,
             },
+            retry: { attemptsBefore, maxAttempts: settings.maxRetries + 1 },
             ...(step === 1 && this.agentStateAtStart ? { agentState: this.agentStateAtStart } : {}),
             // The first model call marks the task as started; a final answer's call records its end, unless
             // the answer is checked first.
@@ -347,6 +352,7 @@ export class TaskRun {
               delegationDepth: goal.delegationDepth,
               maxDelegationDepth: settings.maxDelegationDepth,
               priority: rank,
+              wakeOnAdmission: true,
             }),
           );
           messages.push({ role: 'tool', toolCallId: result.toolCallId, name: result.name, content: result.content });
@@ -427,6 +433,7 @@ export class TaskRun {
           orgId: agent.orgId,
           priority: rank,
           agentBudget: agent.tokenBudgetPerMinute ?? null,
+          wakeOnAdmission: true,
         },
         provider: agent.provider,
         fallbackProviders: agent.fallbackProviders ?? [],
@@ -645,10 +652,13 @@ export class TaskRun {
    * Runs a step, waiting on durable timers while it is not admitted (token budget spent, every step slot
    * busy, a resource bucket empty). No worker slot is held while waiting; the task's state says why.
    */
-  private async admitted<T>(step: () => Promise<T>): Promise<T> {
-    for (;;) {
+  private async admitted<T>(step: (admission: StepAdmission) => Promise<T>): Promise<T> {
+    let attemptsBefore = 0;
+    for (let round = 0; ; round++) {
+      // A wake-up counts from here on: one sent while the step was being refused must not be lost.
+      this.admissionFreed = false;
       try {
-        const result = await step();
+        const result = await step({ attemptsBefore });
         if (this.progress.status === 'waiting_for_budget') this.progress.status = 'running';
         return result;
       } catch (err) {
@@ -658,15 +668,35 @@ export class TaskRun {
           this.progress.status = 'waiting_for_budget';
           await this.acts.setTaskStatus({ taskId: this.taskId, status: 'waiting_for_budget' });
         }
+        if (wait.reason === 'provider_backoff') attemptsBefore = wait.attemptsUsed ?? attemptsBefore + 1;
         this.show(`waiting for ${wait.detail}`);
         const waitStarted = Date.now();
-        // A budget wait can last the whole window: the active slot goes to an agent that can work meanwhile.
-        if (wait.reason === 'token_budget') await this.slot?.release();
-        await inWaitSpan(waitReason(wait.reason), () => sleep(wait.retryAfterMs));
+        // A budget wait can last the whole window and a provider may back off for minutes: the active slot
+        // goes to an agent that can work meanwhile.
+        if (wait.reason === 'token_budget' || wait.reason === 'provider_backoff') await this.slot?.release();
+        await inWaitSpan(waitReason(wait.reason), () =>
+          condition(() => this.admissionFreed, this.admissionTimerMs(wait, round)),
+        );
         await this.takeSlot();
         this.admissionWaitMs += Date.now() - waitStarted;
       }
     }
+  }
+
+  /**
+   * How long an admission wait sleeps before asking again. Waits someone wakes (step slots, budget held by
+   * calls in flight) double their fallback timer each round up to admissionRecheckMaxSeconds, so however
+   * long the wait lasts it costs a few events per wake-up; the others end when the activity said.
+   */
+  private admissionTimerMs(wait: AdmissionWait, round: number): number {
+    if (!wait.wake) return wait.retryAfterMs;
+    const maxMs = (this.input.settings.admissionRecheckMaxSeconds ?? DEFAULT_ADMISSION_RECHECK_MAX_SECONDS) * 1000;
+    return Math.max(wait.retryAfterMs, Math.min(maxMs, wait.retryAfterMs * 2 ** Math.min(round, 20)));
+  }
+
+  /** admissionFreedSignal: a step slot or budget was freed; a step sleeping for admission asks again now. */
+  noteAdmissionFreed(): void {
+    this.admissionFreed = true;
   }
 }
 
@@ -679,6 +709,7 @@ export async function TaskWorkflow(input: TaskWorkflowInput): Promise<TaskOutcom
   setHandler(pauseTaskSignal, () => task.pause());
   setHandler(resumeTaskSignal, () => task.resume());
   setHandler(getTaskProgressQuery, () => task.snapshot());
+  setHandler(admissionFreedSignal, () => task.noteAdmissionFreed());
   setHandler(decideApprovalUpdate, (request) => task.applyDecision(request), {
     validator: (request) => task.checkDecision(request),
   });
@@ -739,7 +770,15 @@ export function taskPrompt(title: string, input: Record<string, unknown>): strin
   return `Task: ${title}\nInput:\n\`\`\`json\n${JSON.stringify(input, null, 2)}\n\`\`\``;
 }
 
-/** The span name of an admission wait: budget and step slots by name, resource buckets as one. */
-function waitReason(reason: string): WaitReason {
-  return reason === 'token_budget' || reason === 'step_slot' ? reason : 'resource';
+/** The span name of an admission wait: budget, step slots and provider back-off by name, resource buckets as one. */
+function waitReason(reason: AdmissionWait['reason']): WaitReason {
+  return reason === 'resource' ? 'resource' : reason;
 }
+
+/** What a step's activity is told about its admission so far: attempts spent in earlier tries. */
+interface StepAdmission {
+  attemptsBefore: number;
+}
+
+/** ADMISSION_RECHECK_MAX_SECONDS for runs started before it was a setting. */
+const DEFAULT_ADMISSION_RECHECK_MAX_SECONDS = 300;

@@ -59,10 +59,56 @@ export async function ledgerWindow(
   return rows;
 }
 
-/** Replaces a reservation's estimate with the real usage. */
-export async function settleReservation(db: Db, id: string, tokens: number): Promise<void> {
-  await db.query('UPDATE token_ledger SET tokens = $2, settled_at = clock_timestamp() WHERE id = $1', [id, tokens]);
+/**
+ * Replaces a reservation's estimate with the real usage. When that frees budget (the call used less than
+ * its estimate), the workflow waiting longest for budget leaves the line in the same statement: its id
+ * is returned for the caller to wake.
+ */
+export async function settleReservation(db: Db, id: string, tokens: number): Promise<string | null> {
+  const { rows } = await db.query<{ workflow_id: string }>(
+    `WITH settled AS (
+       UPDATE token_ledger SET tokens = $2, settled_at = clock_timestamp() WHERE id = $1 RETURNING estimate
+     ), next AS (
+       SELECT workflow_id FROM admission_waiters
+        WHERE kind = 'budget' AND EXISTS (SELECT 1 FROM settled WHERE estimate > $2)
+        ORDER BY priority DESC, since LIMIT 1 FOR UPDATE SKIP LOCKED
+     )
+     DELETE FROM admission_waiters w USING next WHERE w.kind = 'budget' AND w.workflow_id = next.workflow_id
+     RETURNING w.workflow_id`,
+    [id, tokens],
+  );
+  return rows[0]?.workflow_id ?? null;
 }
+
+/** Puts a workflow in the line of those sleeping until a step slot or budget frees (keeping its place). */
+export async function addAdmissionWaiter(
+  db: Db,
+  workflowId: string,
+  kind: AdmissionWaitKind,
+  priority: number,
+): Promise<void> {
+  await db.query(
+    `INSERT INTO admission_waiters (workflow_id, kind, priority) VALUES ($1, $2, $3)
+     ON CONFLICT (workflow_id, kind) DO UPDATE SET priority = GREATEST(admission_waiters.priority, EXCLUDED.priority)`,
+    [workflowId, kind, priority],
+  );
+}
+
+/** Takes the next workflow out of a line (highest priority, then longest waiting), for the caller to wake. */
+export async function takeAdmissionWaiter(db: Db, kind: AdmissionWaitKind): Promise<string | null> {
+  const { rows } = await db.query<{ workflow_id: string }>(
+    `WITH next AS (
+       SELECT workflow_id FROM admission_waiters WHERE kind = $1 ORDER BY priority DESC, since LIMIT 1 FOR UPDATE SKIP LOCKED
+     )
+     DELETE FROM admission_waiters w USING next WHERE w.kind = $1 AND w.workflow_id = next.workflow_id
+     RETURNING w.workflow_id`,
+    [kind],
+  );
+  return rows[0]?.workflow_id ?? null;
+}
+
+/** What a workflow sleeping in admission_waiters waits for: `budget`, or a step slot pool. */
+export type AdmissionWaitKind = string;
 
 /** Tokens used in the current window: in all, and by one organisation. */
 export async function tokensInWindow(
@@ -99,6 +145,26 @@ export async function releaseSlot(db: Db, pool: string, holder: string): Promise
      DELETE FROM slot_waiters WHERE kind = $1 AND holder = $2`,
     [pool, holder],
   );
+}
+
+/**
+ * Gives a step slot back, like releaseSlot, and takes the workflow sleeping next for a step slot out of
+ * its line in the same statement: its id is returned for the caller to wake.
+ */
+export async function releaseStepSlot(db: Db, pool: string, holder: string): Promise<string | null> {
+  const { rows } = await db.query<{ workflow_id: string }>(
+    `WITH released AS (
+       UPDATE slot_leases SET released_at = clock_timestamp() WHERE kind = $1 AND holder = $2 AND released_at IS NULL
+     ), left_line AS (
+       DELETE FROM slot_waiters WHERE kind = $1 AND holder = $2
+     ), next AS (
+       SELECT workflow_id FROM admission_waiters WHERE kind = $1 ORDER BY priority DESC, since LIMIT 1 FOR UPDATE SKIP LOCKED
+     )
+     DELETE FROM admission_waiters w USING next WHERE w.kind = $1 AND w.workflow_id = next.workflow_id
+     RETURNING w.workflow_id`,
+    [pool, holder],
+  );
+  return rows[0]?.workflow_id ?? null;
 }
 
 /** The waiter next in line (highest priority, then longest waiting) that asked within `staleSeconds`. */
