@@ -66,10 +66,13 @@ export async function historyEfficiency(
   const cycleTypes = eventTypes(cycles.flatMap((c) => c.events));
   const allTasks = cycles.reduce((n, c) => n + c.tasks, 0);
   const agentByType = Object.fromEntries(Object.entries(cycleTypes).map(([t, n]) => [t, round(n / allTasks, 2)]));
-  // After scenario 4 these agents are out of the worker's cache: each query replays a long history first,
-  // so ask ten at a time, like the history reads above.
+  // Runs per agent (continue-as-new) from visibility, not a query: after scenario 4 these agents are out of
+  // the worker's cache, and a query that must replay a long history on a busy worker can time out.
   const runs: number[] = [];
-  await pool(ids.agentIds, 10, async (id) => void runs.push((await b.gateway.state(id))?.runs ?? NaN));
+  await pool(ids.agentIds, 10, async (id) => {
+    const { count } = await b.client.workflow.count(`WorkflowId = '${agentWorkflowId(id)}'`);
+    runs.push(count);
+  });
 
   const agentEvents = summarize(perTask);
   return {
