@@ -356,7 +356,7 @@ export function renderMarkdown(r: Results, baseline?: Baseline, runs: HistoryEnt
     `| load average (1/5/15 min) | start ${r.loadAverage.start.join(' / ')} · end ${r.loadAverage.end?.join(' / ') ?? '?'}; other work on the machine used **${otherCores(r.usage)} cores** on average during the scenarios (\`other\` below) |`,
     `| versions | Node ${r.versions.node}; ${r.versions.temporalCli}; TypeScript SDK ${r.versions.temporalSdk}; PostgreSQL ${r.versions.postgres} (embedded) |`,
     `| Temporal server | ${r.server.kind === 'cluster' ? 'self-hosted cluster' : 'dev server'}, ${r.server.persistence}, Web UI ${r.server.webUi ? 'on' : 'off'}; ${(r.server.flags ?? []).map((f) => `\`${f}\``).join(', ')}${r.clusterRun && r.server.kind !== 'cluster' ? `; then the cluster (${r.clusterRun.versions.temporalCli ?? '?'}, ${r.clusterRun.server.persistence ?? '?'}) for scenarios 1–4` : ''} |`,
-    `| workers | two child processes (agent worker \`workers/main.ts\`, reference worker \`bench/trivial-worker.ts\`) with the SDK's default options: ${Object.entries(
+    `| workers | two child processes (agent worker \`workers/main.ts\`, reference worker \`bench/trivial-worker.ts\`) with the SDK's default options but for the agent worker's workflow threads: ${Object.entries(
       r.worker,
     )
       .map(([k, v]) => `${k} ${String(v)}`)

@@ -95,6 +95,11 @@ const EnvSchema = z.object({
   TEMPORAL_TLS_SERVER_NAME: z.string().optional(),
   /** Temporal Cloud API key, sent as a bearer token (sensitive). */
   TEMPORAL_API_KEY: z.string().optional(),
+  /**
+   * Threads a worker runs workflow code on (the SDK's workflowThreadPoolSize, whose own default is 1). All
+   * workflow code runs there; with tracing on, one thread is busy enough to cap a worker's tasks per second.
+   */
+  WORKFLOW_THREADS: z.coerce.number().int().min(1).max(16).default(2),
   /** Port of the worker's own Prometheus /metrics (step durations, provider errors, circuits, SDK metrics); unset: none. */
   WORKER_METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   /** host:port where the Temporal SDK exports its worker metrics (appended to the worker's /metrics); unset: not exported. */

@@ -130,6 +130,7 @@ export async function createAgentWorker(opts: AgentWorkerOptions): Promise<Agent
     taskQueue: config.TEMPORAL_TASK_QUEUE,
     dataConverter,
     ...(opts.identity ? { identity: opts.identity } : {}),
+    workflowThreadPoolSize: config.WORKFLOW_THREADS,
     activities,
     interceptors: {
       activity: [() => ({ inbound: new UnstorableValueInterceptor() }), ...(traced?.activityInterceptors ?? [])],
