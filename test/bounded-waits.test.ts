@@ -3,8 +3,8 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { agentWorkflowId, getAgentStateQuery } from '../contract/definitions';
 import { SCORING_SYSTEM_PROMPT } from '../activities/priority';
-import { startFakeOpenAi, type FakeOpenAiServer, type RecordedRequest } from './helpers/fake-openai-server';
-import { startStack, testConfig, waitFor, type TestStack } from './helpers/stack';
+import { type RecordedRequest } from './helpers/fake-openai-server';
+import { stackWithFakeOpenAi, startStack, testConfig, waitFor, type TestStack } from './helpers/stack';
 
 /**
  * Nothing freezes an agent or the system: waiting agents give their active slot back, a long slot wait
@@ -343,47 +343,31 @@ describe('a wait for budget held by a call in flight', () => {
 });
 
 describe('a provider backing off', () => {
-  let stack: TestStack;
-  let openai: FakeOpenAiServer;
-  before(async () => {
-    openai = await startFakeOpenAi();
-    stack = await startStack(
-      testConfig({
-        OPENAI_API_KEY: 'sk-test',
-        OPENAI_BASE_URL: openai.url,
-        AGENTS_MAX_ACTIVE: '1',
-        PRIORITY_SCORING: 'off',
-      }),
-    );
-  });
-  after(async () => {
-    await stack?.stop();
-    await openai?.close();
-  });
+  const env = stackWithFakeOpenAi({ AGENTS_MAX_ACTIVE: '1', PRIORITY_SCORING: 'off' });
 
   it('gives the active slot back while it waits for retry-after, and the call still succeeds', async () => {
-    const patient = await stack.api.createAgent({
+    const patient = await env.stack.api.createAgent({
       name: 'rate-limited',
       objective: 'answer',
       provider: 'openai',
       model: 'gpt-test',
     });
-    const other = await stack.api.createAgent({ name: 'other', objective: 'answer', provider: 'offline' });
-    openai.enqueue({ kind: 'error', status: 429, headers: { 'retry-after': '8' } });
-    openai.enqueue({
+    const other = await env.stack.api.createAgent({ name: 'other', objective: 'answer', provider: 'offline' });
+    env.openai.enqueue({ kind: 'error', status: 429, headers: { 'retry-after': '8' } });
+    env.openai.enqueue({
       kind: 'completion',
       content: 'after the back-off',
       usage: { promptTokens: 10, completionTokens: 4 },
     });
-    const limited = await stack.api.createTask({ agentId: patient.id, title: 'rate limited' });
-    await waitFor(async () => openai.requests.length >= 1, 'the first model call to be refused with 429');
-    const otherTask = await stack.api.createTask({
+    const limited = await env.stack.api.createTask({ agentId: patient.id, title: 'rate limited' });
+    await waitFor(async () => env.openai.requests.length >= 1, 'the first model call to be refused with 429');
+    const otherTask = await env.stack.api.createTask({
       agentId: other.id,
       title: 'meanwhile',
       input: { script: [{ answer: 'done meanwhile' }] },
     });
-    const otherDone = await stack.api.waitForTask(otherTask.id, 30_000);
-    const limitedDone = await stack.api.waitForTask(limited.id, 60_000);
+    const otherDone = await env.stack.api.waitForTask(otherTask.id, 30_000);
+    const limitedDone = await env.stack.api.waitForTask(limited.id, 60_000);
     assert.equal(otherDone.status, 'completed', JSON.stringify(otherDone));
     assert.equal(limitedDone.status, 'completed', JSON.stringify(limitedDone));
     assert.equal(limitedDone.output.answer, 'after the back-off');
@@ -392,40 +376,29 @@ describe('a provider backing off', () => {
       Date.parse(otherDone.completedAt) < Date.parse(limitedDone.completedAt),
       `${otherDone.completedAt} before ${limitedDone.completedAt}`,
     );
-    assert.equal(openai.requests.length, 2);
+    assert.equal(env.openai.requests.length, 2);
   });
 });
 
 describe('unstorable values', () => {
-  let stack: TestStack;
-  let openai: FakeOpenAiServer;
-  before(async () => {
-    openai = await startFakeOpenAi();
-    stack = await startStack(
-      testConfig({ OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: openai.url, PRIORITY_SCORING: 'off' }),
-    );
-  });
-  after(async () => {
-    await stack?.stop();
-    await openai?.close();
-  });
+  const env = stackWithFakeOpenAi({ PRIORITY_SCORING: 'off' });
 
   it('a lone surrogate in a task is refused with 400 naming the field, and the agent keeps working', async () => {
-    const agent = await stack.api.createAgent({ name: 'sturdy', objective: 'answer', provider: 'offline' });
+    const agent = await env.stack.api.createAgent({ name: 'sturdy', objective: 'answer', provider: 'offline' });
     const raw = `{"agentId":"${agent.id}","title":"poison","input":{"x":"\\ud800"}}`;
-    const refused = await stack.api.request('POST', '/api/v1/tasks', undefined, { raw });
+    const refused = await env.stack.api.request('POST', '/api/v1/tasks', undefined, { raw });
     assert.equal(refused.status, 400, JSON.stringify(refused.body));
     assert.match(refused.body.error.message, /input\.x/);
     assert.match(refused.body.error.message, /surrogate/);
-    const title = await stack.api.request('POST', '/api/v1/tasks', undefined, {
+    const title = await env.stack.api.request('POST', '/api/v1/tasks', undefined, {
       raw: `{"agentId":"${agent.id}","title":"bad \\udfff end"}`,
     });
     assert.equal(title.status, 400);
     assert.match(title.body.error.message, /title/);
     // A proper pair (an emoji) is fine.
-    const done = await stack.api.waitForTask(
+    const done = await env.stack.api.waitForTask(
       (
-        await stack.api.createTask({
+        await env.stack.api.createTask({
           agentId: agent.id,
           title: 'ok \u{1F600}',
           input: { script: [{ answer: 'fine' }] },
@@ -436,21 +409,23 @@ describe('unstorable values', () => {
   });
 
   it('a model call retried after a failed attempt reserves tokens again, and counts what the retry used', async () => {
-    const agent = await stack.api.createAgent({
+    const agent = await env.stack.api.createAgent({
       name: 'retrier',
       objective: 'answer',
       provider: 'openai',
       model: 'gpt-test',
     });
-    openai.enqueue({ kind: 'error', status: 500 });
-    openai.enqueue({
+    env.openai.enqueue({ kind: 'error', status: 500 });
+    env.openai.enqueue({
       kind: 'completion',
       content: 'second time lucky',
       usage: { promptTokens: 30, completionTokens: 7 },
     });
-    const done = await stack.api.waitForTask((await stack.api.createTask({ agentId: agent.id, title: 'retry me' })).id);
+    const done = await env.stack.api.waitForTask(
+      (await env.stack.api.createTask({ agentId: agent.id, title: 'retry me' })).id,
+    );
     assert.equal(done.status, 'completed', JSON.stringify(done));
-    const { rows } = await stack.db.query<{ id: string; tokens: number }>(
+    const { rows } = await env.stack.db.query<{ id: string; tokens: number }>(
       `SELECT id, tokens FROM token_ledger WHERE task_id = $1 AND purpose = 'step' ORDER BY reserved_at`,
       [done.id],
     );
@@ -468,24 +443,26 @@ describe('unstorable values', () => {
 
   it('a value the database refuses later fails its task with the reason, and the next task of the agent completes', async () => {
     // A manual agent records the model's proposed arguments; these hold a lone surrogate, which jsonb refuses.
-    const agent = await stack.api.createAgent({
+    const agent = await env.stack.api.createAgent({
       name: 'proposer',
       objective: 'propose',
       autonomy: 'manual',
       provider: 'openai',
       model: 'gpt-test',
     });
-    openai.enqueue({
+    env.openai.enqueue({
       kind: 'completion',
       toolCalls: [{ id: 'call_1', name: 'memory_write', arguments: '{"key":"k","value":"\\ud800"}' }],
     });
-    const failed = await stack.api.waitForTask(
-      (await stack.api.createTask({ agentId: agent.id, title: 'propose a write' })).id,
+    const failed = await env.stack.api.waitForTask(
+      (await env.stack.api.createTask({ agentId: agent.id, title: 'propose a write' })).id,
     );
     assert.equal(failed.status, 'failed', JSON.stringify(failed));
     assert.match(failed.error, /database refused a value/);
-    openai.enqueue({ kind: 'completion', content: 'still here', usage: { promptTokens: 5, completionTokens: 2 } });
-    const next = await stack.api.waitForTask((await stack.api.createTask({ agentId: agent.id, title: 'answer' })).id);
+    env.openai.enqueue({ kind: 'completion', content: 'still here', usage: { promptTokens: 5, completionTokens: 2 } });
+    const next = await env.stack.api.waitForTask(
+      (await env.stack.api.createTask({ agentId: agent.id, title: 'answer' })).id,
+    );
     assert.equal(next.status, 'completed', JSON.stringify(next));
     assert.equal(next.output.answer, 'still here');
   });
@@ -552,47 +529,35 @@ describe('admission waits and queue bounds', () => {
 });
 
 describe('archive wins', () => {
-  let stack: TestStack;
-  let openai: FakeOpenAiServer;
-  before(async () => {
-    openai = await startFakeOpenAi();
-    stack = await startStack(
-      testConfig({
-        OPENAI_API_KEY: 'sk-test',
-        OPENAI_BASE_URL: openai.url,
-        PRIORITY_SCORING: 'on',
-        PRIORITY_SCORING_TIMEOUT_SECONDS: '10',
-      }),
-    );
-  });
-  after(async () => {
-    await stack?.stop();
-    await openai?.close();
-  });
+  const env = stackWithFakeOpenAi({ PRIORITY_SCORING: 'on', PRIORITY_SCORING_TIMEOUT_SECONDS: '10' });
 
   it('archived while its next goal is being scored, the agent runs nothing of that goal', async () => {
-    const agent = await stack.api.createAgent({
+    const agent = await env.stack.api.createAgent({
       name: 'scored',
       objective: 'write',
       provider: 'openai',
       model: 'gpt-test',
     });
     // The scoring call never answers (it would give up after 10 s); were the goal to run, it would write memory.
-    openai.enqueue({ kind: 'hang' });
-    openai.enqueue({
+    env.openai.enqueue({ kind: 'hang' });
+    env.openai.enqueue({
       kind: 'completion',
       toolCalls: [{ id: 'call_1', name: 'memory_write', arguments: '{"key":"k","value":"side effect"}' }],
     });
-    openai.enqueue({ kind: 'completion', content: 'written', usage: { promptTokens: 5, completionTokens: 2 } });
-    const before = openai.requests.length;
-    const task = await stack.api.createTask({ agentId: agent.id, title: 'write a note' });
-    await waitFor(async () => openai.requests.length > before, 'the scoring call to be sent');
-    const archived = await stack.api.post(`/api/v1/agents/${agent.id}/archive`);
+    env.openai.enqueue({ kind: 'completion', content: 'written', usage: { promptTokens: 5, completionTokens: 2 } });
+    const before = env.openai.requests.length;
+    const task = await env.stack.api.createTask({ agentId: agent.id, title: 'write a note' });
+    await waitFor(async () => env.openai.requests.length > before, 'the scoring call to be sent');
+    const archived = await env.stack.api.post(`/api/v1/agents/${agent.id}/archive`);
     assert.equal(archived.status, 200, JSON.stringify(archived.body));
-    const done = await stack.api.waitForTask(task.id);
+    const done = await env.stack.api.waitForTask(task.id);
     assert.equal(done.status, 'cancelled', JSON.stringify(done));
-    assert.equal(openai.requests.length - before, 1, 'only the scoring call was made; the goal never called the model');
-    const memory = await stack.db.query('SELECT count(*)::int AS n FROM memory WHERE scope = $1', [agent.id]);
+    assert.equal(
+      env.openai.requests.length - before,
+      1,
+      'only the scoring call was made; the goal never called the model',
+    );
+    const memory = await env.stack.db.query('SELECT count(*)::int AS n FROM memory WHERE scope = $1', [agent.id]);
     assert.equal(memory.rows[0].n, 0, 'no side effect of the cancelled goal');
   });
 });
@@ -600,42 +565,28 @@ describe('archive wins', () => {
 describe('archive while the agent waits to continue as new', () => {
   const HISTORY_LIMIT = 100;
   const SCORING_TIMEOUT_SECONDS = 60;
-  let stack: TestStack;
-  let openai: FakeOpenAiServer;
+  const env = stackWithFakeOpenAi({
+    AGENT_HISTORY_LIMIT: String(HISTORY_LIMIT),
+    MAX_STEPS: '30',
+    PRIORITY_SCORING: 'on',
+    PRIORITY_SCORING_TIMEOUT_SECONDS: String(SCORING_TIMEOUT_SECONDS),
+  });
   const isScoring = (request: RecordedRequest) =>
     (request.body as { messages?: { content?: unknown }[] }).messages?.[0]?.content === SCORING_SYSTEM_PROMPT;
   const isGoalStep = (request: RecordedRequest) => !isScoring(request);
 
-  before(async () => {
-    openai = await startFakeOpenAi();
-    stack = await startStack(
-      testConfig({
-        OPENAI_API_KEY: 'sk-test',
-        OPENAI_BASE_URL: openai.url,
-        AGENT_HISTORY_LIMIT: String(HISTORY_LIMIT),
-        MAX_STEPS: '30',
-        PRIORITY_SCORING: 'on',
-        PRIORITY_SCORING_TIMEOUT_SECONDS: String(SCORING_TIMEOUT_SECONDS),
-      }),
-    );
-  });
-  after(async () => {
-    await stack?.stop();
-    await openai?.close();
-  });
-
   it('ends the wait for handlers and scorings, archives in the same run and cancels the queued goal', async () => {
-    const agent = await stack.api.createAgent({
+    const agent = await env.stack.api.createAgent({
       name: 'long-history',
       objective: 'write',
       provider: 'openai',
       model: 'gpt-test',
     });
     // Goal 1 writes enough memory to pass the history limit; its scoring answers nothing usable (static priority).
-    openai.enqueue({ kind: 'completion', content: 'n/a' }, { when: isScoring });
+    env.openai.enqueue({ kind: 'completion', content: 'n/a' }, { when: isScoring });
     const WRITES = 15;
     for (let i = 0; i < WRITES; i++) {
-      openai.enqueue(
+      env.openai.enqueue(
         {
           kind: 'completion',
           toolCalls: [
@@ -645,36 +596,36 @@ describe('archive while the agent waits to continue as new', () => {
         { when: isGoalStep },
       );
     }
-    const first = await stack.api.createTask({ agentId: agent.id, title: 'write many notes' });
-    await waitFor(async () => openai.requests.some(isGoalStep), 'goal 1 to call the model');
+    const first = await env.stack.api.createTask({ agentId: agent.id, title: 'write many notes' });
+    await waitFor(async () => env.openai.requests.some(isGoalStep), 'goal 1 to call the model');
 
     // Goal 2 arrives while goal 1 runs; its scoring never answers, so when goal 1 ends the agent is past the
     // history limit with a scoring in flight: it waits for it before continuing as new.
-    openai.enqueue({ kind: 'hang' }, { when: isScoring });
-    const second = await stack.api.createTask({ agentId: agent.id, title: 'never runs' });
-    await waitFor(async () => openai.requests.filter(isScoring).length === 2, 'goal 2 to be scored');
-    openai.enqueue(
+    env.openai.enqueue({ kind: 'hang' }, { when: isScoring });
+    const second = await env.stack.api.createTask({ agentId: agent.id, title: 'never runs' });
+    await waitFor(async () => env.openai.requests.filter(isScoring).length === 2, 'goal 2 to be scored');
+    env.openai.enqueue(
       { kind: 'completion', content: 'all written', usage: { promptTokens: 5, completionTokens: 2 } },
       { when: isGoalStep },
     );
-    const done = await stack.api.waitForTask(first.id, 60_000);
+    const done = await env.stack.api.waitForTask(first.id, 60_000);
     assert.equal(done.status, 'completed', JSON.stringify(done));
 
-    const handle = stack.client.workflow.getHandle(agentWorkflowId(agent.id));
+    const handle = env.stack.client.workflow.getHandle(agentWorkflowId(agent.id));
     const waiting = await handle.describe();
     assert.ok(waiting.historyLength > HISTORY_LIMIT, `history ${waiting.historyLength} is past the limit`);
-    assert.equal(await taskStatus(stack, second.id), 'queued');
+    assert.equal(await taskStatus(env.stack, second.id), 'queued');
 
     const started = Date.now();
-    const archived = await stack.api.post(`/api/v1/agents/${agent.id}/archive`);
+    const archived = await env.stack.api.post(`/api/v1/agents/${agent.id}/archive`);
     assert.equal(archived.status, 200, JSON.stringify(archived.body));
     // Well before the scoring would give up by itself: the archive ended the wait, not the scoring's time-out.
     assert.ok(Date.now() - started < (SCORING_TIMEOUT_SECONDS * 1000) / 2, `archive took ${Date.now() - started} ms`);
-    assert.equal((await stack.api.waitForTask(second.id)).status, 'cancelled');
+    assert.equal((await env.stack.api.waitForTask(second.id)).status, 'cancelled');
     await handle.result();
     const closed = await handle.describe();
     assert.equal(closed.status.name, 'COMPLETED');
     assert.equal(closed.runId, waiting.runId, 'archived in the run that was waiting, without continuing as new');
-    assert.equal(openai.requests.filter(isGoalStep).length, WRITES + 1, 'goal 2 never called the model');
+    assert.equal(env.openai.requests.filter(isGoalStep).length, WRITES + 1, 'goal 2 never called the model');
   });
 });

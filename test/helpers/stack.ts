@@ -21,6 +21,7 @@ import { createPool, type Db } from '../../lib/db';
 import { createApiMetrics } from '../../lib/metrics';
 import { clientTracingInterceptors, startTracing } from '../../lib/tracing';
 import { createAgentWorker } from '../../workers/agent-worker';
+import { startFakeOpenAi, type FakeOpenAiServer } from './fake-openai-server';
 
 const ROOT = path.resolve(__dirname, '../..');
 
@@ -293,4 +294,26 @@ export class ApiClient {
       timeoutMs,
     );
   }
+}
+
+/**
+ * For one describe block: a fresh fake OpenAI server and a stack whose `openai` provider talks to it, started
+ * before its tests and stopped after them. Read `stack` and `openai` inside the tests, once they run.
+ */
+export function stackWithFakeOpenAi(overrides: Record<string, string> = {}): {
+  readonly stack: TestStack;
+  readonly openai: FakeOpenAiServer;
+} {
+  const env = {} as { stack: TestStack; openai: FakeOpenAiServer };
+  before(async () => {
+    env.openai = await startFakeOpenAi();
+    env.stack = await startStack(
+      testConfig({ OPENAI_API_KEY: 'sk-test', OPENAI_BASE_URL: env.openai.url, ...overrides }),
+    );
+  });
+  after(async () => {
+    await env.stack?.stop();
+    await env.openai?.close();
+  });
+  return env;
 }
