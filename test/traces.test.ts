@@ -210,4 +210,26 @@ describe('traces', { timeout: 15 * 60_000 }, () => {
       await killHard(second);
     }
   });
+
+  it('tracing switched on for an agent waiting on an approval keeps the approval it waits on', async () => {
+    // The first worker has no tracing: none of its draws are span ids. The second replays the same history
+    // with the tracing interceptors drawing span ids as it goes; the task must still wait on the same id.
+    const untraced = spawnWorker(stack.config, { WORKFLOW_BUNDLE_PATH: '' });
+    workers.push(untraced);
+    await untraced.ready;
+    const agent = await stack.api.createAgent({ name: 'Switcher', objective: 'Switch', autonomy: 'copilot' });
+    const created = await stack.api.createTask({ agentId: agent.id, title: 'switch', input: { script: script('t3') } });
+    const approval = await pendingApproval(created.id);
+    await killHard(untraced);
+    const traced = await startWorker();
+    try {
+      const decided = await stack.api.post(`/api/v1/approvals/${approval.id}/approve`, {});
+      assert.equal(decided.status, 200, JSON.stringify(decided.body));
+      const done = await stack.api.waitForTask(created.id, 90_000);
+      assert.equal(done.status, 'completed', JSON.stringify(done));
+      assert.equal(done.output, 'stored t3');
+    } finally {
+      await killHard(traced);
+    }
+  });
 });

@@ -3,9 +3,6 @@
  * histories of the old shape that keep the old branch tested, and when it may go. The rule, and how a patch
  * is added and retired, is in docs/workflow-changes.md; test/replay.test.ts checks that the workflow code
  * uses exactly these ids, that the docs list them, and replays every fixture named here.
- *
- * Empty: this is the versioning baseline. The histories in test/histories/*.json are recorded from the
- * current code and every execution runs it; there is no old branch to keep.
  */
 
 /** One patch: a change to the commands a workflow emits, decided by `patched(id)` where it happens. */
@@ -25,7 +22,22 @@ export interface PatchEntry {
   readonly retireWhen: string;
 }
 
-export const PATCHES = {} as const satisfies Record<string, PatchEntry>;
+export const PATCHES = {
+  'approval-ids-per-task': {
+    changes:
+      "AgentWorkflow, TaskWorkflow: a task's approval ids are drawn from the task's own random stream instead " +
+      "of the workflow's default one; a patch marker is recorded before the run's first createApproval",
+    oldShapeFixtures: [
+      'test/histories/before-approval-ids-per-task/agent-approval-edited-rejected.json',
+      'test/histories/before-approval-ids-per-task/agent-approval-escalated.json',
+      'test/histories/before-approval-ids-per-task/agent-approval-expired.json',
+      'test/histories/before-approval-ids-per-task/crew-sequential-task-approved.json',
+    ],
+    retireWhen:
+      'no AgentWorkflow or TaskWorkflow run that asked for an approval before the deploy of this patch is open ' +
+      '(an agent that continued as new since then runs the new branch)',
+  },
+} as const satisfies Record<string, PatchEntry>;
 
 /** A patch id of the registry; `patched()` calls in workflow code take one of these. */
 export type PatchId = keyof typeof PATCHES;

@@ -1,8 +1,10 @@
 import {
   CancellationScope,
   condition,
+  getRandomStream,
   isCancellation,
   log,
+  patched,
   setCurrentDetails,
   setHandler,
   uuid4,
@@ -54,6 +56,9 @@ export interface Mailbox {
   remove(messageIds: string[]): void;
   replied(requestId: string): boolean;
 }
+
+/** Approval ids come from each task's own random stream (workflows/patches.ts). */
+const APPROVAL_IDS_PER_TASK_PATCH = 'approval-ids-per-task';
 
 /** The longest await_response wait, and the one it takes when the call names none. */
 const MAX_RESPONSE_WAIT_SECONDS = 86_400;
@@ -532,10 +537,22 @@ export class TaskRun {
     }
   }
 
+  /**
+   * A fresh approval id, drawn from a random stream of this task's own. The workflow's default stream is
+   * shared with every other draw in the run (other goals, crew message ids, anything an interceptor or
+   * plugin does), so an id drawn there depends on the order of all of them; a worker replaying after a
+   * crash that saw a different order would wait for another id than the row the first worker wrote, and
+   * the decision would never reach the task. A task's own stream depends only on its own approvals.
+   */
+  private newApprovalId(): string {
+    if (!patched(APPROVAL_IDS_PER_TASK_PATCH)) return uuid4();
+    return getRandomStream(`approval-ids/${this.input.goal.taskId}`).uuid4();
+  }
+
   /** Opens an approval request and waits for a decision or the timeout; returns how it ended. */
   private async requestApproval(step: number, index: number, call: ToolCall): Promise<ApprovalOutcome> {
     const { agent, goal, settings } = this.input;
-    const approvalId = uuid4();
+    const approvalId = this.newApprovalId();
     const hours = agent.approvalTimeoutHours ?? settings.approvalTimeoutHours;
     const timeoutMs = Math.round(hours * 3_600_000);
     const expiresAt = new Date(Date.now() + timeoutMs).toISOString();

@@ -46,8 +46,9 @@ class InboundInterceptor extends OpenTelemetryInboundInterceptor {
 /**
  * Runs each method of a tracing interceptor with its span ids drawn from a random stream of their own.
  * The OpenTelemetry SDK draws span ids from `Math.random()`, the workflow's seeded stream that `uuid4()`
- * (approval, message and crew child ids) draws from too: tracing switched on or off for a running workflow
- * would name another child than the one in its history, or another approval id than its row's. `next(...)` gives the workflow code back its own stream (checked by test/replay.test.ts).
+ * (message and crew child ids) draws from too: tracing switched on or off for a running workflow would
+ * name another child than the one in its history. `next(...)` gives the workflow code back its own stream
+ * (checked by test/replay.test.ts). Approval ids come from each task's own stream (workflows/task.ts).
  */
 function onOwnRandomStream<T extends object>(interceptor: T, stream: WorkflowRandomStream): T {
   return new Proxy(interceptor, {
