@@ -79,11 +79,14 @@ import {
   type RoutedTaskWorkflowType,
 } from '../contract/definitions';
 
-/** The agent's workflow refused the request (impossible transition) or is not running. */
+/**
+ * The agent's workflow refused the request (impossible transition), is not running, or is not (yet)
+ * waiting on the approval request a decision names (`not_pending`).
+ */
 export class AgentRejectedError extends Error {
   constructor(
     message: string,
-    readonly reason: 'not_running' | 'invalid_transition' | 'limit_reached',
+    readonly reason: 'not_running' | 'invalid_transition' | 'limit_reached' | 'not_pending',
   ) {
     super(message);
     this.name = 'AgentRejectedError';
@@ -482,10 +485,11 @@ export class TemporalGateway {
       return new AgentRejectedError(`${target} is not running`, 'not_running');
     }
     if (err instanceof WorkflowUpdateFailedError && err.cause instanceof ApplicationFailure) {
-      return new AgentRejectedError(
-        err.cause.message,
-        err.cause.type === ErrorType.LimitReached ? 'limit_reached' : 'invalid_transition',
-      );
+      const reasons: Record<string, AgentRejectedError['reason']> = {
+        [ErrorType.LimitReached]: 'limit_reached',
+        [ErrorType.ApprovalNotPending]: 'not_pending',
+      };
+      return new AgentRejectedError(err.cause.message, reasons[err.cause.type ?? ''] ?? 'invalid_transition');
     }
     return err;
   }

@@ -34,6 +34,11 @@ export const ErrorType = {
   Unstorable: 'UnstorableValueError',
   /** The task's answer failed its output check (`validation`) as many times as it may. */
   ValidationFailed: 'ValidationFailedError',
+  /**
+   * A decision names an approval request the task is not waiting on (yet): after a worker crash the task
+   * may still be re-running the step that opened it. Only a validator throws it; nothing is recorded.
+   */
+  ApprovalNotPending: 'ApprovalNotPendingError',
   /** Referenced entity does not exist. */
   NotFound: 'NotFoundError',
 } as const;

@@ -163,6 +163,12 @@ const EnvSchema = z.object({
   /** Active reminders per agent, so an agent that schedules its own goals cannot flood itself. */
   MAX_REMINDERS_PER_AGENT: intFromEnv(20, 1),
   APPROVAL_TIMEOUT_HOURS: z.coerce.number().positive().default(24),
+  /**
+   * How long an approve/reject request keeps resending a decision for a request that is pending in its
+   * row but not yet waited on by its task (a worker crashed right after opening it; the task re-runs that
+   * step elsewhere). The default covers a workflow task's timeout and a worker taking over.
+   */
+  APPROVAL_DECISION_WAIT_SECONDS: intFromEnv(30, 0),
   HTTP_ALLOWED_HOSTS: list,
   /** Hosts of HTTP_ALLOWED_HOSTS that may resolve to loopback, private or link-local addresses (refused otherwise). */
   HTTP_ALLOW_PRIVATE_HOSTS: list,

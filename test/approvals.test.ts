@@ -155,6 +155,37 @@ describe('approvals', () => {
     assert.equal(await memory(agent.id, 'contested'), winner === 'approved' ? 1 : undefined);
   });
 
+  it('a request pending in its row that the task is not waiting on is retried for a while, then refused; nothing changes', async () => {
+    // What a worker crash between writing the row and completing its workflow task leaves for a moment: the
+    // row is pending, the task re-runs the step on another worker. Here the task never reaches that request.
+    const agent = await stack.api.createAgent({ name: 'Behind', objective: 'Catch up', autonomy: 'copilot' });
+    const { task, approval } = await pendingApproval(agent.id, writeScript('behind', 1));
+    const strayId = randomUUID();
+    await stack.db.query(
+      `INSERT INTO approvals (id, task_id, agent_id, org_id, step, call_index, title, proposed_action, expires_at, workflow_id)
+       SELECT $1, task_id, agent_id, org_id, step + 50, call_index, title, proposed_action, expires_at, workflow_id
+       FROM approvals WHERE id = $2`,
+      [strayId, approval.id],
+    );
+    const patient = await startApi({ ...stack.config, APPROVAL_DECISION_WAIT_SECONDS: 2 });
+    try {
+      const sentAt = Date.now();
+      const refused = await patient.api.post(`/api/v1/approvals/${strayId}/approve`, {});
+      const waitedMs = Date.now() - sentAt;
+      assert.equal(refused.status, 409, JSON.stringify(refused.body));
+      assert.match(refused.body.error.message, /no pending approval request/);
+      assert.ok(waitedMs >= 1500, `resent for the configured 2 s before refusing (${waitedMs} ms)`);
+    } finally {
+      await patient.stop();
+    }
+    const stray = await stack.api.get(`/api/v1/approvals/${strayId}`);
+    assert.equal(stray.body.status, 'pending', 'the refused decision changed nothing');
+    // The request the task does wait on is decided as usual.
+    assert.equal((await stack.api.post(`/api/v1/approvals/${approval.id}/approve`, {})).status, 200);
+    assert.equal((await stack.api.waitForTask(task.id)).status, 'completed');
+    assert.equal(await memory(agent.id, 'behind'), 1);
+  });
+
   it('expiry: an unanswered request expires and the task fails with the reason, or escalates', async () => {
     const failing = await stack.api.createAgent({
       name: 'Impatient',

@@ -183,10 +183,13 @@ describe('traces', { timeout: 15 * 60_000 }, () => {
     }
   });
 
-  it('a worker killed mid-task leaves one trace, not two', async () => {
-    const first = await startWorker();
-    const agent = await stack.api.createAgent({ name: 'Survivor', objective: 'Survive', autonomy: 'copilot' });
-    const created = await stack.api.createTask({ agentId: agent.id, title: 'crash', input: { script: script('t2') } });
+  /**
+   * A copilot agent's task waits on its approval while `first` runs it; `first` is killed, a traced worker
+   * takes over, the request is approved through the API and the task finishes. Returns the finished task.
+   */
+  const approvedAfterTakeover = async (first: ReturnType<typeof spawnWorker>, name: string, key: string) => {
+    const agent = await stack.api.createAgent({ name, objective: name, autonomy: 'copilot' });
+    const created = await stack.api.createTask({ agentId: agent.id, title: name, input: { script: script(key) } });
     const approval = await pendingApproval(created.id);
     await killHard(first);
     const second = await startWorker();
@@ -194,42 +197,35 @@ describe('traces', { timeout: 15 * 60_000 }, () => {
       const decided = await stack.api.post(`/api/v1/approvals/${approval.id}/approve`, {});
       assert.equal(decided.status, 200, JSON.stringify(decided.body));
       const done = await stack.api.waitForTask(created.id, 90_000);
-      assert.equal(done.status, 'completed');
-      const t = await traceWith(done.traceId, ['invoke_agent Survivor', 'wait approval', 'execute_tool memory_write']);
-      // Both workers' spans are in it: the first's model call, the second's tool call.
-      assert.ok(t.spans.filter((s) => s.operationName === 'chat offline-v1').length >= 2);
-      assert.equal(t.spans.filter((s) => s.operationName === 'invoke_agent Survivor').length, 1);
-      assert.equal(t.spans.filter((s) => s.operationName === 'wait approval').length, 1);
-      const traces = await tracesOfTask(created.id);
-      assert.deepEqual(
-        traces.map((x) => x.traceID),
-        [done.traceId],
-        'every span of the task is in the one trace',
-      );
+      assert.equal(done.status, 'completed', JSON.stringify(done));
+      assert.deepEqual(done.output, { answer: `[offline] stored ${key}` });
+      return done;
     } finally {
       await killHard(second);
     }
+  };
+
+  it('a worker killed mid-task leaves one trace, not two', async () => {
+    const done = await approvedAfterTakeover(await startWorker(), 'Survivor', 't2');
+    const t = await traceWith(done.traceId, ['invoke_agent Survivor', 'wait approval', 'execute_tool memory_write']);
+    // Both workers' spans are in it: the first's model call, the second's tool call.
+    assert.ok(t.spans.filter((s) => s.operationName === 'chat offline-v1').length >= 2);
+    assert.equal(t.spans.filter((s) => s.operationName === 'invoke_agent Survivor').length, 1);
+    assert.equal(t.spans.filter((s) => s.operationName === 'wait approval').length, 1);
+    const traces = await tracesOfTask(done.id);
+    assert.deepEqual(
+      traces.map((x) => x.traceID),
+      [done.traceId],
+      'every span of the task is in the one trace',
+    );
   });
 
   it('tracing switched on for an agent waiting on an approval keeps the approval it waits on', async () => {
-    // The first worker has no tracing: none of its draws are span ids. The second replays the same history
-    // with the tracing interceptors drawing span ids as it goes; the task must still wait on the same id.
+    // The first worker has no tracing: none of its draws are span ids. The traced worker replays the same
+    // history with the tracing interceptors drawing span ids as it goes; the task must wait on the same id.
     const untraced = spawnWorker(stack.config, { WORKFLOW_BUNDLE_PATH: '' });
     workers.push(untraced);
     await untraced.ready;
-    const agent = await stack.api.createAgent({ name: 'Switcher', objective: 'Switch', autonomy: 'copilot' });
-    const created = await stack.api.createTask({ agentId: agent.id, title: 'switch', input: { script: script('t3') } });
-    const approval = await pendingApproval(created.id);
-    await killHard(untraced);
-    const traced = await startWorker();
-    try {
-      const decided = await stack.api.post(`/api/v1/approvals/${approval.id}/approve`, {});
-      assert.equal(decided.status, 200, JSON.stringify(decided.body));
-      const done = await stack.api.waitForTask(created.id, 90_000);
-      assert.equal(done.status, 'completed', JSON.stringify(done));
-      assert.equal(done.output, 'stored t3');
-    } finally {
-      await killHard(traced);
-    }
+    await approvedAfterTakeover(untraced, 'Switcher', 't3');
   });
 });

@@ -34,7 +34,7 @@ import {
   type TaskProgress,
 } from '../contract/definitions';
 import { AgentReminders } from './reminder';
-import { TaskRun, type ActiveSlot, type Mailbox } from './task';
+import { approvalNotPending, TaskRun, type ActiveSlot, type Mailbox } from './task';
 
 /** Failures that mean the agent itself needs an operator; it stops taking goals until resumed. */
 const AGENT_ERROR_TYPES: readonly string[] = [ErrorType.ProviderAuth, ErrorType.Configuration];
@@ -251,7 +251,7 @@ export class Agent {
 
   // Approval decisions for the running goal (crew work takes them in TaskWorkflow).
   private runningTaskFor(approvalId: string): TaskRun {
-    if (!this.runningTask) throw new Error(`no pending approval request ${approvalId} on this agent`);
+    if (!this.runningTask) throw approvalNotPending(approvalId, 'agent');
     return this.runningTask;
   }
 

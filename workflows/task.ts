@@ -1,4 +1,5 @@
 import {
+  ApplicationFailure,
   CancellationScope,
   condition,
   getRandomStream,
@@ -55,6 +56,19 @@ export interface Mailbox {
   unread(): InboxMessage[];
   remove(messageIds: string[]): void;
   replied(requestId: string): boolean;
+}
+
+/**
+ * A decision for an approval request the task is not waiting on. Typed, so the API can tell it from a
+ * refusal: after a worker crash the task may be re-running the step that opened the request, whose row is
+ * already written, and the same decision succeeds once the task is back at its wait.
+ */
+export function approvalNotPending(approvalId: string, where: 'task' | 'agent'): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: ErrorType.ApprovalNotPending,
+    message: `no pending approval request ${approvalId} on this ${where}`,
+    nonRetryable: true,
+  });
 }
 
 /** Approval ids come from each task's own random stream (workflows/patches.ts). */
@@ -157,8 +171,7 @@ export class TaskRun {
         throw new Error(`approval request already ${known.status}`);
       return;
     }
-    if (this.pendingApprovalId !== request.approvalId)
-      throw new Error(`no pending approval request ${request.approvalId} on this task`);
+    if (this.pendingApprovalId !== request.approvalId) throw approvalNotPending(request.approvalId, 'task');
     if (request.decision === 'reject' && request.editedAction) throw new Error('editedAction applies to approve only');
   }
 

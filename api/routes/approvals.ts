@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Router } from 'express';
 import type { ToolRegistry } from '../../activities/tools/registry';
 import { AgentRejectedError } from '../../client/gateway';
@@ -7,8 +8,9 @@ import type { AppDeps } from '../deps';
 import type { ApprovalRecord, Store } from '../store';
 import { conflict, HttpError, notFound, parse } from '../errors';
 
-export function approvalRoutes({ store, gateway, tools }: AppDeps & { tools: ToolRegistry }): Router {
+export function approvalRoutes({ store, gateway, tools, config }: AppDeps & { tools: ToolRegistry }): Router {
   const router = Router();
+  const catchUpMs = config.APPROVAL_DECISION_WAIT_SECONDS * 1000;
 
   const loadApproval = async (orgId: string, id: string) => {
     const approval = Uuid.safeParse(id).success ? await store.approval(orgId, id) : undefined;
@@ -45,7 +47,7 @@ export function approvalRoutes({ store, gateway, tools }: AppDeps & { tools: Too
       }
     }
     res.json(
-      await decide(store, gateway, res.locals.orgId, approval, {
+      await decide(store, gateway, catchUpMs, res.locals.orgId, approval, {
         approvalId: approval.id,
         decision: 'approve',
         ...body,
@@ -58,7 +60,7 @@ export function approvalRoutes({ store, gateway, tools }: AppDeps & { tools: Too
     const approval = await loadApproval(res.locals.orgId, req.params.id);
     const body = parse(RejectBody, req.body, 'body');
     res.json(
-      await decide(store, gateway, res.locals.orgId, approval, {
+      await decide(store, gateway, catchUpMs, res.locals.orgId, approval, {
         approvalId: approval.id,
         decision: 'reject',
         ...body,
@@ -76,10 +78,15 @@ const STATUS_OF = { approve: 'approved', reject: 'rejected' } as const;
  * Sends the decision to the task's workflow and answers with the real outcome: 200 when applied (or
  * when the same decision was already applied: a retried request is idempotent), 409 when the request
  * was decided the other way or expired.
+ *
+ * A request can be pending in its row while its task is not waiting on it: a worker that wrote the row
+ * and crashed before its workflow task completed leaves the task to re-run that step on another worker.
+ * The decision is then sent again (for up to `catchUpMs`) until the task is back at its wait.
  */
 async function decide(
   store: Store,
   gateway: AppDeps['gateway'],
+  catchUpMs: number,
   orgId: string,
   approval: ApprovalRecord,
   decision: ApprovalDecisionInput,
@@ -90,13 +97,19 @@ async function decide(
     throw conflict(`approval request is already ${row.status}${row.decidedBy ? ` by ${row.decidedBy}` : ''}`);
   };
   if (approval.status !== 'pending') return settled(approval);
-  try {
-    await gateway.decideApproval(approval, decision);
-  } catch (err) {
-    if (!(err instanceof AgentRejectedError)) throw err;
-    const current = await store.approval(orgId, approval.id);
-    if (current && current.status !== 'pending') return settled(current);
-    throw conflict(`approval request cannot be decided: ${err.message}`);
+  const deadline = Date.now() + catchUpMs;
+  for (let pause = 100; ; pause = Math.min(pause * 2, 2000)) {
+    try {
+      await gateway.decideApproval(approval, decision);
+      return (await store.approval(orgId, approval.id))!;
+    } catch (err) {
+      if (!(err instanceof AgentRejectedError)) throw err;
+      const current = await store.approval(orgId, approval.id);
+      if (current && current.status !== 'pending') return settled(current);
+      if (err.reason !== 'not_pending' || Date.now() + pause > deadline) {
+        throw conflict(`approval request cannot be decided: ${err.message}`);
+      }
+      await sleep(pause);
+    }
   }
-  return (await store.approval(orgId, approval.id))!;
 }
