@@ -7,18 +7,20 @@
  * Interceptors issue no commands: histories replay the same with or without them.
  */
 import type * as otel from '@opentelemetry/api';
-import { extractContextFromHeaders } from '@temporalio/interceptors-opentelemetry/lib/instrumentation';
+import { extractContextFromHeaders, headersWithContext } from '@temporalio/interceptors-opentelemetry/lib/instrumentation';
 import {
   OpenTelemetryInboundInterceptor,
   OpenTelemetryInternalsInterceptor,
   OpenTelemetryOutboundInterceptor,
 } from '@temporalio/interceptors-opentelemetry/lib/workflow';
 import {
+  type LocalActivityInput,
   type Next,
   type QueryInput,
   type UpdateInput,
   type WorkflowInboundCallsInterceptor,
   type WorkflowInterceptorsFactory,
+  type WorkflowOutboundCallsInterceptor,
   type WorkflowRandomStream,
 } from '@temporalio/workflow';
 import { submitGoalUpdate } from '../contract/definitions';
@@ -40,6 +42,22 @@ class InboundInterceptor extends OpenTelemetryInboundInterceptor {
     next: Next<WorkflowInboundCallsInterceptor, 'handleQuery'>,
   ): Promise<unknown> {
     return next(input);
+  }
+}
+
+/**
+ * Temporal's outbound spans without a `StartActivity` span per local activity. Local activities are the
+ * task's record writes and slot bookkeeping, several per step, run on the same worker within the workflow
+ * task: a span each in the workflow sandbox was the largest part of tracing's cost on the workflow thread and
+ * told nothing their own `RunActivity` span (made where they run) does not. Their headers still carry the workflow's context,
+ * so those `RunActivity` spans stay children of the task's span.
+ */
+class OutboundInterceptor extends OpenTelemetryOutboundInterceptor {
+  override scheduleLocalActivity(
+    input: LocalActivityInput,
+    next: Next<WorkflowOutboundCallsInterceptor, 'scheduleLocalActivity'>,
+  ): Promise<unknown> {
+    return next({ ...input, headers: headersWithContext(input.headers) });
   }
 }
 
@@ -76,7 +94,7 @@ export const interceptors: WorkflowInterceptorsFactory = () => {
   const spanIds = spanIdStream();
   return {
     inbound: [onOwnRandomStream(new InboundInterceptor(), spanIds), new SubmitContextInterceptor()],
-    outbound: [onOwnRandomStream(new OpenTelemetryOutboundInterceptor(), spanIds)],
+    outbound: [onOwnRandomStream(new OutboundInterceptor(), spanIds)],
     internals: [onOwnRandomStream(new OpenTelemetryInternalsInterceptor(), spanIds)],
   };
 };
