@@ -528,6 +528,11 @@ describe('admission waits and queue bounds', () => {
   });
 });
 
+/** Requests of the fake model: priority scorings, and everything else (a goal's own steps). */
+const isScoring = (request: RecordedRequest) =>
+  (request.body as { messages?: { content?: unknown }[] }).messages?.[0]?.content === SCORING_SYSTEM_PROMPT;
+const isGoalStep = (request: RecordedRequest) => !isScoring(request);
+
 describe('archive wins', () => {
   const env = stackWithFakeOpenAi({ PRIORITY_SCORING: 'on', PRIORITY_SCORING_TIMEOUT_SECONDS: '10' });
 
@@ -538,24 +543,35 @@ describe('archive wins', () => {
       provider: 'openai',
       model: 'gpt-test',
     });
-    // The scoring call never answers (it would give up after 10 s); were the goal to run, it would write memory.
-    env.openai.enqueue({ kind: 'hang' });
-    env.openai.enqueue({
-      kind: 'completion',
-      toolCalls: [{ id: 'call_1', name: 'memory_write', arguments: '{"key":"k","value":"side effect"}' }],
-    });
-    env.openai.enqueue({ kind: 'completion', content: 'written', usage: { promptTokens: 5, completionTokens: 2 } });
-    const before = env.openai.requests.length;
+    // Goal 1 starts at once (not scored) and answers after a moment; goal 2, queued behind it, is scored by a
+    // call that never answers (it would give up after 10 s), so when goal 1 ends the agent waits for that
+    // score before choosing. Were goal 2 to run, it would write memory.
+    env.openai.enqueue({ kind: 'completion', content: 'first done', delayMs: 1500 }, { when: isGoalStep });
+    env.openai.enqueue({ kind: 'hang' }, { when: isScoring });
+    env.openai.enqueue(
+      {
+        kind: 'completion',
+        toolCalls: [{ id: 'call_1', name: 'memory_write', arguments: '{"key":"k","value":"side effect"}' }],
+      },
+      { when: isGoalStep },
+    );
+    env.openai.enqueue(
+      { kind: 'completion', content: 'written', usage: { promptTokens: 5, completionTokens: 2 } },
+      { when: isGoalStep },
+    );
+    const first = await env.stack.api.createTask({ agentId: agent.id, title: 'answer first' });
+    await waitFor(async () => env.openai.requests.some(isGoalStep), 'goal 1 to call the model');
     const task = await env.stack.api.createTask({ agentId: agent.id, title: 'write a note' });
-    await waitFor(async () => env.openai.requests.length > before, 'the scoring call to be sent');
+    await waitFor(async () => env.openai.requests.some(isScoring), 'the scoring call to be sent');
+    assert.equal((await env.stack.api.waitForTask(first.id)).status, 'completed');
     const archived = await env.stack.api.post(`/api/v1/agents/${agent.id}/archive`);
     assert.equal(archived.status, 200, JSON.stringify(archived.body));
     const done = await env.stack.api.waitForTask(task.id);
     assert.equal(done.status, 'cancelled', JSON.stringify(done));
     assert.equal(
-      env.openai.requests.length - before,
+      env.openai.requests.filter(isGoalStep).length,
       1,
-      'only the scoring call was made; the goal never called the model',
+      "only goal 1's call and the scoring call were made; goal 2 never called the model",
     );
     const memory = await env.stack.db.query('SELECT count(*)::int AS n FROM memory WHERE scope = $1', [agent.id]);
     assert.equal(memory.rows[0].n, 0, 'no side effect of the cancelled goal');
@@ -571,9 +587,6 @@ describe('archive while the agent waits to continue as new', () => {
     PRIORITY_SCORING: 'on',
     PRIORITY_SCORING_TIMEOUT_SECONDS: String(SCORING_TIMEOUT_SECONDS),
   });
-  const isScoring = (request: RecordedRequest) =>
-    (request.body as { messages?: { content?: unknown }[] }).messages?.[0]?.content === SCORING_SYSTEM_PROMPT;
-  const isGoalStep = (request: RecordedRequest) => !isScoring(request);
 
   it('ends the wait for handlers and scorings, archives in the same run and cancels the queued goal', async () => {
     const agent = await env.stack.api.createAgent({
@@ -582,8 +595,7 @@ describe('archive while the agent waits to continue as new', () => {
       provider: 'openai',
       model: 'gpt-test',
     });
-    // Goal 1 writes enough memory to pass the history limit; its scoring answers nothing usable (static priority).
-    env.openai.enqueue({ kind: 'completion', content: 'n/a' }, { when: isScoring });
+    // Goal 1 writes enough memory to pass the history limit; it starts at once, so it is not scored.
     const WRITES = 15;
     for (let i = 0; i < WRITES; i++) {
       env.openai.enqueue(
@@ -603,7 +615,7 @@ describe('archive while the agent waits to continue as new', () => {
     // history limit with a scoring in flight: it waits for it before continuing as new.
     env.openai.enqueue({ kind: 'hang' }, { when: isScoring });
     const second = await env.stack.api.createTask({ agentId: agent.id, title: 'never runs' });
-    await waitFor(async () => env.openai.requests.filter(isScoring).length === 2, 'goal 2 to be scored');
+    await waitFor(async () => env.openai.requests.filter(isScoring).length === 1, 'goal 2 to be scored');
     env.openai.enqueue(
       { kind: 'completion', content: 'all written', usage: { promptTokens: 5, completionTokens: 2 } },
       { when: isGoalStep },

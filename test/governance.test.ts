@@ -3,6 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { randomUUID } from 'node:crypto';
+import { agentWorkflowId } from '../contract/definitions';
 import { CpuGatedActivitySlots } from '../workers/cpu-gate';
 import { startApi, startWorker, testConfig, waitFor, type TestStack } from './helpers/stack';
 
@@ -310,8 +311,11 @@ describe('resource governance', () => {
         objective: 'Publish articles about AI and summarize quarterly sales reports',
         priority: 5,
       });
+      // A goal the agent starts at once is not scored (nothing to rank it against): submitted to the paused
+      // agent, it waits and is scored. Scoring runs in the background; the paraphrase comes once the first
+      // score is cached.
+      await stack.api.post(`/api/v1/agents/${writer.id}/pause`);
       const original = await stack.api.createTask({ agentId: writer.id, title: 'Write blog post about AI' });
-      // Scoring runs in the background; the paraphrase comes once the first score is cached.
       await waitFor(
         async () => (await stack.api.get(`/api/v1/tasks/${original.id}`)).body.priorityScore !== null,
         'the first score',
@@ -320,6 +324,7 @@ describe('resource governance', () => {
         agentId: writer.id,
         title: 'Create an article on artificial intelligence',
       });
+      await stack.api.post(`/api/v1/agents/${writer.id}/resume`);
       await stack.api.waitForTask(original.id);
       await stack.api.waitForTask(paraphrase.id);
       const scores = await stack.db.query<{ task_id: string; score: number; source: string; concept_hash: string }>(
@@ -343,6 +348,11 @@ describe('resource governance', () => {
         original.id,
       ]);
       assert.equal(reserved.rowCount, 1, 'and reserved tokens once');
+      const history = await stack.client.workflow.getHandle(agentWorkflowId(writer.id)).fetchHistory();
+      const scoringCalls = (history.events ?? []).filter(
+        (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'scoreGoal',
+      );
+      assert.equal(scoringCalls.length, 1, 'the paraphrase, a cache hit, needed no scoring activity');
 
       // Score order beats static priority: the relevant task (priority 5) runs before the irrelevant one (priority 8).
       await stack.api.post(`/api/v1/agents/${writer.id}/pause`);

@@ -4,6 +4,7 @@ import {
   condition,
   isCancellation,
   log,
+  patched,
   setCurrentDetails,
   upsertSearchAttributes,
   workflowInfo,
@@ -60,6 +61,9 @@ const REPLIES_SEEN_LIMIT = 100;
 /** How many unread messages the agent's Web UI details list. */
 const UNREAD_SHOWN = 3;
 
+/** Patch (workflows/patches.ts): only goals that wait are scored by the model, not one the agent starts at once. */
+const SCORE_WAITING_GOALS_PATCH = 'score-waiting-goals';
+
 /**
  * One run of an AgentWorkflow: the agent's state (queue, lifecycle flags, counters), its message handlers
  * and validators, and the steps the workflow takes (publish a change, take an active slot, run a goal,
@@ -93,6 +97,8 @@ export class Agent {
   private readonly scoringScopes = new Set<CancellationScope>();
   /** Scorings still running (cache lookups among them); the next goal is chosen only once they have landed. */
   scoring = 0;
+  /** Queued goals whose scoring was started in this run (scoreWaitingGoals): none is scored twice. */
+  private readonly scoringAsked = new Set<string>();
   private cacheLookups = 0;
   private readonly scoringTimeoutMs: number;
   /** The AgentStatus search attribute as this run set it: IDLE from the start; unknown after continue-as-new. */
@@ -342,7 +348,10 @@ export class Agent {
     // About to continue as new: the next run scores it (an activity finishing during the continue-as-new
     // would fail that workflow task).
     if (cachedScore) this.rescore(goal.taskId, cachedScore.score);
-    else if (scores && !this.historyTooLong()) this.scoreInBackground(goal, { cacheChecked: true });
+    else if (scores && !this.historyTooLong()) {
+      if (patched(SCORE_WAITING_GOALS_PATCH)) this.scoreWaitingGoals();
+      else this.scoreInBackground(goal, { cacheChecked: true });
+    }
     return { taskId: goal.taskId, status: 'queued', position };
   }
 
@@ -584,6 +593,26 @@ export class Agent {
   async scoresLanded(): Promise<void> {
     if (this.cacheLookups > 0) await condition(() => this.cacheLookups === 0);
     if (this.scoring > 0) await condition(() => this.scoring === 0, this.scoringTimeoutMs);
+  }
+
+  /**
+   * Scores, with the model, the queued goals that wait: behind a running goal, beside another queued goal,
+   * or on an agent that cannot start one now (paused, in error). A goal the agent starts at once has
+   * nothing to be ranked against, so a scoring call would only spend tokens; if another goal queues before
+   * it starts, both are scored then. Each goal is scored once per run; their cache lookups were made with
+   * their task rows.
+   */
+  private scoreWaitingGoals(): void {
+    const queue = this.state.queue;
+    const startsAtOnce = queue.length === 1 && this.state.current === null && this.canStartGoal;
+    if (startsAtOnce) return;
+    for (const id of this.scoringAsked) if (!queue.some((g) => g.taskId === id)) this.scoringAsked.delete(id);
+    for (const goal of queue) {
+      // Carried goals (input kept in their rows) were scored when this run started.
+      if (goal.score !== undefined || goal.inputInRow || this.scoringAsked.has(goal.taskId)) continue;
+      this.scoringAsked.add(goal.taskId);
+      this.scoreInBackground(goal, { cacheChecked: true });
+    }
   }
 
   /** What scoring a goal needs: the goal, the agent's objective and model, and what the goal unblocks. */

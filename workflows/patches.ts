@@ -37,6 +37,21 @@ export const PATCHES = {
       'no AgentWorkflow or TaskWorkflow run that asked for an approval before the deploy of this patch is open ' +
       '(an agent that continued as new since then runs the new branch)',
   },
+  'score-waiting-goals': {
+    changes:
+      'AgentWorkflow: a submitted goal whose score is not cached is scored by the model (a scoreGoal activity) ' +
+      'only if it waits (behind a running goal, beside another queued goal, or on a paused agent), not when the ' +
+      'agent starts it at once; a goal that waited unscored is scored when another goal queues beside it; a ' +
+      "patch marker is recorded at the run's first submission whose score is not cached",
+    oldShapeFixtures: [
+      'test/histories/before-score-waiting-goals/agent-continued-as-new.json',
+      'test/histories/before-score-waiting-goals/agent-goal-loop-archived.json',
+      'test/histories/before-score-waiting-goals/agent-pause-cancel.json',
+    ],
+    retireWhen:
+      'no AgentWorkflow run started before the deploy of this patch is open (an agent that continued as new ' +
+      'since then runs the new branch)',
+  },
 } as const satisfies Record<string, PatchEntry>;
 
 /** A patch id of the registry; `patched()` calls in workflow code take one of these. */

@@ -7,7 +7,10 @@
  * Interceptors issue no commands: histories replay the same with or without them.
  */
 import type * as otel from '@opentelemetry/api';
-import { extractContextFromHeaders, headersWithContext } from '@temporalio/interceptors-opentelemetry/lib/instrumentation';
+import {
+  extractContextFromHeaders,
+  headersWithContext,
+} from '@temporalio/interceptors-opentelemetry/lib/instrumentation';
 import {
   OpenTelemetryInboundInterceptor,
   OpenTelemetryInternalsInterceptor,
