@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test';
 import { randomUUID } from 'node:crypto';
 import { agentWorkflowId } from '../contract/definitions';
 import { CpuGatedActivitySlots } from '../workers/cpu-gate';
-import { startApi, startWorker, testConfig, waitFor, type TestStack } from './helpers/stack';
+import { startApi, startStack, startWorker, testConfig, waitFor, type TestStack } from './helpers/stack';
 
 /** Resource governance through real tasks: token budget, slots, resource buckets, fuses, AI priorities. */
 
@@ -382,6 +382,50 @@ describe('resource governance', () => {
         view.body.usage.priority.cache >= 1 && view.body.usage.priority.hitRatio > 0,
         JSON.stringify(view.body.usage.priority),
       );
+    });
+  });
+
+  describe('AI priorities for goals that wait', () => {
+    let stack: TestStack;
+    before(async () => {
+      stack = await startStack(testConfig({ AGENTS_MAX_ACTIVE: '1', AGENTS_CPU_THRESHOLD: '100' }));
+    });
+    after(() => stack?.stop());
+
+    const scoredTasks = async (taskIds: string[]): Promise<string[]> =>
+      (
+        await stack.db.query<{ task_id: string }>('SELECT task_id FROM priority_scores WHERE task_id = ANY($1)', [
+          taskIds,
+        ])
+      ).rows.map((r) => r.task_id);
+
+    it('scores no goal its agent starts at once, and both goals once a second queues beside the first', async () => {
+      // The one active slot is held by a goal whose first step takes a few seconds.
+      const busy = await stack.api.createAgent({ name: 'busy', objective: 'read slowly' });
+      const holding = await stack.api.createTask({
+        agentId: busy.id,
+        title: 'hold the active slot',
+        input: { script: [{ call: 'memory_read', args: { key: 'x' }, delayMs: 4000 }, { answer: 'done' }] },
+      });
+      await waitFor(
+        async () => (await stack.api.get(`/api/v1/tasks/${holding.id}`)).body.status === 'planning',
+        'the slow goal to run',
+      );
+      // The second agent is idle: its first goal would start at once, so it is not scored; it then waits
+      // for the slot, and a second goal queuing beside it has both scored.
+      const writer = await stack.api.createAgent({ name: 'waiting writer', objective: 'Publish articles about AI' });
+      const first = await stack.api.createTask({ agentId: writer.id, title: 'Write blog post about AI' });
+      assert.deepEqual(await scoredTasks([first.id]), [], 'a goal that starts at once asks for no score');
+      const second = await stack.api.createTask({ agentId: writer.id, title: 'Water the office plants' });
+      await waitFor(async () => (await scoredTasks([first.id, second.id])).length === 2, 'both waiting goals scored');
+      const { rows } = await stack.db.query<{ later: boolean }>(
+        `SELECT s.created_at >= t.created_at AS later FROM priority_scores s, tasks t WHERE s.task_id = $1 AND t.id = $2`,
+        [first.id, second.id],
+      );
+      assert.equal(rows[0]?.later, true, 'the first goal was scored only once the second had queued');
+      for (const task of [holding, first, second])
+        assert.equal((await stack.api.waitForTask(task.id)).status, 'completed');
+      assert.deepEqual(await scoredTasks([holding.id]), [], 'the goal that started at once was never scored');
     });
   });
 

@@ -345,12 +345,13 @@ export class Agent {
     // No publish here: the status does not change, and the queue length reaches Postgres with the
     // next transition. This keeps a burst of submissions from doubling the history.
     const position = this.enqueue(goal);
-    // About to continue as new: the next run scores it (an activity finishing during the continue-as-new
-    // would fail that workflow task).
     if (cachedScore) this.rescore(goal.taskId, cachedScore.score);
-    else if (scores && !this.historyTooLong()) {
+    // About to continue as new: the next run scores what waits (an activity finishing during the
+    // continue-as-new would fail that workflow task).
+    if (scores && !this.historyTooLong()) {
+      // Even a goal with a cached score can make one queued before it wait: that one is scored now.
       if (patched(SCORE_WAITING_GOALS_PATCH)) this.scoreWaitingGoals();
-      else this.scoreInBackground(goal, { cacheChecked: true });
+      else if (!cachedScore) this.scoreInBackground(goal, { cacheChecked: true });
     }
     return { taskId: goal.taskId, status: 'queued', position };
   }

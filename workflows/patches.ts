@@ -42,7 +42,7 @@ export const PATCHES = {
       'AgentWorkflow: a submitted goal whose score is not cached is scored by the model (a scoreGoal activity) ' +
       'only if it waits (behind a running goal, beside another queued goal, or on a paused agent), not when the ' +
       'agent starts it at once; a goal that waited unscored is scored when another goal queues beside it; a ' +
-      "patch marker is recorded at the run's first submission whose score is not cached",
+      "patch marker is recorded at the run's first submission while scoring is on",
     oldShapeFixtures: [
       'test/histories/before-score-waiting-goals/agent-continued-as-new.json',
       'test/histories/before-score-waiting-goals/agent-goal-loop-archived.json',
