@@ -51,9 +51,9 @@ class InboundInterceptor extends OpenTelemetryInboundInterceptor {
 /**
  * Temporal's outbound spans without a `StartActivity` span per local activity. Local activities are the
  * task's record writes and slot bookkeeping, several per step, run on the same worker within the workflow
- * task: a span each in the workflow sandbox was the largest part of tracing's cost on the workflow thread and
- * told nothing their own `RunActivity` span (made where they run) does not. Their headers still carry the workflow's context,
- * so those `RunActivity` spans stay children of the task's span.
+ * task: a span each, made in the workflow sandbox, cost the busy workflow thread much of what tracing cost
+ * and told nothing their `RunActivity` spans (made where they run) do not. Their headers still carry the
+ * workflow's context, so those `RunActivity` spans stay children of the task's span.
  */
 class OutboundInterceptor extends OpenTelemetryOutboundInterceptor {
   override scheduleLocalActivity(
