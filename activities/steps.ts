@@ -318,7 +318,8 @@ export function createStepRunner(deps: StepDeps) {
         idempotencyKey: input.idempotencyKey,
         delegationDepth: input.delegationDepth,
         maxDelegationDepth: input.maxDelegationDepth,
-        submitGoal: (agentId, goal) => deps.gateway.submitGoal(agentId, goal),
+        // Agents hand work only to agents of their own organisation.
+        submitGoal: (agentId, goal) => deps.gateway.submitGoal(agentId, { ...goal, orgId: input.orgId }),
         deliverMessage: (agentId, message) => deps.gateway.deliverMessage(agentId, message),
         signal: Context.current().cancellationSignal,
       });

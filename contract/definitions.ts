@@ -251,6 +251,12 @@ export interface AgentLiveState extends AgentRuntimeState {
 export interface SubmitGoalInput {
   taskId: string;
   title: string;
+  /**
+   * The submitting organisation, which must be the agent's. Its top-level `orgId` binds the submission's
+   * payload to that organisation under payload encryption (lib/codec.ts), so the organisation's own key
+   * reads its task's input in the Web UI.
+   */
+  orgId?: string;
   taskType?: string;
   input?: Record<string, unknown>;
   priority?: number;

@@ -323,4 +323,17 @@ describe('agents and tasks through the HTTP API', () => {
     );
     assert.equal(updateIds.length, 3);
   });
+
+  it("refuses a goal that names another organisation than the agent's, and queues nothing", async () => {
+    const agent = await stack.api.createAgent({ name: 'Own org only', objective: 'answer' });
+    const taskId = randomUUID();
+    await assert.rejects(
+      stack.gateway.submitGoal(agent.id, { taskId, title: 'from elsewhere', orgId: 'some-other-org' }),
+      (err: Error) => err.name === 'AgentRejectedError' && /organisation some-other-org/.test(err.message),
+    );
+    const rows = await stack.db.query('SELECT count(*)::int AS n FROM tasks WHERE id = $1', [taskId]);
+    assert.equal(rows.rows[0].n, 0, 'no task row');
+    const live = await stack.api.get(`/api/v1/agents/${agent.id}`);
+    assert.equal(live.body.live.queue.length, 0);
+  });
 });

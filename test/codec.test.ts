@@ -510,7 +510,8 @@ describe('who may use the codec server', () => {
     assert.equal(foreign.status, 200, JSON.stringify(foreign.body));
     assert.deepEqual(foreign.body.payloads, defaultPayloads);
 
-    // Its own: those bound to it (its workflow and activity inputs) decode, the task input among them.
+    // Its own: those bound to it (its workflow and activity inputs, and its task's submission) decode, the
+    // task input among them.
     const own = await decodeAs(other, otherPayloads);
     assert.equal(own.status, 200);
     const ownTexts = (own.body.payloads as JsonPayload[]).filter((p) => !stillEncrypted(p)).map((p) => unb64(p.data));

@@ -315,6 +315,8 @@ export class Agent {
   validateSubmitGoal(request: SubmitGoalInput): void {
     this.rejectIfArchived();
     if (!request.taskId || !request.title) throw new Error('taskId and title are required');
+    if (request.orgId !== undefined && request.orgId !== this.config.orgId)
+      throw new Error(`the goal names organisation ${request.orgId}; agent ${this.config.id} belongs to another`);
     // Queued goals live in this workflow's state (and travel through continue-as-new): bounded per agent.
     const max = this.settings.maxQueuedGoals;
     if (max !== undefined && !this.knows(request.taskId) && this.state.queue.length + this.submitting >= max) {

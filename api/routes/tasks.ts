@@ -90,7 +90,7 @@ export function taskRoutes({ store, writes, gateway, config }: AppDeps): Router 
           kind: SpanKind.SERVER,
           attributes: { 'http.request.method': 'POST', 'http.route': '/api/v1/tasks', 'agents.task.id': taskId },
         },
-        () => gateway.submitGoal(agent.id, { taskId, ...goal }),
+        () => gateway.submitGoal(agent.id, { taskId, ...goal, orgId }),
       ),
     );
     if (route) {
