@@ -191,18 +191,21 @@ describe('traces', { timeout: 15 * 60_000 }, () => {
 
   /**
    * A copilot agent's task waits on its approval while `first` runs it; `first` is killed, a traced worker
-   * takes over, the request is approved through the API and the task finishes. `check` looks at the
-   * finished task while the second worker still runs (killing it sooner could lose spans it has not sent).
+   * takes over, the request is approved through the API and the task finishes. `beforeKill` runs just before
+   * `first` is killed (a SIGKILL loses the spans a worker has not sent yet); `check` looks at the finished task
+   * while the second worker still runs, for the same reason.
    */
   const approvedAfterTakeover = async (
     first: ReturnType<typeof spawnWorker>,
     name: string,
     key: string,
     check: (done: { id: string; traceId: string }) => Promise<void> = async () => {},
+    beforeKill: (taskId: string) => Promise<void> = async () => {},
   ) => {
     const agent = await stack.api.createAgent({ name, objective: name, autonomy: 'copilot' });
     const created = await stack.api.createTask({ agentId: agent.id, title: name, input: { script: script(key) } });
     const approval = await pendingApproval(created.id);
+    await beforeKill(created.id);
     await killHard(first);
     const second = await startWorker();
     try {
@@ -218,19 +221,34 @@ describe('traces', { timeout: 15 * 60_000 }, () => {
   };
 
   it('a worker killed mid-task leaves one trace, not two', async () => {
-    await approvedAfterTakeover(await startWorker(), 'Survivor', 't2', async (done) => {
-      const t = await traceWith(done.traceId, ['invoke_agent Survivor', 'wait approval', 'execute_tool memory_write']);
-      // Both workers' spans are in it: the first's model call, the second's tool call.
-      assert.ok(t.spans.filter((s) => s.operationName === 'chat offline-v1').length >= 2);
-      assert.equal(t.spans.filter((s) => s.operationName === 'invoke_agent Survivor').length, 1);
-      assert.equal(t.spans.filter((s) => s.operationName === 'wait approval').length, 1);
-      const traces = await tracesOfTask(done.id);
-      assert.deepEqual(
-        traces.map((x) => x.traceID),
-        [done.traceId],
-        'every span of the task is in the one trace',
-      );
-    });
+    // The first worker's model call is in Jaeger before it is killed, so the trace must hold both workers' spans.
+    const firstCallExported = async (taskId: string) => {
+      const { traceId } = (await stack.api.get(`/api/v1/tasks/${taskId}`)).body as { traceId: string };
+      await traceWith(traceId, ['chat offline-v1']);
+    };
+    await approvedAfterTakeover(
+      await startWorker(),
+      'Survivor',
+      't2',
+      async (done) => {
+        const t = await traceWith(done.traceId, [
+          'invoke_agent Survivor',
+          'wait approval',
+          'execute_tool memory_write',
+        ]);
+        // Both workers' spans are in it: the first's model call, the second's final one (and its tool call).
+        assert.ok(t.spans.filter((s) => s.operationName === 'chat offline-v1').length >= 2);
+        assert.equal(t.spans.filter((s) => s.operationName === 'invoke_agent Survivor').length, 1);
+        assert.equal(t.spans.filter((s) => s.operationName === 'wait approval').length, 1);
+        const traces = await tracesOfTask(done.id);
+        assert.deepEqual(
+          traces.map((x) => x.traceID),
+          [done.traceId],
+          'every span of the task is in the one trace',
+        );
+      },
+      firstCallExported,
+    );
   });
 
   it('tracing switched on for an agent waiting on an approval keeps the approval it waits on', async () => {
