@@ -609,7 +609,8 @@ export class Agent {
     const queue = this.state.queue;
     const startsAtOnce = queue.length === 1 && this.state.current === null && this.canStartGoal;
     if (startsAtOnce) return;
-    for (const id of this.scoringAsked) if (!queue.some((g) => g.taskId === id)) this.scoringAsked.delete(id);
+    const queued = new Set(queue.map((g) => g.taskId));
+    for (const id of this.scoringAsked) if (!queued.has(id)) this.scoringAsked.delete(id);
     for (const goal of queue) {
       // Carried goals (input kept in their rows) were scored when this run started.
       if (goal.score !== undefined || goal.inputInRow || this.scoringAsked.has(goal.taskId)) continue;
