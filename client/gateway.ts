@@ -190,18 +190,20 @@ export class TemporalGateway {
   /**
    * Runs one chat turn in the session's ChatWorkflow, starting the workflow if it is not running (a new
    * session, or one that ended after being idle). The turn id is the update id: a retried request gets
-   * the same turn, not a second one.
+   * the same turn, not a second one. A session the caller has just created (`newSession`) starts with an
+   * empty conversation instead of loading its stored history, which cannot exist yet.
    */
   chatTurn(
     sessionId: string,
     agent: AgentConfig,
     settings: AgentSettings,
     turn: ChatTurnInput,
+    { newSession = false }: { newSession?: boolean } = {},
   ): Promise<ChatTurnResult> {
     const startWorkflowOperation = new WithStartWorkflowOperation<ChatWorkflowType>('ChatWorkflow', {
       workflowId: chatWorkflowId(sessionId),
       taskQueue: this.taskQueue,
-      args: [{ sessionId, agent, settings }],
+      args: [{ sessionId, agent, settings, ...(newSession ? { conversation: [] } : {}) }],
       workflowIdConflictPolicy: 'USE_EXISTING',
       typedSearchAttributes: [
         { key: AgentIdAttr, value: agent.id },

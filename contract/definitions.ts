@@ -392,7 +392,7 @@ export interface ChatWorkflowInput {
   sessionId: string;
   agent: AgentConfig;
   settings: AgentSettings;
-  /** Set when continuing as new: the conversation so far. */
+  /** The conversation so far: set when continuing as new, and empty for a session just created. */
   conversation?: { role: 'user' | 'assistant'; content: string }[];
 }
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { chatWorkflowId } from '../contract/definitions';
+import { localActivities } from './helpers/history';
 import { startApi, startStack, startWorker, testConfig, waitFor, type TestStack } from './helpers/stack';
 
 interface SseEvent {
@@ -101,6 +102,29 @@ describe('chat', () => {
     assert.ok(second.some((e) => e.event === 'message'));
     const longer = await stack.api.get(`/api/v1/chat/${session.data.sessionId}`);
     assert.equal(longer.body.messages.length, 4);
+  });
+
+  it('a new session skips the stored-turns lookup; a session whose run ended reloads its turns', async () => {
+    const first = await chat(stack.api, { agentId: agent.id, message: 'my name is Ada' });
+    const sessionId: string = first.find((e) => e.event === 'session')!.data.sessionId;
+    // Activities and local activities (the records), in the order the run scheduled them.
+    const scheduled = async (runId?: string) => {
+      const { events } = await stack.client.workflow.getHandle(chatWorkflowId(sessionId), runId).fetchHistory();
+      return (events ?? []).flatMap(
+        (e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? localActivities([e]),
+      );
+    };
+    assert.deepEqual(await scheduled(), ['chatModel', 'saveChatTurn'], 'no loadChatHistory for a session just opened');
+
+    // The run ends (as an idle session does); the next message starts a run that must load the stored turn.
+    const handle = stack.client.workflow.getHandle(chatWorkflowId(sessionId));
+    await handle.terminate('test: the session ended');
+    const second = await chat(stack.api, { agentId: agent.id, sessionId, message: 'what is my name?' });
+    assert.ok(second.some((e) => e.event === 'message'));
+    const { runId } = await handle.describe();
+    assert.deepEqual(await scheduled(runId), ['loadChatHistory', 'chatModel', 'saveChatTurn']);
+    const history = await stack.api.get(`/api/v1/chat/${sessionId}`);
+    assert.equal(history.body.messages.length, 4);
   });
 
   it("calls the agent's tools and reports them as events and in the history metadata", async () => {

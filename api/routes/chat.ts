@@ -29,7 +29,14 @@ export function chatRoutes({ store, gateway, config, chatEvents }: AppDeps): Rou
       throw notFound('chat session', sessionId);
     const turnId = randomUUID();
     const turn = () =>
-      gateway.chatTurn(sessionId, live.agent, agentSettings(config), { turnId, message: body.message });
+      gateway.chatTurn(
+        sessionId,
+        live.agent,
+        agentSettings(config),
+        { turnId, message: body.message },
+        // A session id made here is new: its workflow need not look for stored turns.
+        { newSession: body.sessionId === undefined },
+      );
 
     if (!body.stream) {
       const result = await turn();
