@@ -131,6 +131,7 @@ export async function createAgentWorker(opts: AgentWorkerOptions): Promise<Agent
     dataConverter,
     ...(opts.identity ? { identity: opts.identity } : {}),
     workflowThreadPoolSize: config.WORKFLOW_THREADS,
+    ...(cpu ? {} : { maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_WORKFLOW_TASKS }),
     activities,
     interceptors: {
       activity: [() => ({ inbound: new UnstorableValueInterceptor() }), ...(traced?.activityInterceptors ?? [])],
@@ -140,7 +141,7 @@ export async function createAgentWorker(opts: AgentWorkerOptions): Promise<Agent
     ...(cpu
       ? {
           tuner: {
-            workflowTaskSlotSupplier: { type: 'fixed-size', numSlots: 40 },
+            workflowTaskSlotSupplier: { type: 'fixed-size', numSlots: config.WORKER_MAX_WORKFLOW_TASKS },
             activityTaskSlotSupplier: new CpuGatedActivitySlots(cpu, {
               thresholdPercent: config.AGENTS_CPU_THRESHOLD,
               maxSlots: 100,
