@@ -385,8 +385,8 @@ describe('web console (headless Chromium)', { timeout: 300_000 }, () => {
       await page().getByRole('button', { name: 'Archive…' }).click();
       const dialog = page().getByRole('alertdialog');
       await dialog.getByText(/cannot be undone/).waitFor();
-      // The safe choice has the focus.
-      assert.equal(await page().evaluate<string>('document.activeElement.textContent'), 'Keep it');
+      // The safe choice has the focus. The dialog focuses it in an effect, after its text is painted.
+      await page().waitForFunction("document.activeElement?.textContent === 'Keep it'", undefined, { timeout: 5000 });
       await dialog.getByRole('button', { name: 'Archive Spare helper' }).click();
       await page()
         .getByRole('status')

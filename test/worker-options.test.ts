@@ -1,27 +1,22 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createAgentWorker } from '../workers/agent-worker';
-import { silentLogger, testConfig } from './helpers/stack';
+import { startWorker, testConfig } from './helpers/stack';
 
 /** Settings that shape the worker reach the SDK worker it builds, with the CPU gate on or off. */
 describe('agent worker options', () => {
   for (const cpuThreshold of [100, 80]) {
     it(`WORKER_MAX_WORKFLOW_TASKS bounds the workflow task slots (AGENTS_CPU_THRESHOLD ${cpuThreshold})`, async () => {
-      const config = { ...testConfig(), WORKER_MAX_WORKFLOW_TASKS: 3, AGENTS_CPU_THRESHOLD: cpuThreshold };
-      const agentWorker = await createAgentWorker({
-        config,
-        databaseUrl: config.DATABASE_URL!,
-        logger: silentLogger,
-        workflowBundlePath: process.env.WORKFLOW_BUNDLE_PATH,
+      const worker = await startWorker({
+        ...testConfig(),
+        WORKER_MAX_WORKFLOW_TASKS: 3,
+        AGENTS_CPU_THRESHOLD: cpuThreshold,
       });
-      const running = agentWorker.run();
       try {
-        const slots = agentWorker.worker.options.tuner.workflowTaskSlotSupplier;
+        const slots = worker.worker.options.tuner.workflowTaskSlotSupplier;
         assert.equal(slots.type, 'fixed-size');
         assert.equal(slots.type === 'fixed-size' && slots.numSlots, 3);
       } finally {
-        agentWorker.shutdown();
-        await running;
+        await worker.stop();
       }
     });
   }

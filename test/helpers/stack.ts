@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
+import type { Worker } from '@temporalio/worker';
 import pino from 'pino';
 import { createApp } from '../../api/app';
 import { ChatEventHub } from '../../api/chat-events';
@@ -154,7 +155,7 @@ export function withKillableWorkers(overrides: Record<string, string> = {}) {
 }
 
 /** A worker in this process. */
-export async function startWorker(config: Config): Promise<{ stop(): Promise<void> }> {
+export async function startWorker(config: Config): Promise<{ worker: Worker; stop(): Promise<void> }> {
   const agentWorker = await createAgentWorker({
     config,
     databaseUrl: config.DATABASE_URL!,
@@ -163,6 +164,7 @@ export async function startWorker(config: Config): Promise<{ stop(): Promise<voi
   });
   const running = agentWorker.run();
   return {
+    worker: agentWorker.worker,
     async stop() {
       agentWorker.shutdown();
       await running;
