@@ -590,10 +590,10 @@ async function collectEnvironment(
     server,
     worker: {
       // Both workers run with the SDK's default options but for the agent worker's workflow threads
-      // (WORKFLOW_THREADS); these are the values it picks on this machine (the cache size follows the heap
-      // limit, the same for the child processes as for this one).
+      // (WORKFLOW_THREADS) and workflow task slots (WORKER_MAX_WORKFLOW_TASKS); these are the values it picks
+      // on this machine (the cache size follows the heap limit, the same for the child processes as for this one).
       agentWorkflowThreads: config.WORKFLOW_THREADS,
-      maxConcurrentWorkflowTaskExecutions: 40,
+      maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_WORKFLOW_TASKS,
       maxConcurrentActivityTaskExecutions: 100,
       workflowTaskPollers: 10,
       activityTaskPollers: 10,
