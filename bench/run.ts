@@ -40,6 +40,7 @@ import { parkedAgents } from './scenarios/parked';
 import { budgetAndPriorities } from './scenarios/budget';
 import { agentTasks, ceiling, shapeTasks } from './scenarios/throughput';
 import { writeWorkflowBundle } from '../workers/bundle';
+import { workflowTaskSlotLimits } from '../workers/workflow-slots';
 import { findJaeger, startJaeger } from '../scripts/jaeger';
 
 const QUICK = process.argv.includes('--quick');
@@ -590,10 +591,11 @@ async function collectEnvironment(
     server,
     worker: {
       // Both workers run with the SDK's default options but for the agent worker's workflow threads
-      // (WORKFLOW_THREADS) and workflow task slots (WORKER_MAX_WORKFLOW_TASKS); these are the values it picks
+      // (WORKFLOW_THREADS) and workflow task slots (workers/workflow-slots.ts); these are the values it picks
       // on this machine (the cache size follows the heap limit, the same for the child processes as for this one).
       agentWorkflowThreads: config.WORKFLOW_THREADS,
-      maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_WORKFLOW_TASKS,
+      maxConcurrentWorkflowTaskExecutions: workflowTaskSlotLimits(config).maxSlots,
+      maxUncachedWorkflowTaskExecutions: workflowTaskSlotLimits(config).maxUncachedSlots,
       maxConcurrentActivityTaskExecutions: 100,
       workflowTaskPollers: 10,
       activityTaskPollers: 10,
