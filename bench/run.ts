@@ -595,7 +595,7 @@ async function collectEnvironment(
       // on this machine (the cache size follows the heap limit, the same for the child processes as for this one).
       agentWorkflowThreads: config.WORKFLOW_THREADS,
       maxConcurrentWorkflowTaskExecutions: workflowTaskSlotLimits(config).maxSlots,
-      maxUncachedWorkflowTaskExecutions: workflowTaskSlotLimits(config).maxUncachedSlots,
+      maxReplays: workflowTaskSlotLimits(config).maxReplaying,
       maxConcurrentActivityTaskExecutions: 100,
       workflowTaskPollers: 10,
       activityTaskPollers: 10,

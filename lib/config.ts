@@ -103,12 +103,12 @@ const EnvSchema = z.object({
   /** Workflow tasks a worker runs at once (its workflow task slots; the SDK's own default is 40). */
   WORKER_MAX_WORKFLOW_TASKS: z.coerce.number().int().min(2).max(1000).default(40),
   /**
-   * Of those, the most that come from the shared task queue: workflows not in this worker's cache, new runs
-   * and evicted ones that replay their history first. Unset: two per workflow thread. A thread runs its
-   * tasks in turns, so many replays admitted at once would all outlast the 10 s workflow task timeout and
-   * start over; a few at a time finish one after another (workers/workflow-slots.ts).
+   * Replays a worker runs at once: tasks of workflows not in its cache (evicted agents) that replay their
+   * history first. Past that many, it takes no further task from the shared queue until one ends; cached
+   * agents go on. Unset: two per workflow thread. A thread runs its tasks in turns, so many replays at once
+   * would all outlast the 10 s workflow task timeout and start over (workers/workflow-slots.ts).
    */
-  WORKER_MAX_UNCACHED_WORKFLOW_TASKS: z.coerce.number().int().min(1).max(1000).optional(),
+  WORKER_MAX_REPLAYS: z.coerce.number().int().min(1).max(1000).optional(),
   /** Port of the worker's own Prometheus /metrics (step durations, provider errors, circuits, SDK metrics); unset: none. */
   WORKER_METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   /** host:port where the Temporal SDK exports its worker metrics (appended to the worker's /metrics); unset: not exported. */

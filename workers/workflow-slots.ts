@@ -1,39 +1,61 @@
-import type { CustomSlotSupplier, SlotPermit, SlotReleaseContext, SlotReserveContext, WorkflowSlotInfo } from '@temporalio/worker';
+import type {
+  CustomSlotSupplier,
+  SlotMarkUsedContext,
+  SlotPermit,
+  SlotReleaseContext,
+  SlotReserveContext,
+  WorkflowSlotInfo,
+} from '@temporalio/worker';
 
-/** What a workflow task slot was reserved for: the worker's sticky queue, or the shared one. */
+/** What a workflow task slot was reserved for (the shared queue or the worker's sticky one) and since when it works. */
 interface WorkflowTaskPermit {
   uncached: boolean;
+  usedSince?: number;
 }
 
 /**
- * Workflow task slots, at most `maxSlots` at once, of which at most `maxUncachedSlots` for tasks from the
- * task queue every worker polls. A task comes from there when the workflow is not in this worker's cache:
- * a new run (cheap) or one evicted earlier, which must replay its whole history first (up to seconds for an
- * agent near AGENT_HISTORY_LIMIT). Tasks of cached workflows come from the worker's own sticky queue and
- * take the other slots. A workflow thread runs its tasks in turns, so replays admitted together all finish
- * together: many at once would each take longer than the workflow task timeout, time out and start over,
- * while a few at a time finish one after another and the cached agents keep answering meanwhile.
+ * Workflow task slots, at most `maxSlots` at once, that stop taking tasks from the task queue every worker
+ * polls while `maxReplaying` of those are still running after `replayingAfterMs`.
+ *
+ * A task comes from the shared queue when its workflow is not in this worker's cache: a new run (done in
+ * milliseconds) or one evicted earlier, which replays its whole history first (seconds for an agent near
+ * AGENT_HISTORY_LIMIT). Tasks of cached workflows come from the worker's sticky queue and are never held
+ * back. A workflow thread runs its tasks in turns, so replays admitted together all finish together: many
+ * at once each outlast the workflow task timeout, time out and start over, while a few at a time finish
+ * one after another and the cached agents keep answering meanwhile.
  */
 export class WorkflowTaskSlots implements CustomSlotSupplier<WorkflowSlotInfo> {
   readonly type = 'custom';
   issued = 0;
-  uncachedIssued = 0;
+  /** Shared-queue tasks being worked on. */
+  private readonly uncachedInUse = new Set<WorkflowTaskPermit>();
   private waiting: (() => void)[] = [];
 
-  constructor(readonly limits: { maxSlots: number; maxUncachedSlots: number }) {}
+  constructor(
+    readonly limits: { maxSlots: number; maxReplaying: number; replayingAfterMs: number },
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Shared-queue tasks that have run long enough to be replays. */
+  replaying(): number {
+    const since = this.now() - this.limits.replayingAfterMs;
+    let n = 0;
+    for (const permit of this.uncachedInUse) if ((permit.usedSince ?? Infinity) <= since) n += 1;
+    return n;
+  }
 
   private admits(ctx: SlotReserveContext): boolean {
     if (this.issued >= this.limits.maxSlots) return false;
-    return ctx.isSticky || this.uncachedIssued < this.limits.maxUncachedSlots;
+    return ctx.isSticky || this.replaying() < this.limits.maxReplaying;
   }
 
   private take(ctx: SlotReserveContext): WorkflowTaskPermit {
     this.issued += 1;
-    if (!ctx.isSticky) this.uncachedIssued += 1;
     return { uncached: !ctx.isSticky };
   }
 
   async reserveSlot(ctx: SlotReserveContext, abortSignal: AbortSignal): Promise<SlotPermit> {
+    // Only a released slot makes room: a running task only ever becomes a replay, never stops being one.
     while (!this.admits(ctx)) {
       await new Promise<void>((resolve, reject) => {
         const wake = () => {
@@ -57,29 +79,37 @@ export class WorkflowTaskSlots implements CustomSlotSupplier<WorkflowSlotInfo> {
     return this.admits(ctx) ? this.take(ctx) : null;
   }
 
-  markSlotUsed(): void {}
+  markSlotUsed(ctx: SlotMarkUsedContext<WorkflowSlotInfo>): void {
+    const permit = ctx.permit as WorkflowTaskPermit;
+    if (!permit.uncached) return;
+    permit.usedSince = this.now();
+    this.uncachedInUse.add(permit);
+  }
 
   releaseSlot(ctx: SlotReleaseContext<WorkflowSlotInfo>): void {
     this.issued = Math.max(0, this.issued - 1);
-    if ((ctx.permit as WorkflowTaskPermit | undefined)?.uncached) {
-      this.uncachedIssued = Math.max(0, this.uncachedIssued - 1);
-    }
-    // Every waiter checks again: a freed sticky slot may admit an uncached reservation and the other way round.
+    this.uncachedInUse.delete(ctx.permit as WorkflowTaskPermit);
     const waiting = this.waiting;
     this.waiting = [];
     for (const wake of waiting) wake();
   }
 }
 
-/** The workflow task slots a worker with this configuration runs (WORKER_MAX_UNCACHED_WORKFLOW_TASKS unset: two per thread). */
+/** The workflow task slots of a worker with this configuration (WORKER_MAX_REPLAYS unset: two per workflow thread). */
 export function workflowTaskSlotLimits(config: {
   WORKFLOW_THREADS: number;
   WORKER_MAX_WORKFLOW_TASKS: number;
-  WORKER_MAX_UNCACHED_WORKFLOW_TASKS?: number;
-}): { maxSlots: number; maxUncachedSlots: number } {
-  const uncached = config.WORKER_MAX_UNCACHED_WORKFLOW_TASKS ?? 2 * config.WORKFLOW_THREADS;
+  WORKER_MAX_REPLAYS?: number;
+}): WorkflowTaskSlots['limits'] {
   return {
     maxSlots: config.WORKER_MAX_WORKFLOW_TASKS,
-    maxUncachedSlots: Math.min(uncached, config.WORKER_MAX_WORKFLOW_TASKS),
+    maxReplaying: config.WORKER_MAX_REPLAYS ?? 2 * config.WORKFLOW_THREADS,
+    replayingAfterMs: REPLAYING_AFTER_MS,
   };
 }
+
+/**
+ * A shared-queue task still running after this long counts as a replay: a new agent's first task takes a
+ * few milliseconds, an evicted agent's replay about 1 ms per history event.
+ */
+const REPLAYING_AFTER_MS = 250;
