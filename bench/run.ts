@@ -10,7 +10,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import v8 from 'node:v8';
 import { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { TemporalGateway } from '../client/gateway';
@@ -40,7 +39,7 @@ import { parkedAgents } from './scenarios/parked';
 import { budgetAndPriorities } from './scenarios/budget';
 import { agentTasks, ceiling, shapeTasks } from './scenarios/throughput';
 import { writeWorkflowBundle } from '../workers/bundle';
-import { workflowTaskSlotLimits } from '../workers/workflow-slots';
+import { defaultCachedWorkflows } from '../workers/workflow-cache';
 import { findJaeger, startJaeger } from '../scripts/jaeger';
 
 const QUICK = process.argv.includes('--quick');
@@ -580,7 +579,6 @@ async function collectEnvironment(
     };
     temporalVersion = `temporal-server ${TEMPORAL_SERVER_VERSION}, UI server ${TEMPORAL_UI_VERSION}`;
   }
-  const heapMiB = v8.getHeapStatistics().heap_size_limit / 2 ** 20;
   return {
     versions: {
       node: process.version,
@@ -591,15 +589,15 @@ async function collectEnvironment(
     server,
     worker: {
       // Both workers run with the SDK's default options but for the agent worker's workflow threads
-      // (WORKFLOW_THREADS) and workflow task slots (workers/workflow-slots.ts); these are the values it picks
-      // on this machine (the cache size follows the heap limit, the same for the child processes as for this one).
+      // (WORKFLOW_THREADS), workflow task slots (WORKER_MAX_WORKFLOW_TASKS) and cache (workers/workflow-cache.ts);
+      // these are the values it picks on this machine (the cache size follows the heap limit, the same for the
+      // child processes as for this one).
       agentWorkflowThreads: config.WORKFLOW_THREADS,
-      maxConcurrentWorkflowTaskExecutions: workflowTaskSlotLimits(config).maxSlots,
-      maxReplays: workflowTaskSlotLimits(config).maxReplaying,
+      maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_WORKFLOW_TASKS,
       maxConcurrentActivityTaskExecutions: 100,
       workflowTaskPollers: 10,
       activityTaskPollers: 10,
-      maxCachedWorkflows: Math.max(Math.floor((Math.max(heapMiB - 200, 0) * 600) / 1024), 10),
+      maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS ?? defaultCachedWorkflows(),
       maxEagerActivityReservationsPerWorkflowTask: 3,
       agentHistoryLimit: config.AGENT_HISTORY_LIMIT,
       provider: config.aiProvider,

@@ -100,15 +100,18 @@ const EnvSchema = z.object({
    * workflow code runs there; with tracing on, one thread is busy enough to cap a worker's tasks per second.
    */
   WORKFLOW_THREADS: z.coerce.number().int().min(1).max(16).default(2),
-  /** Workflow tasks a worker runs at once (its workflow task slots; the SDK's own default is 40). */
+  /**
+   * Workflow tasks a worker runs at once (the SDK's maxConcurrentWorkflowTaskExecutions, default 40). Tasks
+   * of one thread share it in turns, so when many evicted agents must replay at once each replay takes as
+   * long as all of them together: past the 10 s workflow task timeout every one of them times out and starts
+   * over. Fewer slots let each replay finish in time.
+   */
   WORKER_MAX_WORKFLOW_TASKS: z.coerce.number().int().min(2).max(1000).default(40),
   /**
-   * Replays a worker runs at once: tasks of workflows not in its cache (evicted agents) that replay their
-   * history first. Past that many, it takes no further task from the shared queue until one ends; cached
-   * agents go on. Unset: two per workflow thread. A thread runs its tasks in turns, so many replays at once
-   * would all outlast the 10 s workflow task timeout and start over (workers/workflow-slots.ts).
+   * Workflows a worker keeps in its cache (the SDK's maxCachedWorkflows). Unset: two per MiB of heap (an idle
+   * agent measured about 226 KiB). An agent pushed out replays its whole history before its next task.
    */
-  WORKER_MAX_REPLAYS: z.coerce.number().int().min(1).max(1000).optional(),
+  WORKER_MAX_CACHED_WORKFLOWS: z.coerce.number().int().min(2).max(1_000_000).optional(),
   /** Port of the worker's own Prometheus /metrics (step durations, provider errors, circuits, SDK metrics); unset: none. */
   WORKER_METRICS_PORT: z.coerce.number().int().min(1).max(65535).optional(),
   /** host:port where the Temporal SDK exports its worker metrics (appended to the worker's /metrics); unset: not exported. */

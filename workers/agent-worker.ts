@@ -19,8 +19,8 @@ import { saveCircuitState } from '../lib/records/provider-circuits';
 import { temporalConnectionOptions } from '../lib/temporal-connection';
 import { clientTracingInterceptors, startTracing } from '../lib/tracing';
 import { CpuGatedActivitySlots, CpuSampler } from './cpu-gate';
-import { WorkflowTaskSlots, workflowTaskSlotLimits } from './workflow-slots';
 import { WORKFLOW_TRACING_MODULE, workerTracingOptions } from './tracing';
+import { defaultCachedWorkflows } from './workflow-cache';
 
 export interface AgentWorkerOptions {
   config: Config;
@@ -132,24 +132,28 @@ export async function createAgentWorker(opts: AgentWorkerOptions): Promise<Agent
     dataConverter,
     ...(opts.identity ? { identity: opts.identity } : {}),
     workflowThreadPoolSize: config.WORKFLOW_THREADS,
+    maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS ?? defaultCachedWorkflows(),
+    ...(cpu ? {} : { maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_WORKFLOW_TASKS }),
     activities,
     interceptors: {
       activity: [() => ({ inbound: new UnstorableValueInterceptor() }), ...(traced?.activityInterceptors ?? [])],
       ...(traced ? { workflowModules: [WORKFLOW_TRACING_MODULE] } : {}),
     },
     ...(traced ? { sinks: traced.sinks } : {}),
-    tuner: {
-      workflowTaskSlotSupplier: new WorkflowTaskSlots(workflowTaskSlotLimits(config)),
-      activityTaskSlotSupplier: cpu
-        ? new CpuGatedActivitySlots(cpu, {
-            thresholdPercent: config.AGENTS_CPU_THRESHOLD,
-            maxSlots: 100,
-            minimumSlots: 2,
-          })
-        : { type: 'fixed-size', numSlots: 100 },
-      localActivityTaskSlotSupplier: { type: 'fixed-size', numSlots: 100 },
-      nexusTaskSlotSupplier: { type: 'fixed-size', numSlots: 10 },
-    },
+    ...(cpu
+      ? {
+          tuner: {
+            workflowTaskSlotSupplier: { type: 'fixed-size', numSlots: config.WORKER_MAX_WORKFLOW_TASKS },
+            activityTaskSlotSupplier: new CpuGatedActivitySlots(cpu, {
+              thresholdPercent: config.AGENTS_CPU_THRESHOLD,
+              maxSlots: 100,
+              minimumSlots: 2,
+            }),
+            localActivityTaskSlotSupplier: { type: 'fixed-size', numSlots: 100 },
+            nexusTaskSlotSupplier: { type: 'fixed-size', numSlots: 10 },
+          },
+        }
+      : {}),
     ...(opts.workflowBundlePath
       ? { workflowBundle: { codePath: opts.workflowBundlePath } }
       : { workflowsPath: path.resolve(__dirname, '../workflows') }),
