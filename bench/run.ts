@@ -39,7 +39,7 @@ import { parkedAgents } from './scenarios/parked';
 import { budgetAndPriorities } from './scenarios/budget';
 import { agentTasks, ceiling, shapeTasks } from './scenarios/throughput';
 import { writeWorkflowBundle } from '../workers/bundle';
-import { defaultCachedWorkflows } from '../workers/workflow-cache';
+import { cachedWorkflows } from '../workers/workflow-cache';
 import { findJaeger, startJaeger } from '../scripts/jaeger';
 
 const QUICK = process.argv.includes('--quick');
@@ -597,7 +597,7 @@ async function collectEnvironment(
       maxConcurrentActivityTaskExecutions: 100,
       workflowTaskPollers: 10,
       activityTaskPollers: 10,
-      maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS ?? defaultCachedWorkflows(),
+      maxCachedWorkflows: cachedWorkflows(config),
       maxEagerActivityReservationsPerWorkflowTask: 3,
       agentHistoryLimit: config.AGENT_HISTORY_LIMIT,
       provider: config.aiProvider,

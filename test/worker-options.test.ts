@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { defaultCachedWorkflows } from '../workers/workflow-cache';
+import { cachedWorkflows } from '../workers/workflow-cache';
 import { startWorker, testConfig } from './helpers/stack';
 
 /** Settings that shape the worker reach the SDK worker it builds, with the CPU gate on or off. */
@@ -31,12 +31,12 @@ describe('agent worker options', () => {
     }
     const unset = await startWorker(testConfig());
     try {
-      assert.equal(unset.worker.options.maxCachedWorkflows, defaultCachedWorkflows());
+      assert.equal(unset.worker.options.maxCachedWorkflows, cachedWorkflows({}));
     } finally {
       await unset.stop();
     }
-    // 4 GiB of heap (Node's limit on this machine) holds 8,192 agents; the SDK's own default held 2,457.
-    assert.equal(defaultCachedWorkflows(4 * 2 ** 30), 8192);
-    assert.equal(defaultCachedWorkflows(16 * 2 ** 20), 100, 'never fewer than 100');
+    // A 4 GiB heap holds 8,192 agents; the SDK's own default held 2,282.
+    assert.equal(cachedWorkflows({}, 4 * 2 ** 30), 8192);
+    assert.equal(cachedWorkflows({}, 16 * 2 ** 20), 100, 'never fewer than 100');
   });
 });

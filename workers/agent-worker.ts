@@ -20,7 +20,7 @@ import { temporalConnectionOptions } from '../lib/temporal-connection';
 import { clientTracingInterceptors, startTracing } from '../lib/tracing';
 import { CpuGatedActivitySlots, CpuSampler } from './cpu-gate';
 import { WORKFLOW_TRACING_MODULE, workerTracingOptions } from './tracing';
-import { defaultCachedWorkflows } from './workflow-cache';
+import { cachedWorkflows } from './workflow-cache';
 
 export interface AgentWorkerOptions {
   config: Config;
@@ -132,7 +132,7 @@ export async function createAgentWorker(opts: AgentWorkerOptions): Promise<Agent
     dataConverter,
     ...(opts.identity ? { identity: opts.identity } : {}),
     workflowThreadPoolSize: config.WORKFLOW_THREADS,
-    maxCachedWorkflows: config.WORKER_MAX_CACHED_WORKFLOWS ?? defaultCachedWorkflows(),
+    maxCachedWorkflows: cachedWorkflows(config),
     ...(cpu ? {} : { maxConcurrentWorkflowTaskExecutions: config.WORKER_MAX_WORKFLOW_TASKS }),
     activities,
     interceptors: {
