@@ -115,6 +115,9 @@ export class TemporalGateway {
       taskQueue: this.taskQueue,
       args: [{ agent, settings }],
       workflowIdConflictPolicy: 'FAIL',
+      ...(settings.workflowTaskTimeoutSeconds
+        ? { workflowTaskTimeout: settings.workflowTaskTimeoutSeconds * 1000 }
+        : {}),
       typedSearchAttributes: [
         { key: AgentIdAttr, value: agent.id },
         { key: AgentNameAttr, value: agent.name },

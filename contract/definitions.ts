@@ -131,6 +131,11 @@ export interface AgentSettings {
   maxDelegationDepth: number;
   /** Continue-as-new once the agent's history has this many events. */
   historyLimit: number;
+  /**
+   * AGENT_WORKFLOW_TASK_TIMEOUT_SECONDS: the workflow task timeout an agent starts with (continued runs keep
+   * it). Absent in settings written before it existed: Temporal's default.
+   */
+  workflowTaskTimeoutSeconds?: number;
   /** AGENT_SLOT_RECHECK_SECONDS (absent in runs started before it existed). */
   slotRecheckSeconds?: number;
   /** ADMISSION_RECHECK_MAX_SECONDS: the longest fallback timer of a step sleeping until it is woken for admission. */

@@ -224,6 +224,13 @@ const EnvSchema = z.object({
   /** Agent workflows continue-as-new once their history reaches this many events. */
   AGENT_HISTORY_LIMIT: intFromEnv(2000, 100),
   /**
+   * Workflow task timeout of agents started from now on (Temporal's default is 10 s; its maximum 120 s). An
+   * evicted agent replays its whole history inside one workflow task, and replays in flight share the
+   * workflow threads: past the timeout each of them is lost and starts over. The price of a longer timeout:
+   * a workflow task a crashed worker held is retried elsewhere only after it.
+   */
+  AGENT_WORKFLOW_TASK_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(120).default(30),
+  /**
    * Fault injection for crash tests: a worker sleeps this long after a side effect committed and before
    * its activity reports completion, the window in which a crash forces a retry of an applied effect.
    */
@@ -361,6 +368,7 @@ export function agentSettings(c: Config): AgentSettings {
     llmTimeoutSeconds: c.LLM_TIMEOUT_SECONDS,
     maxDelegationDepth: c.MAX_DELEGATION_DEPTH,
     historyLimit: c.AGENT_HISTORY_LIMIT,
+    workflowTaskTimeoutSeconds: c.AGENT_WORKFLOW_TASK_TIMEOUT_SECONDS,
     slotRecheckSeconds: c.AGENT_SLOT_RECHECK_SECONDS,
     admissionRecheckMaxSeconds: c.ADMISSION_RECHECK_MAX_SECONDS,
     maxQueuedGoals: c.MAX_QUEUED_GOALS_PER_AGENT,

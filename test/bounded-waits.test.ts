@@ -127,10 +127,17 @@ describe('a long wait for an active slot', () => {
         AGENT_SLOT_RECHECK_SECONDS: '1',
         AGENT_HISTORY_LIMIT: String(HISTORY_LIMIT),
         PRIORITY_SCORING: 'off',
+        AGENT_WORKFLOW_TASK_TIMEOUT_SECONDS: '25',
       }),
     );
   });
   after(() => stack?.stop());
+
+  /** The workflow task timeout a run of the agent's workflow has, in seconds. */
+  const taskTimeoutOf = async (workflowId: string, runId?: string) => {
+    const { raw } = await stack.client.workflow.getHandle(workflowId, runId).describe();
+    return Number(raw.executionConfig?.defaultWorkflowTaskTimeout?.seconds);
+  };
 
   it('continues as new while it waits, keeps every run small, and runs the goal once the slot is free', async () => {
     // The only slot is held by another (running, idle) agent, as if it were busy for hours.
@@ -167,8 +174,10 @@ describe('a long wait for an active slot', () => {
     for await (const run of runs) {
       closed += 1;
       assert.ok(run.historyLength <= HISTORY_LIMIT + 30, `run ${run.runId} has ${run.historyLength} events`);
+      assert.equal(await taskTimeoutOf(run.workflowId, run.runId), 25, 'AGENT_WORKFLOW_TASK_TIMEOUT_SECONDS');
     }
     assert.ok(closed >= 1, `${closed} continued-as-new runs`);
+    assert.equal(await taskTimeoutOf(agentWorkflowId(waiter.id)), 25, 'the continued run keeps the timeout');
 
     await stack.db.query('DELETE FROM slot_leases WHERE kind = $1 AND holder = $2', [pool, holder.id]);
     const done = await stack.api.waitForTask(task.id, 30_000);
