@@ -103,8 +103,8 @@ const EnvSchema = z.object({
   /**
    * Workflow tasks a worker runs at once (the SDK's maxConcurrentWorkflowTaskExecutions, default 40). Tasks
    * of one thread share it in turns, so when many evicted agents must replay at once each replay takes as
-   * long as all of them together: past the 10 s workflow task timeout every one of them times out and starts
-   * over. Fewer slots let each replay finish in time.
+   * long as all of them together (AGENT_WORKFLOW_TASK_TIMEOUT_SECONDS must cover that). Fewer slots shorten
+   * such a burst but cost throughput: an agent's workflow task keeps its slot while its local activities run.
    */
   WORKER_MAX_WORKFLOW_TASKS: z.coerce.number().int().min(2).max(1000).default(40),
   /**
