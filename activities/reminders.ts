@@ -34,7 +34,11 @@ import { stableUuid } from '../lib/stable-uuid';
 
 export type ReminderSchedules = Pick<
   TemporalGateway,
-  'createReminderSchedule' | 'reminderScheduleState' | 'setReminderSchedulePaused' | 'deleteReminderSchedule'
+  | 'createReminderSchedule'
+  | 'reminderScheduleState'
+  | 'setReminderSchedulePaused'
+  | 'deleteReminderSchedule'
+  | 'backfillReminderTick'
 >;
 
 export interface ReminderDeps {
@@ -52,7 +56,7 @@ export interface ReminderDeps {
  * a one-shot reminder still fires up to a day late rather than never.
  */
 const RECURRING_CATCHUP = '1m';
-const ONE_SHOT_CATCHUP = '1d';
+const ONE_SHOT_CATCHUP_MS = 86_400_000;
 /** A fire that cannot reach its agent for this long gives up; the next tick tries again. */
 const FIRE_RUN_TIMEOUT = '10m';
 
@@ -128,7 +132,7 @@ export class ReminderBook {
         typedSearchAttributes: attributes,
         staticSummary: `Reminder "${reminder.title}" fires for agent ${reminder.agentId}`,
       },
-      policies: { overlap: 'SKIP', catchupWindow: oneShot ? ONE_SHOT_CATCHUP : RECURRING_CATCHUP },
+      policies: { overlap: 'SKIP', catchupWindow: oneShot ? ONE_SHOT_CATCHUP_MS : RECURRING_CATCHUP },
       state: {
         paused: status === 'PAUSED',
         note: status === 'PAUSED' ? 'paused with its agent' : `created by ${reminder.createdBy}`,
@@ -137,6 +141,7 @@ export class ReminderBook {
       typedSearchAttributes: attributes,
       memo: { reminderId: reminder.reminderId, agentId: reminder.agentId, title: reminder.title },
     });
+    if (oneShot) await this.fireIfMissed(reminder.reminderId, schedule.at);
     return describeReminder(schedules, row);
   }
 
@@ -157,8 +162,23 @@ export class ReminderBook {
         paused,
         paused ? 'paused with its agent' : 'resumed with its agent',
       );
+      const schedule = row.schedule as ReminderSchedule;
+      if (!paused && isOneShot(schedule)) await this.fireIfMissed(row.id, schedule.at);
     }
     return rows.length;
+  }
+
+  /**
+   * A schedule only takes times after its scheduler first ran, so a one-shot whose schedule was created
+   * late (a retried activity, a slow server) or paused at its time (with its agent) would never fire. Once
+   * its time has passed with no fire taken, this starts that tick, up to a day late. The fire's ids derive
+   * from the tick, so a start the schedule made at the same moment submits the same task, queued once.
+   */
+  private async fireIfMissed(reminderId: string, at: string): Promise<void> {
+    const state = await this.deps.gateway.reminderScheduleState(reminderId);
+    if (!state || state.paused || state.nextFireAt || state.firesSoFar > 0) return;
+    if (Date.now() - Date.parse(at) > ONE_SHOT_CATCHUP_MS) return;
+    await this.deps.gateway.backfillReminderTick(reminderId, new Date(at));
   }
 
   /** Removes every reminder of an agent (archive): no schedule of it is left to fire. */

@@ -433,6 +433,16 @@ export class TemporalGateway {
     }
   }
 
+  /**
+   * Starts the one tick a schedule has at `at` now, whether or not the schedule is paused (a backfill):
+   * the fire gets the tick's scheduled time, so its workflow id and task id are those of the tick.
+   */
+  async backfillReminderTick(reminderId: string, at: Date): Promise<void> {
+    await this.client.schedule
+      .getHandle(reminderScheduleId(reminderId))
+      .backfill({ start: at, end: new Date(at.getTime() + 1000), overlap: 'SKIP' });
+  }
+
   /** Pauses or resumes a reminder's schedule (idempotent); a schedule that does not exist is skipped. */
   async setReminderSchedulePaused(reminderId: string, paused: boolean, note: string): Promise<void> {
     const handle = this.client.schedule.getHandle(reminderScheduleId(reminderId));

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { ScheduleNotFoundError } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { reminderScheduleId } from '../contract/definitions';
+import { insertReminder } from '../lib/records/reminders';
 import { killHard, startStack, testConfig, waitFor, withKillableWorkers, type TestStack } from './helpers/stack';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -114,6 +116,60 @@ describe('reminders', () => {
     assert.equal(task.priority, 9);
     assert.equal(task.taskType, 'reminder');
     assert.equal(task.title, 'wake up');
+    await sleep(2000);
+    assert.equal((await fires(stack, reminder.id)).length, 1);
+    const [view] = (await stack.api.get(`/api/v1/agents/${agent.id}/reminders`)).body.reminders;
+    assert.deepEqual([view.status, view.nextFireAt, view.firesSoFar], ['done', null, 1]);
+  });
+
+  it('fires a one-shot reminder whose schedule was created after its time, once', async () => {
+    const agent = await stack.api.createAgent({ name: 'Late alarm', objective: 'Wake up' });
+    const at = new Date(Math.ceil((Date.now() + 1000) / 1000) * 1000);
+    const reminder = {
+      reminderId: randomUUID(),
+      orgId: stack.config.DEFAULT_ORG_ID,
+      agentId: agent.id,
+      title: 'wake up late',
+      taskType: 'reminder',
+      input: {},
+      priority: null,
+      delegationDepth: 0,
+      schedule: { at: at.toISOString() },
+      createdBy: 'api',
+    };
+    // The row alone, as a creation whose worker died before the schedule leaves it; the retry comes late.
+    await insertReminder(stack.db, { ...reminder, id: reminder.reminderId, taskTemplate: {} });
+    await sleep(at.getTime() + 1000 - Date.now());
+    await stack.gateway.changeReminder({ op: 'create', reminder });
+    const [fired] = await waitFor(async () => {
+      const f = await fires(stack, reminder.reminderId);
+      return f.length ? f : undefined;
+    }, 'the late one-shot fire');
+    assert.equal(fired!.scheduledFor, at.toISOString());
+    // Creating it once more (a retried workflow) finds the tick taken.
+    await stack.gateway.changeReminder({ op: 'create', reminder });
+    await sleep(2000);
+    assert.equal((await fires(stack, reminder.reminderId)).length, 1);
+  });
+
+  it('fires a one-shot reminder that came due while its agent was paused, once, when the agent resumes', async () => {
+    const agent = await stack.api.createAgent({ name: 'Paused alarm', objective: 'Wake up' });
+    assert.equal((await stack.api.post(`/api/v1/agents/${agent.id}/pause`)).status, 200);
+    const at = new Date(Math.ceil((Date.now() + 2000) / 1000) * 1000);
+    const reminder = await createReminder(agent.id, {
+      title: 'wake up after the pause',
+      schedule: { at: at.toISOString() },
+    });
+    assert.equal(reminder.status, 'paused');
+    await sleep(at.getTime() + 2000 - Date.now());
+    assert.equal((await fires(stack, reminder.id)).length, 0, 'no fire while paused');
+
+    assert.equal((await stack.api.post(`/api/v1/agents/${agent.id}/resume`)).status, 200);
+    const [fired] = await waitFor(async () => {
+      const f = await fires(stack, reminder.id);
+      return f.length ? f : undefined;
+    }, 'the fire after resume');
+    assert.equal(fired!.scheduledFor, at.toISOString());
     await sleep(2000);
     assert.equal((await fires(stack, reminder.id)).length, 1);
     const [view] = (await stack.api.get(`/api/v1/agents/${agent.id}/reminders`)).body.reminders;
