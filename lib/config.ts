@@ -224,9 +224,10 @@ const EnvSchema = z.object({
   /**
    * Agent workflows continue-as-new once their history reaches this many events. It bounds what an agent pushed
    * out of a worker's cache replays before its next task: the workflow task slots times this many events must
-   * replay well within AGENT_WORKFLOW_TASK_TIMEOUT_SECONDS (40 × 250 events at about 1 ms each: 10 s of 30).
+   * replay well within AGENT_WORKFLOW_TASK_TIMEOUT_SECONDS (40 × 250 events at about 1 ms each: 10 s of 30;
+   * with 2,000, 80 s). Workers with more agents than they cache should set 250.
    */
-  AGENT_HISTORY_LIMIT: intFromEnv(250, 100),
+  AGENT_HISTORY_LIMIT: intFromEnv(2000, 100),
   /**
    * Workflow task timeout of agents started from now on (Temporal's default is 10 s; its maximum 120 s). An
    * evicted agent replays its whole history inside one workflow task, and replays in flight share the
