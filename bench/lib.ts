@@ -207,8 +207,8 @@ export interface HistoryEvent {
 
 const num = (v: unknown): number => Number(String(v ?? 0));
 
-export async function history(client: Client, workflowId: string): Promise<HistoryEvent[]> {
-  const { events } = await client.workflow.getHandle(workflowId).fetchHistory();
+export async function history(client: Client, workflowId: string, runId?: string): Promise<HistoryEvent[]> {
+  const { events } = await client.workflow.getHandle(workflowId, runId).fetchHistory();
   return (events ?? []).map((e) => ({
     id: num(e.eventId),
     type: temporal.api.enums.v1.EventType[e.eventType ?? 0].replace('EVENT_TYPE_', ''),

@@ -132,6 +132,11 @@ export interface AgentSettings {
   /** Continue-as-new once the agent's history has this many events. */
   historyLimit: number;
   /**
+   * AGENT_IDLE_HISTORY_LIMIT: continue-as-new once an agent with nothing running or queued has this many events.
+   * Absent in runs started before it existed: DEFAULT_IDLE_HISTORY_LIMIT.
+   */
+  idleHistoryLimit?: number;
+  /**
    * AGENT_WORKFLOW_TASK_TIMEOUT_SECONDS: the workflow task timeout an agent starts with (continued runs keep
    * it). Absent in settings written before it existed: Temporal's default.
    */

@@ -229,6 +229,12 @@ const EnvSchema = z.object({
    */
   AGENT_HISTORY_LIMIT: intFromEnv(2000, 100),
   /**
+   * An agent with nothing running or queued continues as new once its history passes this many events (at most
+   * AGENT_HISTORY_LIMIT), so an idle agent pushed out of a worker's cache replays a short history when its next
+   * task, message or decision arrives, not everything it did since it last continued.
+   */
+  AGENT_IDLE_HISTORY_LIMIT: intFromEnv(100, 20),
+  /**
    * Workflow task timeout of agents started from now on (Temporal's default is 10 s; its maximum 120 s). An
    * evicted agent replays its whole history inside one workflow task, and replays in flight share the
    * workflow threads: past the timeout each of them is lost and starts over. The price of a longer timeout:
@@ -373,6 +379,7 @@ export function agentSettings(c: Config): AgentSettings {
     llmTimeoutSeconds: c.LLM_TIMEOUT_SECONDS,
     maxDelegationDepth: c.MAX_DELEGATION_DEPTH,
     historyLimit: c.AGENT_HISTORY_LIMIT,
+    idleHistoryLimit: Math.min(c.AGENT_IDLE_HISTORY_LIMIT, c.AGENT_HISTORY_LIMIT),
     workflowTaskTimeoutSeconds: c.AGENT_WORKFLOW_TASK_TIMEOUT_SECONDS,
     slotRecheckSeconds: c.AGENT_SLOT_RECHECK_SECONDS,
     admissionRecheckMaxSeconds: c.ADMISSION_RECHECK_MAX_SECONDS,

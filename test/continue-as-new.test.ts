@@ -63,16 +63,58 @@ describe('continue-as-new', () => {
       assert.equal(state.goalsCompleted, GOALS, 'the carried counters add up across runs');
       assert.ok(state.runs > 1, `the agent continued as new (runs: ${state?.runs})`);
 
-      // Every run of the agent workflow stays far below the history limit.
-      const runs = stack.client.workflow.list({ query: `WorkflowId = '${agentWorkflowId(agent.id)}'` });
-      let largest = 0;
-      let count = 0;
-      for await (const run of runs) {
-        count += 1;
-        largest = Math.max(largest, run.historyLength);
-      }
-      assert.equal(count, state.runs);
+      // Every run of the agent workflow stays far below the history limit. Idle now, the agent may still
+      // continue as new once more (its idle limit), so runs are counted until the listing and the state agree.
+      const { largest } = await waitFor(async () => {
+        const live = await stack.gateway.state(agent.id);
+        let count = 0;
+        let longest = 0;
+        for await (const run of stack.client.workflow.list({ query: `WorkflowId = '${agentWorkflowId(agent.id)}'` })) {
+          count += 1;
+          longest = Math.max(longest, run.historyLength);
+        }
+        return live && count === live.runs && live.goalsCompleted === GOALS ? { largest: longest } : undefined;
+      }, 'every run of the agent to be listed');
       assert.ok(largest > 0 && largest < MAX_EVENTS, `largest agent history ${largest} events`);
+    },
+  );
+
+  it(
+    'an idle agent continues as new past AGENT_IDLE_HISTORY_LIMIT and keeps its state',
+    { timeout: 300_000 },
+    async () => {
+      // The default limits: 100 events when idle, 2,000 between goals; one goal at a time keeps the agent well
+      // under 2,000, so any continue-as-new here is the idle one.
+      assert.equal(stack.config.AGENT_IDLE_HISTORY_LIMIT, 100);
+      const agent = await stack.api.createAgent({ name: 'Idler', objective: 'One goal at a time' });
+      const handle = stack.client.workflow.getHandle(agentWorkflowId(agent.id));
+      const firstRunId = (await handle.describe()).runId;
+      const done: string[] = [];
+      while (done.length < 12 && (await handle.describe()).runId === firstRunId) {
+        const task = await stack.api.createTask({ agentId: agent.id, title: `goal ${done.length}` });
+        assert.equal((await stack.api.waitForTask(task.id)).status, 'completed');
+        done.push(task.id);
+      }
+      const continued = await waitFor(async () => {
+        const d = await handle.describe();
+        return d.runId !== firstRunId ? d : undefined;
+      }, 'the idle agent to continue as new');
+
+      // It left its first run idle, past the idle limit and far below the other one.
+      const first = await stack.client.workflow.getHandle(agentWorkflowId(agent.id), firstRunId).describe();
+      assert.equal(first.status.name, 'CONTINUED_AS_NEW');
+      assert.ok(first.historyLength > 100 && first.historyLength < 200, `first run: ${first.historyLength} events`);
+      assert.ok(continued.historyLength < 20, `the new run starts short: ${continued.historyLength} events`);
+
+      // The counters came along, and the next goal runs in the new run.
+      const next = await stack.api.createTask({ agentId: agent.id, title: 'after the continue-as-new' });
+      assert.equal((await stack.api.waitForTask(next.id)).status, 'completed');
+      const state = await waitFor(async () => {
+        const live = await stack.gateway.state(agent.id);
+        return live && live.current === null && live.goalsCompleted === done.length + 1 ? live : undefined;
+      }, 'the agent to count every goal');
+      assert.equal(state.status, 'IDLE');
+      assert.ok(state.runs >= 2, `runs: ${state.runs}`);
     },
   );
 });

@@ -50,8 +50,13 @@ describe('two workers on one task queue', () => {
     // Which worker ran each agent's workflow tasks and activities (its goals' steps among them), from its history.
     const workersOfAgent = await Promise.all(
       agents.map(async (agent) => {
-        const history = await stack.client.workflow.getHandle(agentWorkflowId(agent.id)).fetchHistory();
-        const identities = (history.events ?? []).flatMap((e) => [
+        // Every run: an agent that went idle past AGENT_IDLE_HISTORY_LIMIT continued as new.
+        const events = [];
+        for await (const run of stack.client.workflow.list({ query: `WorkflowId = '${agentWorkflowId(agent.id)}'` }))
+          events.push(
+            ...((await stack.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory()).events ?? []),
+          );
+        const identities = events.flatMap((e) => [
           e.activityTaskStartedEventAttributes?.identity,
           e.workflowTaskStartedEventAttributes?.identity,
         ]);

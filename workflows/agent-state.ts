@@ -46,6 +46,9 @@ const SLOT_RECHECK_MS = 10_000;
 /** How often an agent waiting for an active slot asks again on its own when no release wakes it. */
 const DEFAULT_SLOT_RECHECK_SECONDS = 60;
 
+/** The idle limit of runs started before AGENT_IDLE_HISTORY_LIMIT existed (its default). */
+const DEFAULT_IDLE_HISTORY_LIMIT = 100;
+
 /** How many finished task outcomes the agent remembers, to answer a late cancel truthfully. */
 const RECENT_OUTCOMES = 100;
 
@@ -139,6 +142,15 @@ export class Agent {
 
   historyTooLong(): boolean {
     return workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > this.settings.historyLimit;
+  }
+
+  /**
+   * Nothing running or queued, and a history past the idle limit: worth continuing as new now, so that an agent
+   * evicted from the worker's cache while it waits replays a few events, not its whole past.
+   */
+  idleHistoryLong(): boolean {
+    const limit = Math.min(this.settings.idleHistoryLimit ?? DEFAULT_IDLE_HISTORY_LIMIT, this.settings.historyLimit);
+    return !this.state.current && this.state.queue.length === 0 && workflowInfo().historyLength > limit;
   }
 
   private deriveStatus(): AgentStatus {

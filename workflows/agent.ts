@@ -1,4 +1,4 @@
-import { allHandlersFinished, condition, continueAsNew, setHandler } from '@temporalio/workflow';
+import { allHandlersFinished, condition, continueAsNew, patched, setHandler } from '@temporalio/workflow';
 import {
   activeSlotFreedSignal,
   admissionFreedSignal,
@@ -19,10 +19,12 @@ import {
 } from '../contract/definitions';
 import { Agent } from './agent-state';
 
+const COMPACT_WHEN_IDLE_PATCH = 'compact-when-idle';
+
 /**
  * A long-lived agent: owns its lifecycle (IDLE, RUNNING, PAUSED, ERROR, ARCHIVED) and its goal queue,
  * and runs one goal at a time (a TaskRun, in this workflow). Continues as new between goals before its
- * history grows large, carrying its queue and state. Postgres is kept current through activities.
+ * history grows large, and whenever it is idle past a shorter limit, carrying its queue and state. Postgres is kept current through activities.
  */
 export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiveState> {
   const agent = new Agent(input);
@@ -58,11 +60,18 @@ export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiv
   agent.markRecorded();
   if (input.carried && input.settings.priorityScoring) await agent.scoreCarriedGoals();
 
+  // Whether this run continues as new when idle; replays of runs from before it existed never do.
+  let compactsWhenIdle = true;
+  const compactNow = () => agent.historyTooLong() || (compactsWhenIdle && agent.idleHistoryLong());
   for (;;) {
-    await condition(() => agent.archiveRequested || agent.canStartGoal || agent.historyTooLong());
+    await condition(() => agent.archiveRequested || agent.canStartGoal || compactNow());
     if (agent.archiveRequested) break;
+    if (!agent.canStartGoal && !agent.historyTooLong() && !patched(COMPACT_WHEN_IDLE_PATCH)) {
+      compactsWhenIdle = false;
+      continue;
+    }
     await agent.scoresLanded();
-    if (agent.historyTooLong()) {
+    if (compactNow()) {
       // Between goals nothing runs; let in-flight updates finish so nothing they did is lost, and scorings
       // land (a completion arriving meanwhile would fail the continue-as-new's workflow task).
       // An archive arriving now is itself an unfinished handler: it ends the wait.

@@ -52,6 +52,21 @@ export const PATCHES = {
       'no AgentWorkflow run started before the deploy of this patch is open (an agent that continued as new ' +
       'since then runs the new branch)',
   },
+  'compact-when-idle': {
+    changes:
+      'AgentWorkflow: an agent with nothing running or queued continues as new once its history passes ' +
+      'AGENT_IDLE_HISTORY_LIMIT events (a patch marker, then the continue-as-new), instead of waiting with its ' +
+      'history as it is',
+    oldShapeFixtures: [
+      'test/histories/before-compact-when-idle/agent-approval-edited-rejected.json',
+      'test/histories/before-compact-when-idle/agent-continued-as-new.json',
+      'test/histories/before-compact-when-idle/agent-goal-loop-archived.json',
+      'test/histories/before-compact-when-idle/agent-pause-cancel.json',
+    ],
+    retireWhen:
+      'no AgentWorkflow run started before the deploy of this patch is open (an agent that continued as new ' +
+      'since then runs the new branch)',
+  },
 } as const satisfies Record<string, PatchEntry>;
 
 /** A patch id of the registry; `patched()` calls in workflow code take one of these. */

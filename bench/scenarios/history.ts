@@ -35,8 +35,8 @@ export async function historyEfficiency(
   sample: number,
 ): Promise<HistoryEfficiency> {
   const largest = { workflowId: '', events: 0 };
-  const fetch = async (workflowId: string) => {
-    const events = await history(b.client, workflowId);
+  const fetch = async (workflowId: string, runId?: string) => {
+    const events = await history(b.client, workflowId, runId);
     if (events.length > largest.events) Object.assign(largest, { workflowId, events: events.length });
     return events;
   };
@@ -45,14 +45,27 @@ export async function historyEfficiency(
     await pool(workflowIds, 10, async (id) => void out.push(await fetch(id)));
     return out;
   };
+  // Every run of each workflow: an agent continues as new when it goes idle, so its latest run may hold
+  // none of the tasks it ran. Runs per agent come from the same visibility listing.
+  const runs: number[] = [];
+  const fetchRuns = async (workflowIds: string[]) => {
+    const out: HistoryEvent[][] = [];
+    await pool(workflowIds, 10, async (workflowId) => {
+      const runIds: string[] = [];
+      for await (const run of b.client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) runIds.push(run.runId);
+      runs.push(runIds.length);
+      for (const runId of runIds) out.push(await fetch(workflowId, runId));
+    });
+    return out;
+  };
 
   const approvalAgents = await fetchAll(spread(ids.approvalAgentIds, sample).map(agentWorkflowId));
-  const agents = await fetchAll(ids.agentIds.map(agentWorkflowId));
+  const agents = await fetchRuns(ids.agentIds.map(agentWorkflowId));
   const idle = await fetch(agentWorkflowId(ids.idleAgentId));
 
   // Per task cycle: from the first task's first model call to the last one's, over the tasks in between
-  // (each benchmark task makes exactly two model calls; its tool call may leave only a marker), in the
-  // agent's current run.
+  // (each benchmark task makes exactly two model calls; its tool call may leave only a marker), within
+  // each run of the agent.
   const cycles = agents.flatMap((events) => {
     const modelCalls = events.flatMap((e, i) =>
       e.type === 'ACTIVITY_TASK_SCHEDULED' && e.activity === 'callModel' ? [i] : [],
@@ -66,14 +79,6 @@ export async function historyEfficiency(
   const cycleTypes = eventTypes(cycles.flatMap((c) => c.events));
   const allTasks = cycles.reduce((n, c) => n + c.tasks, 0);
   const agentByType = Object.fromEntries(Object.entries(cycleTypes).map(([t, n]) => [t, round(n / allTasks, 2)]));
-  // Runs per agent (continue-as-new) from visibility, not a query: after scenario 4 these agents are out of
-  // the worker's cache, and a query that must replay a long history on a busy worker can time out.
-  const runs: number[] = [];
-  await pool(ids.agentIds, 10, async (id) => {
-    const { count } = await b.client.workflow.count(`WorkflowId = '${agentWorkflowId(id)}'`);
-    runs.push(count);
-  });
-
   const agentEvents = summarize(perTask);
   return {
     agentPerTask: {

@@ -32,7 +32,7 @@ const run = promisify(execFile);
 
 describe('record canonical histories', () => {
   let stack: TestStack;
-  /** A second API on the same task queue whose agents continue as new after 100 events (the marathon). */
+  /** A second API on the same task queue whose agents continue as new after 150 events (the marathon), or 100 when idle. */
   let shortHistories: TestStack;
   let worker: { stop(): Promise<void> };
   /** File names written by this run; scenarios declared and passed (a partial run cleans nothing up). */
@@ -41,11 +41,11 @@ describe('record canonical histories', () => {
   let passed = 0;
 
   before(async () => {
-    // The meta supervisor is off by default. Agents keep the default history limit, so each scenario's
-    // agent stays in one run and its history holds the whole scenario.
-    const config = testConfig({ META_AGENT_ENABLED: 'true' });
+    // The meta supervisor is off by default. Agents keep the default history limit and continue as new when
+    // idle only past it, so each scenario's agent stays in one run and its history holds the whole scenario.
+    const config = testConfig({ META_AGENT_ENABLED: 'true', AGENT_IDLE_HISTORY_LIMIT: '2000' });
     stack = await startApi(config);
-    shortHistories = await startApi({ ...config, AGENT_HISTORY_LIMIT: 100 });
+    shortHistories = await startApi({ ...config, AGENT_HISTORY_LIMIT: 150, AGENT_IDLE_HISTORY_LIMIT: 100 });
     worker = await startWorker(config);
     fs.mkdirSync(OUT_DIR, { recursive: true });
   });
@@ -278,6 +278,21 @@ describe('record canonical histories', () => {
     const closed = runs.find((r) => r.status.name === 'CONTINUED_AS_NEW');
     if (!closed) throw new Error('the agent did not continue as new');
     await save('agent-continued-as-new', agentWorkflowId(a.id), closed.runId);
+  });
+
+  scenario('an idle agent continues as new', async () => {
+    const a = await shortHistories.api.createAgent({ name: 'Recorder idle', objective: 'Recorded scenario' });
+    const handle = stack.client.workflow.getHandle(agentWorkflowId(a.id));
+    const firstRunId = (await handle.describe()).runId;
+    const continued = async () => (await handle.describe()).runId !== firstRunId;
+    // One goal at a time: between them the agent is idle, and once past 100 events (not yet 150) it continues as new.
+    for (let i = 0; i < 10 && !(await continued()); i++) {
+      await stack.api.waitForTask((await shortHistories.api.createTask({ agentId: a.id, title: `goal ${i}` })).id);
+    }
+    await waitFor(continued, 'the idle agent to continue as new', 10_000);
+    const { historyLength } = await stack.client.workflow.getHandle(agentWorkflowId(a.id), firstRunId).describe();
+    if (historyLength > 150) throw new Error(`the run reached the other limit (${historyLength} events)`);
+    await save('agent-compacted-when-idle', agentWorkflowId(a.id), firstRunId);
   });
 
   // ---- ChatWorkflow ----
