@@ -434,8 +434,8 @@ export function renderMarkdown(r: Results, baseline?: Baseline, runs: HistoryEnt
   }
   if (h) {
     out.push(
-      `| 5 | history events per task (2 model turns + 1 tool call), all in the agent's workflow | **${h.agentPerTask.events.mean}** (p99 ${h.agentPerTask.events.p99}; ${h.agentPerTask.eventsPerStep} per step); idle agent ${h.idleAgentEvents}; an approval task adds ${h.approvalTask.events.mean} | — | |`,
-      `| 5 | largest history seen | ${h.largest.events} events (\`${h.largest.workflowId}\`; agents continue as new past ${String(r.worker.agentHistoryLimit)}) | — | |`,
+      `| 5 | history events per task (2 model turns + 1 tool call), all in the agent's workflow | **${h.agentPerTask.events.mean}** (p99 ${h.agentPerTask.events.p99}; ${h.agentPerTask.eventsPerStep} per step); idle agent ${h.idleAgentEvents}; ${h.approvalTask.sampled ? `an approval task adds ${h.approvalTask.events.mean}` : 'no approval task (scenario 3 not run)'} | — | |`,
+      `| 5 | largest history seen | ${h.largest.events} events (\`${h.largest.workflowId}\`; agents continue as new past ${String(r.worker.agentHistoryLimit)}, or ${String(r.worker.agentIdleHistoryLimit ?? '—')} when idle) | — | |`,
     );
   }
   for (const e of api?.endpoints ?? []) {
