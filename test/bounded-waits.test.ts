@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { agentWorkflowId, getAgentStateQuery } from '../contract/definitions';
 import { SCORING_SYSTEM_PROMPT } from '../activities/priority';
 import { type RecordedRequest } from './helpers/fake-openai-server';
+import { agentEvents } from './helpers/history';
 import { stackWithFakeOpenAi, startStack, testConfig, waitFor, type TestStack } from './helpers/stack';
 
 /**
@@ -270,7 +271,7 @@ describe('a long wait for a step slot', () => {
     const quickDone = await stack.api.waitForTask(quickTask.id, 30_000);
     assert.equal(quickDone.status, 'completed', JSON.stringify(quickDone));
 
-    const events = (await stack.client.workflow.getHandle(agentWorkflowId(quick.id)).fetchHistory()).events ?? [];
+    const events = await agentEvents(stack, quick.id);
     const tries = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'callModel');
     const timers = events.flatMap((e) => {
       const timeout = e.timerStartedEventAttributes?.startToFireTimeout;
@@ -338,7 +339,7 @@ describe('a wait for budget held by a call in flight', () => {
     );
     assert.equal((await stack.api.waitForTask(slowTask.id, 40_000)).status, 'completed');
     assert.equal((await stack.api.waitForTask(waiting.id, 40_000)).status, 'completed');
-    const events = (await stack.client.workflow.getHandle(agentWorkflowId(second.id)).fetchHistory()).events ?? [];
+    const events = await agentEvents(stack, second.id);
     const tries = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'callModel');
     const woken = events.filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'admissionFreed');
     // Asking every second (as it used to) would have tried about 12 times during the 12 s call.

@@ -3,8 +3,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { randomUUID } from 'node:crypto';
-import { agentWorkflowId } from '../contract/definitions';
 import { CpuGatedActivitySlots } from '../workers/cpu-gate';
+import { agentEvents } from './helpers/history';
 import { startApi, startStack, startWorker, testConfig, waitFor, type TestStack } from './helpers/stack';
 
 /** Resource governance through real tasks: token budget, slots, resource buckets, fuses, AI priorities. */
@@ -348,8 +348,7 @@ describe('resource governance', () => {
         original.id,
       ]);
       assert.equal(reserved.rowCount, 1, 'and reserved tokens once');
-      const history = await stack.client.workflow.getHandle(agentWorkflowId(writer.id)).fetchHistory();
-      const scoringCalls = (history.events ?? []).filter(
+      const scoringCalls = (await agentEvents(stack, writer.id)).filter(
         (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'scoreGoal',
       );
       assert.equal(scoringCalls.length, 1, 'the paraphrase, a cache hit, needed no scoring activity');

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { temporal } from '@temporalio/proto';
 import { Worker } from '@temporalio/worker';
 import { agentWorkflowId } from '../contract/definitions';
-import { idleAgentHistory, localActivities } from './helpers/history';
+import { agentEvents, idleAgentHistory, localActivities } from './helpers/history';
 import { startStack, testConfig, waitFor, type TestStack } from './helpers/stack';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
@@ -45,11 +45,7 @@ describe('history of an agent task', () => {
   });
 
   const settledHistory = (agentId: string): Promise<HistoryEvent[]> =>
-    idleAgentHistory(
-      stack,
-      agentId,
-      async () => (await stack.client.workflow.getHandle(agentWorkflowId(agentId)).fetchHistory()).events ?? [],
-    );
+    idleAgentHistory(stack, agentId, () => agentEvents(stack, agentId));
 
   it(
     'hands off only model calls; records and a read-only tool run as local activities; a goal started at once is not scored',

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Config } from '../lib/config';
-import { agentWorkflowId } from '../contract/definitions';
+import { agentEvents } from './helpers/history';
 import { killHard, spawnWorker, startApi, testConfig, type TestStack } from './helpers/stack';
 
 const AGENTS = 8;
@@ -50,12 +50,7 @@ describe('two workers on one task queue', () => {
     // Which worker ran each agent's workflow tasks and activities (its goals' steps among them), from its history.
     const workersOfAgent = await Promise.all(
       agents.map(async (agent) => {
-        // Every run: an agent that went idle past AGENT_IDLE_HISTORY_LIMIT continued as new.
-        const events = [];
-        for await (const run of stack.client.workflow.list({ query: `WorkflowId = '${agentWorkflowId(agent.id)}'` }))
-          events.push(
-            ...((await stack.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory()).events ?? []),
-          );
+        const events = await agentEvents(stack, agent.id);
         const identities = events.flatMap((e) => [
           e.activityTaskStartedEventAttributes?.identity,
           e.workflowTaskStartedEventAttributes?.identity,

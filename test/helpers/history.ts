@@ -1,5 +1,6 @@
 /** Reading recorded workflow histories in tests. */
 import { temporal } from '@temporalio/proto';
+import { agentWorkflowId } from '../../contract/definitions';
 import { waitFor, type TestStack } from './stack';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
@@ -44,4 +45,19 @@ export async function idleAgentHistory(
     const events = await fetchEvents();
     return workflowTaskDone(events) ? events : undefined;
   }, `agent ${agentId} to go idle and its last workflow task to complete`);
+}
+
+/**
+ * Every run of an agent's workflow, oldest first, as one list of events: an agent that went idle past
+ * AGENT_IDLE_HISTORY_LIMIT continued as new, so its latest run may hold none of the goals it ran.
+ */
+export async function agentEvents(stack: TestStack, agentId: string): Promise<HistoryEvent[]> {
+  const runs = [];
+  for await (const run of stack.client.workflow.list({ query: `WorkflowId = '${agentWorkflowId(agentId)}'` }))
+    runs.push(run);
+  runs.sort((a, b) => a.startTime.getTime() - b.startTime.getTime());
+  const events: HistoryEvent[] = [];
+  for (const run of runs)
+    events.push(...((await stack.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory()).events ?? []));
+  return events;
 }
