@@ -5,6 +5,7 @@ import { ScheduleNotFoundError } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { reminderScheduleId } from '../contract/definitions';
 import { insertReminder } from '../lib/records/reminders';
+import { agentEvents } from './helpers/history';
 import { killHard, startStack, testConfig, waitFor, withKillableWorkers, type TestStack } from './helpers/stack';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -275,7 +276,7 @@ describe('reminders', () => {
     await stack.api.post(`/api/v1/agents/${agent.id}/archive`);
 
     const agentHistory = await stack.client.workflow.getHandle(`agent-${agent.id}`).fetchHistory();
-    const activities = agentHistory.events!.flatMap(
+    const activities = (await agentEvents(stack, agent.id)).flatMap(
       (e) => e.activityTaskScheduledEventAttributes?.activityType?.name ?? [],
     );
     assert.deepEqual(
