@@ -24,7 +24,8 @@ const COMPACT_WHEN_IDLE_PATCH = 'compact-when-idle';
 /**
  * A long-lived agent: owns its lifecycle (IDLE, RUNNING, PAUSED, ERROR, ARCHIVED) and its goal queue,
  * and runs one goal at a time (a TaskRun, in this workflow). Continues as new between goals before its
- * history grows large, and whenever it is idle past a shorter limit, carrying its queue and state. Postgres is kept current through activities.
+ * history grows large, and when idle past a shorter limit, carrying its queue and state. Postgres is kept
+ * current through activities.
  */
 export async function AgentWorkflow(input: AgentWorkflowInput): Promise<AgentLiveState> {
   const agent = new Agent(input);
