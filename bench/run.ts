@@ -600,7 +600,7 @@ async function collectEnvironment(
       maxCachedWorkflows: cachedWorkflows(config),
       maxEagerActivityReservationsPerWorkflowTask: 3,
       agentHistoryLimit: config.AGENT_HISTORY_LIMIT,
-      agentIdleHistoryLimit: Math.min(config.AGENT_IDLE_HISTORY_LIMIT, config.AGENT_HISTORY_LIMIT),
+      agentIdleHistoryLimit: agentSettings(config).idleHistoryLimit,
       provider: config.aiProvider,
       logLevel: SETTINGS.workerLogLevel,
     },

@@ -149,7 +149,8 @@ export class Agent {
    * evicted from the worker's cache while it waits replays a few events, not its whole past.
    */
   idleHistoryLong(): boolean {
-    const limit = Math.min(this.settings.idleHistoryLimit ?? DEFAULT_IDLE_HISTORY_LIMIT, this.settings.historyLimit);
+    // Above historyLimit, historyTooLong() ends the wait anyway: no need to cap the idle limit here.
+    const limit = this.settings.idleHistoryLimit ?? DEFAULT_IDLE_HISTORY_LIMIT;
     return !this.state.current && this.state.queue.length === 0 && workflowInfo().historyLength > limit;
   }
 
